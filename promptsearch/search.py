@@ -1,0 +1,240 @@
+"""The search loop: strategies propose, racing evaluation scores, the leaderboard keeps the best.
+
+Racing (successive halving, asynchronous as in ASHA): a new candidate is scored on the first
+``min_examples`` of a seeded permutation of dev; it moves to the next, ``eta`` times larger prefix
+only while it ranks in the top 1/eta of all candidates scored at that size. Prefixes are nested, so
+a promotion scores only the new examples. The final top-k are scored on all of dev, the winner
+(and the seed prompt) on test once: test never steers the search.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+
+from .candidate import Candidate, Trial
+from .metrics import summarize
+from .scorer import ExampleResult
+from .strategy import SearchContext, Strategy
+
+log = logging.getLogger(__name__)
+MAX_STALLS = 5
+
+
+@dataclass
+class Budget:
+    """Local compute a run may spend; whichever limit is hit first stops it cleanly."""
+
+    max_candidates: int | None = None
+    max_evals: int | None = None  # example-evaluations (forward passes over one example)
+    max_seconds: float | None = None
+
+
+@dataclass
+class Racing:
+    min_examples: int = 16
+    eta: int = 3
+
+    def rungs(self, n_dev: int) -> list[int]:
+        sizes, size = [], max(1, self.min_examples)
+        while size < n_dev:
+            sizes.append(size)
+            size *= self.eta
+        return sizes + [n_dev]
+
+
+class Search:
+    """Drives strategies in order (each hands its best to the next) under one budget.
+
+    ``ask``/``tell`` are public so a user can drive the loop by hand; ``run`` does it all."""
+
+    def __init__(self, task, scorer, strategies: list[Strategy], budget: Budget, seed: int = 0,
+                 store=None, racing: Racing | None = None, batch_size: int = 8, top_k: int = 3,
+                 progress: bool = False):
+        self.task, self.scorer, self.strategies, self.budget = task, scorer, strategies, budget
+        self.seed, self.store, self.batch_size, self.top_k = seed, store, batch_size, top_k
+        self.racing = racing or Racing()
+        order = list(range(len(task.dev)))
+        random.Random(seed).shuffle(order)
+        self.dev_order = [task.dev[i] for i in order]
+        self.rungs = self.racing.rungs(len(task.dev))
+        self.trials: dict[str, Trial] = {}
+        self.scored: dict[str, int] = {}  # candidate id -> dev prefix scored
+        self.charged = 0
+        self.elapsed_before = 0.0
+        self.started = time.monotonic()
+        self._limits = (math.inf, math.inf, math.inf)
+        self._bar = None
+        self._progress = progress
+
+    # ---- accounting ---------------------------------------------------------------------------
+    @property
+    def evals_used(self) -> int:
+        return sum(self.scored.values()) + self.charged
+
+    @property
+    def seconds(self) -> float:
+        return self.elapsed_before + time.monotonic() - self.started
+
+    def charge(self, n: int) -> None:
+        self.charged += int(n)
+        self._tick(n)
+
+    def exhausted(self) -> bool:
+        max_c, max_e, max_s = self._limits
+        return len(self.trials) >= max_c or self.evals_used >= max_e or self.seconds >= max_s
+
+    def _stage_limits(self, stages_left: int) -> tuple[float, float, float]:
+        b = self.budget
+        share = lambda limit, used: math.inf if limit is None else used + (limit - used) / stages_left
+        return (share(b.max_candidates, len(self.trials)), share(b.max_evals, self.evals_used),
+                share(b.max_seconds, self.seconds))
+
+    # ---- ask / tell ---------------------------------------------------------------------------
+    def leaderboard(self) -> list[Trial]:
+        return sorted(self.trials.values(), key=lambda t: t.sort_key(), reverse=True)
+
+    def ask(self, strategy: Strategy, context: SearchContext, n: int) -> list[Candidate] | None:
+        """Up to n new candidates from the strategy (known ones dropped); None when it is done."""
+        proposals = strategy.propose(context, n)
+        if not proposals:
+            return None
+        fresh, seen = [], set()
+        for c in proposals:
+            if c.id not in self.trials and c.id not in seen:
+                seen.add(c.id)
+                fresh.append(c)
+        return fresh
+
+    def tell(self, candidates: list[Candidate]) -> list[Trial]:
+        """Race each candidate up the rungs; returns their trials (best first)."""
+        out = []
+        for c in candidates:
+            if self.exhausted():
+                break
+            if c.id in self.trials:
+                continue
+            trial = self.trials[c.id] = Trial(c, order=len(self.trials))
+            for size in self.rungs:
+                self._score(trial, size)
+                if size == self.rungs[-1] or not self._promote(trial, size) or self.exhausted():
+                    break
+            out.append(trial)
+        return sorted(out, key=lambda t: t.sort_key(), reverse=True)
+
+    def _promote(self, trial: Trial, size: int) -> bool:
+        peers = sorted((t.rungs[size] + (-t.order,) for t in self.trials.values() if size in t.rungs), reverse=True)
+        rank = peers.index(trial.rungs[size] + (-trial.order,))
+        return rank < math.ceil(len(peers) / self.racing.eta)
+
+    def _score(self, trial: Trial, size: int) -> None:
+        c, done = trial.candidate, self.scored.get(trial.candidate.id, 0)
+        examples = self.dev_order[:size]
+        results = self.scorer.evaluate(self.task, c, examples)
+        self.scored[c.id] = max(done, size)
+        score = summarize(self.task.metric, results, examples, c.label_words or self.task.label_words)
+        ties = [r.logprob for r in results if not math.isnan(r.logprob)]
+        tie = sum(ties) / len(ties) if ties else math.nan
+        trial.rungs[size] = (score.score, tie)
+        self._tick(max(0, size - done))
+        if self.store is not None:
+            new = {ex.key: r.to_json() for ex, r in zip(examples[done:], results[done:])}
+            self.store.append("candidates.jsonl", {
+                "candidate": c.to_json(), "size": size, "score": score.to_json(), "tie": tie,
+                "evals_used": self.evals_used, "seconds": round(self.seconds, 3), "results": new})
+
+    # ---- the whole run ------------------------------------------------------------------------
+    def resume_from_log(self) -> int:
+        """Warm the scorer cache from the run log; the replayed search then rescoring nothing."""
+        records = self.store.read("candidates.jsonl") if self.store else []
+        for rec in records:
+            cand = Candidate.from_json(rec["candidate"])
+            results = {k: ExampleResult.from_json(v) for k, v in rec["results"].items()}
+            self.scorer.preload(self.task, cand, results)
+            self.elapsed_before = max(self.elapsed_before, rec.get("seconds", 0.0))
+        self.started = time.monotonic()
+        return len(records)
+
+    def context(self, index: int) -> SearchContext:
+        return SearchContext(task=self.task, scorer=self.scorer, rng=random.Random(self.seed * 1000 + index),
+                             leaderboard=self.leaderboard, charge=self.charge,
+                             remaining_evals=lambda: self._limits[1] - self.evals_used, seed=self.seed,
+                             stage_best=[t.candidate for t in self.leaderboard()[: self.top_k]])
+
+    def run(self) -> dict:
+        self._open_bar()
+        try:
+            seed = Candidate(self.task.seed_prompt)
+            self._limits = self._stage_limits(max(1, len(self.strategies)))
+            self.tell([seed])
+            for i, strategy in enumerate(self.strategies):
+                self._limits = self._stage_limits(len(self.strategies) - i)
+                self._run_stage(strategy, self.context(i))
+            self._limits = (math.inf, math.inf, math.inf)  # the final full-dev check always finishes
+            return self._finish(seed)
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+
+    def _run_stage(self, strategy: Strategy, ctx: SearchContext) -> None:
+        if self._bar is not None:
+            self._bar.set_description(strategy.name)
+        strategy.start(ctx)
+        stalls = 0
+        while not self.exhausted() and stalls < MAX_STALLS:
+            fresh = self.ask(strategy, ctx, self.batch_size)
+            if fresh is None:
+                break
+            if not fresh:  # only prompts scored before: give it a few more chances, then move on
+                stalls += 1
+                continue
+            stalls = 0
+            trials = self.tell(fresh)
+            strategy.observe(ctx, trials)
+            if self._bar is not None and self.trials:
+                self._bar.set_postfix(best=f"{self.leaderboard()[0].score:.3f}", refresh=False)
+
+    def _finish(self, seed: Candidate) -> dict:
+        full = len(self.task.dev)
+        for trial in self.leaderboard()[: self.top_k]:
+            if full not in trial.rungs:
+                self._score(trial, full)
+        board = self.leaderboard()
+        best = board[0].candidate
+        summary = {
+            "task": self.task.name, "metric": self.task.metric,
+            "best": self.describe(best, test=True),
+            "seed": self.describe(seed, test=True),
+            "leaderboard": [dict(rank=i + 1, **self.describe(t.candidate)) for i, t in enumerate(board[:10])],
+            "budget": asdict(self.budget),
+            "budget_used": {"candidates": len(self.trials), "evals": self.evals_used, "charged": self.charged,
+                            "seconds": round(self.seconds, 2)},
+            "racing": asdict(self.racing),
+        }
+        summary["improvement"] = {s: summary["best"][s]["score"] - summary["seed"][s]["score"] for s in ("dev", "test")}
+        return summary
+
+    def describe(self, c: Candidate, test: bool = False) -> dict:
+        size = self.trials[c.id].rung if c.id in self.trials else len(self.task.dev)
+        examples = self.dev_order[:size]
+        words = c.label_words or self.task.label_words
+        out = c.to_json()
+        out["dev"] = summarize(self.task.metric, self.scorer.evaluate(self.task, c, examples), examples, words).to_json()
+        if test:
+            results = self.scorer.evaluate(self.task, c, self.task.test)
+            out["test"] = summarize(self.task.metric, results, self.task.test, words).to_json()
+        return out
+
+    # ---- progress -----------------------------------------------------------------------------
+    def _open_bar(self) -> None:
+        if self._progress:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=self.budget.max_evals, unit="eval", dynamic_ncols=True)
+
+    def _tick(self, n: int) -> None:
+        if self._bar is not None and n:
+            self._bar.update(n)

@@ -1,0 +1,104 @@
+"""The run store: one directory per run, append-only JSONL logs flushed as they are written.
+
+    config.json       the resolved configuration (what --resume reads back)
+    candidates.jsonl  one line per scored rung of a candidate, with per-example results
+    summary.json      written at the end: leaderboard, best and seed prompts with dev/test scores
+    best_prompt.txt   the winning prompt as plain text
+    ratings.jsonl     human ratings (promptsearch rate)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+from .errors import PromptSearchError
+
+log = logging.getLogger(__name__)
+
+
+def default_run_dir(task_name: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{task_name}-{stamp}"
+
+
+class RunStore:
+    def __init__(self, run_dir: str | Path):
+        self.dir = Path(run_dir)
+
+    @classmethod
+    def create(cls, run_dir: str | Path, config: dict) -> "RunStore":
+        store = cls(run_dir)
+        if (store.dir / "candidates.jsonl").exists():
+            raise PromptSearchError(f"{store.dir} already holds a run; use --resume {store.dir} or another --out")
+        store.dir.mkdir(parents=True, exist_ok=True)
+        store._write_json("config.json", config)
+        return store
+
+    @classmethod
+    def open(cls, run_dir: str | Path) -> "RunStore":
+        store = cls(run_dir)
+        if not (store.dir / "config.json").exists():
+            raise PromptSearchError(f"{run_dir} is not a run directory (no config.json)")
+        return store
+
+    def repair(self, name: str = "candidates.jsonl") -> None:
+        """Cut a torn last line left by a kill, so the next append starts on a line of its own."""
+        path = self.dir / name
+        if path.exists():
+            data = path.read_bytes()
+            if data and not data.endswith(b"\n"):
+                with open(path, "r+b") as f:
+                    f.truncate(data.rfind(b"\n") + 1)
+
+    @property
+    def config(self) -> dict:
+        return self._read_json("config.json")
+
+    @property
+    def summary(self) -> dict | None:
+        return self._read_json("summary.json") if (self.dir / "summary.json").exists() else None
+
+    def append(self, name: str, record: dict) -> None:
+        """Append one JSON line and push it to disk, so a kill loses at most the line being written."""
+        with open(self.dir / name, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read(self, name: str) -> list[dict]:
+        """All complete records; a torn last line (the process was killed mid-write) is skipped,
+        a corrupt line elsewhere is reported and skipped, so nothing else is lost."""
+        path = self.dir / name
+        if not path.exists():
+            return []
+        records = []
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for lineno, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                if lineno < len(lines):
+                    log.warning("%s:%d: corrupt line skipped", path, lineno)
+        return records
+
+    def write_summary(self, summary: dict) -> None:
+        self._write_json("summary.json", summary)
+        best = summary.get("best") or {}
+        (self.dir / "best_prompt.txt").write_text((best.get("prompt") or "") + "\n", encoding="utf-8")
+
+    def _write_json(self, name: str, data: dict) -> None:
+        tmp = self.dir / (name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, self.dir / name)
+
+    def _read_json(self, name: str) -> dict:
+        try:
+            return json.loads((self.dir / name).read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise PromptSearchError(f"{self.dir / name}: bad JSON at line {e.lineno}") from None

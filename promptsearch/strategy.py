@@ -1,0 +1,109 @@
+"""The strategy protocol, and discovery of strategies through entry points.
+
+A strategy proposes candidates; the search loop scores them (racing on dev) and tells the strategy
+what came out. Built-in strategies register in the ``promptsearch.strategies`` entry-point group
+exactly as a third-party package would::
+
+    [project.entry-points."promptsearch.strategies"]
+    my-strategy = "my_package.module:MyStrategy"
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Callable, ClassVar
+
+from .errors import PromptSearchError
+
+if TYPE_CHECKING:
+    from .candidate import Candidate, Trial
+    from .scorer import Scorer
+    from .task import Task
+
+log = logging.getLogger(__name__)
+GROUP = "promptsearch.strategies"
+
+
+@dataclass
+class SearchContext:
+    """What a strategy may look at: the task, the scorer, the scored trials so far (best first),
+    a seeded random generator, and a way to account for forward passes it runs itself."""
+
+    task: "Task"
+    scorer: "Scorer"
+    rng: random.Random
+    leaderboard: Callable[[], list["Trial"]]
+    charge: Callable[[int], None]  # count forward passes the strategy ran outside the scorer
+    remaining_evals: Callable[[], float]
+    seed: int = 0
+    stage_best: list["Candidate"] = field(default_factory=list)  # best of earlier strategies in the run
+
+    def best(self, k: int = 1) -> list["Candidate"]:
+        return [t.candidate for t in self.leaderboard()[:k]]
+
+
+class Strategy(ABC):
+    """Propose hard (or soft) prompts. Subclasses take explicit keyword parameters (no **kwargs),
+    do no work in ``__init__``, and keep all randomness on ``context.rng``."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    def start(self, context: SearchContext) -> None:
+        """Called once before the first ``propose`` of this strategy's stage. Does nothing by default."""
+
+    @abstractmethod
+    def propose(self, context: SearchContext, n: int) -> list["Candidate"]:
+        """Return up to ``n`` new candidates to score, or ``[]`` when this strategy has nothing more."""
+
+    def observe(self, context: SearchContext, trials: list["Trial"]) -> None:
+        """Called after the candidates of the last ``propose`` were scored. Does nothing by default."""
+
+
+def available() -> dict[str, type[Strategy]]:
+    """Installed strategies by name; a plugin that fails to import is skipped with a warning."""
+    found = {}
+    for ep in entry_points(group=GROUP):
+        try:
+            found[ep.name] = ep.load()
+        except Exception as e:  # a broken plugin must not break the tool
+            log.warning("strategy plugin %s failed to load: %s", ep.name, e)
+    return dict(sorted(found.items()))
+
+
+def parse_options(pairs: list[str]) -> dict[str, dict]:
+    """``["evolution.population=8", "autoprompt.n_triggers=5"]`` -> per-strategy keyword options."""
+    options: dict[str, dict] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        strategy, dot, param = key.partition(".")
+        if not sep or not dot or not strategy or not param:
+            raise PromptSearchError(f"option {pair!r} must look like STRATEGY.PARAM=VALUE")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        options.setdefault(strategy, {})[param.replace("-", "_")] = value
+    return options
+
+
+def make(name: str, options: dict | None = None) -> Strategy:
+    strategies = available()
+    if name not in strategies:
+        raise PromptSearchError(f"unknown strategy {name!r}; installed: {', '.join(strategies)}")
+    cls = strategies[name]
+    options = options or {}
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise PromptSearchError(f"strategy {name!r} has no option {unknown[0]!r}; it takes: {', '.join(accepted) or 'none'}")
+    try:
+        return cls(**options)
+    except (TypeError, ValueError) as e:
+        raise PromptSearchError(f"strategy {name!r}: {e}") from None

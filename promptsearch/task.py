@@ -1,0 +1,199 @@
+"""Tasks: examples in JSONL splits plus what to measure; loaded and validated once.
+
+A task directory holds ``train.jsonl``, ``dev.jsonl`` (optional: drawn from train when absent),
+``test.jsonl`` and optionally ``task.json`` and ``labels.json``. Rows have ``input`` and ``output``,
+optionally ``outputs`` (all accepted answers) and ``label`` (index into the label words).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .errors import PromptSearchError
+from .template import validate
+
+BUNDLED_DIR = Path(__file__).parent / "tasks"
+DEFAULT_TASK = "sst2-mini"
+KINDS = ("classification", "generation")
+METRICS = {"classification": ("accuracy", "macro_f1"), "generation": ("exact_match", "contains", "loglik")}
+DEV_FROM_TRAIN_MAX = 100  # dev rows drawn from train when a task ships no dev split
+
+
+@dataclass(frozen=True)
+class Example:
+    input: str
+    output: str
+    outputs: tuple[str, ...] = ()
+    label: int | None = None
+    id: str = ""
+
+    @property
+    def answers(self) -> tuple[str, ...]:
+        return self.outputs or (self.output,)
+
+    @property
+    def key(self) -> str:
+        """Content hash: identical rows share cached scores, different rows never do."""
+        raw = json.dumps([self.input, self.output, list(self.outputs), self.label])
+        return hashlib.sha1(raw.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    kind: str
+    train: tuple[Example, ...]
+    dev: tuple[Example, ...]
+    test: tuple[Example, ...]
+    metric: str
+    seed_prompt: str
+    label_words: tuple[str, ...] = ()
+    description: str = ""
+    source: str = ""
+    notes: tuple[str, ...] = field(default=())
+
+    def split(self, name: str) -> tuple[Example, ...]:
+        if name not in ("train", "dev", "test"):
+            raise PromptSearchError(f"unknown split {name!r}; use train, dev or test")
+        return getattr(self, name)
+
+    def with_seed_prompt(self, prompt: str) -> "Task":
+        return replace(self, seed_prompt=validate(prompt))
+
+
+def bundled_tasks() -> list[str]:
+    return sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / "test.jsonl").exists())
+
+
+def resolve_task_dir(spec: str | None) -> Path:
+    spec = spec or DEFAULT_TASK
+    if (BUNDLED_DIR / spec / "test.jsonl").exists() and "/" not in spec:
+        return BUNDLED_DIR / spec
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return path
+    raise PromptSearchError(
+        f"task {spec!r} is neither a bundled task ({', '.join(bundled_tasks())}) nor a directory"
+    )
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise PromptSearchError(f"{path}: bad JSON at line {e.lineno}: {e.msg}") from None
+
+
+def read_jsonl(path: Path, label_words: tuple[str, ...]) -> tuple[Example, ...]:
+    if not path.exists():
+        raise PromptSearchError(f"{path}: file not found")
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise PromptSearchError(f"{path}:{lineno}: bad JSON ({e.msg})") from None
+            rows.append(_example(row, path, lineno, label_words))
+    if not rows:
+        raise PromptSearchError(f"{path}: the split is empty")
+    return tuple(rows)
+
+
+def _example(row, path: Path, lineno: int, label_words: tuple[str, ...]) -> Example:
+    where = f"{path}:{lineno}"
+    if not isinstance(row, dict):
+        raise PromptSearchError(f"{where}: a row must be a JSON object")
+    for name in ("input", "output"):
+        if not isinstance(row.get(name), str):
+            if name == "output" and label_words and isinstance(row.get("label"), int):
+                continue
+            raise PromptSearchError(f"{where}: missing or non-string field {name!r}")
+    label = row.get("label")
+    output = row.get("output")
+    if label_words:
+        if label is None:
+            if output not in label_words:
+                raise PromptSearchError(f"{where}: unknown label {output!r}; label words are {list(label_words)}")
+            label = label_words.index(output)
+        if not isinstance(label, int) or not 0 <= label < len(label_words):
+            raise PromptSearchError(f"{where}: unknown label {label!r}; expected 0..{len(label_words) - 1}")
+        output = output if isinstance(output, str) else label_words[label]
+    outputs = row.get("outputs") or ()
+    if not isinstance(outputs, (list, tuple)) or not all(isinstance(o, str) for o in outputs):
+        raise PromptSearchError(f"{where}: field 'outputs' must be a list of strings")
+    return Example(input=row["input"], output=output, outputs=tuple(outputs), label=label, id=str(row.get("id", lineno)))
+
+
+def _ape_instruction(directory: Path) -> str:
+    """Instruction-induction folders (as shipped by APE) carry human instructions; use the first."""
+    for path in sorted((directory / "original").glob("annotations_*.json")):
+        notes = _read_json(path).get("annotations") or []
+        if notes:
+            return notes[0].strip()
+    return ""
+
+
+def default_seed_prompt(kind: str, instruction: str) -> str:
+    head = (instruction.rstrip() + "\n") if instruction else ""
+    return head + ("Input: {input}\nLabel:" if kind == "classification" else "Input: {input}\nOutput:")
+
+
+def load_task(spec: str | None = None, seed: int = 0) -> Task:
+    directory = resolve_task_dir(spec)
+    meta = _read_json(directory / "task.json") if (directory / "task.json").exists() else {}
+    if not isinstance(meta, dict):
+        raise PromptSearchError(f"{directory / 'task.json'}: must hold a JSON object")
+    label_words = meta.get("label_words")
+    if label_words is None and (directory / "labels.json").exists():
+        label_words = _read_json(directory / "labels.json")
+    label_words = tuple(label_words or ())
+    if not all(isinstance(w, str) and w.strip() for w in label_words):
+        raise PromptSearchError(f"{directory}: label words must be non-empty strings")
+    kind = meta.get("kind") or ("classification" if label_words else "generation")
+    if kind not in KINDS:
+        raise PromptSearchError(f"{directory / 'task.json'}: field 'kind' must be one of {KINDS}, not {kind!r}")
+    if kind == "classification" and len(label_words) < 2:
+        raise PromptSearchError(f"{directory}: a classification task needs at least two label words")
+    metric = meta.get("metric") or METRICS[kind][0]
+    if metric not in METRICS[kind]:
+        raise PromptSearchError(f"{directory / 'task.json'}: metric {metric!r} does not fit a {kind} task; use one of {METRICS[kind]}")
+    words = label_words if kind == "classification" else ()
+    train = read_jsonl(directory / "train.jsonl", words)
+    test = read_jsonl(directory / "test.jsonl", words)
+    notes = []
+    if (directory / "dev.jsonl").exists():
+        dev = read_jsonl(directory / "dev.jsonl", words)
+    else:
+        # No dev split: hold out part of train, seeded, so search never looks at test.
+        order = list(range(len(train)))
+        random.Random(seed).shuffle(order)
+        n_dev = max(1, min(DEV_FROM_TRAIN_MAX, len(train) // 3))
+        dev = tuple(train[i] for i in sorted(order[:n_dev]))
+        train = tuple(train[i] for i in sorted(order[n_dev:]))
+        notes.append(f"dev: {n_dev} rows drawn from train (seed {seed})")
+    instruction = meta.get("instruction") or _ape_instruction(directory)
+    seed_prompt = meta.get("seed_prompt") or default_seed_prompt(kind, instruction)
+    try:
+        validate(seed_prompt)
+    except PromptSearchError as e:
+        raise PromptSearchError(f"{directory / 'task.json'}: seed_prompt: {e}") from None
+    return Task(
+        name=meta.get("name") or directory.name,
+        kind=kind,
+        train=train,
+        dev=dev,
+        test=test,
+        metric=metric,
+        seed_prompt=seed_prompt,
+        label_words=words,
+        description=meta.get("description") or instruction,
+        source=str(directory),
+        notes=tuple(notes),
+    )

@@ -1,0 +1,40 @@
+"""Fakes shipped with the package so tests need no weights file: a tiny random Llama."""
+
+from __future__ import annotations
+
+
+def tiny_model(seed: int = 0, vocab_words: int = 200, layers: int = 2):
+    """A FrozenModel of a randomly initialised few-layer Llama with a word-level tokenizer.
+
+    The tokenizer knows lowercase ASCII words seen in ``WORDS`` plus letters and punctuation, so
+    any text encodes (unknown words fall back to characters)."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from .model import FrozenModel
+
+    chars = list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,:;!?'\"-()[]{}/") + ["Ċ"]
+    words = sorted(set(WORDS.split()))[:vocab_words]
+    vocab = {"<pad>": 0, "<eos>": 1, "<unk>": 2}
+    for piece in chars + ["Ġ" + c for c in chars] + ["Ġ" + w for w in words] + words:
+        vocab.setdefault(piece, len(vocab))
+    bpe = models.WordPiece(vocab=vocab, unk_token="<unk>", max_input_chars_per_word=100, continuing_subword_prefix="")
+    tok = Tokenizer(bpe)
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         tie_word_embeddings=True, pad_token_id=0, eos_token_id=1, bos_token_id=None)
+    model = LlamaForCausalLM(config)
+    return FrozenModel(model, fast, name=f"tiny-llama-{seed}")
+
+
+WORDS = """
+the a an and or of to in is it was this that movie film review great good bad terrible awful
+positive negative neutral yes no label sentiment answer input output text word words sentence
+classify following question opposite antonym write one with only respond concisely best worst
+fun boring love hate funny dull story acting plot character film's really very not quite
+"""

@@ -1,0 +1,141 @@
+import math
+
+import pytest
+import torch
+
+from promptsearch.candidate import Candidate
+from promptsearch.scorer import Scorer, continuation
+from promptsearch.task import Example, Task
+
+from .conftest import naive_loglik
+
+INPUTS = ["great movie", "a terrible , boring film", "fun", "i really love this story and the acting is good",
+          "not quite", "the plot was dull and the acting awful , really awful", "yes", "the worst"]
+
+
+def _task(label_words=("negative", "positive"), kind="classification", metric="accuracy"):
+    exs = tuple(Example(t, label_words[i % 2] if kind == "classification" else "good", (), i % 2 if kind == "classification" else None, str(i))
+                for i, t in enumerate(INPUTS))
+    return Task("t", kind, exs, exs, exs, metric, "Review: {input}\nSentiment:", tuple(label_words) if kind == "classification" else ())
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 16])
+@pytest.mark.parametrize("prompt", ["Review: {input}\nSentiment:", "{input} It was", "The following review is a movie review . {input} label:"])
+def test_batched_equals_naive(tiny, batch_size, prompt):
+    scorer = Scorer(tiny, batch_size=batch_size)
+    words = ["negative", "positive", "very good", "not quite bad"]  # one- and multi-token label words
+    contexts = [scorer.render(prompt, t) for t in INPUTS]
+    conts = [[continuation(c, w) for w in words] for c in contexts]
+    got = scorer.loglikelihoods(contexts, conts)
+    for c, ks, row in zip(contexts, conts, got):
+        for k, v in zip(ks, row):
+            assert v == pytest.approx(naive_loglik(tiny, c, k), abs=1e-5)
+
+
+def test_padding_side_of_tokenizer_does_not_matter(tiny):
+    scorer = Scorer(tiny, batch_size=4)
+    contexts = [scorer.render("Review: {input}\nSentiment:", t) for t in INPUTS]
+    conts = [[" positive", " negative"]] * len(contexts)
+    before = scorer.loglikelihoods(contexts, conts)
+    old = tiny.tokenizer.padding_side
+    tiny.tokenizer.padding_side = "left" if old == "right" else "right"
+    try:
+        after = scorer.loglikelihoods(contexts, conts)
+    finally:
+        tiny.tokenizer.padding_side = old
+    assert before == after
+
+
+def test_multi_token_label_words_sum_token_logprobs(tiny):
+    scorer = Scorer(tiny)
+    assert len(tiny.encode(" very good")) == 2
+    got = scorer.loglikelihoods(["Review: fun\nSentiment:"], [[" very good"]])[0][0]
+    assert got == pytest.approx(naive_loglik(tiny, "Review: fun\nSentiment:", " very good"), abs=1e-5)
+    assert got < 0
+
+
+def test_classify_picks_argmax_and_reports_per_example(tiny):
+    task = _task()
+    scorer = Scorer(tiny)
+    results = scorer.evaluate(task, Candidate(task.seed_prompt), task.dev)
+    assert len(results) == len(task.dev)
+    for ex, r in zip(task.dev, results):
+        assert r.prediction == task.label_words[max(range(2), key=r.label_logprobs.__getitem__)]
+        assert r.score == float(r.prediction == ex.output)
+        assert r.logprob == r.label_logprobs[ex.label]
+
+
+def test_cache_hits_and_no_recompute(tiny):
+    task = _task()
+    scorer = Scorer(tiny)
+    c = Candidate(task.seed_prompt)
+    first = scorer.evaluate(task, c, task.dev[:4])
+    rows = scorer.stats["rows"]
+    again = scorer.evaluate(task, c, task.dev)
+    assert again[:4] == first
+    assert scorer.stats["cache_hits"] == 4
+    assert scorer.stats["examples_scored"] == len(task.dev)
+    assert scorer.stats["rows"] == rows + len(task.dev) - 4
+    other = scorer.evaluate(task, Candidate(task.seed_prompt, label_words=("bad", "good")), task.dev[:2])
+    assert scorer.stats["examples_scored"] == len(task.dev) + 2  # another verbalizer is another key
+    assert [r.prediction for r in other][0] in ("bad", "good")
+
+
+def test_shared_prefix_runs_once_and_matches(tiny):
+    scorer = Scorer(tiny, batch_size=2)
+    prompt = "the following sentence is a movie review . classify the review . " * 4 + "{input} label:"
+    contexts = [scorer.render(prompt, t) for t in INPUTS]
+    got = scorer.loglikelihoods(contexts, [[" positive"]] * len(contexts))
+    assert scorer.stats["prefix_tokens"] >= 40  # the instruction ran once, not per batch
+    for c, row in zip(contexts, got):
+        assert row[0] == pytest.approx(naive_loglik(tiny, c, " positive"), abs=1e-5)
+
+
+def test_soft_prompt_prefix_matches_manual_embeddings(tiny):
+    scorer = Scorer(tiny, batch_size=3)
+    torch.manual_seed(1)
+    soft = torch.randn(3, tiny.model.config.hidden_size) * 0.1
+    scorer.register_soft_prompt("s1", soft)
+    contexts = [scorer.render("Review: {input}\nSentiment:", t) for t in INPUTS[:4]]
+    got = scorer.loglikelihoods(contexts, [[" positive", " very good"]] * 4, soft=scorer.soft_prompts["s1"])
+    for c, row in zip(contexts, got):
+        for k, v in zip([" positive", " very good"], row):
+            ids = tiny.encode(c) + tiny.encode(k)
+            emb = torch.cat([soft, tiny.input_embeddings()(torch.tensor(ids))]).unsqueeze(0)
+            with torch.no_grad():
+                lp = torch.log_softmax(tiny.model(inputs_embeds=emb).logits[0], -1)
+            n_ctx = 3 + len(tiny.encode(c))
+            ref = sum(lp[n_ctx - 1 + i, t].item() for i, t in enumerate(tiny.encode(k)))
+            assert v == pytest.approx(ref, abs=1e-5)
+
+
+def test_generation_is_greedy_first_line(tiny):
+    task = _task(kind="generation", metric="exact_match")
+    scorer = Scorer(tiny, batch_size=3)
+    prompt = "Input: {input}\nOutput:"
+    results = scorer.evaluate(task, Candidate(prompt), task.dev)
+    for ex, r in zip(task.dev, results):
+        ids = torch.tensor([tiny.encode(scorer.render(prompt, ex.input))])
+        with torch.no_grad():
+            ref = tiny.model.generate(ids, max_new_tokens=scorer.max_new_tokens(task), do_sample=False, pad_token_id=0)
+        text = tiny.decode(ref[0, ids.shape[1]:].tolist()).strip()
+        assert r.prediction == (text.splitlines()[0].strip() if text else "")
+        assert r.score == float(r.prediction.lower() == "good")
+
+
+def test_target_loglik_mode(tiny):
+    task = _task(kind="generation", metric="loglik")
+    scorer = Scorer(tiny)
+    r = scorer.evaluate(task, Candidate("Input: {input}\nOutput:"), task.dev[:2])
+    assert r[0].score == pytest.approx(naive_loglik(tiny, "Input: great movie\nOutput:", " good"), abs=1e-5)
+    assert math.isfinite(r[1].logprob)
+
+
+def test_too_long_input_is_a_clear_error(tiny):
+    from promptsearch.errors import PromptSearchError
+
+    scorer = Scorer(tiny)
+    ex = Example("word " * 600, "positive", (), 1, "long-1")
+    task = _task()
+    with pytest.raises(PromptSearchError, match="example long-1.*context"):
+        scorer.evaluate(task, Candidate(task.seed_prompt), (ex,))
