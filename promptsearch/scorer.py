@@ -185,6 +185,13 @@ class Scorer:
             out.append(ExampleResult(float(hit), pred))
         return out
 
+    def complete(self, texts: list[str], max_new_tokens: int = 48) -> list[str]:
+        """Free greedy continuation of raw texts (no template): the first line of each, stripped.
+        Used by strategies that ask the model itself for paraphrases."""
+        rows = [self.model.encode(t) for t in texts]
+        self._check_lengths([r + [0] * max_new_tokens for r in rows], list(range(len(rows))), None)
+        return [first_line(t) for t in self._greedy(rows, max_new_tokens, None)]
+
     def max_new_tokens(self, task) -> int:
         """Room for the longest answer in train/dev plus a little, so greedy output is not cut short."""
         if task.name not in self._max_new:

@@ -162,6 +162,7 @@ class Search:
         return SearchContext(task=self.task, scorer=self.scorer, rng=random.Random(self.seed * 1000 + index),
                              leaderboard=self.leaderboard, charge=self.charge,
                              remaining_evals=lambda: self._limits[1] - self.evals_used, seed=self.seed,
+                             artifacts=(self.store.dir / "artifacts") if self.store is not None else None,
                              stage_best=[t.candidate for t in self.leaderboard()[: self.top_k]])
 
     def run(self) -> dict:

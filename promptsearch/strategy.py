@@ -17,6 +17,7 @@ import random
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, ClassVar
 
 from .errors import PromptSearchError
@@ -42,6 +43,7 @@ class SearchContext:
     charge: Callable[[int], None]  # count forward passes the strategy ran outside the scorer
     remaining_evals: Callable[[], float]
     seed: int = 0
+    artifacts: "Path | None" = None  # a folder of the run where a strategy may save files (soft prompts)
     stage_best: list["Candidate"] = field(default_factory=list)  # best of earlier strategies in the run
 
     def best(self, k: int = 1) -> list["Candidate"]:

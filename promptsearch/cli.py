@@ -1,0 +1,277 @@
+"""The command line: parses, calls the library, prints. Heavy imports happen inside commands."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from .errors import PromptSearchError
+
+
+class _Group(click.Group):
+    """Turns PromptSearchError into one line on stderr and exit status 2, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except PromptSearchError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+
+
+def _setup(quiet: bool) -> None:
+    import os
+    import warnings
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=logging.ERROR if quiet else logging.WARNING, format="%(levelname)s: %(message)s")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="transformers")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+def reporting(f):
+    """--json and --quiet, taken by every command that reports."""
+    f = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")(f)
+    return click.option("--quiet", "-q", is_flag=True, help="No progress bars or notes.")(f)
+
+
+def model_options(f):
+    f = click.option("--model", default=None, help="Local HF model directory or .gguf file (default: embedded SmolLM2-135M-Instruct).")(f)
+    f = click.option("--device", default="auto", show_default=True, help="cpu, cuda, or auto.")(f)
+    f = click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "bfloat16", "float16"]))(f)
+    f = click.option("--chat", is_flag=True, help="Render prompts through the tokenizer's chat template.")(f)
+    return click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1, 1024))(f)
+
+
+def unescape(prompt: str) -> str:
+    """On the command line ``\\n`` and ``\\t`` stand for a newline and a tab (as users type them)."""
+    return prompt.replace("\\n", "\n").replace("\\t", "\t")
+
+
+def emit(as_json: bool, obj: dict, text: str) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False) if as_json else text)
+
+
+def one_line(prompt: str, width: int = 90) -> str:
+    flat = prompt.replace("\n", "⏎")
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def fmt_score(s: dict | None) -> str:
+    if not s:
+        return "-"
+    return f"{s['score']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}] n={s['n']}"
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="promptsearch")
+def main():
+    """Find the hard prompt that makes a frozen language model do a task best."""
+
+
+@main.command()
+@click.option("--task", default=None, help="Bundled task name or a task directory (default: sst2-mini).")
+@reporting
+def tasks(task, as_json, quiet):
+    """List bundled tasks (or describe one with --task)."""
+    from .task import bundled_tasks, load_task
+
+    names = [task] if task else bundled_tasks()
+    rows = []
+    for name in names:
+        t = load_task(name)
+        rows.append({"name": t.name, "kind": t.kind, "metric": t.metric, "label_words": list(t.label_words),
+                     "train": len(t.train), "dev": len(t.dev), "test": len(t.test), "seed_prompt": t.seed_prompt,
+                     "description": t.description, "source": t.source})
+    text = "\n".join(f"{r['name']:<14} {r['kind']:<15} {r['metric']:<12} train/dev/test {r['train']}/{r['dev']}/{r['test']}"
+                     f"  {r['description']}" for r in rows)
+    emit(as_json, {"tasks": rows}, text)
+
+
+@main.command()
+@reporting
+def strategies(as_json, quiet):
+    """List installed search strategies (entry-point group promptsearch.strategies)."""
+    from .strategy import available
+
+    found = available()
+    rows = [{"name": n, "description": cls.description, "class": f"{cls.__module__}:{cls.__qualname__}"} for n, cls in found.items()]
+    emit(as_json, {"strategies": rows}, "\n".join(f"{r['name']:<12} {r['description']}" for r in rows))
+
+
+@main.command("eval")
+@click.option("--prompt", default=None, help="Prompt text with an {input} slot.")
+@click.option("--prompt-file", type=click.Path(dir_okay=False), default=None, help="Read the prompt from a file.")
+@click.option("--task", default=None, help="Bundled task name or a task directory (default: sst2-mini).")
+@click.option("--split", default="dev", show_default=True, type=click.Choice(["train", "dev", "test"]))
+@click.option("--limit", default=None, type=click.IntRange(1), help="Score only the first N examples.")
+@click.option("--label-words", default=None, help="Comma-separated label words overriding the task's.")
+@model_options
+@reporting
+def eval_(prompt, prompt_file, task, split, limit, label_words, model, device, dtype, chat, batch_size, as_json, quiet):
+    """Score one prompt on a task split: metric, n and 95% CI."""
+    _setup(quiet)
+    from .candidate import Candidate
+    from .metrics import summarize
+    from .model import FrozenModel
+    from .scorer import Scorer
+    from .task import load_task
+    from .template import validate
+
+    if prompt_file:
+        p = Path(prompt_file)
+        if not p.exists():
+            raise PromptSearchError(f"{prompt_file}: file not found")
+        prompt = p.read_text(encoding="utf-8").rstrip("\n")
+    t = load_task(task)
+    prompt = validate(unescape(prompt) if prompt is not None else t.seed_prompt)
+    words = tuple(w.strip() for w in label_words.split(",")) if label_words else None
+    if words and (t.kind != "classification" or len(words) != len(t.label_words)):
+        raise PromptSearchError(f"--label-words needs {len(t.label_words)} comma-separated words for task {t.name}")
+    examples = t.split(split)[:limit]
+    started = time.monotonic()
+    scorer = Scorer(FrozenModel.load(model, device=device, dtype=dtype), batch_size=batch_size, chat=chat)
+    loaded = time.monotonic()
+    cand = Candidate(prompt, label_words=words)
+    results = []
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(examples), disable=quiet or as_json, unit="ex", leave=False) as bar:
+        for i in range(0, len(examples), 64):
+            chunk = examples[i : i + 64]
+            results += scorer.evaluate(t, cand, chunk)
+            bar.update(len(chunk))
+    score = summarize(t.metric, results, examples, words or t.label_words)
+    seconds = time.monotonic() - loaded
+    out = {**score.to_json(), "task": t.name, "split": split, "prompt": prompt, "label_words": list(words or t.label_words),
+           "model": scorer.model.name, "seconds": round(seconds, 3), "load_seconds": round(loaded - started, 3),
+           "examples_per_second": round(len(examples) / seconds, 2) if seconds else None}
+    text = f"{t.name} {split}: {score.metric} {score}\nprompt: {one_line(prompt)}"
+    emit(as_json, out, text)
+
+
+@main.command()
+@click.option("--task", default=None, help="Bundled task name or a task directory (default: sst2-mini).")
+@click.option("--strategy", "strategy_names", multiple=True, help="Strategy to run; repeat to chain (default: templates, clarify).")
+@click.option("--option", "-o", "options", multiple=True, help="Strategy option STRATEGY.PARAM=VALUE (repeatable).")
+@click.option("--seed-prompt", default=None, help="Starting prompt (default: the task's).")
+@click.option("--max-candidates", type=click.IntRange(1), default=None, help="Budget: candidates scored.")
+@click.option("--max-evals", type=click.IntRange(1), default=None, help="Budget: example-evaluations (forward passes).")
+@click.option("--max-seconds", type=click.FloatRange(1), default=None, help="Budget: wall time.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-racing", is_flag=True, help="Score every candidate on all of dev (for comparison).")
+@click.option("--top-k", type=click.IntRange(1), default=3, show_default=True, help="Candidates checked on all of dev at the end.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory (default: runs/TASK-TIME).")
+@click.option("--resume", type=click.Path(file_okay=False), default=None, help="Continue an interrupted run.")
+@model_options
+@reporting
+def run(task, strategy_names, options, seed_prompt, max_candidates, max_evals, max_seconds, seed, no_racing, top_k,
+        out, resume, model, device, dtype, chat, batch_size, as_json, quiet):
+    """Search prompts for a task and print the best ones with dev and test scores."""
+    _setup(quiet)
+    from . import runner
+    from .store import default_run_dir
+    from .strategy import parse_options
+    from .task import load_task
+    from .template import validate
+
+    if resume:
+        run_dir = Path(resume)
+        config = None
+    else:
+        if seed_prompt is not None:
+            seed_prompt = validate(unescape(seed_prompt))
+        budget = {k: v for k, v in dict(max_candidates=max_candidates, max_evals=max_evals, max_seconds=max_seconds).items() if v}
+        racing = {"min_examples": 10**9} if no_racing else None
+        config = runner.make_config(task=task, model=model, device=device, dtype=dtype, chat=chat, batch_size=batch_size,
+                                    strategies=list(strategy_names) or None, options=parse_options(options), seed=seed,
+                                    seed_prompt=seed_prompt, top_k=top_k, budget=budget or None, racing=racing)
+        run_dir = Path(out) if out else default_run_dir(load_task(task).name)
+    try:
+        summary = runner.run(config, run_dir, resume=bool(resume), progress=not (quiet or as_json))
+    except KeyboardInterrupt:
+        click.echo(f"interrupted; nothing scored is lost. Continue with: promptsearch run --resume {run_dir}", err=True)
+        sys.exit(130)
+    emit(as_json, summary, render_summary(summary))
+
+
+def render_summary(s: dict) -> str:
+    best, seed = s["best"], s["seed"]
+    lines = [f"task {s['task']} ({s['metric']}), run {s.get('run_dir', '')}", "", "best prompt:"]
+    lines += ["    " + line for line in best["prompt"].split("\n")]
+    if best.get("label_words"):
+        lines.append(f"    label words: {', '.join(best['label_words'])}")
+    if best.get("soft"):
+        lines.append("    (soft prompt: trained vectors prepended; the text above is its nearest-token reading)")
+    lines += [f"  dev  {fmt_score(best['dev'])}", f"  test {fmt_score(best['test'])}",
+              f"seed prompt: {one_line(seed['prompt'])}",
+              f"  dev  {fmt_score(seed['dev'])}", f"  test {fmt_score(seed['test'])}",
+              f"improvement on test: {s['improvement']['test']:+.3f}", "", render_board(s["leaderboard"])]
+    used = s["budget_used"]
+    lines.append(f"\nbudget used: {used['candidates']} candidates, {used['evals']} example-evaluations, {used['seconds']:.0f} s")
+    return "\n".join(lines)
+
+
+def render_board(rows: list[dict]) -> str:
+    out = [f"{'#':>2}  {'dev':<32} {'strategy':<11} prompt"]
+    for r in rows:
+        words = f"  [{'/'.join(r['label_words'])}]" if r.get("label_words") else ""
+        soft = " (soft)" if r.get("soft") else ""
+        out.append(f"{r['rank']:>2}  {fmt_score(r['dev']):<32} {r['strategy']:<11} {one_line(r['prompt'])}{words}{soft}")
+    return "\n".join(out)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--lineage", "show_lineage", is_flag=True, help="Show how the best prompt was derived.")
+@click.option("--top", type=click.IntRange(1), default=10, show_default=True)
+@reporting
+def show(run_dir, show_lineage, top, as_json, quiet):
+    """Print the leaderboard of a finished or interrupted run."""
+    from . import runner
+    from .store import RunStore
+
+    store = RunStore.open(run_dir)
+    summary = store.summary
+    board = runner.leaderboard_from_log(store)[:top]
+    if not board:
+        raise PromptSearchError(f"{run_dir}: no candidate has been scored yet")
+    out = {"run_dir": str(run_dir), "finished": summary is not None, "leaderboard": board}
+    if summary:
+        out.update(best=summary["best"], seed=summary["seed"], budget_used=summary["budget_used"])
+    text = render_summary({**summary, "leaderboard": board}) if summary else "(unfinished run)\n" + render_board(board)
+    if show_lineage:
+        chain = runner.lineage(store, (summary or {}).get("best", board[0])["id"])
+        out["lineage"] = chain
+        text += "\n\nlineage of the best prompt (newest first):\n" + "\n".join(
+            f"  {c['strategy']:<11} {c.get('edit') or '-':<28} {one_line(c['prompt'], 70)}" for c in chain)
+    emit(as_json, out, text)
+
+
+def _register_optional_commands() -> None:
+    """Commands whose modules live beside this one (feedback, report)."""
+    import importlib
+
+    for module, names in (("cli_feedback", ("rate", "refine")), ("cli_report", ("report",))):
+        try:
+            mod = importlib.import_module(f"{__package__}.{module}")
+        except ModuleNotFoundError:
+            continue
+        for name in names:
+            if hasattr(mod, name):
+                main.add_command(getattr(mod, name))
+
+
+_register_optional_commands()

@@ -1,0 +1,104 @@
+"""Build a search from a plain config dict, run it into a run store, and read runs back.
+
+The config is what ``config.json`` holds, so ``--resume`` rebuilds exactly the same search.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from . import strategy as strategy_registry
+from .candidate import Candidate
+from .errors import PromptSearchError
+from .search import Budget, Racing, Search
+from .store import RunStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STRATEGIES = ["templates", "clarify"]
+DEFAULTS = {
+    "task": None, "model": None, "device": "auto", "dtype": "float32", "chat": False, "batch_size": 16,
+    "strategies": DEFAULT_STRATEGIES, "options": {}, "seed": 0, "seed_prompt": None, "top_k": 3,
+    "budget": {"max_candidates": 300, "max_evals": 6000, "max_seconds": 480},
+    "racing": {"min_examples": 16, "eta": 3}, "proposals_per_round": 8,
+}
+
+
+def make_config(**given) -> dict:
+    config = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
+    for key, value in given.items():
+        if key not in DEFAULTS:
+            raise PromptSearchError(f"unknown setting {key!r}")
+        if value is not None:
+            config[key] = {**config[key], **value} if isinstance(config[key], dict) and key != "options" else value
+    if config["task"] and Path(config["task"]).is_dir():
+        config["task"] = str(Path(config["task"]).resolve())
+    return config
+
+
+def load_parts(config: dict):
+    """Task, frozen model and scorer for a config (the slow part: loads the model)."""
+    from .model import FrozenModel
+    from .scorer import Scorer
+    from .task import load_task
+
+    task = load_task(config["task"], seed=config["seed"])
+    if config.get("seed_prompt"):
+        task = task.with_seed_prompt(config["seed_prompt"])
+    model = FrozenModel.load(config["model"], device=config["device"], dtype=config["dtype"])
+    return task, model, Scorer(model, batch_size=config["batch_size"], chat=config["chat"])
+
+
+def build_search(config: dict, task, scorer, store=None, progress=False) -> Search:
+    strategies = [strategy_registry.make(name, config["options"].get(name)) for name in config["strategies"]]
+    unused = set(config["options"]) - set(config["strategies"])
+    if unused:
+        raise PromptSearchError(f"options given for strategy {sorted(unused)[0]!r}, which this run does not use")
+    return Search(task, scorer, strategies, Budget(**config["budget"]), seed=config["seed"], store=store,
+                  racing=Racing(**config["racing"]), batch_size=config["proposals_per_round"],
+                  top_k=config["top_k"], progress=progress)
+
+
+def run(config: dict, run_dir: str | Path, resume: bool = False, progress: bool = False, parts=None) -> dict:
+    """Run (or resume) a search; returns the summary, also written to ``run_dir/summary.json``."""
+    store = RunStore.open(run_dir) if resume else RunStore.create(run_dir, config)
+    if resume:
+        config = store.config
+        store.repair()
+    task, model, scorer = parts or load_parts(config)
+    search = build_search(config, task, scorer, store=store, progress=progress)
+    if resume:
+        log.info("resuming %s: %d logged evaluations reused", run_dir, search.resume_from_log())
+    summary = search.run()
+    summary["run_dir"] = str(run_dir)
+    summary["model"] = model.name
+    store.write_summary(summary)
+    return summary
+
+
+def leaderboard_from_log(store: RunStore) -> list[dict]:
+    """The leaderboard of a run that may never have finished: best-known score of each candidate."""
+    best: dict[str, dict] = {}
+    for rec in store.read("candidates.jsonl"):
+        cid = rec["candidate"]["id"]
+        if cid not in best or rec["size"] >= best[cid]["dev"]["n"]:
+            best[cid] = {**rec["candidate"], "dev": rec["score"], "tie": rec.get("tie")}
+    rows = sorted(best.values(), key=lambda r: (r["dev"]["n"], r["dev"]["score"], r["tie"] or float("-inf")), reverse=True)
+    return [dict(rank=i + 1, **r) for i, r in enumerate(rows)]
+
+
+def lineage(store: RunStore, candidate_id: str) -> list[dict]:
+    """The chain of ancestors of a candidate (itself first), following first parents."""
+    known = {rec["candidate"]["id"]: rec["candidate"] for rec in store.read("candidates.jsonl")}
+    chain, seen, cid = [], set(), candidate_id
+    while cid in known and cid not in seen:
+        seen.add(cid)
+        chain.append(known[cid])
+        parents = known[cid].get("parents") or []
+        cid = parents[0] if parents else None
+    return chain
+
+
+def seed_candidate(task) -> Candidate:
+    return Candidate(task.seed_prompt)

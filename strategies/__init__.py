@@ -1,0 +1,1 @@
+"""Built-in search strategies, one module each; registered through the promptsearch.strategies entry points."""

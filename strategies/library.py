@@ -1,0 +1,90 @@
+"""Built-in phrase libraries shared by the strategies: instructions, formats, clarifiers.
+
+Entries are template fragments: ``{input}`` is the example slot; ``<labels>`` is replaced by the
+task's label words ("negative or positive") before use. Nothing here is passed to str.format.
+"""
+
+from __future__ import annotations
+
+from promptsearch.template import escape
+
+# Input/answer formats: where the input goes and what cue precedes the answer.
+CLASSIFICATION_FORMATS = [
+    "Review: {input}\nSentiment:",
+    "Text: {input}\nLabel:",
+    "Input: {input}\nLabel:",
+    "{input}\nAnswer:",
+    "Sentence: {input}\nCategory:",
+    "Question: {input}\nType:",
+    "Article: {input}\nTopic:",
+    "{input} It was",
+    "{input} All in all, it was",
+    "{input}\nThe answer is",
+    "Text: {input}\nQuestion: Which label fits best: <labels>?\nAnswer:",
+]
+GENERATION_FORMATS = [
+    "Input: {input}\nOutput:",
+    "Q: {input}\nA:",
+    "{input}\nAnswer:",
+    "Input: {input}\nAnswer:",
+    "{input} ->",
+    "Word: {input}\nResult:",
+]
+
+# Instruction phrasings (placed before the format).
+CLASSIFICATION_INSTRUCTIONS = [
+    "Classify the text as <labels>.",
+    "Decide whether the text is <labels>.",
+    "Read the text and choose the correct label: <labels>.",
+    "What is the category of the following text? Options: <labels>.",
+    "Label the following example.",
+]
+GENERATION_INSTRUCTIONS = [
+    "Follow the instruction for the input.",
+    "Give the correct output for the input.",
+    "Answer the following.",
+]
+
+# Clarifying sentences ("keep what helps").
+CLARIFIERS = [
+    "Answer with one word.",
+    "Respond concisely.",
+    "Use only the labels <labels>.",
+    "Give only the answer, nothing else.",
+    "Think about the overall meaning before answering.",
+    "Be precise.",
+    "Give a more abstract answer.",
+    "Do not explain.",
+]
+
+
+def fill_labels(fragment: str, label_words) -> str:
+    """Put the task's label words where a fragment says <labels>; drop fragments that need them when there are none."""
+    if "<labels>" not in fragment:
+        return fragment
+    words = list(label_words or ())
+    if not words:
+        return ""
+    spoken = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+    return fragment.replace("<labels>", escape(spoken))
+
+
+def formats(task) -> list[str]:
+    base = CLASSIFICATION_FORMATS if task.kind == "classification" else GENERATION_FORMATS
+    return [f for f in (fill_labels(x, task.label_words) for x in base) if f]
+
+
+def instructions(task) -> list[str]:
+    """The task's own instruction (seed prompt's and description's) first, then the library's."""
+    own = [escape(task.description.strip())] if task.description.strip() else []
+    base = CLASSIFICATION_INSTRUCTIONS if task.kind == "classification" else GENERATION_INSTRUCTIONS
+    out = []
+    for x in own + [fill_labels(x, task.label_words) for x in base]:
+        if x and x not in out:
+            out.append(x)
+    return out
+
+
+def clarifiers(task) -> list[str]:
+    out = [fill_labels(x, task.label_words) for x in CLARIFIERS]
+    return [x for x in out if x]
