@@ -69,6 +69,7 @@ class Search:
         self._limits = (math.inf, math.inf, math.inf)
         self._bar = None
         self._progress = progress
+        self._logged: set[tuple[str, int]] = set()  # (candidate id, size) already in the run log
 
     # ---- accounting ---------------------------------------------------------------------------
     @property
@@ -140,7 +141,8 @@ class Search:
         tie = sum(ties) / len(ties) if ties else math.nan
         trial.rungs[size] = (score.score, tie)
         self._tick(max(0, size - done))
-        if self.store is not None:
+        if self.store is not None and (c.id, size) not in self._logged:
+            self._logged.add((c.id, size))
             new = {ex.key: r.to_json() for ex, r in zip(examples[done:], results[done:])}
             self.store.append("candidates.jsonl", {
                 "candidate": c.to_json(), "size": size, "score": score.to_json(), "tie": tie,
@@ -154,6 +156,7 @@ class Search:
             cand = Candidate.from_json(rec["candidate"])
             results = {k: ExampleResult.from_json(v) for k, v in rec["results"].items()}
             self.scorer.preload(self.task, cand, results)
+            self._logged.add((cand.id, rec["size"]))
             self.elapsed_before = max(self.elapsed_before, rec.get("seconds", 0.0))
         self.started = time.monotonic()
         return len(records)

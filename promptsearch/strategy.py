@@ -96,10 +96,14 @@ def parse_options(pairs: list[str]) -> dict[str, dict]:
 
 
 def make(name: str, options: dict | None = None) -> Strategy:
-    strategies = available()
-    if name not in strategies:
-        raise PromptSearchError(f"unknown strategy {name!r}; installed: {', '.join(strategies)}")
-    cls = strategies[name]
+    """Instantiate an installed strategy by name, rejecting options its constructor does not take."""
+    matches = [ep for ep in entry_points(group=GROUP) if ep.name == name]
+    if not matches:
+        raise PromptSearchError(f"unknown strategy {name!r}; installed: {', '.join(available())}")
+    try:
+        cls = matches[0].load()
+    except Exception as e:
+        raise PromptSearchError(f"strategy {name!r} failed to load: {e}") from None
     options = options or {}
     accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
     unknown = sorted(set(options) - set(accepted))

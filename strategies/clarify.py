@@ -1,0 +1,102 @@
+"""Clarifier and context augmentation: add clarifying instructions, a task description, and
+labelled demonstrations from train in front of the current best prompts; keep what helps.
+
+Round by round: every edit is tried on the current bases (the best prompts so far); an edit whose
+prompt beats its parent makes that prompt a base for the next round, so helpful edits stack
+(e.g. demonstrations plus "Answer with one word."). The number and the draw of demonstrations
+are searched too.
+"""
+
+from __future__ import annotations
+
+from promptsearch.candidate import Candidate
+from promptsearch.scorer import continuation
+from promptsearch.strategy import SearchContext, Strategy
+from promptsearch.template import escape, render
+
+from . import library
+
+
+class ClarifyContext(Strategy):
+    name = "clarify"
+    description = "Add clarifying instructions, a task description and train demonstrations; keep what helps."
+
+    def __init__(self, bases: int = 2, demo_counts: tuple = (1, 2, 4, 8), draws: int = 2, rounds: int = 3):
+        self.bases = bases
+        self.demo_counts = tuple(demo_counts)
+        self.draws = draws
+        self.rounds = rounds
+
+    def start(self, context: SearchContext) -> None:
+        self._round = 0
+        self._queue: list[Candidate] = []
+        self._bases = context.best(self.bases)
+
+    def propose(self, context: SearchContext, n: int) -> list[Candidate]:
+        while not self._queue and self._round < self.rounds and self._bases:
+            self._queue = [c for base in self._bases for c in self.edits(context, base)]
+            self._round += 1
+            self._bases = []
+        batch, self._queue = self._queue[:n], self._queue[n:]
+        return batch
+
+    def observe(self, context: SearchContext, trials) -> None:
+        board = {t.candidate.id: t for t in context.leaderboard()}
+        for t in trials:
+            parent = board.get(t.candidate.parents[0]) if t.candidate.parents else None
+            if parent is not None and _beats(t, parent) and len(self._bases) < self.bases:
+                self._bases.append(t.candidate)
+
+    def edits(self, ctx: SearchContext, base: Candidate) -> list[Candidate]:
+        task, out = ctx.task, []
+        done = base.edit.split("+") if base.strategy == self.name else []
+
+        def add(prompt: str, edit: str):
+            out.append(Candidate(prompt, base.label_words, strategy=self.name, parents=(base.id,),
+                                 edit="+".join(done + [edit])))
+
+        if not any(e.startswith("clarifier") for e in done):
+            for i, sentence in enumerate(library.clarifiers(task)):
+                add(sentence + "\n" + base.prompt, f"clarifier:{sentence}")
+        if task.description and "description" not in done and escape(task.description) not in base.prompt:
+            add(escape(task.description.strip()) + "\n" + base.prompt, "description")
+        if not any(e.startswith("demos") for e in done):
+            for k in self.demo_counts:
+                for draw in range(self.draws):
+                    demos = self.demonstrations(ctx, base, k)
+                    if demos:
+                        add(demos + base.prompt, f"demos:{k}#{draw}")
+        return out
+
+    def demonstrations(self, ctx: SearchContext, base: Candidate, k: int) -> str:
+        """k train examples rendered with the base prompt and answered, classes balanced; escaped."""
+        task, rng = ctx.task, ctx.rng
+        pool = list(task.train)
+        if not pool:
+            return ""
+        if task.kind == "classification":
+            by_class = {c: [ex for ex in pool if ex.label == c] for c in range(len(task.label_words))}
+            picks = []
+            for i in range(k):
+                options = by_class[i % len(by_class)] or pool
+                picks.append(options[rng.randrange(len(options))])
+            rng.shuffle(picks)
+            words = base.label_words or task.label_words
+            answer = lambda ex: words[ex.label]
+        else:
+            picks = rng.sample(pool, min(k, len(pool)))
+            answer = lambda ex: ex.output
+        blocks = []
+        for ex in picks:
+            shown = render(base.prompt, ex.input)
+            blocks.append(escape(shown + continuation(shown, answer(ex))))
+        return "\n\n".join(blocks) + "\n\n"
+
+
+def _beats(trial, parent) -> bool:
+    """Compare on the largest dev prefix both were scored on."""
+    common = set(trial.rungs) & set(parent.rungs)
+    if not common:
+        return False
+    size = max(common)
+    return trial.rungs[size] > parent.rungs[size]

@@ -1,0 +1,108 @@
+"""Template enumeration: instruction phrasings x input/answer formats x label words.
+
+Searched as coordinate ascent rather than the full product (which racing could not afford):
+formats first, then instructions on the best formats, then label words on the best templates.
+Label words are themselves searched as in LM-BFF (Gao et al. 2021): for each class, the vocabulary
+words the model ranks highest after that class's train examples, relative to all classes.
+"""
+
+from __future__ import annotations
+
+from promptsearch.candidate import Candidate
+from promptsearch.strategy import SearchContext, Strategy
+
+from . import library
+
+
+class TemplateEnumeration(Strategy):
+    name = "templates"
+    description = "Enumerate instruction phrasings x input/answer formats x label words (LM-BFF label search)."
+
+    def __init__(self, top: int = 3, label_candidates: int = 4, label_examples: int = 16, search_labels: bool = True):
+        self.top = top
+        self.label_candidates = label_candidates
+        self.label_examples = label_examples
+        self.search_labels = search_labels
+
+    def start(self, context: SearchContext) -> None:
+        self._phase = 0
+        self._queue: list[Candidate] = []
+        self._masks: dict = {}
+
+    def propose(self, context: SearchContext, n: int) -> list[Candidate]:
+        while not self._queue and self._phase < 3:
+            self._queue = self._next_phase(context)
+            self._phase += 1
+        batch, self._queue = self._queue[:n], self._queue[n:]
+        return batch
+
+    def _next_phase(self, ctx: SearchContext) -> list[Candidate]:
+        task = ctx.task
+        best = ctx.best(self.top)
+        if self._phase == 0:  # bare formats
+            out = []
+            for fmt in library.formats(task):
+                out.append(Candidate(fmt, strategy=self.name, edit="format"))
+            return out
+        if self._phase == 1:  # instructions on the best formats
+            out = []
+            for base in best:
+                for instruction in library.instructions(task):
+                    out.append(Candidate(instruction + "\n" + base.prompt, base.label_words, strategy=self.name,
+                                         parents=(base.id,), edit="instruction"))
+            return out
+        if task.kind != "classification" or not self.search_labels:
+            return []
+        out = []
+        for base in best[:2]:
+            for words in self.label_words(ctx, base.prompt):
+                out.append(Candidate(base.prompt, words, strategy=self.name, parents=(base.id,), edit="label words"))
+        return out
+
+    def label_words(self, ctx: SearchContext, prompt: str) -> list[tuple[str, ...]]:
+        """LM-BFF: per class, words whose log-probability after the prompt is highest for that
+        class's train examples relative to the mean over classes; candidates combine the top ones."""
+        import torch
+
+        task, scorer = ctx.task, ctx.scorer
+        n_classes = len(task.label_words)
+        by_class = [[ex for ex in task.train if ex.label == c][: self.label_examples] for c in range(n_classes)]
+        if any(not exs for exs in by_class):
+            return []
+        examples = [ex for exs in by_class for ex in exs]
+        contexts = [scorer.render(prompt, ex.input) for ex in examples]
+        space = not (contexts[0][-1:].isspace())
+        logprobs = scorer.next_token_logprobs(contexts)
+        ctx.charge(len(contexts))
+        mask = self._word_mask(scorer.model, space, logprobs.shape[1])
+        class_mean = torch.stack([logprobs[[i for i, ex in enumerate(examples) if ex.label == c]].mean(0) for c in range(n_classes)])
+        relative = class_mean - class_mean.mean(0, keepdim=True)
+        score = relative + 0.5 * class_mean  # discriminative, but still a word the model says here
+        score[:, ~mask] = -float("inf")
+        tops = [score[c].topk(self.label_candidates).indices.tolist() for c in range(n_classes)]
+        decode = lambda i: scorer.model.decode([i]).strip()
+        options = []
+        for rank in range(self.label_candidates):
+            words = tuple(decode(tops[c][rank]) for c in range(n_classes))
+            if len(set(w.lower() for w in words)) == n_classes:
+                options.append(words)
+        # also the best word of each class paired with the task's own words for the others
+        for c in range(n_classes):
+            words = list(task.label_words)
+            words[c] = decode(tops[c][0])
+            if len(set(w.lower() for w in words)) == n_classes:
+                options.append(tuple(words))
+        return [w for i, w in enumerate(options) if w not in options[:i] and w != tuple(task.label_words)]
+
+    def _word_mask(self, model, leading_space: bool, size: int):
+        """Vocabulary entries that decode to one ASCII alphabetic word of 3+ letters."""
+        import torch
+
+        if leading_space not in self._masks:
+            ok = torch.zeros(size, dtype=torch.bool)
+            for i in range(min(size, len(model.tokenizer))):
+                t = model.decode([i])
+                w = t.strip()
+                ok[i] = t.startswith(" ") == leading_space and w.isalpha() and w.isascii() and len(w) >= 3
+            self._masks[leading_space] = ok
+        return self._masks[leading_space]

@@ -1,0 +1,95 @@
+import json
+
+import pytest
+
+from promptsearch import runner
+from promptsearch.candidate import Candidate
+from promptsearch.search import Budget, Racing, Search
+from promptsearch.scorer import Scorer
+from promptsearch.strategy import Strategy, make
+from promptsearch.task import load_task
+
+
+class ListStrategy(Strategy):
+    name = "list"
+    description = "proposes a fixed list"
+
+    def __init__(self, prompts=()):
+        self.prompts = list(prompts)
+
+    def propose(self, context, n):
+        out, self.prompts = self.prompts[:n], self.prompts[n:]
+        return [Candidate(p, strategy=self.name) for p in out]
+
+
+PROMPTS = ["Review: {input}\nSentiment:", "{input} It was", "Text: {input}\nLabel:", "{input}\nAnswer:",
+           "Input: {input}\nLabel:", "Sentence: {input}\nCategory:", "{input} All in all, it was", "Review: {input}\nSentiment:"]
+
+
+@pytest.fixture(scope="module")
+def task():
+    return load_task("sst2-mini")
+
+
+def test_racing_rungs():
+    assert Racing(16, 3).rungs(100) == [16, 48, 100]
+    assert Racing(16, 3).rungs(10) == [10]
+    assert Racing(10**9, 3).rungs(100) == [100]
+
+
+def test_search_dedupes_races_and_reports(tiny, task):
+    scorer = Scorer(tiny)
+    search = Search(task, scorer, [ListStrategy(PROMPTS)], Budget(max_evals=100_000), racing=Racing(16, 3))
+    summary = search.run()
+    assert len(search.trials) == 8  # seed + 7 distinct prompts (one duplicate dropped)
+    assert scorer.stats["examples_scored"] <= search.evals_used + len(task.test) * 2
+    sizes = sorted(t.rung for t in search.trials.values())
+    assert sizes[0] == 16 and sizes[-1] == 100  # losers stop early, the top reach all of dev
+    assert search.evals_used < 8 * 100
+    assert summary["best"]["dev"]["n"] == 100 and summary["best"]["test"]["n"] == 200
+    assert summary["best"]["dev"]["score"] >= summary["seed"]["dev"]["score"]
+    assert [r["rank"] for r in summary["leaderboard"]] == list(range(1, len(summary["leaderboard"]) + 1))
+
+
+def test_budget_stops_cleanly(tiny, task):
+    search = Search(task, Scorer(tiny), [ListStrategy(PROMPTS)], Budget(max_candidates=3))
+    search.run()
+    assert len(search.trials) == 3
+    search = Search(task, Scorer(tiny), [ListStrategy(PROMPTS)], Budget(max_evals=150))
+    search.run()
+    assert search.evals_used - 100 * 0 <= 150 + 100  # at most one rung past the limit, plus the final check
+
+
+def test_same_seed_same_result(tiny, task):
+    a = Search(task, Scorer(tiny), [make("templates")], Budget(max_evals=800), seed=3).run()
+    b = Search(task, Scorer(tiny), [make("templates")], Budget(max_evals=800), seed=3).run()
+    assert a["leaderboard"] == b["leaderboard"]
+
+
+def test_run_store_and_resume_rescoring_nothing(tiny, task, tmp_path):
+    config = runner.make_config(task="sst2-mini", strategies=["templates", "clarify"], budget={"max_evals": 1500, "max_seconds": None})
+    parts = (task, tiny, Scorer(tiny))
+    full = runner.run(config, tmp_path / "a", parts=parts)
+    # a run cut short: keep the first half of its log, then resume with a cold scorer
+    lines = (tmp_path / "a" / "candidates.jsonl").read_text().splitlines()
+    cut = tmp_path / "b"
+    cut.mkdir()
+    (cut / "config.json").write_text((tmp_path / "a" / "config.json").read_text())
+    (cut / "candidates.jsonl").write_text("\n".join(lines[: len(lines) // 2]) + "\n" + lines[len(lines) // 2][:20])
+    scorer = Scorer(tiny)
+    resumed = runner.run(None, cut, resume=True, parts=(task, tiny, scorer))
+    assert resumed["leaderboard"] == full["leaderboard"]
+    assert resumed["best"] == full["best"]
+    logged = sum(len(json.loads(line)["results"]) for line in lines[: len(lines) // 2])
+    # the resumed run scored only what the first half had not
+    assert scorer.stats["cache_hits"] >= logged
+    assert len((cut / "candidates.jsonl").read_text().splitlines()) == len(lines)
+
+
+def test_unknown_strategy_and_option_are_clear_errors():
+    from promptsearch.errors import PromptSearchError
+
+    with pytest.raises(PromptSearchError, match="unknown strategy"):
+        make("nope")
+    with pytest.raises(PromptSearchError, match="has no option 'bogus'"):
+        make("templates", {"bogus": 1})
