@@ -3,3 +3,8 @@
 
 class PromptSearchError(Exception):
     """Bad input or an unusable setting, explained in one line that names the file, line or field."""
+
+
+class TooLongError(PromptSearchError):
+    """A rendered prompt does not fit the model's context. For a user's own prompt this is an
+    error; a search drops a generated candidate that hits it and goes on."""

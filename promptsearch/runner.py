@@ -50,11 +50,15 @@ def load_parts(config: dict):
     return task, model, Scorer(model, batch_size=config["batch_size"], chat=config["chat"])
 
 
-def build_search(config: dict, task, scorer, store=None, progress=False) -> Search:
-    strategies = [strategy_registry.make(name, config["options"].get(name)) for name in config["strategies"]]
+def make_strategies(config: dict) -> list:
     unused = set(config["options"]) - set(config["strategies"])
     if unused:
         raise PromptSearchError(f"options given for strategy {sorted(unused)[0]!r}, which this run does not use")
+    return [strategy_registry.make(name, config["options"].get(name)) for name in config["strategies"]]
+
+
+def build_search(config: dict, task, scorer, store=None, progress=False, strategies=None) -> Search:
+    strategies = strategies if strategies is not None else make_strategies(config)
     return Search(task, scorer, strategies, Budget(**config["budget"]), seed=config["seed"], store=store,
                   racing=Racing(**config["racing"]), batch_size=config["proposals_per_round"],
                   top_k=config["top_k"], progress=progress)
@@ -62,12 +66,16 @@ def build_search(config: dict, task, scorer, store=None, progress=False) -> Sear
 
 def run(config: dict, run_dir: str | Path, resume: bool = False, progress: bool = False, parts=None) -> dict:
     """Run (or resume) a search; returns the summary, also written to ``run_dir/summary.json``."""
-    store = RunStore.open(run_dir) if resume else RunStore.create(run_dir, config)
     if resume:
+        store = RunStore.open(run_dir)
         config = store.config
+    strategies = make_strategies(config)  # bad names and options fail before the slow model load
+    if resume:
         store.repair()
+    else:
+        store = RunStore.create(run_dir, config)
     task, model, scorer = parts or load_parts(config)
-    search = build_search(config, task, scorer, store=store, progress=progress)
+    search = build_search(config, task, scorer, store=store, progress=progress, strategies=strategies)
     if resume:
         log.info("resuming %s: %d logged evaluations reused", run_dir, search.resume_from_log())
     summary = search.run()

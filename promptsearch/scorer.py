@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from . import template
-from .errors import PromptSearchError
+from .errors import PromptSearchError, TooLongError
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ class Scorer:
         limit = self.model.max_length - (0 if soft is None else soft.shape[0])
         for row, owner in zip(rows, owners):
             if len(row) > limit:
-                raise PromptSearchError(
+                raise TooLongError(
                     f"example {owner}: prompt and answer take {len(row)} tokens, over the model's context of {limit}"
                 )
 

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 from .candidate import Candidate, Trial
 from .metrics import summarize
+from .errors import TooLongError
 from .scorer import ExampleResult
 from .strategy import SearchContext, Strategy
 
@@ -69,6 +70,7 @@ class Search:
         self._limits = (math.inf, math.inf, math.inf)
         self._bar = None
         self._progress = progress
+        self.rejected: set[str] = set()  # candidates dropped as too long for the model
         self._logged: set[tuple[str, int]] = set()  # (candidate id, size) already in the run log
 
     # ---- accounting ---------------------------------------------------------------------------
@@ -105,7 +107,7 @@ class Search:
             return None
         fresh, seen = [], set()
         for c in proposals:
-            if c.id not in self.trials and c.id not in seen:
+            if c.id not in self.trials and c.id not in self.rejected and c.id not in seen:
                 seen.add(c.id)
                 fresh.append(c)
         return fresh
@@ -119,10 +121,18 @@ class Search:
             if c.id in self.trials:
                 continue
             trial = self.trials[c.id] = Trial(c, order=len(self.trials))
-            for size in self.rungs:
-                self._score(trial, size)
-                if size == self.rungs[-1] or not self._promote(trial, size) or self.exhausted():
-                    break
+            try:
+                for size in self.rungs:
+                    self._score(trial, size)
+                    if size == self.rungs[-1] or not self._promote(trial, size) or self.exhausted():
+                        break
+            except TooLongError as e:
+                if c.strategy == "seed":
+                    raise
+                log.warning("dropped a %s candidate: %s", c.strategy, e)
+                del self.trials[c.id]
+                self.rejected.add(c.id)
+                continue
             out.append(trial)
         return sorted(out, key=lambda t: t.sort_key(), reverse=True)
 

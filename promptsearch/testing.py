@@ -26,7 +26,7 @@ def tiny_model(seed: int = 0, vocab_words: int = 200, layers: int = 2):
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>")
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
                          tie_word_embeddings=True, pad_token_id=0, eos_token_id=1, bos_token_id=None)
     model = LlamaForCausalLM(config)
     return FrozenModel(model, fast, name=f"tiny-llama-{seed}")

@@ -90,7 +90,10 @@ class ClarifyContext(Strategy):
         for ex in picks:
             shown = render(base.prompt, ex.input)
             blocks.append(escape(shown + continuation(shown, answer(ex))))
-        return "\n\n".join(blocks) + "\n\n"
+        text = "\n\n".join(blocks) + "\n\n"
+        model = ctx.scorer.model
+        # leave at least half of the context to the input and the answer
+        return text if len(model.encode(text)) <= model.max_length // 2 else ""
 
 
 def _beats(trial, parent) -> bool:

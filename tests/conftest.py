@@ -8,6 +8,18 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 
 
+@pytest.fixture(autouse=True)
+def _threads(request):
+    """The tiny model's matrices are too small for threads: one thread is ~30x faster when the
+    machine is busy (spinning OpenMP workers). The real model keeps torch's default."""
+    import torch
+
+    default = torch.get_num_threads()
+    torch.set_num_threads(default if "smollm" in request.fixturenames else 1)
+    yield
+    torch.set_num_threads(default)
+
+
 @pytest.fixture(scope="session")
 def tiny():
     from promptsearch.testing import tiny_model
@@ -21,6 +33,21 @@ def smollm():
     from promptsearch.model import FrozenModel
 
     return FrozenModel.load()
+
+
+@pytest.fixture(scope="session")
+def small_task_dir(tmp_path_factory):
+    """A 40/30/30-row slice of the bundled SST-2 sample, so CLI tests on the tiny model stay quick."""
+    import shutil
+
+    from promptsearch.task import BUNDLED_DIR
+
+    src, d = BUNDLED_DIR / "sst2-mini", tmp_path_factory.mktemp("small-task")
+    for split, n in (("train", 40), ("dev", 30), ("test", 30)):
+        lines = (src / f"{split}.jsonl").read_text().splitlines()[:n]
+        (d / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+    shutil.copy(src / "task.json", d / "task.json")
+    return str(d)
 
 
 @pytest.fixture
