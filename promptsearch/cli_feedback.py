@@ -1,0 +1,250 @@
+"""``promptsearch rate`` and ``promptsearch refine``: the feedback loop on the command line.
+
+Registered on the main group by ``promptsearch.cli._register_optional_commands``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .cli import _setup, emit, one_line, reporting
+from .errors import PromptSearchError
+
+RATE_HELP = "rating 1-5 (s skip, q quit)"
+
+
+def _parts_loader(config):
+    """Load task, model and scorer once, on first need."""
+    loaded = []
+
+    def load():
+        if not loaded:
+            from . import runner
+
+            loaded.append(runner.load_parts(config))
+        return loaded[0]
+
+    return load
+
+
+def _ask_rating(echo_err: bool) -> int | str:
+    """A rating 1-5, 's' or 'q'; anything else asks again. End of input counts as quit."""
+    from .feedback import check_rating
+
+    while True:
+        try:
+            raw = click.prompt(RATE_HELP, default="", show_default=False, err=echo_err).strip()
+        except click.Abort:
+            return "q"
+        low = raw.lower()
+        if low in ("q", "quit"):
+            return "q"
+        if low in ("s", "skip"):
+            return "s"
+        head, _, rest = raw.partition(" ")
+        try:
+            value = check_rating(head)
+        except PromptSearchError as e:
+            click.echo(f"  {e}; type 1-5, s to skip or q to quit", err=echo_err)
+            continue
+        return (value, rest.strip()) if rest.strip() else value
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--top", type=click.IntRange(1), default=3, show_default=True, help="Rate the outputs of this many best prompts.")
+@click.option("--inputs", "n_inputs", type=click.IntRange(1), default=3, show_default=True, help="Sample dev inputs per prompt.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Which dev inputs are drawn.")
+@click.option("--again", is_flag=True, help="Also show pairs rated before (default: continue where you stopped).")
+@click.option("--from-file", "from_file", type=click.Path(dir_okay=False), default=None,
+              help="Take ratings from a JSONL file (fields: prompt or candidate, input, rating, optional output, comment).")
+@click.option("--export", "export", type=click.Path(dir_okay=False), default=None,
+              help="Write the pairs to rate to a JSONL file (rating null) instead of asking; fill it in, then --from-file.")
+@reporting
+def rate(run_dir, top, n_inputs, seed, again, from_file, export, as_json, quiet):
+    """Rate what a run's best prompts produce (1-5 and a comment), one output at a time.
+
+    Each rating is appended to RUN_DIR/ratings.jsonl the moment it is given: quitting (q, Ctrl-D,
+    Ctrl-C) loses nothing already rated, and rating again continues with the pairs not yet rated."""
+    _setup(quiet)
+    import json
+
+    from .feedback import Feedback, complete_records, fill_outputs, rating_items, read_ratings
+    from .store import RunStore
+    from .task import load_task
+
+    store = RunStore.open(run_dir)
+    feedback = Feedback(store)
+    existing, problems = feedback.load()
+    for p in problems:
+        click.echo(f"note: {p}", err=True)
+    config = store.config
+    task = load_task(config["task"], seed=config["seed"])
+    if config.get("seed_prompt"):
+        task = task.with_seed_prompt(config["seed_prompt"])
+    load = _parts_loader(config)
+
+    if from_file:
+        given, _ = read_ratings(Path(from_file), strict=True)  # a bad line stops here, before anything is added
+        if not given:
+            raise PromptSearchError(f"{from_file}: no ratings in the file")
+        records = complete_records(given, store, task, load)
+        for r in records:
+            feedback.add(r)
+        out = {"run_dir": str(run_dir), "added": len(records), "total": len(existing) + len(records),
+               "ratings_file": str(feedback.path), "mean_rating": sum(r.rating for r in records) / len(records)}
+        emit(as_json, out, f"{len(records)} ratings added to {feedback.path} ({out['total']} in all)")
+        return
+
+    rated = None if again else {(r.candidate, r.example or r.input) for r in existing}
+    items = rating_items(store, task, top=top, n_inputs=n_inputs, seed=seed, rated=rated)
+    if any(it.output is None for it in items):
+        if not quiet:
+            click.echo("running the model for outputs the run did not log...", err=True)
+        _, _, scorer = load()
+        fill_outputs(items, task, scorer)
+
+    if export:
+        path = Path(export)
+        with open(path, "w", encoding="utf-8") as f:
+            for it in items:
+                rec = it.rating(task, 1, source="export").to_json()
+                rec.update(rating=None, time=None)
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        emit(as_json, {"run_dir": str(run_dir), "exported": len(items), "file": str(path)},
+             f"{len(items)} outputs to rate written to {path}; fill in 'rating' (1-5) and 'comment', then:\n"
+             f"  promptsearch rate {run_dir} --from-file {path}")
+        return
+
+    err = as_json  # keep stdout for the one JSON object
+    added, skipped, quit_early = [], 0, False
+    if not items:
+        emit(as_json, {"run_dir": str(run_dir), "added": 0, "skipped": 0, "quit": False, "total": len(existing),
+                       "ratings_file": str(feedback.path)},
+             f"nothing left to rate ({len(existing)} ratings in {feedback.path}); --again shows rated pairs too")
+        return
+    last_prompt = None
+    for i, it in enumerate(items, 1):
+        if it.candidate.id != last_prompt:
+            dev = f"dev {it.dev['score']:.3f}" if it.dev else "dev -"
+            click.echo(f"\n=== prompt #{it.rank} ({dev}, {it.candidate.strategy}) ===", err=err)
+            for line in it.candidate.prompt.split("\n"):
+                click.echo(f"  | {line}", err=err)
+            last_prompt = it.candidate.id
+        click.echo(f"\n[{i}/{len(items)}] prompt #{it.rank}", err=err)
+        click.echo(f"  input:    {one_line(it.example.input, 200)}", err=err)
+        click.echo(f"  output:   {it.output if it.output else '(empty)'}", err=err)
+        click.echo(f"  expected: {one_line(it.reference(task), 200)}", err=err)
+        try:
+            answer = _ask_rating(err)
+            if answer == "q":
+                quit_early = True
+                break
+            if answer == "s":
+                skipped += 1
+                continue
+            value, comment = answer if isinstance(answer, tuple) else (answer, None)
+            if comment is None:
+                try:
+                    comment = click.prompt("comment (Enter for none)", default="", show_default=False, err=err).strip()
+                except click.Abort:
+                    comment, quit_early = "", True
+        except KeyboardInterrupt:
+            quit_early = True
+            break
+        feedback.add(it.rating(task, value, comment))
+        added.append({"candidate": it.candidate.id, "input": it.example.input, "output": it.output,
+                      "rating": value, "comment": comment})
+        if quit_early:
+            break
+    total = len(existing) + len(added)
+    out = {"run_dir": str(run_dir), "added": len(added), "skipped": skipped, "quit": quit_early, "total": total,
+           "ratings_file": str(feedback.path), "ratings": added}
+    text = f"\n{len(added)} rating(s) saved to {feedback.path} ({total} in all, {skipped} skipped)"
+    if quit_early:
+        text += f"\nquit: nothing rated is lost; `promptsearch rate {run_dir}` continues with the rest"
+    text += f"\nnext: promptsearch refine {run_dir}"
+    emit(as_json, out, text)
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(file_okay=False), required=False)
+@click.option("--rating-weight", "weight", type=click.FloatRange(0, 1), default=0.5, show_default=True,
+              help="Objective = (1-w) * dev metric + w * rating (ratings 1-5 mapped to 0-1).")
+@click.option("--edits", "edit_map", type=click.Path(dir_okay=False), default=None,
+              help='JSON file {"comment regex": "instruction"} extending the built-in comment -> edit mapping.')
+@click.option("--model-edits", is_flag=True, help="Let the model propose an edit for comments no pattern matches.")
+@click.option("--strategy", "strategy_names", multiple=True, help="Strategies after the refine stage (default: clarify).")
+@click.option("--bases", type=click.IntRange(1), default=3, show_default=True, help="Rated prompts the edits are applied to.")
+@click.option("--max-candidates", type=click.IntRange(1), default=None, help="Budget: candidates scored (default: the run's).")
+@click.option("--max-evals", type=click.IntRange(1), default=None, help="Budget: example-evaluations.")
+@click.option("--max-seconds", type=click.FloatRange(1), default=None, help="Budget: wall time.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="New run directory (default: RUN_DIR-refine-N).")
+@click.option("--resume", type=click.Path(file_okay=False), default=None, help="Continue an interrupted refine run.")
+@reporting
+def refine(run_dir, weight, edit_map, model_edits, strategy_names, bases, max_candidates, max_evals, max_seconds,
+           out, resume, as_json, quiet):
+    """Search on from a rated run with the ratings folded into the objective.
+
+    Writes a new run directory (RUN_DIR-refine-N; the rated run is left as it was) and shows how the
+    ranking moved and why: old rank -> new rank, dev metric, rating (yours or predicted), edits applied."""
+    _setup(quiet)
+    from . import feedback
+
+    if not run_dir and not resume:
+        raise PromptSearchError("give the rated RUN_DIR (or --resume REFINE_DIR)")
+    budget = {k: v for k, v in {"max_candidates": max_candidates, "max_evals": max_evals, "max_seconds": max_seconds}.items() if v}
+    target = Path(resume) if resume else (Path(out) if out else None)
+    try:
+        summary = feedback.refine(run_dir, out=target, weight=weight, edit_map=edit_map, model_edits=model_edits,
+                                  strategies=tuple(strategy_names) or ("clarify",), budget=budget or None, bases=bases,
+                                  progress=not (quiet or as_json), resume=bool(resume))
+    except KeyboardInterrupt:
+        where = resume or "the new RUN_DIR-refine-N directory"
+        click.echo(f"interrupted; nothing scored is lost. Continue with: promptsearch refine --resume {where}", err=True)
+        sys.exit(130)
+    emit(as_json, summary, render_refine(summary))
+
+
+def render_refine(s: dict) -> str:
+    r = s["refine"]
+    w = r["weight"]
+    lines = [f"refined {r['parent']} -> {s['run_dir']}",
+             f"objective: {1 - w:.2f} x dev {s['metric']} + {w:.2f} x rating   ({r['ratings']} ratings; predictor: {r['predictor']})"]
+    if r["edits"]:
+        lines.append("edits from comments:")
+        for e in r["edits"]:
+            said = "; ".join(sorted(set(e["comments"]))[:3])
+            lines.append(f"  {e['instruction']:<34} <- {len(e['comments'])} comment(s) ({e['source']}): {said}")
+    else:
+        lines.append("edits from comments: none (no comment on a rating of 3 or less matched)")
+    lines += ["", "how the ranking moved (rating: yours where rated, else predicted; n = dev examples scored):",
+              f"{'old':>4} -> {'new':<4} {'dev':>6} {'rating':>7} {'blend':>6} {'n':>4}  prompt / why"]
+    for m in r["moves"]:
+        old = str(m["old_rank"]) if m["old_rank"] else "new"
+        rating = f"{m['rating']:.2f}" + ("*" if m["rated"] else " ")
+        lines.append(f"{old:>4} -> {m['new_rank']:<4} {m['dev']:>6.3f} {rating:>7} {m['blended']:>6.3f} {m['n']:>4}  "
+                     f"{one_line(m['prompt'], 70)}")
+        if m["why"]:
+            lines.append(f"{'':>29}{'; '.join(m['why'])}")
+    b, p = r["best"], r["parent_best"]
+    lines += ["", "(* = includes your ratings)", "best prompt now:"]
+    lines += ["    " + line for line in b["prompt"].split("\n")]
+    lines += [f"  dev {b['dev']:.3f}  test {b['test']:.3f}  rating {b['rating']:.2f}/5 (predicted where unrated)",
+              f"before: dev {p['dev']:.3f}  rating {p['rating']:.2f}/5 ({p['rating_source']})  {one_line(p['prompt'], 60)}",
+              f"\nrate the new outputs: promptsearch rate {s['run_dir']}"]
+    return "\n".join(lines)
+
+
+def _register() -> None:
+    """Register on the main group even when this module is imported before promptsearch.cli finished."""
+    from .cli import main
+
+    for command in (rate, refine):
+        main.add_command(command)
+
+
+_register()

@@ -1,0 +1,79 @@
+"""Integration tests on the real embedded SmolLM2-135M-Instruct (no mocks)."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from promptsearch import runner
+from promptsearch.candidate import Candidate
+from promptsearch.cli import main
+from promptsearch.metrics import summarize
+from promptsearch.scorer import Scorer
+from promptsearch.task import load_task
+
+from .conftest import SHARED_DATA
+
+pytestmark = pytest.mark.integration
+
+
+def test_review_template_scores_sst2(smollm):
+    task = load_task(f"{SHARED_DATA}/sst2")
+    examples = task.test[:200]
+    results = Scorer(smollm).evaluate(task, Candidate("Review: {input}\nSentiment:"), examples)
+    score = summarize("accuracy", results, examples)
+    assert score.score >= 0.75  # measured 0.84
+    assert score.n == 200 and score.ci_low < score.score < score.ci_high
+
+
+def test_gguf_cache_roundtrip(tmp_cache, smollm):
+    import torch
+
+    from promptsearch.model import FrozenModel
+
+    cold = FrozenModel.load()  # dequantises into the empty temporary cache
+    assert list(tmp_cache.glob("models/*/model.safetensors"))
+    warm = FrozenModel.load()
+    ids = torch.tensor([smollm.encode("Review: a gem of a film\nSentiment:")])
+    with torch.no_grad():
+        a, b, c = (m.model(ids).logits for m in (cold, warm, smollm))
+    assert torch.equal(a, b) and torch.equal(b, c)
+    assert not any(p.requires_grad for p in warm.model.parameters())
+
+
+def test_generation_task_exact_match_and_demonstrations(smollm):
+    task = load_task(f"{SHARED_DATA}/instruction_induction/singular_to_plural")
+    scorer = Scorer(smollm)
+    demos = "Write the plural form of the word.\nInput: cat\nOutput: cats\n\nInput: box\nOutput: boxes\n\nInput: city\nOutput: cities\n\n"
+    zero = scorer.evaluate(task, Candidate(task.seed_prompt), task.test[:20])
+    few = scorer.evaluate(task, Candidate(demos + "Input: {input}\nOutput:"), task.test[:20])
+    assert sum(r.score for r in few) >= 15  # measured 19/20; zero-shot got 0/10
+    assert sum(r.score for r in few) > sum(r.score for r in zero)
+    assert all("\n" not in r.prediction for r in few + zero)
+
+
+def test_run_templates_and_clarify_beats_seed(smollm, tmp_path):
+    task = load_task("sst2-mini")
+    config = runner.make_config(task="sst2-mini", budget={"max_evals": 2000, "max_seconds": None})
+    summary = runner.run(config, tmp_path / "run", parts=(task, smollm, Scorer(smollm)))
+    assert summary["best"]["test"]["score"] > summary["seed"]["test"]["score"]
+    assert summary["best"]["test"]["n"] == 200
+    assert summary["budget_used"]["evals"] <= 2000 + 3 * 100 + 100
+
+
+def test_cli_show_tasks_strategies_on_a_real_run(smollm, tmp_path):
+    task = load_task("sst2-mini")
+    config = runner.make_config(task="sst2-mini", strategies=["templates"], budget={"max_evals": 300, "max_seconds": None})
+    runner.run(config, tmp_path / "run", parts=(task, smollm, Scorer(smollm)))
+    cli = CliRunner()
+    shown = json.loads(cli.invoke(main, ["show", str(tmp_path / "run"), "--json"]).output)
+    assert shown["finished"] and shown["leaderboard"][0]["dev"]["n"] == 100
+    text = cli.invoke(main, ["show", str(tmp_path / "run")]).output
+    assert "best prompt:" in text and "test" in text
+
+
+def test_cli_eval_on_the_embedded_model():
+    r = CliRunner().invoke(main, ["eval", "--prompt", "Review: {input}\\nSentiment:", "--split", "test", "--limit", "40", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["n"] == 40 and out["score"] >= 0.6 and out["model"].startswith("embedded:")
