@@ -256,7 +256,8 @@ def show(run_dir, show_lineage, top, as_json, quiet):
         chain = runner.lineage(store, (summary or {}).get("best", board[0])["id"])
         out["lineage"] = chain
         text += "\n\nlineage of the best prompt (newest first):\n" + "\n".join(
-            f"  {c['strategy']:<11} {c.get('edit') or '-':<28} {one_line(c['prompt'], 70)}" for c in chain)
+            f"  {c['strategy']:<11} {one_line(c.get('edit') or '-', 28):<28} {one_line(c['prompt'], 70)}"
+            + "".join(f"\n  {'':<11} {'  with':<28} {one_line(m, 70)}" for m in c.get("mates", ())) for c in chain)
     emit(as_json, out, text)
 
 

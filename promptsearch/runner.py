@@ -97,13 +97,14 @@ def leaderboard_from_log(store: RunStore) -> list[dict]:
 
 
 def lineage(store: RunStore, candidate_id: str) -> list[dict]:
-    """The chain of ancestors of a candidate (itself first), following first parents."""
+    """The chain of ancestors of a candidate (itself first), following first parents; ``mates``
+    holds the prompts of any further parents (the other side of a crossover)."""
     known = {rec["candidate"]["id"]: rec["candidate"] for rec in store.read("candidates.jsonl")}
     chain, seen, cid = [], set(), candidate_id
     while cid in known and cid not in seen:
         seen.add(cid)
-        chain.append(known[cid])
         parents = known[cid].get("parents") or []
+        chain.append({**known[cid], "mates": [known[p]["prompt"] for p in parents[1:] if p in known]})
         cid = parents[0] if parents else None
     return chain
 

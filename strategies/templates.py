@@ -48,6 +48,8 @@ class TemplateEnumeration(Strategy):
             out = []
             for base in best:
                 for instruction in library.instructions(task):
+                    if instruction in base.prompt:
+                        continue
                     out.append(Candidate(instruction + "\n" + base.prompt, base.label_words, strategy=self.name,
                                          parents=(base.id,), edit="instruction"))
             return out
