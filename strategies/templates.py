@@ -97,7 +97,7 @@ class TemplateEnumeration(Strategy):
         return [w for i, w in enumerate(options) if w not in options[:i] and w != tuple(task.label_words)]
 
     def _word_mask(self, model, leading_space: bool, size: int):
-        """Vocabulary entries that decode to one ASCII alphabetic word of 3+ letters."""
+        """Vocabulary entries that decode to one ASCII alphabetic word of 3+ letters, not a function word."""
         import torch
 
         if leading_space not in self._masks:
@@ -105,6 +105,7 @@ class TemplateEnumeration(Strategy):
             for i in range(min(size, len(model.tokenizer))):
                 t = model.decode([i])
                 w = t.strip()
-                ok[i] = t.startswith(" ") == leading_space and w.isalpha() and w.isascii() and len(w) >= 3
+                ok[i] = (t.startswith(" ") == leading_space and w.isalpha() and w.isascii() and len(w) >= 3
+                         and w.lower() not in library.STOPWORDS)
             self._masks[leading_space] = ok
         return self._masks[leading_space]
