@@ -17,7 +17,6 @@ from promptsearch.feedback import (
     Feedback,
     Rating,
     RatingModel,
-    Refine,
     check_rating,
     comment_edits,
     load_edit_map,
@@ -26,6 +25,7 @@ from promptsearch.feedback import (
 from promptsearch.scorer import Scorer
 from promptsearch.store import RunStore
 from promptsearch.task import load_task
+from strategies.refine import Refine
 
 PAIRS = [("good", "bad"), ("bad", "good"), ("love", "hate"), ("hate", "love"), ("fun", "boring"), ("boring", "fun"),
          ("great", "terrible"), ("yes", "no"), ("no", "yes"), ("best", "worst"), ("worst", "best"), ("funny", "dull"),
