@@ -55,17 +55,20 @@ class ClarifyContext(Strategy):
             out.append(Candidate(prompt, base.label_words, strategy=self.name, parents=(base.id,),
                                  edit="+".join(done + [edit])))
 
-        if not any(e.startswith("clarifier") for e in done):
-            for i, sentence in enumerate(library.clarifiers(task)):
-                add(sentence + "\n" + base.prompt, f"clarifier:{sentence}")
-        if task.description and "description" not in done and escape(task.description) not in base.prompt:
-            add(escape(task.description.strip()) + "\n" + base.prompt, "description")
-        if not any(e.startswith("demos") for e in done):
-            for k in self.demo_counts:
-                for draw in range(self.draws):
-                    demos = self.demonstrations(ctx, base, k)
-                    if demos:
-                        add(demos + base.prompt, f"demos:{k}#{draw}")
+        # Most promising first, since a small budget may stop the round part-way: one draw of each
+        # demonstration count, then the clarifiers and the description, then further draws.
+        draws = 0 if any(e.startswith("demos") for e in done) else self.draws
+        for draw in range(max(draws, 1)):
+            for k in self.demo_counts if draw < draws else ():
+                demos = self.demonstrations(ctx, base, k)
+                if demos:
+                    add(demos + base.prompt, f"demos:{k}#{draw}")
+            if draw == 0:
+                if not any(e.startswith("clarifier") for e in done):
+                    for sentence in library.clarifiers(task):
+                        add(sentence + "\n" + base.prompt, f"clarifier:{sentence}")
+                if task.description and "description" not in done and escape(task.description) not in base.prompt:
+                    add(escape(task.description.strip()) + "\n" + base.prompt, "description")
         return out
 
     def demonstrations(self, ctx: SearchContext, base: Candidate, k: int) -> str:
