@@ -1,0 +1,396 @@
+"""The scoreboard: every strategy side by side on real tasks, same budget, fixed seeds.
+
+    python benchmarks/run_all.py --quick     # 3 tasks, small dev/test/budget: < 15 min on an idle 2-core machine
+    python benchmarks/run_all.py             # 11 tasks (sst2, agnews, trec + 8 instruction-induction tasks)
+    python benchmarks/run_all.py --tasks sst2,antonyms --strategies templates,evolution --max-evals 500
+
+Every (task, strategy) pair is one ``promptsearch.runner.run`` from the task's seed prompt, with the
+same budget of example-evaluations (forward passes over one example, racing on dev included; the
+final top-k check on all of dev may go past it by at most top_k x dev rows), seed 0, and no time
+limit. "default" is the chain ``promptsearch run`` uses when no strategy is named
+(``runner.DEFAULT_STRATEGIES``). The model is loaded once; each run gets a fresh ``Scorer`` (no cache
+shared between runs, so wall times are comparable), pre-warmed with the seed prompt's dev and test
+results, which are computed once per task: every run starts from the same seed anyway, so this only
+takes the same constant out of every run's wall time (evaluations are counted as if computed).
+
+A strategy that fails to load, or does not apply (autoprompt and soft-prompt need a model with
+gradients), is reported as skipped; one that raises mid-run as failed with the one-line error. Nothing
+stops the rest of the benchmark. Results are written after every run (so an interrupted benchmark
+keeps what finished) to benchmarks/results/scoreboard-{quick,full}.{json,md,png}; each run's
+directory is kept under runs/ so ``promptsearch report RUN_DIR`` can plot it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import random
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parents[1] / "shared" / "data"
+RESULTS = HERE / "results"
+
+CLASSIFICATION = ("sst2", "agnews", "trec")
+INDUCTION = ("antonyms", "singular_to_plural", "first_word_letter", "letters_list", "sum", "num_to_verbal",
+             "active_to_passive", "sentiment")
+STRATEGIES = ("templates", "clarify", "autoprompt", "evolution", "soft-prompt", "default")
+NEEDS_GRADIENTS = ("autoprompt", "soft-prompt")
+
+
+@dataclass(frozen=True)
+class Mode:
+    tasks: tuple[str, ...]
+    dev: int  # dev rows, a seeded class-balanced sample (the search's data)
+    test: int  # test rows, a seeded uniform sample (scored once, for the seed and the winner)
+    max_evals: int  # example-evaluations per run
+
+
+MODES = {
+    "quick": Mode(tasks=("sst2", "trec", "antonyms"), dev=32, test=100, max_evals=200),
+    "full": Mode(tasks=CLASSIFICATION + INDUCTION, dev=32, test=100, max_evals=200),
+}
+
+
+def strategy_chain(name: str) -> list[str]:
+    from promptsearch import runner
+
+    return list(runner.DEFAULT_STRATEGIES) if name == "default" else [name]
+
+
+def task_dir(name: str, data: Path = DATA) -> Path:
+    """A task name under the data folder (instruction-induction tasks by their short name) or a directory."""
+    for path in (data / name, data / "instruction_induction" / name, Path(name)):
+        if (path / "test.jsonl").exists():
+            return path
+    from promptsearch.errors import PromptSearchError
+
+    raise PromptSearchError(f"task {name!r}: not found under {data} and not a task directory")
+
+
+def subsample(examples: tuple, n: int | None, seed: int, stratify: bool = False) -> tuple:
+    """A seeded sample of n rows (all when n is None or larger), never the first n: the agnews and trec
+    files are sorted by class. ``stratify``: classes take turns (for a small balanced dev set)."""
+    if not n or n >= len(examples):
+        return tuple(examples)
+    rng = random.Random(seed)
+    order = list(range(len(examples)))
+    rng.shuffle(order)
+    if stratify:
+        by_label: dict = {}
+        for i in order:
+            by_label.setdefault(examples[i].label, []).append(i)
+        queues = [by_label[k] for k in sorted(by_label, key=lambda k: (k is None, k if k is not None else 0))]
+        order = [q[j] for j in range(max(map(len, queues))) for q in queues if j < len(q)]
+    return tuple(examples[i] for i in sorted(order[:n]))
+
+
+def load_bench_task(name: str, dev: int | None, test: int | None, data: Path = DATA, seed: int = 0):
+    """The task with a seeded sample of ``dev`` dev rows (class-balanced for classification) and
+    ``test`` test rows (uniform, so the test distribution is kept)."""
+    from promptsearch.task import load_task
+
+    task = load_task(str(task_dir(name, data)), seed=seed)
+    return replace(task, dev=subsample(task.dev, dev, seed, stratify=task.kind == "classification"),
+                   test=subsample(task.test, test, seed))
+
+
+def one_line(text: str) -> str:
+    return " ".join(str(text).split("\n")[0].split())[:300]
+
+
+def applicability(spec: str, task, model, options: dict) -> str | None:
+    """Why a strategy cannot run here (it does not load, or does not apply), or None."""
+    from promptsearch import strategy as registry
+    from promptsearch.errors import PromptSearchError
+
+    for name in strategy_chain(spec):
+        try:
+            registry.make(name, options.get(name))
+        except PromptSearchError as e:
+            return one_line(str(e))
+        except Exception as e:  # noqa: BLE001 -- a half-written plugin must not stop the scoreboard
+            return one_line(f"strategy {name!r} failed to load: {type(e).__name__}: {e}")
+        if name in NEEDS_GRADIENTS and not getattr(model, "supports_gradients", True):
+            return f"{name} needs gradients, which model {model.name} does not give"
+    return None
+
+
+def seed_results(task, model, batch_size: int = 16) -> dict:
+    """The seed prompt's per-example results on dev and test, computed once per task."""
+    from promptsearch.candidate import Candidate
+    from promptsearch.scorer import Scorer
+
+    scorer, seed = Scorer(model, batch_size=batch_size), Candidate(task.seed_prompt)
+    return {split: dict(zip([ex.key for ex in exs], scorer.evaluate(task, seed, list(exs))))
+            for split, exs in (("dev", task.dev), ("test", task.test))}
+
+
+def run_one(task, spec: str, model, run_dir: Path, budget: dict, seed: int, options: dict, racing: dict | None,
+            top_k: int, warm: dict | None, batch_size: int = 16) -> dict:
+    """One (task, strategy) run; returns its scoreboard row whatever happens."""
+    from promptsearch import report, runner
+    from promptsearch.candidate import Candidate
+    from promptsearch.errors import PromptSearchError
+    from promptsearch.scorer import Scorer
+
+    chain = strategy_chain(spec)
+    row = {"task": task.name, "kind": task.kind, "metric": task.metric, "strategy": spec, "strategies": chain,
+           "status": "ok", "error": None, "run_dir": str(run_dir), "seed_prompt": task.seed_prompt}
+    why = applicability(spec, task, model, options)
+    if why:
+        return {**row, "status": "skipped", "error": why, "run_dir": None}
+    config = runner.make_config(task=task.source, strategies=chain, seed=seed, top_k=top_k, budget=budget,
+                                racing=racing, batch_size=batch_size,
+                                options={k: v for k, v in options.items() if k in chain})
+    scorer = Scorer(model, batch_size=batch_size)
+    if warm:
+        seed_cand = Candidate(task.seed_prompt)
+        for results in warm.values():
+            scorer.preload(task, seed_cand, results)
+    started = time.monotonic()
+    try:
+        summary = runner.run(config, run_dir, parts=(task, model, scorer))
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # noqa: BLE001 -- recorded, never fatal to the benchmark
+        row.update(status="failed", error=one_line(f"{type(e).__name__}: {e}"),
+                   wall_seconds=round(time.monotonic() - started, 1))
+        try:  # what the run scored before it failed
+            partial = report.run_row(report.load_run(run_dir))
+        except PromptSearchError:  # it failed before scoring anything
+            return row
+        row.update(best_dev=partial["best_dev"], evals=partial["evals"], candidates=partial["candidates"],
+                   best_prompt=partial["best_prompt"])
+        return row
+    best, seed_s = summary["best"], summary["seed"]
+    row.update(seed_test=seed_s["test"], seed_dev=seed_s["dev"], best_test=best["test"], best_dev=best["dev"],
+               gain_test=best["test"]["score"] - seed_s["test"]["score"], evals=summary["budget_used"]["evals"],
+               charged=summary["budget_used"]["charged"], candidates=summary["budget_used"]["candidates"],
+               search_seconds=summary["budget_used"]["seconds"], wall_seconds=round(time.monotonic() - started, 1),
+               best_prompt=report.prompt_text(best), best_strategy=best["strategy"],
+               best_candidate={k: best.get(k) for k in ("prompt", "label_words", "soft", "strategy", "edit")})
+    return row
+
+
+def scoreboard(tasks: list, strategies: list[str], model, runs_dir: Path, max_evals: int, seed: int = 0,
+               options: dict | None = None, racing: dict | None = None, top_k: int = 3, batch_size: int = 16,
+               on_row=None) -> list[dict]:
+    """Every strategy on every task with one model; ``on_row(row, rows)`` after each run."""
+    options = options or {}
+    budget = {"max_evals": max_evals, "max_seconds": None, "max_candidates": None}
+    rows: list[dict] = []
+    for task in tasks:
+        warm = seed_results(task, model, batch_size)
+        for spec in strategies:
+            row = run_one(task, spec, model, Path(runs_dir) / task.name / spec, budget, seed, options, racing,
+                          top_k, warm, batch_size)
+            rows.append(row)
+            if on_row:
+                on_row(row, rows)
+    return rows
+
+
+# ---- output -----------------------------------------------------------------------------------
+def best_per_task(rows: list[dict]) -> list[dict]:
+    """Per task, the strategy whose winner scored best on test (fewer evaluations break ties)."""
+    out = []
+    for task in dict.fromkeys(r["task"] for r in rows):
+        ok = [r for r in rows if r["task"] == task and r["status"] == "ok"]
+        if not ok:
+            out.append({"task": task, "strategy": None})
+            continue
+        top = max(ok, key=lambda r: (r["best_test"]["score"], -r["evals"]))
+        tied = [r["strategy"] for r in ok if r is not top and r["best_test"]["score"] == top["best_test"]["score"]]
+        out.append({"task": task, "strategy": top["strategy"], "best_test": top["best_test"]["score"],
+                    "seed_test": top["seed_test"]["score"], "gain": top["gain_test"], "prompt": top["best_prompt"],
+                    "tied_with": tied})
+    return out
+
+
+def markdown(result: dict, prompt_width: int = 70) -> str:
+    from promptsearch.report import fmt, md_cell
+
+    lim = result["limits"]
+    lines = [f"# promptsearch scoreboard ({result['mode']})", "",
+             f"Command: `{result['command']}`  ",
+             (f"Date: {result['date']}; machine: {result['machine']['summary']}; model: {result['model']}; "
+              f"total wall time {result['wall_seconds'] / 60:.1f} min.  "),
+             (f"Limits: dev = {lim['dev']} rows (seeded sample, class-balanced for classification), test = "
+              f"{lim['test']} rows (seeded uniform sample) of each task; budget "
+              f"{lim['max_evals']} example-evaluations per run (racing min {lim['racing']['min_examples']}, "
+              f"eta {lim['racing']['eta']}; top-{lim['top_k']} final check on all of dev); seed {lim['seed']}; "
+              f"no time limit. Scorer: {result['scorer']}"), "",
+             "| task | strategy | seed test | best test [95% CI] | Δ test | evals | wall s | best prompt |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in result["rows"]:
+        if r["status"] != "ok":
+            what = f"{r['status']}: {r['error']}"
+            lines.append(f"| {r['task']} | {r['strategy']} | - | {md_cell(what, 90)} | - | {r.get('evals', '-')} | "
+                         f"{r.get('wall_seconds', '-')} | - |")
+            continue
+        lines.append(f"| {r['task']} | {r['strategy']} | {fmt(r['seed_test'])} | {fmt(r['best_test'], ci=True)} | "
+                     f"{r['gain_test']:+.3f} | {r['evals']} | {r['wall_seconds']:.0f} | "
+                     f"`{md_cell(r['best_prompt'], prompt_width)}` |")
+    lines += ["", "Best strategy per task (by test score of its winner; gain over the seed prompt's test score):", ""]
+    for b in result["best_per_task"]:
+        if b["strategy"] is None:
+            lines.append(f"- {b['task']}: no strategy finished")
+        else:
+            lines.append(f"- {b['task']}: **{b['strategy']}** {b['best_test']:.3f} vs seed {b['seed_test']:.3f} "
+                         f"({b['gain']:+.3f})" + (f"; tied with {', '.join(b['tied_with'])}" if b["tied_with"] else ""))
+    if result.get("figure"):
+        lines += ["", f"![best-so-far dev score against example-evaluations]({Path(result['figure']).name})"]
+    return "\n".join(lines) + "\n"
+
+
+def text_table(rows: list[dict]) -> str:
+    out = [(f"{'task':<20} {'strategy':<12} {'status':<7} {'seed':>6} {'best':>6} {'95% CI':>15} {'gain':>7} "
+            f"{'evals':>6} {'secs':>6}  best prompt")]
+    for r in rows:
+        if r["status"] != "ok":
+            out.append(f"{r['task']:<20} {r['strategy']:<12} {r['status']:<7} {r['error'][:100]}")
+            continue
+        b = r["best_test"]
+        ci = f"[{b['ci_low']:.3f},{b['ci_high']:.3f}]"
+        out.append(f"{r['task']:<20} {r['strategy']:<12} {'ok':<7} {r['seed_test']['score']:>6.3f} {b['score']:>6.3f} "
+                   f"{ci:>15} {r['gain_test']:>+7.3f} {r['evals']:>6} {r['wall_seconds']:>6.0f}  "
+                   f"{r['best_prompt'].replace(chr(10), '⏎')[:70]!r}")
+    return "\n".join(out)
+
+
+def plot(rows: list[dict], path: Path, title: str) -> Path | None:
+    from promptsearch import report
+    from promptsearch.errors import PromptSearchError
+
+    runs, labels = [], []
+    for r in rows:
+        if r.get("run_dir"):
+            try:
+                runs.append(report.load_run(r["run_dir"]))
+                labels.append(r["strategy"])
+            except PromptSearchError:  # a run that failed before scoring anything has no curve
+                continue
+    if not runs:
+        return None
+    return report.plot_compare(runs, path, labels=labels, title=title, columns=3 if len(runs) > 1 else 1)
+
+
+def write_results(result: dict, prefix: Path) -> None:
+    """``prefix``.json, .md and .png (written to temporary names first, so a kill leaves the old ones)."""
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    fig = plot(result["rows"], prefix.with_suffix(".png.tmp"),
+               f"best-so-far dev score vs example-evaluations ({result['mode']}, {result['model']}, "
+               f"{result['limits']['max_evals']} evals per run)")
+    if fig:
+        os.replace(fig, prefix.with_suffix(".png"))
+        result["figure"] = str(prefix.with_suffix(".png"))
+    for suffix, text in ((".json", json.dumps(result, indent=2, ensure_ascii=False)), (".md", markdown(result))):
+        tmp = prefix.with_suffix(suffix + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, prefix.with_suffix(suffix))
+
+
+def machine(threads: int) -> dict:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    info = {"platform": platform.platform(), "cpu": cpu, "cores": os.cpu_count(), "torch_threads": threads,
+            "python": platform.python_version(), "torch": torch.__version__, "load_avg_at_start": load}
+    info["summary"] = (f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {threads} torch thread(s), "
+                       f"load average {load:.1f} at start" if load is not None else "")
+    return info
+
+
+def main(argv: list[str] | None = None, model=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="3 tasks, dev 32 / test 100 rows, 200 evaluations per run.")
+    ap.add_argument("--tasks", default=None, help="Comma-separated task names or directories (default: the mode's).")
+    ap.add_argument("--strategies", default=",".join(STRATEGIES), help="Comma-separated; 'default' is the chain of "
+                    "`promptsearch run`.")
+    ap.add_argument("--max-evals", type=int, default=None, help="Example-evaluations per run (default: the mode's).")
+    ap.add_argument("--dev-limit", type=int, default=None, help="N dev rows, a seeded class-balanced sample "
+                    "(default: the mode's).")
+    ap.add_argument("--test-limit", type=int, default=None, help="N test rows, a seeded uniform sample "
+                    "(default: the mode's).")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--options", default="{}", help='JSON per-strategy options, e.g. {"evolution": {"patience": 3}}.')
+    ap.add_argument("--model", default=None, help="Model directory or .gguf (default: the embedded SmolLM2-135M).")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default).")
+    ap.add_argument("--data", default=str(DATA), help="The shared data folder.")
+    ap.add_argument("--results-dir", default=str(RESULTS))
+    ap.add_argument("--runs-dir", default=None, help="Where run directories go (default: runs/scoreboard-MODE-TIME).")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    import torch
+
+    from promptsearch.model import FrozenModel
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    mode_name = "quick" if args.quick else "full"
+    mode = MODES[mode_name]
+    names = args.tasks.split(",") if args.tasks else list(mode.tasks)
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    dev, test = args.dev_limit or mode.dev, args.test_limit or mode.test
+    max_evals = args.max_evals or mode.max_evals
+    started = time.monotonic()
+    model = model or FrozenModel.load(args.model)
+    tasks = [load_bench_task(n, dev, test, Path(args.data), args.seed) for n in names]
+    runs_dir = Path(args.runs_dir or f"runs/scoreboard-{mode_name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if runs_dir.exists() and any(runs_dir.iterdir()):
+        raise SystemExit(f"error: {runs_dir} is not empty; give another --runs-dir")
+    racing = {"min_examples": 16, "eta": 3}
+    result = {
+        "mode": mode_name, "command": "python benchmarks/run_all.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": machine(torch.get_num_threads()), "model": model.name,
+        "limits": {"tasks": [t.name for t in tasks], "strategies": strategies, "dev": dev, "test": test,
+                   "max_evals": max_evals, "max_seconds": None, "seed": args.seed, "racing": racing, "top_k": 3,
+                   "options": json.loads(args.options),
+                   "sizes": {t.name: {"dev": len(t.dev), "test": len(t.test), "kind": t.kind, "metric": t.metric}
+                             for t in tasks}},
+        "scorer": "a fresh Scorer per run (no cache shared between runs), pre-warmed with the seed prompt's dev and "
+                  "test results computed once per task; evaluations are counted per run as if computed.",
+        "runs_dir": str(runs_dir), "rows": [], "best_per_task": [], "wall_seconds": 0.0,
+    }
+    prefix = Path(args.results_dir) / f"scoreboard-{mode_name}"
+    total = len(tasks) * len(strategies)
+    print(f"scoreboard ({mode_name}): {len(tasks)} tasks x {len(strategies)} strategies; dev {dev} / test {test} rows; "
+          f"{max_evals} evals per run; model {model.name}; {torch.get_num_threads()} thread(s); runs in {runs_dir}",
+          flush=True)
+
+    def on_row(row, rows):
+        result["rows"] = rows
+        result["best_per_task"] = best_per_task(rows)
+        result["wall_seconds"] = round(time.monotonic() - started, 1)
+        write_results(result, prefix)
+        if row["status"] == "ok":
+            what = (f"test {row['best_test']['score']:.3f} (seed {row['seed_test']['score']:.3f}), "
+                    f"{row['evals']} evals, {row['wall_seconds']:.0f}s")
+        else:
+            what = f"{row['status']}: {row['error']}"
+        print(f"[{len(rows)}/{total}] {row['task']} {row['strategy']}: {what}", flush=True)
+
+    scoreboard(tasks, strategies, model, runs_dir, max_evals, seed=args.seed, options=result["limits"]["options"],
+               racing=racing, top_k=3, on_row=on_row)
+    result["wall_seconds"] = round(time.monotonic() - started, 1)
+    write_results(result, prefix)
+    print("\n" + text_table(result["rows"]))
+    print("\nbest per task: " + "; ".join(
+        f"{b['task']} {b['strategy']} {b['gain']:+.3f}" if b["strategy"] else f"{b['task']} none"
+        for b in result["best_per_task"]))
+    print(f"\nwall time {result['wall_seconds'] / 60:.1f} min; wrote {prefix}.json, .md, .png")
+    return result
+
+
+if __name__ == "__main__":
+    main()
