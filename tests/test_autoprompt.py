@@ -227,7 +227,7 @@ def test_resume_mid_search_gives_the_same_result(tiny, task, tmp_path):
 
 def test_label_search_proposes_verbalizers_and_tunes_for_the_best(tiny, task):
     scorer = Scorer(tiny)
-    strategy = AutoPrompt(n_triggers=2, iterations=1, batch_size=4, top_k=3, label_examples=8)
+    strategy = AutoPrompt(n_triggers=2, iterations=1, batch_size=4, top_k=3, label_examples=8, search_labels=True)
     search = Search(task, scorer, [strategy], Budget(max_evals=5000), racing=Racing(8, 2))
     search.run()
     label_cands = [t.candidate for t in search.trials.values() if t.candidate.edit == "label words"]
