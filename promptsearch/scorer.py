@@ -1,20 +1,25 @@
 """The scorer: per-example scores of a prompt on examples, batched, prefix-shared and cached.
 
 Classification reads the log-likelihood of every label word after the rendered prompt; generation
-decodes greedily (exact match) or reads the target's log-likelihood. Three things make it fast:
-- one forward pass per example serves all one-token label words (longer ones add one row each);
-- the token prefix every row shares (instruction, demonstrations) runs once per call and its
-  key/value cache is reused by every batch; rows are right-padded and length-sorted, so real
-  tokens never see padding and no attention mask is needed;
+decodes greedily (exact match) or reads the target's log-likelihood. What makes it fast:
+- one row, one forward pass per example serves all its label words: the context's last position
+  predicts every word's first token, and the other tokens of longer words are packed after the
+  context, each word attending to the context and to itself only (a per-row attention mask);
+- the token prefix every row shares (instruction, demonstrations) runs once and its key/value cache
+  is reused by every batch; the last few prefixes are kept, so later calls with the same prompt
+  (racing rungs, the test split) skip it; rows are right-padded and length-sorted, so real tokens
+  never see padding;
 - the LM head runs only at the positions whose next-token distribution is read.
+benchmarks/bench_scorer.py measures this against a naive loop and lm-evaluation-harness.
 Results are cached per (model, mode, prompt, label words, soft prompt, example), so no pair is
 computed twice in a process.
 """
 
 from __future__ import annotations
 
+import copy
 import math
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 from . import template
@@ -49,6 +54,8 @@ def first_line(text: str) -> str:
 class Scorer:
     """Scores prompts against one frozen model. ``stats`` counts rows run and cache hits."""
 
+    kept_prefixes = 4  # shared-prefix key/value caches kept across calls (SmolLM2: ~46 KB a token)
+
     def __init__(self, model, batch_size: int = 16, max_batch_tokens: int = 8192, chat: bool = False):
         self.model = model
         self.batch_size = batch_size
@@ -59,6 +66,7 @@ class Scorer:
         self.stats: Counter = Counter()
         self._newline_ids: set[int] | None = None
         self._max_new: dict[str, int] = {}
+        self._prefixes: OrderedDict[tuple, object] = OrderedDict()  # prefix tokens -> key/value cache
 
     # ---- public API -------------------------------------------------------------------------
     def render(self, prompt: str, text: str) -> str:
@@ -75,6 +83,7 @@ class Scorer:
 
     def clear_cache(self) -> None:
         self.cache.clear()
+        self._prefixes.clear()
 
     def mode(self, task, candidate) -> tuple[str, object]:
         """How a candidate is scored on a task: (mode, the setting its results depend on)."""
@@ -134,30 +143,32 @@ class Scorer:
         """log P(continuation | context) for each context and each of its continuations."""
         ctx_tokens = [self.model.encode(c) for c in contexts]
         cont_tokens = [[self.model.encode(k) for k in ks] for ks in continuations]
-        rows, queries, owners = [], [], []
+        rows, queries, layouts = [], [], []
         for i, (ctx, ks) in enumerate(zip(ctx_tokens, cont_tokens)):
             if not ctx:
                 raise PromptSearchError("a rendered prompt is empty; the template needs some text")
-            last = len(ctx) - 1
-            singles = [(j, k[0]) for j, k in enumerate(ks) if len(k) == 1]
-            multis = [(j, k) for j, k in enumerate(ks) if len(k) > 1]
             for j, k in enumerate(ks):
                 if not k:
                     raise PromptSearchError(f"continuation {continuations[i][j]!r} encodes to no tokens")
-            first = True
-            for j, k in multis or [(None, [])]:
-                q = []
-                if first and singles:
-                    q.append((last, [t for _, t in singles], [(i, jj) for jj, _ in singles]))
-                first = False
-                if j is not None:
-                    q.extend((last + t, [k[t]], [(i, j)]) for t in range(len(k)))
-                rows.append(ctx + k[:-1])
-                queries.append(q)
-                owners.append(ids[i] if ids else i)
-        self._check_lengths(rows, owners, soft)
+            # One row per context: the context, then every longer continuation but its last token, each
+            # continuation seeing the context and its own tokens only (see _layout_mask). The context's
+            # last position predicts every continuation's first token.
+            row, seg, pos = list(ctx), [0] * len(ctx), list(range(len(ctx)))
+            q = [(len(ctx) - 1, [k[0] for k in ks], [(i, j) for j in range(len(ks))])]
+            for j, k in enumerate(ks):
+                start = len(row)
+                row += k[:-1]
+                seg += [j + 1] * (len(k) - 1)
+                pos += range(len(ctx), len(ctx) + len(k) - 1)
+                q.extend((start + t - 1, [k[t]], [(i, j)]) for t in range(1, len(k)))
+            rows.append(row)
+            queries.append(q)
+            layouts.append((seg, pos) if len(row) > len(ctx) else None)
+        # The longest position any row uses is its context plus its longest continuation.
+        self._check_lengths([max(lay[1]) + 1 if lay else len(r) for r, lay in zip(rows, layouts)],
+                            ids or list(range(len(rows))), soft)
         sums = [[0.0] * len(ks) for ks in cont_tokens]
-        for q_rows, values in zip(queries, self._query_rows(rows, queries, soft)):
+        for q_rows, values in zip(queries, self._query_rows(rows, queries, soft, layouts)):
             for (_, _, slots), vals in zip(q_rows, values):
                 for (i, j), v in zip(slots, vals):
                     sums[i][j] += v
@@ -174,7 +185,7 @@ class Scorer:
     def generate(self, prompt: str, examples, max_new_tokens: int, soft=None, metric: str = "exact_match") -> list[ExampleResult]:
         contexts = [self.render(prompt, ex.input) for ex in examples]
         rows = [self.model.encode(c) for c in contexts]
-        self._check_lengths([r + [0] * max_new_tokens for r in rows], [ex.id for ex in examples], soft)
+        self._check_lengths([len(r) + max_new_tokens for r in rows], [ex.id for ex in examples], soft)
         texts = self._greedy(rows, max_new_tokens, soft)
         out = []
         for ex, text in zip(examples, texts):
@@ -189,7 +200,7 @@ class Scorer:
         """Free greedy continuation of raw texts (no template): the first line of each, stripped.
         Used by strategies that ask the model itself for paraphrases."""
         rows = [self.model.encode(t) for t in texts]
-        self._check_lengths([r + [0] * max_new_tokens for r in rows], list(range(len(rows))), None)
+        self._check_lengths([len(r) + max_new_tokens for r in rows], list(range(len(rows))), None)
         return [first_line(t) for t in self._greedy(rows, max_new_tokens, None)]
 
     def max_new_tokens(self, task) -> int:
@@ -207,16 +218,17 @@ class Scorer:
             raise PromptSearchError(f"soft prompt {soft_id!r} is not loaded in this scorer")
         return self.soft_prompts[soft_id]
 
-    def _check_lengths(self, rows, owners, soft) -> None:
+    def _check_lengths(self, lengths: list[int], owners, soft) -> None:
         limit = self.model.max_length - (0 if soft is None else soft.shape[0])
-        for row, owner in zip(rows, owners):
-            if len(row) > limit:
+        for length, owner in zip(lengths, owners):
+            if length > limit:
                 raise TooLongError(
-                    f"example {owner}: prompt and answer take {len(row)} tokens, over the model's context of {limit}"
+                    f"example {owner}: prompt and answer take {length} tokens, over the model's context of {limit}"
                 )
 
-    def _query_rows(self, rows, queries, soft):
-        """For each row, for each query (position, target ids, _), the log-probs of the targets."""
+    def _query_rows(self, rows, queries, soft, layouts=None):
+        """For each row, for each query (position, target ids, _), the log-probs of the targets.
+        ``layouts[r]`` (segments, positions) marks a row that packs several continuations."""
         import torch
 
         lm = self.model.model
@@ -226,6 +238,7 @@ class Scorer:
         # Every queried position must lie after the shared prefix, in the part each row runs itself.
         shared = min([shared] + [min(p for p, _, _ in q) for q in queries if q])
         prefix_cache, offset = self._prefix_cache(rows[0][:shared], soft)
+        n_soft = offset - shared
         results: list = [None] * len(rows)
         order = sorted(range(len(rows)), key=lambda r: len(rows[r]))
         with torch.inference_mode():
@@ -235,10 +248,14 @@ class Scorer:
                 for b, r in enumerate(batch):
                     rest = rows[r][shared:]
                     ids[b, : len(rest)] = torch.tensor(rest)
-                positions = torch.arange(offset, offset + width).unsqueeze(0).expand(len(batch), -1)
                 kwargs = {}
+                if layouts and any(layouts[r] for r in batch):
+                    mask, positions = _layout_mask([layouts[r] for r in batch], shared, n_soft, width, lm.dtype)
+                    kwargs["attention_mask"] = mask.to(self.model.device)
+                else:
+                    positions = torch.arange(offset, offset + width).unsqueeze(0).expand(len(batch), -1)
                 if prefix_cache is not None:
-                    kwargs = {_cache_kwarg(lm): _repeat_cache(prefix_cache, len(batch)), "use_cache": True}
+                    kwargs.update({_cache_kwarg(lm): _repeat_cache(prefix_cache, len(batch)), "use_cache": True})
                 hidden = lm.base_model(
                     input_ids=ids.to(self.model.device), position_ids=positions.to(self.model.device), **kwargs
                 ).last_hidden_state
@@ -263,21 +280,41 @@ class Scorer:
         return results
 
     def _prefix_cache(self, prefix: list[int], soft):
-        """Run the shared prefix (soft prompt first, if any) once; return its cache and length."""
+        """The key/value cache of the shared prefix (soft prompt first, if any) and its length.
+
+        The last few prefixes are kept across calls, so racing a prompt over growing example sets runs
+        its instruction once, and a new prefix only runs past the longest kept one it starts with. Not
+        with a soft prompt: its vectors may be changed in place (training) under the same tensor."""
         import torch
 
         n_soft = 0 if soft is None else soft.shape[0]
         if not prefix and soft is None:
             return None, 0
+        key, past, start = tuple(prefix), None, 0
+        if soft is None:
+            if key in self._prefixes:
+                self._prefixes.move_to_end(key)
+                self.stats["prefix_hits"] += 1
+                return self._prefixes[key], len(prefix)
+            kept = [k for k in self._prefixes if len(k) < len(key) and key[: len(k)] == k]
+            if kept:
+                start = len(max(kept, key=len))
+                past = copy.deepcopy(self._prefixes[key[:start]])  # the forward below extends it in place
         lm = self.model.model
         with torch.inference_mode():
-            ids = torch.tensor([prefix], dtype=torch.long, device=self.model.device)
+            ids = torch.tensor([prefix[start:]], dtype=torch.long, device=self.model.device)
             embeds = lm.get_input_embeddings()(ids)
             if soft is not None:
                 embeds = torch.cat([soft.unsqueeze(0), embeds], dim=1)
-            out = lm.base_model(inputs_embeds=embeds, use_cache=True)
-        self.stats["prefix_tokens"] += len(prefix) + n_soft
+            kwargs = {} if past is None else {_cache_kwarg(lm): past}
+            positions = torch.arange(start, len(prefix) + n_soft, device=self.model.device).unsqueeze(0)
+            out = lm.base_model(inputs_embeds=embeds, position_ids=positions, use_cache=True, **kwargs)
+        self.stats["prefix_tokens"] += len(prefix) - start + n_soft
         cache = getattr(out, "cache", None) if "cache" in out else out.past_key_values
+        if soft is None:
+            self._prefixes[key] = cache
+            while len(self._prefixes) > self.kept_prefixes:
+                self._prefixes.popitem(last=False)
         return cache, len(prefix) + n_soft
 
     def _batches(self, order, rows, shared):
@@ -352,6 +389,27 @@ class _LineEnd:
         return self.done
 
 
+def _layout_mask(layouts, shared: int, n_soft: int, width: int, dtype):
+    """Position ids and an additive attention mask (batch, 1, width, prefix + width) for rows that pack
+    continuations after their context: a token sees the shared prefix, and the earlier tokens of the
+    context (segment 0) and of its own segment; each token sits at its position in context + segment."""
+    import torch
+
+    n_prefix = shared + n_soft
+    seg = torch.zeros(len(layouts), width, dtype=torch.long)  # right padding: segment 0, never queried
+    pos = torch.arange(n_prefix, n_prefix + width).repeat(len(layouts), 1)
+    for b, layout in enumerate(layouts):
+        if layout:
+            s, p = layout
+            seg[b, : len(s) - shared] = torch.tensor(s[shared:])
+            pos[b, : len(p) - shared] = torch.tensor(p[shared:]) + n_soft
+    causal = torch.ones(width, width, dtype=torch.bool).tril()
+    visible = causal & ((seg[:, None, :] == 0) | (seg[:, None, :] == seg[:, :, None]))
+    mask = torch.zeros(len(layouts), 1, width, n_prefix + width, dtype=dtype)
+    mask[:, 0, :, n_prefix:].masked_fill_(~visible, torch.finfo(dtype).min)
+    return mask, pos
+
+
 def _common_prefix_length(rows: list[list[int]]) -> int:
     first = rows[0]
     n = min(len(r) for r in rows)
@@ -371,9 +429,9 @@ def _cache_kwarg(lm) -> str:
 
 
 def _repeat_cache(cache, batch_size: int):
-    """A fresh copy of a batch-1 key/value cache, repeated to the batch (forward extends it in place)."""
-    import copy
-
+    """A fresh copy of a batch-1 key/value cache, repeated to the batch (forward extends it in place).
+    Measured: handing the layers expanded views instead of copies saves nothing (the forward
+    concatenates new keys onto them anyway), so this stays the plain copy."""
     fresh = copy.deepcopy(cache)
     if batch_size > 1:
         fresh.batch_repeat_interleave(batch_size)

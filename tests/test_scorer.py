@@ -135,7 +135,66 @@ def test_too_long_input_is_a_clear_error(tiny):
     from promptsearch.errors import PromptSearchError
 
     scorer = Scorer(tiny)
-    ex = Example("word " * 600, "positive", (), 1, "long-1")
+    ex = Example("word " * (tiny.max_length + 10), "positive", (), 1, "long-1")
     task = _task()
     with pytest.raises(PromptSearchError, match="example long-1.*context"):
         scorer.evaluate(task, Candidate(task.seed_prompt), (ex,))
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_label_words_of_any_length_share_one_row_per_example(tiny, batch_size):
+    scorer = Scorer(tiny, batch_size=batch_size)
+    # one-token words, two multi-token words where one starts the other, and a word repeated
+    words = ["positive", "very good", "very good really", "not quite bad", "positive"]
+    contexts = [scorer.render("Review: {input}\nSentiment:", t) for t in INPUTS]
+    conts = [[continuation(c, w) for w in words] for c in contexts]
+    got = scorer.loglikelihoods(contexts, conts)
+    assert scorer.stats["rows"] == len(contexts)  # not one more row per longer word
+    for c, ks, row in zip(contexts, conts, got):
+        for k, v in zip(ks, row):
+            assert v == pytest.approx(naive_loglik(tiny, c, k), abs=1e-5)
+
+
+def test_multi_token_words_without_a_shared_prefix(tiny):
+    scorer = Scorer(tiny, batch_size=3)
+    contexts = [t + " It was" for t in INPUTS]  # nothing shared: no prefix cache, mask over the rows alone
+    got = scorer.loglikelihoods(contexts, [[" very good", " bad"]] * len(contexts))
+    for c, row in zip(contexts, got):
+        assert row[0] == pytest.approx(naive_loglik(tiny, c, " very good"), abs=1e-5)
+        assert row[1] == pytest.approx(naive_loglik(tiny, c, " bad"), abs=1e-5)
+
+
+def test_shared_prefix_is_kept_across_calls_and_extended(tiny):
+    scorer = Scorer(tiny, batch_size=4)
+    head = "the following sentence is a movie review . classify the review . " * 3
+    contexts = [scorer.render(head + "{input} label:", t) for t in INPUTS]
+    scorer.loglikelihoods(contexts[:4], [[" positive"]] * 4)
+    ran = scorer.stats["prefix_tokens"]
+    assert ran >= 30
+    # the same prompt on other examples (the next racing rung): the prefix is not run again
+    second = scorer.loglikelihoods(contexts[4:], [[" positive"]] * 4)
+    assert scorer.stats["prefix_tokens"] == ran and scorer.stats["prefix_hits"] == 1
+    # a longer prompt that starts with the kept one runs only its extra tokens
+    longer = [scorer.render(head + "answer with one word . {input} label:", t) for t in INPUTS[:3]]
+    third = scorer.loglikelihoods(longer, [[" positive", " very good"]] * 3)
+    assert scorer.stats["prefix_tokens"] - ran == len(tiny.encode(head + "answer with one word .")) - ran
+    for c, row in zip(contexts[4:], second):
+        assert row[0] == pytest.approx(naive_loglik(tiny, c, " positive"), abs=1e-5)
+    for c, row in zip(longer, third):
+        assert row[0] == pytest.approx(naive_loglik(tiny, c, " positive"), abs=1e-5)
+        assert row[1] == pytest.approx(naive_loglik(tiny, c, " very good"), abs=1e-5)
+    for i in range(2 * Scorer.kept_prefixes):  # only the last few prefixes are kept
+        scorer.loglikelihoods([f"{i} " + c for c in contexts[:2]], [[" positive"]] * 2)
+    assert len(scorer._prefixes) == Scorer.kept_prefixes
+    scorer.clear_cache()
+    assert not scorer._prefixes
+
+
+def test_soft_prompt_prefixes_are_never_kept(tiny):
+    scorer = Scorer(tiny, batch_size=4)
+    soft = torch.zeros(2, tiny.model.config.hidden_size)
+    contexts = [scorer.render("Review: {input}\nSentiment:", t) for t in INPUTS[:4]]
+    first = scorer.loglikelihoods(contexts, [[" positive"]] * 4, soft=soft)
+    soft += 1.0  # changed in place, as a training loop does to its parameter
+    second = scorer.loglikelihoods(contexts, [[" positive"]] * 4, soft=soft)
+    assert not scorer._prefixes and first != second

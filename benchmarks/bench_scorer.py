@@ -1,0 +1,279 @@
+"""Scorer speed: a naive HF loop vs lm-evaluation-harness vs the promptsearch scorer, same requests.
+
+    python benchmarks/bench_scorer.py [--quick]
+
+Two workloads on SST-2 test with the label words " negative"/" positive" (two requests per example):
+  short:  ``Review: {input}\\nSentiment:``
+  long:   an instruction and 4 labelled demonstrations (>= 100 tokens every prompt shares), then the input
+and with --multi a third: short prompts, four label words of one and two tokens.
+Methods, all scoring the identical (context, continuation) requests:
+  naive:   one request per forward pass, full logits (the reference for the max abs difference)
+  lm-eval: ``HFLM(pretrained=model, tokenizer=tok, batch_size=32).loglikelihood`` (skipped if not installed)
+  scorer:  ``Scorer.evaluate`` from a fresh Scorer (no result cache carried between repeats)
+Each method runs ``--repeat`` times, interleaved with the order rotated per round; the best time counts
+(the CPU is shared, so the minimum is the least-disturbed run; the JSON also keeps the best process
+CPU time). One torch thread by default (--threads). tokens/s counts the tokens of every
+request (context + continuation), i.e. the work a naive evaluation does, so it is comparable across
+methods. Also measures the model load cold (GGUF dequantise into a fresh PROMPTSEARCH_CACHE) and cached.
+Writes benchmarks/results/scorer.json (--quick: scorer-quick.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2"
+LABEL_WORDS = ("negative", "positive")
+# --multi: words of one and two tokens (label = index % 2), to measure packing longer words into one row
+MULTI_WORDS = ("terrible", "great", "very bad", "very good")
+SHORT_PROMPT = "Review: {input}\nSentiment:"
+INSTRUCTION = ("Decide whether each movie review below is positive or negative. Read the whole review, "
+               "weigh what the writer praises against what they criticise, and answer with one word.\n\n")
+MIN_SHARED_TOKENS = 100
+
+
+def read_rows(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def long_prompt() -> str:
+    """Instruction + 2 negative and 2 positive demonstrations from train, alternating, then the input."""
+    from promptsearch.template import escape
+
+    train = read_rows(DATA / "train.jsonl")
+    neg = [r for r in train if r["label"] == 0 and 12 <= len(r["input"].split()) <= 25][:2]
+    pos = [r for r in train if r["label"] == 1 and 12 <= len(r["input"].split()) <= 25][:2]
+    demos = [neg[0], pos[0], neg[1], pos[1]]
+    body = "".join(f"Review: {escape(r['input'])}\nSentiment: {LABEL_WORDS[r['label']]}\n\n" for r in demos)
+    return INSTRUCTION + body + SHORT_PROMPT
+
+
+# ---- the three methods: each returns one log-likelihood per request, in request order ----------
+def run_naive(model, requests):
+    import torch
+
+    out = []
+    with torch.inference_mode():
+        for ctx, cont in requests:
+            c, k = model.encode(ctx), model.encode(cont)
+            logits = model.model(torch.tensor([c + k])).logits[0].float()
+            logprobs = torch.log_softmax(logits, -1)
+            out.append(sum(logprobs[len(c) - 1 + i, t].item() for i, t in enumerate(k)))
+    return out
+
+
+def make_lm_eval(model):
+    try:
+        from lm_eval.api.instance import Instance
+        from lm_eval.models.huggingface import HFLM
+    except ImportError:
+        return None
+    lm = HFLM(pretrained=model.model, tokenizer=model.tokenizer, batch_size=32)
+
+    def run(_model, requests):
+        reqs = [Instance("loglikelihood", {}, (ctx, cont), i) for i, (ctx, cont) in enumerate(requests)]
+        return [lp for lp, _ in lm.loglikelihood(reqs, disable_tqdm=True)]
+
+    run.encode_pair = lm._encode_pair  # for the tokenization parity check
+    return run
+
+
+def make_scorer_run(task, prompt):
+    from promptsearch.candidate import Candidate
+    from promptsearch.scorer import Scorer
+
+    def run(model, _requests):
+        results = Scorer(model).evaluate(task, Candidate(prompt), task.test)
+        return [lp for r in results for lp in r.label_logprobs]
+
+    return run
+
+
+# ---- workloads ----------------------------------------------------------------------------------
+def workload(model, name: str, prompt: str, rows: list[dict], words=LABEL_WORDS):
+    from promptsearch.scorer import Scorer, continuation
+    from promptsearch.task import Example, Task
+
+    examples = tuple(Example(r["input"], r["output"], (), r["label"], str(r["id"])) for r in rows)
+    task = Task(name, "classification", examples, examples, examples, "accuracy", prompt, tuple(words))
+    render = Scorer(model).render
+    requests = []
+    for ex in examples:
+        ctx = render(prompt, ex.input)
+        requests += [(ctx, continuation(ctx, w)) for w in words]
+    return task, requests
+
+
+def shared_prefix_tokens(model, requests) -> int:
+    from promptsearch.scorer import _common_prefix_length
+
+    return _common_prefix_length([model.encode(ctx) for ctx, _ in requests])
+
+
+def tokenization_mismatches(model, requests, encode_pair) -> int:
+    """Requests whose tokens differ between our split encoding and lm-eval's whole-then-split one."""
+    bad = 0
+    for ctx, cont in requests:
+        if encode_pair(ctx, cont) != (model.encode(ctx), model.encode(cont)):
+            bad += 1
+    return bad
+
+
+def bench(model, task, requests, methods: dict, repeat: int) -> dict:
+    import torch
+
+    best, cpu, values = {}, {}, {}
+    names = list(methods)
+    for rnd in range(repeat):
+        order = names[rnd % len(names):] + names[: rnd % len(names)]  # rotate who goes first
+        for name in order:
+            torch.manual_seed(0)
+            t0, c0 = time.perf_counter(), time.process_time()
+            values[name] = methods[name](model, requests)
+            best[name] = min(best.get(name, float("inf")), time.perf_counter() - t0)
+            cpu[name] = min(cpu.get(name, float("inf")), time.process_time() - c0)
+    n_tokens = sum(len(model.encode(c)) + len(model.encode(k)) for c, k in requests)
+    ref = values["naive"]
+    rows = {}
+    for name in names:
+        diff = max(abs(a - b) for a, b in zip(values[name], ref))
+        rows[name] = {
+            "seconds": best[name],
+            "cpu_seconds": cpu[name],
+            "requests_per_s": len(requests) / best[name],
+            "examples_per_s": len(task.test) / best[name],
+            "tokens_per_s": n_tokens / best[name],
+            "speedup_vs_naive": best["naive"] / best[name],
+            "speedup_vs_lm_eval": best["lm-eval"] / best[name] if "lm-eval" in best else None,
+            "max_abs_diff": diff,
+        }
+    k = len(task.label_words)
+    lps = [values["scorer"][i * k: (i + 1) * k] for i in range(len(task.test))]
+    acc = sum(max(range(k), key=lp.__getitem__) % 2 == ex.label for lp, ex in zip(lps, task.test)) / len(task.test)
+    return {"requests": len(requests), "examples": len(task.test), "request_tokens": n_tokens,
+            "accuracy": acc, "methods": rows}
+
+
+def print_table(name: str, res: dict) -> None:
+    print(f"\n== {name}: {res['examples']} examples, {res['requests']} requests, {res['request_tokens']} tokens, "
+          f"shared prefix {res['shared_prefix_tokens']} tokens, accuracy {res['accuracy']:.3f}")
+    if res.get("tokenization_mismatches") is not None:
+        print(f"   requests tokenised differently by lm-eval: {res['tokenization_mismatches']}")
+    print(f"{'method':<9}{'seconds':>9}{'req/s':>9}{'ex/s':>9}{'tok/s':>9}{'x naive':>9}{'x lm-eval':>10}{'max|diff|':>11}")
+    for m, r in res["methods"].items():
+        vs = f"{r['speedup_vs_lm_eval']:.2f}" if r["speedup_vs_lm_eval"] is not None else "-"
+        print(f"{m:<9}{r['seconds']:>9.2f}{r['requests_per_s']:>9.1f}{r['examples_per_s']:>9.1f}"
+              f"{r['tokens_per_s']:>9.0f}{r['speedup_vs_naive']:>9.2f}{vs:>10}{r['max_abs_diff']:>11.1e}")
+
+
+def load_times() -> dict:
+    """Cold: dequantise the GGUF into a fresh cache dir. Cached: the second load from that dir."""
+    from promptsearch.model import FrozenModel
+
+    old = os.environ.get("PROMPTSEARCH_CACHE")
+    tmp = tempfile.mkdtemp(prefix="ps-bench-cache-")
+    os.environ["PROMPTSEARCH_CACHE"] = tmp
+    try:
+        t0 = time.perf_counter()
+        FrozenModel.load()
+        cold = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        FrozenModel.load()
+        cached = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is None:
+            os.environ.pop("PROMPTSEARCH_CACHE", None)
+        else:
+            os.environ["PROMPTSEARCH_CACHE"] = old
+    return {"cold_s": cold, "cached_s": cached}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="few requests, one round: a smoke run")
+    ap.add_argument("--short", type=int, default=None, help="SST-2 test examples, short workload (default 160; quick 24)")
+    ap.add_argument("--long", type=int, default=None, help="SST-2 test examples, long workload (default 96; quick 16)")
+    ap.add_argument("--repeat", type=int, default=None, help="rounds per method, best counts (default 3; quick 1)")
+    ap.add_argument("--multi", action="store_true", help=f"add a third workload: short prompts, label words {MULTI_WORDS}")
+    ap.add_argument("--no-load", action="store_true", help="skip the cold/cached load timing")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch CPU threads (default 1: on the shared 2-core machine, 2 threads ran 4-8x slower under load)")
+    ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/scorer[-quick].json)")
+    args = ap.parse_args()
+    n_short = args.short or (24 if args.quick else 160)
+    n_long = args.long or (16 if args.quick else 96)
+    repeat = args.repeat or (1 if args.quick else 3)
+    out_path = Path(args.out or Path(__file__).parent / "results" / f"scorer{'-quick' if args.quick else ''}.json")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("lm_eval").setLevel(logging.ERROR)
+
+    import torch
+    import transformers
+
+    from promptsearch.model import FrozenModel
+
+    torch.set_num_threads(args.threads)
+    started = datetime.datetime.now().astimezone()
+    load = None if args.no_load else load_times()
+    if load:
+        print(f"model load: cold (GGUF dequantise) {load['cold_s']:.1f} s, cached (safetensors) {load['cached_s']:.1f} s")
+    model = FrozenModel.load()
+    lm_eval_run = make_lm_eval(model)
+    if lm_eval_run is None:
+        print("lm-eval is not installed (pip install -e '.[bench]'): skipping its column")
+    test = read_rows(DATA / "test.jsonl")
+    results = {}
+    workloads = [("short", SHORT_PROMPT, test[:n_short], LABEL_WORDS), ("long", long_prompt(), test[:n_long], LABEL_WORDS)]
+    if args.multi:
+        workloads.append(("short-multi", SHORT_PROMPT, test[:n_short], MULTI_WORDS))
+    for name, prompt, rows, words in workloads:
+        task, requests = workload(model, name, prompt, rows, words)
+        methods = {"naive": run_naive}
+        if lm_eval_run:
+            methods["lm-eval"] = lm_eval_run
+        methods["scorer"] = make_scorer_run(task, prompt)
+        res = {"prompt": prompt, "shared_prefix_tokens": shared_prefix_tokens(model, requests),
+               "tokenization_mismatches": tokenization_mismatches(model, requests, lm_eval_run.encode_pair)
+               if lm_eval_run else None}
+        if name == "long" and res["shared_prefix_tokens"] < MIN_SHARED_TOKENS:
+            sys.exit(f"the long prompt shares only {res['shared_prefix_tokens']} tokens (< {MIN_SHARED_TOKENS})")
+        res.update(bench(model, task, requests, methods, repeat))
+        results[name] = res
+        print_table(name, res)
+    try:
+        import lm_eval
+
+        lm_eval_version = lm_eval.__version__
+    except (ImportError, AttributeError):
+        lm_eval_version = None
+    out = {
+        "date": started.isoformat(timespec="seconds"),
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "load_average_at_end": os.getloadavg()},
+        "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                     "transformers": transformers.__version__, "lm_eval": lm_eval_version},
+        "model": model.name, "dtype": str(model.dtype), "repeat": repeat, "quick": args.quick,
+        "load": load, "workloads": results,
+    }
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"\nwrote {out_path}")
+
+
+if __name__ == "__main__":
+    main()
