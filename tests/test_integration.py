@@ -54,11 +54,11 @@ def test_generation_task_exact_match_and_demonstrations(smollm):
 
 def test_run_templates_and_clarify_beats_seed(smollm, tmp_path):
     task = load_task("sst2-mini")
-    config = runner.make_config(task="sst2-mini", budget={"max_evals": 2000, "max_seconds": None})
+    config = runner.make_config(task="sst2-mini", budget={"max_evals": 1200, "max_seconds": None})
     summary = runner.run(config, tmp_path / "run", parts=(task, smollm, Scorer(smollm)))
     assert summary["best"]["test"]["score"] > summary["seed"]["test"]["score"]
     assert summary["best"]["test"]["n"] == 200
-    assert summary["budget_used"]["evals"] <= 2000 + 3 * 100 + 100
+    assert summary["budget_used"]["evals"] <= 1200 + 3 * 100 + 100
 
 
 def test_cli_show_tasks_strategies_on_a_real_run(smollm, tmp_path):
