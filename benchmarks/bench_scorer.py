@@ -40,6 +40,7 @@ SHORT_PROMPT = "Review: {input}\nSentiment:"
 INSTRUCTION = ("Decide whether each movie review below is positive or negative. Read the whole review, "
                "weigh what the writer praises against what they criticise, and answer with one word.\n\n")
 MIN_SHARED_TOKENS = 100
+TOLERANCE = 1e-4  # max abs difference of log-likelihoods for the methods to agree
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -131,14 +132,11 @@ def tokenization_mismatches(model, requests, encode_pair) -> int:
 
 
 def bench(model, task, requests, methods: dict, repeat: int) -> dict:
-    import torch
-
     best, cpu, values = {}, {}, {}
     names = list(methods)
     for rnd in range(repeat):
         order = names[rnd % len(names):] + names[: rnd % len(names)]  # rotate who goes first
         for name in order:
-            torch.manual_seed(0)
             t0, c0 = time.perf_counter(), time.process_time()
             values[name] = methods[name](model, requests)
             best[name] = min(best.get(name, float("inf")), time.perf_counter() - t0)
@@ -173,8 +171,9 @@ def print_table(name: str, res: dict) -> None:
     print(f"{'method':<9}{'seconds':>9}{'req/s':>9}{'ex/s':>9}{'tok/s':>9}{'x naive':>9}{'x lm-eval':>10}{'max|diff|':>11}")
     for m, r in res["methods"].items():
         vs = f"{r['speedup_vs_lm_eval']:.2f}" if r["speedup_vs_lm_eval"] is not None else "-"
+        flag = "" if r["max_abs_diff"] <= TOLERANCE else "  DISAGREES"
         print(f"{m:<9}{r['seconds']:>9.2f}{r['requests_per_s']:>9.1f}{r['examples_per_s']:>9.1f}"
-              f"{r['tokens_per_s']:>9.0f}{r['speedup_vs_naive']:>9.2f}{vs:>10}{r['max_abs_diff']:>11.1e}")
+              f"{r['tokens_per_s']:>9.0f}{r['speedup_vs_naive']:>9.2f}{vs:>10}{r['max_abs_diff']:>11.1e}{flag}")
 
 
 def load_times() -> dict:
@@ -273,6 +272,9 @@ def main() -> None:
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(out, indent=2) + "\n")
     print(f"\nwrote {out_path}")
+    worst = max(r["max_abs_diff"] for res in results.values() for r in res["methods"].values())
+    if worst > TOLERANCE:
+        sys.exit(f"the methods disagree: max abs difference {worst:.1e} > {TOLERANCE}")
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ def test_cache_hits_and_no_recompute(tiny):
     assert scorer.stats["rows"] == rows + len(task.dev) - 4
     other = scorer.evaluate(task, Candidate(task.seed_prompt, label_words=("bad", "good")), task.dev[:2])
     assert scorer.stats["examples_scored"] == len(task.dev) + 2  # another verbalizer is another key
-    assert [r.prediction for r in other][0] in ("bad", "good")
+    assert other[0].prediction in ("bad", "good")
 
 
 def test_shared_prefix_runs_once_and_matches(tiny):
