@@ -33,19 +33,30 @@ sys.path.insert(0, str(ROOT))
 
 DATA = ROOT.parent / "shared" / "data" / "sst2"
 OUT = ROOT / "benchmarks" / "results" / "autoprompt_sst2.json"
-DICT = Path("/usr/share/dict/words")
+DICT = Path(os.environ.get("PROMPTSEARCH_WORDS", "/usr/share/dict/words"))  # a word per line
 
 # Label search is off in the base: on SmolLM2 the LM-BFF words it found ('the', 'The') gave a degenerate
 # verbalizer that won the small dev subset and lost on test (results/autoprompt_sst2_labelsearch.json).
 BASE = {"n_triggers": 5, "top_k": 8, "batch_size": 8, "iterations": 4, "proposals": 2, "readable": True,
         "fluency": 0.0, "search_labels": False}
+PHRASE = "All in all it was"  # five one-token words of SmolLM2's vocabulary
 SETTINGS = {  # name -> overrides of BASE
     "main": {},
     "unconstrained": {"readable": False},
     "triggers=3": {"n_triggers": 3},
     "top_k=3": {"top_k": 3},
+    "triggers=8": {"n_triggers": 8},
+    "top_k=20": {"top_k": 20},
     "label_search": {"search_labels": True},
+    "fluency=0.3": {"fluency": 0.3},
     "fluency=1": {"fluency": 1.0},
+    "fluency=3": {"fluency": 3.0},
+    # From the repeated-"the" init every single swap lowers the triggers' log-likelihood (a repeated word
+    # is easy to predict), so with fluency on no swap is ever kept: the knob is swept from a phrase.
+    "phrase": {"init": PHRASE},
+    "phrase+fluency=0.3": {"init": PHRASE, "fluency": 0.3},
+    "phrase+fluency=1": {"init": PHRASE, "fluency": 1.0},
+    "phrase+fluency=3": {"init": PHRASE, "fluency": 3.0},
 }
 
 
@@ -65,7 +76,7 @@ def prompt_ppl(model, prompt: str) -> float:
     if len(ids) < 2:
         return float("nan")
     with torch.no_grad():
-        logits = model.model(torch.tensor([ids])).logits[0, :-1].float()
+        logits = model.model(torch.tensor([ids], device=model.device)).logits[0, :-1].float().cpu()
     lp = torch.log_softmax(logits, -1)[torch.arange(len(ids) - 1), torch.tensor(ids[1:])]
     return float(torch.exp(-lp.mean()))
 
@@ -97,7 +108,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--only", default="")
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--base", default="", help='JSON overrides of the base settings, e.g. {"iterations": 20}')
     args = ap.parse_args()
+    if args.base:
+        BASE.update(json.loads(args.base))
 
     import torch
 
@@ -118,7 +132,8 @@ def main() -> None:
     names = [n for n in SETTINGS if not args.only or n in args.only.split(",")]
     results = {"task": "sst2", "model": model.name, "dev_subset": args.dev, "test_subset": args.test,
                "train": len(task.train), "seed": args.seed, "max_evals": args.max_evals, "base": BASE,
-               "word_list": word_source, "torch_threads": torch.get_num_threads(), "settings": {}}
+               "word_list": word_source, "torch_threads": torch.get_num_threads(),
+               "device": torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else "cpu", "settings": {}}
     out_path = Path(args.out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     if args.only and out_path.exists():  # keep the settings of an earlier run with the same protocol

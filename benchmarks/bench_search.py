@@ -56,6 +56,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="Smaller dev/test and budgets (a few minutes).")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default).")
+    ap.add_argument("--dev", type=int, default=0, help="dev rows of the racing comparison (0: all 872; --quick: 120)")
     ap.add_argument("--out", default=str(RESULTS / "search.json"))
     args = ap.parse_args()
 
@@ -69,7 +70,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     model = FrozenModel.load()
     sst2 = load_task(str(DATA / "sst2"))
-    dev_n, test_n = (120, 300) if args.quick else (300, len(sst2.test))
+    dev_n, test_n = (120, 300) if args.quick else (args.dev or len(sst2.dev), len(sst2.test))
     strategies = ["templates"]
 
     # 1. racing vs full dev: same candidates (templates proposes a fixed set), different evaluation
@@ -93,6 +94,7 @@ def main() -> None:
 
     out = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()} {torch.get_num_threads()} threads",
            "model": model.name, "quick": args.quick,
+           "device": torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else "cpu",
            "racing": {"dev_n": dev_n, "rows": racing_rows, "evals_saving": saving},
            "sst2_templates_clarify": {"dev_n": len(task.dev), "rows": chain_rows}}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,10 @@
 
     python benchmarks/run_all.py --quick     # 3 tasks, small dev/test/budget: < 15 min on an idle 2-core machine
     python benchmarks/run_all.py             # 11 tasks (sst2, agnews, trec + 8 instruction-induction tasks)
+    # split over two processes (one per core), then merge:
+    python benchmarks/run_all.py --threads 1 --tasks sst2,agnews --results-dir /tmp/a &
+    python benchmarks/run_all.py --threads 1 --tasks trec,antonyms --results-dir /tmp/b
+    python benchmarks/run_all.py --merge /tmp/a/scoreboard-full.json /tmp/b/scoreboard-full.json
     python benchmarks/run_all.py --tasks sst2,antonyms --strategies templates,evolution --max-evals 500
 
 Every (task, strategy) pair is one ``promptsearch.runner.run`` from the task's seed prompt, with the
@@ -54,7 +58,7 @@ class Mode:
 
 MODES = {
     "quick": Mode(tasks=("sst2", "trec", "antonyms"), dev=32, test=100, max_evals=200),
-    "full": Mode(tasks=CLASSIFICATION + INDUCTION, dev=32, test=100, max_evals=200),
+    "full": Mode(tasks=CLASSIFICATION + INDUCTION, dev=48, test=200, max_evals=400),
 }
 
 
@@ -309,6 +313,25 @@ def machine(threads: int) -> dict:
     return info
 
 
+def merge(parts: list[dict], results_dir: Path) -> dict:
+    """One scoreboard from parts run side by side; wall time is the longest part's (they ran in parallel)."""
+    keep = ("dev", "test", "max_evals", "seed", "racing", "top_k", "options", "strategies")
+    if any(p["mode"] != parts[0]["mode"] or {k: p["limits"][k] for k in keep} != {k: parts[0]["limits"][k] for k in keep}
+           for p in parts):
+        raise SystemExit("error: cannot merge scoreboards of different modes or limits")
+    machine_ = {**parts[0]["machine"], "summary": f"{parts[0]['machine']['summary']}; {len(parts)} processes side by side"}
+    result = {**parts[0], "command": " & ".join(p["command"] for p in parts), "machine": machine_,
+              "runs_dir": [p["runs_dir"] for p in parts], "rows": [r for p in parts for r in p["rows"]],
+              "wall_seconds": max(p["wall_seconds"] for p in parts)}
+    result["limits"] = {**parts[0]["limits"], "tasks": [t for p in parts for t in p["limits"]["tasks"]],
+                        "sizes": {k: v for p in parts for k, v in p["limits"]["sizes"].items()}}
+    result["best_per_task"] = best_per_task(result["rows"])
+    prefix = results_dir / f"scoreboard-{result['mode']}"
+    write_results(result, prefix)
+    print(text_table(result["rows"]) + f"\n\nwrote {prefix}.json, .md, .png")
+    return result
+
+
 def main(argv: list[str] | None = None, model=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="3 tasks, dev 32 / test 100 rows, 200 evaluations per run.")
@@ -327,7 +350,11 @@ def main(argv: list[str] | None = None, model=None) -> dict:
     ap.add_argument("--data", default=str(DATA), help="The shared data folder.")
     ap.add_argument("--results-dir", default=str(RESULTS))
     ap.add_argument("--runs-dir", default=None, help="Where run directories go (default: runs/scoreboard-MODE-TIME).")
+    ap.add_argument("--merge", nargs="+", metavar="JSON", help="Merge scoreboards of runs over disjoint tasks "
+                    "(same mode and limits) into --results-dir, and exit.")
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge([json.loads(Path(p).read_text()) for p in args.merge], Path(args.results_dir))
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
