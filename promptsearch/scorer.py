@@ -78,8 +78,16 @@ class Scorer:
         )
 
     def register_soft_prompt(self, soft_id: str, embeddings) -> None:
-        """Make a trained soft prompt (n_virtual x hidden tensor) usable by candidates naming it."""
-        self.soft_prompts[soft_id] = embeddings.detach().to(self.model.device, self.model.dtype)
+        """Make a trained soft prompt (n_virtual x hidden tensor) usable by candidates naming it. New
+        vectors under a known name drop the cached scores of the old ones (soft prefixes are never kept)."""
+        import torch
+
+        new = embeddings.detach().to(self.model.device, self.model.dtype)
+        old = self.soft_prompts.get(soft_id)
+        if old is not None and not torch.equal(old, new):
+            for key in [k for k in self.cache if k[5] == soft_id]:  # k[5]: candidate.soft, see keys()
+                del self.cache[key]
+        self.soft_prompts[soft_id] = new
 
     def clear_cache(self) -> None:
         self.cache.clear()

@@ -394,13 +394,7 @@ class SoftPromptTuning(Strategy):
 
 # ---- registering, reading the vectors back as text, saving and loading -------------------------
 def register(scorer, soft_id: str, embeddings) -> None:
-    """Register vectors with the scorer; if other vectors had that name, forget their cached scores."""
-    import torch
-
-    old = scorer.soft_prompts.get(soft_id)
-    if old is not None and not torch.equal(old.cpu().float(), embeddings.detach().cpu().float()):
-        for key in [k for k in scorer.cache if k[5] == soft_id]:
-            del scorer.cache[key]
+    """Register vectors with the scorer (which forgets scores cached for other vectors of that name)."""
     scorer.register_soft_prompt(soft_id, embeddings)
 
 
