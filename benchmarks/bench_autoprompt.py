@@ -54,6 +54,8 @@ SETTINGS = {  # name -> overrides of BASE
     # From the repeated-"the" init every single swap lowers the triggers' log-likelihood (a repeated word
     # is easy to predict), so with fluency on no swap is ever kept: the knob is swept from a phrase.
     "phrase": {"init": PHRASE},
+    "phrase+fluency=0.03": {"init": PHRASE, "fluency": 0.03},
+    "phrase+fluency=0.1": {"init": PHRASE, "fluency": 0.1},
     "phrase+fluency=0.3": {"init": PHRASE, "fluency": 0.3},
     "phrase+fluency=1": {"init": PHRASE, "fluency": 1.0},
     "phrase+fluency=3": {"init": PHRASE, "fluency": 3.0},
