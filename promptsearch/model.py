@@ -87,6 +87,7 @@ class FrozenModel:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         if self.pad_id is None:
             self.pad_id = 0
+        self.start_ids = _start_ids(tokenizer)
 
     @property
     def device(self):
@@ -107,6 +108,13 @@ class FrozenModel:
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def encode_context(self, text: str) -> list[int]:
+        """Ids of text that starts a sequence: after the tokenizer's own start tokens (Gemma's <bos>;
+        such models score off-distribution without it), unless the text already begins with them.
+        Continuations (label words, answers) use ``encode``."""
+        ids = self.encode(text)
+        return ids if ids[: len(self.start_ids)] == self.start_ids else self.start_ids + ids
 
     def decode(self, ids) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
@@ -141,6 +149,16 @@ class FrozenModel:
             raise PromptSearchError(f"could not load model {spec or 'default'!r}: {first}") from None
         model.to(pick_device(device))
         return cls(model, tokenizer, name=str(spec or f"embedded:{gguf}"))
+
+
+def _start_ids(tokenizer) -> list[int]:
+    """The tokens a tokenizer puts before a text by default (e.g. [<bos>]); [] for SmolLM2."""
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a")["input_ids"]
+    for k in range(len(full) - len(plain) + 1):
+        if full[k: k + len(plain)] == plain:
+            return list(full[:k])
+    return []
 
 
 def _dequantise_to_cache(directory: Path, gguf: str, cached: Path) -> None:

@@ -149,7 +149,7 @@ class Scorer:
 
     def loglikelihoods(self, contexts: list[str], continuations: list[list[str]], soft=None, ids=None) -> list[list[float]]:
         """log P(continuation | context) for each context and each of its continuations."""
-        ctx_tokens = [self.model.encode(c) for c in contexts]
+        ctx_tokens = [self.model.encode_context(c) for c in contexts]
         cont_tokens = [[self.model.encode(k) for k in ks] for ks in continuations]
         rows, queries, layouts = [], [], []
         for i, (ctx, ks) in enumerate(zip(ctx_tokens, cont_tokens)):
@@ -186,13 +186,13 @@ class Scorer:
         """The whole next-token log-probability distribution after each context (N x vocab)."""
         import torch
 
-        rows = [self.model.encode(c) for c in contexts]
+        rows = [self.model.encode_context(c) for c in contexts]
         queries = [[(len(r) - 1, None, None)] for r in rows]
         return torch.stack([vals[0] for vals in self._query_rows(rows, queries, None)])
 
     def generate(self, prompt: str, examples, max_new_tokens: int, soft=None, metric: str = "exact_match") -> list[ExampleResult]:
         contexts = [self.render(prompt, ex.input) for ex in examples]
-        rows = [self.model.encode(c) for c in contexts]
+        rows = [self.model.encode_context(c) for c in contexts]
         self._check_lengths([len(r) + max_new_tokens for r in rows], [ex.id for ex in examples], soft)
         texts = self._greedy(rows, max_new_tokens, soft)
         out = []
@@ -207,7 +207,7 @@ class Scorer:
     def complete(self, texts: list[str], max_new_tokens: int = 48) -> list[str]:
         """Free greedy continuation of raw texts (no template): the first line of each, stripped.
         Used by strategies that ask the model itself for paraphrases."""
-        rows = [self.model.encode(t) for t in texts]
+        rows = [self.model.encode_context(t) for t in texts]
         self._check_lengths([len(r) + max_new_tokens for r in rows], list(range(len(rows))), None)
         return [first_line(t) for t in self._greedy(rows, max_new_tokens, None)]
 

@@ -307,10 +307,10 @@ class AutoPrompt(Strategy):
                     plain += p
             full = scorer.render(tmpl.escape(plain) + "{input}", "") if scorer.chat else plain
             base = full.find(plain)
-            ids = model.encode(full)
+            ids = model.encode_context(full)
             positions = []
             for k in range(self.n):
-                head = model.encode(full[: base + starts[k]]) if base + starts[k] > 0 else []
+                head = model.encode_context(full[: base + starts[k]])
                 at = len(head)
                 if at >= len(ids) or ids[:at] != head or ids[at] != triggers[k]:
                     break

@@ -322,7 +322,7 @@ class SoftPromptTuning(Strategy):
     def _rows(self, scorer, task, base: Candidate, ex):
         """Token rows of one example: (ids, [(position, target id, answer index)]), gold index."""
         context = scorer.render(base.prompt, ex.input)
-        ctx_ids = scorer.model.encode(context)
+        ctx_ids = scorer.model.encode_context(context)
         if task.kind == "classification":
             answers = [continuation(context, w) for w in (base.label_words or task.label_words)]
             gold = ex.label

@@ -91,6 +91,24 @@ def test_objective_matches_scorer_label_loss(tiny, task, words):
     assert mine == pytest.approx(expected, abs=1e-4)
 
 
+def test_start_token_models_keep_triggers_in_place_and_match_the_scorer(task):
+    """With a <bos>-first tokenizer (Gemma) every row starts with it, triggers are found after it, and
+    the loss still equals the scorer's."""
+    from promptsearch.testing import tiny_model
+
+    model = tiny_model()
+    model.start_ids = [2]  # <unk> stands in for <bos>
+    scorer = Scorer(model)
+    s, ctx = started(task, scorer, n_triggers=3, search_labels=False)
+    batch = task.train[:6]
+    rows = s.rows(ctx, s.triggers, batch)
+    assert len(rows) == 6 and all(r["ids"][0] == 2 for r in rows)
+    assert all([r["ids"][p] for p in r["pos"]] == s.triggers for r in rows)
+    ref = scorer.classify(s.current.prompt, batch, task.label_words)
+    assert s.objective(ctx, rows) == pytest.approx([_ce(r.label_logprobs, ex.label) for r, ex in zip(ref, batch)],
+                                                   abs=1e-4)
+
+
 def test_objective_for_generation_is_target_nll(tiny):
     rows = [Example(input=w, output=o) for w, o in [("good", "bad"), ("love", "hate movie"), ("fun", "boring")]]
     gen = Task(name="gen", kind="generation", train=tuple(rows), dev=tuple(rows), test=tuple(rows),

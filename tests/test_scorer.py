@@ -198,3 +198,28 @@ def test_soft_prompt_prefixes_are_never_kept(tiny):
     soft += 1.0  # changed in place, as a training loop does to its parameter
     second = scorer.loglikelihoods(contexts, [[" positive"]] * 4, soft=soft)
     assert not scorer._prefixes and first != second
+
+
+def test_start_tokens_precede_every_context_once():
+    """A tokenizer that puts <bos> before a text (Gemma's) gets it before each context, not twice, and
+    not before continuations; SmolLM2's and the tiny model's put nothing there."""
+    from tokenizers import processors
+
+    from promptsearch.model import _start_ids
+    from promptsearch.testing import tiny_model
+
+    model = tiny_model()
+    assert model.start_ids == []
+    model.tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<unk> $A", special_tokens=[("<unk>", 2)])  # <unk> stands in for <bos>
+    assert _start_ids(model.tokenizer) == [2]
+    model.start_ids = [2]
+    context = "Review: great fun\nSentiment:"
+    assert model.encode_context(context) == [2] + model.encode(context)
+    assert model.encode_context("<unk>" + context) == model.encode("<unk>" + context)  # already there
+    got = Scorer(model).loglikelihoods([context], [[" positive", " very good"]])[0]
+    for value, word in zip(got, [" positive", " very good"]):
+        ids, cont = [2] + model.encode(context), model.encode(word)
+        with torch.no_grad():
+            lp = torch.log_softmax(model.model(torch.tensor([ids + cont])).logits[0], -1)
+        assert value == pytest.approx(sum(lp[len(ids) - 1 + i, t].item() for i, t in enumerate(cont)), abs=1e-5)
