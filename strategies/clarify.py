@@ -55,20 +55,24 @@ class ClarifyContext(Strategy):
             out.append(Candidate(prompt, base.label_words, strategy=self.name, parents=(base.id,),
                                  edit="+".join(done + [edit])))
 
-        # Most promising first, since a small budget may stop the round part-way: one draw of each
-        # demonstration count, then the clarifiers and the description, then further draws.
-        draws = 0 if any(e.startswith("demos") for e in done) else self.draws
-        for draw in range(max(draws, 1)):
-            for k in self.demo_counts if draw < draws else ():
+        def add_demos(draw: int):
+            for k in self.demo_counts:
                 demos = self.demonstrations(ctx, base, k)
                 if demos:
                     add(demos + base.prompt, f"demos:{k}#{draw}")
-            if draw == 0:
-                if not any(e.startswith("clarifier") for e in done):
-                    for sentence in library.clarifiers(task):
-                        add(sentence + "\n" + base.prompt, f"clarifier:{sentence}")
-                if task.description and "description" not in done and escape(task.description) not in base.prompt:
-                    add(escape(task.description.strip()) + "\n" + base.prompt, "description")
+
+        # Most promising first, since a small budget may stop the round part-way: one draw of each
+        # demonstration count, then the clarifiers and the description, then further draws.
+        draws = 0 if any(e.startswith("demos") for e in done) else self.draws
+        if draws:
+            add_demos(0)
+        if not any(e.startswith("clarifier") for e in done):
+            for sentence in library.clarifiers(task):
+                add(sentence + "\n" + base.prompt, f"clarifier:{sentence}")
+        if task.description and "description" not in done and escape(task.description) not in base.prompt:
+            add(escape(task.description.strip()) + "\n" + base.prompt, "description")
+        for draw in range(1, draws):
+            add_demos(draw)
         return out
 
     def demonstrations(self, ctx: SearchContext, base: Candidate, k: int) -> str:
