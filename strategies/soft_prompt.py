@@ -138,7 +138,7 @@ class SoftPromptTuning(Strategy):
             result = self.train(context, base, dev, reserve=reserve)
             if folder is not None:
                 save_trained(context.scorer.model, result, folder, self._peft_config(context))
-        register(context.scorer, soft_id, result.embeddings)
+        context.scorer.register_soft_prompt(soft_id, result.embeddings)
         rec = result.record
         settings = (f"n={self.n_virtual_tokens} init={self.init} lr={self.lr:g} bs={self.batch_size} "
                     f"steps={rec['steps']} epochs={rec['epochs_run']:.2f}")
@@ -392,12 +392,7 @@ class SoftPromptTuning(Strategy):
         return total / len(rows)
 
 
-# ---- registering, reading the vectors back as text, saving and loading -------------------------
-def register(scorer, soft_id: str, embeddings) -> None:
-    """Register vectors with the scorer (which forgets scores cached for other vectors of that name)."""
-    scorer.register_soft_prompt(soft_id, embeddings)
-
-
+# ---- reading the vectors back as text, saving and loading --------------------------------------
 def _allowed_ids(model, size: int):
     """Vocabulary ids a projection may use: all but the special tokens (they decode to nothing)."""
     import torch

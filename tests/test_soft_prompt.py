@@ -13,7 +13,7 @@ from promptsearch.errors import PromptSearchError
 from promptsearch.scorer import Scorer
 from promptsearch.strategy import SearchContext, make
 from promptsearch.task import Example, Task, load_task
-from strategies.soft_prompt import EVALS_PER_TRAIN_EXAMPLE, SoftPromptTuning, load_trained, nearest_tokens, register
+from strategies.soft_prompt import EVALS_PER_TRAIN_EXAMPLE, SoftPromptTuning, load_trained, nearest_tokens
 
 PROMPT = "Review: {input}\nSentiment:"
 
@@ -214,11 +214,11 @@ def test_soft_prompt_on_the_real_model_lands_on_the_leaderboard(smollm, tmp_path
 def test_reregistering_other_vectors_under_a_name_drops_their_cached_scores(tiny, task):
     scorer = Scorer(tiny)
     hidden = tiny.model.config.hidden_size
-    register(scorer, "v", torch.zeros(2, hidden))
+    scorer.register_soft_prompt("v", torch.zeros(2, hidden))
     first = scorer.evaluate(task, Candidate(PROMPT, soft="v"), task.dev[:4])
-    register(scorer, "v", torch.zeros(2, hidden))  # same vectors: cache kept
+    scorer.register_soft_prompt("v", torch.zeros(2, hidden))  # same vectors: cache kept
     assert scorer.evaluate(task, Candidate(PROMPT, soft="v"), task.dev[:4]) == first
     assert scorer.stats["cache_hits"] == 4
-    register(scorer, "v", torch.ones(2, hidden))
+    scorer.register_soft_prompt("v", torch.ones(2, hidden))
     second = scorer.evaluate(task, Candidate(PROMPT, soft="v"), task.dev[:4])
     assert scorer.stats["cache_hits"] == 4 and [r.label_logprobs for r in second] != [r.label_logprobs for r in first]
