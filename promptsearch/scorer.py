@@ -240,8 +240,6 @@ class Scorer:
         import torch
 
         lm = self.model.model
-        head = lm.get_output_embeddings()
-        softcap = getattr(lm.config, "final_logit_softcapping", None)
         shared = _common_prefix_length(rows)
         # Every queried position must lie after the shared prefix, in the part each row runs itself.
         shared = min([shared] + [min(p for p, _, _ in q) for q in queries if q])
@@ -272,10 +270,7 @@ class Scorer:
                     continue
                 idx_b = torch.tensor([b for b, _ in picks], device=hidden.device)
                 idx_p = torch.tensor([p for _, p in picks], device=hidden.device)
-                logits = head(hidden[idx_b, idx_p]).float()
-                if softcap:
-                    logits = torch.tanh(logits / softcap) * softcap
-                logprobs = torch.log_softmax(logits, dim=-1).cpu()
+                logprobs = head_logprobs(lm, hidden[idx_b, idx_p]).cpu()
                 k = 0
                 for r in batch:
                     vals = []
@@ -395,6 +390,21 @@ class _LineEnd:
         hit = torch.tensor([t in self.stop_ids for t in last], device=input_ids.device)
         self.done = hit if self.done is None else (self.done | hit)
         return self.done
+
+
+def head_logprobs(lm, hidden):
+    """Next-token log-probabilities from final hidden states (n x hidden): the LM head in float32 at
+    least, with the model's logit soft-capping (Gemma 2) applied. Shared by the scorer and by the
+    strategies that train against its numbers, so the two always agree."""
+    import torch
+
+    logits = lm.get_output_embeddings()(hidden)
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    softcap = getattr(lm.config, "final_logit_softcapping", None)
+    if softcap:
+        logits = torch.tanh(logits / softcap) * softcap
+    return torch.log_softmax(logits, dim=-1)
 
 
 def _layout_mask(layouts, shared: int, n_soft: int, width: int, dtype):

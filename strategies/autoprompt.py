@@ -31,7 +31,7 @@ import re
 from promptsearch import template as tmpl
 from promptsearch.candidate import Candidate
 from promptsearch.errors import PromptSearchError
-from promptsearch.scorer import continuation
+from promptsearch.scorer import continuation, head_logprobs
 from promptsearch.strategy import SearchContext, Strategy
 
 log = logging.getLogger(__name__)
@@ -383,13 +383,7 @@ class AutoPrompt(Strategy):
                         fluent_of.append(r["example"])
         idx_b = torch.tensor([b for b, _ in picks], device=device)
         idx_p = torch.tensor([p for _, p in picks], device=device)
-        logits = lm.get_output_embeddings()(hidden[idx_b, idx_p])
-        if logits.dtype in (torch.float16, torch.bfloat16):
-            logits = logits.float()
-        softcap = getattr(lm.config, "final_logit_softcapping", None)
-        if softcap:
-            logits = torch.tanh(logits / softcap) * softcap
-        logprobs = torch.log_softmax(logits, dim=-1)
+        logprobs = head_logprobs(lm, hidden[idx_b, idx_p])
         values = logprobs[torch.arange(len(picks), device=device), torch.tensor(tokens, device=device)]
         is_label = torch.tensor([s >= 0 for s in label_slot], device=device)
         slots = torch.tensor([max(s, 0) for s in label_slot], device=device)

@@ -51,7 +51,7 @@ from pathlib import Path
 from promptsearch.candidate import Candidate
 from promptsearch.errors import PromptSearchError
 from promptsearch.metrics import summarize
-from promptsearch.scorer import continuation
+from promptsearch.scorer import continuation, head_logprobs
 from promptsearch.strategy import SearchContext, Strategy
 from promptsearch.template import escape, validate
 
@@ -359,11 +359,7 @@ class SoftPromptTuning(Strategy):
         picks = [(r, n_virtual + p, t, b, j) for r, (b, _, queries) in enumerate(flat) for p, t, j in queries]
         idx_r = torch.tensor([p[0] for p in picks], device=hidden.device)
         idx_p = torch.tensor([p[1] for p in picks], device=hidden.device)
-        logits = lm.get_output_embeddings()(hidden[idx_r, idx_p]).float()
-        softcap = getattr(lm.config, "final_logit_softcapping", None)
-        if softcap:
-            logits = torch.tanh(logits / softcap) * softcap
-        logprobs = torch.log_softmax(logits, dim=-1)
+        logprobs = head_logprobs(lm, hidden[idx_r, idx_p])
         targets = torch.tensor([p[2] for p in picks], device=logprobs.device)
         picked = logprobs[torch.arange(len(picks), device=logprobs.device), targets]
         n_answers = batch[0][2]
