@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import PromptSearchError
+from .runner import best_records, tie_value
 
 OVERALL = "overall"
 
@@ -75,10 +76,6 @@ def _valid(rec) -> bool:
     return isinstance(rec, dict) and {"candidate", "size", "score", "evals_used"} <= set(rec)
 
 
-def _tie(value) -> float:
-    return -math.inf if value is None or (isinstance(value, float) and math.isnan(value)) else value
-
-
 def curves(run: RunData) -> dict[str, list[tuple[int, float]]]:
     """Best-so-far dev score after each logged rung, as (example-evaluations, score) points.
 
@@ -92,7 +89,7 @@ def curves(run: RunData) -> dict[str, list[tuple[int, float]]]:
         if cid in known and size < known[cid][0]:
             continue
         order = known[cid][3] if cid in known else -len(known)
-        known[cid] = (size, rec["score"]["score"], _tie(rec.get("tie")), order, cand.get("strategy") or "seed")
+        known[cid] = (size, rec["score"]["score"], tie_value(rec.get("tie")), order, cand.get("strategy") or "seed")
         for line in (OVERALL, known[cid][4]):
             pool = [k for k in known.values() if line == OVERALL or k[4] == line]
             best = max(pool, key=lambda k: k[:4])
@@ -104,16 +101,7 @@ def curves(run: RunData) -> dict[str, list[tuple[int, float]]]:
 
 def incumbent(run: RunData) -> dict:
     """The candidate record the search ranks first given the log so far (the summary's best when finished)."""
-    best: dict[str, dict] = {}
-    for i, rec in enumerate(run.records):
-        cid = rec["candidate"]["id"]
-        if cid not in best:
-            best[cid] = {"rec": rec, "order": i}
-        elif rec["size"] >= best[cid]["rec"]["size"]:
-            best[cid]["rec"] = rec
-    top = max(best.values(), key=lambda b: (b["rec"]["size"], b["rec"]["score"]["score"], _tie(b["rec"].get("tie")),
-                                             -b["order"]))
-    return top["rec"]
+    return best_records(run.records)[0]
 
 
 def prompt_text(cand: dict) -> str:

@@ -6,6 +6,7 @@ The config is what ``config.json`` holds, so ``--resume`` rebuilds exactly the s
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 from . import strategy as strategy_registry
@@ -87,13 +88,24 @@ def run(config: dict, run_dir: str | Path, resume: bool = False, progress: bool 
 
 def leaderboard_from_log(store: RunStore) -> list[dict]:
     """The leaderboard of a run that may never have finished: best-known score of each candidate."""
+    rows = best_records(store.read("candidates.jsonl"))
+    return [dict(rank=i + 1, **rec["candidate"], dev=rec["score"], tie=rec.get("tie")) for i, rec in enumerate(rows)]
+
+
+def best_records(records) -> list[dict]:
+    """Each candidate's log record at the largest dev rung it reached, ranked as the search ranks its
+    leaderboard: most dev examples, then the metric, then the mean gold log-likelihood, then age."""
     best: dict[str, dict] = {}
-    for rec in store.read("candidates.jsonl"):
+    for rec in records:
         cid = rec["candidate"]["id"]
-        if cid not in best or rec["size"] >= best[cid]["dev"]["n"]:
-            best[cid] = {**rec["candidate"], "dev": rec["score"], "tie": rec.get("tie")}
-    rows = sorted(best.values(), key=lambda r: (r["dev"]["n"], r["dev"]["score"], r["tie"] or float("-inf")), reverse=True)
-    return [dict(rank=i + 1, **r) for i, r in enumerate(rows)]
+        if cid not in best or rec["size"] >= best[cid]["size"]:
+            best[cid] = rec  # keeps the candidate's first-seen place, so the stable sort ranks by age last
+    return sorted(best.values(), key=lambda r: (r["size"], r["score"]["score"], tie_value(r.get("tie"))), reverse=True)
+
+
+def tie_value(value) -> float:
+    """A logged tie-break for sorting: missing or NaN (no gold log-likelihood) ranks last."""
+    return -math.inf if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
 def lineage(store: RunStore, candidate_id: str) -> list[dict]:
