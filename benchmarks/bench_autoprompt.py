@@ -135,7 +135,7 @@ def main() -> None:
     results = {"task": "sst2", "model": model.name, "dev_subset": args.dev, "test_subset": args.test,
                "train": len(task.train), "seed": args.seed, "max_evals": args.max_evals, "base": BASE,
                "word_list": word_source, "torch_threads": torch.get_num_threads(),
-               "device": torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else "cpu", "settings": {}}
+               "device": model.device_name, "settings": {}}
     out_path = Path(args.out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     if args.only and out_path.exists():  # keep the settings of an earlier run with the same protocol

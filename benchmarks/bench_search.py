@@ -94,7 +94,7 @@ def main() -> None:
 
     out = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()} {torch.get_num_threads()} threads",
            "model": model.name, "quick": args.quick,
-           "device": torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else "cpu",
+           "device": model.device_name,
            "racing": {"dev_n": dev_n, "rows": racing_rows, "evals_saving": saving},
            "sst2_templates_clarify": {"dev_n": len(task.dev), "rows": chain_rows}}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -148,12 +148,6 @@ def main(argv=None) -> int:
     return 0
 
 
-def _device_name(model) -> str:
-    import torch
-
-    return torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else "cpu"
-
-
 def write(args, argv, model, rows: list[dict], started: float) -> None:
     """Write the results so far (after every seed, so a cut run keeps what it finished)."""
     import torch
@@ -166,7 +160,7 @@ def write(args, argv, model, rows: list[dict], started: float) -> None:
                        "(3 per train example per epoch for forward+backward, dev checks, dev scoring)",
         "seeds": rows, "seconds": round(time.monotonic() - started, 1),
         "machine": f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}",
-        "device": _device_name(model),
+        "device": model.device_name,
     }
     result["summary"] = report(rows)
     out = Path(args.out)

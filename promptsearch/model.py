@@ -94,6 +94,13 @@ class FrozenModel:
         return self.model.device
 
     @property
+    def device_name(self) -> str:
+        """What the model runs on, for reports: the GPU's name, or "cpu"."""
+        import torch
+
+        return torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
+
+    @property
     def dtype(self):
         return self.model.dtype
 
