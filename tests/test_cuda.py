@@ -55,8 +55,8 @@ def test_scores_agree_with_the_cpu(task, pair):
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
 def test_strategy_runs_on_cuda(name, task, pair):
     cpu, gpu = pair
-    options = {k: v for k, v in STRATEGIES[name].items() if k in _option_names(name)}
-    search = Search(task, Scorer(gpu), [make(name, options)], Budget(max_evals=600), seed=0, racing=Racing(8, 2))
+    search = Search(task, Scorer(gpu), [make(name, STRATEGIES[name])], Budget(max_evals=600), seed=0,
+                    racing=Racing(8, 2))
     summary = search.run()
     assert summary["budget_used"]["candidates"] >= 1
     best = search.leaderboard()[0]
@@ -83,11 +83,3 @@ def test_embedded_model_on_cuda_agrees_with_cpu():
     assert sum(x.prediction == y.prediction for x, y in zip(a, b)) >= len(rows) - 1
     assert max(abs(p - q) for x, y in zip(a, b) for p, q in zip(x.label_logprobs, y.label_logprobs)) < 1e-2
     assert sum(r.score for r in b) / len(b) >= 0.7
-
-
-def _option_names(name):
-    import inspect
-
-    from promptsearch.strategy import available
-
-    return set(inspect.signature(available()[name].__init__).parameters)
