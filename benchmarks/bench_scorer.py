@@ -62,16 +62,9 @@ def long_prompt() -> str:
 
 # ---- the three methods: each returns one log-likelihood per request, in request order ----------
 def run_naive(model, requests):
-    import torch
+    from promptsearch.testing import naive_loglik
 
-    out = []
-    with torch.inference_mode():
-        for ctx, cont in requests:
-            c, k = model.encode(ctx), model.encode(cont)
-            logits = model.model(torch.tensor([c + k])).logits[0].float()
-            logprobs = torch.log_softmax(logits, -1)
-            out.append(sum(logprobs[len(c) - 1 + i, t].item() for i, t in enumerate(k)))
-    return out
+    return [naive_loglik(model, ctx, cont) for ctx, cont in requests]
 
 
 def make_lm_eval(model):

@@ -1,4 +1,5 @@
-"""Fakes shipped with the package so tests need no weights file: a tiny random Llama."""
+"""Fakes shipped with the package so tests need no weights file (a tiny random Llama), and the naive
+reference the scorer is checked against."""
 
 from __future__ import annotations
 
@@ -30,6 +31,18 @@ def tiny_model(seed: int = 0, vocab_words: int = 200, layers: int = 2):
                          tie_word_embeddings=True, pad_token_id=0, eos_token_id=1, bos_token_id=None)
     model = LlamaForCausalLM(config)
     return FrozenModel(model, fast, name=f"tiny-llama-{seed}")
+
+
+def naive_loglik(model, context: str, continuation: str) -> float:
+    """Reference log P(continuation | context): one sequence per forward pass, full logits, no batching,
+    no caching. What the scorer's fast paths are checked against (tests, benchmarks/bench_scorer.py)."""
+    import torch
+
+    ctx, cont = model.encode_context(context), model.encode(continuation)
+    ids = torch.tensor([ctx + cont], device=model.device)
+    with torch.inference_mode():
+        logprobs = torch.log_softmax(model.model(ids).logits[0].float(), -1)
+    return sum(logprobs[len(ctx) - 1 + i, t].item() for i, t in enumerate(cont))
 
 
 WORDS = """

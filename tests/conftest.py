@@ -54,14 +54,3 @@ def small_task_dir(tmp_path_factory):
 def tmp_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("PROMPTSEARCH_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
-
-
-def naive_loglik(model, context: str, continuation: str) -> float:
-    """Reference: one sequence per forward pass, full logits, no batching, no caching."""
-    import torch
-
-    ctx, cont = model.encode(context), model.encode(continuation)
-    ids = torch.tensor([ctx + cont])
-    with torch.no_grad():
-        logprobs = torch.log_softmax(model.model(ids).logits[0].float(), -1)
-    return sum(logprobs[len(ctx) - 1 + i, t].item() for i, t in enumerate(cont))

@@ -6,8 +6,7 @@ import torch
 from promptsearch.candidate import Candidate
 from promptsearch.scorer import Scorer, continuation
 from promptsearch.task import Example, Task
-
-from .conftest import naive_loglik
+from promptsearch.testing import naive_loglik
 
 INPUTS = ["great movie", "a terrible , boring film", "fun", "i really love this story and the acting is good",
           "not quite", "the plot was dull and the acting awful , really awful", "yes", "the worst"]
@@ -219,7 +218,4 @@ def test_start_tokens_precede_every_context_once():
     assert model.encode_context("<unk>" + context) == model.encode("<unk>" + context)  # already there
     got = Scorer(model).loglikelihoods([context], [[" positive", " very good"]])[0]
     for value, word in zip(got, [" positive", " very good"]):
-        ids, cont = [2] + model.encode(context), model.encode(word)
-        with torch.no_grad():
-            lp = torch.log_softmax(model.model(torch.tensor([ids + cont])).logits[0], -1)
-        assert value == pytest.approx(sum(lp[len(ids) - 1 + i, t].item() for i, t in enumerate(cont)), abs=1e-5)
+        assert value == pytest.approx(naive_loglik(model, context, word), abs=1e-5)  # <unk> first, see above
