@@ -123,7 +123,7 @@ def main() -> None:
     from promptsearch.scorer import Scorer
     from promptsearch.search import Budget, Racing, Search
     from promptsearch.task import load_task
-    from strategies.autoprompt import AutoPrompt
+    from promptsearch.strategies.autoprompt import AutoPrompt
 
     full = load_task(str(DATA))
     rng = random.Random(args.seed)

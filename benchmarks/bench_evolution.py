@@ -114,7 +114,7 @@ def one_run(args, runner, RunStore, model, scorer, name, path, task, strategy, o
     finally:
         runner.build_search = original
     strat = holder["search"].strategies[0]
-    chain = runner.lineage(RunStore.open(run_dir), s["best"]["id"])
+    chain = RunStore.open(run_dir).lineage(s["best"]["id"])
     row = {
         "task": name, "strategy": strategy, "options": options, "metric": s["metric"],
         "n_dev": len(task.dev), "n_test": len(task.test),

@@ -65,3 +65,17 @@ def summarize(metric: str, results, examples, label_words=()) -> Score:
         return Score(metric, value, n, value - half, value + half)
     lo, hi = wilson(values.sum(), n)
     return Score(metric, value, n, lo, hi)
+
+
+def score_prediction(task, example, prediction: str, label_words=()) -> float:
+    """An example's share of the task metric (1/0) from the prediction alone: the predicted label word
+    for classification (``label_words``: the candidate's, else the task's), the answer text otherwise
+    (exact match of any accepted answer, or containing one; case-insensitive, stripped)."""
+    if task.kind == "classification":
+        words = label_words or task.label_words
+        return float(example.label is not None and prediction == words[example.label])
+    p = (prediction or "").strip().lower()
+    answers = [a.strip().lower() for a in example.answers]
+    if task.metric == "exact_match":
+        return float(p in answers)
+    return float(any(a and a in p for a in answers))

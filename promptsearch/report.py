@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import PromptSearchError
-from .runner import best_records, tie_value
+from .format import fmt, md_cell
+from .store import best_records, tie_value
 
 OVERALL = "overall"
 
@@ -138,22 +139,6 @@ def run_row(run: RunData) -> dict:
 
 
 # ---- Markdown -----------------------------------------------------------------------------------
-def md_cell(text: str, width: int | None = None) -> str:
-    flat = str(text).replace("\n", "⏎").replace("|", "\\|")
-    if width and len(flat) > width:
-        flat = flat[: width - 1] + "…"
-    return flat
-
-
-def fmt(score: dict | None, ci: bool = False) -> str:
-    if not score or score.get("score") is None or (isinstance(score["score"], float) and math.isnan(score["score"])):
-        return "-"
-    text = f"{score['score']:.3f}"
-    if ci:
-        text += f" [{score['ci_low']:.3f}, {score['ci_high']:.3f}]"
-    return text
-
-
 def markdown_table(rows: list[dict], prompt_width: int = 80) -> str:
     """Rows from ``run_row`` as a Markdown table."""
     lines = ["| run | task | strategies | seed test | best test [95% CI] | best dev | evals | seconds | best prompt |",

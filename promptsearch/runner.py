@@ -6,11 +6,9 @@ The config is what ``config.json`` holds, so ``--resume`` rebuilds exactly the s
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 from . import strategy as strategy_registry
-from .candidate import Candidate
 from .errors import PromptSearchError
 from .search import Budget, Racing, Search
 from .store import RunStore
@@ -23,6 +21,7 @@ DEFAULTS = {
     "strategies": DEFAULT_STRATEGIES, "options": {}, "seed": 0, "seed_prompt": None, "top_k": 3,
     "budget": {"max_candidates": 300, "max_evals": 6000, "max_seconds": 480},
     "racing": {"min_examples": 16, "eta": 3}, "proposals_per_round": 8,
+    "feedback": None,  # a refine run: {"parent": RUN, "weight": w}; ratings and edits in refine.json
 }
 
 
@@ -38,15 +37,20 @@ def make_config(**given) -> dict:
     return config
 
 
+def load_task_of(config: dict):
+    """The task a config names, with its seed prompt if the config overrides it."""
+    from .task import load_task
+
+    task = load_task(config["task"], seed=config["seed"])
+    return task.with_seed_prompt(config["seed_prompt"]) if config.get("seed_prompt") else task
+
+
 def load_parts(config: dict):
     """Task, frozen model and scorer for a config (the slow part: loads the model)."""
     from .model import FrozenModel
     from .scorer import Scorer
-    from .task import load_task
 
-    task = load_task(config["task"], seed=config["seed"])
-    if config.get("seed_prompt"):
-        task = task.with_seed_prompt(config["seed_prompt"])
+    task = load_task_of(config)
     model = FrozenModel.load(config["model"], device=config["device"], dtype=config["dtype"])
     return task, model, Scorer(model, batch_size=config["batch_size"], chat=config["chat"])
 
@@ -76,50 +80,19 @@ def run(config: dict, run_dir: str | Path, resume: bool = False, progress: bool 
     else:
         store = RunStore.create(run_dir, config)
     task, model, scorer = parts or load_parts(config)
+    if config.get("feedback"):
+        from .feedback.refinement import blended_scorer
+
+        scorer = blended_scorer(store, task, scorer)
     search = build_search(config, task, scorer, store=store, progress=progress, strategies=strategies)
     if resume:
         log.info("resuming %s: %d logged evaluations reused", run_dir, search.resume_from_log())
     summary = search.run()
     summary["run_dir"] = str(run_dir)
     summary["model"] = model.name
+    if config.get("feedback"):
+        from .feedback.refinement import explanation
+
+        summary["refine"] = explanation(search, scorer, task, store)
     store.write_summary(summary)
     return summary
-
-
-def leaderboard_from_log(store: RunStore) -> list[dict]:
-    """The leaderboard of a run that may never have finished: best-known score of each candidate."""
-    rows = best_records(store.read("candidates.jsonl"))
-    return [dict(rank=i + 1, **rec["candidate"], dev=rec["score"], tie=rec.get("tie")) for i, rec in enumerate(rows)]
-
-
-def best_records(records) -> list[dict]:
-    """Each candidate's log record at the largest dev rung it reached, ranked as the search ranks its
-    leaderboard: most dev examples, then the metric, then the mean gold log-likelihood, then age."""
-    best: dict[str, dict] = {}
-    for rec in records:
-        cid = rec["candidate"]["id"]
-        if cid not in best or rec["size"] >= best[cid]["size"]:
-            best[cid] = rec  # keeps the candidate's first-seen place, so the stable sort ranks by age last
-    return sorted(best.values(), key=lambda r: (r["size"], r["score"]["score"], tie_value(r.get("tie"))), reverse=True)
-
-
-def tie_value(value) -> float:
-    """A logged tie-break for sorting: missing or NaN (no gold log-likelihood) ranks last."""
-    return -math.inf if value is None or (isinstance(value, float) and math.isnan(value)) else value
-
-
-def lineage(store: RunStore, candidate_id: str) -> list[dict]:
-    """The chain of ancestors of a candidate (itself first), following first parents; ``mates``
-    holds the prompts of any further parents (the other side of a crossover)."""
-    known = {rec["candidate"]["id"]: rec["candidate"] for rec in store.read("candidates.jsonl")}
-    chain, seen, cid = [], set(), candidate_id
-    while cid in known and cid not in seen:
-        seen.add(cid)
-        parents = known[cid].get("parents") or []
-        chain.append({**known[cid], "mates": [known[p]["prompt"] for p in parents[1:] if p in known]})
-        cid = parents[0] if parents else None
-    return chain
-
-
-def seed_candidate(task) -> Candidate:
-    return Candidate(task.seed_prompt)

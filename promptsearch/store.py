@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -35,7 +36,7 @@ class RunStore:
         if (store.dir / "candidates.jsonl").exists():
             raise PromptSearchError(f"{store.dir} already holds a run; use --resume {store.dir} or another --out")
         store.dir.mkdir(parents=True, exist_ok=True)
-        store._write_json("config.json", config)
+        store.write_json("config.json", config)
         return store
 
     @classmethod
@@ -56,11 +57,11 @@ class RunStore:
 
     @property
     def config(self) -> dict:
-        return self._read_json("config.json")
+        return self.read_json("config.json")
 
     @property
     def summary(self) -> dict | None:
-        return self._read_json("summary.json") if (self.dir / "summary.json").exists() else None
+        return self.read_json("summary.json") if (self.dir / "summary.json").exists() else None
 
     def append(self, name: str, record: dict) -> None:
         """Append one JSON line and push it to disk, so a kill loses at most the line being written."""
@@ -88,17 +89,51 @@ class RunStore:
         return records
 
     def write_summary(self, summary: dict) -> None:
-        self._write_json("summary.json", summary)
+        self.write_json("summary.json", summary)
         best = summary.get("best") or {}
         (self.dir / "best_prompt.txt").write_text((best.get("prompt") or "") + "\n", encoding="utf-8")
 
-    def _write_json(self, name: str, data: dict) -> None:
+    def leaderboard(self) -> list[dict]:
+        """The leaderboard of a run that may never have finished: best-known score of each candidate."""
+        rows = best_records(self.read("candidates.jsonl"))
+        return [dict(rank=i + 1, **rec["candidate"], dev=rec["score"], tie=rec.get("tie")) for i, rec in enumerate(rows)]
+
+    def lineage(self, candidate_id: str) -> list[dict]:
+        """The chain of ancestors of a candidate (itself first), following first parents; ``mates``
+        holds the prompts of any further parents (the other side of a crossover)."""
+        known = {rec["candidate"]["id"]: rec["candidate"] for rec in self.read("candidates.jsonl")}
+        chain, seen, cid = [], set(), candidate_id
+        while cid in known and cid not in seen:
+            seen.add(cid)
+            parents = known[cid].get("parents") or []
+            chain.append({**known[cid], "mates": [known[p]["prompt"] for p in parents[1:] if p in known]})
+            cid = parents[0] if parents else None
+        return chain
+
+    def write_json(self, name: str, data: dict) -> None:
         tmp = self.dir / (name + ".tmp")
         tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, self.dir / name)
 
-    def _read_json(self, name: str) -> dict:
+    def read_json(self, name: str) -> dict:
         try:
             return json.loads((self.dir / name).read_text(encoding="utf-8"))
         except json.JSONDecodeError as e:
             raise PromptSearchError(f"{self.dir / name}: bad JSON at line {e.lineno}") from None
+
+
+# ---- reading a run log -----------------------------------------------------------------------
+def best_records(records) -> list[dict]:
+    """Each candidate's log record at the largest dev rung it reached, ranked as the search ranks its
+    leaderboard: most dev examples, then the metric, then the mean gold log-likelihood, then age."""
+    best: dict[str, dict] = {}
+    for rec in records:
+        cid = rec["candidate"]["id"]
+        if cid not in best or rec["size"] >= best[cid]["size"]:
+            best[cid] = rec  # keeps the candidate's first-seen place, so the stable sort ranks by age last
+    return sorted(best.values(), key=lambda r: (r["size"], r["score"]["score"], tie_value(r.get("tie"))), reverse=True)
+
+
+def tie_value(value) -> float:
+    """A logged tie-break for sorting: missing or NaN (no gold log-likelihood) ranks last."""
+    return -math.inf if value is None or (isinstance(value, float) and math.isnan(value)) else value

@@ -66,3 +66,17 @@ def escape(text: str) -> str:
 def prefix(template: str) -> str:
     """The literal text before the first ``{input}``: what every rendered prompt starts with."""
     return parse(template)[0] or ""
+
+
+def prepend(prompt: str, sentence: str) -> str:
+    """Put the sentence on its own line before the prompt."""
+    return escape(sentence) + "\n" + prompt
+
+
+def before_cue(prompt: str, sentence: str) -> str | None:
+    """Put the sentence on its own line before the answer cue (the last line, if it holds no input)."""
+    lines = prompt.split("\n")
+    if len(lines) < 2 or "{input}" in lines[-1] or "{input}" not in "\n".join(lines[:-1]):
+        return None
+    return "\n".join(lines[:-1] + [escape(sentence), lines[-1]])
+

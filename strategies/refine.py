@@ -1,6 +1,6 @@
 """The refine strategy: apply the edits that people's comments ask for to the prompts they rated.
 
-Used by ``promptsearch refine`` (promptsearch/feedback.py), which turns comments into edits and blends
+Used by ``promptsearch refine`` (promptsearch/feedback/refinement.py), which turns comments into edits and blends
 ratings into the scores; selectable on its own as ``--strategy refine -o refine.prompts=[...]``.
 """
 
@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from promptsearch.candidate import Candidate
 from promptsearch.errors import PromptSearchError
-from promptsearch.feedback import before_cue, prepend
 from promptsearch.strategy import SearchContext, Strategy
-from promptsearch.template import escape, validate
+from promptsearch.template import before_cue, escape, prepend, validate
 
 
 class Refine(Strategy):
@@ -30,7 +29,7 @@ class Refine(Strategy):
 
     def start(self, context: SearchContext) -> None:
         if self.blended and not getattr(context.scorer, "blends_ratings", False):
-            raise PromptSearchError("this run folds in ratings; resume it with: promptsearch refine --resume RUN_DIR")
+            raise PromptSearchError("this run folds in ratings: resume it as a refine run, which blends them into the scores")
         cands = []
         for p in self.prompts:
             text, words = (p.get("prompt"), p.get("label_words")) if isinstance(p, dict) else (p, None)

@@ -16,7 +16,7 @@ from promptsearch.scorer import Scorer
 from promptsearch.search import Budget, Racing, Search
 from promptsearch.strategy import SearchContext, make
 from promptsearch.task import Example, Task, load_task
-from strategies.autoprompt import AutoPrompt
+from promptsearch.strategies.autoprompt import AutoPrompt
 
 
 @pytest.fixture(scope="module")

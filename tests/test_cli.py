@@ -54,8 +54,8 @@ def test_eval_prompt_file_and_label_words(tiny_dir, tmp_path):
     (["run", "-o", "templates.bogus=1", "--strategy", "templates"], "has no option"),
 ])
 def test_bad_input_is_one_line_no_traceback(args, message, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "promptsearch.cli", *args, "--out", str(tmp_path / "r")] if args[0] == "run"
-                       else [sys.executable, "-m", "promptsearch.cli", *args], capture_output=True, text=True, timeout=300, env=ONE_THREAD)
+    r = subprocess.run([sys.executable, "-m", "promptsearch", *args, "--out", str(tmp_path / "r")] if args[0] == "run"
+                       else [sys.executable, "-m", "promptsearch", *args], capture_output=True, text=True, timeout=300, env=ONE_THREAD)
     assert r.returncode == 2
     err = r.stderr.strip().splitlines()
     assert err[-1].startswith("error: ") and message in err[-1]
@@ -86,7 +86,7 @@ def test_run_show_and_json(tiny_dir, small_task_dir, tmp_path):
 
 
 def _cli(*args):
-    return [sys.executable, "-m", "promptsearch.cli", *args]
+    return [sys.executable, "-m", "promptsearch", *args]
 
 
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}  # see conftest._threads

@@ -11,8 +11,8 @@ from promptsearch.store import RunStore
 from promptsearch.strategy import make
 from promptsearch.task import load_task
 from promptsearch.template import render, validate
-from strategies import mutations as mut
-from strategies.evolution import Evolution
+from promptsearch.strategies import mutations as mut
+from promptsearch.strategies.evolution import Evolution
 
 SEED = "output the opposite of\nInput: {input}\nOutput:"
 LONG = "Answer with one word.\nClassify the text as negative or positive.\nReview: {input}\nSentiment:"
@@ -167,7 +167,7 @@ def test_evolution_runs_records_lineage_and_charges_the_model(tiny, task):
 
 
 def mut_ops():
-    from strategies.evolution import ALL_OPERATORS
+    from promptsearch.strategies.evolution import ALL_OPERATORS
 
     return ALL_OPERATORS
 
@@ -221,7 +221,7 @@ def test_resume_replays_evolution_exactly(tiny, task, tmp_path):
     store = RunStore.open(tmp_path / "a")
     logged = {r["candidate"]["id"]: r["candidate"] for r in store.read("candidates.jsonl")}
     for cid, c in logged.items():
-        chain = runner.lineage(store, cid)
+        chain = store.lineage(cid)
         assert chain[0]["id"] == cid and chain[-1]["parents"] == []
         assert len(chain[0]["mates"]) == max(0, len(c["parents"]) - 1)
 

@@ -25,7 +25,7 @@ from promptsearch.feedback import (
 from promptsearch.scorer import Scorer
 from promptsearch.store import RunStore
 from promptsearch.task import load_task
-from strategies.refine import Refine
+from promptsearch.strategies.refine import Refine
 
 PAIRS = [("good", "bad"), ("bad", "good"), ("love", "hate"), ("hate", "love"), ("fun", "boring"), ("boring", "fun"),
          ("great", "terrible"), ("yes", "no"), ("no", "yes"), ("best", "worst"), ("worst", "best"), ("funny", "dull"),
@@ -315,7 +315,7 @@ def test_refine_strategy_proposes_edits_on_rated_prompts(tiny):
     assert "Respond concisely.\nDo not explain.\nReview: {input}\nSentiment:" in texts
     assert "Respond concisely.\n{input} It was" in texts  # one line: no cue placement
     assert all(c.parents == (got[0].id,) for c in got if c.prompt.endswith("Sentiment:") and c.edit.startswith("feedback"))
-    with pytest.raises(PromptSearchError, match="promptsearch refine --resume"):
+    with pytest.raises(PromptSearchError, match="resume it as a refine run"):
         Refine(prompts=["{input}"], blended=True).start(ctx)
 
 
@@ -414,9 +414,10 @@ def test_refine_resume_rescoring_nothing(run_dir, tiny, tmp_path):
     resumed = feedback.refine(None, out=cut, resume=True, parts=(task, tiny, scorer))
     assert [r["id"] for r in resumed["leaderboard"]] == [r["id"] for r in full["leaderboard"]]
     assert [m["new_rank"] for m in resumed["refine"]["moves"]] == [m["new_rank"] for m in full["refine"]["moves"]]
-    # plain `run --resume` would lose the ratings: it refuses (if refine is registered as a strategy) or errors
-    with pytest.raises(PromptSearchError):
-        runner.run(None, cut, resume=True, parts=(task, tiny, Scorer(tiny)))
+    # a refine run is a run of the one runner (its config names the ratings): `run --resume` keeps the blend
+    again = runner.run(None, cut, resume=True, parts=(task, tiny, Scorer(tiny)))
+    assert [r["id"] for r in again["leaderboard"]] == [r["id"] for r in full["leaderboard"]]
+    assert again["refine"]["best"] == full["refine"]["best"]
 
 
 def test_refine_classification(cls_run, tiny, tmp_path):

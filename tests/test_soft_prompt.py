@@ -13,7 +13,7 @@ from promptsearch.errors import PromptSearchError
 from promptsearch.scorer import Scorer
 from promptsearch.strategy import SearchContext, make
 from promptsearch.task import Example, Task, load_task
-from strategies.soft_prompt import EVALS_PER_TRAIN_EXAMPLE, SoftPromptTuning, load_trained, nearest_tokens
+from promptsearch.strategies.soft_prompt import EVALS_PER_TRAIN_EXAMPLE, SoftPromptTuning, load_trained, nearest_tokens
 
 PROMPT = "Review: {input}\nSentiment:"
 

@@ -1,13 +1,10 @@
-"""``promptsearch report``: plots and a table for one or more runs, finished or not.
-
-Registered on the main group by ``promptsearch.cli._register_optional_commands``.
-"""
+"""``promptsearch report``: plots and a table for one or more runs, finished or not."""
 
 from __future__ import annotations
 
 import click
 
-from .cli import _setup, emit, reporting
+from .common import emit, reporting, setup
 
 
 @click.command()
@@ -22,8 +19,8 @@ def report(run_dirs, out, as_json, quiet):
     One run: curve.png (a line per strategy of the run plus the overall best) and report.md. Several
     runs (e.g. different strategies on the same task): a PNG per run, compare.png (one panel per
     task, a line per run) and report.md. Works on runs that are still going or were interrupted."""
-    _setup(quiet)
-    from .report import report as make_report
+    setup(quiet)
+    from ..report import report as make_report
 
     result = make_report(list(run_dirs), out)
     text = result["table"] + "\n\n" + "\n".join(f"wrote {p}" for p in result["figures"] + [result["markdown"]])

@@ -1,92 +1,24 @@
-"""The command line: parses, calls the library, prints. Heavy imports happen inside commands."""
+"""The search commands: tasks, strategies, eval, run, show."""
 
 from __future__ import annotations
 
-import json
-import logging
 import sys
 import time
 from pathlib import Path
 
 import click
 
-from .errors import PromptSearchError
+from ..errors import PromptSearchError
+from ..format import fmt_score, one_line
+from .common import emit, model_options, reporting, setup, unescape
 
 
-class _Group(click.Group):
-    """Turns PromptSearchError into one line on stderr and exit status 2, never a traceback."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except PromptSearchError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
-
-
-def _setup(quiet: bool) -> None:
-    import os
-    import warnings
-
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    logging.basicConfig(level=logging.ERROR if quiet else logging.WARNING, format="%(levelname)s: %(message)s")
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=UserWarning, module="transformers")
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
-
-
-def reporting(f):
-    """--json and --quiet, taken by every command that reports."""
-    f = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")(f)
-    return click.option("--quiet", "-q", is_flag=True, help="No progress bars or notes.")(f)
-
-
-def model_options(f):
-    f = click.option("--model", default=None, help="Local HF model directory or .gguf file (default: embedded SmolLM2-135M-Instruct).")(f)
-    f = click.option("--device", default="auto", show_default=True, help="cpu, cuda, or auto.")(f)
-    f = click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "bfloat16", "float16"]))(f)
-    f = click.option("--chat", is_flag=True, help="Render prompts through the tokenizer's chat template.")(f)
-    return click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1, 1024))(f)
-
-
-def unescape(prompt: str) -> str:
-    """On the command line ``\\n`` and ``\\t`` stand for a newline and a tab (as users type them)."""
-    return prompt.replace("\\n", "\n").replace("\\t", "\t")
-
-
-def emit(as_json: bool, obj: dict, text: str) -> None:
-    click.echo(json.dumps(obj, ensure_ascii=False) if as_json else text)
-
-
-def one_line(prompt: str, width: int = 90) -> str:
-    flat = prompt.replace("\n", "⏎")
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
-def fmt_score(s: dict | None) -> str:
-    if not s:
-        return "-"
-    return f"{s['score']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}] n={s['n']}"
-
-
-@click.group(cls=_Group)
-@click.version_option(package_name="promptsearch")
-def main():
-    """Find the hard prompt that makes a frozen language model do a task best."""
-
-
-@main.command()
+@click.command()
 @click.option("--task", default=None, help="Bundled task name or a task directory (default: sst2-mini).")
 @reporting
 def tasks(task, as_json, quiet):
     """List bundled tasks (or describe one with --task)."""
-    from .task import bundled_tasks, load_task
+    from ..task import bundled_tasks, load_task
 
     names = [task] if task else bundled_tasks()
     rows = []
@@ -100,18 +32,18 @@ def tasks(task, as_json, quiet):
     emit(as_json, {"tasks": rows}, text)
 
 
-@main.command()
+@click.command()
 @reporting
 def strategies(as_json, quiet):
     """List installed search strategies (entry-point group promptsearch.strategies)."""
-    from .strategy import available
+    from ..strategy import available
 
     found = available()
     rows = [{"name": n, "description": cls.description, "class": f"{cls.__module__}:{cls.__qualname__}"} for n, cls in found.items()]
     emit(as_json, {"strategies": rows}, "\n".join(f"{r['name']:<12} {r['description']}" for r in rows))
 
 
-@main.command("eval")
+@click.command("eval")
 @click.option("--prompt", default=None, help="Prompt text with an {input} slot.")
 @click.option("--prompt-file", type=click.Path(dir_okay=False), default=None, help="Read the prompt from a file.")
 @click.option("--task", default=None, help="Bundled task name or a task directory (default: sst2-mini).")
@@ -122,13 +54,13 @@ def strategies(as_json, quiet):
 @reporting
 def eval_(prompt, prompt_file, task, split, limit, label_words, model, device, dtype, chat, batch_size, as_json, quiet):
     """Score one prompt on a task split: metric, n and 95% CI."""
-    _setup(quiet)
-    from .candidate import Candidate
-    from .metrics import summarize
-    from .model import FrozenModel
-    from .scorer import Scorer
-    from .task import load_task
-    from .template import validate
+    setup(quiet)
+    from ..candidate import Candidate
+    from ..metrics import summarize
+    from ..model import FrozenModel
+    from ..scorer import Scorer
+    from ..task import load_task
+    from ..template import validate
 
     if prompt_file:
         p = Path(prompt_file)
@@ -162,7 +94,7 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, model, device, d
     emit(as_json, out, text)
 
 
-@main.command()
+@click.command()
 @click.option("--task", default=None, help="Bundled task name or a task directory (default: sst2-mini).")
 @click.option("--strategy", "strategy_names", multiple=True, help="Strategy to run; repeat to chain (default: templates, clarify).")
 @click.option("--option", "-o", "options", multiple=True, help="Strategy option STRATEGY.PARAM=VALUE (repeatable).")
@@ -180,12 +112,12 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, model, device, d
 def run(task, strategy_names, options, seed_prompt, max_candidates, max_evals, max_seconds, seed, no_racing, top_k,
         out, resume, model, device, dtype, chat, batch_size, as_json, quiet):
     """Search prompts for a task and print the best ones with dev and test scores."""
-    _setup(quiet)
-    from . import runner
-    from .store import default_run_dir
-    from .strategy import parse_options
-    from .task import load_task
-    from .template import validate
+    setup(quiet)
+    from .. import runner
+    from ..store import default_run_dir
+    from ..strategy import parse_options
+    from ..task import load_task
+    from ..template import validate
 
     if resume:
         run_dir = Path(resume)
@@ -233,19 +165,18 @@ def render_board(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-@main.command()
+@click.command()
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--lineage", "show_lineage", is_flag=True, help="Show how the best prompt was derived.")
 @click.option("--top", type=click.IntRange(1), default=10, show_default=True)
 @reporting
 def show(run_dir, show_lineage, top, as_json, quiet):
     """Print the leaderboard of a finished or interrupted run."""
-    from . import runner
-    from .store import RunStore
+    from ..store import RunStore
 
     store = RunStore.open(run_dir)
     summary = store.summary
-    board = runner.leaderboard_from_log(store)[:top]
+    board = store.leaderboard()[:top]
     if not board:
         raise PromptSearchError(f"{run_dir}: no candidate has been scored yet")
     out = {"run_dir": str(run_dir), "finished": summary is not None, "leaderboard": board}
@@ -253,30 +184,9 @@ def show(run_dir, show_lineage, top, as_json, quiet):
         out.update(best=summary["best"], seed=summary["seed"], budget_used=summary["budget_used"])
     text = render_summary({**summary, "leaderboard": board}) if summary else "(unfinished run)\n" + render_board(board)
     if show_lineage:
-        chain = runner.lineage(store, (summary or {}).get("best", board[0])["id"])
+        chain = store.lineage((summary or {}).get("best", board[0])["id"])
         out["lineage"] = chain
         text += "\n\nlineage of the best prompt (newest first):\n" + "\n".join(
             f"  {c['strategy']:<11} {one_line(c.get('edit') or '-', 28):<28} {one_line(c['prompt'], 70)}"
             + "".join(f"\n  {'':<11} {'  with':<28} {one_line(m, 70)}" for m in c.get("mates", ())) for c in chain)
     emit(as_json, out, text)
-
-
-def _register_optional_commands() -> None:
-    """Commands whose modules live beside this one (feedback, report)."""
-    import importlib
-
-    for module, names in (("cli_feedback", ("rate", "refine")), ("cli_report", ("report",))):
-        try:
-            mod = importlib.import_module(f"{__package__}.{module}")
-        except ModuleNotFoundError:
-            continue
-        for name in names:
-            if hasattr(mod, name):
-                main.add_command(getattr(mod, name))
-
-
-_register_optional_commands()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,7 +1,5 @@
-"""``promptsearch rate`` and ``promptsearch refine``: the feedback loop on the command line.
-
-Registered on the main group by ``promptsearch.cli._register_optional_commands``.
-"""
+"""``promptsearch rate`` and ``promptsearch refine``: the feedback loop on the command line. What is
+shown and saved is decided in :mod:`promptsearch.feedback`; here we only prompt and print."""
 
 from __future__ import annotations
 
@@ -10,29 +8,16 @@ from pathlib import Path
 
 import click
 
-from .cli import _setup, emit, one_line, reporting
-from .errors import PromptSearchError
+from ..errors import PromptSearchError
+from ..format import one_line
+from .common import emit, reporting, setup
 
 RATE_HELP = "rating 1-5 (s skip, q quit)"
 
 
-def _parts_loader(config):
-    """Load task, model and scorer once, on first need."""
-    loaded = []
-
-    def load():
-        if not loaded:
-            from . import runner
-
-            loaded.append(runner.load_parts(config))
-        return loaded[0]
-
-    return load
-
-
 def _ask_rating(echo_err: bool) -> int | str:
     """A rating 1-5, 's' or 'q'; anything else asks again. End of input counts as quit."""
-    from .feedback import check_rating
+    from ..feedback import check_rating
 
     while True:
         try:
@@ -69,62 +54,39 @@ def rate(run_dir, top, n_inputs, seed, again, from_file, export, as_json, quiet)
 
     Each rating is appended to RUN_DIR/ratings.jsonl the moment it is given: quitting (q, Ctrl-D,
     Ctrl-C) loses nothing already rated, and rating again continues with the pairs not yet rated."""
-    _setup(quiet)
-    import json
+    setup(quiet)
+    from ..feedback import RatingSession
 
-    from .feedback import Feedback, complete_records, fill_outputs, rating_items, read_ratings
-    from .store import RunStore
-    from .task import load_task
-
-    store = RunStore.open(run_dir)
-    feedback = Feedback(store)
-    existing, problems = feedback.load()
-    for p in problems:
+    session = RatingSession(run_dir, top=top, n_inputs=n_inputs, seed=seed, again=again)
+    existing, ratings_file, task = session.existing, session.feedback.path, session.task
+    for p in session.problems:
         click.echo(f"note: {p}", err=True)
-    config = store.config
-    task = load_task(config["task"], seed=config["seed"])
-    if config.get("seed_prompt"):
-        task = task.with_seed_prompt(config["seed_prompt"])
-    load = _parts_loader(config)
 
     if from_file:
-        given, _ = read_ratings(Path(from_file), strict=True)  # a bad line stops here, before anything is added
-        if not given:
-            raise PromptSearchError(f"{from_file}: no ratings in the file")
-        records = complete_records(given, store, task, load)
-        for r in records:
-            feedback.add(r)
+        records = session.import_file(from_file)
         out = {"run_dir": str(run_dir), "added": len(records), "total": len(existing) + len(records),
-               "ratings_file": str(feedback.path), "mean_rating": sum(r.rating for r in records) / len(records)}
-        emit(as_json, out, f"{len(records)} ratings added to {feedback.path} ({out['total']} in all)")
+               "ratings_file": str(ratings_file), "mean_rating": sum(r.rating for r in records) / len(records)}
+        emit(as_json, out, f"{len(records)} ratings added to {ratings_file} ({out['total']} in all)")
         return
 
-    rated = None if again else {(r.candidate, r.example or r.input) for r in existing}
-    items = rating_items(store, task, top=top, n_inputs=n_inputs, seed=seed, rated=rated)
-    if any(it.output is None for it in items):
-        if not quiet:
-            click.echo("running the model for outputs the run did not log...", err=True)
-        _, _, scorer = load()
-        fill_outputs(items, task, scorer)
+    items = session.items()
+    if any(it.output is None for it in items) and not quiet:
+        click.echo("running the model for outputs the run did not log...", err=True)
+    session.fill(items)
 
     if export:
-        path = Path(export)
-        with open(path, "w", encoding="utf-8") as f:
-            for it in items:
-                rec = it.rating(task, 1, source="export").to_json()
-                rec.update(rating=None, time=None)
-                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        emit(as_json, {"run_dir": str(run_dir), "exported": len(items), "file": str(path)},
-             f"{len(items)} outputs to rate written to {path}; fill in 'rating' (1-5) and 'comment', then:\n"
-             f"  promptsearch rate {run_dir} --from-file {path}")
+        session.export(items, export)
+        emit(as_json, {"run_dir": str(run_dir), "exported": len(items), "file": str(export)},
+             f"{len(items)} outputs to rate written to {export}; fill in 'rating' (1-5) and 'comment', then:\n"
+             f"  promptsearch rate {run_dir} --from-file {export}")
         return
 
     err = as_json  # keep stdout for the one JSON object
     added, skipped, quit_early = [], 0, False
     if not items:
         emit(as_json, {"run_dir": str(run_dir), "added": 0, "skipped": 0, "quit": False, "total": len(existing),
-                       "ratings_file": str(feedback.path)},
-             f"nothing left to rate ({len(existing)} ratings in {feedback.path}); --again shows rated pairs too")
+                       "ratings_file": str(ratings_file)},
+             f"nothing left to rate ({len(existing)} ratings in {ratings_file}); --again shows rated pairs too")
         return
     last_prompt = None
     for i, it in enumerate(items, 1):
@@ -155,15 +117,15 @@ def rate(run_dir, top, n_inputs, seed, again, from_file, export, as_json, quiet)
         except KeyboardInterrupt:
             quit_early = True
             break
-        feedback.add(it.rating(task, value, comment))
+        session.record(it, value, comment)
         added.append({"candidate": it.candidate.id, "input": it.example.input, "output": it.output,
                       "rating": value, "comment": comment})
         if quit_early:
             break
     total = len(existing) + len(added)
     out = {"run_dir": str(run_dir), "added": len(added), "skipped": skipped, "quit": quit_early, "total": total,
-           "ratings_file": str(feedback.path), "ratings": added}
-    text = f"\n{len(added)} rating(s) saved to {feedback.path} ({total} in all, {skipped} skipped)"
+           "ratings_file": str(ratings_file), "ratings": added}
+    text = f"\n{len(added)} rating(s) saved to {ratings_file} ({total} in all, {skipped} skipped)"
     if quit_early:
         text += f"\nquit: nothing rated is lost; `promptsearch rate {run_dir}` continues with the rest"
     text += f"\nnext: promptsearch refine {run_dir}"
@@ -191,8 +153,8 @@ def refine(run_dir, weight, edit_map, model_edits, strategy_names, bases, max_ca
 
     Writes a new run directory (RUN_DIR-refine-N; the rated run is left as it was) and shows how the
     ranking moved and why: old rank -> new rank, dev metric, rating (yours or predicted), edits applied."""
-    _setup(quiet)
-    from . import feedback
+    setup(quiet)
+    from .. import feedback
 
     if not run_dir and not resume:
         raise PromptSearchError("give the rated RUN_DIR (or --resume REFINE_DIR)")
@@ -202,6 +164,8 @@ def refine(run_dir, weight, edit_map, model_edits, strategy_names, bases, max_ca
         summary = feedback.refine(run_dir, out=target, weight=weight, edit_map=edit_map, model_edits=model_edits,
                                   strategies=tuple(strategy_names) or ("clarify",), budget=budget or None, bases=bases,
                                   progress=not (quiet or as_json), resume=bool(resume))
+    except feedback.NoRatingsError as e:
+        raise PromptSearchError(f"{e}; rate first: promptsearch rate {run_dir}") from None
     except KeyboardInterrupt:
         where = resume or "the new RUN_DIR-refine-N directory"
         click.echo(f"interrupted; nothing scored is lost. Continue with: promptsearch refine --resume {where}", err=True)
@@ -237,14 +201,3 @@ def render_refine(s: dict) -> str:
               f"before: dev {p['dev']:.3f}  rating {p['rating']:.2f}/5 ({p['rating_source']})  {one_line(p['prompt'], 60)}",
               f"\nrate the new outputs: promptsearch rate {s['run_dir']}"]
     return "\n".join(lines)
-
-
-def _register() -> None:
-    """Register on the main group even when this module is imported before promptsearch.cli finished."""
-    from .cli import main
-
-    for command in (rate, refine):
-        main.add_command(command)
-
-
-_register()

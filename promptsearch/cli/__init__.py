@@ -1,0 +1,25 @@
+"""The command line: parses, calls the library, prints. Heavy imports happen inside commands.
+
+Every command is in the one list below; a module per command group."""
+
+from __future__ import annotations
+
+import click
+
+from . import feedback, report, search
+from .common import Group
+
+
+@click.group(cls=Group)
+@click.version_option(package_name="promptsearch")
+def main():
+    """Find the hard prompt that makes a frozen language model do a task best."""
+
+
+COMMANDS = [
+    search.run, search.eval_, search.show, search.tasks, search.strategies,
+    feedback.rate, feedback.refine,
+    report.report,
+]
+for _command in COMMANDS:
+    main.add_command(_command)

@@ -1,0 +1,62 @@
+"""What every command shares: one-line errors, logging set-up, the --json/--quiet and model options."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import click
+
+from ..errors import PromptSearchError
+
+
+class Group(click.Group):
+    """Turns PromptSearchError into one line on stderr and exit status 2, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except PromptSearchError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+
+
+def setup(quiet: bool) -> None:
+    import os
+    import warnings
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=logging.ERROR if quiet else logging.WARNING, format="%(levelname)s: %(message)s")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning, module="transformers")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+def reporting(f):
+    """--json and --quiet, taken by every command that reports."""
+    f = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")(f)
+    return click.option("--quiet", "-q", is_flag=True, help="No progress bars or notes.")(f)
+
+
+def model_options(f):
+    f = click.option("--model", default=None, help="Local HF model directory or .gguf file (default: embedded SmolLM2-135M-Instruct).")(f)
+    f = click.option("--device", default="auto", show_default=True, help="cpu, cuda, or auto.")(f)
+    f = click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "bfloat16", "float16"]))(f)
+    f = click.option("--chat", is_flag=True, help="Render prompts through the tokenizer's chat template.")(f)
+    return click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1, 1024))(f)
+
+
+def unescape(prompt: str) -> str:
+    """On the command line ``\\n`` and ``\\t`` stand for a newline and a tab (as users type them)."""
+    return prompt.replace("\\n", "\n").replace("\\t", "\t")
+
+
+def emit(as_json: bool, obj: dict, text: str) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False) if as_json else text)

@@ -1,0 +1,77 @@
+"""The blended objective: per-example scores become ``(1 - w) * metric + w * rating``."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ..candidate import Candidate
+from ..errors import PromptSearchError
+from ..metrics import score_prediction
+from .predictor import RatingModel
+from .ratings import Rating
+
+
+class BlendedScorer:
+    """A scorer whose per-example score is ``(1 - weight) * metric + weight * rating``; everything else
+    (model, generation, caches, soft prompts) is the wrapped scorer's. The rating is the person's where
+    this candidate's output on this example was rated, else the :class:`RatingModel`'s prediction."""
+
+    blends_ratings = True
+
+    def __init__(self, scorer, model: RatingModel, weight: float, ratings: list[Rating]):
+        if not 0.0 <= weight <= 1.0:
+            raise PromptSearchError(f"rating weight {weight} is outside 0-1")
+        self.scorer, self.rating_model, self.weight = scorer, model, weight
+        self.rated: dict[tuple[str, str], list[float]] = {}
+        for r in ratings:
+            self.rated.setdefault((r.candidate, r.example or r.input), []).append(r.value)
+
+    def __getattr__(self, name):
+        return getattr(self.scorer, name)
+
+    def ratings_of(self, task, candidate: Candidate, examples, results) -> list[tuple[float, bool]]:
+        """(rating in [0, 1], whether a person gave it) for each (example, result)."""
+        out: list = [None] * len(examples)
+        todo = []
+        for i, (ex, r) in enumerate(zip(examples, results)):
+            given = self.rated.get((candidate.id, ex.key)) or self.rated.get((candidate.id, ex.input))
+            if given:
+                out[i] = (sum(given) / len(given), True)
+            else:
+                todo.append(i)
+        if todo:
+            preds = self.rating_model.predict([candidate.prompt] * len(todo), [results[i].prediction for i in todo],
+                                              [score_prediction(task, examples[i], results[i].prediction, candidate.label_words) for i in todo])
+            for i, p in zip(todo, preds):
+                out[i] = (p, False)
+        return out
+
+    def evaluate(self, task, candidate, examples):
+        raw = self.scorer.evaluate(task, candidate, examples)
+        rates = self.ratings_of(task, candidate, examples, raw)
+        w = self.weight
+        return [replace(r, score=(1 - w) * r.score + w * q) for r, (q, _) in zip(raw, rates)]
+
+    def preload(self, task, candidate, results) -> None:
+        """Results read back from a log may be blended: the wrapped cache gets the raw metric back."""
+        by_key = {ex.key: ex for ex in task.dev + task.test + task.train}
+        raw = {}
+        for key, r in results.items():
+            ex = by_key.get(key)
+            if ex is not None:
+                raw[key] = replace(r, score=score_prediction(task, ex, r.prediction, candidate.label_words))
+        self.scorer.preload(task, candidate, raw)
+
+    def details(self, task, candidate, examples) -> dict:
+        """Raw metric, mean rating and how many ratings were a person's, on these examples."""
+        raw = self.scorer.evaluate(task, candidate, examples)
+        rates = self.ratings_of(task, candidate, examples, raw)
+        n = max(1, len(raw))
+        return {"dev": sum(r.score for r in raw) / n, "rating": sum(q for q, _ in rates) / n,
+                "rated": sum(1 for _, human in rates if human), "n": len(raw)}
+
+
+def blendable(task) -> None:
+    if task.metric in ("macro_f1", "loglik"):
+        raise PromptSearchError(f"refine blends ratings into per-example scores in [0, 1]; task {task.name}'s "
+                                f"metric {task.metric} is not one (use accuracy, exact_match or contains)")

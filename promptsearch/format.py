@@ -1,0 +1,44 @@
+"""The one set of text formatters for scores and prompts, shared by the CLI and the reports."""
+
+from __future__ import annotations
+
+import math
+
+
+def flat(text: str, width: int | None = None, markdown: bool = False) -> str:
+    """A prompt on one line (newlines shown as ⏎), cut to ``width`` with an ellipsis; ``markdown``
+    also escapes the table separator."""
+    out = str(text).replace("\n", "⏎")
+    if markdown:
+        out = out.replace("|", "\\|")
+    return out if not width or len(out) <= width else out[: width - 1] + "…"
+
+
+def one_line(prompt: str, width: int = 90) -> str:
+    return flat(prompt, width)
+
+
+def md_cell(text: str, width: int | None = None) -> str:
+    return flat(text, width, markdown=True)
+
+
+def missing(score: dict | None) -> bool:
+    value = (score or {}).get("score")
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def fmt(score: dict | None, ci: bool = False, n: bool = False) -> str:
+    """``0.850``, with ``ci`` ``0.850 [0.783, 0.884]``, with ``n`` also `` n=200``; ``-`` when unscored."""
+    if missing(score):
+        return "-"
+    text = f"{score['score']:.3f}"
+    if ci:
+        text += f" [{score['ci_low']:.3f}, {score['ci_high']:.3f}]"
+    if n:
+        text += f" n={score['n']}"
+    return text
+
+
+def fmt_score(score: dict | None) -> str:
+    """A score as the CLI prints it: value, 95% CI and n."""
+    return fmt(score, ci=True, n=True)
