@@ -23,6 +23,11 @@ from .strategy import SearchContext, Strategy
 
 log = logging.getLogger(__name__)
 MAX_STALLS = 5
+CHUNK_BATCHES = 4  # a rung is scored in chunks of this many scorer batches, checking the clock between them
+
+
+class OutOfTime(Exception):
+    """The time budget ran out in the middle of a rung (internal: the rung is dropped, not logged)."""
 
 
 @dataclass
@@ -67,11 +72,12 @@ class Search:
         self.charged = 0
         self.elapsed_before = 0.0
         self.started = time.monotonic()
-        self._limits = (math.inf, math.inf, math.inf)
+        self._limits = self._stage_limits(1)  # the whole budget, also for a user driving ask/tell by hand
         self._bar = None
         self._progress = progress
         self.rejected: set[str] = set()  # candidates dropped as too long for the model
         self._logged: set[tuple[str, int]] = set()  # (candidate id, size) already in the run log
+        self._partial = 0  # examples of the rung being scored that are done (for the speed estimate)
 
     # ---- accounting ---------------------------------------------------------------------------
     @property
@@ -88,7 +94,23 @@ class Search:
 
     def exhausted(self) -> bool:
         max_c, max_e, max_s = self._limits
-        return len(self.trials) >= max_c or self.evals_used >= max_e or self.seconds >= max_s
+        return len(self.trials) >= max_c or self.evals_used >= max_e or self.out_of_time(max_s)
+
+    def out_of_time(self, max_s: float) -> bool:
+        """Past the time limit, counting what the final check (top-k on all of dev, best and seed on
+        test) will still cost at the speed measured so far, so that the whole run ends near the limit."""
+        if max_s == math.inf:
+            return False
+        return self.seconds + self.final_check_evals() * self.seconds_per_eval() >= max_s
+
+    def seconds_per_eval(self) -> float:
+        scored = sum(self.scored.values()) + self._partial
+        return self.seconds / scored if scored else 0.0
+
+    def final_check_evals(self) -> int:
+        n_dev, n_test = len(self.task.dev), len(self.task.test)
+        board = self.leaderboard()[: self.top_k]
+        return sum(n_dev - t.rung for t in board) + 2 * n_test
 
     def _stage_limits(self, stages_left: int) -> tuple[float, float, float]:
         b = self.budget
@@ -126,6 +148,10 @@ class Search:
                     self._score(trial, size)
                     if size == self.rungs[-1] or not self._promote(trial, size) or self.exhausted():
                         break
+            except OutOfTime:
+                if not trial.rungs:  # not scored on any rung: as if never proposed
+                    del self.trials[c.id]
+                break
             except TooLongError as e:
                 if c.strategy == "seed":
                     raise
@@ -144,7 +170,18 @@ class Search:
     def _score(self, trial: Trial, size: int) -> None:
         c, done = trial.candidate, self.scored.get(trial.candidate.id, 0)
         examples = self.dev_order[:size]
-        results = self.scorer.evaluate(self.task, c, examples)
+        # With a time limit, score a long rung in chunks and check the clock between them. Without one, one
+        # call: the scorer then batches the rung exactly as before (same floats, same ties).
+        chunk = CHUNK_BATCHES * getattr(self.scorer, "batch_size", 16) if self._limits[2] < math.inf else size
+        try:
+            for end in range(done + chunk, size, chunk):  # the time limit holds within a long rung too
+                self.scorer.evaluate(self.task, c, examples[:end])
+                self._partial = end - done
+                if c.strategy != "seed" and self.out_of_time(self._limits[2]):  # the seed is always reported
+                    raise OutOfTime
+            results = self.scorer.evaluate(self.task, c, examples)
+        finally:
+            self._partial = 0
         self.scored[c.id] = max(done, size)
         score = summarize(self.task.metric, results, examples, c.label_words or self.task.label_words)
         ties = [r.logprob for r in results if not math.isnan(r.logprob)]

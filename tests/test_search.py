@@ -93,3 +93,37 @@ def test_unknown_strategy_and_option_are_clear_errors():
         make("nope")
     with pytest.raises(PromptSearchError, match="has no option 'bogus'"):
         make("templates", {"bogus": 1})
+
+
+class FakeClock:
+    """A clock that advances a fixed time per example the scorer computes: time budgets tested exactly."""
+
+    def __init__(self, scorer, seconds_per_example: float):
+        self.now, self.scorer, self.rate = 0.0, scorer, seconds_per_example
+
+    def __call__(self):
+        return self.now + self.scorer.stats["examples_scored"] * self.rate
+
+
+def test_time_budget_holds_within_a_rung_and_counts_the_final_check(tiny, task, monkeypatch):
+    from promptsearch import search as search_module
+
+    scorer = Scorer(tiny, batch_size=4)  # chunks of 16 examples
+    clock = FakeClock(scorer, 0.01)
+    monkeypatch.setattr(search_module.time, "monotonic", clock)
+    # No racing: every candidate is scored on all 100 dev examples in one rung, so only the chunked
+    # check can stop in the middle of a rung. 300 test evals + 3 x 100 dev at the end are reserved.
+    search = Search(task, scorer, [ListStrategy(PROMPTS * 3)], Budget(max_seconds=10.0), racing=Racing(10**9, 3))
+    summary = search.run()
+    total = clock()
+    assert total <= 10.0 + 16 * 0.01 + 1e-9  # ends within one chunk of the limit, final check included
+    assert total >= 10.0 - 100 * 0.01  # and does not stop a whole rung early
+    assert summary["best"]["test"]["n"] == 200 and summary["seed"]["test"]["n"] == 200
+    logged_sizes = {t.rung for t in search.trials.values()}
+    assert logged_sizes == {100}  # a rung cut by the clock is dropped, never kept half-scored
+
+
+def test_ask_tell_by_hand_honours_the_budget(tiny, task):
+    search = Search(task, Scorer(tiny), [], Budget(max_candidates=2))
+    trials = search.tell([Candidate(p) for p in PROMPTS[:5]])
+    assert len(trials) == 2 and search.exhausted()
