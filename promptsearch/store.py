@@ -34,7 +34,7 @@ class RunStore:
     def create(cls, run_dir: str | Path, config: dict) -> "RunStore":
         store = cls(run_dir)
         if (store.dir / "candidates.jsonl").exists():
-            raise PromptSearchError(f"{store.dir} already holds a run; use --resume {store.dir} or another --out")
+            raise PromptSearchError(f"{store.dir} already holds a run; resume it or choose another run directory")
         store.dir.mkdir(parents=True, exist_ok=True)
         store.write_json("config.json", config)
         return store

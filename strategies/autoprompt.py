@@ -447,18 +447,6 @@ class AutoPrompt(Strategy):
         scores = scores if scores.dtype == torch.float64 else scores.float()
         return scores.cpu(), float(loss.detach())
 
-    def gradient(self, ctx, triggers, examples):
-        """The gradient of the mean batch objective w.r.t. each trigger's input embedding (n x hidden)."""
-        import torch
-
-        rows = self.rows(ctx, triggers, examples)
-        emb = self._model.input_embeddings().weight
-        leaf = emb[torch.tensor(triggers, device=emb.device)].detach().clone().requires_grad_(True)
-        label, fluent, golds, _ = self._forward(ctx, rows, leaf)
-        loss = self._losses(ctx, label, fluent, golds).mean()
-        (grad,) = torch.autograd.grad(loss, leaf)
-        return grad, float(loss.detach()), rows, leaf.detach()
-
     # ---- the candidate vocabulary ------------------------------------------------------------------
     def vocab_mask(self, model, size: int):
         """Tokens a trigger may take: not special, decoding to text that encodes back to the same one
