@@ -121,3 +121,43 @@ def test_tasks_and_strategies_list():
     assert tasks[0]["name"] == "sst2-mini" and tasks[0]["test"] == 200
     names = {s["name"] for s in json.loads(invoke("strategies", "--json").output)["strategies"]}
     assert {"templates", "clarify"} <= names
+
+
+def test_killed_refine_resumes_to_the_same_result(tiny_dir, small_task_dir, tmp_path):
+    """refine is a run of the one runner: killed mid-way and resumed, it ends as an uninterrupted one."""
+    parent = tmp_path / "parent"
+    made = subprocess.run(_cli("run", "--model", tiny_dir, "--task", small_task_dir, "--strategy", "templates",
+                               "--max-evals", "300", "--seed", "3", "--quiet", "--out", str(parent)),
+                          capture_output=True, text=True, timeout=600, env=ONE_THREAD)
+    assert made.returncode == 0, made.stderr
+    todo = tmp_path / "todo.jsonl"
+    assert invoke("rate", str(parent), "--export", str(todo)).exit_code == 0
+    rows = [json.loads(line) for line in todo.read_text().splitlines()]
+    for i, r in enumerate(rows):
+        r["rating"], r["comment"] = (1, "too long") if i % 2 else (5, "")
+    todo.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert invoke("rate", str(parent), "--from-file", str(todo)).exit_code == 0
+
+    args = ["refine", str(parent), "--strategy", "clarify", "--max-evals", "400", "--quiet"]
+    whole = subprocess.run(_cli(*args, "--out", str(tmp_path / "whole"), "--json"), capture_output=True, text=True,
+                           timeout=600, env=ONE_THREAD)
+    assert whole.returncode == 0, whole.stderr
+    expected = json.loads(whole.stdout)
+    n_lines = len((tmp_path / "whole" / "candidates.jsonl").read_text().splitlines())
+
+    log = tmp_path / "cut" / "candidates.jsonl"
+    proc = subprocess.Popen(_cli(*args, "--out", str(tmp_path / "cut")), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=ONE_THREAD)
+    deadline = time.time() + 300
+    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < n_lines // 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(log.read_text().splitlines()) < n_lines  # it really was cut short
+    resumed = subprocess.run(_cli("refine", "--resume", str(tmp_path / "cut"), "--json"), capture_output=True,
+                             text=True, timeout=600, env=ONE_THREAD)
+    assert resumed.returncode == 0, resumed.stderr
+    got = json.loads(resumed.stdout)
+    assert got["best"] == expected["best"] and got["leaderboard"] == expected["leaderboard"]
+    assert [m["new_rank"] for m in got["refine"]["moves"]] == [m["new_rank"] for m in expected["refine"]["moves"]]
+    assert len(log.read_text().splitlines()) == n_lines  # nothing scored twice, nothing lost
