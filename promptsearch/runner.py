@@ -21,6 +21,7 @@ DEFAULTS = {
     "strategies": DEFAULT_STRATEGIES, "options": {}, "seed": 0, "seed_prompt": None, "top_k": 3,
     "budget": {"max_candidates": 300, "max_evals": 6000, "max_seconds": 480},
     "racing": {"min_examples": 16, "eta": 3}, "proposals_per_round": 8,
+    "executor": {"kind": "local"},  # or {"kind": "ray", "workers": 2, "threads": 1, "address": None, "chunk": 32}
     "feedback": None,  # a refine run: {"parent": RUN, "weight": w}; ratings and edits in refine.json
 }
 
@@ -69,17 +70,33 @@ def build_search(config: dict, task, scorer, store=None, progress=False, strateg
                   top_k=config["top_k"], progress=progress)
 
 
-def run(config: dict, run_dir: str | Path, resume: bool = False, progress: bool = False, parts=None) -> dict:
-    """Run (or resume) a search; returns the summary, also written to ``run_dir/summary.json``."""
+def run(config: dict, run_dir: str | Path, resume: bool = False, progress: bool = False, parts=None,
+        executor: dict | None = None) -> dict:
+    """Run (or resume) a search; returns the summary, also written to ``run_dir/summary.json``.
+    ``executor`` replaces the run's own when resuming (say, locally after its Ray workers were lost):
+    chunked executors all give the same scores, so the resumed run ends the same."""
     if resume:
         store = RunStore.open(run_dir)
         config = store.config
+        if executor:
+            config = {**config, "executor": executor}
     strategies = make_strategies(config)  # bad names and options fail before the slow model load
     if resume:
         store.repair()
     else:
         store = RunStore.create(run_dir, config)
-    task, model, scorer = parts or load_parts(config)
+    task, model, local = parts or load_parts(config)
+    from .executors import make_executor
+
+    scorer = make_executor(config, local)  # the local scorer itself, or one that fans chunks out
+    try:
+        return _run(config, run_dir, store, task, model, scorer, strategies, resume, progress)
+    finally:
+        if scorer is not local:
+            scorer.close()
+
+
+def _run(config, run_dir, store, task, model, scorer, strategies, resume, progress) -> dict:
     if config.get("feedback"):
         from .feedback.refinement import blended_scorer
 

@@ -28,6 +28,15 @@ def tiny():
 
 
 @pytest.fixture(scope="session")
+def tiny_dir(tmp_path_factory, tiny):
+    """The tiny model saved as a local model directory (``--model PATH``; what other processes load)."""
+    d = tmp_path_factory.mktemp("tiny-model")
+    tiny.model.save_pretrained(d)
+    tiny.tokenizer.save_pretrained(d)
+    return str(d)
+
+
+@pytest.fixture(scope="session")
 def smollm():
     """The real embedded SmolLM2, loaded once per test session."""
     from promptsearch.model import FrozenModel

@@ -13,14 +13,6 @@ from click.testing import CliRunner
 from promptsearch.cli import main
 
 
-@pytest.fixture(scope="session")
-def tiny_dir(tmp_path_factory, tiny):
-    d = tmp_path_factory.mktemp("tiny-model")
-    tiny.model.save_pretrained(d)
-    tiny.tokenizer.save_pretrained(d)
-    return str(d)
-
-
 def invoke(*args):
     result = CliRunner().invoke(main, list(args), catch_exceptions=False)
     return result

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import PromptSearchError
+from ..errors import PromptSearchError, RunInterrupted
 from ..format import fmt_score, one_line
 from .common import emit, model_options, reporting, setup, unescape
 
@@ -107,10 +107,16 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, model, device, d
 @click.option("--top-k", type=click.IntRange(1), default=3, show_default=True, help="Candidates checked on all of dev at the end.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory (default: runs/TASK-TIME).")
 @click.option("--resume", type=click.Path(file_okay=False), default=None, help="Continue an interrupted run.")
+@click.option("--executor", type=click.Choice(["local", "in-process", "ray"]), default=None,
+              help="Where scoring runs: this process (default); this process in chunks (the reference for ray); "
+                   "Ray workers. With --resume: the run's own unless given.")
+@click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Ray: model replicas (actors).")
+@click.option("--worker-threads", type=click.IntRange(1), default=1, show_default=True, help="Ray: torch threads per worker.")
+@click.option("--ray", "ray_address", default=None, help="Ray: 'auto' or ADDRESS of a running cluster (default: start a local one).")
 @model_options
 @reporting
 def run(task, strategy_names, options, seed_prompt, max_candidates, max_evals, max_seconds, seed, no_racing, top_k,
-        out, resume, model, device, dtype, chat, batch_size, as_json, quiet):
+        out, resume, executor, workers, worker_threads, ray_address, model, device, dtype, chat, batch_size, as_json, quiet):
     """Search prompts for a task and print the best ones with dev and test scores."""
     setup(quiet)
     from .. import runner
@@ -129,14 +135,24 @@ def run(task, strategy_names, options, seed_prompt, max_candidates, max_evals, m
         racing = {"min_examples": 10**9} if no_racing else None
         config = runner.make_config(task=task, model=model, device=device, dtype=dtype, chat=chat, batch_size=batch_size,
                                     strategies=list(strategy_names) or None, options=parse_options(options), seed=seed,
-                                    seed_prompt=seed_prompt, top_k=top_k, budget=budget or None, racing=racing)
+                                    seed_prompt=seed_prompt, top_k=top_k, budget=budget or None, racing=racing,
+                                    executor=executor_config(executor or "local", workers, worker_threads, ray_address))
         run_dir = Path(out) if out else default_run_dir(load_task(task).name)
     try:
-        summary = runner.run(config, run_dir, resume=bool(resume), progress=not (quiet or as_json))
+        chosen = executor_config(executor, workers, worker_threads, ray_address) if executor else None
+        summary = runner.run(config, run_dir, resume=bool(resume), progress=not (quiet or as_json), executor=chosen)
     except KeyboardInterrupt:
         click.echo(f"interrupted; nothing scored is lost. Continue with: promptsearch run --resume {run_dir}", err=True)
         sys.exit(130)
+    except RunInterrupted as e:
+        raise PromptSearchError(f"{e}. Continue with: promptsearch run --resume {run_dir}") from None
     emit(as_json, summary, render_summary(summary))
+
+
+def executor_config(kind: str, workers: int, threads: int, address: str | None) -> dict:
+    if kind != "ray":
+        return {"kind": kind}
+    return {"kind": "ray", "workers": workers, "threads": threads, "address": address}
 
 
 def render_summary(s: dict) -> str:
