@@ -159,3 +159,14 @@ def test_no_worker_left_stops_the_run_and_it_resumes_with_nothing_lost(ray_clust
                          executor={"kind": "in-process", "chunk": 8})
     assert summary["leaderboard"] == reference[0]["leaderboard"]
     assert_same_log(log_of(tmp_path / "ray"), reference[1])  # nothing scored twice, nothing lost
+
+
+def test_ray_executor_without_ray_says_how_to_get_it(monkeypatch, tiny_dir):
+    import sys
+
+    from promptsearch.errors import PromptSearchError
+    from promptsearch.executors import RayPool
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed: import ray raises ImportError
+    with pytest.raises(PromptSearchError, match=r"pip install 'promptsearch\[ray\]'"):
+        RayPool(tiny_dir)
