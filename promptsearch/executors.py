@@ -41,20 +41,33 @@ class ChunkedScorer:
         return getattr(self.scorer, name)
 
     def evaluate(self, task, candidate, examples):
-        scorer = self.scorer
-        keys = scorer.keys(task, candidate, [ex.key for ex in examples])
-        missing = [i for i, k in enumerate(keys) if k not in scorer.cache]
-        scorer.stats["cache_hits"] += len(examples) - len(missing)
-        if missing:
-            soft = scorer._soft(candidate.soft)
-            chunks = [missing[i: i + self.chunk_size] for i in range(0, len(missing), self.chunk_size)]
-            done = self.executor.map(task, candidate, [[examples[i] for i in c] for c in chunks], soft)
-            for chunk, results in zip(chunks, done):
-                for i, result in zip(chunk, results):
-                    scorer.cache[keys[i]] = result
-            scorer.stats["examples_scored"] += len(missing)
-            scorer.stats["chunks"] += len(chunks)
-        return [scorer.cache[k] for k in keys]
+        keys = self.scorer.keys(task, candidate, [ex.key for ex in examples])
+        hits = sum(k in self.scorer.cache for k in keys)
+        self.scorer.stats["cache_hits"] += hits
+        if hits < len(keys):
+            self.prefetch(task, [(candidate, examples)])
+        return [self.scorer.cache[k] for k in keys]
+
+    def prefetch(self, task, requests) -> None:
+        """Score the missing pairs of several (candidate, examples) requests in one fan-out, so that the
+        first rungs of a whole round of proposals keep every worker busy (a 16-example rung is one chunk).
+        Each candidate's chunks are the same as if it were evaluated alone: results do not depend on it."""
+        scorer, jobs, slots = self.scorer, [], []
+        for candidate, examples in requests:
+            keys = scorer.keys(task, candidate, [ex.key for ex in examples])
+            missing = [i for i, k in enumerate(keys) if k not in scorer.cache]
+            soft = scorer._soft(candidate.soft) if missing else None
+            for start in range(0, len(missing), self.chunk_size):
+                chunk = missing[start: start + self.chunk_size]
+                jobs.append((candidate, [examples[i] for i in chunk], soft))
+                slots.append([keys[i] for i in chunk])
+        if not jobs:
+            return
+        for keys, results in zip(slots, self.executor.map(task, jobs)):
+            for key, result in zip(keys, results):
+                scorer.cache[key] = result
+        scorer.stats["examples_scored"] += sum(len(k) for k in slots)
+        scorer.stats["chunks"] += len(jobs)
 
     def close(self) -> None:
         self.executor.close()
@@ -66,8 +79,9 @@ class InProcess:
     def __init__(self, scorer):
         self.scorer = scorer
 
-    def map(self, task, candidate, chunks, soft) -> list[list]:
-        return [self.scorer.evaluate(task, candidate, chunk) for chunk in chunks]
+    def map(self, task, jobs) -> list[list]:
+        """``jobs``: (candidate, examples, soft vectors or None); one result list per job, in order."""
+        return [self.scorer.evaluate(task, candidate, examples) for candidate, examples, _ in jobs]
 
     def close(self) -> None:
         pass
@@ -134,19 +148,20 @@ class RayPool:
             self._task = (task, _ray().put(task))
         return self._task[1]
 
-    def map(self, task, candidate, chunks, soft) -> list[list]:
+    def map(self, task, jobs) -> list[list]:
         ray = _ray()
         from ray.exceptions import RayActorError, RayTaskError
 
         task_ref = self._task_ref(task)
-        pending = list(range(len(chunks)))
-        results: list = [None] * len(chunks)
+        pending = list(range(len(jobs)))
+        results: list = [None] * len(jobs)
         running: dict = {}  # future -> (chunk index, worker)
         idle = list(self.alive)
         while pending or running:
             while pending and idle:
                 worker, index = idle.pop(0), pending.pop(0)
-                running[worker.score.remote(task_ref, candidate, chunks[index], soft)] = (index, worker)
+                candidate, examples, soft = jobs[index]
+                running[worker.score.remote(task_ref, candidate, examples, soft)] = (index, worker)
             if not running:
                 break
             (future,), _ = ray.wait(list(running), num_returns=1)

@@ -136,6 +136,7 @@ class Search:
 
     def tell(self, candidates: list[Candidate]) -> list[Trial]:
         """Race each candidate up the rungs; returns their trials (best first)."""
+        self._prefetch_first_rung(candidates)
         out = []
         for c in candidates:
             if self.exhausted():
@@ -161,6 +162,22 @@ class Search:
                 continue
             out.append(trial)
         return sorted(out, key=lambda t: t.sort_key(), reverse=True)
+
+    def _prefetch_first_rung(self, candidates: list[Candidate]) -> None:
+        """With a scorer that fans out (executors.ChunkedScorer), score the first rung of every new
+        candidate the budget still allows in one go; the racing below then reads them from the cache,
+        so its decisions and the log are exactly those of scoring one candidate at a time."""
+        prefetch = getattr(self.scorer, "prefetch", None)
+        if prefetch is None or self.exhausted():
+            return
+        fresh = [c for c in candidates if c.id not in self.trials and c.id not in self.rejected]
+        first = self.rungs[0]
+        room = min(self._limits[0] - len(self.trials), (self._limits[1] - self.evals_used) / first)
+        fresh = fresh[: max(0, int(min(room, len(fresh))))]
+        try:
+            prefetch(self.task, [(c, self.dev_order[:first]) for c in fresh])
+        except TooLongError:
+            pass  # scored one at a time below, where a too-long candidate is dropped as usual
 
     def _promote(self, trial: Trial, size: int) -> bool:
         peers = sorted((t.rungs[size] + (-t.order,) for t in self.trials.values() if size in t.rungs), reverse=True)
