@@ -119,11 +119,12 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    from promptsearch.strategies.autoprompt import AutoPrompt
+
     from promptsearch.model import FrozenModel
     from promptsearch.scorer import Scorer
     from promptsearch.search import Budget, Racing, Search
     from promptsearch.task import load_task
-    from promptsearch.strategies.autoprompt import AutoPrompt
 
     full = load_task(str(DATA))
     rng = random.Random(args.seed)

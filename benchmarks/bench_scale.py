@@ -98,7 +98,7 @@ def main() -> None:
                           "load_average": os.getloadavg()}}
     print(f"{'mode':<28} {'seconds':>8} {'examples/s':>11} {'same preds':>10}")
     for r in rows:
-        print(f"{r['mode']:<28} {r['seconds']:>8.2f} {r['examples_per_second']:>11.2f} {str(r['same_predictions_as_local']):>10}")
+        print(f"{r['mode']:<28} {r['seconds']:>8.2f} {r['examples_per_second']:>11.2f} {r['same_predictions_as_local']!s:>10}")
     print(f"ray 2 workers / 1 worker: {result['ray_2_over_1_workers']:.2f}x;  local 2 threads / 1 thread: "
           f"{result['local_2_over_1_threads']:.2f}x;  per-chunk overhead {result['per_chunk_overhead_ms']:.0f} ms; "
           f"driver CPU {two['driver_cpu_per_chunk_ms']} ms per chunk")

@@ -39,7 +39,7 @@ class Candidate:
         }
 
     @classmethod
-    def from_json(cls, d: dict) -> "Candidate":
+    def from_json(cls, d: dict) -> Candidate:
         words = d.get("label_words")
         return cls(d["prompt"], tuple(words) if words else None, d.get("soft"), d.get("strategy", "seed"),
                    tuple(d.get("parents", ())), d.get("edit", ""))

@@ -130,7 +130,7 @@ class FrozenModel:
         return self.model.get_input_embeddings()
 
     @classmethod
-    def load(cls, spec: str | None = None, device: str = "auto", dtype: str = "float32") -> "FrozenModel":
+    def load(cls, spec: str | None = None, device: str = "auto", dtype: str = "float32") -> FrozenModel:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 

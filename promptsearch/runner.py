@@ -98,7 +98,7 @@ def run(config: dict, run_dir: str | Path, resume: bool = False, progress: bool 
 
 def _run(config, run_dir, store, task, model, scorer, strategies, resume, progress) -> dict:
     if config.get("feedback"):
-        from .feedback.refinement import blended_scorer
+        from .feedback.blend import blended_scorer
 
         scorer = blended_scorer(store, task, scorer)
     search = build_search(config, task, scorer, store=store, progress=progress, strategies=strategies)
@@ -107,9 +107,5 @@ def _run(config, run_dir, store, task, model, scorer, strategies, resume, progre
     summary = search.run()
     summary["run_dir"] = str(run_dir)
     summary["model"] = model.name
-    if config.get("feedback"):
-        from .feedback.refinement import explanation
-
-        summary["refine"] = explanation(search, scorer, task, store)
     store.write_summary(summary)
     return summary

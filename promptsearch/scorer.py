@@ -37,7 +37,7 @@ class ExampleResult:
         return [self.score, self.prediction, None if math.isnan(self.logprob) else self.logprob, list(self.label_logprobs)]
 
     @classmethod
-    def from_json(cls, row: list) -> "ExampleResult":
+    def from_json(cls, row: list) -> ExampleResult:
         return cls(row[0], row[1], math.nan if row[2] is None else row[2], tuple(row[3]))
 
 

@@ -16,8 +16,8 @@ import time
 from dataclasses import asdict, dataclass
 
 from .candidate import Candidate, Trial
-from .metrics import summarize
 from .errors import TooLongError
+from .metrics import summarize
 from .scorer import ExampleResult
 from .strategy import SearchContext, Strategy
 
@@ -28,6 +28,13 @@ CHUNK_BATCHES = 4  # a rung is scored in chunks of this many scorer batches, che
 
 class OutOfTime(Exception):
     """The time budget ran out in the middle of a rung (internal: the rung is dropped, not logged)."""
+
+
+def dev_order(task, seed: int) -> list:
+    """The seeded permutation of dev whose prefixes are the racing rungs."""
+    order = list(range(len(task.dev)))
+    random.Random(seed).shuffle(order)
+    return [task.dev[i] for i in order]
 
 
 @dataclass
@@ -63,9 +70,7 @@ class Search:
         self.task, self.scorer, self.strategies, self.budget = task, scorer, strategies, budget
         self.seed, self.store, self.batch_size, self.top_k = seed, store, batch_size, top_k
         self.racing = racing or Racing()
-        order = list(range(len(task.dev)))
-        random.Random(seed).shuffle(order)
-        self.dev_order = [task.dev[i] for i in order]
+        self.dev_order = dev_order(task, seed)
         self.rungs = self.racing.rungs(len(task.dev))
         self.trials: dict[str, Trial] = {}
         self.scored: dict[str, int] = {}  # candidate id -> dev prefix scored

@@ -31,7 +31,7 @@ class RunStore:
         self.dir = Path(run_dir)
 
     @classmethod
-    def create(cls, run_dir: str | Path, config: dict) -> "RunStore":
+    def create(cls, run_dir: str | Path, config: dict) -> RunStore:
         store = cls(run_dir)
         if (store.dir / "candidates.jsonl").exists():
             raise PromptSearchError(f"{store.dir} already holds a run; resume it or choose another run directory")
@@ -40,7 +40,7 @@ class RunStore:
         return store
 
     @classmethod
-    def open(cls, run_dir: str | Path) -> "RunStore":
+    def open(cls, run_dir: str | Path) -> RunStore:
         store = cls(run_dir)
         if not (store.dir / "config.json").exists():
             raise PromptSearchError(f"{run_dir} is not a run directory (no config.json)")

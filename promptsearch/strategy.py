@@ -15,10 +15,11 @@ import json
 import logging
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from .errors import PromptSearchError
 
@@ -36,17 +37,17 @@ class SearchContext:
     """What a strategy may look at: the task, the scorer, the scored trials so far (best first),
     a seeded random generator, and a way to account for forward passes it runs itself."""
 
-    task: "Task"
-    scorer: "Scorer"
+    task: Task
+    scorer: Scorer
     rng: random.Random
-    leaderboard: Callable[[], list["Trial"]]
+    leaderboard: Callable[[], list[Trial]]
     charge: Callable[[int], None]  # count forward passes the strategy ran outside the scorer
     remaining_evals: Callable[[], float]
     seed: int = 0
-    artifacts: "Path | None" = None  # a folder of the run where a strategy may save files (soft prompts)
-    stage_best: list["Candidate"] = field(default_factory=list)  # best of earlier strategies in the run
+    artifacts: Path | None = None  # a folder of the run where a strategy may save files (soft prompts)
+    stage_best: list[Candidate] = field(default_factory=list)  # best of earlier strategies in the run
 
-    def best(self, k: int = 1) -> list["Candidate"]:
+    def best(self, k: int = 1) -> list[Candidate]:
         return [t.candidate for t in self.leaderboard()[:k]]
 
 
@@ -61,10 +62,10 @@ class Strategy(ABC):
         """Called once before the first ``propose`` of this strategy's stage. Does nothing by default."""
 
     @abstractmethod
-    def propose(self, context: SearchContext, n: int) -> list["Candidate"]:
+    def propose(self, context: SearchContext, n: int) -> list[Candidate]:
         """Return up to ``n`` new candidates to score, or ``[]`` when this strategy has nothing more."""
 
-    def observe(self, context: SearchContext, trials: list["Trial"]) -> None:
+    def observe(self, context: SearchContext, trials: list[Trial]) -> None:
         """Called after the candidates of the last ``propose`` were scored. Does nothing by default."""
 
 

@@ -61,7 +61,7 @@ class Task:
             raise PromptSearchError(f"unknown split {name!r}; use train, dev or test")
         return getattr(self, name)
 
-    def with_seed_prompt(self, prompt: str) -> "Task":
+    def with_seed_prompt(self, prompt: str) -> Task:
         return replace(self, seed_prompt=validate(prompt))
 
 

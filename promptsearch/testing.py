@@ -10,7 +10,7 @@ def tiny_model(seed: int = 0, vocab_words: int = 200, layers: int = 2):
     The tokenizer knows lowercase ASCII words seen in ``WORDS`` plus letters and punctuation, so
     any text encodes (unknown words fall back to characters)."""
     import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     from .model import FrozenModel

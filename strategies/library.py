@@ -92,10 +92,4 @@ def clarifiers(task) -> list[str]:
 
 # Function words are never label words: they win tiny dev subsets by predicting one class and
 # carry no meaning (AutoPrompt's label search proposed "negative/the" on SST-2).
-STOPWORDS = frozenset("""
-the and for but not you your his her its our their this that these those with from into onto
-about above after again against all any are was were been being have has had having does did
-doing would should could can will just than then there here when where which who whom what why
-how very too also only own same such some more most other each few both nor off out over under
-until while once further yes
-""".split())
+STOPWORDS = frozenset(["the", "and", "for", "but", "not", "you", "your", "his", "her", "its", "our", "their", "this", "that", "these", "those", "with", "from", "into", "onto", "about", "above", "after", "again", "against", "all", "any", "are", "was", "were", "been", "being", "have", "has", "had", "having", "does", "did", "doing", "would", "should", "could", "can", "will", "just", "than", "then", "there", "here", "when", "where", "which", "who", "whom", "what", "why", "how", "very", "too", "also", "only", "own", "same", "such", "some", "more", "most", "other", "each", "few", "both", "nor", "off", "out", "over", "under", "until", "while", "once", "further", "yes"])

@@ -8,6 +8,7 @@ import random
 
 import pytest
 import torch
+from promptsearch.strategies.autoprompt import AutoPrompt
 
 from promptsearch import runner
 from promptsearch.errors import PromptSearchError
@@ -16,7 +17,6 @@ from promptsearch.scorer import Scorer
 from promptsearch.search import Budget, Racing, Search
 from promptsearch.strategy import SearchContext, make
 from promptsearch.task import Example, Task, load_task
-from promptsearch.strategies.autoprompt import AutoPrompt
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,8 @@ import json
 import random
 
 import pytest
+from promptsearch.strategies import mutations as mut
+from promptsearch.strategies.evolution import Evolution
 
 from promptsearch import runner
 from promptsearch.candidate import Candidate
@@ -11,8 +13,6 @@ from promptsearch.store import RunStore
 from promptsearch.strategy import make
 from promptsearch.task import load_task
 from promptsearch.template import render, validate
-from promptsearch.strategies import mutations as mut
-from promptsearch.strategies.evolution import Evolution
 
 SEED = "output the opposite of\nInput: {input}\nOutput:"
 LONG = "Answer with one word.\nClassify the text as negative or positive.\nReview: {input}\nSentiment:"

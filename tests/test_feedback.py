@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from promptsearch.strategies.refine import Refine
 
 from promptsearch import feedback, runner
 from promptsearch.candidate import Candidate
@@ -25,7 +26,6 @@ from promptsearch.feedback import (
 from promptsearch.scorer import Scorer
 from promptsearch.store import RunStore
 from promptsearch.task import load_task
-from promptsearch.strategies.refine import Refine
 
 PAIRS = [("good", "bad"), ("bad", "good"), ("love", "hate"), ("hate", "love"), ("fun", "boring"), ("boring", "fun"),
          ("great", "terrible"), ("yes", "no"), ("no", "yes"), ("best", "worst"), ("worst", "best"), ("funny", "dull"),
@@ -417,7 +417,7 @@ def test_refine_resume_rescoring_nothing(run_dir, tiny, tmp_path):
     # a refine run is a run of the one runner (its config names the ratings): `run --resume` keeps the blend
     again = runner.run(None, cut, resume=True, parts=(task, tiny, Scorer(tiny)))
     assert [r["id"] for r in again["leaderboard"]] == [r["id"] for r in full["leaderboard"]]
-    assert again["refine"]["best"] == full["refine"]["best"]
+    assert again["best"] == full["best"]
 
 
 def test_refine_classification(cls_run, tiny, tmp_path):

@@ -5,11 +5,11 @@ import json
 import os
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILTINS = {"autoprompt", "clarify", "evolution", "refine", "soft-prompt", "templates"}

@@ -6,6 +6,7 @@ import warnings
 
 import pytest
 import torch
+from promptsearch.strategies.soft_prompt import EVALS_PER_TRAIN_EXAMPLE, SoftPromptTuning, load_trained, nearest_tokens
 
 from promptsearch import runner
 from promptsearch.candidate import Candidate
@@ -13,7 +14,6 @@ from promptsearch.errors import PromptSearchError
 from promptsearch.scorer import Scorer
 from promptsearch.strategy import SearchContext, make
 from promptsearch.task import Example, Task, load_task
-from promptsearch.strategies.soft_prompt import EVALS_PER_TRAIN_EXAMPLE, SoftPromptTuning, load_trained, nearest_tokens
 
 PROMPT = "Review: {input}\nSentiment:"
 

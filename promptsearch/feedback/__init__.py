@@ -10,13 +10,33 @@ next search. One concern a module:
   one runner runs with the blended scorer, and the explanation of how the ranking moved.
 """
 
-from .blend import BlendedScorer, blendable
+from .blend import REFINE_FILE, BlendedScorer, blendable
 from .edits import BUILTIN_EDITS, Edit, comment_edits, load_edit_map, model_proposer
 from .predictor import RatingModel
 from .ratings import RATINGS, Feedback, Rating, check_rating, parse_rating, read_ratings
-from .refinement import REFINE_FILE, NoRatingsError, refine
+from .refinement import NoRatingsError, refine
 from .session import Item, RatingSession, logged_results, rating_items
 
-__all__ = ["BUILTIN_EDITS", "REFINE_FILE", "RATINGS", "BlendedScorer", "Edit", "Feedback", "Item", "NoRatingsError", "Rating",
-           "RatingModel", "RatingSession", "blendable", "check_rating", "comment_edits", "load_edit_map",
-           "logged_results", "model_proposer", "parse_rating", "rating_items", "read_ratings", "refine"]
+__all__ = [
+           "BUILTIN_EDITS",
+           "RATINGS",
+           "REFINE_FILE",
+           "BlendedScorer",
+           "Edit",
+           "Feedback",
+           "Item",
+           "NoRatingsError",
+           "Rating",
+           "RatingModel",
+           "RatingSession",
+           "blendable",
+           "check_rating",
+           "comment_edits",
+           "load_edit_map",
+           "logged_results",
+           "model_proposer",
+           "parse_rating",
+           "rating_items",
+           "read_ratings",
+           "refine",
+]

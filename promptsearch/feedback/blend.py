@@ -7,8 +7,12 @@ from dataclasses import replace
 from ..candidate import Candidate
 from ..errors import PromptSearchError
 from ..metrics import score_prediction
+from ..store import RunStore
+from .edits import Edit
 from .predictor import RatingModel
-from .ratings import Rating
+from .ratings import Rating, parse_rating
+
+REFINE_FILE = "refine.json"  # a refine run's ratings and edits, as they were when it started
 
 
 class BlendedScorer:
@@ -75,3 +79,37 @@ def blendable(task) -> None:
     if task.metric in ("macro_f1", "loglik"):
         raise PromptSearchError(f"refine blends ratings into per-example scores in [0, 1]; task {task.name}'s "
                                 f"metric {task.metric} is not one (use accuracy, exact_match or contains)")
+
+
+# ---- a refine run's scorer -------------------------------------------------------------------------
+def with_scores(ratings: list[Rating], task) -> list[Rating]:
+    """Ratings with the metric share of their output filled in where the example is known."""
+    dev = {ex.key: ex for ex in task.dev + task.train + task.test}
+    out = []
+    for r in ratings:
+        if r.score is None and r.example in dev:
+            r = replace(r, score=score_prediction(task, dev[r.example], r.output, r.label_words))
+        out.append(r)
+    return out
+
+
+def read_meta(store: RunStore) -> dict:
+    meta = store.read_json(REFINE_FILE)
+    where = store.dir / REFINE_FILE
+    return {**meta, "ratings": [parse_rating(r, str(where)) for r in meta["ratings"]],
+            "edits": [Edit(e["instruction"], e["comments"], e["source"]) for e in meta["edits"]]}
+
+
+def blended_scorer(store: RunStore, task, scorer) -> BlendedScorer:
+    """The runner's scorer wrapper for a run whose config has a ``feedback`` section (a refine run): the ratings of ``refine.json`` blended into every
+    per-example score, with the parent run's logged outputs preloaded (rated prompts are not run again)."""
+    blendable(task)
+    meta = read_meta(store)
+    ratings = with_scores(meta["ratings"], task)
+    blended = BlendedScorer(scorer, RatingModel().fit(ratings), meta["weight"], ratings)
+    from ..scorer import ExampleResult
+
+    for rec in RunStore(meta["parent"]).read("candidates.jsonl"):
+        results = {k: ExampleResult.from_json(v) for k, v in (rec.get("results") or {}).items()}
+        blended.preload(task, Candidate.from_json(rec["candidate"]), results)
+    return blended

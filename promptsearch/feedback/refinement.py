@@ -10,23 +10,19 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import replace
 from pathlib import Path
 
 from ..candidate import Candidate
 from ..errors import PromptSearchError
 from ..metrics import score_prediction
 from ..store import RunStore
-from .blend import BlendedScorer, blendable
-from .edits import Edit, comment_edits, load_edit_map, model_proposer
+from .blend import REFINE_FILE, BlendedScorer, blendable, blended_scorer, read_meta, with_scores
+from .edits import comment_edits, load_edit_map, model_proposer
 from .predictor import RatingModel
-from .ratings import RATINGS, Feedback, Rating, parse_rating
+from .ratings import RATINGS, Feedback, Rating
 from .session import board_of, logged_results
 
 log = logging.getLogger(__name__)
-
-REFINE_FILE = "refine.json"
-
 
 class NoRatingsError(PromptSearchError):
     """The run to refine holds no ratings (the CLI adds how to give some)."""
@@ -39,16 +35,6 @@ def next_refine_dir(parent: Path) -> Path:
     while (parent.parent / f"{root}-refine-{n}").exists():
         n += 1
     return parent.parent / f"{root}-refine-{n}"
-
-
-def _with_scores(ratings: list[Rating], task) -> list[Rating]:
-    dev = {ex.key: ex for ex in task.dev + task.train + task.test}
-    out = []
-    for r in ratings:
-        if r.score is None and r.example in dev:
-            r = replace(r, score=score_prediction(task, dev[r.example], r.output, r.label_words))
-        out.append(r)
-    return out
 
 
 def parent_estimates(store: RunStore, task, board: list[dict], model: RatingModel, ratings: list[Rating],
@@ -85,7 +71,7 @@ def refine(parent_dir, out=None, weight: float = 0.5, edit_map=None, model_edits
         if not (Path(out) / REFINE_FILE).exists():
             RunStore.open(out)  # not a run at all: say so first
             raise PromptSearchError(f"{out} is not a refine run (no {REFINE_FILE})")
-        return runner.run(None, out, resume=True, progress=progress, parts=parts)
+        return _run_and_explain(RunStore.open(out), parts, progress)
     if not 0.0 <= weight <= 1.0:
         raise PromptSearchError(f"rating weight {weight} is outside 0-1")
     parent = RunStore.open(parent_dir)
@@ -98,7 +84,7 @@ def refine(parent_dir, out=None, weight: float = 0.5, edit_map=None, model_edits
     parts = parts or runner.load_parts(pconfig)
     task, _, inner = parts
     blendable(task)
-    ratings = _with_scores(ratings, task)
+    ratings = with_scores(ratings, task)
     mapping = load_edit_map(edit_map) if edit_map else None
     edits = comment_edits(ratings, mapping, propose=model_proposer(inner) if model_edits else None)
     estimates = parent_estimates(parent, task, board_of(parent)[:10], RatingModel().fit(ratings), ratings, weight)
@@ -120,51 +106,45 @@ def refine(parent_dir, out=None, weight: float = 0.5, edit_map=None, model_edits
                                    "model_edits": model_edits})
     for r in ratings:  # the run's ratings travel with it, so rate/refine can go on from here
         store.append(RATINGS, {**r.to_json(), "source": f"{r.source} via {parent.dir.name}"})
-    return runner.run(None, store.dir, resume=True, progress=progress, parts=parts)
+    return _run_and_explain(store, parts, progress)
 
 
-def _meta(store: RunStore) -> dict:
-    meta = store.read_json(REFINE_FILE)
-    where = store.dir / REFINE_FILE
-    return {**meta, "ratings": [parse_rating(r, str(where)) for r in meta["ratings"]],
-            "edits": [Edit(e["instruction"], e["comments"], e["source"]) for e in meta["edits"]]}
+def _run_and_explain(store: RunStore, parts, progress: bool) -> dict:
+    """Run (or resume) the refine run with the one runner, then add how the ranking moved."""
+    from .. import runner
+
+    task, _, inner = parts = parts or runner.load_parts(store.config)
+    summary = runner.run(None, store.dir, resume=True, progress=progress, parts=parts)
+    summary["refine"] = explanation(store, task, blended_scorer(store, task, inner))
+    store.write_summary(summary)
+    return summary
 
 
-def blended_scorer(store: RunStore, task, scorer) -> BlendedScorer:
-    """The runner's scorer wrapper for a refine run: the ratings of ``refine.json`` blended into every
-    per-example score, with the parent run's logged outputs preloaded (rated prompts are not run again)."""
-    blendable(task)
-    meta = _meta(store)
-    ratings = _with_scores(meta["ratings"], task)
-    blended = BlendedScorer(scorer, RatingModel().fit(ratings), meta["weight"], ratings)
-    from ..scorer import ExampleResult
+def explanation(store: RunStore, task, scorer: BlendedScorer) -> dict:
+    """The ``refine`` section of a finished refine run's summary, from its log (see :func:`explain`)."""
+    from ..search import dev_order
+    from ..store import best_records
 
-    for rec in RunStore(meta["parent"]).read("candidates.jsonl"):
-        results = {k: ExampleResult.from_json(v) for k, v in (rec.get("results") or {}).items()}
-        blended.preload(task, Candidate.from_json(rec["candidate"]), results)
-    return blended
-
-
-def explanation(search, scorer: BlendedScorer, task, store: RunStore) -> dict:
-    """The ``refine`` section of a refine run's summary (see :func:`explain`)."""
-    meta = _meta(store)
-    ratings = _with_scores(meta["ratings"], task)
+    meta = read_meta(store)
+    ratings = with_scores(meta["ratings"], task)
     model = RatingModel().fit(ratings)
     parent = RunStore(meta["parent"])
     estimates = parent_estimates(parent, task, board_of(parent)[:10], model, ratings, meta["weight"])
-    return explain(search, scorer, task, estimates, meta["edits"], model, ratings, meta["weight"], parent.dir)
+    board = [(Candidate.from_json(r["candidate"]), r["size"], r["score"]["score"])
+             for r in best_records(store.read("candidates.jsonl"))]
+    return explain(board, dev_order(task, store.config["seed"]), scorer, task, estimates, meta["edits"], model,
+                   ratings, meta["weight"], parent.dir)
 
 
-def explain(search, scorer: BlendedScorer, task, estimates, edits, model, ratings, weight, parent_dir) -> dict:
-    """How the ranking moved: each prompt's old and new rank, raw dev metric, rating, blend, and why."""
-    board = search.leaderboard()
-    new_rank = {t.candidate.id: i + 1 for i, t in enumerate(board)}
+def explain(board, order, scorer: BlendedScorer, task, estimates, edits, model, ratings, weight, parent_dir) -> dict:
+    """How the ranking moved: each prompt's old and new rank, raw dev metric, rating, blend, and why.
+    ``board``: (candidate, dev examples scored, blended score), ranked; ``order``: the racing dev order."""
+    new_rank = {c.id: i + 1 for i, (c, _, _) in enumerate(board)}
     old = {r["id"]: r for r in estimates}
-    shown = [t for t in board[:10]] + [search.trials[i] for i in old if i in search.trials and new_rank[i] > 10]
+    shown = board[:10] + [row for row in board[10:] if row[0].id in old]
     moves = []
-    for t in shown:
-        c = t.candidate
-        d = scorer.details(task, c, search.dev_order[: t.rung])
+    for c, rung, blended in shown:
+        d = scorer.details(task, c, order[:rung])
         o = old.get(c.id)
         why = []
         if o and o["rating_source"].startswith("rated"):
@@ -180,17 +160,17 @@ def explain(search, scorer: BlendedScorer, task, estimates, edits, model, rating
             why.append(f"{c.strategy}: {c.edit}")
         moves.append({"id": c.id, "prompt": c.prompt, "strategy": c.strategy, "edit": c.edit,
                       "old_rank": o["rank"] if o else None, "new_rank": new_rank[c.id], "n": d["n"],
-                      "dev": d["dev"], "rating": 1 + 4 * d["rating"], "rated": d["rated"], "blended": t.score,
+                      "dev": d["dev"], "rating": 1 + 4 * d["rating"], "rated": d["rated"], "blended": blended,
                       "ratings_given": sum(1 for r in ratings if r.candidate == c.id),
                       "old_dev": (o.get("dev") or {}).get("score") if o else None,
                       "old_rating": 1 + 4 * o["rating"] if o else None, "why": why})
-    best = board[0].candidate
+    best = board[0][0]
     full = scorer.details(task, best, list(task.dev))
     test = scorer.details(task, best, list(task.test))
     old_best = min(estimates, key=lambda r: r["rank"])
     return {"parent": str(parent_dir), "weight": weight, "ratings": len(ratings), "predictor": model.describe(),
             "edits": [e.to_json() for e in edits], "moves": moves,
             "best": {"prompt": best.prompt, "dev": full["dev"], "test": test["dev"], "rating": 1 + 4 * full["rating"],
-                     "blended": board[0].score},
+                     "blended": board[0][2]},
             "parent_best": {"prompt": old_best["prompt"], "dev": (old_best.get("dev") or {}).get("score"),
                             "rating": 1 + 4 * old_best["rating"], "rating_source": old_best["rating_source"]}}
