@@ -1,14 +1,13 @@
 """``promptsearch report`` (plots + tables of runs) and the scoreboard runner, on the tiny model."""
 
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from benchmarks import common, scoreboard
 from promptsearch import report, runner
 from promptsearch.cli import main
 from promptsearch.errors import PromptSearchError
@@ -16,7 +15,6 @@ from promptsearch.scorer import Scorer
 from promptsearch.task import load_task
 
 PNG = b"\x89PNG\r\n\x1a\n"
-RUN_ALL = Path(__file__).resolve().parents[1] / "benchmarks" / "run_all.py"
 
 
 def make_run(tiny, task_dir, run_dir, strategies):
@@ -136,18 +134,8 @@ def test_report_bad_input_is_one_line(setup, message, tmp_path):
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
 
 
-# ---- the scoreboard (benchmarks/run_all.py) ---------------------------------------------------------
-@pytest.fixture(scope="module")
-def run_all():
-    spec = importlib.util.spec_from_file_location("run_all", RUN_ALL)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["run_all"] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    yield mod
-    sys.modules.pop("run_all", None)
-
-
-def test_scoreboard_quick_path_on_the_tiny_model(run_all, tiny, small_task_dir, tmp_path, monkeypatch):
+# ---- the scoreboard (benchmarks/scoreboard.py, run as benchmarks/run_all.py) ------------------------
+def test_scoreboard_quick_path_on_the_tiny_model(tiny, small_task_dir, tmp_path, monkeypatch):
     from promptsearch import strategy as registry
     from promptsearch.strategy import Strategy
 
@@ -160,9 +148,9 @@ def test_scoreboard_quick_path_on_the_tiny_model(run_all, tiny, small_task_dir, 
     real_make = registry.make
     monkeypatch.setattr(registry, "make", lambda name, options=None: Boom() if name == "boom" else real_make(name, options))
     strategies = ["templates", "clarify", "default", "nope", "boom"]
-    result = run_all.main(["--quick", "--tasks", small_task_dir, "--strategies", ",".join(strategies),
-                           "--max-evals", "60", "--dev-limit", "24", "--test-limit", "20",
-                           "--results-dir", str(tmp_path / "results"), "--runs-dir", str(tmp_path / "runs")], model=tiny)
+    result = scoreboard.main(["--quick", "--tasks", small_task_dir, "--strategies", ",".join(strategies),
+                              "--max-evals", "60", "--dev-limit", "24", "--test-limit", "20",
+                              "--results-dir", str(tmp_path / "results"), "--runs-dir", str(tmp_path / "runs")], model=tiny)
     data = json.loads((tmp_path / "results" / "scoreboard-quick.json").read_text())
     assert data["mode"] == "quick" and data["limits"]["max_evals"] == 60 and data["limits"]["dev"] == 24
     assert [(r["task"], r["strategy"]) for r in data["rows"]] == [("sst2-mini", s) for s in strategies]
@@ -188,21 +176,21 @@ def test_scoreboard_quick_path_on_the_tiny_model(run_all, tiny, small_task_dir, 
     assert result["rows"] == data["rows"]
 
 
-def test_scoreboard_refuses_a_used_runs_dir(run_all, tiny, small_task_dir, tmp_path):
+def test_scoreboard_refuses_a_used_runs_dir(tiny, small_task_dir, tmp_path):
     (tmp_path / "runs" / "x").mkdir(parents=True)
     with pytest.raises(SystemExit, match="not empty"):
-        run_all.main(["--quick", "--tasks", small_task_dir, "--runs-dir", str(tmp_path / "runs"),
-                      "--results-dir", str(tmp_path)], model=tiny)
+        scoreboard.main(["--quick", "--tasks", small_task_dir, "--runs-dir", str(tmp_path / "runs"),
+                         "--results-dir", str(tmp_path)], model=tiny)
 
 
-def test_bench_subsample_is_seeded_and_class_balanced(run_all):
+def test_bench_subsample_is_seeded_and_class_balanced():
     from promptsearch.task import Example
 
     rows = tuple(Example(f"x{i}", str(i // 16), label=i // 16) for i in range(96))  # sorted by class, like trec dev
-    dev = run_all.subsample(rows, 30, seed=0, stratify=True)
+    dev = common.subsample(rows, 30, seed=0, stratify=True)
     counts = [sum(ex.label == c for ex in dev) for c in range(6)]
     assert len(dev) == 30 and counts == [5] * 6
-    assert dev == run_all.subsample(rows, 30, seed=0, stratify=True) != run_all.subsample(rows, 30, seed=1, stratify=True)
-    test = run_all.subsample(rows, 30, seed=0)
+    assert dev == common.subsample(rows, 30, seed=0, stratify=True) != common.subsample(rows, 30, seed=1, stratify=True)
+    test = common.subsample(rows, 30, seed=0)
     assert len({ex.label for ex in test}) > 2 and test != rows[:30]
-    assert run_all.subsample(rows, None, seed=0) == rows == run_all.subsample(rows, 500, seed=0)
+    assert common.subsample(rows, None, seed=0) == rows == common.subsample(rows, 500, seed=0)

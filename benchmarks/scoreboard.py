@@ -1,0 +1,292 @@
+"""The scoreboard: every strategy side by side on real tasks, same budget, fixed seeds.
+
+What runs and how it is merged lives here; how it is shown, in ``scoreboard_render.py``; the command is
+``python benchmarks/run_all.py`` (see benchmarks/README.md for the modes and what is measured).
+
+Every (task, strategy) pair is one ``promptsearch.runner.run`` from the task's seed prompt, with the
+same budget of example-evaluations (forward passes over one example, racing on dev included; the
+final top-k check on all of dev may go past it by at most top_k x dev rows), seed 0, and no time
+limit. "default" is the chain ``promptsearch run`` uses when no strategy is named
+(``runner.DEFAULT_STRATEGIES``). The model is loaded once; each run gets a fresh ``Scorer`` (no cache
+shared between runs, so wall times are comparable), pre-warmed with the seed prompt's dev and test
+results, which are computed once per task: every run starts from the same seed anyway, so this only
+takes the same constant out of every run's wall time (evaluations are counted as if computed).
+
+A strategy that fails to load, or does not apply (autoprompt and soft-prompt need a model with
+gradients), is reported as skipped; one that raises mid-run as failed with its error's first line.
+Nothing stops the rest of the benchmark. Results are written after every run (so an interrupted
+benchmark keeps what finished); each run's directory is kept so ``promptsearch report RUN_DIR`` can plot it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from promptsearch.format import one_line
+
+if __package__:  # imported as benchmarks.scoreboard (python -m, the tests)
+    from . import common
+    from .scoreboard_render import text_table, write_results
+else:  # python benchmarks/run_all.py: benchmarks/ is first on the path
+    import common
+    from scoreboard_render import text_table, write_results
+
+CLASSIFICATION = ("sst2", "agnews", "trec")
+INDUCTION = ("antonyms", "singular_to_plural", "first_word_letter", "letters_list", "sum", "num_to_verbal",
+             "active_to_passive", "sentiment")
+STRATEGIES = ("templates", "clarify", "autoprompt", "evolution", "soft-prompt", "default")
+NEEDS_GRADIENTS = ("autoprompt", "soft-prompt")
+
+
+@dataclass(frozen=True)
+class Mode:
+    tasks: tuple[str, ...]
+    dev: int  # dev rows, a seeded class-balanced sample (the search's data)
+    test: int  # test rows, a seeded uniform sample (scored once, for the seed and the winner)
+    max_evals: int  # example-evaluations per run
+
+
+MODES = {
+    "quick": Mode(tasks=("sst2", "trec", "antonyms"), dev=32, test=100, max_evals=200),
+    "full": Mode(tasks=CLASSIFICATION + INDUCTION, dev=48, test=200, max_evals=400),
+}
+
+
+def strategy_chain(name: str) -> list[str]:
+    from promptsearch import runner
+
+    return list(runner.DEFAULT_STRATEGIES) if name == "default" else [name]
+
+
+def first_line(text: str) -> str:
+    """An error as one scoreboard cell: its first line (a traceback's detail is in the run's log)."""
+    return one_line(str(text).split("\n")[0], 300)
+
+
+def applicability(spec: str, task, model, options: dict) -> str | None:
+    """Why a strategy cannot run here (it does not load, or does not apply), or None."""
+    from promptsearch import strategy as registry
+    from promptsearch.errors import PromptSearchError
+
+    for name in strategy_chain(spec):
+        try:
+            registry.make(name, options.get(name))
+        except PromptSearchError as e:
+            return first_line(str(e))
+        except Exception as e:  # noqa: BLE001 -- a half-written plugin must not stop the scoreboard
+            return first_line(f"strategy {name!r} failed to load: {type(e).__name__}: {e}")
+        if name in NEEDS_GRADIENTS and not getattr(model, "supports_gradients", True):
+            return f"{name} needs gradients, which model {model.name} does not give"
+    return None
+
+
+def seed_results(task, model, batch_size: int = 16) -> dict:
+    """The seed prompt's per-example results on dev and test, computed once per task."""
+    from promptsearch.candidate import Candidate
+    from promptsearch.scorer import Scorer
+
+    scorer, seed = Scorer(model, batch_size=batch_size), Candidate(task.seed_prompt)
+    return {split: dict(zip([ex.key for ex in exs], scorer.evaluate(task, seed, list(exs))))
+            for split, exs in (("dev", task.dev), ("test", task.test))}
+
+
+def run_one(task, spec: str, model, run_dir: Path, budget: dict, seed: int, options: dict, racing: dict | None,
+            top_k: int, warm: dict | None, batch_size: int = 16) -> dict:
+    """One (task, strategy) run; returns its scoreboard row whatever happens."""
+    from promptsearch import report, runner
+    from promptsearch.candidate import Candidate
+    from promptsearch.errors import PromptSearchError
+    from promptsearch.scorer import Scorer
+
+    chain = strategy_chain(spec)
+    row = {"task": task.name, "kind": task.kind, "metric": task.metric, "strategy": spec, "strategies": chain,
+           "status": "ok", "error": None, "run_dir": str(run_dir), "seed_prompt": task.seed_prompt}
+    why = applicability(spec, task, model, options)
+    if why:
+        return {**row, "status": "skipped", "error": why, "run_dir": None}
+    config = runner.make_config(task=task.source, strategies=chain, seed=seed, top_k=top_k, budget=budget,
+                                racing=racing, batch_size=batch_size,
+                                options={k: v for k, v in options.items() if k in chain})
+    scorer = Scorer(model, batch_size=batch_size)
+    if warm:
+        seed_cand = Candidate(task.seed_prompt)
+        for results in warm.values():
+            scorer.preload(task, seed_cand, results)
+    started = time.monotonic()
+    try:
+        summary = runner.run(config, run_dir, parts=(task, model, scorer))
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # noqa: BLE001 -- recorded, never fatal to the benchmark
+        row.update(status="failed", error=first_line(f"{type(e).__name__}: {e}"),
+                   wall_seconds=round(time.monotonic() - started, 1))
+        try:  # what the run scored before it failed
+            partial = report.run_row(report.load_run(run_dir))
+        except PromptSearchError:  # it failed before scoring anything
+            return row
+        row.update(best_dev=partial["best_dev"], evals=partial["evals"], candidates=partial["candidates"],
+                   best_prompt=partial["best_prompt"])
+        return row
+    best, seed_s = summary["best"], summary["seed"]
+    row.update(seed_test=seed_s["test"], seed_dev=seed_s["dev"], best_test=best["test"], best_dev=best["dev"],
+               gain_test=best["test"]["score"] - seed_s["test"]["score"], evals=summary["budget_used"]["evals"],
+               charged=summary["budget_used"]["charged"], candidates=summary["budget_used"]["candidates"],
+               search_seconds=summary["budget_used"]["seconds"], wall_seconds=round(time.monotonic() - started, 1),
+               best_prompt=report.prompt_text(best), best_strategy=best["strategy"],
+               best_candidate={k: best.get(k) for k in ("prompt", "label_words", "soft", "strategy", "edit")})
+    return row
+
+
+def scoreboard(tasks: list, strategies: list[str], model, runs_dir: Path, max_evals: int, seed: int = 0,
+               options: dict | None = None, racing: dict | None = None, top_k: int = 3, batch_size: int = 16,
+               on_row=None) -> list[dict]:
+    """Every strategy on every task with one model; ``on_row(row, rows)`` after each run."""
+    options = options or {}
+    budget = {"max_evals": max_evals, "max_seconds": None, "max_candidates": None}
+    rows: list[dict] = []
+    for task in tasks:
+        warm = seed_results(task, model, batch_size)
+        for spec in strategies:
+            row = run_one(task, spec, model, Path(runs_dir) / task.name / spec, budget, seed, options, racing,
+                          top_k, warm, batch_size)
+            rows.append(row)
+            if on_row:
+                on_row(row, rows)
+    return rows
+
+
+# ---- merging -------------------------------------------------------------------------------
+def best_per_task(rows: list[dict]) -> list[dict]:
+    """Per task, the strategy whose winner scored best on test (fewer evaluations break ties)."""
+    out = []
+    for task in dict.fromkeys(r["task"] for r in rows):
+        ok = [r for r in rows if r["task"] == task and r["status"] == "ok"]
+        if not ok:
+            out.append({"task": task, "strategy": None})
+            continue
+        top = max(ok, key=lambda r: (r["best_test"]["score"], -r["evals"]))
+        tied = [r["strategy"] for r in ok if r is not top and r["best_test"]["score"] == top["best_test"]["score"]]
+        out.append({"task": task, "strategy": top["strategy"], "best_test": top["best_test"]["score"],
+                    "seed_test": top["seed_test"]["score"], "gain": top["gain_test"], "prompt": top["best_prompt"],
+                    "tied_with": tied})
+    return out
+
+
+def merge(parts: list[dict], results_dir: Path) -> dict:
+    """One scoreboard from parts run side by side; wall time is the longest part's (they ran in parallel)."""
+    keep = ("dev", "test", "max_evals", "seed", "racing", "top_k", "options", "strategies")
+    if any(p["mode"] != parts[0]["mode"] or {k: p["limits"][k] for k in keep} != {k: parts[0]["limits"][k] for k in keep}
+           for p in parts):
+        raise SystemExit("error: cannot merge scoreboards of different modes or limits")
+    machine_ = {**parts[0]["machine"], "summary": f"{parts[0]['machine']['summary']}; {len(parts)} processes side by side"}
+    result = {**parts[0], "command": " & ".join(p["command"] for p in parts), "machine": machine_,
+              "runs_dir": [p["runs_dir"] for p in parts], "rows": [r for p in parts for r in p["rows"]],
+              "wall_seconds": max(p["wall_seconds"] for p in parts)}
+    result["limits"] = {**parts[0]["limits"], "tasks": [t for p in parts for t in p["limits"]["tasks"]],
+                        "sizes": {k: v for p in parts for k, v in p["limits"]["sizes"].items()}}
+    result["best_per_task"] = best_per_task(result["rows"])
+    prefix = results_dir / f"scoreboard-{result['mode']}"
+    write_results(result, prefix)
+    print(text_table(result["rows"]) + f"\n\nwrote {prefix}.json, .md, .png")
+    return result
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="3 tasks, dev 32 / test 100 rows, 200 evaluations per run.")
+    ap.add_argument("--tasks", default=None, help="Comma-separated task names or directories (default: the mode's).")
+    ap.add_argument("--strategies", default=",".join(STRATEGIES), help="Comma-separated; 'default' is the chain of "
+                    "`promptsearch run`.")
+    ap.add_argument("--max-evals", type=int, default=None, help="Example-evaluations per run (default: the mode's).")
+    ap.add_argument("--dev-limit", type=int, default=None, help="N dev rows, a seeded class-balanced sample "
+                    "(default: the mode's).")
+    ap.add_argument("--test-limit", type=int, default=None, help="N test rows, a seeded uniform sample "
+                    "(default: the mode's).")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--options", default="{}", help='JSON per-strategy options, e.g. {"evolution": {"patience": 3}}.')
+    ap.add_argument("--model", default=None, help="Model directory or .gguf (default: the embedded SmolLM2-135M).")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default).")
+    common.add_data_argument(ap)
+    ap.add_argument("--results-dir", default=str(common.RESULTS))
+    ap.add_argument("--runs-dir", default=None, help="Where run directories go (default: runs/scoreboard-MODE-TIME).")
+    ap.add_argument("--merge", nargs="+", metavar="JSON", help="Merge scoreboards of runs over disjoint tasks "
+                    "(same mode and limits) into --results-dir, and exit.")
+    return ap
+
+
+def main(argv: list[str] | None = None, model=None) -> dict:
+    """The scoreboard command (``model``: an already loaded one, for the tests)."""
+    args = parser().parse_args(argv)
+    if args.merge:
+        return merge([json.loads(Path(p).read_text()) for p in args.merge], Path(args.results_dir))
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    import torch
+
+    from promptsearch.model import FrozenModel
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    mode_name = "quick" if args.quick else "full"
+    mode = MODES[mode_name]
+    names = args.tasks.split(",") if args.tasks else list(mode.tasks)
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    dev, test = args.dev_limit or mode.dev, args.test_limit or mode.test
+    max_evals = args.max_evals or mode.max_evals
+    started = time.monotonic()
+    model = model or FrozenModel.load(args.model)
+    tasks = [common.load_bench_task(n, dev, test, common.data_root(args.data), args.seed) for n in names]
+    runs_dir = Path(args.runs_dir or f"runs/scoreboard-{mode_name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if runs_dir.exists() and any(runs_dir.iterdir()):
+        raise SystemExit(f"error: {runs_dir} is not empty; give another --runs-dir")
+    racing = {"min_examples": 16, "eta": 3}
+    result = {
+        "mode": mode_name, "command": "python benchmarks/run_all.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d %H:%M %Z"), "machine": common.machine(torch.get_num_threads()), "model": model.name,
+        "limits": {"tasks": [t.name for t in tasks], "strategies": strategies, "dev": dev, "test": test,
+                   "max_evals": max_evals, "max_seconds": None, "seed": args.seed, "racing": racing, "top_k": 3,
+                   "options": json.loads(args.options),
+                   "sizes": {t.name: {"dev": len(t.dev), "test": len(t.test), "kind": t.kind, "metric": t.metric}
+                             for t in tasks}},
+        "scorer": "a fresh Scorer per run (no cache shared between runs), pre-warmed with the seed prompt's dev and "
+                  "test results computed once per task; evaluations are counted per run as if computed.",
+        "runs_dir": str(runs_dir), "rows": [], "best_per_task": [], "wall_seconds": 0.0,
+    }
+    prefix = Path(args.results_dir) / f"scoreboard-{mode_name}"
+    total = len(tasks) * len(strategies)
+    print(f"scoreboard ({mode_name}): {len(tasks)} tasks x {len(strategies)} strategies; dev {dev} / test {test} rows; "
+          f"{max_evals} evals per run; model {model.name}; {torch.get_num_threads()} thread(s); runs in {runs_dir}",
+          flush=True)
+
+    def on_row(row, rows):
+        result["rows"] = rows
+        result["best_per_task"] = best_per_task(rows)
+        result["wall_seconds"] = round(time.monotonic() - started, 1)
+        write_results(result, prefix)
+        if row["status"] == "ok":
+            what = (f"test {row['best_test']['score']:.3f} (seed {row['seed_test']['score']:.3f}), "
+                    f"{row['evals']} evals, {row['wall_seconds']:.0f}s")
+        else:
+            what = f"{row['status']}: {row['error']}"
+        print(f"[{len(rows)}/{total}] {row['task']} {row['strategy']}: {what}", flush=True)
+
+    scoreboard(tasks, strategies, model, runs_dir, max_evals, seed=args.seed, options=result["limits"]["options"],
+               racing=racing, top_k=3, on_row=on_row)
+    result["wall_seconds"] = round(time.monotonic() - started, 1)
+    write_results(result, prefix)
+    print("\n" + text_table(result["rows"]))
+    print("\nbest per task: " + "; ".join(
+        f"{b['task']} {b['strategy']} {b['gain']:+.3f}" if b["strategy"] else f"{b['task']} none"
+        for b in result["best_per_task"]))
+    print(f"\nwall time {result['wall_seconds'] / 60:.1f} min; wrote {prefix}.json, .md, .png")
+    return result
+
+
