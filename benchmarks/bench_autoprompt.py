@@ -21,18 +21,19 @@ import json
 import math
 import os
 import random
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-DATA = ROOT.parent / "shared" / "data" / "sst2"
-OUT = ROOT / "benchmarks" / "results" / "autoprompt_sst2.json"
+if __package__:  # python -m benchmarks.bench_autoprompt
+    from . import common
+else:  # python benchmarks/bench_autoprompt.py: benchmarks/ is first on the path
+    import common
+
+OUT = common.RESULTS / "autoprompt_sst2.json"
 DICT = Path(os.environ.get("PROMPTSEARCH_WORDS", "/usr/share/dict/words"))  # a word per line
 
 # Label search is off in the base: on SmolLM2 the LM-BFF words it found ('the', 'The') gave a degenerate
@@ -111,6 +112,7 @@ def main() -> None:
     ap.add_argument("--only", default="")
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--base", default="", help='JSON overrides of the base settings, e.g. {"iterations": 20}')
+    common.add_data_argument(ap)
     args = ap.parse_args()
     if args.base:
         BASE.update(json.loads(args.base))
@@ -126,7 +128,7 @@ def main() -> None:
     from promptsearch.search import Budget, Racing, Search
     from promptsearch.task import load_task
 
-    full = load_task(str(DATA))
+    full = load_task(str(common.data_root(args.data) / "sst2"))
     rng = random.Random(args.seed)
     task = dataclasses.replace(full, dev=tuple(rng.sample(full.dev, args.dev)), test=tuple(rng.sample(full.test, args.test)))
     model = FrozenModel.load()
@@ -138,7 +140,6 @@ def main() -> None:
                "word_list": word_source, "torch_threads": torch.get_num_threads(),
                "device": model.device_name, "settings": {}}
     out_path = Path(args.out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     if args.only and out_path.exists():  # keep the settings of an earlier run with the same protocol
         earlier = json.loads(out_path.read_text())
         if all(earlier.get(k) == results[k] for k in ("dev_subset", "test_subset", "seed", "max_evals", "base")):
@@ -176,7 +177,7 @@ def main() -> None:
                             for r in summary["leaderboard"]],
         }
         results["settings"][name] = row
-        out_path.write_text(json.dumps(results, indent=1, ensure_ascii=False))
+        common.write_json(out_path, results, indent=1)
         swap_test = swap_desc["test"]["score"] if swap_desc else float("nan")
         print(f"[{name}] {seconds:.0f}s test best {best['test']['score']:.3f} best swap {swap_test:.3f} "
               f"init {init_desc['test']['score']:.3f} "

@@ -20,12 +20,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def task_dir(name: str) -> Path:
-    direct = DATA / name
-    return direct if (direct / "test.jsonl").exists() else DATA / "instruction_induction" / name
+if __package__:  # python -m benchmarks.bench_evolution
+    from . import common
+else:  # python benchmarks/bench_evolution.py: benchmarks/ is first on the path
+    import common
 
 
 def main() -> None:
@@ -39,7 +37,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the benchmark machine is shared).")
     ap.add_argument("--options", default='{"evolution": {"library_seeds": 4, "patience": 3}}',
                     help="JSON: per-strategy options, as -o STRATEGY.PARAM=VALUE would give.")
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "evolution.json"))
+    ap.add_argument("--out", default=str(common.RESULTS / "evolution.json"))
+    common.add_data_argument(ap)
     ap.add_argument("--table", nargs="+", default=None, metavar="JSON",
                     help="Only print the side-by-side table of earlier result files (no runs).")
     args = ap.parse_args()
@@ -62,7 +61,7 @@ def main() -> None:
     rows = []
     tasks, scorers = {}, {}
     for name in args.tasks.split(","):
-        path = task_dir(name)
+        path = common.task_dir(name, common.data_root(args.data))
         task = load_task(str(path), seed=args.seed)
         tasks[name] = (path, replace(task, dev=task.dev[: args.dev_limit], test=task.test[: args.test_limit]))
         scorers[name] = Scorer(model, batch_size=16)
@@ -136,8 +135,7 @@ def one_run(args, runner, RunStore, model, scorer, name, path, task, strategy, o
 def write(args, model, rows) -> None:
     out = {"model": model.name, "max_evals": args.max_evals, "dev_limit": args.dev_limit,
            "test_limit": args.test_limit, "seed": args.seed, "options": json.loads(args.options), "rows": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2, ensure_ascii=False))
+    common.write_json(args.out, out)
 
 
 if __name__ == "__main__":

