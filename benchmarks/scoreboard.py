@@ -66,7 +66,7 @@ def strategy_chain(name: str) -> list[str]:
 
 
 def first_line(text: str) -> str:
-    """An error as one scoreboard cell: its first line (a traceback's detail is in the run's log)."""
+    """An error as one scoreboard cell: its first line, cut to 300 characters (one table row per run)."""
     return one_line(str(text).split("\n")[0], 300)
 
 
