@@ -22,7 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+if __package__:  # python -m benchmarks.bench_budget
+    from . import common
+else:  # python benchmarks/bench_budget.py: benchmarks/ is first on the path
+    import common
 
 
 def _burn(stop_at: float) -> None:
@@ -44,7 +47,7 @@ def one_run(seconds: float, busy: bool, threads: int) -> dict:
             started = time.monotonic()
             done = subprocess.run([sys.executable, "-m", "promptsearch", "run", "--max-seconds", str(seconds),
                                    "--out", str(Path(tmp) / "run"), "--json", "--quiet"],
-                                  capture_output=True, text=True, env=env)
+                                  check=False, capture_output=True, text=True, env=env)  # returncode read below
             wall = time.monotonic() - started
     finally:
         for h in hogs:
@@ -62,19 +65,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, nargs="+", default=[60.0])
     ap.add_argument("--threads", type=int, default=0, help="torch threads in the command (0: its default)")
-    ap.add_argument("--out", default=str(RESULTS / "budget.json"))
+    ap.add_argument("--out", default=str(common.RESULTS / "budget.json"))
     args = ap.parse_args()
+    machine = common.machine()  # the load average before the runs add their own
     rows = [one_run(t, busy, args.threads) for t in args.seconds for busy in (False, True)]
     print(f"{'limit s':>8} {'machine':>8} {'search s':>9} {'over %':>7} {'wall s':>7} {'evals':>6} {'cands':>6}")
     for r in rows:
         print(f"{r['limit']:>8.0f} {'busy' if r['busy'] else 'idle':>8} {r['search_seconds']:>9.1f} {r['over_pct']:>7.1f} "
               f"{r['wall_seconds']:>7.1f} {r['evals']:>6} {r['candidates']:>6}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"rows": rows, "cpus": os.cpu_count()}, indent=2))
-    os.replace(tmp, out)
-    print(f"wrote {out}")
+    common.write_json(args.out, {"rows": rows, "cpus": os.cpu_count(), "machine": machine})
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
