@@ -12,14 +12,14 @@ the driver's own CPU time per chunk says how many workers one driver can feed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
+if __package__:  # python -m benchmarks.bench_scale
+    from . import common
+else:  # python benchmarks/bench_scale.py: benchmarks/ is first on the path
+    import common
 PROMPT = "Review: {input}\nSentiment:"
 
 
@@ -73,13 +73,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=256)
     ap.add_argument("--chunk", type=int, default=32)
-    ap.add_argument("--data", default=os.environ.get("PROMPTSEARCH_DATA", str(ROOT.parent / "shared" / "data")))
-    ap.add_argument("--out", default=str(RESULTS / "scale.json"))
+    common.add_data_argument(ap)
+    ap.add_argument("--out", default=str(common.RESULTS / "scale.json"))
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from promptsearch.model import FrozenModel
 
-    task, examples = _examples(Path(args.data), args.rows)
+    machine = common.machine()  # the load average before the benchmark adds its own
+    task, examples = _examples(common.data_root(args.data), args.rows)
     model = FrozenModel.load(device="cpu")
     rows = [time_local(task, examples, model, 1), time_local(task, examples, model, 2),
             time_ray(task, examples, model, 1, args.chunk), time_ray(task, examples, model, 2, args.chunk)]
@@ -94,20 +95,15 @@ def main() -> None:
               "local_2_over_1_threads": round(rows[0]["seconds"] / rows[1]["seconds"], 3),
               "per_chunk_overhead_ms": round(overhead_ms, 1),
               "per_example_ms_one_worker": round(1000 * one["seconds"] / len(examples), 2),
-              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                          "load_average": os.getloadavg()}}
+              "machine": {**machine, "load_average_at_end": os.getloadavg()}}
     print(f"{'mode':<28} {'seconds':>8} {'examples/s':>11} {'same preds':>10}")
     for r in rows:
         print(f"{r['mode']:<28} {r['seconds']:>8.2f} {r['examples_per_second']:>11.2f} {r['same_predictions_as_local']!s:>10}")
     print(f"ray 2 workers / 1 worker: {result['ray_2_over_1_workers']:.2f}x;  local 2 threads / 1 thread: "
           f"{result['local_2_over_1_threads']:.2f}x;  per-chunk overhead {result['per_chunk_overhead_ms']:.0f} ms; "
           f"driver CPU {two['driver_cpu_per_chunk_ms']} ms per chunk")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, out)
-    print(f"wrote {out}")
+    common.write_json(args.out, result)
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
