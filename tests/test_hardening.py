@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -301,3 +302,18 @@ def test_read_only_run_directory_is_refused_with_one_line(tmpfs, finished_run):
     subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True)
     assert one_line_error("run", "--resume", d) == f"cannot write {d}/lock: Read-only file system"
     assert snapshot(d) == before
+
+
+def test_sigterm_stops_a_run_like_ctrl_c(tiny_dir, small_task_dir, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "promptsearch", "run", "--model", tiny_dir, "--task", small_task_dir,
+                             "--strategy", "templates", "--max-evals", "3000", "--quiet", "--out", str(out)],
+                            stderr=subprocess.PIPE, text=True, env=ONE_THREAD)
+    log = out / "candidates.jsonl"
+    while proc.poll() is None and not (log.exists() and log.read_text().count("\n") >= 2):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130 and "Traceback" not in err
+    assert err.strip().splitlines()[-1] == f"interrupted; nothing scored is lost. Continue with: promptsearch run --resume {out}"
+    assert len(RunStore(out).read("candidates.jsonl")) == len(log.read_text().splitlines())
