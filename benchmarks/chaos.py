@@ -116,7 +116,7 @@ def run_once(cmd: list[str], d: Path, kill_at: float | None = None, sig=signal.S
             sent = True
             break
         time.sleep(0.02)
-    out, err = proc.communicate()
+    _, err = proc.communicate()
     return {"signalled": sent, "rc": proc.returncode, "stderr": err, "seconds": time.monotonic() - started,
             "first_line": first}
 

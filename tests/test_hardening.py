@@ -275,7 +275,7 @@ def tmpfs(tmp_path):
     """A tiny tmpfs (root only); skipped where mounting is not allowed."""
     d = tmp_path / "disk"
     d.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(d)], capture_output=True).returncode:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(d)], capture_output=True, check=False).returncode:
         pytest.skip("cannot mount a tmpfs here")
     yield d
     subprocess.run(["umount", "-l", str(d)], check=True)
@@ -285,11 +285,11 @@ def test_full_disk_stops_the_run_with_one_line_and_keeps_the_log(tmpfs, tiny_dir
     out = tmpfs / "run"
     result = subprocess.run([sys.executable, "-m", "promptsearch", "run", "--model", tiny_dir, "--task", small_task_dir,
                              "--strategy", "templates", "--max-evals", "3000", "--quiet", "--out", str(out)],
-                            capture_output=True, text=True, timeout=600, env=ONE_THREAD)
+                            capture_output=True, text=True, timeout=600, env=ONE_THREAD, check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
-        f"error: cannot write {out}/candidates.jsonl: No space left on device. "
-        f"Continue with: promptsearch run --resume {out}"]
+        (f"error: cannot write {out}/candidates.jsonl: No space left on device. "
+         f"Continue with: promptsearch run --resume {out}")]
     lines = (out / "candidates.jsonl").read_bytes().splitlines()
     assert len(RunStore(out).read("candidates.jsonl")) >= len(lines) - 1 > 0  # at most a torn last line
 
