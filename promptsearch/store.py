@@ -41,9 +41,13 @@ class RunStore:
             raise PromptSearchError(f"{store.dir} already holds a run; resume it or choose another run directory")
         try:
             store.dir.mkdir(parents=True, exist_ok=True)
-            store.write_json("config.json", config)
-        except RunInterrupted as e:  # nothing to resume yet
-            raise PromptSearchError(str(e)) from None
+        except OSError as e:
+            raise PromptSearchError(f"cannot write {store.dir}: {e.strerror or e}") from None
+        with store.locked():  # a process writing this directory is refused before config.json changes
+            try:
+                store.write_json("config.json", config)
+            except RunInterrupted as e:  # nothing to resume yet
+                raise PromptSearchError(str(e)) from None
         return store
 
     @classmethod

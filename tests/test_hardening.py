@@ -262,6 +262,24 @@ def test_refine_resume_is_refused_while_held(run, tmp_path):
         holder.wait()
 
 
+def test_new_run_into_a_held_directory_is_refused_before_config_changes(tmp_path, tiny_dir, small_task_dir):
+    d = tmp_path / "starting"
+    d.mkdir()
+    (d / "config.json").write_text("{}")  # a run still loading its model: no candidates.jsonl yet
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import time\nfrom promptsearch.store import RunStore\n"
+        f"with RunStore({str(d)!r}).locked():\n    print('held', flush=True)\n    time.sleep(120)\n")],
+        stdout=subprocess.PIPE, text=True, env=ONE_THREAD)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert one_line_error("run", "--task", small_task_dir, "--model", tiny_dir, "--out", d) == \
+            f"{d} is in use by another promptsearch process (pid {holder.pid}); wait for it to finish or stop it first"
+        assert (d / "config.json").read_text() == "{}"
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+
+
 def test_one_process_may_nest_its_own_lock(run):
     with RunStore(run).locked(), RunStore(run).locked():
         pass
@@ -292,6 +310,11 @@ def test_full_disk_stops_the_run_with_one_line_and_keeps_the_log(tmpfs, tiny_dir
          f"Continue with: promptsearch run --resume {out}")]
     lines = (out / "candidates.jsonl").read_bytes().splitlines()
     assert len(RunStore(out).read("candidates.jsonl")) >= len(lines) - 1 > 0  # at most a torn last line
+
+
+def test_run_directory_that_cannot_be_made(tiny_dir, small_task_dir):
+    assert one_line_error("run", "--task", small_task_dir, "--model", tiny_dir, "--out", "/proc/no/run") == \
+        "cannot write /proc/no/run: No such file or directory"
 
 
 def test_read_only_run_directory_is_refused_with_one_line(tmpfs, finished_run):
