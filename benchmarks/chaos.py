@@ -101,11 +101,18 @@ class Case:
         return cli(*self.fresh, "--out", str(d))
 
 
+def _hear_sigint() -> None:
+    """A background shell starts its jobs with SIGINT ignored, and Python then never turns it into
+    KeyboardInterrupt; restore the default so the SIGINT check sees what Ctrl-C in a terminal does."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_once(cmd: list[str], d: Path, kill_at: float | None = None, sig=signal.SIGKILL, when=None) -> dict:
     """Start a process on run directory ``d``; send ``sig`` after ``kill_at`` seconds or once ``when()``
     holds, else let it finish. Also notes when its first log line appeared (the end of start-up)."""
     started = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                            preexec_fn=_hear_sigint)
     sent, first = False, None
     while proc.poll() is None:
         now = time.monotonic() - started
