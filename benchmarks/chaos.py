@@ -112,7 +112,7 @@ def run_once(cmd: list[str], d: Path, kill_at: float | None = None, sig=signal.S
     holds, else let it finish. Also notes when its first log line appeared (the end of start-up)."""
     started = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
-                            preexec_fn=_hear_sigint)
+                            preexec_fn=_hear_sigint)  # noqa: PLW1509 (no threads here)
     sent, first = False, None
     while proc.poll() is None:
         now = time.monotonic() - started
