@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import strategy as strategy_registry
 from .errors import PromptSearchError
+from .files import check_fields
 from .search import Budget, Racing, Search
 from .store import RunStore
 
@@ -36,6 +37,37 @@ def make_config(**given) -> dict:
     if config["task"] and Path(config["task"]).is_dir():
         config["task"] = str(Path(config["task"]).resolve())
     return config
+
+
+REQUIRED = ("task", "strategies", "seed", "budget")  # in every config.json ever written; the rest has defaults
+
+
+def read_config(store: RunStore) -> dict:
+    """A run's config.json, checked as strictly as the command line that wrote it (a hand edit or a
+    damaged file is one line naming the field, not a traceback deep in the search); older runs get
+    the defaults of settings added since."""
+    config, where = store.config, str(store.dir / "config.json")
+    check_fields(config, DEFAULTS, where)
+    missing = [k for k in REQUIRED if k not in config]
+    if missing:
+        raise PromptSearchError(f"{where}: missing field {missing[0]!r}")
+    shapes = {"strategies": list, "options": dict, "budget": dict, "racing": dict, "executor": dict}
+    for key, kind in shapes.items():
+        if key in config and not isinstance(config[key], kind):
+            raise PromptSearchError(f"{where}: field {key!r} must be a JSON {'list' if kind is list else 'object'}")
+    if not config["strategies"] or not all(isinstance(n, str) for n in config["strategies"]):
+        raise PromptSearchError(f"{where}: field 'strategies' must list strategy names")
+    for key in ("seed", "top_k", "batch_size", "proposals_per_round"):
+        if key in config and (isinstance(config[key], bool) or not isinstance(config[key], int)):
+            raise PromptSearchError(f"{where}: field {key!r} must be an integer")
+    for key, known in (("budget", Budget.__dataclass_fields__), ("racing", Racing.__dataclass_fields__)):
+        check_fields(config.get(key, {}), tuple(known), f"{where}: field {key!r}")
+        for name, value in config.get(key, {}).items():
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise PromptSearchError(f"{where}: field {key!r}: {name!r} must be a number")
+    if config.get("feedback") is not None and not isinstance(config["feedback"], dict):
+        raise PromptSearchError(f"{where}: field 'feedback' must be a JSON object or null")
+    return {**make_config(), **config}
 
 
 def load_task_of(config: dict):
@@ -77,14 +109,21 @@ def run(config: dict, run_dir: str | Path, resume: bool = False, progress: bool 
     chunked executors all give the same scores, so the resumed run ends the same."""
     if resume:
         store = RunStore.open(run_dir)
-        config = store.config
+        config = read_config(store)
         if executor:
             config = {**config, "executor": executor}
     strategies = make_strategies(config)  # bad names and options fail before the slow model load
-    if resume:
-        store.repair()
-    else:
+    if not resume:
+        if parts is None:
+            load_task_of(config)  # a bad task file stops here, before the run directory is written
         store = RunStore.create(run_dir, config)
+    with store.locked():  # before anything is repaired or appended: one writer per run directory
+        if resume:
+            store.repair()
+        return _load_and_run(config, run_dir, store, strategies, resume, progress, parts)
+
+
+def _load_and_run(config, run_dir, store, strategies, resume, progress, parts) -> dict:
     task, model, local = parts or load_parts(config)
     from .executors import make_executor
 

@@ -5,10 +5,13 @@
     summary.json      written at the end: leaderboard, best and seed prompts with dev/test scores
     best_prompt.txt   the winning prompt as plain text
     ratings.jsonl     human ratings (promptsearch rate)
+    lock              held (flock) by the one process writing the run; holds its pid for the message
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import math
@@ -16,7 +19,8 @@ import os
 import time
 from pathlib import Path
 
-from .errors import PromptSearchError
+from .errors import PromptSearchError, RunInterrupted
+from .files import read_bytes, read_json
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +39,15 @@ class RunStore:
         store = cls(run_dir)
         if (store.dir / "candidates.jsonl").exists():
             raise PromptSearchError(f"{store.dir} already holds a run; resume it or choose another run directory")
-        store.dir.mkdir(parents=True, exist_ok=True)
-        store.write_json("config.json", config)
+        try:
+            store.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise PromptSearchError(f"cannot write {store.dir}: {e.strerror or e}") from None
+        with store.locked():  # a process writing this directory is refused before config.json changes
+            try:
+                store.write_json("config.json", config)
+            except RunInterrupted as e:  # nothing to resume yet
+                raise PromptSearchError(str(e)) from None
         return store
 
     @classmethod
@@ -50,10 +61,35 @@ class RunStore:
         """Cut a torn last line left by a kill, so the next append starts on a line of its own."""
         path = self.dir / name
         if path.exists():
-            data = path.read_bytes()
+            data = read_bytes(path)
             if data and not data.endswith(b"\n"):
-                with open(path, "r+b") as f:
+                with self._writing(path), open(path, "r+b") as f:
                     f.truncate(data.rfind(b"\n") + 1)
+
+    @contextlib.contextmanager
+    def _writing(self, path: Path):
+        """A failed write (disk full, read-only) stops the run with one line; what is logged stays."""
+        try:
+            yield
+        except OSError as e:
+            raise RunInterrupted(f"cannot write {path}: {e.strerror or e}") from None
+
+    @contextlib.contextmanager
+    def locked(self):
+        """Hold the run for this process: a second writer is refused with the holder's pid. flock is
+        released by the kernel when the holder dies, so a killed run never leaves the directory stuck.
+        Re-entrant within one process (refine creates the run, then runs it)."""
+        key = os.path.realpath(self.dir)
+        if key in _HELD:
+            _HELD[key][1] += 1
+        else:
+            _HELD[key] = [_take_lock(self.dir / "lock"), 1]
+        try:
+            yield self
+        finally:
+            _HELD[key][1] -= 1
+            if not _HELD[key][1]:
+                os.close(_HELD.pop(key)[0])  # closing the descriptor releases the lock
 
     @property
     def config(self) -> dict:
@@ -65,33 +101,45 @@ class RunStore:
 
     def append(self, name: str, record: dict) -> None:
         """Append one JSON line and push it to disk, so a kill loses at most the line being written."""
-        with open(self.dir / name, "a", encoding="utf-8") as f:
+        with self._writing(self.dir / name), open(self.dir / name, "a", encoding="utf-8") as f:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
             f.flush()
             os.fsync(f.fileno())
 
+    def append_raw(self, name: str, data: bytes) -> None:
+        with self._writing(self.dir / name), open(self.dir / name, "ab") as f:
+            f.write(data)
+
     def read(self, name: str) -> list[dict]:
         """All complete records; a torn last line (the process was killed mid-write) is skipped,
-        a corrupt line elsewhere is reported and skipped, so nothing else is lost."""
+        a corrupt line elsewhere (not UTF-8, not JSON, or not a record of this log) is reported and
+        skipped, so nothing else is lost."""
         path = self.dir / name
         if not path.exists():
             return []
         records = []
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_bytes(path).splitlines()
         for lineno, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
+                rec = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
                 if lineno < len(lines):
                     log.warning("%s:%d: corrupt line skipped", path, lineno)
+                continue
+            problem = RECORD_CHECKS[name](rec) if name in RECORD_CHECKS else None
+            if problem:
+                log.warning("%s:%d: %s; line skipped", path, lineno, problem)
+                continue
+            records.append(rec)
         return records
 
     def write_summary(self, summary: dict) -> None:
         self.write_json("summary.json", summary)
         best = summary.get("best") or {}
-        (self.dir / "best_prompt.txt").write_text((best.get("prompt") or "") + "\n", encoding="utf-8")
+        with self._writing(self.dir / "best_prompt.txt"):
+            (self.dir / "best_prompt.txt").write_text((best.get("prompt") or "") + "\n", encoding="utf-8")
 
     def leaderboard(self) -> list[dict]:
         """The leaderboard of a run that may never have finished: best-known score of each candidate."""
@@ -111,15 +159,61 @@ class RunStore:
         return chain
 
     def write_json(self, name: str, data: dict) -> None:
+        """Whole-file writes go through a temporary file, so a reader sees the old file or the new one."""
         tmp = self.dir / (name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, self.dir / name)
+        with self._writing(self.dir / name):
+            tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+            os.replace(tmp, self.dir / name)
 
     def read_json(self, name: str) -> dict:
-        try:
-            return json.loads((self.dir / name).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise PromptSearchError(f"{self.dir / name}: bad JSON at line {e.lineno}") from None
+        return read_json(self.dir / name)
+
+    def write_jsonl(self, name: str, records: list[dict]) -> None:
+        """A whole log at once (through a temporary file): a kill leaves all of it or none."""
+        tmp = self.dir / (name + ".tmp")
+        with self._writing(self.dir / name):
+            tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+            os.replace(tmp, self.dir / name)
+
+
+_HELD: dict[str, list] = {}  # run directory -> [lock descriptor, depth]: the locks this process holds
+
+
+def _take_lock(path: Path) -> int:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise PromptSearchError(f"cannot write {path}: {e.strerror or e}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+        os.close(fd)
+        raise PromptSearchError(f"{path.parent} is in use by another promptsearch process (pid {holder}); "
+                                "wait for it to finish or stop it first") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def _candidate_problem(rec) -> str | None:
+    """Why a candidates.jsonl line is not a scored rung (None when it is)."""
+    if not isinstance(rec, dict):
+        return "not a JSON object"
+    cand = rec.get("candidate")
+    if not isinstance(cand, dict) or not isinstance(cand.get("id"), str) or not isinstance(cand.get("prompt"), str):
+        return "field 'candidate' must be an object with an 'id' and a 'prompt'"
+    if isinstance(rec.get("size"), bool) or not isinstance(rec.get("size"), int):
+        return "field 'size' must be an integer"
+    score = rec.get("score")
+    if not isinstance(score, dict) or not isinstance(score.get("score"), (int, float)):
+        return "field 'score' must be an object with a number 'score'"
+    if not isinstance(rec.get("results"), dict):
+        return "field 'results' must be an object"
+    return None
+
+
+RECORD_CHECKS = {"candidates.jsonl": _candidate_problem}
 
 
 # ---- reading a run log -----------------------------------------------------------------------

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import PromptSearchError
+from .files import check_fields, parse_json, read_json, read_lines
 from .template import validate
 
 BUNDLED_DIR = Path(__file__).parent / "tasks"
@@ -21,6 +22,8 @@ DEFAULT_TASK = "sst2-mini"
 KINDS = ("classification", "generation")
 METRICS = {"classification": ("accuracy", "macro_f1"), "generation": ("exact_match", "contains", "loglik")}
 DEV_FROM_TRAIN_MAX = 100  # dev rows drawn from train when a task ships no dev split
+ROW_FIELDS = ("input", "output", "outputs", "label", "id", "meta")  # meta: free-form, never read
+TASK_FIELDS = ("name", "kind", "label_words", "metric", "instruction", "seed_prompt", "description")
 
 
 @dataclass(frozen=True)
@@ -81,26 +84,11 @@ def resolve_task_dir(spec: str | None) -> Path:
     )
 
 
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise PromptSearchError(f"{path}: bad JSON at line {e.lineno}: {e.msg}") from None
-
-
 def read_jsonl(path: Path, label_words: tuple[str, ...]) -> tuple[Example, ...]:
-    if not path.exists():
-        raise PromptSearchError(f"{path}: file not found")
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise PromptSearchError(f"{path}:{lineno}: bad JSON ({e.msg})") from None
-            rows.append(_example(row, path, lineno, label_words))
+    for lineno, line in read_lines(path):
+        if line.strip():
+            rows.append(_example(parse_json(line, f"{path}:{lineno}"), path, lineno, label_words))
     if not rows:
         raise PromptSearchError(f"{path}: the split is empty")
     return tuple(rows)
@@ -110,6 +98,7 @@ def _example(row, path: Path, lineno: int, label_words: tuple[str, ...]) -> Exam
     where = f"{path}:{lineno}"
     if not isinstance(row, dict):
         raise PromptSearchError(f"{where}: a row must be a JSON object")
+    check_fields(row, ROW_FIELDS, where, " (put anything else under 'meta')")
     for name in ("input", "output"):
         if not isinstance(row.get(name), str):
             if name == "output" and label_words and isinstance(row.get("label"), int):
@@ -122,7 +111,7 @@ def _example(row, path: Path, lineno: int, label_words: tuple[str, ...]) -> Exam
             if output not in label_words:
                 raise PromptSearchError(f"{where}: unknown label {output!r}; label words are {list(label_words)}")
             label = label_words.index(output)
-        if not isinstance(label, int) or not 0 <= label < len(label_words):
+        if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(label_words):
             raise PromptSearchError(f"{where}: unknown label {label!r}; expected 0..{len(label_words) - 1}")
         output = output if isinstance(output, str) else label_words[label]
     outputs = row.get("outputs") or ()
@@ -134,10 +123,26 @@ def _example(row, path: Path, lineno: int, label_words: tuple[str, ...]) -> Exam
 def _ape_instruction(directory: Path) -> str:
     """Instruction-induction folders (as shipped by APE) carry human instructions; use the first."""
     for path in sorted((directory / "original").glob("annotations_*.json")):
-        notes = _read_json(path).get("annotations") or []
-        if notes:
+        notes = read_json(path).get("annotations") or []
+        if notes and isinstance(notes, list) and isinstance(notes[0], str):
             return notes[0].strip()
     return ""
+
+
+def _label_words(words, where: str) -> tuple[str, ...]:
+    """Label words as given: a list of two or more distinct non-empty strings (an empty list is an
+    error, not a generation task: remove the file or set kind for that)."""
+    if not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
+        raise PromptSearchError(f"{where}: label words must be a list of non-empty strings")
+    if len(words) < 2:
+        raise PromptSearchError(f"{where}: a classification task needs at least two label words, got {len(words)}"
+                                " (for a generation task, remove the label words)")
+    seen = set()
+    for w in words:
+        if w in seen:
+            raise PromptSearchError(f"{where}: label word {w!r} is listed twice; every class needs its own word")
+        seen.add(w)
+    return tuple(words)
 
 
 def default_seed_prompt(kind: str, instruction: str) -> str:
@@ -147,15 +152,17 @@ def default_seed_prompt(kind: str, instruction: str) -> str:
 
 def load_task(spec: str | None = None, seed: int = 0) -> Task:
     directory = resolve_task_dir(spec)
-    meta = _read_json(directory / "task.json") if (directory / "task.json").exists() else {}
-    if not isinstance(meta, dict):
-        raise PromptSearchError(f"{directory / 'task.json'}: must hold a JSON object")
-    label_words = meta.get("label_words")
-    if label_words is None and (directory / "labels.json").exists():
-        label_words = _read_json(directory / "labels.json")
-    label_words = tuple(label_words or ())
-    if not all(isinstance(w, str) and w.strip() for w in label_words):
-        raise PromptSearchError(f"{directory}: label words must be non-empty strings")
+    meta = read_json(directory / "task.json") if (directory / "task.json").exists() else {}
+    check_fields(meta, TASK_FIELDS, str(directory / "task.json"))
+    for name in ("name", "kind", "metric", "instruction", "seed_prompt", "description"):
+        if meta.get(name) is not None and not isinstance(meta[name], str):
+            raise PromptSearchError(f"{directory / 'task.json'}: field {name!r} must be a string")
+    if meta.get("label_words") is not None:
+        label_words = _label_words(meta["label_words"], f"{directory / 'task.json'}: field 'label_words'")
+    elif (directory / "labels.json").exists():
+        label_words = _label_words(read_json(directory / "labels.json", list), str(directory / "labels.json"))
+    else:
+        label_words = ()
     kind = meta.get("kind") or ("classification" if label_words else "generation")
     if kind not in KINDS:
         raise PromptSearchError(f"{directory / 'task.json'}: field 'kind' must be one of {KINDS}, not {kind!r}")

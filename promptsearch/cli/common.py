@@ -39,6 +39,17 @@ def setup(quiet: bool) -> None:
         pass
 
 
+def stop_on_sigterm() -> None:
+    """`kill PID` (SIGTERM) stops a command the way Ctrl-C does: a clean stop, nothing logged lost,
+    and the command's own hint on how to continue."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def reporting(f):
     """--json and --quiet, taken by every command that reports."""
     f = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")(f)

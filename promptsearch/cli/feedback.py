@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from ..errors import PromptSearchError
+from ..errors import PromptSearchError, RunInterrupted
 from ..format import one_line
-from .common import emit, reporting, setup
+from .common import emit, reporting, setup, stop_on_sigterm
 
 RATE_HELP = "rating 1-5 (s skip, q quit)"
 
@@ -55,9 +55,11 @@ def rate(run_dir, top, n_inputs, seed, again, from_file, export, as_json, quiet)
     Each rating is appended to RUN_DIR/ratings.jsonl the moment it is given: quitting (q, Ctrl-D,
     Ctrl-C) loses nothing already rated, and rating again continues with the pairs not yet rated."""
     setup(quiet)
+    stop_on_sigterm()
     from ..feedback import RatingSession
 
     session = RatingSession(run_dir, top=top, n_inputs=n_inputs, seed=seed, again=again)
+    click.get_current_context().with_resource(session.store.locked())  # one writer per run, till the command ends
     existing, ratings_file, task = session.existing, session.feedback.path, session.task
     for p in session.problems:
         click.echo(f"note: {p}", err=True)
@@ -154,6 +156,7 @@ def refine(run_dir, weight, edit_map, model_edits, strategy_names, bases, max_ca
     Writes a new run directory (RUN_DIR-refine-N; the rated run is left as it was) and shows how the
     ranking moved and why: old rank -> new rank, dev metric, rating (yours or predicted), edits applied."""
     setup(quiet)
+    stop_on_sigterm()
     from .. import feedback
 
     if not run_dir and not resume:
@@ -170,6 +173,9 @@ def refine(run_dir, weight, edit_map, model_edits, strategy_names, bases, max_ca
         where = resume or "the new RUN_DIR-refine-N directory"
         click.echo(f"interrupted; nothing scored is lost. Continue with: promptsearch refine --resume {where}", err=True)
         sys.exit(130)
+    except RunInterrupted as e:
+        where = resume or "the new RUN_DIR-refine-N directory"
+        raise PromptSearchError(f"{e}. Continue with: promptsearch refine --resume {where}") from None
     emit(as_json, summary, render_refine(summary))
 
 

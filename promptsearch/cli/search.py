@@ -10,7 +10,7 @@ import click
 
 from ..errors import PromptSearchError, RunInterrupted
 from ..format import fmt_score, one_line
-from .common import emit, model_options, reporting, setup, unescape
+from .common import emit, model_options, reporting, setup, stop_on_sigterm, unescape
 
 
 @click.command()
@@ -63,10 +63,9 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, model, device, d
     from ..template import validate
 
     if prompt_file:
-        p = Path(prompt_file)
-        if not p.exists():
-            raise PromptSearchError(f"{prompt_file}: file not found")
-        prompt = p.read_text(encoding="utf-8").rstrip("\n")
+        from ..files import read_text
+
+        prompt = read_text(prompt_file).rstrip("\n")
     t = load_task(task)
     prompt = validate(unescape(prompt) if prompt is not None else t.seed_prompt)
     words = tuple(w.strip() for w in label_words.split(",")) if label_words else None
@@ -119,6 +118,7 @@ def run(task, strategy_names, options, seed_prompt, max_candidates, max_evals, m
         out, resume, executor, workers, worker_threads, ray_address, model, device, dtype, chat, batch_size, as_json, quiet):
     """Search prompts for a task and print the best ones with dev and test scores."""
     setup(quiet)
+    stop_on_sigterm()
     from .. import runner
     from ..store import default_run_dir
     from ..strategy import parse_options

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..errors import PromptSearchError
+from ..files import read_json
 from .ratings import Rating
 
 log = logging.getLogger(__name__)
@@ -34,14 +33,10 @@ BUILTIN_EDITS: list[tuple[str, str]] = [
 
 def load_edit_map(path) -> list[tuple[str, str]]:
     """A user's ``{"regex": "instruction"}`` JSON file, checked."""
-    p = Path(path)
-    if not p.exists():
-        raise PromptSearchError(f"{path}: file not found")
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise PromptSearchError(f"{path}: bad JSON at line {e.lineno}") from None
-    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in data.items()):
+    data = read_json(path)
+    if not data:
+        raise PromptSearchError(f"{path}: holds no edits; give at least one comment pattern")
+    if not all(isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in data.items()):
         raise PromptSearchError(f"{path}: must be a JSON object mapping a comment pattern to an instruction")
     for pattern in data:
         try:

@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import PromptSearchError
+from ..files import check_fields, decode, read_bytes
 from ..store import RunStore
 
 log = logging.getLogger(__name__)
 
 RATINGS = "ratings.jsonl"
+FIELDS = ("time", "candidate", "prompt", "label_words", "example", "input", "output", "reference", "score",
+          "rating", "comment", "source")
 
 
 def _now() -> str:
@@ -70,19 +73,24 @@ def parse_rating(rec, where: str, source: str = "file") -> Rating:
     """A rating from a JSON record; ``where`` (file:line) prefixes any error."""
     if not isinstance(rec, dict):
         raise PromptSearchError(f"{where}: a rating must be a JSON object")
+    check_fields(rec, FIELDS, where)
     try:
         rating = check_rating(rec.get("rating"))
     except PromptSearchError as e:
         raise PromptSearchError(f"{where}: {e}") from None
-    for name in ("prompt", "input", "output"):
+    for name in ("prompt", "input", "output", "candidate", "comment", "example", "reference", "time", "source"):
         if name in rec and rec[name] is not None and not isinstance(rec[name], str):
             raise PromptSearchError(f"{where}: field {name!r} must be a string")
+    words = rec.get("label_words")
+    if words is not None and (not isinstance(words, list) or not all(isinstance(w, str) for w in words)):
+        raise PromptSearchError(f"{where}: field 'label_words' must be a list of strings or null")
+    score = rec.get("score")
+    if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
+        raise PromptSearchError(f"{where}: field 'score' must be a number or null")
     if not rec.get("prompt") and not rec.get("candidate"):
         raise PromptSearchError(f"{where}: a rating needs the 'prompt' (or the 'candidate' id) it rates")
     if not isinstance(rec.get("input"), str):
         raise PromptSearchError(f"{where}: missing field 'input'")
-    words = rec.get("label_words")
-    score = rec.get("score")
     return Rating(candidate=str(rec.get("candidate") or ""), prompt=rec.get("prompt") or "", input=rec["input"],
                   output=rec.get("output") if isinstance(rec.get("output"), str) else "", rating=rating,
                   comment=str(rec.get("comment") or "").strip(), example=str(rec.get("example") or ""),
@@ -101,13 +109,13 @@ def read_ratings(path: Path, strict: bool = False) -> tuple[list[Rating], list[s
             raise PromptSearchError(f"{path}: file not found")
         return [], []
     ratings, problems = [], []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
+    for lineno, raw in enumerate(read_bytes(path).splitlines(), 1):
+        if not raw.strip():
             continue
         where = f"{path}:{lineno}"
         try:
             try:
-                rec = json.loads(line)
+                rec = json.loads(decode(raw, str(path), lineno))
             except json.JSONDecodeError:
                 raise PromptSearchError(f"{where}: corrupt line (not JSON)") from None
             ratings.append(parse_rating(rec, where))
@@ -140,10 +148,9 @@ class Feedback:
         """Append one rating now (fsynced). A torn last line is closed first so it stays on its own line."""
         check_rating(rating.rating)
         if self.path.exists():
-            data = self.path.read_bytes()
+            data = read_bytes(self.path)
             if data and not data.endswith(b"\n"):
-                with open(self.path, "ab") as f:
-                    f.write(b"\n")
+                self.store.append_raw(RATINGS, b"\n")
         record = rating.to_json()
         self.store.append(RATINGS, record)
         return record

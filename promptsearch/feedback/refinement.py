@@ -80,7 +80,7 @@ def refine(parent_dir, out=None, weight: float = 0.5, edit_map=None, model_edits
         log.warning("%s", p)
     if not ratings:
         raise NoRatingsError(f"{parent.dir / RATINGS} holds no ratings")
-    pconfig = parent.config
+    pconfig = runner.read_config(parent)
     parts = parts or runner.load_parts(pconfig)
     task, _, inner = parts
     blendable(task)
@@ -101,23 +101,27 @@ def refine(parent_dir, out=None, weight: float = 0.5, edit_map=None, model_edits
                                 feedback={"parent": str(parent.dir), "weight": weight})
     runner.make_strategies(config)  # bad strategy names or options fail before anything is written
     store = RunStore.create(Path(out) if out else next_refine_dir(parent.dir), config)
-    store.write_json(REFINE_FILE, {"parent": str(parent.dir), "weight": weight, "ratings": [r.to_json() for r in ratings],
-                                   "edits": [e.to_json() for e in edits], "edit_map": str(edit_map) if edit_map else None,
-                                   "model_edits": model_edits})
-    for r in ratings:  # the run's ratings travel with it, so rate/refine can go on from here
-        store.append(RATINGS, {**r.to_json(), "source": f"{r.source} via {parent.dir.name}"})
-    return _run_and_explain(store, parts, progress)
+    with store.locked():
+        # The run's ratings travel with it, so rate/refine can go on from here. Written whole and before
+        # refine.json, whose presence marks a complete set-up: a kill in between leaves a run that
+        # `refine --resume` refuses and a new `refine --out` rewrites, never half the ratings.
+        store.write_jsonl(RATINGS, [{**r.to_json(), "source": f"{r.source} via {parent.dir.name}"} for r in ratings])
+        store.write_json(REFINE_FILE, {"parent": str(parent.dir), "weight": weight, "ratings": [r.to_json() for r in ratings],
+                                       "edits": [e.to_json() for e in edits], "edit_map": str(edit_map) if edit_map else None,
+                                       "model_edits": model_edits})
+        return _run_and_explain(store, parts, progress)
 
 
 def _run_and_explain(store: RunStore, parts, progress: bool) -> dict:
     """Run (or resume) the refine run with the one runner, then add how the ranking moved."""
     from .. import runner
 
-    task, _, inner = parts = parts or runner.load_parts(store.config)
-    summary = runner.run(None, store.dir, resume=True, progress=progress, parts=parts)
-    summary["refine"] = explanation(store, task, blended_scorer(store, task, inner))
-    store.write_summary(summary)
-    return summary
+    with store.locked():  # held from the run through the summary with the explanation
+        task, _, inner = parts = parts or runner.load_parts(runner.read_config(store))
+        summary = runner.run(None, store.dir, resume=True, progress=progress, parts=parts)
+        summary["refine"] = explanation(store, task, blended_scorer(store, task, inner))
+        store.write_summary(summary)
+        return summary
 
 
 def explanation(store: RunStore, task, scorer: BlendedScorer) -> dict:

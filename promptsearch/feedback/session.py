@@ -144,12 +144,13 @@ class RatingSession:
     any point loses nothing and the next session continues with the pairs not yet rated."""
 
     def __init__(self, run_dir, top: int = 3, n_inputs: int = 3, seed: int = 0, again: bool = False):
-        from ..runner import load_task_of
+        from ..runner import load_task_of, read_config
 
         self.store = RunStore.open(run_dir)
+        self.config = read_config(self.store)
         self.feedback = Feedback(self.store)
         self.existing, self.problems = self.feedback.load()
-        self.task = load_task_of(self.store.config)
+        self.task = load_task_of(self.config)
         self.top, self.n_inputs, self.seed, self.again = top, n_inputs, seed, again
         self._parts = None
 
@@ -158,7 +159,7 @@ class RatingSession:
         if self._parts is None:
             from ..runner import load_parts
 
-            self._parts = load_parts(self.store.config)
+            self._parts = load_parts(self.config)
         return self._parts
 
     def items(self) -> list[Item]:
@@ -187,8 +188,11 @@ class RatingSession:
 
     def export(self, items: list[Item], path) -> None:
         """The pairs to rate as JSONL with ``rating`` null, to fill in and hand back with ``import_file``."""
-        with open(path, "w", encoding="utf-8") as f:
-            for it in items:
-                rec = it.rating(self.task, 1, source="export").to_json()
-                rec.update(rating=None, time=None)
-                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        try:
+            with open(path, "w", encoding="utf-8") as f:
+                for it in items:
+                    rec = it.rating(self.task, 1, source="export").to_json()
+                    rec.update(rating=None, time=None)
+                    f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        except OSError as e:
+            raise PromptSearchError(f"cannot write {path}: {e.strerror or e}") from None
