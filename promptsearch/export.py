@@ -30,7 +30,7 @@ def export_run(run_dir: str | Path, out: str | Path, rank: int = 1, parts=None) 
     config, summary = store.config, store.summary
     if summary is None:
         raise PromptSearchError(f"{run_dir}: the run has not finished (no test scores yet); finish it with run --resume {run_dir}")
-    board = runner.leaderboard_from_log(store)
+    board = store.leaderboard()
     if not 1 <= rank <= len(board):
         raise PromptSearchError(f"--rank {rank}: the run has {len(board)} ranked prompts")
     row = board[rank - 1]
@@ -63,7 +63,7 @@ def export_run(run_dir: str | Path, out: str | Path, rank: int = 1, parts=None) 
         provenance={"run_dir": str(Path(run_dir).resolve()), "candidate_id": best.id, "rank": rank,
                     "strategy": best.strategy, "strategies": config["strategies"], "options": config["options"],
                     "budget": config["budget"], "budget_used": summary.get("budget_used"), "racing": config["racing"],
-                    "seed": config["seed"], "lineage": [{k: c.get(k) for k in LINEAGE_FIELDS} for c in runner.lineage(store, best.id)]},
+                    "seed": config["seed"], "lineage": [{k: c.get(k) for k in LINEAGE_FIELDS} for c in store.lineage(best.id)]},
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         promptsearch_version=metadata.version("promptsearch"),
     )
@@ -72,12 +72,7 @@ def export_run(run_dir: str | Path, out: str | Path, rank: int = 1, parts=None) 
 
 
 def _task_and_scorer(config: dict, parts):
-    if parts is not None:
-        return parts[0], parts[2]
-    from .task import load_task
-
-    task = load_task(config["task"], seed=config["seed"])
-    return (task.with_seed_prompt(config["seed_prompt"]) if config.get("seed_prompt") else task), None
+    return (parts[0], parts[2]) if parts is not None else (runner.load_task_of(config), None)
 
 
 def _logged_test_results(store: RunStore, task) -> dict[str, list[ExampleResult]]:
