@@ -118,11 +118,11 @@ def list_(as_json, quiet):
     from ..registry import Registry
 
     latest: dict = {}
-    for v in Registry().versions():
+    for v in Registry().versions():  # oldest first: the last seen of a name is its latest
         latest[v.name] = v
-    rows = [{"name": v.name, "latest": v.version, "ref": v.ref, "metric": v.artifact.metric, "test": v.artifact.scores["test"],
+    rows = [{"name": v.name, "latest": v.version, "versions": v.version, "ref": v.ref, "metric": v.artifact.metric, "test": v.artifact.scores["test"],
              "task": v.artifact.task["name"], "model": v.artifact.model["name"], "added": v.added} for v in latest.values()]
-    text = "\n".join(f"{r['ref']:<24} {r['task']:<12} test {r['metric']} {fmt_score(r['test']):<32} {r['added']}" for r in rows)
+    text = "\n".join(f"{r['ref']:<24} {r['versions']:>3} versions  {r['task']:<12} test {r['metric']} {fmt_score(r['test']):<32} {r['added']}" for r in rows)
     emit(as_json, {"prompts": rows}, text or "(the registry is empty)")
 
 
