@@ -113,7 +113,7 @@ def test_two_prompts_add_commands_racing_both_land(registry_env, tmp_path):
     f = tmp_path / "a.json"
     f.write_text(make_artifact())
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "promptsearch.cli", "prompts", "add", str(f), "--name", "race", "--json"]
+    cmd = [sys.executable, "-m", "promptsearch", "prompts", "add", str(f), "--name", "race", "--json"]
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
     assert sorted(o["version"] for o in outs) == [1, 2]
