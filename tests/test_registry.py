@@ -142,7 +142,7 @@ def test_prompts_commands_as_a_new_user(registry_env, tmp_path):
     assert "test 0.375" in text and "improvement on test: +0.100 (exact McNemar p=0.5" in text
 
     d = json.loads(invoke("prompts", "diff", "sst2@v1", "sst2@v2", "--json").output)
-    assert "-Sentiment:" in d["prompt_diff"] and "+The sentiment is" in d["prompt_diff"]
+    assert d["prompt_diff"][3:] == [" Review: {input}", "-Sentiment:", "+The sentiment is"]
     # v1 and v2 share the 40 examples: v2 is right on 20 that v1 missed (4 in each block of 8), v1 on none that v2 missed
     assert d["paired_test"]["test"] == "exact McNemar" and d["paired_test"]["detail"] == "20 vs 0 discordant"
     assert d["paired_test"]["p_value"] == pytest.approx(2 * 0.5**20)

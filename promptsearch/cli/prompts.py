@@ -157,7 +157,7 @@ def diff(ref_a, ref_b, as_json, quiet):
     out = {"a": a.ref, "b": b.ref, "prompt_diff": text_diff, "label_words": [A.label_words and list(A.label_words),
                                                                              B.label_words and list(B.label_words)],
            "test": [A.scores["test"], B.scores["test"]], "same_model": A.model["fingerprint"] == B.model["fingerprint"]}
-    lines = text_diff or ["(same prompt text)"]
+    lines = list(text_diff) or ["(same prompt text)"]
     if A.label_words != B.label_words:
         lines.append(f"label words: {', '.join(A.label_words or ())} -> {', '.join(B.label_words or ())}")
     lines += [f"test {a.ref}: {fmt_score(A.scores['test'])}", f"test {b.ref}: {fmt_score(B.scores['test'])}"]
