@@ -51,7 +51,7 @@ class Artifact:
                 "label_words": list(self.label_words) if self.label_words else None}
 
     @classmethod
-    def from_json(cls, data, where: str = "artifact") -> "Artifact":
+    def from_json(cls, data, where: str = "artifact") -> Artifact:
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             raise PromptSearchError(f"{where}: not a promptsearch prompt artifact (no \"schema\": \"{SCHEMA}\")")
         version = data.get("schema_version")

@@ -92,7 +92,7 @@ def drop_test(metric: str, old: dict, new: dict, rounds: int = BOOTSTRAP_ROUNDS,
     """One-sided test that the metric on new data is lower than the recorded one (different examples)."""
     diff = _value(metric, new, None) - _value(metric, old, None)
     if metric in PROPORTION_METRICS:
-        s_new, s_old = int(round(sum(new["scores"]))), int(round(sum(old["scores"])))
+        s_new, s_old = round(sum(new["scores"])), round(sum(old["scores"]))
         p = fisher_one_sided_less(s_new, len(new["scores"]), s_old, len(old["scores"]))
         return TestResult("one-sided Fisher exact", diff, p, f"Cohen's h {cohens_h(_value(metric, new, None), _value(metric, old, None)):+.2f}")
     rng = np.random.default_rng(seed)

@@ -63,7 +63,7 @@ def invoke(*args):
 
 
 def test_export_records_what_was_found_and_round_trips(exported, model_dirs):
-    run_dir, path, art, summary = exported
+    _, path, art, summary = exported
     on_disk = json.loads(path.read_text(encoding="utf-8"))
     assert on_disk["schema"] == artifact.SCHEMA and on_disk["schema_version"] == 1
     assert artifact.read(path) == art
@@ -206,3 +206,32 @@ def test_export_refuses_an_unfinished_run(exported, tmp_path):
     (run_dir / "summary.json").unlink()
     r = invoke("export", str(run_dir), "-o", str(tmp_path / "a.json"))
     assert r.exit_code == 2 and "has not finished" in r.output and not (tmp_path / "a.json").exists()
+
+
+def test_soft_prompt_exports_its_vectors_beside_it_and_reproduces(model_dirs, task_dir, tmp_path, monkeypatch):
+    from promptsearch.model import FrozenModel
+    from promptsearch.store import RunStore
+
+    model = FrozenModel.load(model_dirs[0], device="cpu")
+    options = {"soft-prompt": {"n_virtual_tokens": 3, "epochs": 1, "init": "vocab", "dev_examples": 8}}
+    config = runner.make_config(task=str(task_dir), model=model_dirs[0], strategies=["soft-prompt"], options=options,
+                                budget={"max_evals": 3000, "max_seconds": None}, racing={"min_examples": 8})
+    runner.run(config, tmp_path / "run", parts=(load_task(str(task_dir)), model, Scorer(model)))
+    rank = next(r["rank"] for r in RunStore.open(tmp_path / "run").leaderboard() if r["soft"])
+    r = invoke("export", str(tmp_path / "run"), "--rank", str(rank), "-o", str(tmp_path / "soft.json"))
+    assert r.exit_code == 0, r.output
+    art = artifact.read(tmp_path / "soft.json")
+    assert art.soft["file"] == "soft.json.soft.safetensors" and "not text" in art.soft["note"] and "soft prompt" in r.output
+    assert artifact.soft_vectors(art, tmp_path / "soft.json").shape[0] == 3
+    out = json.loads(invoke("eval", "--artifact", str(tmp_path / "soft.json"), "--device", "cpu", "--json").output)
+    assert out["score"] == art.scores["test"]["score"] and out["n"] == 200
+
+    monkeypatch.setenv("PROMPTSEARCH_REGISTRY", str(tmp_path / "reg.db"))
+    assert invoke("prompts", "add", str(tmp_path / "soft.json"), "--name", "soft").exit_code == 0
+    (tmp_path / "back").mkdir()
+    assert invoke("prompts", "export", "soft@v1", "-o", str(tmp_path / "back" / "soft.json")).exit_code == 0
+    back = tmp_path / "back" / art.soft["file"]
+    assert back.read_bytes() == (tmp_path / art.soft["file"]).read_bytes()
+    back.write_bytes(back.read_bytes()[:-4] + b"xxxx")  # tampered vectors are refused, not scored
+    r = invoke("eval", "--artifact", str(tmp_path / "back" / "soft.json"), "--device", "cpu")
+    assert r.exit_code == 2 and "differ from the ones the artifact was scored with" in r.output

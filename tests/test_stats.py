@@ -5,9 +5,16 @@ import pytest
 from scipy import stats as scipy_stats
 
 from promptsearch.errors import PromptSearchError
-from promptsearch.stats import (cohens_h, drop_test, fast_macro_f1, fisher_one_sided_less, mcnemar_exact,
-                                paired_bootstrap, paired_test)
 from promptsearch.metrics import macro_f1
+from promptsearch.stats import (
+    cohens_h,
+    drop_test,
+    fast_macro_f1,
+    fisher_one_sided_less,
+    mcnemar_exact,
+    paired_bootstrap,
+    paired_test,
+)
 
 
 def _pairs(only_a, only_b, both, neither):

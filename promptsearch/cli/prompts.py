@@ -14,7 +14,7 @@ from ..format import fmt_score, one_line
 from .common import emit, reporting, setup
 
 
-def describe(art, path: str | None = None) -> list[str]:
+def describe(art) -> list[str]:
     """An artifact in a few lines: prompt, scores with CI, the paired test against the seed, identities."""
     lines = ["prompt:"] + ["    " + line for line in art.prompt.split("\n")]
     if art.label_words:
@@ -27,8 +27,8 @@ def describe(art, path: str | None = None) -> list[str]:
               f"improvement on test: {paired['difference']:+.3f} ({paired['test']} p={_p(paired['p_value'])}, {paired['detail']})",
               f"model: {art.model['name']} ({art.model['fingerprint'][:23]}…, {art.model['dtype']}{', chat' if art.chat else ''})",
               f"task: {art.task['name']} ({art.metric}), test n={art.task['splits']['test']['n']} {art.task['splits']['test']['sha256'][:23]}…",
-              f"found by: {art.provenance.get('strategy', '?')} in a run of {', '.join(art.provenance.get('strategies') or [])}"
-              f" (seed {art.provenance.get('seed')}), rank {art.provenance.get('rank')}; promptsearch {art.promptsearch_version}, {art.created}"]
+              (f"found by: {art.provenance.get('strategy', '?')} in a run of {', '.join(art.provenance.get('strategies') or [])}"
+               f" (seed {art.provenance.get('seed')}), rank {art.provenance.get('rank')}; promptsearch {art.promptsearch_version}, {art.created}")]
     return lines
 
 
