@@ -37,7 +37,10 @@ def export_run(run_dir: str | Path, out: str | Path, rank: int = 1, parts=None) 
     best = Candidate.from_json(row)
     seed = Candidate.from_json(summary["seed"])
     task, scorer = _task_and_scorer(config, parts)
-    logged = _logged_test_results(store, task)
+    # A refine run logged scores with ratings blended in; an artifact records the task's own metric,
+    # so such a run's prompts are scored again, plainly, on all of dev and on test.
+    refined = bool(config.get("feedback"))
+    logged = {} if refined else _logged_test_results(store, task)
     soft_bytes = _soft_bytes(Path(run_dir), best.soft) if best.soft else None
     if any(c.id not in logged for c in (best, seed)):
         scorer = scorer or runner.load_parts(config)[2]
@@ -47,6 +50,8 @@ def export_run(run_dir: str | Path, out: str | Path, rank: int = 1, parts=None) 
             scorer.register_soft_prompt(best.soft, load(soft_bytes)["prompt_embeddings"])
     results = {c.id: logged.get(c.id) or scorer.evaluate(task, c, task.test) for c in (best, seed)}
     words = {c.id: c.label_words or task.label_words for c in (best, seed)}
+    dev = {c.id: summarize(task.metric, scorer.evaluate(task, c, task.dev), task.dev, words[c.id]).to_json()
+           for c in (best, seed)} if refined else {best.id: row["dev"], seed.id: summary["seed"]["dev"]}
     score = {c.id: summarize(task.metric, results[c.id], task.test, words[c.id]).to_json() for c in (best, seed)}
     rows = {c.id: outcomes(results[c.id], task.test, words[c.id]) for c in (best, seed)}
     out = Path(out)
@@ -56,14 +61,14 @@ def export_run(run_dir: str | Path, out: str | Path, rank: int = 1, parts=None) 
         model={"spec": config["model"], "name": summary.get("model") or str(config["model"]), "dtype": config["dtype"],
                "fingerprint": artifact.weights_fingerprint(config["model"])},
         task=artifact.task_identity(task, config["seed"]),
-        scores={"dev": row["dev"], "test": score[best.id], "seed_dev": summary["seed"]["dev"], "seed_test": score[seed.id],
+        scores={"dev": dev[best.id], "test": score[best.id], "seed_dev": dev[seed.id], "seed_test": score[seed.id],
                 "paired_test": paired_test(task.metric, rows[seed.id], rows[best.id]).to_json()},
         test_outcomes={k: rows[best.id][k] for k in ("keys", "scores", "golds", "preds")},
         seed_prompt=seed.prompt,
         provenance={"run_dir": str(Path(run_dir).resolve()), "candidate_id": best.id, "rank": rank,
                     "strategy": best.strategy, "strategies": config["strategies"], "options": config["options"],
                     "budget": config["budget"], "budget_used": summary.get("budget_used"), "racing": config["racing"],
-                    "seed": config["seed"], "lineage": [{k: c.get(k) for k in LINEAGE_FIELDS} for c in store.lineage(best.id)]},
+                    "feedback": config.get("feedback"), "seed": config["seed"], "lineage": [{k: c.get(k) for k in LINEAGE_FIELDS} for c in store.lineage(best.id)]},
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         promptsearch_version=metadata.version("promptsearch"),
     )

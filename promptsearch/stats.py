@@ -71,10 +71,16 @@ def paired_bootstrap(metric: str, a: dict, b: dict, rounds: int = BOOTSTRAP_ROUN
 
 
 def paired_test(metric: str, a: dict, b: dict) -> TestResult:
-    """The paired test fit for the metric: exact McNemar for 0/1 scores, bootstrap otherwise."""
-    if metric in PROPORTION_METRICS:
+    """The paired test fit for the scores: exact McNemar for 0/1 scores, bootstrap otherwise."""
+    if zero_one(metric, a["scores"], b["scores"]):
         return mcnemar_exact(a["scores"], b["scores"])
     return paired_bootstrap(metric, a, b)
+
+
+def zero_one(metric: str, *score_lists) -> bool:
+    """Whether exact tests for proportions apply: a 0/1 metric whose scores are all 0 or 1 (a refine run
+    blends ratings into them, and then they are not)."""
+    return metric in PROPORTION_METRICS and all(s in (0, 1) for scores in score_lists for s in scores)
 
 
 def fisher_one_sided_less(successes_new: int, n_new: int, successes_old: int, n_old: int) -> float:
@@ -91,7 +97,7 @@ def fisher_one_sided_less(successes_new: int, n_new: int, successes_old: int, n_
 def drop_test(metric: str, old: dict, new: dict, rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0) -> TestResult:
     """One-sided test that the metric on new data is lower than the recorded one (different examples)."""
     diff = _value(metric, new, None) - _value(metric, old, None)
-    if metric in PROPORTION_METRICS:
+    if zero_one(metric, old["scores"], new["scores"]):
         s_new, s_old = round(sum(new["scores"])), round(sum(old["scores"]))
         p = fisher_one_sided_less(s_new, len(new["scores"]), s_old, len(old["scores"]))
         return TestResult("one-sided Fisher exact", diff, p, f"Cohen's h {cohens_h(_value(metric, new, None), _value(metric, old, None)):+.2f}")

@@ -87,3 +87,10 @@ def test_drop_test_flags_a_drop_and_not_a_steady_score():
     loglik_old = {"scores": list(rng.normal(-1.0, 0.3, 100))}
     assert drop_test("loglik", loglik_old, {"scores": list(rng.normal(-1.5, 0.3, 100))}, rounds=2000).p_value < 0.01
     assert drop_test("loglik", loglik_old, {"scores": list(rng.normal(-0.9, 0.3, 100))}, rounds=2000).p_value > 0.5
+
+
+def test_blended_scores_get_the_bootstrap_not_mcnemar():
+    a, b = [0.0, 0.7, 1.0, 0.3] * 10, [1.0, 0.9, 1.0, 0.2] * 10  # accuracy with ratings blended in (a refine run)
+    result = paired_test("accuracy", {"scores": a}, {"scores": b})
+    assert result.test == "paired bootstrap" and result.difference == pytest.approx(np.mean(b) - np.mean(a))
+    assert drop_test("accuracy", {"scores": a}, {"scores": b}, rounds=500).test == "one-sided bootstrap"
