@@ -109,8 +109,10 @@ def _validate(data: dict, where: str) -> None:
     n = len(outcomes["keys"])
     if any(len(outcomes[k]) != n for k in ("scores", "golds", "preds")) or n != data["scores"]["test"]["n"]:
         raise PromptSearchError(f"{where}: 'test_outcomes' lists must all hold scores.test.n = {data['scores']['test']['n']} entries")
-    if not all(isinstance(s, (int, float)) and not isinstance(s, bool) for s in outcomes["scores"]):
-        raise PromptSearchError(f"{where}: 'test_outcomes.scores' must be numbers")
+    kinds = {"keys": (str,), "scores": (int, float), "golds": (int, type(None)), "preds": (int,)}
+    for name, want in kinds.items():
+        if not all(isinstance(x, want) and not isinstance(x, bool) for x in outcomes[name]):
+            raise PromptSearchError(f"{where}: 'test_outcomes.{name}' must hold only {'/'.join(t.__name__ for t in want)}")
     if data["soft"] is not None:
         _check_fields(data["soft"], {"file": TEXT, "sha256": TEXT}, where, "soft.")
     from .template import validate

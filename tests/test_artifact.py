@@ -103,6 +103,7 @@ def _broken(data, **changes):
     ({"prompt": "no slot"}, "field 'prompt'"),
     ({"label_words": ["", "x"]}, "non-empty strings"),
     ({"test_outcomes__scores": [1.0]}, "'test_outcomes' lists must all hold scores.test.n = 200 entries"),
+    ({"test_outcomes__preds": ["positive"] * 200}, "'test_outcomes.preds' must hold only int"),
 ])
 def test_bad_artifact_is_one_clear_line(exported, change, message):
     data = json.loads(exported[1].read_text())
