@@ -19,6 +19,7 @@ from .candidate import Candidate, Trial
 from .errors import TooLongError
 from .metrics import summarize
 from .scorer import ExampleResult
+from .stats import outcomes, paired_test
 from .strategy import SearchContext, Strategy
 
 log = logging.getLogger(__name__)
@@ -288,7 +289,17 @@ class Search:
             "racing": asdict(self.racing),
         }
         summary["improvement"] = {s: summary["best"][s]["score"] - summary["seed"][s]["score"] for s in ("dev", "test")}
+        summary["paired_test"] = paired_test(self.task.metric, self.test_outcomes(seed), self.test_outcomes(best)).to_json()
         return summary
+
+    def test_outcomes(self, c: Candidate) -> dict:
+        """A candidate's per-example test results, logged to ``test.jsonl`` so an export can carry them
+        (a paired comparison needs them, not just the mean)."""
+        results = self.scorer.evaluate(self.task, c, self.task.test)
+        if self.store is not None:
+            self.store.append("test.jsonl", {"candidate": c.to_json(), "keys": [ex.key for ex in self.task.test],
+                                             "results": [r.to_json() for r in results]})
+        return outcomes(results, self.task.test, c.label_words or self.task.label_words)
 
     def describe(self, c: Candidate, test: bool = False) -> dict:
         size = self.trials[c.id].rung if c.id in self.trials else len(self.task.dev)

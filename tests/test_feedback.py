@@ -432,6 +432,23 @@ def test_refine_classification(cls_run, tiny, tmp_path):
         assert m["blended"] == pytest.approx(0.7 * m["dev"] + 0.3 * (m["rating"] - 1) / 4, abs=1e-9)
 
 
+def test_refine_run_exports_the_plain_metric_not_the_blend(cls_run, tiny, tmp_path):
+    from promptsearch.export import export_run
+
+    run = Path(shutil.copytree(cls_run, tmp_path / "run"))
+    _rate_file(run, lambda rank: (2, "wrong") if rank == 1 else (5, ""))
+    task = load_task(json.loads((run / "config.json").read_text())["task"])
+    s = feedback.refine(run, weight=0.3, budget={"max_candidates": 10}, parts=(task, tiny, Scorer(tiny)))
+    assert s["paired_test"]["test"] == "paired bootstrap"  # blended scores are not 0/1: no McNemar on them
+    refined = Path(s["run_dir"])
+    art = export_run(refined, tmp_path / "a.json", parts=(task, tiny, Scorer(tiny)))
+    plain = Scorer(tiny).evaluate(task, art.candidate(), task.test)
+    assert art.test_outcomes["scores"] == [r.score for r in plain] and set(art.test_outcomes["scores"]) <= {0.0, 1.0}
+    assert art.scores["test"]["score"] == sum(r.score for r in plain) / len(plain)
+    assert art.scores["dev"]["n"] == len(task.dev) and art.scores["paired_test"]["test"] == "exact McNemar"
+    assert art.provenance["feedback"]["weight"] == 0.3
+
+
 def test_refine_without_ratings_or_with_a_bad_weight(run_dir, tiny_parts):
     result = CliRunner().invoke(main, ["refine", str(run_dir)])
     assert result.exit_code == 2 and "holds no ratings; rate first: promptsearch rate" in result.output

@@ -47,14 +47,30 @@ def strategies(as_json, quiet):
 @click.option("--prompt", default=None, help="Prompt text with an {input} slot.")
 @click.option("--prompt-file", type=click.Path(dir_okay=False), default=None, help="Read the prompt from a file.")
 @click.option("--task", default=None, help="Bundled task name or a task directory (default: sst2-mini).")
-@click.option("--split", default="dev", show_default=True, type=click.Choice(["train", "dev", "test"]))
+@click.option("--split", default=None, type=click.Choice(["train", "dev", "test"]), help="[default: dev; test with --artifact]")
 @click.option("--limit", default=None, type=click.IntRange(1), help="Score only the first N examples.")
 @click.option("--label-words", default=None, help="Comma-separated label words overriding the task's.")
+@click.option("--artifact", "artifact_file", type=click.Path(dir_okay=False), default=None,
+              help="Score an exported prompt artifact as recorded (its prompt, label words, chat mode, model).")
+@click.option("--check", is_flag=True, help="With --artifact: exit 1 unless the recorded score reproduces (same data) "
+                                           "or shows no significant drop (new data).")
+@click.option("--allow-other-model", is_flag=True, help="With --artifact: score on a model whose weights differ from the recorded ones.")
 @model_options
 @reporting
-def eval_(prompt, prompt_file, task, split, limit, label_words, model, device, dtype, chat, batch_size, as_json, quiet):
+def eval_(prompt, prompt_file, task, split, limit, label_words, artifact_file, check, allow_other_model, model, device,
+          dtype, chat, batch_size, as_json, quiet):
     """Score one prompt on a task split: metric, n and 95% CI."""
     setup(quiet)
+    if artifact_file:
+        if prompt or prompt_file or label_words or limit or chat:
+            raise PromptSearchError("--artifact scores the prompt, label words and chat mode it records, on the whole split; "
+                                    "drop --prompt/--prompt-file/--label-words/--limit/--chat")
+        from .prompts import eval_artifact
+
+        return eval_artifact(artifact_file, task, split or "test", check, allow_other_model, model, device, batch_size, as_json, quiet)
+    if check or allow_other_model:
+        raise PromptSearchError("--check and --allow-other-model go with --artifact FILE")
+    split = split or "dev"
     from ..candidate import Candidate
     from ..metrics import summarize
     from ..model import FrozenModel
@@ -166,10 +182,18 @@ def render_summary(s: dict) -> str:
     lines += [f"  dev  {fmt_score(best['dev'])}", f"  test {fmt_score(best['test'])}",
               f"seed prompt: {one_line(seed['prompt'])}",
               f"  dev  {fmt_score(seed['dev'])}", f"  test {fmt_score(seed['test'])}",
-              f"improvement on test: {s['improvement']['test']:+.3f}", "", render_board(s["leaderboard"])]
+              f"improvement on test: {s['improvement']['test']:+.3f}{paired_note(s.get('paired_test'))}", "",
+              render_board(s["leaderboard"])]
     used = s["budget_used"]
     lines.append(f"\nbudget used: {used['candidates']} candidates, {used['evals']} example-evaluations, {used['seconds']:.0f} s")
     return "\n".join(lines)
+
+
+def paired_note(test: dict | None) -> str:
+    """The paired test of best vs seed on the same test examples (summaries from before it: nothing)."""
+    from ..stats import format_p
+
+    return f" ({test['test']} p={format_p(test['p_value'])}, {test['detail']})" if test else ""
 
 
 def render_board(rows: list[dict]) -> str:

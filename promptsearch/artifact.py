@@ -1,0 +1,242 @@
+"""Prompt artifacts: one self-contained, schema-versioned JSON file per prompt you can ship.
+
+It says what was found (the prompt exactly as scored, label words, chat mode), on which model (name
+and a content fingerprint of its weights) and data (a content hash of every split), how good it is
+(dev and test scores with n and 95% CI, per-example test outcomes, the seed prompt's scores and a
+paired test against it) and how it was found (strategies, options, budget, seed, lineage). A soft
+prompt's vectors travel beside it in a safetensors file whose hash the artifact records.
+
+Reading validates everything and explains a bad file in one line; writing is atomic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .errors import PromptSearchError
+
+SCHEMA = "promptsearch.prompt-artifact"
+SCHEMA_VERSION = 1
+FULL_HASH_LIMIT = 512 * 2**20  # bigger weight files are fingerprinted from samples, not read whole
+SAMPLE_BYTES = 16 * 2**20
+SOFT_NOTE = "not text: trained vectors prepended before the prompt; the text is their nearest-token reading"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    prompt: str
+    label_words: tuple[str, ...] | None  # the words scored (classification), None for generation
+    chat: bool
+    soft: dict | None  # {"file", "sha256", "note"} for a soft prompt
+    model: dict  # {"spec", "name", "dtype", "fingerprint"}
+    task: dict  # {"name", "kind", "metric", "source", "seed", "splits": {split: {"n", "sha256"}}}
+    scores: dict  # {"dev", "test", "seed_dev", "seed_test": Score json, "paired_test": TestResult json}
+    test_outcomes: dict  # {"keys", "scores", "golds", "preds"} aligned by test example
+    seed_prompt: str
+    provenance: dict  # run dir, candidate id, rank, strategies, options, budget, seed, lineage
+    created: str
+    promptsearch_version: str
+
+    @property
+    def metric(self) -> str:
+        return self.task["metric"]
+
+    def to_json(self) -> dict:
+        return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **asdict(self),
+                "label_words": list(self.label_words) if self.label_words else None}
+
+    @classmethod
+    def from_json(cls, data, where: str = "artifact") -> Artifact:
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            raise PromptSearchError(f"{where}: not a promptsearch prompt artifact (no \"schema\": \"{SCHEMA}\")")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise PromptSearchError(f"{where}: schema version {version!r} is not supported; this promptsearch reads version {SCHEMA_VERSION}")
+        _validate(data, where)
+        words = data["label_words"]
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k != "label_words"},
+                   label_words=tuple(words) if words else None)
+
+    def candidate(self):
+        from .candidate import Candidate
+
+        return Candidate(self.prompt, label_words=self.label_words, soft=self.soft and f"artifact-{self.soft['sha256'][:12]}")
+
+
+# ---- validation: every field the code reads, with its type -------------------------------------
+NUMBER, TEXT, OPT_TEXT = (int, float), (str,), (str, type(None))
+SCORE = {"metric": TEXT, "score": NUMBER, "n": (int,), "ci_low": NUMBER, "ci_high": NUMBER}
+FIELDS = {
+    "prompt": TEXT, "chat": (bool,), "seed_prompt": TEXT, "created": TEXT, "promptsearch_version": TEXT,
+    "label_words": (list, type(None)), "soft": (dict, type(None)), "provenance": (dict,),
+    "model": {"spec": OPT_TEXT, "name": TEXT, "dtype": TEXT, "fingerprint": TEXT},
+    "task": {"name": TEXT, "kind": TEXT, "metric": TEXT, "source": TEXT, "seed": (int,), "splits": (dict,)},
+    "scores": {"dev": SCORE, "test": SCORE, "seed_dev": SCORE, "seed_test": SCORE,
+               "paired_test": {"test": TEXT, "difference": NUMBER, "p_value": NUMBER, "detail": TEXT}},
+    "test_outcomes": {"keys": (list,), "scores": (list,), "golds": (list,), "preds": (list,)},
+}
+
+
+def _check_fields(data: dict, spec: dict, where: str, path: str = "") -> None:
+    for name, want in spec.items():
+        field = f"{path}{name}"
+        if name not in data:
+            raise PromptSearchError(f"{where}: missing field {field!r}")
+        value = data[name]
+        if isinstance(want, dict):
+            if not isinstance(value, dict):
+                raise PromptSearchError(f"{where}: field {field!r} must be an object")
+            _check_fields(value, want, where, field + ".")
+        elif not isinstance(value, want) or (isinstance(value, bool) and bool not in want):
+            kinds = "/".join("null" if t is type(None) else t.__name__ for t in want)
+            raise PromptSearchError(f"{where}: field {field!r} must be {kinds}, not {type(value).__name__}")
+
+
+def _validate(data: dict, where: str) -> None:
+    _check_fields(data, FIELDS, where)
+    if data["label_words"] is not None and not all(isinstance(w, str) and w for w in data["label_words"]):
+        raise PromptSearchError(f"{where}: field 'label_words' must be a list of non-empty strings")
+    for split, info in data["task"]["splits"].items():
+        _check_fields(info if isinstance(info, dict) else {}, {"n": (int,), "sha256": TEXT}, where, f"task.splits.{split}.")
+    if "test" not in data["task"]["splits"]:
+        raise PromptSearchError(f"{where}: missing field 'task.splits.test'")
+    outcomes = data["test_outcomes"]
+    n = len(outcomes["keys"])
+    if any(len(outcomes[k]) != n for k in ("scores", "golds", "preds")) or n != data["scores"]["test"]["n"]:
+        raise PromptSearchError(f"{where}: 'test_outcomes' lists must all hold scores.test.n = {data['scores']['test']['n']} entries")
+    kinds = {"keys": (str,), "scores": (int, float), "golds": (int, type(None)), "preds": (int,)}
+    for name, want in kinds.items():
+        if not all(isinstance(x, want) and not isinstance(x, bool) for x in outcomes[name]):
+            raise PromptSearchError(f"{where}: 'test_outcomes.{name}' must hold only {'/'.join(t.__name__ for t in want)}")
+    if data["soft"] is not None:
+        _check_fields(data["soft"], {"file": TEXT, "sha256": TEXT}, where, "soft.")
+    from .template import validate
+
+    try:
+        validate(data["prompt"])
+    except PromptSearchError as e:
+        raise PromptSearchError(f"{where}: field 'prompt': {e}") from None
+
+
+# ---- files ---------------------------------------------------------------------------------------
+def parse(raw: bytes, where: str) -> Artifact:
+    """An artifact from a file's bytes; a bad file is explained in one line."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise PromptSearchError(f"{where}: not UTF-8 text (byte {e.start})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise PromptSearchError(f"{where}: bad JSON at line {e.lineno}: {e.msg}") from None
+    return Artifact.from_json(data, where)
+
+
+def read(path: str | Path) -> Artifact:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise PromptSearchError(f"{path}: cannot read ({e.strerror or e})") from None
+    return parse(raw, str(path))
+
+
+def dumps(artifact: Artifact) -> str:
+    return json.dumps(artifact.to_json(), indent=1, ensure_ascii=False) + "\n"
+
+
+def write(artifact: Artifact, path: str | Path, soft_bytes: bytes | None = None) -> Path:
+    """Write the artifact (and a soft prompt's vectors beside it) atomically: a reader sees the old
+    file or the new one, never half of one. Returns the artifact's path."""
+    path = Path(path)
+    if artifact.soft is not None:
+        if soft_bytes is None:
+            raise PromptSearchError("a soft-prompt artifact needs its vectors to be written beside it")
+        if hashlib.sha256(soft_bytes).hexdigest() != artifact.soft["sha256"]:
+            raise PromptSearchError("the soft prompt's vectors do not match the hash the artifact records")
+        atomic_write(path.parent / artifact.soft["file"], soft_bytes)
+    atomic_write(path, dumps(artifact).encode("utf-8"))
+    return path
+
+
+def soft_vectors(artifact: Artifact, artifact_path: str | Path):
+    """The soft prompt's vectors (n_virtual x hidden tensor), read from beside the artifact and checked
+    against the recorded hash."""
+    from safetensors.torch import load
+
+    path = Path(artifact_path).parent / artifact.soft["file"]
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        raise PromptSearchError(f"{path}: the soft prompt's vectors are missing (they travel beside the artifact)") from None
+    if hashlib.sha256(raw).hexdigest() != artifact.soft["sha256"]:
+        raise PromptSearchError(f"{path}: the soft prompt's vectors differ from the ones the artifact was scored with")
+    tensors = load(raw)
+    if "prompt_embeddings" not in tensors:
+        raise PromptSearchError(f"{path}: holds no prompt_embeddings")
+    return tensors["prompt_embeddings"]
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise PromptSearchError(f"{path}: cannot write ({e.strerror or e})") from None
+
+
+# ---- identities ----------------------------------------------------------------------------------
+def split_hash(examples) -> str:
+    """Content hash of a split, independent of row order (a shuffled copy is the same data)."""
+    return "sha256:" + hashlib.sha256("\n".join(sorted(ex.key for ex in examples)).encode()).hexdigest()
+
+
+def task_identity(task, seed: int) -> dict:
+    """Name, metric and split hashes; ``source`` is a bundled task's name (so the artifact works from
+    any install) or the task directory."""
+    from .task import BUNDLED_DIR
+
+    bundled = Path(task.source).resolve().parent == BUNDLED_DIR.resolve()
+    source = Path(task.source).name if bundled else task.source
+    return {"name": task.name, "kind": task.kind, "metric": task.metric, "source": source, "seed": seed,
+            "splits": {s: {"n": len(task.split(s)), "sha256": split_hash(task.split(s))} for s in ("train", "dev", "test")}}
+
+
+def weights_fingerprint(spec: str | None) -> str:
+    """Content fingerprint of a local model's weight files (the GGUF, or a directory's safetensors/bin):
+    sha256 of the whole file, or of its size and three 16 MiB samples when it is over 512 MiB."""
+    from .model import resolve
+
+    directory, gguf = resolve(spec)
+    files = [directory / gguf] if gguf else sorted(
+        p for p in directory.iterdir() if p.suffix in (".safetensors", ".bin", ".gguf", ".pt", ".pth"))
+    if not files:
+        raise PromptSearchError(f"model {spec!r}: no weight files to fingerprint")
+    total, sampled = hashlib.sha256(), False
+    for f in files:
+        size = f.stat().st_size
+        total.update(f"{size}:".encode())
+        with open(f, "rb") as fh:
+            if size <= FULL_HASH_LIMIT:
+                total.update(hashlib.file_digest(fh, "sha256").digest())
+                continue
+            sampled = True
+            for offset in (0, size // 2, size - SAMPLE_BYTES):
+                fh.seek(offset)
+                total.update(fh.read(SAMPLE_BYTES))
+    return ("sha256-sampled:" if sampled else "sha256:") + total.hexdigest()
+
+
+def same_score(a: float, b: float) -> bool:
+    """Whether a rescoring reproduced a recorded score (float noise aside)."""
+    return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-9)

@@ -1,0 +1,201 @@
+"""Commands for prompts you ship: export a run's prompt as an artifact, score or monitor an artifact
+(``eval --artifact``), and keep artifacts in versions in the registry (``prompts ...``)."""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import PromptSearchError
+from ..format import fmt_score, one_line
+from .common import emit, reporting, setup
+
+
+def describe(art) -> list[str]:
+    """An artifact in a few lines: prompt, scores with CI, the paired test against the seed, identities."""
+    lines = ["prompt:"] + ["    " + line for line in art.prompt.split("\n")]
+    if art.label_words:
+        lines.append(f"    label words: {', '.join(art.label_words)}")
+    if art.soft:
+        lines.append(f"    (soft prompt, {art.soft.get('note', 'not text')}; vectors: {art.soft['file']})")
+    s, paired = art.scores, art.scores["paired_test"]
+    lines += [f"  dev  {fmt_score(s['dev'])}", f"  test {fmt_score(s['test'])}",
+              f"seed prompt: {one_line(art.seed_prompt)}", f"  dev  {fmt_score(s['seed_dev'])}", f"  test {fmt_score(s['seed_test'])}",
+              f"improvement on test: {paired['difference']:+.3f} ({paired['test']} p={_p(paired['p_value'])}, {paired['detail']})",
+              f"model: {art.model['name']} ({art.model['fingerprint'][:23]}…, {art.model['dtype']}{', chat' if art.chat else ''})",
+              f"task: {art.task['name']} ({art.metric}), test n={art.task['splits']['test']['n']} {art.task['splits']['test']['sha256'][:23]}…",
+              (f"found by: {art.provenance.get('strategy', '?')} in a run of {', '.join(art.provenance.get('strategies') or [])}"
+               f" (seed {art.provenance.get('seed')}), rank {art.provenance.get('rank')}; promptsearch {art.promptsearch_version}, {art.created}")]
+    return lines
+
+
+def _p(p: float) -> str:
+    from ..stats import format_p
+
+    return format_p(p)
+
+
+@click.command("export")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--rank", type=click.IntRange(1), default=1, show_default=True, help="Which prompt of the leaderboard.")
+@click.option("--output", "-o", "out", required=True, type=click.Path(dir_okay=False), help="Artifact file to write (JSON).")
+@reporting
+def export(run_dir, rank, out, as_json, quiet):
+    """Write a run's best (or N-th) prompt as one self-contained artifact file."""
+    from ..export import export_run
+
+    setup(quiet)
+    art = export_run(run_dir, out, rank=rank)
+    emit(as_json, {"file": str(out), "artifact": art.to_json()} if as_json else {},
+         f"wrote {out}" + (f" and {art.soft['file']}" if art.soft else "") + "\n" + "\n".join(describe(art)))
+
+
+def eval_artifact(path, task, split, check, allow_other_model, model, device, batch_size, as_json, quiet) -> None:
+    """``eval --artifact``: score the artifact as recorded; with ``check``, exit 1 when it did not hold."""
+    from .. import artifact, monitor
+    from ..model import FrozenModel
+    from ..scorer import Scorer
+    from ..task import load_task
+
+    art = artifact.read(path)
+    spec = model if model is not None else art.model["spec"]
+    monitor.check_model(art, artifact.weights_fingerprint(spec), allow_other_model)
+    t = load_task(task or art.task["source"], seed=art.task["seed"])
+    monitor.check_task(art, t)
+    examples = t.split(split)
+    scorer = Scorer(FrozenModel.load(spec, device=device, dtype=art.model["dtype"]), batch_size=batch_size, chat=art.chat)
+    if art.soft:
+        scorer.register_soft_prompt(art.candidate().soft, artifact.soft_vectors(art, path))
+    score, rows = monitor.evaluate(art, t, scorer, examples)
+    out = {**score.to_json(), "task": t.name, "split": split, "artifact": str(path), "prompt": art.prompt,
+           "recorded_test": art.scores["test"]}
+    text = f"{t.name} {split}: {score.metric} {score}   (recorded test: {fmt_score(art.scores['test'])})"
+    if check:
+        verdict = monitor.decide(art, examples, score, rows)
+        out["check"] = {"ok": verdict.ok, "same_data": verdict.same_data, "message": verdict.message,
+                        "test": verdict.test.to_json() if verdict.test else None}
+        text = verdict.message
+        emit(as_json, out, text)
+        if not verdict.ok:
+            sys.exit(1)
+        return
+    emit(as_json, out, text)
+
+
+@click.group("prompts")
+def prompts():
+    """The prompt registry: named prompts in versions (SQLite at $PROMPTSEARCH_REGISTRY or
+    ~/.local/share/promptsearch/registry.db)."""
+
+
+@prompts.command("add")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--name", required=True, help="The prompt's name; each add makes its next version.")
+@reporting
+def add(file, name, as_json, quiet):
+    """Store an artifact file as the next version of NAME."""
+    from .. import artifact
+    from ..registry import Registry
+
+    art = artifact.read(file)
+    raw = Path(file).read_bytes().decode("utf-8")
+    soft = (Path(file).parent / art.soft["file"]).read_bytes() if art.soft and (Path(file).parent / art.soft["file"]).exists() else None
+    if art.soft and soft is None:
+        raise PromptSearchError(f"{file}: its soft prompt's vectors ({art.soft['file']}) are not beside it")
+    reg = Registry()
+    v = reg.add(name, raw, soft)
+    emit(as_json, {"ref": v.ref, "name": v.name, "version": v.version, "sha256": v.sha256, "registry": str(reg.path)},
+         f"added {v.ref}: test {fmt_score(art.scores['test'])}  ({reg.path})")
+
+
+@prompts.command("list")
+@reporting
+def list_(as_json, quiet):
+    """Every prompt in the registry, with its latest version."""
+    from ..registry import Registry
+
+    latest: dict = {}
+    for v in Registry().versions():  # oldest first: the last seen of a name is its latest
+        latest[v.name] = v
+    rows = [{"name": v.name, "latest": v.version, "versions": v.version, "ref": v.ref, "metric": v.artifact.metric, "test": v.artifact.scores["test"],
+             "task": v.artifact.task["name"], "model": v.artifact.model["name"], "added": v.added} for v in latest.values()]
+    text = "\n".join(f"{r['ref']:<24} {r['versions']:>3} versions  {r['task']:<12} test {r['metric']} {fmt_score(r['test']):<32} {r['added']}" for r in rows)
+    emit(as_json, {"prompts": rows}, text or "(the registry is empty)")
+
+
+@prompts.command("show")
+@click.argument("ref")
+@reporting
+def show(ref, as_json, quiet):
+    """One version (NAME@vN; NAME alone: the latest) with its scores and provenance."""
+    from ..registry import Registry
+
+    reg = Registry()
+    v = reg.get(ref)
+    others = [f"v{o.version}" for o in reg.versions(v.name)]
+    emit(as_json, {"ref": v.ref, "versions": others, "added": v.added, "sha256": v.sha256, "artifact": v.artifact.to_json()},
+         f"{v.ref}  (versions: {', '.join(others)}; added {v.added})\n" + "\n".join(describe(v.artifact)))
+
+
+@prompts.command("diff")
+@click.argument("ref_a")
+@click.argument("ref_b")
+@reporting
+def diff(ref_a, ref_b, as_json, quiet):
+    """What changed between two versions: prompt text, label words, scores, and a paired test when
+    both were scored on the same test examples."""
+    from ..registry import Registry
+    from ..stats import paired_test
+
+    reg = Registry()
+    a, b = reg.get(ref_a), reg.get(ref_b)
+    A, B = a.artifact, b.artifact
+    text_diff = list(difflib.unified_diff(A.prompt.split("\n"), B.prompt.split("\n"), a.ref, b.ref, lineterm=""))
+    out = {"a": a.ref, "b": b.ref, "prompt_diff": text_diff, "label_words": [A.label_words and list(A.label_words),
+                                                                             B.label_words and list(B.label_words)],
+           "test": [A.scores["test"], B.scores["test"]], "same_model": A.model["fingerprint"] == B.model["fingerprint"]}
+    lines = list(text_diff) or ["(same prompt text)"]
+    if A.label_words != B.label_words:
+        lines.append(f"label words: {', '.join(A.label_words or ())} -> {', '.join(B.label_words or ())}")
+    lines += [f"test {a.ref}: {fmt_score(A.scores['test'])}", f"test {b.ref}: {fmt_score(B.scores['test'])}"]
+    aligned = align(A.test_outcomes, B.test_outcomes) if A.metric == B.metric else None
+    if aligned:
+        result = paired_test(A.metric, *aligned)
+        out["paired_test"] = result.to_json()
+        lines.append(f"{b.ref} - {a.ref} on the same {len(aligned[0]['scores'])} test examples: {result}")
+    else:
+        out["paired_test"] = None
+        lines.append(f"difference {B.scores['test']['score'] - A.scores['test']['score']:+.3f}; no paired test: "
+                     "the two were not scored on the same test examples" + ("" if A.metric == B.metric else " or metric"))
+    if not out["same_model"]:
+        lines.append(f"models differ: {A.model['name']} vs {B.model['name']}")
+    emit(as_json, out, "\n".join(lines))
+
+
+def align(a: dict, b: dict) -> tuple[dict, dict] | None:
+    """Both artifacts' per-example outcomes in one example order, or None when the examples differ."""
+    if sorted(a["keys"]) != sorted(b["keys"]):
+        return None
+    order_a = sorted(range(len(a["keys"])), key=lambda i: a["keys"][i])
+    order_b = sorted(range(len(b["keys"])), key=lambda i: b["keys"][i])
+    pick = lambda rows, order: {k: [rows[k][i] for i in order] for k in ("scores", "golds", "preds")}
+    return pick(a, order_a), pick(b, order_b)
+
+
+@prompts.command("export")
+@click.argument("ref")
+@click.option("--output", "-o", "out", required=True, type=click.Path(dir_okay=False), help="Artifact file to write.")
+@reporting
+def export_version(ref, out, as_json, quiet):
+    """Write a stored version back to an artifact file, byte for byte as it was added."""
+    from .. import artifact
+    from ..registry import Registry
+
+    v = Registry().get(ref)
+    if v.soft is not None:
+        artifact.atomic_write(Path(out).parent / v.artifact.soft["file"], v.soft)
+    artifact.atomic_write(Path(out), v.text.encode("utf-8"))
+    emit(as_json, {"ref": v.ref, "file": str(out), "sha256": v.sha256}, f"wrote {v.ref} to {out}")

@@ -1,0 +1,111 @@
+"""Turn a run's N-th best prompt into an artifact (see artifact.py).
+
+Everything comes from the run directory when the run logged it (the winner's and the seed's
+per-example test results are in ``test.jsonl``); a lower-ranked prompt, or a run from before that
+log existed, is scored on test here, once, with the run's own model and settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from importlib import metadata
+from pathlib import Path
+
+from . import artifact, runner
+from .candidate import Candidate
+from .errors import PromptSearchError
+from .metrics import summarize
+from .scorer import ExampleResult
+from .stats import outcomes, paired_test
+from .store import RunStore
+
+LINEAGE_FIELDS = ("id", "strategy", "edit", "prompt", "label_words", "parents")
+
+
+def export_run(run_dir: str | Path, out: str | Path, rank: int = 1, parts=None) -> artifact.Artifact:
+    """Write the artifact of the run's ``rank``-th prompt to ``out``; returns it. ``parts`` (task,
+    model, scorer) skips loading the run's model, for callers that hold it already."""
+    store = RunStore.open(run_dir)
+    config, summary = store.config, store.summary
+    if summary is None:
+        raise PromptSearchError(f"{run_dir}: the run has not finished (no test scores yet); finish it with run --resume {run_dir}")
+    board = store.leaderboard()
+    if not 1 <= rank <= len(board):
+        raise PromptSearchError(f"--rank {rank}: the run has {len(board)} ranked prompts")
+    row = board[rank - 1]
+    best = Candidate.from_json(row)
+    seed = Candidate.from_json(summary["seed"])
+    task, scorer = _task_and_scorer(config, parts)
+    # A refine run logged scores with ratings blended in; an artifact records the task's own metric,
+    # so such a run's prompts are scored again, plainly, on all of dev and on test.
+    refined = bool(config.get("feedback"))
+    logged = {} if refined else _logged_test_results(store, task)
+    soft_bytes = _soft_bytes(Path(run_dir), best.soft) if best.soft else None
+    if any(c.id not in logged for c in (best, seed)):
+        scorer = scorer or runner.load_parts(config)[2]
+        if best.soft:
+            from safetensors.torch import load
+
+            scorer.register_soft_prompt(best.soft, load(soft_bytes)["prompt_embeddings"])
+    results = {c.id: logged.get(c.id) or scorer.evaluate(task, c, task.test) for c in (best, seed)}
+    words = {c.id: c.label_words or task.label_words for c in (best, seed)}
+    dev = {c.id: summarize(task.metric, scorer.evaluate(task, c, task.dev), task.dev, words[c.id]).to_json()
+           for c in (best, seed)} if refined else {best.id: row["dev"], seed.id: summary["seed"]["dev"]}
+    score = {c.id: summarize(task.metric, results[c.id], task.test, words[c.id]).to_json() for c in (best, seed)}
+    rows = {c.id: outcomes(results[c.id], task.test, words[c.id]) for c in (best, seed)}
+    out = Path(out)
+    made = artifact.Artifact(
+        prompt=best.prompt, label_words=tuple(words[best.id]) or None, chat=bool(config["chat"]),
+        soft=_soft_record(out, soft_bytes) if best.soft else None,
+        model={"spec": config["model"], "name": summary.get("model") or str(config["model"]), "dtype": config["dtype"],
+               "fingerprint": artifact.weights_fingerprint(config["model"])},
+        task=artifact.task_identity(task, config["seed"]),
+        scores={"dev": dev[best.id], "test": score[best.id], "seed_dev": dev[seed.id], "seed_test": score[seed.id],
+                "paired_test": paired_test(task.metric, rows[seed.id], rows[best.id]).to_json()},
+        test_outcomes={k: rows[best.id][k] for k in ("keys", "scores", "golds", "preds")},
+        seed_prompt=seed.prompt,
+        provenance={"run_dir": str(Path(run_dir).resolve()), "candidate_id": best.id, "rank": rank,
+                    "strategy": best.strategy, "strategies": config["strategies"], "options": config["options"],
+                    "budget": config["budget"], "budget_used": summary.get("budget_used"), "racing": config["racing"],
+                    "feedback": config.get("feedback"), "seed": config["seed"], "lineage": [{k: c.get(k) for k in LINEAGE_FIELDS} for c in store.lineage(best.id)]},
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        promptsearch_version=metadata.version("promptsearch"),
+    )
+    artifact.write(made, out, soft_bytes)
+    return made
+
+
+def _task_and_scorer(config: dict, parts):
+    return (parts[0], parts[2]) if parts is not None else (runner.load_task_of(config), None)
+
+
+def _logged_test_results(store: RunStore, task) -> dict[str, list[ExampleResult]]:
+    """Candidate id -> its per-example test results, from the run's test log, when they are for the
+    task's current test split (a changed split would make them describe other data)."""
+    keys = [ex.key for ex in task.test]
+    found = {}
+    for rec in store.read("test.jsonl"):
+        if rec.get("keys") != keys:
+            raise PromptSearchError(f"{store.dir}: the task's test split changed since the run; its logged test results describe other data")
+        found[rec["candidate"]["id"]] = [ExampleResult.from_json(r) for r in rec["results"]]
+    return found
+
+
+def _soft_bytes(run_dir: Path, soft_id: str) -> bytes:
+    """The trained vectors as a safetensors file holding only ``prompt_embeddings``."""
+    from safetensors.torch import load_file, save
+
+    path = run_dir / "artifacts" / f"soft-prompt-{soft_id}" / "adapter_model.safetensors"
+    try:
+        tensors = load_file(str(path))
+    except (OSError, ValueError) as e:
+        raise PromptSearchError(f"{path}: cannot read the soft prompt's vectors ({e})") from None
+    if "prompt_embeddings" not in tensors:
+        raise PromptSearchError(f"{path}: holds no prompt_embeddings")
+    return save({"prompt_embeddings": tensors["prompt_embeddings"].contiguous()})
+
+
+def _soft_record(out: Path, soft_bytes: bytes) -> dict:
+    return {"file": out.name + ".soft.safetensors", "sha256": hashlib.sha256(soft_bytes).hexdigest(),
+            "note": artifact.SOFT_NOTE}
