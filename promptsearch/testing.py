@@ -51,3 +51,23 @@ positive negative neutral yes no label sentiment answer input output text word w
 classify following question opposite antonym write one with only respond concisely best worst
 fun boring love hate funny dull story acting plot character film's really very not quite
 """
+
+
+def llama_cpp_loglik(llm, text: str, suffix: str) -> float:
+    """Reference log P(suffix | the text before it) from ``llama_cpp.Llama`` in this process (built with
+    ``logits_all=True``): the whole text in one evaluation, the suffix's tokens found from the end by their
+    text, as the served client finds them. What the served scores are checked against."""
+    import numpy as np
+
+    tokens = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+    llm.reset()
+    llm.eval(tokens)
+    logits = np.asarray(llm.scores[: len(tokens)], dtype=np.float64)
+    logprobs = logits - logits.max(-1, keepdims=True)
+    logprobs -= np.log(np.exp(logprobs).sum(-1, keepdims=True))
+    total, got, i = 0.0, 0, len(tokens)
+    while got < len(suffix):
+        i -= 1
+        got += len(llm.detokenize([tokens[i]], prev_tokens=tokens[:i]).decode("utf-8", "ignore"))
+        total += logprobs[i - 1, tokens[i]]
+    return float(total)

@@ -107,20 +107,28 @@ def topk_request(dialect: str, model: str, text: str, k: int) -> tuple[str, dict
 
 
 def topk_entries(dialect: str, answer) -> dict[str, float]:
-    """token text -> log-probability of the k most likely next tokens."""
+    """token text -> log-probability of the k most likely next tokens; {} when the model ended the text
+    at once (an end-of-text token comes with no list)."""
     if dialect == "topk":
-        top = _get(answer, "choices", 0, "logprobs", "top_logprobs", 0)
-        if not isinstance(top, dict) or not top:
-            raise BadAnswer("empty top_logprobs")
-        return {str(t): float(v) for t, v in top.items()}
-    rows = _get(answer, "choices", 0, "logprobs", "content", 0, "top_logprobs")
+        lp = _get(answer, "choices", 0, "logprobs")
+        tops = _get(lp, "top_logprobs") if lp is not None else []
+        if not tops:
+            return {}
+        if not isinstance(tops[0], dict):
+            raise BadAnswer("top_logprobs holds no token table")
+        return {str(t): float(v) for t, v in tops[0].items()}
+    lp = _get(answer, "choices", 0, "logprobs")
+    rows = _get(lp, "content") if lp is not None else []
     if not rows:
-        raise BadAnswer("empty top_logprobs")
-    return {str(r["token"]): float(r["logprob"]) for r in rows}
+        return {}
+    return {str(r["token"]): float(r["logprob"]) for r in _get(rows, 0, "top_logprobs")}
 
 
 def outside_topk(entries: dict[str, float]) -> float:
-    """The stated rule for a word outside the top k: the most it could be, log min(p_k, 1 - sum of top k)."""
+    """The stated rule for a word outside the top k: the most it could be, log min(p_k, 1 - sum of top k);
+    log 1e-12 when the server listed nothing (the model ended the text there)."""
+    if not entries:
+        return math.log(1e-12)
     probs = [math.exp(v) for v in entries.values()]
     rest = max(1.0 - sum(probs), 1e-12)
     return math.log(min(min(probs), rest))

@@ -106,9 +106,9 @@ class HttpPool:
         except urllib.error.HTTPError as e:
             detail = _first_line(e.read().decode("utf-8", "replace"))
             if e.code == 429 or e.code >= 500:
-                raise _Retryable(f"HTTP {e.code} on {path} {detail}".rstrip()) from None
+                raise _Retryable(f"HTTP {e.code} on {path}{detail}") from None
             hint = " (is this the server's /v1 URL?)" if e.code == 404 else ""
-            raise ServerError(url, f"HTTP {e.code} on {path}{hint} {detail}".rstrip()) from None
+            raise ServerError(url, f"HTTP {e.code} on {path}{hint}{detail}") from None
         except (TimeoutError, socket.timeout):
             raise _Retryable(f"no answer within {self.timeout:g} s on {path}") from None
         except urllib.error.URLError as e:
