@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from . import feedback, report, search
+from . import cache, feedback, report, search
 from .common import Group
 
 
@@ -20,6 +20,7 @@ COMMANDS = [
     search.run, search.eval_, search.show, search.tasks, search.strategies,
     feedback.rate, feedback.refine,
     report.report,
+    cache.cache,
 ]
 for _command in COMMANDS:
     main.add_command(_command)
