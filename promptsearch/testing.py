@@ -71,3 +71,67 @@ def llama_cpp_loglik(llm, text: str, suffix: str) -> float:
         got += len(llm.detokenize([tokens[i]], prev_tokens=tokens[:i]).decode("utf-8", "ignore"))
         total += logprobs[i - 1, tokens[i]]
     return float(total)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LlamaServer:
+    """``python -m llama_cpp.server`` on a loopback port; ``kill`` is a real SIGKILL, ``start`` again reuses the port."""
+
+    def __init__(self, gguf: str, port: int | None = None, log_path: str | None = None):
+        import os
+
+        self.gguf = gguf
+        self.port = port or free_port()
+        self.log_path = log_path or os.devnull
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self, wait: float = 120.0) -> "LlamaServer":
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", self.gguf, "--host", "127.0.0.1",
+             "--port", str(self.port), "--n_threads", "1"], stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"llama_cpp.server exited with {self.proc.returncode} (log: {self.log_path})")
+            try:
+                with urllib.request.urlopen(self.url + "/models", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"llama_cpp.server did not answer /v1/models within {wait:g} s")
+
+    def kill(self) -> None:
+        import signal
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        import subprocess
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()

@@ -1,69 +1,15 @@
-"""Real servers for the served-model tests: llama-cpp-python's server on the embedded GGUF, and a tiny
-stdlib HTTP server that misbehaves on purpose (HTTP 500, garbage, silence) for the fault tests."""
+"""Real servers for the served-model tests: llama-cpp-python's server on the embedded GGUF
+(promptsearch.testing.LlamaServer), and a tiny stdlib HTTP server that misbehaves on purpose (HTTP 500,
+garbage, silence) for the fault tests."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class LlamaServer:
-    """``python -m llama_cpp.server`` on a loopback port; ``kill`` is a real SIGKILL, ``start`` again reuses the port."""
-
-    def __init__(self, gguf: str, port: int | None = None, log_path: str | None = None):
-        self.gguf = gguf
-        self.port = port or free_port()
-        self.log_path = log_path or os.devnull
-        self.proc = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def start(self, wait: float = 120.0) -> "LlamaServer":
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", self.gguf, "--host", "127.0.0.1",
-             "--port", str(self.port), "--n_threads", "1"], stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited with {self.proc.returncode} (log: {self.log_path})")
-            try:
-                with urllib.request.urlopen(self.url + "/models", timeout=2) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"llama_cpp.server did not answer /v1/models within {wait:g} s")
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+from promptsearch.testing import LlamaServer, free_port  # noqa: F401
 
 
 class FakeServer:

@@ -138,3 +138,32 @@ def test_replicas_share_the_requests():
         pool = HttpPool([a.url, b.url], concurrency=2, retries=0)
         pool.map(lambda i: pool.request("/completions", {"i": i}), list(range(6)))
     assert len(a.requests) == 3 and len(b.requests) == 3
+
+
+def test_cli_errors_are_one_line_without_traceback(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from promptsearch.cli import main
+
+    monkeypatch.setenv("PROMPTSEARCH_CACHE", str(tmp_path / "cache"))
+    down = f"http://127.0.0.1:{free_port()}/v1"
+    with FakeServer("500", models=("alpha",)) as s:
+        for args, message in ((["--model", down], f"error: server {down}: cannot connect"),
+                              (["--model", s.url, "--model-name", "beta"], "has no model 'beta'; it hosts: alpha"),
+                              (["--model-name", "beta"], "--model-name picks a model on a server")):
+            r = CliRunner().invoke(main, ["eval", "--limit", "2", "--timeout", "1", *args])
+            assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output
+            assert len(r.output.strip().splitlines()) == 1
+
+
+def test_a_proposer_model_writes_what_the_search_asks_for(tiny):
+    from promptsearch.scorer import Scorer
+    from promptsearch.testing import tiny_model
+
+    other = tiny_model(seed=1)
+    texts = ["Write a better instruction: classify the review", "Paraphrase: the movie was good"]
+    scorer = Scorer(tiny, proposer=other)
+    by_proposer = scorer.complete(texts, max_new_tokens=6)
+    assert by_proposer == Scorer(other).complete(texts, max_new_tokens=6)
+    assert scorer.stats["rows"] == 0 and scorer._proposer_scorer.stats["rows"] == 2  # the scored model ran nothing
+    assert tiny.capabilities.white_box and tiny.generate(texts, 6) == Scorer(tiny).complete(texts, 6)

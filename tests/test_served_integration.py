@@ -10,10 +10,9 @@ import time
 import pytest
 
 from promptsearch import runner
-from promptsearch.candidate import Candidate
 from promptsearch.errors import PromptSearchError
 from promptsearch.models.served import ServedModel
-from promptsearch.scorer import Scorer, continuation
+from promptsearch.scorer import Scorer
 from promptsearch.task import BUNDLED_DIR, load_task
 
 pytestmark = pytest.mark.integration
@@ -22,9 +21,9 @@ SECRET = "sk-promptsearch-test-secret-0123456789"
 
 @pytest.fixture(scope="module")
 def mini_task(tmp_path_factory):
-    """20/12/12 rows of the bundled SST-2 sample: a search on the server stays about a minute."""
+    """16/8/8 rows of the bundled SST-2 sample: a search on the server stays short."""
     src, dst = BUNDLED_DIR / "sst2-mini", tmp_path_factory.mktemp("served-task")
-    for split, n in (("train", 20), ("dev", 12), ("test", 12)):
+    for split, n in (("train", 16), ("dev", 8), ("test", 8)):
         lines = (src / f"{split}.jsonl").read_text().splitlines()[:n]
         (dst / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
     shutil.copy(src / "task.json", dst / "task.json")
@@ -85,12 +84,14 @@ def test_generation_plain_and_chat(llama_server, tmp_cache):
     assert "Paris" in plain and "\n" not in plain and isinstance(chat, str) and "\n" not in chat
 
 
-@pytest.mark.parametrize("strategy,needs", [("autoprompt", "gradients"), ("soft-prompt", "embeddings")])
-def test_white_box_strategies_refuse_a_served_model(llama_server, mini_task, tmp_path, tmp_cache, strategy, needs):
-    config = runner.make_config(task=mini_task, model=llama_server.url, strategies=[strategy], budget={"max_evals": 10})
-    with pytest.raises(PromptSearchError, match=f"{strategy} needs .*{needs}.*served over HTTP") as e:
-        runner.run(config, tmp_path / "r")
-    assert "\n" not in str(e.value)
+def test_white_box_strategies_refuse_a_served_model(llama_server, mini_task, tmp_path, tmp_cache):
+    parts = None
+    for strategy, needs in (("autoprompt", "gradients"), ("soft-prompt", "embeddings")):
+        config = runner.make_config(task=mini_task, model=llama_server.url, strategies=[strategy], budget={"max_evals": 10})
+        parts = parts or runner.load_parts(config)
+        with pytest.raises(PromptSearchError, match=f"{strategy} needs .*{needs}.*served over HTTP") as e:
+            runner.run(config, tmp_path / strategy, parts=parts)
+        assert "\n" not in str(e.value)
 
 
 def _board(summary):
@@ -102,7 +103,7 @@ def test_server_killed_mid_run_then_resume_gives_the_same_run(llama_server, mini
     uninterrupted run, and every request answered exactly once across the two halves."""
     monkeypatch.setenv("PROMPTSEARCH_API_KEY", SECRET)
     config = runner.make_config(task=mini_task, model=llama_server.url, strategies=["templates"], top_k=1,
-                                budget={"max_evals": 40, "max_candidates": 8, "max_seconds": 10**6},
+                                budget={"max_evals": 24, "max_candidates": 6, "max_seconds": 10**6},
                                 racing={"min_examples": 4}, served={"concurrency": 2, "timeout": 30})
     monkeypatch.setenv("PROMPTSEARCH_CACHE", str(tmp_path / "cache-full"))
     started = time.monotonic()

@@ -28,6 +28,7 @@ PROBE = " red green blue" * 4
 START_TEXTS = ("<|im_start|>", "<|begin_of_text|>", "<s>", "<bos>", "<|endoftext|>")
 SCORING = ("auto",) + d.ALL
 TOP_K = 20
+SHORTCUT_K = 5000  # llama-cpp-python answers 5000 as fast as 20 (it sorts the whole vocabulary either way)
 
 
 class ServedModel(Model):
@@ -129,9 +130,9 @@ class ServedModel(Model):
                                 "score with --scoring topk (top-k next tokens) instead")
 
     def _probe_top_k(self, start: str) -> int:
-        """How long a top-k list the echo shortcut may ask for: 200 where the server allows it (the longer the
+        """How long a top-k list the echo shortcut may ask for: 5000 where the server allows it (the longer the
         list, the more label words it answers), else 20 (vLLM's default cap), else 0 (no shortcut)."""
-        for k in (200, TOP_K):
+        for k in (SHORTCUT_K, TOP_K):
             try:
                 path, body, root = d.topk_request("topk", self.model_id, start + PROBE, k)
                 if d.topk_entries("topk", self._probe(path, body, root)):
@@ -156,8 +157,11 @@ class ServedModel(Model):
             # A shortcut with the same numbers: one cheap top-k request per context serves every word that is
             # one listed token (llama-cpp-python's echo costs ~1 s a request, its top-k ~0.2 s: it sorts the
             # vocabulary once per returned token). Other words take the echo request.
-            unique = list(dict.fromkeys(c for c, _ in pairs))
-            tops = dict(zip(unique, self.pool.map(self._top, unique) if self.top_k else [{}] * len(unique)))
+            words = {}
+            for c, k in pairs:
+                words.setdefault(c, []).append(k)
+            asks = list(words.items())
+            tops = dict(zip(words, self.pool.map(lambda a: self._top(*a), asks) if self.top_k else [{}] * len(asks)))
             values = self.pool.map(lambda p: tops[p[0]].get(p[1]) if p[1] in tops[p[0]] else self._exact(*p), pairs)
         elif self.dialect in d.EXACT:
             values = self.pool.map(lambda p: self._exact(*p), pairs)
@@ -189,12 +193,19 @@ class ServedModel(Model):
             self.stats["merged_boundaries"] += 1
         return value
 
-    def _top(self, context: str) -> dict[str, float]:
-        """The top-k next tokens after a context (as the echo requests send it) and their log-probabilities."""
+    def _top(self, context: str, words: list[str]) -> dict[str, float]:
+        """Which of these words are one of the top-k next tokens after the context (as the echo requests send
+        it), with their log-probabilities. The cache keeps just those (a 5000-long list is ~140 KB), under a
+        key that names the words, so another set of words asks again."""
         if not context:
             raise PromptSearchError("a rendered prompt is empty; the template needs some text")
         path, body, root = d.topk_request("topk", self.model_id, self.start_text + context, self.top_k)
-        return self._ask(path, body, root, lambda a: d.topk_entries("topk", a))
+
+        def keep(answer):
+            table = d.topk_entries("topk", answer)
+            return {"listed": {w: table[w] for w in words if w in table}}
+
+        return self._ask(path, body, root, lambda kept: kept["listed"], keep=keep, key_extra=sorted(set(words)))
 
     def _topk(self, context: str, cont: str) -> float:
         """Teacher forcing through the top-k lists: take the longest listed token the rest of the word starts
@@ -212,9 +223,10 @@ class ServedModel(Model):
             context, rest = context + token, rest[len(token):]
         return total
 
-    def _ask(self, path: str, body: dict, root: bool, read):
-        """One request through the cache: answers are read (and so checked) before they are kept."""
-        key = request_key(self.fingerprint, path, body)
+    def _ask(self, path: str, body: dict, root: bool, read, keep=None, key_extra=None):
+        """One request through the cache: answers are read (and so checked) before they are kept. ``keep``
+        reduces a large answer to what ``read`` needs (``key_extra`` then names what it was reduced for)."""
+        key = request_key(self.fingerprint, path, body if key_extra is None else {**body, "promptsearch_kept": key_extra})
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
@@ -225,6 +237,8 @@ class ServedModel(Model):
         self.stats["prompt_tokens"] += int(((answer.get("usage") if isinstance(answer, dict) else None) or {})
                                            .get("prompt_tokens", 0) or 0)
         try:
+            if keep is not None:
+                answer = keep(answer)
             value = read(answer)
         except d.BadAnswer as e:
             raise ServerError(url, f"answered {path} with something unexpected: {e}") from None
