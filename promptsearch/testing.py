@@ -96,7 +96,7 @@ class LlamaServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def start(self, wait: float = 120.0) -> "LlamaServer":
+    def start(self, wait: float = 120.0) -> LlamaServer:
         import subprocess
         import sys
         import time

@@ -109,9 +109,8 @@ def test_wrong_model_name_lists_what_the_server_hosts():
     ("sleep", r"no answer within 0.5 s on /completions \(after 2 tries\)"),
 ])
 def test_http_500_garbage_and_timeout_are_one_line(mode, message):
-    with FakeServer(mode, sleep=3) as s:
-        with pytest.raises(ServerError, match=message) as e:
-            _connect(s.url, timeout=0.5)
+    with FakeServer(mode, sleep=3) as s, pytest.raises(ServerError, match=message) as e:
+        _connect(s.url, timeout=0.5)
     assert "\n" not in str(e.value)
 
 
@@ -127,9 +126,8 @@ def test_answers_without_the_promised_fields_are_named(tmp_path):
 
 def test_api_key_comes_from_the_environment_only(monkeypatch):
     monkeypatch.setenv("PROMPTSEARCH_API_KEY", "sk-test-not-written-anywhere")
-    with FakeServer("500") as s:
-        with pytest.raises(ServerError):
-            _connect(s.url, retries=0)
+    with FakeServer("500") as s, pytest.raises(ServerError):
+        _connect(s.url, retries=0)
     assert s.requests[0][1].get("Authorization") == "Bearer sk-test-not-written-anywhere"
 
 

@@ -8,7 +8,6 @@ import itertools
 import json
 import logging
 import os
-import socket
 import threading
 import time
 import urllib.error
@@ -109,10 +108,10 @@ class HttpPool:
                 raise _Retryable(f"HTTP {e.code} on {path}{detail}") from None
             hint = " (is this the server's /v1 URL?)" if e.code == 404 else ""
             raise ServerError(url, f"HTTP {e.code} on {path}{hint}{detail}") from None
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             raise _Retryable(f"no answer within {self.timeout:g} s on {path}") from None
         except urllib.error.URLError as e:
-            if isinstance(e.reason, (TimeoutError, socket.timeout)):
+            if isinstance(e.reason, TimeoutError):
                 raise _Retryable(f"no answer within {self.timeout:g} s on {path}") from None
             reason = getattr(e.reason, "strerror", None) or str(e.reason)
             raise _Retryable(f"cannot connect ({reason})") from None

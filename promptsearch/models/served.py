@@ -56,7 +56,7 @@ class ServedModel(Model):
     # ---- connecting ------------------------------------------------------------------------------
     @classmethod
     def connect(cls, urls: list[str], model_name: str | None = None, concurrency: int = 4, scoring: str = "auto",
-                timeout: float = 120.0, retries: int = 3, use_cache: bool = True, cache_path=None) -> "ServedModel":
+                timeout: float = 120.0, retries: int = 3, use_cache: bool = True, cache_path=None) -> ServedModel:
         if scoring not in SCORING:
             raise PromptSearchError(f"unknown scoring {scoring!r}; use one of {', '.join(SCORING)}")
         pool = HttpPool(urls, concurrency=concurrency, timeout=timeout, retries=retries)
