@@ -212,6 +212,19 @@ def task_identity(task, seed: int) -> dict:
             "splits": {s: {"n": len(task.split(s)), "sha256": split_hash(task.split(s))} for s in ("train", "dev", "test")}}
 
 
+def model_fingerprint(spec: str | None, summary: dict | None = None, loaded=None) -> str:
+    """What identifies the scored model: a served model's own fingerprint (engine, model id, how it scores:
+    from the run's summary, or from ``loaded``), else the content of the local weight files."""
+    from .models import is_served
+
+    if not is_served(spec):
+        return weights_fingerprint(spec)
+    found = loaded.fingerprint if loaded is not None else (summary or {}).get("model_fingerprint")
+    if not found:
+        raise PromptSearchError(f"model {spec!r}: the run recorded no fingerprint of its server")
+    return found
+
+
 def weights_fingerprint(spec: str | None) -> str:
     """Content fingerprint of a local model's weight files (the GGUF, or a directory's safetensors/bin):
     sha256 of the whole file, or of its size and three 16 MiB samples when it is over 512 MiB."""

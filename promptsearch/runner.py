@@ -9,8 +9,9 @@ import logging
 from pathlib import Path
 
 from . import strategy as strategy_registry
-from .errors import PromptSearchError
+from .errors import PromptSearchError, RunInterrupted
 from .files import check_fields
+from .models.http_pool import ServerError
 from .search import Budget, Racing, Search
 from .store import RunStore
 
@@ -24,6 +25,9 @@ DEFAULTS = {
     "racing": {"min_examples": 16, "eta": 3}, "proposals_per_round": 8,
     "executor": {"kind": "local"},  # or {"kind": "ray", "workers": 2, "threads": 1, "address": None, "chunk": 32}
     "feedback": None,  # a refine run: {"parent": RUN, "weight": w}; ratings and edits in refine.json
+    # A served model (--model http://...): which one, how hard to push it, how it scores. Never an API key.
+    "served": {"model_name": None, "concurrency": 4, "scoring": "auto", "timeout": 120.0},
+    "proposer": None,  # the model that writes text for the search (default: the scored model)
 }
 
 
@@ -79,13 +83,24 @@ def load_task_of(config: dict):
 
 
 def load_parts(config: dict):
-    """Task, frozen model and scorer for a config (the slow part: loads the model)."""
-    from .model import FrozenModel
+    """Task, model and scorer for a config (the slow part: loads the model, or connects to its server)."""
     from .scorer import Scorer
 
     task = load_task_of(config)
-    model = FrozenModel.load(config["model"], device=config["device"], dtype=config["dtype"])
-    return task, model, Scorer(model, batch_size=config["batch_size"], chat=config["chat"])
+    served = {**DEFAULTS["served"], **(config.get("served") or {})}
+    model = load_configured_model(config, config["model"], served["model_name"])
+    # A served proposer must host one model (--model-name names the scored model).
+    proposer = load_configured_model(config, config["proposer"], None) if config.get("proposer") else None
+    return task, model, Scorer(model, batch_size=config["batch_size"], chat=config["chat"], proposer=proposer)
+
+
+def load_configured_model(config: dict, spec, model_name):
+    from .models import is_served, load_model
+
+    served = {**DEFAULTS["served"], **(config.get("served") or {})}
+    return load_model(spec, device=config["device"], dtype=config["dtype"],
+                      model_name=model_name if is_served(spec) else None,
+                      concurrency=served["concurrency"], scoring=served["scoring"], timeout=served["timeout"])
 
 
 def make_strategies(config: dict) -> list:
@@ -143,8 +158,15 @@ def _run(config, run_dir, store, task, model, scorer, strategies, resume, progre
     search = build_search(config, task, scorer, store=store, progress=progress, strategies=strategies)
     if resume:
         log.info("resuming %s: %d logged evaluations reused", run_dir, search.resume_from_log())
-    summary = search.run()
+    try:
+        summary = search.run()
+    except ServerError as e:  # every rung scored so far is logged, every answer received is cached
+        raise RunInterrupted(f"{e}; nothing scored is lost") from None
     summary["run_dir"] = str(run_dir)
     summary["model"] = model.name
+    summary["model_fingerprint"] = model.fingerprint
+    summary["scoring"] = model.capabilities.describe()
+    if getattr(model, "stats", None) is not None:
+        summary["served"] = dict(model.stats)
     store.write_summary(summary)
     return summary

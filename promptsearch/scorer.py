@@ -13,6 +13,10 @@ decodes greedily (exact match) or reads the target's log-likelihood. What makes 
 benchmarks/bench_scorer.py measures this against a naive loop and lm-evaluation-harness.
 Results are cached per (model, mode, prompt, label words, soft prompt, example), so no pair is
 computed twice in a process.
+
+All of the above is the in-process path, taken when the model is white-box (``capabilities.white_box``).
+A served model (models/served.py) computes log-likelihoods and greedy answers itself, over HTTP; the
+scorer hands it the rendered texts and keeps the rest (metrics, caching, keys) the same.
 """
 
 from __future__ import annotations
@@ -56,8 +60,11 @@ class Scorer:
 
     kept_prefixes = 4  # shared-prefix key/value caches kept across calls (SmolLM2: ~46 KB a token)
 
-    def __init__(self, model, batch_size: int = 16, max_batch_tokens: int = 8192, chat: bool = False):
+    def __init__(self, model, batch_size: int = 16, max_batch_tokens: int = 8192, chat: bool = False, proposer=None):
         self.model = model
+        self.proposer = proposer if proposer is not None else model  # writes text for the search (complete)
+        self._proposer_scorer = None
+        self.white_box = getattr(getattr(model, "capabilities", None), "white_box", True)
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
         self.chat = chat
@@ -71,7 +78,7 @@ class Scorer:
     # ---- public API -------------------------------------------------------------------------
     def render(self, prompt: str, text: str) -> str:
         rendered = template.render(prompt, text)
-        if not self.chat:
+        if not self.chat or not self.white_box:  # a served model's chat template is applied by its server
             return rendered
         return self.model.tokenizer.apply_chat_template(
             [{"role": "user", "content": rendered}], tokenize=False, add_generation_prompt=True
@@ -82,6 +89,8 @@ class Scorer:
         vectors under a known name drop the cached scores of the old ones (soft prefixes are never kept)."""
         import torch
 
+        if not self.white_box:
+            raise PromptSearchError(f"soft prompts need the model's embeddings in process; {self.model.name} is served")
         new = embeddings.detach().to(self.model.device, self.model.dtype)
         old = self.soft_prompts.get(soft_id)
         if old is not None and not torch.equal(old, new):
@@ -149,6 +158,12 @@ class Scorer:
 
     def loglikelihoods(self, contexts: list[str], continuations: list[list[str]], soft=None, ids=None) -> list[list[float]]:
         """log P(continuation | context) for each context and each of its continuations."""
+        if not self.white_box:
+            if self.chat:
+                raise PromptSearchError("--chat with a served model scores generation tasks only: a chat API "
+                                        "returns no log-probabilities of given label words or answers")
+            self.stats["rows"] += len(contexts)
+            return self.model.loglikelihoods(contexts, continuations)
         ctx_tokens = [self.model.encode_context(c) for c in contexts]
         cont_tokens = [[self.model.encode(k) for k in ks] for ks in continuations]
         rows, queries, layouts = [], [], []
@@ -186,15 +201,21 @@ class Scorer:
         """The whole next-token log-probability distribution after each context (N x vocab)."""
         import torch
 
+        if not self.white_box:
+            raise PromptSearchError(f"the whole next-token distribution needs an in-process model; {self.model.name} is served")
         rows = [self.model.encode_context(c) for c in contexts]
         queries = [[(len(r) - 1, None, None)] for r in rows]
         return torch.stack([vals[0] for vals in self._query_rows(rows, queries, None)])
 
     def generate(self, prompt: str, examples, max_new_tokens: int, soft=None, metric: str = "exact_match") -> list[ExampleResult]:
         contexts = [self.render(prompt, ex.input) for ex in examples]
-        rows = [self.model.encode_context(c) for c in contexts]
-        self._check_lengths([len(r) + max_new_tokens for r in rows], [ex.id for ex in examples], soft)
-        texts = self._greedy(rows, max_new_tokens, soft)
+        if self.white_box:
+            rows = [self.model.encode_context(c) for c in contexts]
+            self._check_lengths([len(r) + max_new_tokens for r in rows], [ex.id for ex in examples], soft)
+            texts = self._greedy(rows, max_new_tokens, soft)
+        else:
+            self.stats["rows"] += len(contexts)
+            texts = self.model.generate(contexts, max_new_tokens, chat=self.chat)
         out = []
         for ex, text in zip(examples, texts):
             pred = first_line(text)
@@ -206,7 +227,16 @@ class Scorer:
 
     def complete(self, texts: list[str], max_new_tokens: int = 48) -> list[str]:
         """Free greedy continuation of raw texts (no template): the first line of each, stripped.
-        Used by strategies that ask the model itself for paraphrases."""
+        Used by strategies that ask a model for paraphrases and edits: the proposer, by default the
+        scored model."""
+        if self.proposer is not self.model:
+            if not getattr(self.proposer.capabilities, "white_box", True):
+                return [first_line(t) for t in self.proposer.generate(texts, max_new_tokens)]
+            if self._proposer_scorer is None:
+                self._proposer_scorer = Scorer(self.proposer, batch_size=self.batch_size)
+            return self._proposer_scorer.complete(texts, max_new_tokens)
+        if not self.white_box:
+            return [first_line(t) for t in self.model.generate(texts, max_new_tokens)]
         rows = [self.model.encode_context(t) for t in texts]
         self._check_lengths([len(r) + max_new_tokens for r in rows], list(range(len(rows))), None)
         return [first_line(t) for t in self._greedy(rows, max_new_tokens, None)]
@@ -214,7 +244,7 @@ class Scorer:
     def max_new_tokens(self, task) -> int:
         """Room for the longest answer in train/dev plus a little, so greedy output is not cut short."""
         if task.name not in self._max_new:
-            longest = max(len(self.model.encode(" " + a)) for ex in task.train + task.dev for a in ex.answers)
+            longest = max(self.model.count_tokens(" " + a) for ex in task.train + task.dev for a in ex.answers)
             self._max_new[task.name] = min(64, longest + 4)
         return self._max_new[task.name]
 

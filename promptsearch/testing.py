@@ -51,3 +51,87 @@ positive negative neutral yes no label sentiment answer input output text word w
 classify following question opposite antonym write one with only respond concisely best worst
 fun boring love hate funny dull story acting plot character film's really very not quite
 """
+
+
+def llama_cpp_loglik(llm, text: str, suffix: str) -> float:
+    """Reference log P(suffix | the text before it) from ``llama_cpp.Llama`` in this process (built with
+    ``logits_all=True``): the whole text in one evaluation, the suffix's tokens found from the end by their
+    text, as the served client finds them. What the served scores are checked against."""
+    import numpy as np
+
+    tokens = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+    llm.reset()
+    llm.eval(tokens)
+    logits = np.asarray(llm.scores[: len(tokens)], dtype=np.float64)
+    logprobs = logits - logits.max(-1, keepdims=True)
+    logprobs -= np.log(np.exp(logprobs).sum(-1, keepdims=True))
+    total, got, i = 0.0, 0, len(tokens)
+    while got < len(suffix):
+        i -= 1
+        got += len(llm.detokenize([tokens[i]], prev_tokens=tokens[:i]).decode("utf-8", "ignore"))
+        total += logprobs[i - 1, tokens[i]]
+    return float(total)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LlamaServer:
+    """``python -m llama_cpp.server`` on a loopback port; ``kill`` is a real SIGKILL, ``start`` again reuses the port."""
+
+    def __init__(self, gguf: str, port: int | None = None, log_path: str | None = None):
+        import os
+
+        self.gguf = gguf
+        self.port = port or free_port()
+        self.log_path = log_path or os.devnull
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self, wait: float = 120.0) -> LlamaServer:
+        import subprocess
+        import sys
+        import time
+        import urllib.request
+
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", self.gguf, "--host", "127.0.0.1",
+             "--port", str(self.port), "--n_threads", "1"], stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"llama_cpp.server exited with {self.proc.returncode} (log: {self.log_path})")
+            try:
+                with urllib.request.urlopen(self.url + "/models", timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"llama_cpp.server did not answer /v1/models within {wait:g} s")
+
+    def kill(self) -> None:
+        import signal
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        import subprocess
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()

@@ -31,6 +31,7 @@ import re
 from promptsearch import template as tmpl
 from promptsearch.candidate import Candidate
 from promptsearch.errors import PromptSearchError
+from promptsearch.models.base import require_white_box
 from promptsearch.scorer import continuation, head_logprobs
 from promptsearch.strategy import SearchContext, Strategy
 
@@ -87,6 +88,7 @@ class AutoPrompt(Strategy):
 
     # ---- strategy protocol -----------------------------------------------------------------------
     def start(self, context: SearchContext) -> None:
+        require_white_box(context.scorer.model, "autoprompt", "gradients with respect to the input embeddings")
         task = context.task
         base = next((c for c in context.best(10) if c.soft is None), None) or Candidate(task.seed_prompt)
         self._base = base

@@ -100,7 +100,7 @@ class ClarifyContext(Strategy):
         text = "\n\n".join(blocks) + "\n\n"
         model = ctx.scorer.model
         # leave at least half of the context to the input and the answer
-        return text if len(model.encode(text)) <= model.max_length // 2 else ""
+        return text if model.count_tokens(text) <= (model.capabilities.context_length or 2048) // 2 else ""
 
 
 def _beats(trial, parent) -> bool:

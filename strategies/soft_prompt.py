@@ -51,6 +51,7 @@ from pathlib import Path
 from promptsearch.candidate import Candidate
 from promptsearch.errors import PromptSearchError
 from promptsearch.metrics import summarize
+from promptsearch.models.base import require_white_box
 from promptsearch.scorer import continuation, head_logprobs
 from promptsearch.strategy import SearchContext, Strategy
 from promptsearch.template import escape, validate
@@ -116,6 +117,7 @@ class SoftPromptTuning(Strategy):
 
     # ---- the strategy protocol ----------------------------------------------------------------
     def start(self, context: SearchContext) -> None:
+        require_white_box(context.scorer.model, "soft-prompt", "the input embeddings and gradients to train vectors")
         self._done = False
 
     def propose(self, context: SearchContext, n: int) -> list[Candidate]:

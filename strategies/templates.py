@@ -8,10 +8,14 @@ words the model ranks highest after that class's train examples, relative to all
 
 from __future__ import annotations
 
+import logging
+
 from promptsearch.candidate import Candidate
 from promptsearch.strategy import SearchContext, Strategy
 
 from . import library
+
+log = logging.getLogger(__name__)
 
 
 class TemplateEnumeration(Strategy):
@@ -67,6 +71,9 @@ class TemplateEnumeration(Strategy):
         import torch
 
         task, scorer = ctx.task, ctx.scorer
+        if not scorer.white_box:
+            log.info("label-word search skipped: it reads whole next-token distributions, which a served model does not give")
+            return []
         n_classes = len(task.label_words)
         by_class = [[ex for ex in task.train if ex.label == c][: self.label_examples] for c in range(n_classes)]
         if any(not exs for exs in by_class):

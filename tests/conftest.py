@@ -63,3 +63,19 @@ def small_task_dir(tmp_path_factory):
 def tmp_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("PROMPTSEARCH_CACHE", str(tmp_path / "cache"))
     return tmp_path / "cache"
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory):
+    """llama-cpp-python's server on the embedded SmolLM2 GGUF, on a free loopback port, for the session."""
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("llama-cpp-python[server] is not installed (pip install -e '.[test]')")
+    from promptsearch.model import embedded_gguf
+
+    from .served_fixture import LlamaServer
+
+    server = LlamaServer(str(embedded_gguf()), log_path=str(tmp_path_factory.mktemp("llama") / "server.log")).start()
+    yield server
+    server.stop()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from . import feedback, prompts, report, search
+from . import cache, feedback, prompts, report, search
 from .common import Group
 
 
@@ -21,6 +21,7 @@ COMMANDS = [
     feedback.rate, feedback.refine,
     report.report,
     prompts.export, prompts.prompts,
+    cache.cache,
 ]
 for _command in COMMANDS:
     main.add_command(_command)

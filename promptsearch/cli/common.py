@@ -57,7 +57,19 @@ def reporting(f):
 
 
 def model_options(f):
-    f = click.option("--model", default=None, help="Local HF model directory or .gguf file (default: embedded SmolLM2-135M-Instruct).")(f)
+    """The model to score with: in process, or served (``--model http://HOST:PORT/v1``; several URLs,
+    comma-separated, are replicas). A served model's API key comes from PROMPTSEARCH_API_KEY or
+    OPENAI_API_KEY in the environment, never from a flag."""
+    f = click.option("--timeout", default=120.0, show_default=True, type=click.FloatRange(0.1),
+                     help="Served model: seconds to wait for one answer (then retried, with backoff).")(f)
+    f = click.option("--scoring", default="auto", show_default=True,
+                     type=click.Choice(["auto", "echo", "vllm", "sglang", "topk", "topk-chat", "generate"]),
+                     help="Served model: how label words are scored (auto probes the server; see README).")(f)
+    f = click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 256),
+                     help="Served model: requests in flight at once.")(f)
+    f = click.option("--model-name", default=None, help="Served model: which model, where the server hosts several.")(f)
+    f = click.option("--model", default=None, help="Local HF model directory, .gguf file, or http(s)://HOST:PORT/v1 "
+                     "(comma-separated URLs: replicas) (default: embedded SmolLM2-135M-Instruct).")(f)
     f = click.option("--device", default="auto", show_default=True, help="cpu, cuda, or auto.")(f)
     f = click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "bfloat16", "float16"]))(f)
     f = click.option("--chat", is_flag=True, help="Render prompts through the tokenizer's chat template.")(f)

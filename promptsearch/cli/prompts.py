@@ -53,20 +53,23 @@ def export(run_dir, rank, out, as_json, quiet):
          f"wrote {out}" + (f" and {art.soft['file']}" if art.soft else "") + "\n" + "\n".join(describe(art)))
 
 
-def eval_artifact(path, task, split, check, allow_other_model, model, device, batch_size, as_json, quiet) -> None:
+def eval_artifact(path, task, split, check, allow_other_model, model, device, batch_size, as_json, quiet,
+                  served: dict | None = None) -> None:
     """``eval --artifact``: score the artifact as recorded; with ``check``, exit 1 when it did not hold."""
     from .. import artifact, monitor
-    from ..model import FrozenModel
+    from ..models import is_served, load_model
     from ..scorer import Scorer
     from ..task import load_task
 
     art = artifact.read(path)
     spec = model if model is not None else art.model["spec"]
-    monitor.check_model(art, artifact.weights_fingerprint(spec), allow_other_model)
+    loaded = load_model(spec, device=device, dtype=art.model["dtype"], **(served or {})) if is_served(spec) else None
+    monitor.check_model(art, artifact.model_fingerprint(spec, loaded=loaded), allow_other_model)
     t = load_task(task or art.task["source"], seed=art.task["seed"])
     monitor.check_task(art, t)
     examples = t.split(split)
-    scorer = Scorer(FrozenModel.load(spec, device=device, dtype=art.model["dtype"]), batch_size=batch_size, chat=art.chat)
+    loaded = loaded or load_model(spec, device=device, dtype=art.model["dtype"])
+    scorer = Scorer(loaded, batch_size=batch_size, chat=art.chat)
     if art.soft:
         scorer.register_soft_prompt(art.candidate().soft, artifact.soft_vectors(art, path))
     score, rows = monitor.evaluate(art, t, scorer, examples)

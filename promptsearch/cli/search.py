@@ -57,8 +57,8 @@ def strategies(as_json, quiet):
 @click.option("--allow-other-model", is_flag=True, help="With --artifact: score on a model whose weights differ from the recorded ones.")
 @model_options
 @reporting
-def eval_(prompt, prompt_file, task, split, limit, label_words, artifact_file, check, allow_other_model, model, device,
-          dtype, chat, batch_size, as_json, quiet):
+def eval_(prompt, prompt_file, task, split, limit, label_words, artifact_file, check, allow_other_model, model, model_name,
+          concurrency, scoring, timeout, device, dtype, chat, batch_size, as_json, quiet):
     """Score one prompt on a task split: metric, n and 95% CI."""
     setup(quiet)
     if artifact_file:
@@ -67,13 +67,15 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, artifact_file, c
                                     "drop --prompt/--prompt-file/--label-words/--limit/--chat")
         from .prompts import eval_artifact
 
-        return eval_artifact(artifact_file, task, split or "test", check, allow_other_model, model, device, batch_size, as_json, quiet)
+        served = {"model_name": model_name, "concurrency": concurrency, "scoring": scoring, "timeout": timeout}
+        return eval_artifact(artifact_file, task, split or "test", check, allow_other_model, model, device, batch_size,
+                             as_json, quiet, served)
     if check or allow_other_model:
         raise PromptSearchError("--check and --allow-other-model go with --artifact FILE")
     split = split or "dev"
     from ..candidate import Candidate
     from ..metrics import summarize
-    from ..model import FrozenModel
+    from ..models import load_model
     from ..scorer import Scorer
     from ..task import load_task
     from ..template import validate
@@ -89,7 +91,9 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, artifact_file, c
         raise PromptSearchError(f"--label-words needs {len(t.label_words)} comma-separated words for task {t.name}")
     examples = t.split(split)[:limit]
     started = time.monotonic()
-    scorer = Scorer(FrozenModel.load(model, device=device, dtype=dtype), batch_size=batch_size, chat=chat)
+    loaded_model = load_model(model, device=device, dtype=dtype, model_name=model_name, concurrency=concurrency,
+                              scoring=scoring, timeout=timeout)
+    scorer = Scorer(loaded_model, batch_size=batch_size, chat=chat)
     loaded = time.monotonic()
     cand = Candidate(prompt, label_words=words)
     results = []
@@ -104,7 +108,12 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, artifact_file, c
     seconds = time.monotonic() - loaded
     out = {**score.to_json(), "task": t.name, "split": split, "prompt": prompt, "label_words": list(words or t.label_words),
            "model": scorer.model.name, "seconds": round(seconds, 3), "load_seconds": round(loaded - started, 3),
-           "examples_per_second": round(len(examples) / seconds, 2) if seconds else None}
+           "examples_per_second": round(len(examples) / seconds, 2) if seconds else None,
+           "scoring": loaded_model.capabilities.describe(),
+           "results": [{"id": ex.id, "prediction": r.prediction, "label_logprobs": list(r.label_logprobs)}
+                       for ex, r in zip(examples, results)] if t.kind == "classification" else None}
+    if getattr(loaded_model, "stats", None) is not None:
+        out["served"] = dict(loaded_model.stats)
     text = f"{t.name} {split}: {score.metric} {score}\nprompt: {one_line(prompt)}"
     emit(as_json, out, text)
 
@@ -128,10 +137,13 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, artifact_file, c
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Ray: model replicas (actors).")
 @click.option("--worker-threads", type=click.IntRange(1), default=1, show_default=True, help="Ray: torch threads per worker.")
 @click.option("--ray", "ray_address", default=None, help="Ray: 'auto' or ADDRESS of a running cluster (default: start a local one).")
+@click.option("--proposer", default=None, help="Model that writes candidates for the search (paraphrases, edits): "
+              "a path or http(s) URL (default: the scored model).")
 @model_options
 @reporting
 def run(task, strategy_names, options, seed_prompt, max_candidates, max_evals, max_seconds, seed, no_racing, top_k,
-        out, resume, executor, workers, worker_threads, ray_address, model, device, dtype, chat, batch_size, as_json, quiet):
+        out, resume, executor, workers, worker_threads, ray_address, proposer, model, model_name, concurrency, scoring,
+        timeout, device, dtype, chat, batch_size, as_json, quiet):
     """Search prompts for a task and print the best ones with dev and test scores."""
     setup(quiet)
     stop_on_sigterm()
@@ -152,7 +164,9 @@ def run(task, strategy_names, options, seed_prompt, max_candidates, max_evals, m
         config = runner.make_config(task=task, model=model, device=device, dtype=dtype, chat=chat, batch_size=batch_size,
                                     strategies=list(strategy_names) or None, options=parse_options(options), seed=seed,
                                     seed_prompt=seed_prompt, top_k=top_k, budget=budget or None, racing=racing,
-                                    executor=executor_config(executor or "local", workers, worker_threads, ray_address))
+                                    executor=executor_config(executor or "local", workers, worker_threads, ray_address),
+                                    proposer=proposer, served=dict(model_name=model_name, concurrency=concurrency,
+                                                                   scoring=scoring, timeout=timeout))
         run_dir = Path(out) if out else default_run_dir(load_task(task).name)
     try:
         chosen = executor_config(executor, workers, worker_threads, ray_address) if executor else None

@@ -1,0 +1,26 @@
+"""Models behind one interface (base.py): in process (local.py) or served over HTTP (served.py)."""
+
+from __future__ import annotations
+
+from .base import Capabilities, Model, require_white_box  # noqa: F401
+
+
+def is_served(spec: str | None) -> bool:
+    return bool(spec) and str(spec).split(",")[0].strip().lower().startswith(("http://", "https://"))
+
+
+def load_model(spec: str | None = None, device: str = "auto", dtype: str = "float32", model_name: str | None = None,
+               concurrency: int = 4, scoring: str = "auto", timeout: float = 120.0, cache: bool = True) -> Model:
+    """The model a spec names: ``http(s)://HOST:PORT/v1`` (several, comma-separated, are replicas of one
+    model) connects to a server; anything else (None, a directory, a .gguf file) loads in process."""
+    if is_served(spec):
+        from .served import ServedModel
+
+        return ServedModel.connect([u.strip() for u in str(spec).split(",") if u.strip()], model_name=model_name,
+                                   concurrency=concurrency, scoring=scoring, timeout=timeout, use_cache=cache)
+    from ..errors import PromptSearchError
+    from .local import FrozenModel
+
+    if model_name:
+        raise PromptSearchError("--model-name picks a model on a server; it needs --model http://HOST:PORT/v1")
+    return FrozenModel.load(spec, device=device, dtype=dtype)

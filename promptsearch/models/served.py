@@ -1,0 +1,266 @@
+"""A model behind an OpenAI-compatible server (vLLM, SGLang, llama-cpp-python, llama.cpp, Ollama, hosted).
+
+``connect`` asks ``/v1/models`` which model to use, then probes how the server can score: exact prompt
+log-probabilities (echo, vLLM's prompt_logprobs, SGLang's /generate), only the top-k next tokens, or
+generation only. Every answer is kept in the on-disk response cache under this model's fingerprint.
+
+A measured pitfall: llama-cpp-python's server (0.3.36) pairs each echoed prompt token with the NEXT
+position's distribution when the model adds no start token of its own (the embedded SmolLM2 GGUF has
+``add_bos_token=false``); with a start token in front it is right. The probe finds out by scoring a
+repeated phrase: where each token's listed most-likely token is the token itself the pairing is right,
+where it is the next token it is late. It tries plain, then behind known start-token texts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+from ..errors import PromptSearchError
+from . import dialects as d
+from .base import Capabilities, Model
+from .http_pool import HttpPool, ServerError
+from .response_cache import ResponseCache, request_key
+
+log = logging.getLogger(__name__)
+
+PROBE = " red green blue" * 4
+START_TEXTS = ("<|im_start|>", "<|begin_of_text|>", "<s>", "<bos>", "<|endoftext|>")
+SCORING = ("auto",) + d.ALL
+TOP_K = 20
+SHORTCUT_K = 5000  # llama-cpp-python answers 5000 as fast as 20 (it sorts the whole vocabulary either way)
+
+
+class ServedModel(Model):
+    """Use ``ServedModel.connect``; the constructor only stores what connect found."""
+
+    def __init__(self, pool: HttpPool, model_id: str, engine: str, dialect: str, start_text: str = "",
+                 cache: ResponseCache | None = None, top_k: int = TOP_K, context_length: int | None = None):
+        self.pool = pool
+        self.model_id = model_id
+        self.engine = engine
+        self.dialect = dialect
+        self.start_text = start_text
+        self.cache = cache
+        self.top_k = top_k
+        self.name = f"{pool.urls[0]}#{model_id}" if len(pool.urls) == 1 else f"{len(pool.urls)} servers#{model_id}"
+        self.stats: Counter = Counter()
+        self.capabilities = Capabilities(
+            prompt_logprobs=dialect in d.EXACT, top_k_only=dialect in d.TOPK, token_ids=False, chat_template=True,
+            context_length=context_length, white_box=False)
+
+    @property
+    def fingerprint(self) -> str:
+        return f"served|{self.engine}|{self.model_id}|{self.dialect}|start={self.start_text}"
+
+    # ---- connecting ------------------------------------------------------------------------------
+    @classmethod
+    def connect(cls, urls: list[str], model_name: str | None = None, concurrency: int = 4, scoring: str = "auto",
+                timeout: float = 120.0, retries: int = 3, use_cache: bool = True, cache_path=None) -> ServedModel:
+        if scoring not in SCORING:
+            raise PromptSearchError(f"unknown scoring {scoring!r}; use one of {', '.join(SCORING)}")
+        pool = HttpPool(urls, concurrency=concurrency, timeout=timeout, retries=retries)
+        model_id, engine, context_length = _pick_model(pool, model_name)
+        model = cls(pool, model_id, engine, "generate", cache=ResponseCache(cache_path) if use_cache else None,
+                    context_length=context_length)
+        dialect = scoring if scoring != "auto" else model._probe_dialect()
+        start = model._probe_start() if dialect == "echo" else ""
+        top_k = model._probe_top_k(start) if dialect == "echo" else TOP_K
+        probes = model.stats["probe_requests"]
+        model = cls(pool, model_id, engine, dialect, start, model.cache, top_k=top_k, context_length=context_length)
+        model.stats["probe_requests"] = probes
+        log.info("model %s on %s: %s", model_id, ", ".join(pool.urls), model.capabilities.describe())
+        if dialect not in d.EXACT:
+            log.warning("scoring: %s", model.capabilities.describe())
+        return model
+
+    def _probe_dialect(self) -> str:
+        """The best scoring this server offers. A probe it declines (4xx, fields missing) tries the next; a 5xx
+        too, but if every probe failed on a 5xx the server is broken, and that first 5xx is the error."""
+        broken = None
+        asks = [(x, d.prompt_request(x, self.model_id, PROBE)) for x in d.EXACT]
+        asks += [(x, d.topk_request(x, self.model_id, PROBE, self.top_k)) for x in d.TOPK]
+        for dialect, (path, body, root) in asks:
+            try:
+                answer = self._probe(path, body, root)
+                if dialect in d.EXACT:
+                    if sum(v is not None for _, v in d.prompt_tokens(dialect, answer)) >= 3:
+                        return dialect
+                elif d.topk_entries(dialect, answer):
+                    return dialect
+            except d.BadAnswer:
+                continue
+            except ServerError as e:
+                if "HTTP 4" in str(e):
+                    continue
+                if "HTTP 5" not in str(e):
+                    raise
+                broken = broken or e
+        if broken is not None:
+            raise broken
+        return "generate"
+
+    def _probe_start(self) -> str:
+        """The start text to put before every scored prompt ("" when the server pairs them right)."""
+        def pairing(start: str) -> int:
+            """> 0 when each token is paired with the distribution that predicts it, < 0 when with the next."""
+            path, body, root = d.prompt_request("echo", self.model_id, start + PROBE)
+            answer = self._probe(path, body, root)
+            tokens = [t for t, _ in d.prompt_tokens("echo", answer)]
+            tops = d._get(answer, "choices", 0, "logprobs", "top_logprobs")
+            own = late = 0
+            for i, top in enumerate(tops[: len(tokens) - 1]):
+                if isinstance(top, dict) and top:
+                    best = max(top, key=top.get)
+                    own += best == tokens[i]
+                    late += best == tokens[i + 1]
+            return own - late
+
+        if pairing("") > 0:
+            return ""
+        for start in START_TEXTS:
+            try:
+                if pairing(start) > 0:
+                    log.info("server pairs prompt log-probabilities one position late without a start token; "
+                             "prompts are sent behind %r", start)
+                    return start
+            except (ServerError, d.BadAnswer):
+                continue
+        raise PromptSearchError(f"{self.pool.urls[0]} pairs prompt log-probabilities with the wrong positions; "
+                                "score with --scoring topk (top-k next tokens) instead")
+
+    def _probe_top_k(self, start: str) -> int:
+        """How long a top-k list the echo shortcut may ask for: 5000 where the server allows it (the longer the
+        list, the more label words it answers), else 20 (vLLM's default cap), else 0 (no shortcut)."""
+        for k in (SHORTCUT_K, TOP_K):
+            try:
+                path, body, root = d.topk_request("topk", self.model_id, start + PROBE, k)
+                if d.topk_entries("topk", self._probe(path, body, root)):
+                    return k
+            except (ServerError, d.BadAnswer) as e:
+                if isinstance(e, ServerError) and "HTTP 4" not in str(e):
+                    raise
+        return 0
+
+    def _probe(self, path, body, root):
+        self.stats["probe_requests"] += 1
+        return self.pool.request(path, body, root)[1]
+
+    # ---- the model interface -------------------------------------------------------------------------
+    def count_tokens(self, text: str) -> int:
+        """An estimate (the server's tokenizer is not here): about 3 characters a token, rounded up."""
+        return max(1, -(-len(text.encode("utf-8")) // 3))
+
+    def loglikelihoods(self, contexts, continuations):
+        pairs = [(c, k) for c, ks in zip(contexts, continuations) for k in ks]
+        if self.dialect == "echo":
+            # A shortcut with the same numbers: one cheap top-k request per context serves every word that is
+            # one listed token (llama-cpp-python's echo costs ~1 s a request, its top-k ~0.2 s: it sorts the
+            # vocabulary once per returned token). Other words take the echo request.
+            words = {}
+            for c, k in pairs:
+                words.setdefault(c, []).append(k)
+            asks = list(words.items())
+            tops = dict(zip(words, self.pool.map(lambda a: self._top(*a), asks) if self.top_k else [{}] * len(asks)))
+            values = self.pool.map(lambda p: tops[p[0]].get(p[1]) if p[1] in tops[p[0]] else self._exact(*p), pairs)
+        elif self.dialect in d.EXACT:
+            values = self.pool.map(lambda p: self._exact(*p), pairs)
+        elif self.dialect in d.TOPK:
+            values = self.pool.map(lambda p: self._topk(*p), pairs)
+        else:
+            raise PromptSearchError(f"{self.name} gives no log-probabilities (generation only): it can score "
+                                    "generation tasks, not label words or log-likelihoods")
+        out, it = [], iter(values)
+        for ks in continuations:
+            out.append([next(it) for _ in ks])
+        return out
+
+    def generate(self, texts, max_new_tokens, chat=False):
+        def one(text):
+            path, body, root = d.generate_request(self.model_id, text, max_new_tokens, chat)
+            return self._ask(path, body, root, lambda a: d.generated_text(a, chat))
+
+        return self.pool.map(one, texts)
+
+    # ---- internals -------------------------------------------------------------------------------
+    def _exact(self, context: str, cont: str) -> float:
+        if not context:
+            raise PromptSearchError("a rendered prompt is empty; the template needs some text")
+        path, body, root = d.prompt_request(self.dialect, self.model_id, self.start_text + context + cont)
+        value, clean = self._ask(path, body, root, lambda a: d.suffix_logprob(d.prompt_tokens(self.dialect, a), cont,
+                                                                             trailing=1 if self.dialect == "echo" else 0))
+        if not clean:
+            self.stats["merged_boundaries"] += 1
+        return value
+
+    def _top(self, context: str, words: list[str]) -> dict[str, float]:
+        """Which of these words are one of the top-k next tokens after the context (as the echo requests send
+        it), with their log-probabilities. The cache keeps just those (a 5000-long list is ~140 KB), under a
+        key that names the words, so another set of words asks again."""
+        if not context:
+            raise PromptSearchError("a rendered prompt is empty; the template needs some text")
+        path, body, root = d.topk_request("topk", self.model_id, self.start_text + context, self.top_k)
+
+        def keep(answer):
+            table = d.topk_entries("topk", answer)
+            return {"listed": {w: table[w] for w in words if w in table}}
+
+        return self._ask(path, body, root, lambda kept: kept["listed"], keep=keep, key_extra=sorted(set(words)))
+
+    def _topk(self, context: str, cont: str) -> float:
+        """Teacher forcing through the top-k lists: take the longest listed token the rest of the word starts
+        with, append it, ask again; once none fits, add the outside-the-top-k bound and stop."""
+        total, rest = 0.0, cont
+        while rest:
+            path, body, root = d.topk_request(self.dialect, self.model_id, context, self.top_k)
+            entries = self._ask(path, body, root, lambda a: d.topk_entries(self.dialect, a))
+            fits = [t for t in entries if t and rest.startswith(t)]
+            if not fits:
+                self.stats["outside_topk"] += 1
+                return total + d.outside_topk(entries)
+            token = max(fits, key=len)
+            total += entries[token]
+            context, rest = context + token, rest[len(token):]
+        return total
+
+    def _ask(self, path: str, body: dict, root: bool, read, keep=None, key_extra=None):
+        """One request through the cache: answers are read (and so checked) before they are kept. ``keep``
+        reduces a large answer to what ``read`` needs (``key_extra`` then names what it was reduced for)."""
+        key = request_key(self.fingerprint, path, body if key_extra is None else {**body, "promptsearch_kept": key_extra})
+        if self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                self.stats["cache_hits"] += 1
+                return read(hit)
+        url, answer = self.pool.request(path, body, root)
+        self.stats["requests"] += 1
+        self.stats["prompt_tokens"] += int(((answer.get("usage") if isinstance(answer, dict) else None) or {})
+                                           .get("prompt_tokens", 0) or 0)
+        try:
+            if keep is not None:
+                answer = keep(answer)
+            value = read(answer)
+        except d.BadAnswer as e:
+            raise ServerError(url, f"answered {path} with something unexpected: {e}") from None
+        if self.cache is not None:
+            self.cache.put(key, self.fingerprint, path, answer)
+        return value
+
+
+def _pick_model(pool: HttpPool, model_name: str | None) -> tuple[str, str, int | None]:
+    url, listing = pool.request("/models")
+    data = listing.get("data") if isinstance(listing, dict) else None
+    if not isinstance(data, list) or not all(isinstance(m, dict) and "id" in m for m in data):
+        raise ServerError(url, "answered /models without a list of models; is this an OpenAI-compatible /v1 URL?")
+    ids = [m["id"] for m in data]
+    if model_name is None:
+        if len(ids) != 1:
+            raise ServerError(url, f"hosts {len(ids)} models ({', '.join(ids[:5]) or 'none'}); pick one with --model-name")
+        chosen = data[0]
+    else:
+        found = [m for m in data if m["id"] == model_name]
+        if not found:
+            raise ServerError(url, f"has no model {model_name!r}; it hosts: {', '.join(ids[:5]) or 'none'}")
+        chosen = found[0]
+    context = chosen.get("max_model_len") or chosen.get("context_length")
+    return chosen["id"], str(chosen.get("owned_by") or "unknown"), int(context) if context else None

@@ -1,0 +1,135 @@
+"""Against a real server: llama-cpp-python's server on the embedded SmolLM2 GGUF (tests/served_fixture.py),
+checked against the same GGUF run by llama_cpp in this process."""
+
+import json
+import random
+import shutil
+import threading
+import time
+
+import pytest
+
+from promptsearch import runner
+from promptsearch.errors import PromptSearchError, RunInterrupted
+from promptsearch.models.served import ServedModel
+from promptsearch.scorer import Scorer
+from promptsearch.task import BUNDLED_DIR, load_task
+
+pytestmark = pytest.mark.integration
+SECRET = "sk-promptsearch-test-secret-0123456789"
+
+
+@pytest.fixture(scope="module")
+def mini_task(tmp_path_factory):
+    """16/8/8 rows of the bundled SST-2 sample: a search on the server stays short."""
+    src, dst = BUNDLED_DIR / "sst2-mini", tmp_path_factory.mktemp("served-task")
+    for split, n in (("train", 16), ("dev", 8), ("test", 8)):
+        lines = (src / f"{split}.jsonl").read_text().splitlines()[:n]
+        (dst / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+    shutil.copy(src / "task.json", dst / "task.json")
+    return str(dst)
+
+
+@pytest.fixture(scope="module")
+def in_process_llama():
+    from llama_cpp import Llama
+
+    from promptsearch.model import embedded_gguf
+
+    return Llama(str(embedded_gguf()), logits_all=True, n_threads=1, n_ctx=1024, verbose=False)
+
+
+def test_label_loglikelihoods_match_llama_cpp_in_process(llama_server, in_process_llama, tmp_cache):
+    from promptsearch.testing import llama_cpp_loglik
+
+    model = ServedModel.connect([llama_server.url], concurrency=2)
+    assert model.capabilities.prompt_logprobs and model.start_text == "<|im_start|>"  # the measured pitfall
+    task = load_task(None)
+    scorer = Scorer(model)
+    words = (" negative", " positive", " not positive at all")  # the last: several tokens, never top-k
+    examples = task.dev[:4]
+    prompt = "Review: {input}\nSentiment:"
+    contexts = [scorer.render(prompt, ex.input) for ex in examples]
+    served = scorer.loglikelihoods(contexts, [list(words)] * len(contexts))
+    for ctx, row in zip(contexts, served):
+        for word, value in zip(words, row):
+            ref = llama_cpp_loglik(in_process_llama, model.start_text + ctx + word, word)
+            assert abs(value - ref) < 1e-4, (ctx, word, value, ref)
+    # the same numbers again, from the disk cache: nothing sent
+    sent = model.stats["requests"]
+    again = ServedModel.connect([llama_server.url]).loglikelihoods(contexts, [list(words)] * len(contexts))
+    assert again == served and model.stats["requests"] == sent
+
+
+def test_topk_scoring_states_its_rule_and_agrees_where_the_label_is_listed(llama_server, in_process_llama, tmp_cache):
+    from promptsearch.models import dialects as d
+    from promptsearch.testing import llama_cpp_loglik
+
+    exact = ServedModel.connect([llama_server.url])
+    topk = ServedModel.connect([llama_server.url], scoring="topk")
+    assert topk.capabilities.top_k_only and not topk.capabilities.prompt_logprobs and topk.start_text == ""
+    context = "Review: a wonderful, moving film.\nSentiment:"
+    listed, rare = topk.loglikelihoods([context], [[" positive", " zxqv"]])[0]
+    # " positive" is in the top 20 here, so its top-k value is exact (top-k pairs right without a start token)
+    assert abs(listed - llama_cpp_loglik(in_process_llama, context + " positive", " positive")) < 1e-4
+    entries = topk._ask(*d.topk_request(
+        "topk", topk.model_id, context, topk.top_k), lambda a: d.topk_entries("topk", a))
+    assert rare <= d.outside_topk(entries) + 1e-9 and topk.stats["outside_topk"] >= 1
+    assert topk.fingerprint != exact.fingerprint  # the two scorings never share cached numbers
+
+
+def test_generation_plain_and_chat(llama_server, tmp_cache):
+    model = ServedModel.connect([llama_server.url])
+    plain, chat = model.generate(["The capital of France is"], 8)[0], model.generate(["Name the capital of France."], 8, chat=True)[0]
+    assert "Paris" in plain and "\n" not in plain and isinstance(chat, str) and "\n" not in chat
+
+
+def test_white_box_strategies_refuse_a_served_model(llama_server, mini_task, tmp_path, tmp_cache):
+    parts = None
+    for strategy, needs in (("autoprompt", "gradients"), ("soft-prompt", "embeddings")):
+        config = runner.make_config(task=mini_task, model=llama_server.url, strategies=[strategy], budget={"max_evals": 10})
+        parts = parts or runner.load_parts(config)
+        with pytest.raises(PromptSearchError, match=f"{strategy} needs .*{needs}.*served over HTTP") as e:
+            runner.run(config, tmp_path / strategy, parts=parts)
+        assert "\n" not in str(e.value)
+
+
+def _board(summary):
+    return [(r["id"], r["dev"]["score"], r["dev"]["n"]) for r in summary["leaderboard"]]
+
+
+def test_server_killed_mid_run_then_resume_gives_the_same_run(llama_server, mini_task, tmp_path, monkeypatch):
+    """SIGKILL the server at a seeded random moment of a search, restart it, resume: the same leaderboard as an
+    uninterrupted run, and every request answered exactly once across the two halves."""
+    monkeypatch.setenv("PROMPTSEARCH_API_KEY", SECRET)
+    config = runner.make_config(task=mini_task, model=llama_server.url, strategies=["templates"], top_k=1,
+                                budget={"max_evals": 24, "max_candidates": 6, "max_seconds": 10**6},
+                                racing={"min_examples": 4}, served={"concurrency": 2, "timeout": 30})
+    monkeypatch.setenv("PROMPTSEARCH_CACHE", str(tmp_path / "cache-full"))
+    started = time.monotonic()
+    parts = runner.load_parts(config)
+    full = runner.run(config, tmp_path / "full", parts=parts)
+    took = time.monotonic() - started
+
+    monkeypatch.setenv("PROMPTSEARCH_CACHE", str(tmp_path / "cache-cut"))
+    parts = runner.load_parts(config)
+    killer = threading.Timer(random.Random(14).uniform(0.3, 0.7) * took, llama_server.kill)
+    killer.start()
+    try:
+        with pytest.raises(PromptSearchError) as e:
+            runner.run(config, tmp_path / "cut", parts=parts)
+    finally:
+        killer.join()
+        llama_server.start()
+    message = str(e.value)
+    assert message.startswith(f"server {llama_server.url}: ") and "\n" not in message
+    assert isinstance(e.value, RunInterrupted) and message.endswith("nothing scored is lost")  # the CLI adds the resume command
+    before = parts[1].stats["requests"]
+
+    resumed_parts = runner.load_parts(json.loads((tmp_path / "cut" / "config.json").read_text()))
+    resumed = runner.run(None, tmp_path / "cut", resume=True, parts=resumed_parts)
+    assert _board(resumed) == _board(full)
+    assert resumed["best"]["test"] == full["best"]["test"]
+    assert before > 0 and before + resumed_parts[1].stats["requests"] == full["served"]["requests"]
+    for path in (tmp_path / "cut").rglob("*"):  # the API key is never written to the run
+        assert not path.is_file() or SECRET not in path.read_text(errors="ignore")
