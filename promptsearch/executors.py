@@ -8,6 +8,8 @@ whatever order the chunks finish in: the run log and ``--resume`` are exactly as
 
 - ``InProcess`` scores the chunks one after another with the driver's own scorer (the reference the
   others must match, chunk for chunk).
+- ``http``: a served model (``--model URL[,URL...]``) already sends its requests concurrently and spreads
+  them over every URL given (replicas), so it needs no wrapper; the option only checks the model is served.
 - ``RayPool`` holds one model replica per Ray actor (``--executor ray --workers N``), on a local
   cluster it starts or on an existing one (``--ray auto|ADDRESS``). A worker that dies has its chunk
   scored by another; when none is left the run stops (:class:`~promptsearch.errors.RunInterrupted`)
@@ -196,9 +198,17 @@ class RayPool:
 
 def make_executor(config: dict, scorer):
     """The executor a run's config asks for wrapped around its scorer, or the scorer itself for ``local``."""
+    from .models import is_served
+
     spec = config.get("executor") or {}
     kind = spec.get("kind", "local")
-    if kind == "local":
+    served = is_served(config.get("model"))
+    if kind == "http" and not served:
+        raise PromptSearchError("the http executor sends requests to served models: give the model as a URL "
+                                "(several comma-separated URLs are replicas, and requests are spread across them)")
+    if kind == "ray" and served:
+        raise PromptSearchError("Ray workers hold local model replicas; a served model is scaled with the http executor")
+    if kind in ("local", "http"):  # a served model's requests already go out concurrently, over every URL
         return scorer
     if kind == "in-process":
         return ChunkedScorer(scorer, InProcess(scorer), spec.get("chunk", CHUNK))
@@ -207,4 +217,4 @@ def make_executor(config: dict, scorer):
                        address=spec.get("address"), device=config.get("device", "auto"), dtype=config.get("dtype", "float32"),
                        batch_size=config.get("batch_size", 16), chat=config.get("chat", False))
         return ChunkedScorer(scorer, pool, spec.get("chunk", CHUNK))
-    raise PromptSearchError(f"unknown executor {kind!r}; use local, in-process or ray")
+    raise PromptSearchError(f"unknown executor {kind!r}; use local, in-process, ray or http")

@@ -170,3 +170,17 @@ def test_ray_executor_without_ray_says_how_to_get_it(monkeypatch, tiny_dir):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed: import ray raises ImportError
     with pytest.raises(PromptSearchError, match=r"pip install 'promptsearch\[ray\]'"):
         RayPool(tiny_dir)
+
+
+def test_executors_fit_the_model_kind(tiny):
+    from promptsearch.errors import PromptSearchError
+    from promptsearch.executors import make_executor
+
+    scorer = Scorer(tiny)
+    with pytest.raises(PromptSearchError, match="the http executor sends requests to served models"):
+        make_executor({"model": "/some/dir", "executor": {"kind": "http"}}, scorer)
+    with pytest.raises(PromptSearchError, match="Ray workers hold local model replicas"):
+        make_executor({"model": "http://127.0.0.1:1/v1", "executor": {"kind": "ray"}}, scorer)
+    assert make_executor({"model": "http://a/v1,http://b/v1", "executor": {"kind": "http"}}, scorer) is scorer
+    with pytest.raises(PromptSearchError, match="unknown executor 'gpu'"):
+        make_executor({"model": None, "executor": {"kind": "gpu"}}, scorer)

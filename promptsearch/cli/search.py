@@ -131,9 +131,10 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, artifact_file, c
 @click.option("--top-k", type=click.IntRange(1), default=3, show_default=True, help="Candidates checked on all of dev at the end.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory (default: runs/TASK-TIME).")
 @click.option("--resume", type=click.Path(file_okay=False), default=None, help="Continue an interrupted run.")
-@click.option("--executor", type=click.Choice(["local", "in-process", "ray"]), default=None,
+@click.option("--executor", type=click.Choice(["local", "in-process", "ray", "http"]), default=None,
               help="Where scoring runs: this process (default); this process in chunks (the reference for ray); "
-                   "Ray workers. With --resume: the run's own unless given.")
+                   "Ray workers; concurrent requests to served replicas (--model URL,URL,...). "
+                   "With --resume: the run's own unless given.")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True, help="Ray: model replicas (actors).")
 @click.option("--worker-threads", type=click.IntRange(1), default=1, show_default=True, help="Ray: torch threads per worker.")
 @click.option("--ray", "ray_address", default=None, help="Ray: 'auto' or ADDRESS of a running cluster (default: start a local one).")
