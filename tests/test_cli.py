@@ -84,6 +84,20 @@ def _cli(*args):
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}  # see conftest._threads
 
 
+def kill_halfway(command, run_dir, n_lines):
+    """Start a run, SIGKILL it once half of the uninterrupted run's ``n_lines`` log lines are written;
+    returns its log, checked to be cut short."""
+    log = run_dir / "candidates.jsonl"
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ONE_THREAD)
+    deadline = time.time() + 300
+    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < n_lines // 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(log.read_text().splitlines()) < n_lines  # it really was cut short
+    return log
+
+
 def test_killed_run_resumes_to_the_same_result(tiny_dir, small_task_dir, tmp_path):
     args = ["--model", tiny_dir, "--task", small_task_dir, "--strategy", "templates", "--strategy", "clarify",
             "--max-evals", "1000", "--seed", "7", "--quiet"]
@@ -92,14 +106,7 @@ def test_killed_run_resumes_to_the_same_result(tiny_dir, small_task_dir, tmp_pat
     expected = json.loads(whole.stdout)
     n_lines = len((tmp_path / "whole" / "candidates.jsonl").read_text().splitlines())
 
-    log = tmp_path / "cut" / "candidates.jsonl"
-    proc = subprocess.Popen(_cli("run", *args, "--out", str(tmp_path / "cut")), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ONE_THREAD)
-    deadline = time.time() + 300
-    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < n_lines // 2):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert len(log.read_text().splitlines()) < n_lines  # it really was cut short
+    log = kill_halfway(_cli("run", *args, "--out", str(tmp_path / "cut")), tmp_path / "cut", n_lines)
     resumed = subprocess.run(_cli("run", "--resume", str(tmp_path / "cut"), "--json"), capture_output=True, text=True, timeout=600, env=ONE_THREAD)
     assert resumed.returncode == 0, resumed.stderr
     got = json.loads(resumed.stdout)
@@ -137,15 +144,7 @@ def test_killed_refine_resumes_to_the_same_result(tiny_dir, small_task_dir, tmp_
     expected = json.loads(whole.stdout)
     n_lines = len((tmp_path / "whole" / "candidates.jsonl").read_text().splitlines())
 
-    log = tmp_path / "cut" / "candidates.jsonl"
-    proc = subprocess.Popen(_cli(*args, "--out", str(tmp_path / "cut")), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=ONE_THREAD)
-    deadline = time.time() + 300
-    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < n_lines // 2):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert len(log.read_text().splitlines()) < n_lines  # it really was cut short
+    log = kill_halfway(_cli(*args, "--out", str(tmp_path / "cut")), tmp_path / "cut", n_lines)
     resumed = subprocess.run(_cli("refine", "--resume", str(tmp_path / "cut"), "--json"), capture_output=True,
                              text=True, timeout=600, env=ONE_THREAD)
     assert resumed.returncode == 0, resumed.stderr
