@@ -5,15 +5,16 @@ check that the interrupted run ends exactly where an uninterrupted one of the sa
     python benchmarks/chaos.py --quick    # 4 per strategy
 
 For every strategy (and the default chain, and refine on a rated run): an uninterrupted reference run,
-then SIGKILLs at seeded random moments (each followed by `run --resume DIR`, or `refine --resume DIR`; a
+then SIGKILLs at seeded random moments (a quarter during start-up, the rest after the process logged a new
+rung; "mid-search" counts those) (each followed by `run --resume DIR`, or `refine --resume DIR`; a
 kill before the run directory exists starts it again), until N kills have landed; a run that finishes
 before the next kill is compared and a new one started. Then one SIGINT and one SIGTERM (each must stop
 cleanly: exit 130 with the resume hint, no traceback) and a torn last line (a kill, then the last log line
 cut mid-way by hand), each resumed to the end. Every finished run is compared with the reference:
   identical   summary leaderboard, best and seed prompt (dev and test scores) equal
   re-scored   (candidate id, example key) pairs logged more than once in candidates.jsonl
-  lost        reference log records missing from the run's log (the 'seconds' field ignored), plus
-              records the run logged that the reference did not
+  lost        reference log records missing from the run's log (the 'seconds' field ignored)
+  extra       records the run logged that the reference did not
   torn        lines of the finished log that do not parse
 The model is the tiny random Llama of promptsearch.testing saved to a folder, on a 40/30/30-row slice of
 sst2-mini, so that hundreds of process starts fit on a small machine: this checks the bookkeeping, not
@@ -107,25 +108,38 @@ def _hear_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def run_once(cmd: list[str], d: Path, kill_at: float | None = None, sig=signal.SIGKILL, when=None) -> dict:
-    """Start a process on run directory ``d``; send ``sig`` after ``kill_at`` seconds or once ``when()``
-    holds, else let it finish. Also notes when its first log line appeared (the end of start-up)."""
+def run_once(cmd: list[str], d: Path, kill_at: float | None = None, sig=signal.SIGKILL, when=None,
+             after_new_line: float | None = None) -> dict:
+    """Start a process on run directory ``d``; send ``sig`` after ``kill_at`` seconds, or ``after_new_line``
+    seconds after the process logged its first new rung, or once ``when()`` holds; else let it finish.
+    Notes when its first log line appeared (the end of start-up) and whether it had logged anything new."""
     started = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
                             preexec_fn=_hear_sigint)  # noqa: PLW1509 (no threads here)
-    sent, first = False, None
+    sent, first, grew_at, size0 = False, None, None, log_size(d)
     while proc.poll() is None:
         now = time.monotonic() - started
         if first is None and (d / "candidates.jsonl").exists():
             first = now
-        if (kill_at is not None and now >= kill_at) or (when is not None and when()):
+        if grew_at is None and log_size(d) > size0:
+            grew_at = now
+        due = (kill_at is not None and now >= kill_at) or (when is not None and when()) or \
+            (after_new_line is not None and grew_at is not None and now >= grew_at + after_new_line)
+        if due:
             proc.send_signal(sig)
             sent = True
             break
         time.sleep(0.02)
     _, err = proc.communicate()
     return {"signalled": sent, "rc": proc.returncode, "stderr": err, "seconds": time.monotonic() - started,
-            "first_line": first}
+            "first_line": first, "mid_search": grew_at is not None}
+
+
+def log_size(d: Path) -> int:
+    try:
+        return (d / "candidates.jsonl").stat().st_size
+    except FileNotFoundError:
+        return 0
 
 
 def log_lines(d: Path) -> list[str]:
@@ -167,7 +181,7 @@ def chaos(case: Case, kills: int, work: Path, seed: int) -> dict:
     search_seconds = json.loads((ref / "summary.json").read_text())["budget_used"]["seconds"]
     startup = r["first_line"] or 1.0  # process start to the first logged rung: imports, model and task load
     rng = random.Random(f"{seed}-{case.name}")
-    out = {"strategy": case.name, "reference_seconds": round(ref_seconds, 1), "startup_seconds": round(startup, 1), "kills": 0, "starts": 0, "runs": 0,
+    out = {"strategy": case.name, "reference_seconds": round(ref_seconds, 1), "startup_seconds": round(startup, 1), "kills": 0, "mid_search_kills": 0, "starts": 0, "runs": 0,
            "identical": 0, "rescored": 0, "lost": 0, "extra": 0, "torn": 0, "errors": []}
     started, n_round, d = time.monotonic(), 0, None
 
@@ -185,12 +199,19 @@ def chaos(case: Case, kills: int, work: Path, seed: int) -> dict:
 
     d = fresh_dir()
     while True:
-        # Seeded moments from mid-start-up to about 2/N of the search past it: most kills land mid-search.
-        kill_at = rng.uniform(0.5 * startup, startup + 2 * search_seconds / kills) if out["kills"] < kills else None
-        r = run_once(case.command(d), d, kill_at)
+        # Seeded moments: a quarter anywhere in start-up (imports, model load, replaying the log), the rest
+        # mid-search, up to 2/N of the reference's search time after the process logged its first new rung.
+        kill_at = after = None
+        if out["kills"] < kills:
+            if rng.random() < 0.25:
+                kill_at = rng.uniform(0, startup)
+            else:
+                after = rng.uniform(0, 2 * search_seconds / kills)
+        r = run_once(case.command(d), d, kill_at, after_new_line=after)
         out["starts"] += 1
         if r["signalled"]:
             out["kills"] += 1
+            out["mid_search_kills"] += r["mid_search"]
             continue
         if r["rc"] != 0:
             out["errors"].append(f"{d.name}: exit {r['rc']}: {(r['stderr'].strip().splitlines() or [''])[-1]}")
@@ -235,11 +256,12 @@ def chaos(case: Case, kills: int, work: Path, seed: int) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| strategy | ref s | kills | starts | runs compared | identical | pairs re-scored | lines lost | "
+    head = ("| strategy | ref s | kills | of them mid-search | starts | runs compared | identical | pairs re-scored | lines lost | "
             "extra lines | torn lines | SIGINT | SIGTERM | torn last line | errors | wall s |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
-        lines.append(f"| {r['strategy']} | {r['reference_seconds']} | {r['kills']} | {r['starts']} | {r['runs']} | "
+        lines.append(f"| {r['strategy']} | {r['reference_seconds']} | {r['kills']} | {r['mid_search_kills']} | "
+                     f"{r['starts']} | {r['runs']} | "
                      f"{r['identical']}/{r['runs']} | {r['rescored']} | {r['lost']} | {r['extra']} | {r['torn']} | "
                      f"{r['SIGINT']} | {r['SIGTERM']} | {r['torn_line']} | {len(r['errors'])} | {r['seconds']} |")
     return "\n".join(lines)
