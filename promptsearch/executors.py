@@ -1,8 +1,8 @@
 """Executors: where the scoring of (candidate, example) pairs runs when one process is too slow.
 
 The search stays one process (proposals, racing, the run log). :class:`ChunkedScorer` wraps the
-driver's scorer: the pairs of an ``evaluate`` call that are not cached yet are cut into fixed chunks in
-example order, an executor scores the chunks wherever it likes, and the results are merged back by key.
+driver's scorer: the pairs of an ``evaluate`` call that are not cached yet are cut into fixed chunks
+(examples of similar length together), an executor scores the chunks wherever it likes, and the results are merged back by key.
 ``evaluate`` returns only when every chunk is in, so a rung is logged complete and in example order,
 whatever order the chunks finish in: the run log and ``--resume`` are exactly as with one process.
 
@@ -58,6 +58,9 @@ class ChunkedScorer:
         for candidate, examples in requests:
             keys = scorer.keys(task, candidate, [ex.key for ex in examples])
             missing = [i for i, k in enumerate(keys) if k not in scorer.cache]
+            # Chunks of similar lengths pad little (the scorer batches within a chunk); a stable sort keeps
+            # them the same wherever they are scored, and results are merged back by key.
+            missing.sort(key=lambda i: len(examples[i].input))
             soft = scorer._soft(candidate.soft) if missing else None
             for start in range(0, len(missing), self.chunk_size):
                 chunk = missing[start: start + self.chunk_size]
@@ -155,7 +158,8 @@ class RayPool:
         from ray.exceptions import RayActorError, RayTaskError
 
         task_ref = self._task_ref(task)
-        pending = list(range(len(jobs)))
+        # Longest chunks first: the last chunk to finish is then a short one, so no worker waits long at the end.
+        pending = sorted(range(len(jobs)), key=lambda i: -sum(len(ex.input) for ex in jobs[i][1]))
         results: list = [None] * len(jobs)
         running: dict = {}  # future -> (chunk index, worker)
         idle = list(self.alive)
