@@ -44,19 +44,24 @@ def smollm():
     return FrozenModel.load()
 
 
-@pytest.fixture(scope="session")
-def small_task_dir(tmp_path_factory):
-    """A 40/30/30-row slice of the bundled SST-2 sample, so CLI tests on the tiny model stay quick."""
+def sst2_slice(directory, train: int, dev: int, test: int):
+    """The first rows of each split of the bundled SST-2 sample, as a task directory (quick searches)."""
     import shutil
 
     from promptsearch.task import BUNDLED_DIR
 
-    src, d = BUNDLED_DIR / "sst2-mini", tmp_path_factory.mktemp("small-task")
-    for split, n in (("train", 40), ("dev", 30), ("test", 30)):
+    src = BUNDLED_DIR / "sst2-mini"
+    for split, n in (("train", train), ("dev", dev), ("test", test)):
         lines = (src / f"{split}.jsonl").read_text().splitlines()[:n]
-        (d / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
-    shutil.copy(src / "task.json", d / "task.json")
-    return str(d)
+        (directory / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+    shutil.copy(src / "task.json", directory / "task.json")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def small_task_dir(tmp_path_factory):
+    """A 40/30/30-row slice of the bundled SST-2 sample, so CLI tests on the tiny model stay quick."""
+    return str(sst2_slice(tmp_path_factory.mktemp("small-task"), 40, 30, 30))
 
 
 @pytest.fixture

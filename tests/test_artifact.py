@@ -12,7 +12,9 @@ from promptsearch.cli import main
 from promptsearch.errors import PromptSearchError
 from promptsearch.export import export_run
 from promptsearch.scorer import Scorer
-from promptsearch.task import BUNDLED_DIR, load_task
+from promptsearch.task import load_task
+
+from .conftest import sst2_slice
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +35,7 @@ def model_dirs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def task_dir(tmp_path_factory):
     """sst2-mini with small train/dev (a quick search) and its whole 200-row test split."""
-    src, d = BUNDLED_DIR / "sst2-mini", tmp_path_factory.mktemp("task")
-    for split, n in (("train", 40), ("dev", 30), ("test", 200)):
-        lines = (src / f"{split}.jsonl").read_text().splitlines()[:n]
-        (d / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
-    shutil.copy(src / "task.json", d / "task.json")
-    return d
+    return sst2_slice(tmp_path_factory.mktemp("task"), 40, 30, 200)
 
 
 @pytest.fixture(scope="module")

@@ -225,13 +225,19 @@ def test_bad_edits_file(run, content, problem):
 
 
 # ---- one writer per run -----------------------------------------------------------------------
-def test_second_writer_is_refused_with_the_holders_pid_and_a_killed_holder_frees_the_run(run):
+def hold_lock(run):
+    """Another process that holds the run's lock (until it is killed); returns once it holds it."""
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time\nfrom promptsearch.store import RunStore\n"
+        "import time\nfrom promptsearch.store import RunStore\n"
         f"with RunStore({str(run)!r}).locked():\n    print('held', flush=True)\n    time.sleep(120)\n")],
         stdout=subprocess.PIPE, text=True, env=ONE_THREAD)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_second_writer_is_refused_with_the_holders_pid_and_a_killed_holder_frees_the_run(run):
+    holder = hold_lock(run)
     try:
-        assert holder.stdout.readline().strip() == "held"
         before = snapshot(run)
         expected = f"{run} is in use by another promptsearch process (pid {holder.pid}); wait for it to finish or stop it first"
         assert one_line_error("run", "--resume", run) == expected
@@ -249,12 +255,8 @@ def test_refine_resume_is_refused_while_held(run, tmp_path):
     refined.mkdir()
     (refined / "refine.json").write_text("{}")
     (refined / "config.json").write_text((run / "config.json").read_text())
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import time\nfrom promptsearch.store import RunStore\n"
-        f"with RunStore({str(refined)!r}).locked():\n    print('held', flush=True)\n    time.sleep(120)\n")],
-        stdout=subprocess.PIPE, text=True, env=ONE_THREAD)
+    holder = hold_lock(refined)
     try:
-        assert holder.stdout.readline().strip() == "held"
         assert one_line_error("refine", "--resume", refined) == \
             f"{refined} is in use by another promptsearch process (pid {holder.pid}); wait for it to finish or stop it first"
     finally:

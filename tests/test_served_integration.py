@@ -3,7 +3,6 @@ checked against the same GGUF run by llama_cpp in this process."""
 
 import json
 import random
-import shutil
 import threading
 import time
 
@@ -13,7 +12,9 @@ from promptsearch import runner
 from promptsearch.errors import PromptSearchError, RunInterrupted
 from promptsearch.models.served import ServedModel
 from promptsearch.scorer import Scorer
-from promptsearch.task import BUNDLED_DIR, load_task
+from promptsearch.task import load_task
+
+from .conftest import sst2_slice
 
 pytestmark = pytest.mark.integration
 SECRET = "sk-promptsearch-test-secret-0123456789"
@@ -22,12 +23,7 @@ SECRET = "sk-promptsearch-test-secret-0123456789"
 @pytest.fixture(scope="module")
 def mini_task(tmp_path_factory):
     """16/8/8 rows of the bundled SST-2 sample: a search on the server stays short."""
-    src, dst = BUNDLED_DIR / "sst2-mini", tmp_path_factory.mktemp("served-task")
-    for split, n in (("train", 16), ("dev", 8), ("test", 8)):
-        lines = (src / f"{split}.jsonl").read_text().splitlines()[:n]
-        (dst / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
-    shutil.copy(src / "task.json", dst / "task.json")
-    return str(dst)
+    return str(sst2_slice(tmp_path_factory.mktemp("served-task"), 16, 8, 8))
 
 
 @pytest.fixture(scope="module")
