@@ -82,13 +82,13 @@ def load_task_of(config: dict):
     return task.with_seed_prompt(config["seed_prompt"]) if config.get("seed_prompt") else task
 
 
-def load_parts(config: dict):
-    """Task, model and scorer for a config (the slow part: loads the model, or connects to its server)."""
+def load_parts(config: dict, task=None):
+    """Task (unless given, already loaded), model and scorer for a config (the slow part: loads the
+    model, or connects to its server)."""
     from .scorer import Scorer
 
-    task = load_task_of(config)
-    served = {**DEFAULTS["served"], **(config.get("served") or {})}
-    model = load_configured_model(config, config["model"], served["model_name"])
+    task = task or load_task_of(config)
+    model = load_configured_model(config, config["model"], (config.get("served") or {}).get("model_name"))
     # A served proposer must host one model (--model-name names the scored model).
     proposer = load_configured_model(config, config["proposer"], None) if config.get("proposer") else None
     return task, model, Scorer(model, batch_size=config["batch_size"], chat=config["chat"], proposer=proposer)
@@ -128,18 +128,19 @@ def run(config: dict, run_dir: str | Path, resume: bool = False, progress: bool 
         if executor:
             config = {**config, "executor": executor}
     strategies = make_strategies(config)  # bad names and options fail before the slow model load
+    task = None
     if not resume:
         if parts is None:
-            load_task_of(config)  # a bad task file stops here, before the run directory is written
+            task = load_task_of(config)  # a bad task file stops here, before the run directory is written
         store = RunStore.create(run_dir, config)
     with store.locked():  # before anything is repaired or appended: one writer per run directory
         if resume:
             store.repair()
-        return _load_and_run(config, run_dir, store, strategies, resume, progress, parts)
+        return _load_and_run(config, run_dir, store, strategies, resume, progress, parts or load_parts(config, task))
 
 
 def _load_and_run(config, run_dir, store, strategies, resume, progress, parts) -> dict:
-    task, model, local = parts or load_parts(config)
+    task, model, local = parts
     from .executors import make_executor
 
     scorer = make_executor(config, local)  # the local scorer itself, or one that fans chunks out
