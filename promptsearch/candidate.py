@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 class Candidate:
     """A prompt to try. ``prompt`` has an ``{input}`` slot; ``label_words`` overrides the task's
     verbalizer; ``soft`` names a trained soft prompt that is prepended (then it is not readable text).
-    ``strategy``, ``parents`` (candidate ids) and ``edit`` record where it came from."""
+    ``strategy``, ``parents`` (candidate ids) and ``edit`` record where it came from.
+
+    Options that change how a prompt is scored are part of its identity, each left out of the id and the
+    JSON when unset so that older runs keep their ids: ``calibrate`` ("contextual" or "domain": the label
+    scores are corrected for the prompt's own bias), ``demos`` (a rule that picks demonstrations per input,
+    such as "similar:4" or "balanced:4"), and ``members``/``weights`` (an ensemble: the members' scores
+    combined)."""
 
     prompt: str
     label_words: tuple[str, ...] | None = None
@@ -20,12 +26,32 @@ class Candidate:
     strategy: str = "seed"
     parents: tuple[str, ...] = ()
     edit: str = ""
+    calibrate: str | None = None
+    demos: str | None = None
+    members: tuple[Candidate, ...] = ()
+    weights: tuple[float, ...] = ()
 
     @property
     def id(self) -> str:
-        """Same prompt, verbalizer and soft prompt: same id, whoever proposed it (no double scoring)."""
-        raw = json.dumps([self.prompt, list(self.label_words) if self.label_words else None, self.soft])
-        return hashlib.sha1(raw.encode()).hexdigest()[:12]
+        """Same prompt, verbalizer, soft prompt and scoring options: same id, whoever proposed it (no double
+        scoring)."""
+        parts = [self.prompt, list(self.label_words) if self.label_words else None, self.soft]
+        options = self.options()
+        if options:
+            parts.append(options)
+        return hashlib.sha1(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:12]
+
+    def options(self) -> dict:
+        """The scoring options that are set, as JSON (members by their full records)."""
+        out: dict = {}
+        if self.calibrate:
+            out["calibrate"] = self.calibrate
+        if self.demos:
+            out["demos"] = self.demos
+        if self.members:
+            out["members"] = [m.to_json() for m in self.members]
+            out["weights"] = list(self.weights)
+        return out
 
     def to_json(self) -> dict:
         return {
@@ -36,13 +62,16 @@ class Candidate:
             "strategy": self.strategy,
             "parents": list(self.parents),
             "edit": self.edit,
+            **self.options(),
         }
 
     @classmethod
     def from_json(cls, d: dict) -> Candidate:
         words = d.get("label_words")
         return cls(d["prompt"], tuple(words) if words else None, d.get("soft"), d.get("strategy", "seed"),
-                   tuple(d.get("parents", ())), d.get("edit", ""))
+                   tuple(d.get("parents", ())), d.get("edit", ""), calibrate=d.get("calibrate"), demos=d.get("demos"),
+                   members=tuple(cls.from_json(m) for m in d.get("members", ())),
+                   weights=tuple(float(w) for w in d.get("weights", ())))
 
 
 @dataclass

@@ -22,6 +22,7 @@ scorer hands it the rendered texts and keeps the rest (metrics, caching, keys) t
 from __future__ import annotations
 
 import copy
+import json
 import math
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
@@ -112,7 +113,10 @@ class Scorer:
 
     def keys(self, task, candidate, example_keys) -> list[tuple]:
         mode, extra = self.mode(task, candidate)
-        return [(self.model.fingerprint, self.chat, mode, candidate.prompt, extra, candidate.soft, k) for k in example_keys]
+        options = candidate.options()  # calibration, demonstration rule, ensemble members: they change the scores
+        options = json.dumps(options, sort_keys=True) if options else None
+        return [(self.model.fingerprint, self.chat, mode, candidate.prompt, extra, candidate.soft, options, k)
+                for k in example_keys]
 
     def preload(self, task, candidate, results: dict[str, ExampleResult]) -> None:
         """Put results read back from a run log into the cache (resume scores nothing twice)."""
