@@ -4,10 +4,10 @@ in this process (the same GGUF, ``logits_all=True``), and its accuracy against t
     promptsearch eval --model http://HOST:PORT/v1 --task ../shared/data/sst2 --split test --limit 200 \\
         --prompt 'Review: {input}\\nSentiment:' --json > served.json
     promptsearch eval --task ../shared/data/sst2 --split test --limit 200 --prompt '...' --json > local.json
-    python benchmarks/check_served_eval.py served.json local.json [--start-text '<|im_start|>']
+    python benchmarks/check_served_eval.py served.json local.json
 
-``--start-text``: what the client put before every scored prompt (the connect probe's finding; for the
-embedded SmolLM2 on llama-cpp-python 0.3.36 it is ``<|im_start|>``). Writes benchmarks/results/served_eval.json.
+The client sends every prompt as it is (a late-pairing echo server is read through plain completions), so
+the reference is the same text scored by llama_cpp. Writes benchmarks/results/served_eval.json.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("served")
     ap.add_argument("local")
-    ap.add_argument("--start-text", default="<|im_start|>")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "served_eval.json"))
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -45,7 +44,7 @@ def main() -> None:
         context = render(served["prompt"], rows[r["id"]].input)
         for word, value in zip(served["label_words"], r["label_logprobs"]):
             cont = continuation(context, word)
-            ref = llama_cpp_loglik(llm, args.start_text + context + cont, cont)
+            ref = llama_cpp_loglik(llm, context + cont, cont)
             worst = max(worst, abs(value - ref))
     agree = sum(a["prediction"] == b["prediction"] for a, b in zip(served["results"], local["results"]))
     out = {"rows": served["n"], "max_abs_diff_vs_llama_cpp": worst, "served_accuracy": served["score"],

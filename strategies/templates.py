@@ -71,9 +71,6 @@ class TemplateEnumeration(Strategy):
         import torch
 
         task, scorer = ctx.task, ctx.scorer
-        if not scorer.white_box:
-            log.info("label-word search skipped: it reads whole next-token distributions, which a served model does not give")
-            return []
         n_classes = len(task.label_words)
         by_class = [[ex for ex in task.train if ex.label == c][: self.label_examples] for c in range(n_classes)]
         if any(not exs for exs in by_class):
@@ -81,17 +78,27 @@ class TemplateEnumeration(Strategy):
         examples = [ex for exs in by_class for ex in exs]
         contexts = [scorer.render(prompt, ex.input) for ex in examples]
         space = not (contexts[0][-1:].isspace())
-        logprobs = scorer.next_token_logprobs(contexts)
+        if scorer.white_box:
+            logprobs = scorer.next_token_logprobs(contexts)
+            mask = self._word_mask(scorer.model, space, logprobs.shape[1])
+            decode = lambda i: scorer.model.decode([i]).strip()
+        else:
+            found = self._served_tables(scorer.model, contexts, space)
+            if found is None:
+                log.info("label-word search skipped: the served model lists no next tokens")
+                return []
+            logprobs, vocabulary = found
+            mask = torch.ones(len(vocabulary), dtype=torch.bool)
+            decode = lambda i: vocabulary[i].strip()
         ctx.charge(len(contexts))
-        mask = self._word_mask(scorer.model, space, logprobs.shape[1])
         class_mean = torch.stack([logprobs[[i for i, ex in enumerate(examples) if ex.label == c]].mean(0) for c in range(n_classes)])
         relative = class_mean - class_mean.mean(0, keepdim=True)
         score = relative + 0.5 * class_mean  # discriminative, but still a word the model says here
         score[:, ~mask] = -float("inf")
-        tops = [score[c].topk(self.label_candidates).indices.tolist() for c in range(n_classes)]
-        decode = lambda i: scorer.model.decode([i]).strip()
+        n_top = min(self.label_candidates, score.shape[1])  # a served model may list few words
+        tops = [score[c].topk(n_top).indices.tolist() for c in range(n_classes)]
         options = []
-        for rank in range(self.label_candidates):
+        for rank in range(n_top):
             words = tuple(decode(tops[c][rank]) for c in range(n_classes))
             if len(set(w.lower() for w in words)) == n_classes:
                 options.append(words)
@@ -103,6 +110,27 @@ class TemplateEnumeration(Strategy):
                 options.append(tuple(words))
         return [w for i, w in enumerate(options) if w not in options[:i] and w != tuple(task.label_words)]
 
+    @staticmethod
+    def _served_tables(model, contexts: list[str], leading_space: bool):
+        """A served model's top-k next-token lists as a (contexts x listed words) log-probability matrix; a word
+        missing from a context's list gets that list's outside bound (the most it could be)."""
+        import torch
+
+        tables = getattr(model, "next_token_tables", lambda *a: None)(
+            contexts, lambda token: _is_label_word(token, leading_space), f"label words, space={leading_space}")
+        if not tables:
+            return None
+        words = sorted({w for listed, _ in tables for w in listed})
+        if not words:
+            return None
+        index = {w: i for i, w in enumerate(words)}
+        logprobs = torch.empty(len(contexts), len(words))
+        for row, (listed, bound) in enumerate(tables):
+            logprobs[row].fill_(bound)
+            for w, v in listed.items():
+                logprobs[row, index[w]] = v
+        return logprobs, words
+
     def _word_mask(self, model, leading_space: bool, size: int):
         """Vocabulary entries that decode to one ASCII alphabetic word of 3+ letters, not a function word."""
         import torch
@@ -110,9 +138,13 @@ class TemplateEnumeration(Strategy):
         if leading_space not in self._masks:
             ok = torch.zeros(size, dtype=torch.bool)
             for i in range(min(size, len(model.tokenizer))):
-                t = model.decode([i])
-                w = t.strip()
-                ok[i] = (t.startswith(" ") == leading_space and w.isalpha() and w.isascii() and len(w) >= 3
-                         and w.lower() not in library.STOPWORDS)
+                ok[i] = _is_label_word(model.decode([i]), leading_space)
             self._masks[leading_space] = ok
         return self._masks[leading_space]
+
+
+def _is_label_word(token: str, leading_space: bool) -> bool:
+    """One ASCII alphabetic word of 3+ letters, not a function word, with a leading space where one is due."""
+    w = token.strip()
+    return (token.startswith(" ") == leading_space and w.isalpha() and w.isascii() and len(w) >= 3
+            and w.lower() not in library.STOPWORDS)

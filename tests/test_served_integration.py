@@ -39,7 +39,7 @@ def test_label_loglikelihoods_match_llama_cpp_in_process(llama_server, in_proces
     from promptsearch.testing import llama_cpp_loglik
 
     model = ServedModel.connect([llama_server.url], concurrency=2)
-    assert model.capabilities.prompt_logprobs and model.start_text == "<|im_start|>"  # the measured pitfall
+    assert model.capabilities.prompt_logprobs and model.late_echo  # the measured pitfall: echo pairs one late
     task = load_task(None)
     scorer = Scorer(model)
     words = (" negative", " positive", " not positive at all")  # the last: several tokens, never top-k
@@ -49,7 +49,7 @@ def test_label_loglikelihoods_match_llama_cpp_in_process(llama_server, in_proces
     served = scorer.loglikelihoods(contexts, [list(words)] * len(contexts))
     for ctx, row in zip(contexts, served):
         for word, value in zip(words, row):
-            ref = llama_cpp_loglik(in_process_llama, model.start_text + ctx + word, word)
+            ref = llama_cpp_loglik(in_process_llama, ctx + word, word)  # the prompt as it is, nothing in front
             assert abs(value - ref) < 1e-4, (ctx, word, value, ref)
     # the same numbers again, from the disk cache: nothing sent
     sent = model.stats["requests"]
@@ -63,7 +63,7 @@ def test_topk_scoring_states_its_rule_and_agrees_where_the_label_is_listed(llama
 
     exact = ServedModel.connect([llama_server.url])
     topk = ServedModel.connect([llama_server.url], scoring="topk")
-    assert topk.capabilities.top_k_only and not topk.capabilities.prompt_logprobs and topk.start_text == ""
+    assert topk.capabilities.top_k_only and not topk.capabilities.prompt_logprobs and not topk.late_echo
     context = "Review: a wonderful, moving film.\nSentiment:"
     listed, rare = topk.loglikelihoods([context], [[" positive", " zxqv"]])[0]
     # " positive" is in the top 20 here, so its top-k value is exact (top-k pairs right without a start token)
@@ -129,3 +129,25 @@ def test_server_killed_mid_run_then_resume_gives_the_same_run(llama_server, mini
     assert before > 0 and before + resumed_parts[1].stats["requests"] == full["served"]["requests"]
     for path in (tmp_path / "cut").rglob("*"):  # the API key is never written to the run
         assert not path.is_file() or SECRET not in path.read_text(errors="ignore")
+
+
+def test_label_word_search_reads_the_served_top_k_lists(llama_server, in_process_llama, tmp_cache):
+    """LM-BFF label search on a served model: words come from the top-k lists, with the values llama_cpp gives."""
+    from promptsearch.strategies.templates import TemplateEnumeration, _is_label_word
+    from promptsearch.strategy import SearchContext
+    from promptsearch.testing import llama_cpp_loglik
+
+    model = ServedModel.connect([llama_server.url], concurrency=2)
+    task = load_task(None)
+    scorer, charged = Scorer(model), []
+    ctx = SearchContext(task, scorer, random.Random(0), leaderboard=list, charge=charged.append, remaining_evals=lambda: 1e9)
+    prompt = "Review: {input}\nSentiment:"
+    options = TemplateEnumeration(label_examples=4).label_words(ctx, prompt)
+    assert options and charged == [8]  # 4 train rows per class, one request each
+    for words in options:
+        assert len(words) == 2 and len({w.lower() for w in words}) == 2 and all(_is_label_word(" " + w, True) for w in words)
+    assert any(w not in task.label_words for words in options for w in words)
+    context = scorer.render(prompt, [ex for ex in task.train if ex.label == 0][0].input)
+    listed, _ = model.next_token_tables([context], lambda t: _is_label_word(t, True), "label words, space=True")[0]
+    word = max(listed, key=listed.get)
+    assert abs(listed[word] - llama_cpp_loglik(in_process_llama, context + word, word)) < 1e-4

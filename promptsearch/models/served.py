@@ -6,9 +6,11 @@ generation only. Every answer is kept in the on-disk response cache under this m
 
 A measured pitfall: llama-cpp-python's server (0.3.36) pairs each echoed prompt token with the NEXT
 position's distribution when the model adds no start token of its own (the embedded SmolLM2 GGUF has
-``add_bos_token=false``); with a start token in front it is right. The probe finds out by scoring a
-repeated phrase: where each token's listed most-likely token is the token itself the pairing is right,
-where it is the next token it is late. It tries plain, then behind known start-token texts.
+``add_bos_token=false``). The probe finds out by scoring the alphabet: where each token's listed
+most-likely token is the token itself the pairing is right, where it is the next token it is late. Its plain
+completions (no echo) pair right either way, so on such a server a word is scored by teacher forcing through
+the top-k next-token lists of plain completions (k = 5000 there: exact for every token in that list) and the
+prompt is sent as it is -- no start text in front that would change what is measured.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from .response_cache import ResponseCache, request_key
 log = logging.getLogger(__name__)
 
 PROBE = " red green blue" * 4
-START_TEXTS = ("<|im_start|>", "<|begin_of_text|>", "<s>", "<bos>", "<|endoftext|>")
+# Every token here differs from the next and is easy to predict, so a position whose listed most-likely token
+# is its own token pairs right, and one whose most-likely token is the next one pairs late.
+PAIRING_PROBE = " a b c d e f g h i j k l m n o p q r s t"
 SCORING = ("auto",) + d.ALL
 TOP_K = 20
 SHORTCUT_K = 5000  # llama-cpp-python answers 5000 as fast as 20 (it sorts the whole vocabulary either way)
@@ -34,13 +38,13 @@ SHORTCUT_K = 5000  # llama-cpp-python answers 5000 as fast as 20 (it sorts the w
 class ServedModel(Model):
     """Use ``ServedModel.connect``; the constructor only stores what connect found."""
 
-    def __init__(self, pool: HttpPool, model_id: str, engine: str, dialect: str, start_text: str = "",
+    def __init__(self, pool: HttpPool, model_id: str, engine: str, dialect: str, late_echo: bool = False,
                  cache: ResponseCache | None = None, top_k: int = TOP_K, context_length: int | None = None):
         self.pool = pool
         self.model_id = model_id
         self.engine = engine
         self.dialect = dialect
-        self.start_text = start_text
+        self.late_echo = late_echo  # echo pairs late: words are teacher-forced through plain top-k requests
         self.cache = cache
         self.top_k = top_k
         self.name = f"{pool.urls[0]}#{model_id}" if len(pool.urls) == 1 else f"{len(pool.urls)} servers#{model_id}"
@@ -51,7 +55,7 @@ class ServedModel(Model):
 
     @property
     def fingerprint(self) -> str:
-        return f"served|{self.engine}|{self.model_id}|{self.dialect}|start={self.start_text}"
+        return f"served|{self.engine}|{self.model_id}|{self.dialect}" + ("|late-echo" if self.late_echo else "")
 
     # ---- connecting ------------------------------------------------------------------------------
     @classmethod
@@ -64,10 +68,13 @@ class ServedModel(Model):
         model = cls(pool, model_id, engine, "generate", cache=ResponseCache(cache_path) if use_cache else None,
                     context_length=context_length)
         dialect = scoring if scoring != "auto" else model._probe_dialect()
-        start = model._probe_start() if dialect == "echo" else ""
-        top_k = model._probe_top_k(start) if dialect == "echo" else TOP_K
+        late = model._probe_late_echo() if dialect == "echo" else False
+        top_k = model._probe_top_k() if dialect == "echo" else TOP_K
+        if late and not top_k:
+            raise PromptSearchError(f"{pool.urls[0]} pairs prompt log-probabilities with the wrong positions and "
+                                    "lists no top-k next tokens; score with --scoring topk instead")
         probes = model.stats["probe_requests"]
-        model = cls(pool, model_id, engine, dialect, start, model.cache, top_k=top_k, context_length=context_length)
+        model = cls(pool, model_id, engine, dialect, late, model.cache, top_k=top_k, context_length=context_length)
         model.stats["probe_requests"] = probes
         log.info("model %s on %s: %s", model_id, ", ".join(pool.urls), model.capabilities.describe())
         if dialect not in d.EXACT:
@@ -100,41 +107,32 @@ class ServedModel(Model):
             raise broken
         return "generate"
 
-    def _probe_start(self) -> str:
-        """The start text to put before every scored prompt ("" when the server pairs them right)."""
-        def pairing(start: str) -> int:
-            """> 0 when each token is paired with the distribution that predicts it, < 0 when with the next."""
-            path, body, root = d.prompt_request("echo", self.model_id, start + PROBE)
-            answer = self._probe(path, body, root)
-            tokens = [t for t, _ in d.prompt_tokens("echo", answer)]
-            tops = d._get(answer, "choices", 0, "logprobs", "top_logprobs")
-            own = late = 0
-            for i, top in enumerate(tops[: len(tokens) - 1]):
-                if isinstance(top, dict) and top:
-                    best = max(top, key=top.get)
-                    own += best == tokens[i]
-                    late += best == tokens[i + 1]
-            return own - late
+    def _probe_late_echo(self) -> bool:
+        """Whether the server pairs each echoed prompt token with the next position's distribution."""
+        path, body, root = d.prompt_request("echo", self.model_id, PAIRING_PROBE)
+        answer = self._probe(path, body, root)
+        tokens = [t for t, _ in d.prompt_tokens("echo", answer)]
+        tops = d._get(answer, "choices", 0, "logprobs", "top_logprobs")
+        own = late = 0
+        for i, top in enumerate(tops[: len(tokens) - 1]):
+            if isinstance(top, dict) and top:
+                best = max(top, key=top.get)
+                own += best == tokens[i]
+                late += best == tokens[i + 1]
+        if own == late:
+            raise PromptSearchError(f"{self.pool.urls[0]}: cannot tell how it pairs prompt log-probabilities with "
+                                    "positions; score with --scoring topk (top-k next tokens) instead")
+        if late > own:
+            log.info("server pairs echoed prompt log-probabilities one position late; words are scored by "
+                     "teacher forcing through top-%d lists instead", SHORTCUT_K)
+        return late > own
 
-        if pairing("") > 0:
-            return ""
-        for start in START_TEXTS:
-            try:
-                if pairing(start) > 0:
-                    log.info("server pairs prompt log-probabilities one position late without a start token; "
-                             "prompts are sent behind %r", start)
-                    return start
-            except (ServerError, d.BadAnswer):
-                continue
-        raise PromptSearchError(f"{self.pool.urls[0]} pairs prompt log-probabilities with the wrong positions; "
-                                "score with --scoring topk (top-k next tokens) instead")
-
-    def _probe_top_k(self, start: str) -> int:
+    def _probe_top_k(self) -> int:
         """How long a top-k list the echo shortcut may ask for: 5000 where the server allows it (the longer the
         list, the more label words it answers), else 20 (vLLM's default cap), else 0 (no shortcut)."""
         for k in (SHORTCUT_K, TOP_K):
             try:
-                path, body, root = d.topk_request("topk", self.model_id, start + PROBE, k)
+                path, body, root = d.topk_request("topk", self.model_id, PROBE, k)
                 if d.topk_entries("topk", self._probe(path, body, root)):
                     return k
             except (ServerError, d.BadAnswer) as e:
@@ -162,7 +160,8 @@ class ServedModel(Model):
                 words.setdefault(c, []).append(k)
             asks = list(words.items())
             tops = dict(zip(words, self.pool.map(lambda a: self._top(*a), asks) if self.top_k else [{}] * len(asks)))
-            values = self.pool.map(lambda p: tops[p[0]].get(p[1]) if p[1] in tops[p[0]] else self._exact(*p), pairs)
+            rest = self._forced if self.late_echo else self._exact
+            values = self.pool.map(lambda p: tops[p[0]].get(p[1]) if p[1] in tops[p[0]] else rest(*p), pairs)
         elif self.dialect in d.EXACT:
             values = self.pool.map(lambda p: self._exact(*p), pairs)
         elif self.dialect in d.TOPK:
@@ -175,6 +174,26 @@ class ServedModel(Model):
             out.append([next(it) for _ in ks])
         return out
 
+    def next_token_tables(self, contexts: list[str], keep, keep_name: str) -> list[tuple[dict[str, float], float]] | None:
+        """The top-k next tokens after each context that ``keep(token_text)`` accepts (text -> log-probability),
+        and the bound for any token outside the list: what label-word search reads from a served model (in
+        process it reads the whole distribution). ``keep_name`` names the filter in the cache key. None where
+        the server lists no next tokens."""
+        if self.dialect in ("generate", "topk-chat") or not self.top_k:
+            return None
+
+        def one(context):
+            path, body, root = d.topk_request("topk", self.model_id, context, self.top_k)
+
+            def reduce(answer):
+                entries = d.topk_entries("topk", answer)
+                return {"kept": {t: v for t, v in entries.items() if keep(t)}, "bound": d.outside_topk(entries)}
+
+            kept = self._ask(path, body, root, lambda k: k, keep=reduce, key_extra=f"tables: {keep_name}")
+            return kept["kept"], kept["bound"]
+
+        return self.pool.map(one, contexts)
+
     def generate(self, texts, max_new_tokens, chat=False):
         def one(text):
             path, body, root = d.generate_request(self.model_id, text, max_new_tokens, chat)
@@ -186,7 +205,7 @@ class ServedModel(Model):
     def _exact(self, context: str, cont: str) -> float:
         if not context:
             raise PromptSearchError("a rendered prompt is empty; the template needs some text")
-        path, body, root = d.prompt_request(self.dialect, self.model_id, self.start_text + context + cont)
+        path, body, root = d.prompt_request(self.dialect, self.model_id, context + cont)
         value, clean = self._ask(path, body, root, lambda a: d.suffix_logprob(d.prompt_tokens(self.dialect, a), cont,
                                                                              trailing=1 if self.dialect == "echo" else 0))
         if not clean:
@@ -194,18 +213,42 @@ class ServedModel(Model):
         return value
 
     def _top(self, context: str, words: list[str]) -> dict[str, float]:
-        """Which of these words are one of the top-k next tokens after the context (as the echo requests send
-        it), with their log-probabilities. The cache keeps just those (a 5000-long list is ~140 KB), under a
+        """Which of these words are one of the top-k next tokens after the context, with their
+        log-probabilities. The cache keeps just those (a 5000-long list is ~140 KB), under a
         key that names the words, so another set of words asks again."""
         if not context:
             raise PromptSearchError("a rendered prompt is empty; the template needs some text")
-        path, body, root = d.topk_request("topk", self.model_id, self.start_text + context, self.top_k)
+        path, body, root = d.topk_request("topk", self.model_id, context, self.top_k)
 
         def keep(answer):
             table = d.topk_entries("topk", answer)
             return {"listed": {w: table[w] for w in words if w in table}}
 
         return self._ask(path, body, root, lambda kept: kept["listed"], keep=keep, key_extra=sorted(set(words)))
+
+    def _forced(self, context: str, cont: str) -> float:
+        """A late-pairing echo server: teacher forcing through its plain completions' long top-k lists (the
+        rule of ``_topk``). The cache keeps of each list only the tokens the rest of the word starts with and
+        the outside-the-list bound, under a key naming that rest (a whole list is ~140 KB)."""
+        if not context:
+            raise PromptSearchError("a rendered prompt is empty; the template needs some text")
+        total, rest = 0.0, cont
+        while rest:
+            path, body, root = d.topk_request("topk", self.model_id, context, self.top_k)
+
+            def keep(answer, rest=rest):
+                entries = d.topk_entries("topk", answer)
+                return {"fits": {t: v for t, v in entries.items() if t and rest.startswith(t)},
+                        "bound": d.outside_topk(entries)}
+
+            kept = self._ask(path, body, root, lambda k: k, keep=keep, key_extra=rest)
+            if not kept["fits"]:
+                self.stats["outside_topk"] += 1
+                return total + kept["bound"]
+            token = max(kept["fits"], key=len)
+            total += kept["fits"][token]
+            context, rest = context + token, rest[len(token):]
+        return total
 
     def _topk(self, context: str, cont: str) -> float:
         """Teacher forcing through the top-k lists: take the longest listed token the rest of the word starts
