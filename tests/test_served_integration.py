@@ -45,7 +45,8 @@ def test_label_loglikelihoods_match_llama_cpp_in_process(llama_server, in_proces
     words = (" negative", " positive", " not positive at all")  # the last: several tokens, never top-k
     examples = task.dev[:4]
     prompt = "Review: {input}\nSentiment:"
-    contexts = [scorer.render(prompt, ex.input) for ex in examples]
+    # the second prompt: the model would end the text right after it, and the server then lists no next tokens
+    contexts = [scorer.render(p, ex.input) for p in (prompt, "{input}\nIs this positive or negative?") for ex in examples]
     served = scorer.loglikelihoods(contexts, [list(words)] * len(contexts))
     for ctx, row in zip(contexts, served):
         for word, value in zip(words, row):

@@ -183,13 +183,9 @@ class ServedModel(Model):
             return None
 
         def one(context):
-            path, body, root = d.topk_request("topk", self.model_id, context, self.top_k)
-
-            def reduce(answer):
-                entries = d.topk_entries("topk", answer)
-                return {"kept": {t: v for t, v in entries.items() if keep(t)}, "bound": d.outside_topk(entries)}
-
-            kept = self._ask(path, body, root, lambda k: k, keep=reduce, key_extra=f"tables: {keep_name}")
+            kept = self._listing(context, lambda entries: {
+                "kept": {t: v for t, v in entries.items() if keep(t)}, "bound": d.outside_topk(entries)},
+                ["tables", keep_name])
             return kept["kept"], kept["bound"]
 
         return self.pool.map(one, contexts)
@@ -212,36 +208,43 @@ class ServedModel(Model):
             self.stats["merged_boundaries"] += 1
         return value
 
-    def _top(self, context: str, words: list[str]) -> dict[str, float]:
-        """Which of these words are one of the top-k next tokens after the context, with their
-        log-probabilities. The cache keeps just those (a 5000-long list is ~140 KB), under a
-        key that names the words, so another set of words asks again."""
+    def _listing(self, context: str, keep, key_extra):
+        """``keep(entries)`` of the top-k next tokens after the context, through the cache (which holds only
+        what ``keep`` returned; ``key_extra`` names it). A server that ends the text at once lists nothing
+        (llama-cpp-python drops the end-of-text token's list), so then it is asked again with ``min_tokens``
+        1, which bars the end token from the one generated token but not from the log-probabilities listed."""
         if not context:
             raise PromptSearchError("a rendered prompt is empty; the template needs some text")
         path, body, root = d.topk_request("topk", self.model_id, context, self.top_k)
 
-        def keep(answer):
-            table = d.topk_entries("topk", answer)
-            return {"listed": {w: table[w] for w in words if w in table}}
+        def reduce(answer):
+            entries = d.topk_entries("topk", answer)
+            return {"listed": bool(entries), "kept": keep(entries)}
 
-        return self._ask(path, body, root, lambda kept: kept["listed"], keep=keep, key_extra=sorted(set(words)))
+        got = self._ask(path, body, root, lambda kept: kept, keep=reduce, key_extra=key_extra)
+        if not got["listed"]:
+            try:
+                got = self._ask(path, {**body, "min_tokens": 1}, root, lambda kept: kept, keep=reduce, key_extra=key_extra)
+            except ServerError as e:
+                if "HTTP 4" not in str(e):  # a server that knows no min_tokens: keep the empty list's bound
+                    raise
+        return got["kept"]
+
+    def _top(self, context: str, words: list[str]) -> dict[str, float]:
+        """Which of these words are one of the top-k next tokens after the context, with their
+        log-probabilities (a 5000-long list is ~140 KB; the cache keeps just these)."""
+        return self._listing(context, lambda entries: {w: entries[w] for w in words if w in entries},
+                             ["words", *sorted(set(words))])
 
     def _forced(self, context: str, cont: str) -> float:
         """A late-pairing echo server: teacher forcing through its plain completions' long top-k lists (the
-        rule of ``_topk``). The cache keeps of each list only the tokens the rest of the word starts with and
-        the outside-the-list bound, under a key naming that rest (a whole list is ~140 KB)."""
-        if not context:
-            raise PromptSearchError("a rendered prompt is empty; the template needs some text")
+        rule of ``_topk``); of each list the cache keeps the tokens the rest of the word starts with and the
+        outside-the-list bound."""
         total, rest = 0.0, cont
         while rest:
-            path, body, root = d.topk_request("topk", self.model_id, context, self.top_k)
-
-            def keep(answer, rest=rest):
-                entries = d.topk_entries("topk", answer)
-                return {"fits": {t: v for t, v in entries.items() if t and rest.startswith(t)},
-                        "bound": d.outside_topk(entries)}
-
-            kept = self._ask(path, body, root, lambda k: k, keep=keep, key_extra=rest)
+            kept = self._listing(context, lambda entries, rest=rest: {
+                "fits": {t: v for t, v in entries.items() if t and rest.startswith(t)},
+                "bound": d.outside_topk(entries)}, ["forced", rest])
             if not kept["fits"]:
                 self.stats["outside_topk"] += 1
                 return total + kept["bound"]
