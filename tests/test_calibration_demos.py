@@ -205,3 +205,26 @@ def test_killed_run_with_options_resumes_to_the_same_result(tiny_dir, small_task
     assert got["best"] == expected["best"] and got["leaderboard"] == expected["leaderboard"]
     assert got["budget_used"]["evals"] == expected["budget_used"]["evals"]
     assert len(log.read_text().splitlines()) == len(lines)
+
+
+@pytest.mark.integration
+def test_calibration_and_demos_on_a_served_model(llama_server, tmp_cache):
+    """A served model gives only log-likelihoods: enough for both options, same rule as in process."""
+    from promptsearch.models.served import ServedModel
+
+    task = load_task("sst2-mini")
+    scorer = Scorer(ServedModel.connect([llama_server.url], concurrency=2))
+    words, examples = task.label_words, task.dev[:4]
+    plain = scorer.evaluate(task, Candidate(PROMPT), examples)
+    cf = [scorer.loglikelihoods([scorer.render(PROMPT, t)], [[continuation(scorer.render(PROMPT, t), w) for w in words]])[0]
+          for t in ("N/A", "", "[MASK]")]
+    p_cf = [sum(_softmax(row)[j] for row in cf) / 3 for j in range(len(words))]
+    for r, got in zip(plain, scorer.evaluate(task, Candidate(PROMPT, calibrate="contextual"), examples)):
+        q = [p / b for p, b in zip(_softmax(list(r.label_logprobs)), p_cf)]
+        assert got.label_logprobs == pytest.approx([math.log(v / sum(q)) for v in q], abs=1e-6)
+    premise = scorer.loglikelihoods(["Sentiment:"], [[" " + w for w in words]])[0]
+    for r, got in zip(plain, scorer.evaluate(task, Candidate(PROMPT, calibrate="domain"), examples)):
+        assert got.label_logprobs == pytest.approx([a - b for a, b in zip(r.label_logprobs, premise)], abs=1e-6)
+    for rule in ("similar:2", "balanced:1"):
+        results = scorer.evaluate(task, Candidate(PROMPT, demos=rule), examples)
+        assert len(results) == 4 and all(r.prediction in words for r in results)
