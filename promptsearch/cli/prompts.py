@@ -21,7 +21,7 @@ def describe(art) -> list[str]:
         lines.append(f"    label words: {', '.join(art.label_words)}")
     if art.options:
         pool = f" (chosen from {len(art.demo_pool)} stored train rows)" if art.demo_pool else ""
-        lines.append(f"    scored with:{options_note(art.options)}{pool}")
+        lines.append(f"    scored with: {options_note(art.options).strip()}{pool}")
     if art.soft:
         lines.append(f"    (soft prompt, {art.soft.get('note', 'not text')}; vectors: {art.soft['file']})")
     s, paired = art.scores, art.scores["paired_test"]

@@ -207,7 +207,7 @@ def render_summary(s: dict) -> str:
     if best.get("soft"):
         lines.append("    (soft prompt: trained vectors prepended; the text above is its nearest-token reading)")
     if options_note(best):
-        lines.append(f"    scored with:{options_note(best)}")
+        lines.append(f"    scored with: {options_note(best).strip()}")
     lines += [f"  dev  {fmt_score(best['dev'])}", f"  test {fmt_score(best['test'])}",
               f"seed prompt: {one_line(seed['prompt'])}",
               f"  dev  {fmt_score(seed['dev'])}", f"  test {fmt_score(seed['test'])}",
