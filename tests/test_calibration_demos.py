@@ -228,3 +228,23 @@ def test_calibration_and_demos_on_a_served_model(llama_server, tmp_cache):
     for rule in ("similar:2", "balanced:1"):
         results = scorer.evaluate(task, Candidate(PROMPT, demos=rule), examples)
         assert len(results) == 4 and all(r.prediction in words for r in results)
+
+
+def test_templates_and_clarify_propose_the_options_as_edits_of_their_bases(tiny, sst2):
+    from promptsearch.strategy import make
+
+    search = Search(sst2, Scorer(tiny), [], Budget(max_evals=10_000))
+    search.tell([Candidate(PROMPT), Candidate("Input: {input}\nLabel:")])
+    ctx = search.context(0)
+    templates = make("templates")
+    templates.start(ctx)
+    templates._phase = 3  # its last phase: calibrated variants of the best two
+    got = templates._next_phase(ctx)
+    best = [t.candidate.id for t in search.leaderboard()[:2]]
+    assert sorted((c.parents[0], c.calibrate) for c in got) == sorted((b, m) for b in best for m in ("contextual", "domain"))
+    clarify = make("clarify", {"draws": 0})
+    edits = clarify.edits(ctx, Candidate(PROMPT))
+    assert [(c.demos, c.calibrate) for c in edits[:4]] == [("similar:4", None), ("balanced:2", None),
+                                                          (None, "contextual"), (None, "domain")]
+    calibrated = clarify.edits(ctx, edits[2])  # a calibrated base: no similar demonstrations, keeps its option
+    assert {c.demos for c in calibrated} == {"balanced:2", None} and all(c.calibrate == "contextual" for c in calibrated)
