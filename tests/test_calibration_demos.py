@@ -166,7 +166,7 @@ def options_run(tiny_dir, small_task_dir, tmp_path_factory):
 @pytest.mark.parametrize("option", [{"demos": "similar:2"}, {"demos": "balanced:1"}, {"calibrate": "contextual"},
                                     {"calibrate": "domain"}])
 def test_options_round_trip_through_export_and_eval_artifact(options_run, small_task_dir, option, tmp_path):
-    out, summary = options_run
+    out, _ = options_run
     from promptsearch.store import RunStore
 
     board = RunStore.open(out / "run").leaderboard()
@@ -190,7 +190,7 @@ def test_options_round_trip_through_export_and_eval_artifact(options_run, small_
 def test_killed_run_with_options_resumes_to_the_same_result(tiny_dir, small_task_dir, tmp_path):
     args = ["--model", tiny_dir, "--task", small_task_dir, "--strategy", "templates", "--strategy", "clarify",
             "-o", "clarify.demo_rules=[\"similar:2\",\"balanced:1\"]", "--max-evals", "900", "--seed", "3", "--quiet"]
-    whole = subprocess.run(_cli("run", *args, "--out", str(tmp_path / "whole"), "--json"), capture_output=True, text=True,
+    whole = subprocess.run(_cli("run", *args, "--out", str(tmp_path / "whole"), "--json"), check=False, capture_output=True, text=True,
                            timeout=900, env=ONE_THREAD)
     assert whole.returncode == 0, whole.stderr
     expected = json.loads(whole.stdout)
@@ -198,7 +198,7 @@ def test_killed_run_with_options_resumes_to_the_same_result(tiny_dir, small_task
     logged = [json.loads(line)["candidate"] for line in lines]
     assert any(c.get("calibrate") for c in logged) and any(c.get("demos") for c in logged)
     log = kill_halfway(_cli("run", *args, "--out", str(tmp_path / "cut")), tmp_path / "cut", len(lines))
-    resumed = subprocess.run(_cli("run", "--resume", str(tmp_path / "cut"), "--json"), capture_output=True, text=True,
+    resumed = subprocess.run(_cli("run", "--resume", str(tmp_path / "cut"), "--json"), check=False, capture_output=True, text=True,
                              timeout=900, env=ONE_THREAD)
     assert resumed.returncode == 0, resumed.stderr
     got = json.loads(resumed.stdout)
