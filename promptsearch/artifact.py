@@ -15,7 +15,7 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import PromptSearchError
@@ -41,14 +41,20 @@ class Artifact:
     provenance: dict  # run dir, candidate id, rank, strategies, options, budget, seed, lineage
     created: str
     promptsearch_version: str
+    # Scoring options of the candidate (calibrate, demos), and for a demos rule the train rows it chooses
+    # from (demos.pool: at most demos.POOL_SIZE rows), so eval --artifact needs no train split. Both are
+    # left out of the file when unset, as artifacts written before them have neither.
+    options: dict = field(default_factory=dict)
+    demo_pool: list | None = None
 
     @property
     def metric(self) -> str:
         return self.task["metric"]
 
     def to_json(self) -> dict:
-        return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **asdict(self),
-                "label_words": list(self.label_words) if self.label_words else None}
+        out = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **asdict(self),
+               "label_words": list(self.label_words) if self.label_words else None}
+        return {k: v for k, v in out.items() if k not in OPTIONAL or v}
 
     @classmethod
     def from_json(cls, data, where: str = "artifact") -> Artifact:
@@ -59,16 +65,24 @@ class Artifact:
             raise PromptSearchError(f"{where}: schema version {version!r} is not supported; this promptsearch reads version {SCHEMA_VERSION}")
         _validate(data, where)
         words = data["label_words"]
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k != "label_words"},
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k != "label_words" and k in data},
                    label_words=tuple(words) if words else None)
 
     def candidate(self):
         from .candidate import Candidate
 
-        return Candidate(self.prompt, label_words=self.label_words, soft=self.soft and f"artifact-{self.soft['sha256'][:12]}")
+        return Candidate(self.prompt, label_words=self.label_words, soft=self.soft and f"artifact-{self.soft['sha256'][:12]}",
+                         calibrate=self.options.get("calibrate"), demos=self.options.get("demos"))
+
+    def task_for_scoring(self, task):
+        """The task as the artifact's candidate is scored on it: with a demos rule, choosing from the stored pool."""
+        from . import demos
+
+        return demos.with_pool(task, self.demo_pool) if self.demo_pool else task
 
 
 # ---- validation: every field the code reads, with its type -------------------------------------
+OPTIONAL = ("options", "demo_pool")  # newer fields, absent from older artifacts
 NUMBER, TEXT, OPT_TEXT = (int, float), (str,), (str, type(None))
 SCORE = {"metric": TEXT, "score": NUMBER, "n": (int,), "ci_low": NUMBER, "ci_high": NUMBER}
 FIELDS = {
@@ -113,6 +127,13 @@ def _validate(data: dict, where: str) -> None:
     for name, want in kinds.items():
         if not all(isinstance(x, want) and not isinstance(x, bool) for x in outcomes[name]):
             raise PromptSearchError(f"{where}: 'test_outcomes.{name}' must hold only {'/'.join(t.__name__ for t in want)}")
+    if not isinstance(data.get("options", {}), dict) or not isinstance(data.get("demo_pool") or [], list):
+        raise PromptSearchError(f"{where}: fields 'options' and 'demo_pool' must be an object and a list")
+    if not set(data.get("options", {})) <= {"calibrate", "demos"}:
+        raise PromptSearchError(f"{where}: field 'options' holds only calibrate and demos")
+    if data.get("options", {}).get("demos") and not all(isinstance(r, dict) and isinstance(r.get("input"), str)
+                                                        and isinstance(r.get("output"), str) for r in data.get("demo_pool") or [None]):
+        raise PromptSearchError(f"{where}: a demos rule needs 'demo_pool' rows with input and output text")
     if data["soft"] is not None:
         _check_fields(data["soft"], {"file": TEXT, "sha256": TEXT}, where, "soft.")
     from .template import validate

@@ -12,7 +12,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from . import artifact, runner
+from . import artifact, demos, runner
 from .candidate import Candidate
 from .errors import PromptSearchError
 from .metrics import summarize
@@ -71,6 +71,8 @@ def export_run(run_dir: str | Path, out: str | Path, rank: int = 1, parts=None) 
                     "feedback": config.get("feedback"), "seed": config["seed"], "lineage": [{k: c.get(k) for k in LINEAGE_FIELDS} for c in store.lineage(best.id)]},
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         promptsearch_version=metadata.version("promptsearch"),
+        options={k: v for k, v in best.options().items() if k in ("calibrate", "demos")},
+        demo_pool=demos.pool_rows(task) if best.demos else None,
     )
     artifact.write(made, out, soft_bytes)
     return made

@@ -42,3 +42,11 @@ def fmt(score: dict | None, ci: bool = False, n: bool = False) -> str:
 def fmt_score(score: dict | None) -> str:
     """A score as the CLI prints it: value, 95% CI and n."""
     return fmt(score, ci=True, n=True)
+
+
+def options_note(cand: dict) -> str:
+    """A candidate's scoring options as shown next to its prompt: ``  {calibrate: contextual, demos: similar:4}``."""
+    shown = [f"{k}: {cand[k]}" for k in ("calibrate", "demos") if cand.get(k)]
+    if cand.get("members"):
+        shown.append(f"ensemble of {len(cand['members'])}")
+    return "  {" + ", ".join(shown) + "}" if shown else ""

@@ -46,7 +46,7 @@ def evaluate(art: artifact.Artifact, task, scorer, examples) -> tuple[Score, dic
     """The artifact's score and per-example outcomes on examples (its prompt, label words, chat mode
     and soft prompt exactly as recorded; the scorer must already hold a soft prompt's vectors)."""
     check_task(art, task)
-    results = scorer.evaluate(task, art.candidate(), examples)
+    results = scorer.evaluate(art.task_for_scoring(task), art.candidate(), examples)
     words = art.label_words or task.label_words
     return summarize(art.metric, results, examples, words), outcomes(results, examples, words)
 

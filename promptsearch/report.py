@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import PromptSearchError
-from .format import fmt, md_cell
+from .format import fmt, md_cell, options_note
 from .store import best_records, tie_value
 
 OVERALL = "overall"
@@ -112,7 +112,7 @@ def prompt_text(cand: dict) -> str:
         text = f"[soft prompt {cand['soft']}] " + text
     if cand.get("label_words"):
         text += f"  (label words: {', '.join(cand['label_words'])})"
-    return text
+    return text + options_note(cand)
 
 
 def run_row(run: RunData) -> dict:

@@ -27,7 +27,7 @@ import math
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
-from . import template
+from . import calibration, demos, template
 from .errors import PromptSearchError, TooLongError
 
 
@@ -85,6 +85,11 @@ class Scorer:
             [{"role": "user", "content": rendered}], tokenize=False, add_generation_prompt=True
         )
 
+    def contexts(self, prompt: str | list[str], examples) -> list[str]:
+        """Each example rendered in the prompt, or in its own prompt when given one per example."""
+        prompts = [prompt] * len(examples) if isinstance(prompt, str) else prompt
+        return [self.render(p, ex.input) for p, ex in zip(prompts, examples)]
+
     def register_soft_prompt(self, soft_id: str, embeddings) -> None:
         """Make a trained soft prompt (n_virtual x hidden tensor) usable by candidates naming it. New
         vectors under a known name drop the cached scores of the old ones (soft prefixes are never kept)."""
@@ -125,6 +130,8 @@ class Scorer:
 
     def evaluate(self, task, candidate, examples) -> list[ExampleResult]:
         """Per-example results of a candidate on examples, by the task's metric; cached."""
+        if candidate.calibrate:  # corrected from the plain prompt's label scores (calibration.py)
+            return calibration.evaluate(self, task, candidate, examples)
         mode, extra = self.mode(task, candidate)
         keys = self.keys(task, candidate, [ex.key for ex in examples])
         missing = [i for i, k in enumerate(keys) if k not in self.cache]
@@ -132,19 +139,21 @@ class Scorer:
         if missing:
             todo = [examples[i] for i in missing]
             soft = self._soft(candidate.soft)
+            # a demonstration rule (demos.py) puts train examples in front: one prompt, or one per example
+            prompt = demos.prompts(task, candidate, todo) if candidate.demos else candidate.prompt
             if mode == "classify":
-                fresh = self.classify(candidate.prompt, todo, extra, soft=soft)
+                fresh = self.classify(prompt, todo, extra, soft=soft)
             elif mode == "loglik":
-                fresh = self.target_loglik(candidate.prompt, todo, soft=soft)
+                fresh = self.target_loglik(prompt, todo, soft=soft)
             else:
-                fresh = self.generate(candidate.prompt, todo, extra, soft=soft, metric=task.metric)
+                fresh = self.generate(prompt, todo, extra, soft=soft, metric=task.metric)
             for i, result in zip(missing, fresh):
                 self.cache[keys[i]] = result
             self.stats["examples_scored"] += len(missing)
         return [self.cache[k] for k in keys]
 
-    def classify(self, prompt: str, examples, label_words, soft=None) -> list[ExampleResult]:
-        contexts = [self.render(prompt, ex.input) for ex in examples]
+    def classify(self, prompt: str | list[str], examples, label_words, soft=None) -> list[ExampleResult]:
+        contexts = self.contexts(prompt, examples)
         conts = [[continuation(c, w) for w in label_words] for c in contexts]
         scores = self.loglikelihoods(contexts, conts, soft=soft, ids=[ex.id for ex in examples])
         out = []
@@ -154,8 +163,8 @@ class Scorer:
             out.append(ExampleResult(float(best == ex.label), label_words[best], gold, tuple(lps)))
         return out
 
-    def target_loglik(self, prompt: str, examples, soft=None) -> list[ExampleResult]:
-        contexts = [self.render(prompt, ex.input) for ex in examples]
+    def target_loglik(self, prompt: str | list[str], examples, soft=None) -> list[ExampleResult]:
+        contexts = self.contexts(prompt, examples)
         conts = [[continuation(c, ex.output)] for c, ex in zip(contexts, examples)]
         scores = self.loglikelihoods(contexts, conts, soft=soft, ids=[ex.id for ex in examples])
         return [ExampleResult(s[0], "", s[0]) for s in scores]
@@ -211,8 +220,8 @@ class Scorer:
         queries = [[(len(r) - 1, None, None)] for r in rows]
         return torch.stack([vals[0] for vals in self._query_rows(rows, queries, None)])
 
-    def generate(self, prompt: str, examples, max_new_tokens: int, soft=None, metric: str = "exact_match") -> list[ExampleResult]:
-        contexts = [self.render(prompt, ex.input) for ex in examples]
+    def generate(self, prompt: str | list[str], examples, max_new_tokens: int, soft=None, metric: str = "exact_match") -> list[ExampleResult]:
+        contexts = self.contexts(prompt, examples)
         if self.white_box:
             rows = [self.model.encode_context(c) for c in contexts]
             self._check_lengths([len(r) + max_new_tokens for r in rows], [ex.id for ex in examples], soft)

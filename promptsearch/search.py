@@ -15,6 +15,7 @@ import random
 import time
 from dataclasses import asdict, dataclass
 
+from . import calibration
 from .candidate import Candidate, Trial
 from .errors import TooLongError
 from .metrics import summarize
@@ -76,6 +77,7 @@ class Search:
         self.trials: dict[str, Trial] = {}
         self.scored: dict[str, int] = {}  # candidate id -> dev prefix scored
         self.charged = 0
+        self._biases: set[tuple] = set()  # calibration bias estimates charged (calibration.bias_key)
         self.elapsed_before = 0.0
         self.started = time.monotonic()
         self._limits = self._stage_limits(1)  # the whole budget, also for a user driving ask/tell by hand
@@ -206,6 +208,9 @@ class Search:
         finally:
             self._partial = 0
         self.scored[c.id] = max(done, size)
+        if c.calibrate and calibration.bias_key(c) not in self._biases:  # its content-free/premise rows, once
+            self._biases.add(calibration.bias_key(c))
+            self.charge(calibration.extra_rows(c))
         score = summarize(self.task.metric, results, examples, c.label_words or self.task.label_words)
         ties = [r.logprob for r in results if not math.isnan(r.logprob)]
         tie = sum(ties) / len(ties) if ties else math.nan

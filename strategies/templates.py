@@ -3,7 +3,8 @@
 Searched as coordinate ascent rather than the full product (which racing could not afford):
 formats first, then instructions on the best formats, then label words on the best templates.
 Label words are themselves searched as in LM-BFF (Gao et al. 2021): for each class, the vocabulary
-words the model ranks highest after that class's train examples, relative to all classes.
+words the model ranks highest after that class's train examples, relative to all classes. Last, the
+best two templates calibrated (contextual and domain; calibration.py), kept if dev agrees.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ class TemplateEnumeration(Strategy):
     name = "templates"
     description = "Enumerate instruction phrasings x input/answer formats x label words (LM-BFF label search)."
 
-    def __init__(self, top: int = 3, label_candidates: int = 4, label_examples: int = 16, search_labels: bool = True):
+    def __init__(self, top: int = 3, label_candidates: int = 4, label_examples: int = 16, search_labels: bool = True,
+                 calibrations: tuple = ("contextual", "domain")):
         self.top = top
         self.label_candidates = label_candidates
         self.label_examples = label_examples
         self.search_labels = search_labels
+        self.calibrations = tuple(calibrations)  # last phase: calibrated variants of the best templates
 
     def start(self, context: SearchContext) -> None:
         self._phase = 0
@@ -34,7 +37,7 @@ class TemplateEnumeration(Strategy):
         self._masks: dict = {}
 
     def propose(self, context: SearchContext, n: int) -> list[Candidate]:
-        while not self._queue and self._phase < 3:
+        while not self._queue and self._phase < 4:
             self._queue = self._next_phase(context)
             self._phase += 1
         batch, self._queue = self._queue[:n], self._queue[n:]
@@ -57,7 +60,13 @@ class TemplateEnumeration(Strategy):
                     out.append(Candidate(instruction + "\n" + base.prompt, base.label_words, strategy=self.name,
                                          parents=(base.id,), edit="instruction"))
             return out
-        if task.kind != "classification" or not self.search_labels:
+        if task.kind != "classification":
+            return []
+        if self._phase == 3:  # calibrated variants of the best plain templates (calibration.py)
+            return [Candidate(base.prompt, base.label_words, strategy=self.name, parents=(base.id,),
+                              edit=f"calibrate:{mode}", calibrate=mode)
+                    for base in [b for b in best if not b.calibrate and not b.demos][:2] for mode in self.calibrations]
+        if not self.search_labels:
             return []
         out = []
         for base in best[:2]:

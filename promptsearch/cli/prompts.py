@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ..errors import PromptSearchError
-from ..format import fmt_score, one_line
+from ..format import fmt_score, one_line, options_note
 from .common import emit, reporting, setup
 
 
@@ -19,6 +19,9 @@ def describe(art) -> list[str]:
     lines = ["prompt:"] + ["    " + line for line in art.prompt.split("\n")]
     if art.label_words:
         lines.append(f"    label words: {', '.join(art.label_words)}")
+    if art.options:
+        pool = f" (chosen from {len(art.demo_pool)} stored train rows)" if art.demo_pool else ""
+        lines.append(f"    scored with: {options_note(art.options).strip()}{pool}")
     if art.soft:
         lines.append(f"    (soft prompt, {art.soft.get('note', 'not text')}; vectors: {art.soft['file']})")
     s, paired = art.scores, art.scores["paired_test"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import PromptSearchError, RunInterrupted
-from ..format import fmt_score, one_line
+from ..format import fmt_score, one_line, options_note
 from .common import emit, model_options, reporting, setup, stop_on_sigterm, unescape
 
 
@@ -50,6 +50,9 @@ def strategies(as_json, quiet):
 @click.option("--split", default=None, type=click.Choice(["train", "dev", "test"]), help="[default: dev; test with --artifact]")
 @click.option("--limit", default=None, type=click.IntRange(1), help="Score only the first N examples.")
 @click.option("--label-words", default=None, help="Comma-separated label words overriding the task's.")
+@click.option("--calibrate", type=click.Choice(["contextual", "domain"]), default=None,
+              help="Correct the label scores for the prompt's own bias (classification).")
+@click.option("--demos", default=None, help="Demonstrations chosen from train: similar:K (per input) or balanced:K (per class).")
 @click.option("--artifact", "artifact_file", type=click.Path(dir_okay=False), default=None,
               help="Score an exported prompt artifact as recorded (its prompt, label words, chat mode, model).")
 @click.option("--check", is_flag=True, help="With --artifact: exit 1 unless the recorded score reproduces (same data) "
@@ -57,14 +60,14 @@ def strategies(as_json, quiet):
 @click.option("--allow-other-model", is_flag=True, help="With --artifact: score on a model whose weights differ from the recorded ones.")
 @model_options
 @reporting
-def eval_(prompt, prompt_file, task, split, limit, label_words, artifact_file, check, allow_other_model, model, model_name,
+def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos, artifact_file, check, allow_other_model, model, model_name,
           concurrency, scoring, timeout, device, dtype, chat, batch_size, as_json, quiet):
     """Score one prompt on a task split: metric, n and 95% CI."""
     setup(quiet)
     if artifact_file:
-        if prompt or prompt_file or label_words or limit or chat:
-            raise PromptSearchError("--artifact scores the prompt, label words and chat mode it records, on the whole split; "
-                                    "drop --prompt/--prompt-file/--label-words/--limit/--chat")
+        if prompt or prompt_file or label_words or limit or chat or calibrate or demos:
+            raise PromptSearchError("--artifact scores the prompt, label words, options and chat mode it records, on the whole "
+                                    "split; drop --prompt/--prompt-file/--label-words/--calibrate/--demos/--limit/--chat")
         from .prompts import eval_artifact
 
         served = {"model_name": model_name, "concurrency": concurrency, "scoring": scoring, "timeout": timeout}
@@ -95,7 +98,15 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, artifact_file, c
                               scoring=scoring, timeout=timeout)
     scorer = Scorer(loaded_model, batch_size=batch_size, chat=chat)
     loaded = time.monotonic()
-    cand = Candidate(prompt, label_words=words)
+    cand = Candidate(prompt, label_words=words, calibrate=calibrate, demos=demos)
+    if demos:
+        from ..demos import parse
+
+        parse(demos)
+    if calibrate:
+        from ..calibration import check as check_calibration
+
+        check_calibration(t, cand)
     results = []
     from tqdm.auto import tqdm
 
@@ -107,6 +118,7 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, artifact_file, c
     score = summarize(t.metric, results, examples, words or t.label_words)
     seconds = time.monotonic() - loaded
     out = {**score.to_json(), "task": t.name, "split": split, "prompt": prompt, "label_words": list(words or t.label_words),
+           **cand.options(),
            "model": scorer.model.name, "seconds": round(seconds, 3), "load_seconds": round(loaded - started, 3),
            "examples_per_second": round(len(examples) / seconds, 2) if seconds else None,
            "scoring": loaded_model.capabilities.describe(),
@@ -114,7 +126,7 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, artifact_file, c
                        for ex, r in zip(examples, results)] if t.kind == "classification" else None}
     if getattr(loaded_model, "stats", None) is not None:
         out["served"] = dict(loaded_model.stats)
-    text = f"{t.name} {split}: {score.metric} {score}\nprompt: {one_line(prompt)}"
+    text = f"{t.name} {split}: {score.metric} {score}\nprompt: {one_line(prompt)}{options_note(out)}"
     emit(as_json, out, text)
 
 
@@ -194,6 +206,8 @@ def render_summary(s: dict) -> str:
         lines.append(f"    label words: {', '.join(best['label_words'])}")
     if best.get("soft"):
         lines.append("    (soft prompt: trained vectors prepended; the text above is its nearest-token reading)")
+    if options_note(best):
+        lines.append(f"    scored with: {options_note(best).strip()}")
     lines += [f"  dev  {fmt_score(best['dev'])}", f"  test {fmt_score(best['test'])}",
               f"seed prompt: {one_line(seed['prompt'])}",
               f"  dev  {fmt_score(seed['dev'])}", f"  test {fmt_score(seed['test'])}",
@@ -216,7 +230,7 @@ def render_board(rows: list[dict]) -> str:
     for r in rows:
         words = f"  [{'/'.join(r['label_words'])}]" if r.get("label_words") else ""
         soft = " (soft)" if r.get("soft") else ""
-        out.append(f"{r['rank']:>2}  {fmt_score(r['dev']):<32} {r['strategy']:<11} {one_line(r['prompt'])}{words}{soft}")
+        out.append(f"{r['rank']:>2}  {fmt_score(r['dev']):<32} {r['strategy']:<11} {one_line(r['prompt'])}{words}{soft}{options_note(r)}")
     return "\n".join(out)
 
 
@@ -242,6 +256,6 @@ def show(run_dir, show_lineage, top, as_json, quiet):
         chain = store.lineage((summary or {}).get("best", board[0])["id"])
         out["lineage"] = chain
         text += "\n\nlineage of the best prompt (newest first):\n" + "\n".join(
-            f"  {c['strategy']:<11} {one_line(c.get('edit') or '-', 28):<28} {one_line(c['prompt'], 70)}"
+            f"  {c['strategy']:<11} {one_line(c.get('edit') or '-', 28):<28} {one_line(c['prompt'], 70)}{options_note(c)}"
             + "".join(f"\n  {'':<11} {'  with':<28} {one_line(m, 70)}" for m in c.get("mates", ())) for c in chain)
     emit(as_json, out, text)

@@ -1,0 +1,125 @@
+"""Calibration of a classification prompt's label scores: a scoring option of a candidate.
+
+- ``contextual`` (Zhao et al. 2021, "Calibrate Before Use"): the label distribution p(y|x) is the
+  softmax of the label words' log-likelihoods; the same prompt filled with content-free inputs
+  ("N/A", "" and "[MASK]") gives the prompt's own bias p_cf (the mean of their distributions); the
+  corrected distribution is q(y|x) ∝ p(y|x) / p_cf(y).
+- ``domain`` (domain-conditional PMI, Holtzman et al. 2021): score(y) = log P(y | prompt, x) -
+  log P(y | domain premise). The premise is the template's literal text after its last ``{input}``
+  slot, leading white space removed -- the answer cue, e.g. "Sentiment:" -- without demonstrations
+  or instruction; when nothing follows the slot it is the whole prompt with an empty input.
+
+What a calibrated candidate's ``ExampleResult`` holds (logged, resumed and combined like any other):
+``label_logprobs`` are the corrected label scores (contextual: log q, normalised over the labels;
+domain: the PMI scores), ``logprob`` is the gold label's corrected score, ``prediction`` the argmax.
+
+The plain label scores are the uncalibrated twin's (same cache entries, so a calibrated variant of a
+scored prompt costs only its bias rows). The bias rows -- 3 content-free inputs or 1 premise -- run once
+per (prompt, label words, soft prompt, demonstration rule) and are cached; the search charges them to
+its budget once per such key (``extra_rows``, ``bias_key``), whether cached or not, so a resumed run
+counts exactly as the uninterrupted one. Only log-likelihoods are needed: served models work too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from . import template
+from .errors import PromptSearchError
+
+MODES = ("contextual", "domain")
+CONTENT_FREE = ("N/A", "", "[MASK]")
+
+
+def check(task, candidate) -> None:
+    mode = candidate.calibrate
+    if mode not in MODES:
+        raise PromptSearchError(f"calibrate={mode!r}: use one of {', '.join(MODES)}")
+    if task.kind != "classification":
+        raise PromptSearchError(f"calibrate={mode}: calibration corrects label scores; task {task.name} is {task.kind}")
+    if candidate.demos and candidate.demos.startswith("similar"):
+        raise PromptSearchError(f"calibrate={mode} with demos={candidate.demos}: a content-free input has no "
+                                "similar demonstrations; calibrate fixed demonstrations (balanced:K) instead")
+
+
+def extra_rows(candidate) -> int:
+    """Forward rows the bias estimate costs (once per ``bias_key``)."""
+    return {"contextual": len(CONTENT_FREE), "domain": 1}.get(candidate.calibrate or "", 0)
+
+
+def bias_key(candidate) -> tuple:
+    return (candidate.calibrate, candidate.prompt, candidate.label_words, candidate.soft, candidate.demos)
+
+
+def domain_premise(prompt: str) -> str:
+    """The text the label's prior is read after: the template after its last ``{input}`` slot."""
+    tail = template.parse(prompt)[-1].lstrip()
+    return tail if tail else template.render(prompt, "")
+
+
+def correct(raw: list[float], bias: list[float], mode: str) -> list[float]:
+    """Corrected label scores from the plain label log-likelihoods and the bias row (see ``label_bias``)."""
+    if mode == "domain":
+        return [r - b for r, b in zip(raw, bias)]
+    p = softmax(raw)
+    q = [pi / math.exp(b) for pi, b in zip(p, bias)]
+    total = sum(q)
+    return [math.log(x / total) if x > 0 else -math.inf for x in q]
+
+
+def softmax(scores: list[float]) -> list[float]:
+    top = max(scores)
+    e = [math.exp(s - top) for s in scores]
+    total = sum(e)
+    return [x / total for x in e]
+
+
+def label_bias(scorer, task, candidate) -> list[float]:
+    """contextual: log p_cf(y), the mean content-free label distribution; domain: log P(y | premise).
+    Cached in the scorer's cache under a key shaped like its others (so clearing it, or replacing a soft
+    prompt's vectors, drops it too)."""
+    from .scorer import ExampleResult, continuation
+    from .task import Example
+
+    mode, words = candidate.calibrate, tuple(candidate.label_words or task.label_words)
+    key = (scorer.model.fingerprint, scorer.chat, f"bias:{mode}", candidate.prompt, words, candidate.soft,
+           candidate.demos, "")
+    if key not in scorer.cache:
+        soft = scorer._soft(candidate.soft)
+        if mode == "contextual":
+            from . import demos
+
+            prompt = demos.fixed_prompt(task, candidate) if candidate.demos else candidate.prompt
+            rows = [Example(text, "", id=f"content-free {text!r}") for text in CONTENT_FREE]
+            raw = [list(r.label_logprobs) for r in scorer.classify(prompt, rows, words, soft=soft)]
+            mean = [sum(p[j] for p in map(softmax, raw)) / len(raw) for j in range(len(words))]
+            bias = [math.log(m) for m in mean]
+        else:
+            context = scorer.render("{input}", domain_premise(candidate.prompt))
+            bias = scorer.loglikelihoods([context], [[continuation(context, w) for w in words]], soft=soft)[0]
+        scorer.stats["calibration_rows"] += extra_rows(candidate)
+        scorer.cache[key] = ExampleResult(math.nan, "", math.nan, tuple(bias))
+    return list(scorer.cache[key].label_logprobs)
+
+
+def evaluate(scorer, task, candidate, examples):
+    """``Scorer.evaluate`` for a calibrated candidate: its cached results, the rest corrected from the plain
+    twin's label scores."""
+    from .scorer import ExampleResult
+
+    check(task, candidate)
+    keys = scorer.keys(task, candidate, [ex.key for ex in examples])
+    missing = [i for i, k in enumerate(keys) if k not in scorer.cache]
+    scorer.stats["cache_hits"] += len(examples) - len(missing)
+    if missing:
+        todo = [examples[i] for i in missing]
+        plain = scorer.evaluate(task, replace(candidate, calibrate=None), todo)
+        bias = label_bias(scorer, task, candidate)
+        words = candidate.label_words or task.label_words
+        for i, ex, r in zip(missing, todo, plain):
+            scores = correct(list(r.label_logprobs), bias, candidate.calibrate)
+            best = max(range(len(scores)), key=scores.__getitem__)
+            gold = scores[ex.label] if ex.label is not None else math.nan
+            scorer.cache[keys[i]] = ExampleResult(float(best == ex.label), words[best], gold, tuple(scores))
+    return [scorer.cache[k] for k in keys]

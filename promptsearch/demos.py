@@ -1,0 +1,141 @@
+"""Chosen demonstrations: a candidate's ``demos`` rule picks labelled train examples to show before
+its prompt, rendered as the ``clarify`` strategy renders its fixed ones (the prompt filled with the
+example and answered, blocks separated by a blank line).
+
+- ``similar:K`` -- per input, the K pool rows most similar to it (TF-IDF cosine, scikit-learn; KATE,
+  Liu et al. 2021), never a row with the same input; ties go to the earlier pool row; the most similar
+  is shown last, next to the input. The prompt differs per input, so no shared prefix: slower.
+- ``balanced:K`` (or ``balanced:K#D``, another draw) -- K rows per class (classification; K rows in
+  all otherwise), drawn seeded from the pool, interleaved by class, the same for every input: the
+  scorer's shared-prefix cache applies as with a fixed prompt.
+
+The pool is the ``POOL_SIZE`` train rows with the smallest content hash, in that order: it depends on
+the data only (not on a run's seed), and the pool of a pool is itself, so an exported artifact stores the
+pool rows and ``eval --artifact`` rebuilds the same demonstrations from them alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+from .errors import PromptSearchError
+
+POOL_SIZE = 256
+RULES = ("similar", "balanced")
+
+
+def parse(rule: str) -> tuple[str, int, int]:
+    """"similar:4" -> ("similar", 4, 0); "balanced:2#1" -> ("balanced", 2, 1)."""
+    kind, _, rest = str(rule).partition(":")
+    count, _, draw = rest.partition("#")
+    if kind not in RULES or not count.isdigit() or int(count) < 1 or (draw and not draw.isdigit()) or (draw and kind != "balanced"):
+        raise PromptSearchError(f"demos={rule!r}: use similar:K or balanced:K (balanced:K#D for another draw), K >= 1")
+    return kind, int(count), int(draw or 0)
+
+
+_pools: dict[int, tuple] = {}  # id(train split) -> (the split, kept alive so the id stays its own; its pool)
+
+
+def pool(task) -> tuple:
+    """The train rows demonstrations are chosen from (see the module docstring)."""
+    known = _pools.get(id(task.train))
+    if known is not None and known[0] is task.train:
+        return known[1]
+    ranked = sorted(task.train, key=lambda ex: hashlib.sha1(("demo-pool:" + ex.key).encode()).hexdigest())
+    if not ranked:
+        raise PromptSearchError(f"task {task.name} has no train rows to draw demonstrations from")
+    if len(_pools) > 8:
+        _pools.clear()
+    _pools[id(task.train)] = (task.train, tuple(ranked[:POOL_SIZE]))
+    return _pools[id(task.train)][1]
+
+
+def pool_rows(task) -> list[dict]:
+    """The pool as JSON rows (what an artifact stores)."""
+    return [{"input": ex.input, "output": ex.output, "outputs": list(ex.outputs), "label": ex.label} for ex in pool(task)]
+
+
+def with_pool(task, rows: list[dict]):
+    """The task with its train split replaced by stored pool rows."""
+    from dataclasses import replace
+
+    from .task import Example
+
+    return replace(task, train=tuple(Example(r["input"], r["output"], tuple(r.get("outputs") or ()), r.get("label"))
+                                     for r in rows))
+
+
+def render(prompt: str, shots, words, kind: str) -> str:
+    """Demonstrations as literal template text (escaped), ready to go in front of ``prompt``."""
+    from .scorer import continuation
+    from .template import escape
+    from .template import render as fill
+
+    blocks = []
+    for ex in shots:
+        shown = fill(prompt, ex.input)
+        answer = words[ex.label] if kind == "classification" else ex.output
+        blocks.append(escape(shown + continuation(shown, answer)))
+    return "\n\n".join(blocks) + "\n\n" if blocks else ""
+
+
+def balanced(task, count: int, draw: int) -> list:
+    rows = pool(task)
+    rng = random.Random(f"balanced:{count}#{draw}")
+    if task.kind != "classification":
+        return rng.sample(list(rows), min(count, len(rows)))
+    by_class = [[ex for ex in rows if ex.label == c] for c in range(len(task.label_words))]
+    picks = [rng.sample(exs, min(count, len(exs))) for exs in by_class]
+    return [group[i] for i in range(count) for group in picks if i < len(group)]
+
+
+class Retriever:
+    """TF-IDF over the pool's inputs; ``nearest`` gives a query's K most similar rows."""
+
+    def __init__(self, rows):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.rows = rows
+        self.vectorizer = TfidfVectorizer(lowercase=True, sublinear_tf=True)
+        self.matrix = self.vectorizer.fit_transform([ex.input for ex in rows])
+
+    def nearest(self, texts: list[str], count: int) -> list[list]:
+        sims = (self.vectorizer.transform(texts) @ self.matrix.T).toarray()
+        out = []
+        for text, row in zip(texts, sims):
+            order = sorted((i for i in range(len(self.rows)) if self.rows[i].input != text), key=lambda i: (-row[i], i))
+            out.append([self.rows[i] for i in order[:count]])
+        return out
+
+
+_retrievers: dict[tuple, Retriever] = {}
+
+
+def retriever(task) -> Retriever:
+    rows = pool(task)
+    key = tuple(ex.key for ex in rows)
+    if key not in _retrievers:
+        if len(_retrievers) > 8:
+            _retrievers.clear()
+        _retrievers[key] = Retriever(rows)
+    return _retrievers[key]
+
+
+def fixed_prompt(task, candidate) -> str:
+    """The prompt with its ``balanced`` demonstrations in front (a ``similar`` rule has none fixed)."""
+    kind, count, draw = parse(candidate.demos)
+    if kind != "balanced":
+        raise PromptSearchError(f"demos={candidate.demos}: the demonstrations depend on the input")
+    words = candidate.label_words or task.label_words
+    return render(candidate.prompt, balanced(task, count, draw), words, task.kind) + candidate.prompt
+
+
+def prompts(task, candidate, examples) -> str | list[str]:
+    """What the scorer fills with each example: one prompt (balanced) or one per example (similar)."""
+    kind, count, _ = parse(candidate.demos)
+    if kind == "balanced":
+        return fixed_prompt(task, candidate)
+    words = candidate.label_words or task.label_words
+    shots = retriever(task).nearest([ex.input for ex in examples], count)
+    return [render(candidate.prompt, list(reversed(s)), words, task.kind) + candidate.prompt for s in shots]
