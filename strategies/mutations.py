@@ -272,6 +272,16 @@ META_CROSSOVER = ("Combine these two instructions into one new instruction. "
 PLAIN_CUE = "\nNew instruction:"
 
 
+def as_request(proposer, message: str) -> str:
+    """A meta-prompt as the proposer reads it: its chat template when it has one, else plain text and a cue
+    (a served proposer has no tokenizer here)."""
+    tok = getattr(proposer, "tokenizer", None)
+    if getattr(tok, "chat_template", None):
+        return tok.apply_chat_template([{"role": "user", "content": message}], tokenize=False,
+                                       add_generation_prompt=True)
+    return message + PLAIN_CUE
+
+
 def meta_paraphrase(instruction: str) -> str:
     """The user message asking for a paraphrase (built by concatenation, not str.format of user text)."""
     head, _, tail = META_PARAPHRASE.partition("{0}")
