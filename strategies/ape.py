@@ -1,7 +1,7 @@
 """Model-written instructions: APE's induction, then OPRO's scored-history rewrites.
 
 Round 1 (Zhou et al. 2023, APE, forward mode): the proposer model continues
-"I gave a friend an instruction and N inputs. ... Here are the input-output pairs: ... The instruction was"
+"I gave a friend an instruction and N inputs. ... Here are the input-output pairs: ... The instruction was to"
 shown N train demonstrations. The proposer decodes greedily, so the proposals differ by their seeded
 demonstration draws and by N (``demo_counts`` in turn).
 
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 APE_HEAD = ("I gave a friend an instruction and {n} inputs. The friend read the instruction and wrote an output "
             "for every one of the inputs. Here are the input-output pairs:\n\n")
-APE_CUE = "The instruction was"
+APE_CUE = "The instruction was to"  # APE's own cue: the model continues with a verb phrase
 OPRO_HEAD = "Your task is to write an instruction for a task."
 OPRO_HISTORY = (" Below are instructions written before, each with its score (0 to 100, higher is better), "
                 "from the lowest score to the highest.")
@@ -169,14 +169,14 @@ def opro_prompt(history: list[tuple[str, float]], pairs: list[tuple[str, str]]) 
     return head + scored + (OPRO_EXAMPLES + shown if pairs else "") + OPRO_ASK
 
 
-_INFINITIVE = re.compile(r"^[\s:\"'“]*(?:to\s+)?", re.IGNORECASE)
+_LEAD = re.compile(r"^[\s:\"'“]*(?:to\s+)?", re.IGNORECASE)
 
 
 def clean_instruction(reply: str, original: str = "", completion: bool = False) -> str | None:
-    """The reply made an instruction by evolution's clean-up; a completion of "The instruction was" first
-    loses its leading "to" ("to write the opposite." -> "Write the opposite.") and keeps its first sentence
-    (the model runs on, describing the pairs)."""
+    """The reply made an instruction by evolution's clean-up; a completion of "The instruction was to" first
+    loses leading quotes and a repeated "to" and keeps its first sentence ("write the opposite. The output
+    was" -> "Write the opposite."): the model runs on, describing the pairs."""
     if completion:
-        reply = _INFINITIVE.sub("", reply, count=1)
+        reply = _LEAD.sub("", reply, count=1)
         reply = re.split(r"(?<=[.!?])\s", reply.strip(), maxsplit=1)[0]
     return mut.clean_proposal(reply, original)

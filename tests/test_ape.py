@@ -38,7 +38,7 @@ def test_ape_prompt_is_the_forward_template():
     text = ape_prompt([("cold", "hot"), ("up", "down")])
     assert text == ("I gave a friend an instruction and two inputs. The friend read the instruction and wrote an output "
                     "for every one of the inputs. Here are the input-output pairs:\n\n"
-                    "Input: cold\nOutput: hot\n\nInput: up\nOutput: down\n\nThe instruction was")
+                    "Input: cold\nOutput: hot\n\nInput: up\nOutput: down\n\nThe instruction was to")
 
 
 def test_ape_messages_show_train_pairs_only_with_label_words(tiny, task):
@@ -84,6 +84,9 @@ def test_clean_up_is_evolutions_plus_the_completion_cue():
     assert clean_instruction(': "Give the plural form."', completion=True) == "Give the plural form."
     assert clean_instruction("to give the plural of the word.", "Give the plural of the word", completion=True) is None
     assert clean_instruction(":", completion=True) is None
+    # shared with evolution: "The task is to ..." and "The instruction was: ..." are descriptions, not instructions
+    assert clean_instruction("The task is to write the plurals of the inputs.") == "Write the plurals of the inputs."
+    assert mut.clean_proposal('The instruction was: "Name the opposite word."') == "Name the opposite word."
     # a request's reply goes through clean_proposal unchanged
     reply = "New instruction: Name the category of the text."
     assert clean_instruction(reply) == mut.clean_proposal(reply) == "Name the category of the text."
@@ -138,5 +141,5 @@ def test_a_proposer_without_chat_template_gets_plain_text_and_a_cue(tiny, task):
     assert not getattr(tiny.tokenizer, "chat_template", None)
     ctx = context(task, Scorer(tiny))
     ape = APE()
-    assert ape.meta_text(ctx, ape_prompt([("a", "b")])).endswith("The instruction was")
+    assert ape.meta_text(ctx, ape_prompt([("a", "b")])).endswith("The instruction was to")
     assert ape.meta_text(ctx, "Write a new one.") == "Write a new one." + mut.PLAIN_CUE
