@@ -19,8 +19,15 @@ log = logging.getLogger(__name__)
 
 # `promptsearch run` with no strategy named: these stages under the adaptive schedule (search.py: a stage that
 # stalls hands its unspent budget to the next). A run that names its strategies shares the budget evenly.
-DEFAULT_STRATEGIES = ["templates", "ape", "clarify"]
+# ape joins only when a separate proposer model writes the instructions: SmolLM2-135M's own induced
+# instructions are unrelated to the task, and on 48 dev rows some still win by chance (DESIGN.md).
+DEFAULT_STRATEGIES = ["templates", "clarify"]
+DEFAULT_WITH_PROPOSER = ["templates", "ape", "clarify"]
 DEFAULT_SCHEDULE = "adaptive"
+
+
+def default_strategies(proposer) -> list[str]:
+    return list(DEFAULT_WITH_PROPOSER if proposer else DEFAULT_STRATEGIES)
 DEFAULTS = {
     "task": None, "model": None, "device": "auto", "dtype": "float32", "chat": False, "batch_size": 16,
     "strategies": DEFAULT_STRATEGIES, "schedule": "even", "options": {}, "seed": 0, "seed_prompt": None, "top_k": 3,

@@ -26,8 +26,10 @@ log = logging.getLogger(__name__)
 MAX_STALLS = 5
 SCHEDULES = ("even", "adaptive")
 # The adaptive schedule: a stage that has not raised the run's best over its last STALL_SHARE of the budget's
-# example-evaluations hands over; every later stage keeps RESERVE_SHARE of what is left for itself.
-STALL_SHARE = 0.2
+# example-evaluations (and at least STALL_MIN_CANDIDATES first rungs) hands over; every later stage keeps
+# RESERVE_SHARE of what is left for itself.
+STALL_SHARE = 0.25
+STALL_MIN_CANDIDATES = 8  # one round of proposals: a stage is not judged on fewer new prompts
 RESERVE_SHARE = 0.15
 STALL_EVALS_WITHOUT_LIMIT = 25  # first-rung candidates, when only time or candidates are limited
 CHUNK_BATCHES = 4  # a rung is scored in chunks of this many scorer batches, checking the clock between them
@@ -122,7 +124,7 @@ class Search:
     def stall_evals(self) -> float:
         """Example-evaluations without a gain after which an adaptive stage hands over."""
         if self.budget.max_evals is not None:
-            return STALL_SHARE * self.budget.max_evals
+            return max(STALL_SHARE * self.budget.max_evals, STALL_MIN_CANDIDATES * self.rungs[0])
         return STALL_EVALS_WITHOUT_LIMIT * self.rungs[0]
 
     def stalled(self) -> bool:

@@ -40,7 +40,7 @@ def test_default_runs_the_adaptive_chain_and_named_strategies_run_even(tiny, sma
     data = json.loads((tmp_path / "results" / "scoreboard-induction.json").read_text())
     rows = {r["strategy"]: r for r in data["rows"]}
     config = lambda name: json.loads((Path(rows[name]["run_dir"]) / "config.json").read_text())
-    assert config("default")["schedule"] == "adaptive" and config("default")["strategies"] == ["templates", "ape", "clarify"]
+    assert config("default")["schedule"] == "adaptive" and config("default")["strategies"] == ["templates", "clarify"]
     assert config("templates")["schedule"] == "even"
     assert set(data["means"]) == {"default", "templates"}
     assert "Mean test score over tasks" in (tmp_path / "results" / "scoreboard-induction.md").read_text()

@@ -121,7 +121,8 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, artifact_file, c
 @click.command()
 @click.option("--task", default=None, help="Bundled task name or a task directory (default: sst2-mini).")
 @click.option("--strategy", "strategy_names", multiple=True,
-              help="Strategy to run; repeat to chain (default: templates, ape, clarify, adaptive schedule).")
+              help="Strategy to run; repeat to chain (default: templates, clarify, adaptive schedule; "
+                   "templates, ape, clarify with --proposer).")
 @click.option("--schedule", type=click.Choice(["even", "adaptive"]), default=None,
               help="How stages share the budget: even shares, or adaptive (a stage that stops improving hands "
                    "over). Default: adaptive for the default chain, even when --strategy is given.")
@@ -167,7 +168,8 @@ def run(task, strategy_names, schedule, options, seed_prompt, max_candidates, ma
         budget = {k: v for k, v in dict(max_candidates=max_candidates, max_evals=max_evals, max_seconds=max_seconds).items() if v}
         racing = {"min_examples": 10**9} if no_racing else None
         config = runner.make_config(task=task, model=model, device=device, dtype=dtype, chat=chat, batch_size=batch_size,
-                                    strategies=list(strategy_names) or None, options=parse_options(options), seed=seed,
+                                    strategies=list(strategy_names) or runner.default_strategies(proposer),
+                                    options=parse_options(options), seed=seed,
                                     schedule=schedule or ("even" if strategy_names else runner.DEFAULT_SCHEDULE),
                                     seed_prompt=seed_prompt, top_k=top_k, budget=budget or None, racing=racing,
                                     executor=executor_config(executor or "local", workers, worker_threads, ray_address),
