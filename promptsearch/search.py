@@ -31,6 +31,7 @@ SCHEDULES = ("even", "adaptive")
 STALL_SHARE = 0.25
 STALL_MIN_CANDIDATES = 8  # one round of proposals: a stage is not judged on fewer new prompts
 RESERVE_SHARE = 0.15
+STALL_GAIN_EXAMPLES = 2  # a gain is the best's metric up by this many examples' worth of its rung, not a one-row flip
 STALL_EVALS_WITHOUT_LIMIT = 25  # first-rung candidates, when only time or candidates are limited
 CHUNK_BATCHES = 4  # a rung is scored in chunks of this many scorer batches, checking the clock between them
 
@@ -128,13 +129,16 @@ class Search:
         return STALL_EVALS_WITHOUT_LIMIT * self.rungs[0]
 
     def stalled(self) -> bool:
-        """Adaptive schedule: the stage has not raised the run's best (its leaderboard key: rung, metric,
-        tie) over its last stall_evals() evaluations."""
+        """Adaptive schedule: the stage has not raised the run's best over its last stall_evals() evaluations.
+        A gain is the best on a larger dev prefix, or its metric up by STALL_GAIN_EXAMPLES rows' worth on the
+        same one (small gains add up against the last counted best): on 48 dev rows a one-row flip is noise."""
         if self._stall is None:
             return False
         board = self.leaderboard()
-        key = board[0].sort_key()[:3] if board else None
-        if key is not None and (self._stall[0] is None or key > self._stall[0]):
+        key = board[0].sort_key()[:2] if board else None
+        old = self._stall[0]
+        if key is not None and (old is None or key[0] > old[0]
+                                or (key[0] == old[0] and key[1] >= old[1] + STALL_GAIN_EXAMPLES / key[0] - 1e-9)):
             self._stall[:] = [key, self.evals_used]
         return self.evals_used - self._stall[1] >= self.stall_evals()
 

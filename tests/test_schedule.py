@@ -55,6 +55,12 @@ def test_a_stage_stalls_after_its_share_of_evaluations_without_a_gain(tiny, task
     assert not s.stalled()
     s.charge(1)
     assert s.stalled()
+    # a one-row flip on the same dev prefix is no gain (100 dev rows: +0.01 < 2 rows' worth)
+    best = s.leaderboard()[0].sort_key()[:2]
+    s._stall = [(best[0], best[1] - 0.01), s.evals_used - 300]
+    assert s.stalled() and s._stall[0] == (best[0], best[1] - 0.01)
+    s._stall = [(best[0], best[1] - 0.02), s.evals_used - 300]
+    assert not s.stalled() and s._stall == [best, s.evals_used]
 
 
 def test_adaptive_run_hands_over_and_replays_on_resume(tiny, task, tmp_path):
