@@ -133,8 +133,10 @@ class APE(Strategy):
         instruction, rest = mut.split_prompt(self._base.prompt)
         known = {t.candidate.id for t in ctx.leaderboard()} | self._proposed
         out = []
-        for text in texts:
+        for message, text in zip(messages, texts):
             new = clean_instruction(self._replies[text], instruction, completion=self.round == 1)
+            if new is not None and copies_an_example(new, message):
+                new = None
             if new is None:
                 log.debug("ape reply dropped: %r", self._replies[text])
                 continue
@@ -170,6 +172,18 @@ def opro_prompt(history: list[tuple[str, float]], pairs: list[tuple[str, str]]) 
 
 
 _LEAD = re.compile(r"^[\s:\"'“]*(?:to\s+)?", re.IGNORECASE)
+
+
+def copies_an_example(proposal: str, message: str, span: int = 5) -> bool:
+    """Whether the proposal repeats ``span`` words in a row of an input or output the meta-prompt showed
+    (the small model often answers OPRO's request with an exemplar's text)."""
+    shown = set()
+    for line in message.split("\n"):
+        if line.startswith(("Input: ", "Output: ")):
+            words = mut._norm(line.split(": ", 1)[1]).split()
+            shown.update(tuple(words[i:i + span]) for i in range(len(words) - span + 1))
+    words = mut._norm(proposal).split()
+    return any(tuple(words[i:i + span]) in shown for i in range(len(words) - span + 1))
 
 
 def clean_instruction(reply: str, original: str = "", completion: bool = False) -> str | None:

@@ -92,6 +92,16 @@ def test_clean_up_is_evolutions_plus_the_completion_cue():
     assert clean_instruction(reply) == mut.clean_proposal(reply) == "Name the category of the text."
 
 
+def test_a_proposal_that_copies_a_shown_example_is_dropped():
+    from promptsearch.strategies.ape import copies_an_example
+
+    message = opro_prompt([("Label the review.", 0.5)],
+                          [("Designed to make you care about music you may not have heard before", "positive")])
+    assert copies_an_example("Designed to make you care about music, they say.", message)
+    assert not copies_an_example("Label the review as positive or negative.", message)  # history may be reused
+    assert not copies_an_example("Make you care about it.", message)  # four words in a row are not a copy
+
+
 def test_candidates_keep_the_format_and_label_words_and_use_the_cache(tiny, task):
     base = Candidate("Old words here.\nReview: {input}\nSentiment:", ("bad", "good"), strategy="templates")
     charged = []
