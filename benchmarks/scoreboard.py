@@ -26,7 +26,7 @@ import logging
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from promptsearch.format import one_line
@@ -39,9 +39,12 @@ else:  # python benchmarks/run_all.py: benchmarks/ is first on the path
     from scoreboard_render import text_table, write_results
 
 CLASSIFICATION = ("sst2", "agnews", "trec")
-INDUCTION = ("antonyms", "singular_to_plural", "first_word_letter", "letters_list", "sum", "num_to_verbal",
-             "active_to_passive", "sentiment")
-STRATEGIES = ("templates", "clarify", "autoprompt", "evolution", "soft-prompt", "default")
+# all 18 instruction-induction tasks in ../shared/data/instruction_induction
+INDUCTION = ("active_to_passive", "antonyms", "common_concept", "diff", "first_word_letter", "informal_to_formal",
+             "letters_list", "num_to_verbal", "orthography_starts_with", "rhymes", "second_word_letter",
+             "sentence_similarity", "sentiment", "singular_to_plural", "sum", "translation_en-de",
+             "translation_en-es", "translation_en-fr")
+STRATEGIES = ("templates", "clarify", "ape", "autoprompt", "evolution", "soft-prompt", "default")
 NEEDS_GRADIENTS = ("autoprompt", "soft-prompt")
 
 
@@ -51,11 +54,18 @@ class Mode:
     dev: int  # dev rows, a seeded class-balanced sample (the search's data)
     test: int  # test rows, a seeded uniform sample (scored once, for the seed and the winner)
     max_evals: int  # example-evaluations per run
+    strategies: tuple[str, ...] = STRATEGIES
+    test_caps: dict = field(default_factory=dict)  # per task, when test is None (all rows) for the others
 
 
 MODES = {
     "quick": Mode(tasks=("sst2", "trec", "antonyms"), dev=32, test=100, max_evals=200),
     "full": Mode(tasks=CLASSIFICATION + INDUCTION, dev=48, test=200, max_evals=400),
+    # issue 17's targets: the task's own dev split, the whole test set (agnews: 2,000 seeded rows), 8,000 evals
+    "targets": Mode(tasks=CLASSIFICATION, dev=None, test=None, max_evals=8000, strategies=("default",),
+                    test_caps={"agnews": 2000}),
+    # the seed instruction (every row's seed) vs the default chain vs model-written instructions (and clarify)
+    "induction": Mode(tasks=INDUCTION, dev=48, test=200, max_evals=400, strategies=("default", "ape", "clarify")),
 }
 
 
@@ -113,6 +123,7 @@ def run_one(task, spec: str, model, run_dir: Path, budget: dict, seed: int, opti
         return {**row, "status": "skipped", "error": why, "run_dir": None}
     config = runner.make_config(task=task.source, strategies=chain, seed=seed, top_k=top_k, budget=budget,
                                 racing=racing, batch_size=batch_size,
+                                schedule=runner.DEFAULT_SCHEDULE if spec == "default" else "even",
                                 options={k: v for k, v in options.items() if k in chain})
     scorer = Scorer(model, batch_size=batch_size)
     if warm:
@@ -179,6 +190,20 @@ def best_per_task(rows: list[dict]) -> list[dict]:
     return out
 
 
+def means(rows: list[dict]) -> dict:
+    """Per strategy, the mean test score of its winners over the tasks where it finished, next to the mean
+    of the seed prompt (the zero-shot instruction) on the same tasks."""
+    out = {}
+    for spec in dict.fromkeys(r["strategy"] for r in rows):
+        ok = [r for r in rows if r["strategy"] == spec and r["status"] == "ok"]
+        if ok:
+            best = sum(r["best_test"]["score"] for r in ok) / len(ok)
+            seed = sum(r["seed_test"]["score"] for r in ok) / len(ok)
+            out[spec] = {"tasks": len(ok), "best_test": best, "seed_test": seed,
+                         "ratio": best / seed if seed else None}
+    return out
+
+
 def merge(parts: list[dict], results_dir: Path) -> dict:
     """One scoreboard from parts run side by side; wall time is the longest part's (they ran in parallel)."""
     keep = ("dev", "test", "max_evals", "seed", "racing", "top_k", "options", "strategies")
@@ -192,6 +217,7 @@ def merge(parts: list[dict], results_dir: Path) -> dict:
     result["limits"] = {**parts[0]["limits"], "tasks": [t for p in parts for t in p["limits"]["tasks"]],
                         "sizes": {k: v for p in parts for k, v in p["limits"]["sizes"].items()}}
     result["best_per_task"] = best_per_task(result["rows"])
+    result["means"] = means(result["rows"])
     prefix = results_dir / f"scoreboard-{result['mode']}"
     write_results(result, prefix)
     print(text_table(result["rows"]) + f"\n\nwrote {prefix}.json, .md, .png")
@@ -200,10 +226,15 @@ def merge(parts: list[dict], results_dir: Path) -> dict:
 
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="3 tasks, dev 32 / test 100 rows, 200 evaluations per run.")
+    ap.add_argument("--mode", choices=sorted(MODES), default="full",
+                    help="quick: 3 tasks, dev 32 / test 100 rows, 200 evaluations; full: 21 tasks, 48 / 200, 400; "
+                         "targets: sst2, agnews, trec on their own dev and whole test sets (agnews 2,000 rows), "
+                         "8,000 evaluations, the default chain; induction: the 18 instruction-induction tasks, "
+                         "default vs ape vs clarify, with the mean over tasks against the seed instruction.")
+    ap.add_argument("--quick", action="store_true", help="Same as --mode quick.")
     ap.add_argument("--tasks", default=None, help="Comma-separated task names or directories (default: the mode's).")
-    ap.add_argument("--strategies", default=",".join(STRATEGIES), help="Comma-separated; 'default' is the chain of "
-                    "`promptsearch run`.")
+    ap.add_argument("--strategies", default=None, help="Comma-separated (default: the mode's); 'default' is the "
+                    "chain of `promptsearch run` under its adaptive schedule.")
     ap.add_argument("--max-evals", type=int, default=None, help="Example-evaluations per run (default: the mode's).")
     ap.add_argument("--dev-limit", type=int, default=None, help="N dev rows, a seeded class-balanced sample "
                     "(default: the mode's).")
@@ -235,15 +266,16 @@ def main(argv: list[str] | None = None, model=None) -> dict:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    mode_name = "quick" if args.quick else "full"
+    mode_name = "quick" if args.quick else args.mode
     mode = MODES[mode_name]
     names = args.tasks.split(",") if args.tasks else list(mode.tasks)
-    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    strategies = [s.strip() for s in (args.strategies or ",".join(mode.strategies)).split(",") if s.strip()]
     dev, test = args.dev_limit or mode.dev, args.test_limit or mode.test
     max_evals = args.max_evals or mode.max_evals
     started = time.monotonic()
     model = model or FrozenModel.load(args.model)
-    tasks = [common.load_bench_task(n, dev, test, common.data_root(args.data), args.seed) for n in names]
+    tasks = [common.load_bench_task(n, dev, test or mode.test_caps.get(Path(n).name), common.data_root(args.data),
+                                    args.seed) for n in names]
     runs_dir = Path(args.runs_dir or f"runs/scoreboard-{mode_name}-{time.strftime('%Y%m%d-%H%M%S')}")
     if runs_dir.exists() and any(runs_dir.iterdir()):
         raise SystemExit(f"error: {runs_dir} is not empty; give another --runs-dir")
@@ -269,6 +301,7 @@ def main(argv: list[str] | None = None, model=None) -> dict:
     def on_row(row, rows):
         result["rows"] = rows
         result["best_per_task"] = best_per_task(rows)
+        result["means"] = means(rows)
         result["wall_seconds"] = round(time.monotonic() - started, 1)
         write_results(result, prefix)
         if row["status"] == "ok":
@@ -286,6 +319,9 @@ def main(argv: list[str] | None = None, model=None) -> dict:
     print("\nbest per task: " + "; ".join(
         f"{b['task']} {b['strategy']} {b['gain']:+.3f}" if b["strategy"] else f"{b['task']} none"
         for b in result["best_per_task"]))
+    print("\nmean test over tasks: " + "; ".join(
+        f"{spec} {m['best_test']:.3f} vs seed {m['seed_test']:.3f} on {m['tasks']} tasks"
+        + (f" ({m['ratio']:.2f}x)" if m["ratio"] else "") for spec, m in result["means"].items()))
     print(f"\nwall time {result['wall_seconds'] / 60:.1f} min; wrote {prefix}.json, .md, .png")
     return result
 

@@ -19,8 +19,8 @@ def markdown(result: dict, prompt_width: int = 70) -> str:
              f"Command: `{result['command']}`  ",
              (f"Date: {result['date']}; machine: {result['machine']['summary']}; model: {result['model']}; "
               f"total wall time {result['wall_seconds'] / 60:.1f} min.  "),
-             (f"Limits: dev = {lim['dev']} rows (seeded sample, class-balanced for classification), test = "
-              f"{lim['test']} rows (seeded uniform sample) of each task; budget "
+             (f"Limits: dev = {lim['dev'] or 'all'} rows (seeded sample, class-balanced for classification), test = "
+              f"{lim['test'] or 'all'} rows (seeded uniform sample) of each task; budget "
               f"{lim['max_evals']} example-evaluations per run (racing min {lim['racing']['min_examples']}, "
               f"eta {lim['racing']['eta']}; top-{lim['top_k']} final check on all of dev); seed {lim['seed']}; "
               f"no time limit. Scorer: {result['scorer']}"), "",
@@ -42,6 +42,12 @@ def markdown(result: dict, prompt_width: int = 70) -> str:
         else:
             lines.append(f"- {b['task']}: **{b['strategy']}** {b['best_test']:.3f} vs seed {b['seed_test']:.3f} "
                          f"({b['gain']:+.3f})" + (f"; tied with {', '.join(b['tied_with'])}" if b["tied_with"] else ""))
+    if result.get("means"):
+        lines += ["", "Mean test score over tasks (winner vs the seed prompt, the zero-shot instruction, on the same tasks):",
+                  ""]
+        for spec, m in result["means"].items():
+            ratio = f" ({m['ratio']:.2f}x)" if m.get("ratio") else ""
+            lines.append(f"- {spec}: {m['best_test']:.3f} vs seed {m['seed_test']:.3f} on {m['tasks']} tasks{ratio}")
     if result.get("figure"):
         lines += ["", f"![best-so-far dev score against example-evaluations]({Path(result['figure']).name})"]
     return "\n".join(lines) + "\n"

@@ -25,6 +25,15 @@ from .strategy import SearchContext, Strategy
 
 log = logging.getLogger(__name__)
 MAX_STALLS = 5
+SCHEDULES = ("even", "adaptive")
+# The adaptive schedule: a stage that has not raised the run's best over its last STALL_SHARE of the budget's
+# example-evaluations (and at least STALL_MIN_CANDIDATES first rungs) hands over; every later stage keeps
+# RESERVE_SHARE of what is left for itself.
+STALL_SHARE = 0.25
+STALL_MIN_CANDIDATES = 8  # one round of proposals: a stage is not judged on fewer new prompts
+RESERVE_SHARE = 0.15
+STALL_GAIN_EXAMPLES = 2  # a gain is the best's metric up by this many examples' worth of its rung, not a one-row flip
+STALL_EVALS_WITHOUT_LIMIT = 25  # first-rung candidates, when only time or candidates are limited
 CHUNK_BATCHES = 4  # a rung is scored in chunks of this many scorer batches, checking the clock between them
 
 
@@ -64,11 +73,21 @@ class Racing:
 class Search:
     """Drives strategies in order (each hands its best to the next) under one budget.
 
+    ``schedule`` says how the budget is shared: ``even`` gives each stage an even share of what is left;
+    ``adaptive`` lets a stage spend all but a reserve for the stages after it, and ends it once it stalls
+    (no gain of the run's best over its last ``STALL_SHARE`` of the budget), handing what it did not
+    spend to the next. Both depend only on scores and counts, so a resumed run replays them exactly.
+
     ``ask``/``tell`` are public so a user can drive the loop by hand; ``run`` does it all."""
 
     def __init__(self, task, scorer, strategies: list[Strategy], budget: Budget, seed: int = 0,
                  store=None, racing: Racing | None = None, batch_size: int = 8, top_k: int = 3,
-                 progress: bool = False):
+                 progress: bool = False, schedule: str = "even"):
+        if schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
+        self.schedule = schedule
+        self._stall: list | None = None  # adaptive, in a stage that may hand over: [best key, evals at last gain]
+        self.handovers: list[dict] = []  # per stage: its strategy, evals spent, and whether it stalled
         self.task, self.scorer, self.strategies, self.budget = task, scorer, strategies, budget
         self.seed, self.store, self.batch_size, self.top_k = seed, store, batch_size, top_k
         self.racing = racing or Racing()
@@ -102,7 +121,28 @@ class Search:
 
     def exhausted(self) -> bool:
         max_c, max_e, max_s = self._limits
-        return len(self.trials) >= max_c or self.evals_used >= max_e or self.out_of_time(max_s)
+        return (len(self.trials) >= max_c or self.evals_used >= max_e or self.out_of_time(max_s)
+                or self.stalled())
+
+    def stall_evals(self) -> float:
+        """Example-evaluations without a gain after which an adaptive stage hands over."""
+        if self.budget.max_evals is not None:
+            return max(STALL_SHARE * self.budget.max_evals, STALL_MIN_CANDIDATES * self.rungs[0])
+        return STALL_EVALS_WITHOUT_LIMIT * self.rungs[0]
+
+    def stalled(self) -> bool:
+        """Adaptive schedule: the stage has not raised the run's best over its last stall_evals() evaluations.
+        A gain is the best on a larger dev prefix, or its metric up by STALL_GAIN_EXAMPLES rows' worth on the
+        same one (small gains add up against the last counted best): on 48 dev rows a one-row flip is noise."""
+        if self._stall is None:
+            return False
+        board = self.leaderboard()
+        key = board[0].sort_key()[:2] if board else None
+        old = self._stall[0]
+        if key is not None and (old is None or key[0] > old[0]
+                                or (key[0] == old[0] and key[1] >= old[1] + STALL_GAIN_EXAMPLES / key[0] - 1e-9)):
+            self._stall[:] = [key, self.evals_used]
+        return self.evals_used - self._stall[1] >= self.stall_evals()
 
     def out_of_time(self, max_s: float) -> bool:
         """Past the time limit, counting what the final check (top-k on all of dev, best and seed on
@@ -120,9 +160,12 @@ class Search:
         board = self.leaderboard()[: self.top_k]
         return sum(n_dev - t.rung for t in board) + 2 * n_test
 
-    def _stage_limits(self, stages_left: int) -> tuple[float, float, float]:
+    def _stage_limits(self, stages_left: int, adaptive: bool = False) -> tuple[float, float, float]:
         b = self.budget
-        share = lambda limit, used: math.inf if limit is None else used + (limit - used) / stages_left
+        # even: 1/stages_left of what is left; adaptive: all of it but a reserve for each later stage
+        part = (1 - RESERVE_SHARE * (stages_left - 1)) if adaptive else 1 / stages_left
+        part = max(part, 1 / stages_left)
+        share = lambda limit, used: math.inf if limit is None else used + (limit - used) * part
         return (share(b.max_candidates, len(self.trials)), share(b.max_evals, self.evals_used),
                 share(b.max_seconds, self.seconds))
 
@@ -250,8 +293,15 @@ class Search:
             self._limits = self._stage_limits(max(1, len(self.strategies)))
             self.tell([seed])
             for i, strategy in enumerate(self.strategies):
-                self._limits = self._stage_limits(len(self.strategies) - i)
+                left, adaptive = len(self.strategies) - i, self.schedule == "adaptive"
+                self._limits = self._stage_limits(left, adaptive)
+                # the last stage has no one to hand over to: it spends what is left
+                self._stall = [None, self.evals_used] if adaptive and left > 1 else None
+                before = self.evals_used
                 self._run_stage(strategy, self.context(i))
+                self.handovers.append({"strategy": strategy.name, "evals": self.evals_used - before,
+                                       "stalled": self._stall is not None and self.stalled()})
+                self._stall = None
             self._limits = (math.inf, math.inf, math.inf)  # the final full-dev check always finishes
             return self._finish(seed)
         finally:
@@ -291,7 +341,7 @@ class Search:
             "budget": asdict(self.budget),
             "budget_used": {"candidates": len(self.trials), "evals": self.evals_used, "charged": self.charged,
                             "seconds": round(self.seconds, 2)},
-            "racing": asdict(self.racing),
+            "racing": asdict(self.racing), "schedule": self.schedule, "stages": self.handovers,
         }
         summary["improvement"] = {s: summary["best"][s]["score"] - summary["seed"][s]["score"] for s in ("dev", "test")}
         summary["paired_test"] = paired_test(self.task.metric, self.test_outcomes(seed), self.test_outcomes(best)).to_json()

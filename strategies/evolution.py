@@ -222,11 +222,7 @@ class Evolution(Strategy):
 
     def meta_text(self, ctx: SearchContext, message: str) -> str:
         """The meta-prompt as the model reads it: its chat template when it has one, else plain text."""
-        tok = getattr(ctx.scorer.proposer, "tokenizer", None)  # a served proposer: plain text and a cue
-        if getattr(tok, "chat_template", None):
-            return tok.apply_chat_template([{"role": "user", "content": message}], tokenize=False,
-                                           add_generation_prompt=True)
-        return message + mut.PLAIN_CUE
+        return mut.as_request(ctx.scorer.proposer, message)
 
     # ---- helpers ------------------------------------------------------------------------------
     def _child(self, prompt: str | None, first: Candidate, edit: str, second: Candidate | None = None):

@@ -272,6 +272,16 @@ META_CROSSOVER = ("Combine these two instructions into one new instruction. "
 PLAIN_CUE = "\nNew instruction:"
 
 
+def as_request(proposer, message: str) -> str:
+    """A meta-prompt as the proposer reads it: its chat template when it has one, else plain text and a cue
+    (a served proposer has no tokenizer here)."""
+    tok = getattr(proposer, "tokenizer", None)
+    if getattr(tok, "chat_template", None):
+        return tok.apply_chat_template([{"role": "user", "content": message}], tokenize=False,
+                                       add_generation_prompt=True)
+    return message + PLAIN_CUE
+
+
 def meta_paraphrase(instruction: str) -> str:
     """The user message asking for a paraphrase (built by concatenation, not str.format of user text)."""
     head, _, tail = META_PARAPHRASE.partition("{0}")
@@ -286,8 +296,8 @@ def meta_crossover(a: str, b: str) -> str:
 
 _PREFIX = re.compile(r"^\s*(?:(?:new|rewritten|combined|revised|paraphrased)\s+)?"
                      r"(?:instructions?|answer|output|response)\s*(?:\d+\s*)?:\s*", re.IGNORECASE)
-_DESCRIBED = re.compile(r"^(?:the\s+)?(?:new\s+|rewritten\s+|combined\s+)?instructions?\s+(?:is|are|would be)\s+(?:to\s+)?",
-                        re.IGNORECASE)
+_DESCRIBED = re.compile(r"^(?:the\s+)?(?:new\s+|rewritten\s+|combined\s+)?(?:instructions?|task)\s+"
+                        r"(?:is|are|was|would be)\s*:?\s+(?:to\s+)?", re.IGNORECASE)
 _PREAMBLE = re.compile(r"^(sure|here|certainly|okay|ok|i )\b", re.IGNORECASE)
 
 
@@ -300,7 +310,7 @@ def clean_proposal(text: str, original: str = "", max_words: int = 40) -> str | 
         line = _PREFIX.sub("", line).strip()
         line = re.sub(r"^(?:[-*•]|\d+[.)])\s+", "", line).strip()
         line = line.strip("\"'`“”‘’ ").strip()
-    line = _DESCRIBED.sub("", line).strip()
+    line = _DESCRIBED.sub("", line).strip().strip("\"'`“”‘’ ").strip()
     line = line[:1].upper() + line[1:]
     if not line or _PREAMBLE.match(line) or line.endswith(":"):
         return None

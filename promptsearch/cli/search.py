@@ -132,7 +132,12 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
 
 @click.command()
 @click.option("--task", default=None, help="Bundled task name or a task directory (default: sst2-mini).")
-@click.option("--strategy", "strategy_names", multiple=True, help="Strategy to run; repeat to chain (default: templates, clarify).")
+@click.option("--strategy", "strategy_names", multiple=True,
+              help="Strategy to run; repeat to chain (default: templates, clarify, adaptive schedule; "
+                   "templates, ape, clarify with --proposer).")
+@click.option("--schedule", type=click.Choice(["even", "adaptive"]), default=None,
+              help="How stages share the budget: even shares, or adaptive (a stage that stops improving hands "
+                   "over). Default: adaptive for the default chain, even when --strategy is given.")
 @click.option("--option", "-o", "options", multiple=True, help="Strategy option STRATEGY.PARAM=VALUE (repeatable).")
 @click.option("--seed-prompt", default=None, help="Starting prompt (default: the task's).")
 @click.option("--max-candidates", type=click.IntRange(1), default=None, help="Budget: candidates scored.")
@@ -154,7 +159,7 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
               "a path or http(s) URL (default: the scored model).")
 @model_options
 @reporting
-def run(task, strategy_names, options, seed_prompt, max_candidates, max_evals, max_seconds, seed, no_racing, top_k,
+def run(task, strategy_names, schedule, options, seed_prompt, max_candidates, max_evals, max_seconds, seed, no_racing, top_k,
         out, resume, executor, workers, worker_threads, ray_address, proposer, model, model_name, concurrency, scoring,
         timeout, device, dtype, chat, batch_size, as_json, quiet):
     """Search prompts for a task and print the best ones with dev and test scores."""
@@ -175,7 +180,9 @@ def run(task, strategy_names, options, seed_prompt, max_candidates, max_evals, m
         budget = {k: v for k, v in dict(max_candidates=max_candidates, max_evals=max_evals, max_seconds=max_seconds).items() if v}
         racing = {"min_examples": 10**9} if no_racing else None
         config = runner.make_config(task=task, model=model, device=device, dtype=dtype, chat=chat, batch_size=batch_size,
-                                    strategies=list(strategy_names) or None, options=parse_options(options), seed=seed,
+                                    strategies=list(strategy_names) or runner.default_strategies(proposer),
+                                    options=parse_options(options), seed=seed,
+                                    schedule=schedule or ("even" if strategy_names else runner.DEFAULT_SCHEDULE),
                                     seed_prompt=seed_prompt, top_k=top_k, budget=budget or None, racing=racing,
                                     executor=executor_config(executor or "local", workers, worker_threads, ray_address),
                                     proposer=proposer, served=dict(model_name=model_name, concurrency=concurrency,

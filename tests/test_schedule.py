@@ -1,0 +1,113 @@
+"""The adaptive schedule: a stage that stops raising the run's best hands its unspent budget to the next."""
+import pytest
+from click.testing import CliRunner
+
+from promptsearch import runner
+from promptsearch import search as search_module
+from promptsearch.candidate import Candidate
+from promptsearch.errors import PromptSearchError
+from promptsearch.scorer import Scorer
+from promptsearch.search import Budget, Search
+from promptsearch.task import load_task
+
+
+@pytest.fixture(scope="module")
+def task():
+    return load_task("sst2-mini")
+
+
+def test_adaptive_limits_leave_a_reserve_for_each_later_stage(tiny, task):
+    s = Search(task, Scorer(tiny), [], Budget(max_evals=1000, max_candidates=100), schedule="adaptive")
+    assert s._stage_limits(3, adaptive=True)[:2] == pytest.approx((70, 700))  # 1 - 2 x 0.15
+    assert s._stage_limits(2, adaptive=True)[:2] == pytest.approx((85, 850))
+    assert s._stage_limits(1, adaptive=True)[:2] == pytest.approx((100, 1000))
+    assert s._stage_limits(3)[:2] == pytest.approx((100 / 3, 1000 / 3))  # even: as before
+    assert s._stage_limits(8, adaptive=True)[1] == pytest.approx(1000 / 8)  # never less than an even share
+    with pytest.raises(ValueError, match="unknown schedule"):
+        Search(task, Scorer(tiny), [], Budget(), schedule="bandit")
+
+
+def test_a_stage_stalls_after_its_share_of_evaluations_without_a_gain(tiny, task):
+    s = Search(task, Scorer(tiny), [], Budget(max_evals=1000), schedule="adaptive")
+    s.tell([Candidate(task.seed_prompt)])
+    s._stall = [None, s.evals_used]
+    assert not s.stalled() and s.stall_evals() == 250
+    assert Search(task, Scorer(tiny), [], Budget(max_evals=300)).stall_evals() == 8 * 16  # at least 8 first rungs
+    s.charge(249)
+    assert not s.stalled()
+    s.charge(1)
+    assert s.stalled() and s.exhausted()
+    # a better prompt (the seed's score beaten on all of dev) resets the count: find one without a stall first
+    probe = Search(task, Scorer(tiny), [], Budget(max_evals=1000))
+    probe.tell([Candidate(task.seed_prompt)])
+    words = [("negative", "positive"), ("bad", "good"), ("no", "yes"), ("terrible", "great"), ("sad", "happy")]
+    better = next(c for c in (Candidate(task.seed_prompt, w) for w in words)
+                  if probe.tell([c]) and probe.leaderboard()[0].candidate.id == c.id)
+    s = Search(task, Scorer(tiny), [], Budget(max_evals=1000), schedule="adaptive")
+    s.tell([Candidate(task.seed_prompt)])
+    s._stall = [None, s.evals_used]
+    s.stalled()
+    s.charge(200)
+    s.tell([better])
+    assert s.leaderboard()[0].candidate.id == better.id
+    assert not s.stalled() and s._stall[1] == s.evals_used
+    s.charge(249)
+    assert not s.stalled()
+    s.charge(1)
+    assert s.stalled()
+    # a one-row flip on the same dev prefix is no gain (100 dev rows: +0.01 < 2 rows' worth)
+    best = s.leaderboard()[0].sort_key()[:2]
+    s._stall = [(best[0], best[1] - 0.01), s.evals_used - 300]
+    assert s.stalled() and s._stall[0] == (best[0], best[1] - 0.01)
+    s._stall = [(best[0], best[1] - 0.02), s.evals_used - 300]
+    assert not s.stalled() and s._stall == [best, s.evals_used]
+
+
+def test_adaptive_run_hands_over_and_replays_on_resume(tiny, task, tmp_path):
+    config = runner.make_config(task="sst2-mini", strategies=["templates", "clarify"], schedule="adaptive",
+                                options={"templates": {"search_labels": False}},
+                                budget={"max_evals": 1500, "max_seconds": None})
+    full = runner.run(config, tmp_path / "a", parts=(task, tiny, Scorer(tiny)))
+    stages = full["stages"]
+    assert full["schedule"] == "adaptive" and [st["strategy"] for st in stages] == ["templates", "clarify"]
+    first = stages[0]
+    # the first stage may spend up to 85% of the budget (plus one rung past it), never the whole
+    assert first["evals"] <= 0.85 * 1500 + len(task.dev)
+    if first["stalled"]:
+        assert first["evals"] >= 0.25 * 1500
+    assert full["budget_used"]["evals"] >= 1500 or stages[1]["evals"] > 0
+    lines = (tmp_path / "a" / "candidates.jsonl").read_text().splitlines()
+    cut = tmp_path / "b"
+    cut.mkdir()
+    (cut / "config.json").write_text((tmp_path / "a" / "config.json").read_text())
+    (cut / "candidates.jsonl").write_text("\n".join(lines[: len(lines) // 2]) + "\n")
+    resumed = runner.run(None, cut, resume=True, parts=(task, tiny, Scorer(tiny)))
+    assert resumed["leaderboard"] == full["leaderboard"] and resumed["stages"] == stages
+
+
+def test_the_default_chain_runs_adaptive_and_named_strategies_even(monkeypatch, tmp_path):
+    from promptsearch.cli import main
+
+    seen = []
+    monkeypatch.setattr(runner, "run", lambda config, run_dir, **kw: seen.append(config) or (_ for _ in ()).throw(
+        PromptSearchError("stop here")))
+    for args in ([], ["--strategy", "clarify"], ["--strategy", "clarify", "--schedule", "adaptive"],
+                 ["--proposer", str(tmp_path / "bigger-model")]):
+        CliRunner().invoke(main, ["run", "--out", str(tmp_path / str(len(seen))), *args])
+    assert [c["schedule"] for c in seen] == ["adaptive", "even", "adaptive", "adaptive"]
+    assert seen[0]["strategies"] == runner.DEFAULT_STRATEGIES == ["templates", "clarify"]
+    assert seen[1]["strategies"] == ["clarify"]
+    assert seen[3]["strategies"] == ["templates", "ape", "clarify"]  # a separate proposer writes instructions
+    assert search_module.SCHEDULES == ("even", "adaptive")
+
+
+def test_old_configs_read_as_even_and_bad_schedules_are_one_line(tmp_path):
+    from promptsearch.store import RunStore
+
+    old = runner.make_config(task="sst2-mini")
+    del old["schedule"]
+    store = RunStore.create(tmp_path / "r", old)
+    assert runner.read_config(store)["schedule"] == "even"
+    bad = RunStore.create(tmp_path / "s", {**old, "schedule": "random"})
+    with pytest.raises(PromptSearchError, match="field 'schedule' must be one of even, adaptive"):
+        runner.read_config(bad)
