@@ -41,14 +41,18 @@ class Artifact:
     provenance: dict  # run dir, candidate id, rank, strategies, options, budget, seed, lineage
     created: str
     promptsearch_version: str
+    options: dict | None = None  # the candidate's scoring options when set (ensemble members and weights...)
 
     @property
     def metric(self) -> str:
         return self.task["metric"]
 
     def to_json(self) -> dict:
-        return {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **asdict(self),
-                "label_words": list(self.label_words) if self.label_words else None}
+        out = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION, **asdict(self),
+               "label_words": list(self.label_words) if self.label_words else None}
+        if not self.options:  # absent, as in artifacts written before the field existed
+            del out["options"]
+        return out
 
     @classmethod
     def from_json(cls, data, where: str = "artifact") -> Artifact:
@@ -59,13 +63,15 @@ class Artifact:
             raise PromptSearchError(f"{where}: schema version {version!r} is not supported; this promptsearch reads version {SCHEMA_VERSION}")
         _validate(data, where)
         words = data["label_words"]
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k != "label_words"},
-                   label_words=tuple(words) if words else None)
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k not in ("label_words", "options")},
+                   label_words=tuple(words) if words else None, options=data.get("options") or None)
 
     def candidate(self):
+        """The candidate as it was scored: prompt, label words, soft prompt and scoring options."""
         from .candidate import Candidate
 
-        return Candidate(self.prompt, label_words=self.label_words, soft=self.soft and f"artifact-{self.soft['sha256'][:12]}")
+        return Candidate.from_json({"prompt": self.prompt, "label_words": self.label_words,
+                                    "soft": self.soft and f"artifact-{self.soft['sha256'][:12]}", **(self.options or {})})
 
 
 # ---- validation: every field the code reads, with its type -------------------------------------
@@ -115,12 +121,38 @@ def _validate(data: dict, where: str) -> None:
             raise PromptSearchError(f"{where}: 'test_outcomes.{name}' must hold only {'/'.join(t.__name__ for t in want)}")
     if data["soft"] is not None:
         _check_fields(data["soft"], {"file": TEXT, "sha256": TEXT}, where, "soft.")
+    _validate_options(data.get("options"), where)
     from .template import validate
 
     try:
         validate(data["prompt"])
     except PromptSearchError as e:
         raise PromptSearchError(f"{where}: field 'prompt': {e}") from None
+
+
+def _validate_options(options, where: str) -> None:
+    """Scoring options, when present: an ensemble's members are candidate records with a valid prompt,
+    one non-negative weight each."""
+    if options is None:
+        return
+    if not isinstance(options, dict):
+        raise PromptSearchError(f"{where}: field 'options' must be an object")
+    members = options.get("members", [])
+    if not isinstance(members, list) or any(not isinstance(m, dict) or not isinstance(m.get("prompt"), str) for m in members):
+        raise PromptSearchError(f"{where}: field 'options.members' must list candidate records with a prompt")
+    weights = options.get("weights", [])
+    if not isinstance(weights, list) or len(weights) != len(members) or not all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weights):
+        raise PromptSearchError(f"{where}: field 'options.weights' must hold one non-negative number per member")
+    from .template import validate
+
+    for i, m in enumerate(members):
+        try:
+            validate(m["prompt"])
+        except PromptSearchError as e:
+            raise PromptSearchError(f"{where}: field 'options.members[{i}].prompt': {e}") from None
+        if m.get("soft"):
+            raise PromptSearchError(f"{where}: ensemble member {i} is a soft prompt; artifacts carry no member vectors")
 
 
 # ---- files ---------------------------------------------------------------------------------------

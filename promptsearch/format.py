@@ -42,3 +42,18 @@ def fmt(score: dict | None, ci: bool = False, n: bool = False) -> str:
 def fmt_score(score: dict | None) -> str:
     """A score as the CLI prints it: value, 95% CI and n."""
     return fmt(score, ci=True, n=True)
+
+
+def members_lines(cand: dict, indent: str = "    ", width: int = 80) -> list[str]:
+    """An ensemble candidate's members (best first) with their weights, one line each; [] otherwise."""
+    members = cand.get("members") or []
+    if not members:
+        return []
+    weights = cand.get("weights") or [1.0] * len(members)
+    total = sum(weights) or 1.0
+    lines = [f"{indent}ensemble of {len(members)} prompts (weight, prompt, label words):"]
+    for m, w in zip(members, weights):
+        words = f"  [{'/'.join(m['label_words'])}]" if m.get("label_words") else ""
+        soft = " (soft)" if m.get("soft") else ""
+        lines.append(f"{indent}  {w / total:.3f}  {flat(m.get('prompt', ''), width)}{words}{soft}")
+    return lines

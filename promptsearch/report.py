@@ -112,6 +112,8 @@ def prompt_text(cand: dict) -> str:
         text = f"[soft prompt {cand['soft']}] " + text
     if cand.get("label_words"):
         text += f"  (label words: {', '.join(cand['label_words'])})"
+    if cand.get("members"):
+        text = f"[ensemble of {len(cand['members'])}, best member:] " + text
     return text
 
 

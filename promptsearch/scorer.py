@@ -132,7 +132,11 @@ class Scorer:
         if missing:
             todo = [examples[i] for i in missing]
             soft = self._soft(candidate.soft)
-            if mode == "classify":
+            if candidate.members:  # an ensemble: its members scored through this scorer, combined (ensemble.py)
+                from .ensemble import evaluate as evaluate_ensemble
+
+                fresh = evaluate_ensemble(self, task, candidate, todo)
+            elif mode == "classify":
                 fresh = self.classify(candidate.prompt, todo, extra, soft=soft)
             elif mode == "loglik":
                 fresh = self.target_loglik(candidate.prompt, todo, soft=soft)

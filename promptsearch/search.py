@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from .candidate import Candidate, Trial
+from .ensemble import cost
 from .errors import TooLongError
 from .metrics import summarize
 from .scorer import ExampleResult
@@ -75,6 +76,7 @@ class Search:
         self.rungs = self.racing.rungs(len(task.dev))
         self.trials: dict[str, Trial] = {}
         self.scored: dict[str, int] = {}  # candidate id -> dev prefix scored
+        self.per_example: dict[str, int] = {}  # candidate id -> evaluations an example costs (ensembles: k)
         self.charged = 0
         self.elapsed_before = 0.0
         self.started = time.monotonic()
@@ -88,7 +90,7 @@ class Search:
     # ---- accounting ---------------------------------------------------------------------------
     @property
     def evals_used(self) -> int:
-        return sum(self.scored.values()) + self.charged
+        return sum(n * self.per_example.get(cid, 1) for cid, n in self.scored.items()) + self.charged
 
     @property
     def seconds(self) -> float:
@@ -116,7 +118,7 @@ class Search:
     def final_check_evals(self) -> int:
         n_dev, n_test = len(self.task.dev), len(self.task.test)
         board = self.leaderboard()[: self.top_k]
-        return sum(n_dev - t.rung for t in board) + 2 * n_test
+        return sum((n_dev - t.rung) * cost(t.candidate) for t in board) + 2 * n_test
 
     def _stage_limits(self, stages_left: int) -> tuple[float, float, float]:
         b = self.budget
@@ -178,8 +180,12 @@ class Search:
             return
         fresh = [c for c in candidates if c.id not in self.trials and c.id not in self.rejected]
         first = self.rungs[0]
-        room = min(self._limits[0] - len(self.trials), (self._limits[1] - self.evals_used) / first)
-        fresh = fresh[: max(0, int(min(room, len(fresh))))]
+        room, evals_left = self._limits[0] - len(self.trials), self._limits[1] - self.evals_used
+        for i, c in enumerate(fresh):  # in order, while the budget allows each one's first rung
+            evals_left -= first * cost(c)
+            if i >= room or evals_left < 0:
+                fresh = fresh[:i]
+                break
         try:
             prefetch(self.task, [(c, self.dev_order[:first]) for c in fresh])
         except TooLongError:
@@ -206,11 +212,12 @@ class Search:
         finally:
             self._partial = 0
         self.scored[c.id] = max(done, size)
+        self.per_example[c.id] = cost(c)
         score = summarize(self.task.metric, results, examples, c.label_words or self.task.label_words)
         ties = [r.logprob for r in results if not math.isnan(r.logprob)]
         tie = sum(ties) / len(ties) if ties else math.nan
         trial.rungs[size] = (score.score, tie)
-        self._tick(max(0, size - done))
+        self._tick(max(0, size - done) * cost(c))
         if self.store is not None and (c.id, size) not in self._logged:
             self._logged.add((c.id, size))
             new = {ex.key: r.to_json() for ex, r in zip(examples[done:], results[done:])}
