@@ -217,7 +217,7 @@ def render_board(rows: list[dict]) -> str:
         words = f"  [{'/'.join(r['label_words'])}]" if r.get("label_words") else ""
         soft = " (soft)" if r.get("soft") else ""
         if r.get("members"):  # an ensemble reads as its best member, then how many more it combines
-            soft += f" (+{len(r['members']) - 1} more: ensemble of {len(r['members'])})"
+            soft += f" (ensemble of {len(r['members'])}, below)"
         out.append(f"{r['rank']:>2}  {fmt_score(r['dev']):<32} {r['strategy']:<11} {one_line(r['prompt'])}{words}{soft}")
         if r.get("members"):
             out += members_lines(r, indent="      ")

@@ -1,0 +1,137 @@
+"""Prompt ensembles vs the best single prompt, on the scoreboard's protocol.
+
+    python benchmarks/bench_ensemble.py --threads 1            # sst2, agnews, trec
+
+Per task: dev = 48 seeded class-balanced rows, test = 200 seeded rows, seed 0 (as benchmarks/scoreboard.py).
+One run chains ``templates`` then ``ensemble`` (option weights, default "fit": it proposes the uniform
+ensemble and, if different, one with weights fitted on dev). The budget is 2 x 400 - 48 example-evaluations,
+so the templates stage gets exactly the scoreboard's 400 (the seed's 48 included; the search splits what is
+left evenly between stages) and the ensemble stage up to the rest: completing the pool on all of dev and
+racing the ensemble, k evaluations per example. Reported on test (never used by the search): the best
+single prompt (the top prompt without members on the final leaderboard, all of dev), every ensemble the
+stage built, and the run's own pick, each ensemble with an exact McNemar test paired with the best single
+prompt on the same 200 examples. Prints a table; writes JSON (default benchmarks/results/ensemble.json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+
+if __package__:  # python -m benchmarks.bench_ensemble
+    from . import common
+else:  # python benchmarks/bench_ensemble.py: benchmarks/ is first on the path
+    import common
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--tasks", default="sst2,agnews,trec")
+    ap.add_argument("--chain", default="templates", help="Strategies before the ensemble stage (comma-separated).")
+    ap.add_argument("--max-evals", type=int, default=400, help="The single-prompt stages' budget (the scoreboard's).")
+    ap.add_argument("--dev", type=int, default=48)
+    ap.add_argument("--test", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--pool", type=int, default=8)
+    ap.add_argument("--weights", default="fit", choices=["uniform", "fit"])
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the benchmark machine is shared).")
+    ap.add_argument("--runs-dir", default="runs/bench-ensemble")
+    ap.add_argument("--out", default=str(common.RESULTS / "ensemble.json"))
+    common.add_data_argument(ap)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+
+    import torch
+
+    from promptsearch import runner
+    from promptsearch.model import FrozenModel
+    from promptsearch.scorer import Scorer
+
+    torch.set_num_threads(args.threads)
+    model = FrozenModel.load()
+    chain = [s for s in args.chain.split(",") if s] + ["ensemble"]
+    started = time.time()
+    result = {"command": "python benchmarks/bench_ensemble.py " + " ".join(_given(args)),
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": common.machine(args.threads),
+              "model": model.name, "limits": {"dev": args.dev, "test": args.test, "seed": args.seed, "chain": chain,
+                                              "single_stage_evals": args.max_evals, "pool": args.pool, "weights": args.weights},
+              "rows": []}
+    for name in args.tasks.split(","):
+        task = common.load_bench_task(name, args.dev, args.test, common.data_root(args.data), seed=args.seed)
+        budget = {"max_evals": len(chain) * args.max_evals - len(task.dev), "max_seconds": None, "max_candidates": None}
+        config = runner.make_config(task=task.source, strategies=chain, seed=args.seed, budget=budget,
+                                    options={"ensemble": {"pool": args.pool, "weights": args.weights}})
+        scorer = Scorer(model)
+        t0 = time.monotonic()
+        summary = runner.run(config, Path(args.runs_dir) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}", parts=(task, model, scorer))
+        result["rows"].append(compare(task, scorer, summary, round(time.monotonic() - t0, 1)))
+        result["wall_seconds"] = round(time.time() - started, 1)
+        common.write_json(args.out, result)
+        print(table(result["rows"]), flush=True)
+    print(f"\nwrote {args.out}")
+
+
+def _given(args) -> list[str]:
+    out = []
+    for key, value in vars(args).items():
+        if key not in ("out", "data") and value is not None:
+            out.append(f"--{key.replace('_', '-')} {value}")
+    return out
+
+
+def compare(task, scorer, summary: dict, seconds: float) -> dict:
+    """Best single prompt vs each ensemble built, on test, paired."""
+    from promptsearch.candidate import Candidate
+    from promptsearch.metrics import summarize
+    from promptsearch.stats import outcomes, paired_test
+
+    def on_test(c: Candidate):
+        results = scorer.evaluate(task, c, task.test)
+        words = c.label_words or task.label_words
+        return summarize(task.metric, results, task.test, words).to_json(), outcomes(results, task.test, words)
+
+    board = summary["leaderboard"]
+    full = [r for r in board if r["dev"]["n"] == len(task.dev)]
+    single = Candidate.from_json(next(r for r in full if not r.get("members")))
+    single_test, single_rows = on_test(single)
+    row = {"task": task.name, "metric": task.metric, "seed_test": summary["seed"]["test"],
+           "single": {"prompt": single.prompt, "label_words": single.label_words,
+                      "dev": next(r["dev"] for r in full if r["id"] == single.id), "test": single_test},
+           "pick": {"id": summary["best"]["id"], "is_ensemble": bool(summary["best"].get("members")),
+                    "test": summary["best"]["test"]},
+           "evals": summary["budget_used"]["evals"], "charged": summary["budget_used"]["charged"],
+           "seconds": seconds, "ensembles": []}
+    for r in board:
+        if not r.get("members"):
+            continue
+        c = Candidate.from_json(r)
+        test, rows = on_test(c)
+        row["ensembles"].append({"id": c.id, "edit": c.edit, "k": len(c.members), "weights": list(c.weights),
+                                 "members": [m.prompt for m in c.members], "dev": r["dev"], "test": test,
+                                 "vs_single": paired_test(task.metric, single_rows, rows).to_json()})
+    return row
+
+
+def table(rows: list[dict]) -> str:
+    from promptsearch.format import fmt
+
+    lines = [f"{'task':<8} {'seed':>6} {'best single (dev / test)':<34} {'ensemble':<26} {'dev / test':<30} "
+             f"{'Δ test':>7} {'McNemar p':>10} {'picked':>8} {'evals':>6}"]
+    for r in rows:
+        single = f"{fmt(r['single']['dev'])} / {fmt(r['single']['test'], ci=True)}"
+        head = f"{r['task']:<8} {fmt(r['seed_test']):>6} {single:<34}"
+        if not r["ensembles"]:
+            lines.append(f"{head} {'(none: nothing helped on dev)':<26} {'':<30} {'':>7} {'':>10} {'single':>8} {r['evals']:>6}")
+        for e in r["ensembles"]:
+            name = f"k={e['k']} " + ("uniform" if len(set(e["weights"])) == 1 else "w=" + "/".join(f"{w:.2f}" for w in e["weights"]))
+            both = f"{fmt(e['dev'])} / {fmt(e['test'], ci=True)}"
+            picked = "yes" if r["pick"]["id"] == e["id"] else "no"
+            lines.append(f"{head} {name:<26} {both:<30} {e['vs_single']['difference']:>+7.3f} "
+                         f"{e['vs_single']['p_value']:>10.3g} {picked:>8} {r['evals']:>6}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
