@@ -117,8 +117,9 @@ def compare(task, scorer, summary: dict, seconds: float) -> dict:
 def table(rows: list[dict]) -> str:
     from promptsearch.format import fmt
 
-    lines = [f"{'task':<8} {'seed':>6} {'best single (dev / test)':<34} {'ensemble':<26} {'dev / test':<30} "
-             f"{'Δ test':>7} {'McNemar p':>10} {'picked':>8} {'evals':>6}"]
+    header = (f"{'task':<8} {'seed':>6} {'best single (dev / test)':<34} {'ensemble':<26} {'dev / test':<30} "
+              f"{'Δ test':>7} {'McNemar p':>10} {'picked':>8} {'evals':>6}")
+    lines = [header]
     for r in rows:
         single = f"{fmt(r['single']['dev'])} / {fmt(r['single']['test'], ci=True)}"
         head = f"{r['task']:<8} {fmt(r['seed_test']):>6} {single:<34}"

@@ -61,7 +61,7 @@ class EnsembleSelection(Strategy):
         if self.weights == "fit":
             fitted = self.fit_weights(task, members, results, dev)
             kept = [(m, w) for m, w in zip(members, fitted) if w > 0]
-            if len(kept) >= 2 and len(set(w for _, w in kept)) > 1:
+            if len(kept) >= 2 and len({w for _, w in kept}) > 1:
                 out.append(ensemble.make([m for m, _ in kept], [w for _, w in kept], edit=f"ensemble of {len(kept)}, fitted weights"))
         return out[:max(1, n)]
 

@@ -1,18 +1,19 @@
 """Prompt ensembles on the tiny model: scoring against hand computations, the budget charge, the
 selection strategy, export and resume."""
 
+import itertools
 import json
 import math
 
 import pytest
 from click.testing import CliRunner
+from promptsearch.strategies.ensemble import EnsembleSelection
 
 from promptsearch import ensemble, runner
 from promptsearch.candidate import Candidate
 from promptsearch.scorer import ExampleResult, Scorer
 from promptsearch.search import Budget, Racing, Search
 from promptsearch.store import RunStore
-from promptsearch.strategies.ensemble import EnsembleSelection
 from promptsearch.strategy import Strategy
 from promptsearch.task import Example, Task, load_task
 
@@ -163,7 +164,7 @@ def test_strategy_never_adds_a_member_that_does_not_help_on_the_model(tiny, task
     uniform = next(t.candidate for t in ensembles if len(set(t.candidate.weights)) == 1)
     members = list(uniform.members)
     values = [EnsembleSelection._value(task, members[:i], results, dev)[0] for i in range(1, len(members) + 1)]
-    assert all(b > a for a, b in zip(values, values[1:]))
+    assert all(b > a for a, b in itertools.pairwise(values))
     best_single = max(EnsembleSelection._value(task, [m], results, dev)[0] for m in members)
     assert values[0] == best_single
     board = summary["leaderboard"]
