@@ -250,6 +250,27 @@ def test_export_carries_members_and_eval_reproduces_it(tiny, tiny_dir, task, tmp
     shown = CliRunner().invoke(main, ["show", str(tmp_path / "run")])
     assert shown.exit_code == 0 and "ensemble of" in shown.output
     assert all(m["prompt"].split("\n")[0][:20] in shown.output for m in art.options["members"])
+    # a single prompt and the ensemble, side by side in the registry: the diff names the members
+    export_run(tmp_path / "run", tmp_path / "single.json", rank=2, parts=(task, model, Scorer(model)))
+    env = {"PROMPTSEARCH_REGISTRY": str(tmp_path / "registry.db")}
+    for f in ("single.json", "ens.json"):
+        assert CliRunner().invoke(main, ["prompts", "add", str(tmp_path / f), "--name", "p"], env=env).exit_code == 0
+    diff = CliRunner().invoke(main, ["prompts", "diff", "p@v1", "p@v2", "--json"], env=env)
+    assert diff.exit_code == 0, diff.output
+    out = json.loads(diff.output)
+    assert out["options"][0] == {} and out["options"][1]["weights"] == art.options["weights"]
+    assert out["paired_test"] is not None  # both scored on the same test examples
+
+
+def test_cli_chain_with_an_ensemble_stage_runs(tiny_dir, small_task_dir, tmp_path):
+    from promptsearch.cli import main
+
+    r = CliRunner().invoke(main, ["run", "--task", small_task_dir, "--model", tiny_dir, "--strategy", "templates",
+                                  "--strategy", "ensemble", "-o", "ensemble.weights=fit", "-o", "ensemble.pool=4",
+                                  "--max-evals", "600", "--out", str(tmp_path / "run"), "--json"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output)
+    assert summary["budget_used"]["evals"] <= 600 + 3 * 30  # the final check of the top 3 may go past it
 
 
 def test_bad_ensemble_options_in_an_artifact_are_one_line(tiny_dir, task, tmp_path, tiny):
