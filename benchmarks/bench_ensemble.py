@@ -3,11 +3,12 @@
     python benchmarks/bench_ensemble.py --threads 1            # sst2, agnews, trec
 
 Per task: dev = 48 seeded class-balanced rows, test = 200 seeded rows, seed 0 (as benchmarks/scoreboard.py).
-One run chains ``templates`` then ``ensemble`` (option weights, default "fit": it proposes the uniform
-ensemble and, if different, one with weights fitted on dev). The budget is 2 x 400 - 48 example-evaluations,
-so the templates stage gets exactly the scoreboard's 400 (the seed's 48 included; the search splits what is
-left evenly between stages) and the ensemble stage up to the rest: completing the pool on all of dev and
-racing the ensemble, k evaluations per example. Reported on test (never used by the search): the best
+One run chains ``templates`` (or ``--chain``) then ``ensemble`` (option weights, default "fit": it proposes
+the uniform ensemble and, if different, one with weights fitted on dev). The budget is set so that the
+single-prompt stages get the scoreboard's 400 example-evaluations (the seed's 48 included; the search splits
+what is left evenly between stages: 752 in all for ``templates``, 576 for ``templates,clarify``) and the
+ensemble stage one more share: completing the pool on all of dev and racing the ensemble, k evaluations
+per example. Reported on test (never used by the search): the best
 single prompt (the top prompt without members on the final leaderboard, all of dev), every ensemble the
 stage built, and the run's own pick, each ensemble with an exact McNemar test paired with the best single
 prompt on the same 200 examples. Prints a table; writes JSON (default benchmarks/results/ensemble.json).
@@ -40,8 +41,16 @@ def main() -> None:
     ap.add_argument("--runs-dir", default="runs/bench-ensemble")
     ap.add_argument("--out", default=str(common.RESULTS / "ensemble.json"))
     common.add_data_argument(ap)
+    ap.add_argument("--table", metavar="JSON", default=None, help="Only print (and write as .md) the table of a result file.")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.table:
+        import json
+
+        result = json.loads(Path(args.table).read_text())
+        write_markdown(result, Path(args.table).with_suffix(".md"))
+        print(table(result["rows"]))
+        return
 
     import torch
 
@@ -60,7 +69,11 @@ def main() -> None:
               "rows": []}
     for name in args.tasks.split(","):
         task = common.load_bench_task(name, args.dev, args.test, common.data_root(args.data), seed=args.seed)
-        budget = {"max_evals": len(chain) * args.max_evals - len(task.dev), "max_seconds": None, "max_candidates": None}
+        # The search gives each stage an even share of what is left after the seed (dev rows): with s single-prompt
+        # stages, B = dev + (max_evals - dev) * (s + 1) / s gives them max_evals together, as on the scoreboard.
+        singles = len(chain) - 1
+        total = len(task.dev) + (args.max_evals - len(task.dev)) * (singles + 1) // singles
+        budget = {"max_evals": total, "max_seconds": None, "max_candidates": None}
         config = runner.make_config(task=task.source, strategies=chain, seed=args.seed, budget=budget,
                                     options={"ensemble": {"pool": args.pool, "weights": args.weights}})
         scorer = Scorer(model)
@@ -69,6 +82,7 @@ def main() -> None:
         result["rows"].append(compare(task, scorer, summary, round(time.monotonic() - t0, 1)))
         result["wall_seconds"] = round(time.time() - started, 1)
         common.write_json(args.out, result)
+        write_markdown(result, Path(args.out).with_suffix(".md"))
         print(table(result["rows"]), flush=True)
     print(f"\nwrote {args.out}")
 
@@ -112,6 +126,15 @@ def compare(task, scorer, summary: dict, seconds: float) -> dict:
                                  "members": [m.prompt for m in c.members], "dev": r["dev"], "test": test,
                                  "vs_single": paired_test(task.metric, single_rows, rows).to_json()})
     return row
+
+
+def write_markdown(result: dict, path: Path) -> None:
+    lim = result["limits"]
+    common.write_text(path, f"# Ensembles vs the best single prompt\n\nCommand: `{result['command']}`  \n"
+                      f"Date: {result['date']}; {result['machine']['summary']}; model {result['model']}.  \n"
+                      f"Chain: {', '.join(lim['chain'])}; dev {lim['dev']} rows, test {lim['test']} rows, seed {lim['seed']}; "
+                      f"single-prompt stages {lim['single_stage_evals']} evaluations; pool {lim['pool']}, weights {lim['weights']}.\n\n"
+                      f"```\n{table(result['rows'])}\n```\n")
 
 
 def table(rows: list[dict]) -> str:
