@@ -169,12 +169,15 @@ def table(rows: list[dict]) -> str:
             lines.append(f"{head} {'(none: nothing helped on dev)':<25}" + " " * 72 + f"{'single':>6} {r['evals']:>5}")
         for e in r["ensembles"]:
             name = f"k={e['k']} " + ("uniform" if len(set(e["weights"])) == 1 else "w=" + "/".join(f"{w:.2f}" for w in e["weights"]))
-            both = f"{fmt(e['dev'])} / {fmt(e['test'], ci=True)}"
+            short = "*" if e["dev"]["n"] < r["single"]["dev"]["n"] else ""  # racing stopped it on a first rung
+            both = f"{fmt(e['dev'])}{short} / {fmt(e['test'], ci=True)}"
             picked = "yes" if r["pick"]["id"] == e["id"] else "no"
             first = e.get("first_member")
             first_cols = (f"{fmt(first['test']):>15} {e['vs_first_member']['p_value']:>6.2g}" if first else f"{'-':>15} {'-':>6}")
             lines.append(f"{head} {name:<25} {both:<29} {e['vs_single']['difference']:>+6.3f} "
                          f"{e['vs_single']['p_value']:>7.2g}  {first_cols} {picked:>6} {r['evals']:>5}")
+    if any(e["dev"]["n"] < r["single"]["dev"]["n"] for r in rows for e in r["ensembles"]):
+        lines.append("* dev score on the first racing rung only (the budget stopped it there)")
     return "\n".join(lines)
 
 
