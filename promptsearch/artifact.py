@@ -41,7 +41,7 @@ class Artifact:
     provenance: dict  # run dir, candidate id, rank, strategies, options, budget, seed, lineage
     created: str
     promptsearch_version: str
-    # Scoring options of the candidate (calibrate, demos), and for a demos rule the train rows it chooses
+    # Scoring options of the candidate (calibrate, demos, ensemble members and weights), and for a demos rule the train rows it chooses
     # from (demos.pool: at most demos.POOL_SIZE rows), so eval --artifact needs no train split. Both are
     # left out of the file when unset, as artifacts written before them have neither.
     options: dict = field(default_factory=dict)
@@ -69,10 +69,11 @@ class Artifact:
                    label_words=tuple(words) if words else None)
 
     def candidate(self):
+        """The candidate as it was scored: prompt, label words, soft prompt and scoring options."""
         from .candidate import Candidate
 
-        return Candidate(self.prompt, label_words=self.label_words, soft=self.soft and f"artifact-{self.soft['sha256'][:12]}",
-                         calibrate=self.options.get("calibrate"), demos=self.options.get("demos"))
+        return Candidate.from_json({"prompt": self.prompt, "label_words": self.label_words,
+                                    "soft": self.soft and f"artifact-{self.soft['sha256'][:12]}", **self.options})
 
     def task_for_scoring(self, task):
         """The task as the artifact's candidate is scored on it: with a demos rule, choosing from the stored pool."""
@@ -129,19 +130,45 @@ def _validate(data: dict, where: str) -> None:
             raise PromptSearchError(f"{where}: 'test_outcomes.{name}' must hold only {'/'.join(t.__name__ for t in want)}")
     if not isinstance(data.get("options", {}), dict) or not isinstance(data.get("demo_pool") or [], list):
         raise PromptSearchError(f"{where}: fields 'options' and 'demo_pool' must be an object and a list")
-    if not set(data.get("options", {})) <= {"calibrate", "demos"}:
-        raise PromptSearchError(f"{where}: field 'options' holds only calibrate and demos")
+    if not set(data.get("options", {})) <= {"calibrate", "demos", "members", "weights"}:
+        raise PromptSearchError(f"{where}: field 'options' holds only calibrate, demos, members and weights")
     if data.get("options", {}).get("demos") and not all(isinstance(r, dict) and isinstance(r.get("input"), str)
                                                         and isinstance(r.get("output"), str) for r in data.get("demo_pool") or [None]):
         raise PromptSearchError(f"{where}: a demos rule needs 'demo_pool' rows with input and output text")
     if data["soft"] is not None:
         _check_fields(data["soft"], {"file": TEXT, "sha256": TEXT}, where, "soft.")
+    _validate_options(data.get("options"), where)
     from .template import validate
 
     try:
         validate(data["prompt"])
     except PromptSearchError as e:
         raise PromptSearchError(f"{where}: field 'prompt': {e}") from None
+
+
+def _validate_options(options, where: str) -> None:
+    """Scoring options, when present: an ensemble's members are candidate records with a valid prompt,
+    one non-negative weight each."""
+    if options is None:
+        return
+    if not isinstance(options, dict):
+        raise PromptSearchError(f"{where}: field 'options' must be an object")
+    members = options.get("members", [])
+    if not isinstance(members, list) or any(not isinstance(m, dict) or not isinstance(m.get("prompt"), str) for m in members):
+        raise PromptSearchError(f"{where}: field 'options.members' must list candidate records with a prompt")
+    weights = options.get("weights", [])
+    if not isinstance(weights, list) or len(weights) != len(members) or not all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weights):
+        raise PromptSearchError(f"{where}: field 'options.weights' must hold one non-negative number per member")
+    from .template import validate
+
+    for i, m in enumerate(members):
+        try:
+            validate(m["prompt"])
+        except PromptSearchError as e:
+            raise PromptSearchError(f"{where}: field 'options.members[{i}].prompt': {e}") from None
+        if m.get("soft"):
+            raise PromptSearchError(f"{where}: ensemble member {i} is a soft prompt; artifacts carry no member vectors")
 
 
 # ---- files ---------------------------------------------------------------------------------------

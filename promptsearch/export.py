@@ -41,6 +41,8 @@ def export_run(run_dir: str | Path, out: str | Path, rank: int = 1, parts=None) 
     # so such a run's prompts are scored again, plainly, on all of dev and on test.
     refined = bool(config.get("feedback"))
     logged = {} if refined else _logged_test_results(store, task)
+    if any(m.soft for m in best.members):
+        raise PromptSearchError(f"rank {rank} is an ensemble with a soft-prompt member; an artifact cannot carry member vectors yet")
     soft_bytes = _soft_bytes(Path(run_dir), best.soft) if best.soft else None
     if any(c.id not in logged for c in (best, seed)):
         scorer = scorer or runner.load_parts(config)[2]
@@ -71,7 +73,7 @@ def export_run(run_dir: str | Path, out: str | Path, rank: int = 1, parts=None) 
                     "feedback": config.get("feedback"), "seed": config["seed"], "lineage": [{k: c.get(k) for k in LINEAGE_FIELDS} for c in store.lineage(best.id)]},
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         promptsearch_version=metadata.version("promptsearch"),
-        options={k: v for k, v in best.options().items() if k in ("calibrate", "demos")},
+        options=best.options(),
         demo_pool=demos.pool_rows(task) if best.demos else None,
     )
     artifact.write(made, out, soft_bytes)

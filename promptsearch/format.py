@@ -50,3 +50,16 @@ def options_note(cand: dict) -> str:
     if cand.get("members"):
         shown.append(f"ensemble of {len(cand['members'])}")
     return "  {" + ", ".join(shown) + "}" if shown else ""
+def members_lines(cand: dict, indent: str = "    ", width: int = 80) -> list[str]:
+    """An ensemble candidate's members (best first) with their weights, one line each; [] otherwise."""
+    members = cand.get("members") or []
+    if not members:
+        return []
+    weights = cand.get("weights") or [1.0] * len(members)
+    total = sum(weights) or 1.0
+    lines = [f"{indent}ensemble of {len(members)} prompts (weight, prompt, label words):"]
+    for m, w in zip(members, weights):
+        words = f"  [{'/'.join(m['label_words'])}]" if m.get("label_words") else ""
+        soft = " (soft)" if m.get("soft") else ""
+        lines.append(f"{indent}  {w / total:.3f}  {flat(m.get('prompt', ''), width)}{words}{soft}")
+    return lines

@@ -141,7 +141,11 @@ class Scorer:
             soft = self._soft(candidate.soft)
             # a demonstration rule (demos.py) puts train examples in front: one prompt, or one per example
             prompt = demos.prompts(task, candidate, todo) if candidate.demos else candidate.prompt
-            if mode == "classify":
+            if candidate.members:  # an ensemble: its members scored through this scorer, combined (ensemble.py)
+                from .ensemble import evaluate as evaluate_ensemble
+
+                fresh = evaluate_ensemble(self, task, candidate, todo)
+            elif mode == "classify":
                 fresh = self.classify(prompt, todo, extra, soft=soft)
             elif mode == "loglik":
                 fresh = self.target_loglik(prompt, todo, soft=soft)

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 from . import calibration
 from .candidate import Candidate, Trial
+from .ensemble import cost
 from .errors import TooLongError
 from .metrics import summarize
 from .scorer import ExampleResult
@@ -95,6 +96,7 @@ class Search:
         self.rungs = self.racing.rungs(len(task.dev))
         self.trials: dict[str, Trial] = {}
         self.scored: dict[str, int] = {}  # candidate id -> dev prefix scored
+        self.per_example: dict[str, int] = {}  # candidate id -> evaluations an example costs (ensembles: k)
         self.charged = 0
         self._biases: set[tuple] = set()  # calibration bias estimates charged (calibration.bias_key)
         self.elapsed_before = 0.0
@@ -109,7 +111,7 @@ class Search:
     # ---- accounting ---------------------------------------------------------------------------
     @property
     def evals_used(self) -> int:
-        return sum(self.scored.values()) + self.charged
+        return sum(n * self.per_example.get(cid, 1) for cid, n in self.scored.items()) + self.charged
 
     @property
     def seconds(self) -> float:
@@ -158,7 +160,7 @@ class Search:
     def final_check_evals(self) -> int:
         n_dev, n_test = len(self.task.dev), len(self.task.test)
         board = self.leaderboard()[: self.top_k]
-        return sum(n_dev - t.rung for t in board) + 2 * n_test
+        return sum((n_dev - t.rung) * cost(t.candidate) for t in board) + 2 * n_test
 
     def _stage_limits(self, stages_left: int, adaptive: bool = False) -> tuple[float, float, float]:
         b = self.budget
@@ -223,8 +225,12 @@ class Search:
             return
         fresh = [c for c in candidates if c.id not in self.trials and c.id not in self.rejected]
         first = self.rungs[0]
-        room = min(self._limits[0] - len(self.trials), (self._limits[1] - self.evals_used) / first)
-        fresh = fresh[: max(0, int(min(room, len(fresh))))]
+        room, evals_left = self._limits[0] - len(self.trials), self._limits[1] - self.evals_used
+        for i, c in enumerate(fresh):  # in order, while the budget allows each one's first rung
+            evals_left -= first * cost(c)
+            if i >= room or evals_left < 0:
+                fresh = fresh[:i]
+                break
         try:
             prefetch(self.task, [(c, self.dev_order[:first]) for c in fresh])
         except TooLongError:
@@ -254,11 +260,12 @@ class Search:
         if c.calibrate and calibration.bias_key(c) not in self._biases:  # its content-free/premise rows, once
             self._biases.add(calibration.bias_key(c))
             self.charge(calibration.extra_rows(c))
+        self.per_example[c.id] = cost(c)
         score = summarize(self.task.metric, results, examples, c.label_words or self.task.label_words)
         ties = [r.logprob for r in results if not math.isnan(r.logprob)]
         tie = sum(ties) / len(ties) if ties else math.nan
         trial.rungs[size] = (score.score, tie)
-        self._tick(max(0, size - done))
+        self._tick(max(0, size - done) * cost(c))
         if self.store is not None and (c.id, size) not in self._logged:
             self._logged.add((c.id, size))
             new = {ex.key: r.to_json() for ex, r in zip(examples[done:], results[done:])}

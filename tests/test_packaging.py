@@ -12,7 +12,7 @@ import pytest
 import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
-BUILTINS = {"ape", "autoprompt", "clarify", "evolution", "refine", "soft-prompt", "templates"}
+BUILTINS = {"ape", "autoprompt", "clarify", "ensemble", "evolution", "refine", "soft-prompt", "templates"}
 
 
 def test_pyproject_lists_every_package_folder():

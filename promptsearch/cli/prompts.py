@@ -10,14 +10,14 @@ from pathlib import Path
 import click
 
 from ..errors import PromptSearchError
-from ..format import fmt_score, one_line, options_note
+from ..format import fmt_score, members_lines, one_line, options_note
 from .common import emit, reporting, setup
 
 
 def describe(art) -> list[str]:
     """An artifact in a few lines: prompt, scores with CI, the paired test against the seed, identities."""
-    lines = ["prompt:"] + ["    " + line for line in art.prompt.split("\n")]
-    if art.label_words:
+    lines = ["prompt:"] + (members_lines(art.options or {}) or ["    " + line for line in art.prompt.split("\n")])
+    if art.label_words and not (art.options or {}).get("members"):
         lines.append(f"    label words: {', '.join(art.label_words)}")
     if art.options:
         pool = f" (chosen from {len(art.demo_pool)} stored train rows)" if art.demo_pool else ""
@@ -164,6 +164,12 @@ def diff(ref_a, ref_b, as_json, quiet):
                                                                              B.label_words and list(B.label_words)],
            "test": [A.scores["test"], B.scores["test"]], "same_model": A.model["fingerprint"] == B.model["fingerprint"]}
     lines = list(text_diff) or ["(same prompt text)"]
+    options = [A.options or {}, B.options or {}]
+    out["options"] = options
+    if options[0] != options[1]:  # an ensemble's prompt is its best member's: the members tell them apart
+        for v, o in zip((a, b), options):
+            plain = {k: x for k, x in o.items() if k not in ("members", "weights")}
+            lines += [f"scoring options of {v.ref}:"] + members_lines(o) + ([f"    {plain}"] if plain or not o else [])
     if A.label_words != B.label_words:
         lines.append(f"label words: {', '.join(A.label_words or ())} -> {', '.join(B.label_words or ())}")
     lines += [f"test {a.ref}: {fmt_score(A.scores['test'])}", f"test {b.ref}: {fmt_score(B.scores['test'])}"]

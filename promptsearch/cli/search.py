@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import PromptSearchError, RunInterrupted
-from ..format import fmt_score, one_line, options_note
+from ..format import fmt_score, members_lines, one_line, options_note
 from .common import emit, model_options, reporting, setup, stop_on_sigterm, unescape
 
 
@@ -208,8 +208,8 @@ def executor_config(kind: str, workers: int, threads: int, address: str | None) 
 def render_summary(s: dict) -> str:
     best, seed = s["best"], s["seed"]
     lines = [f"task {s['task']} ({s['metric']}), run {s.get('run_dir', '')}", "", "best prompt:"]
-    lines += ["    " + line for line in best["prompt"].split("\n")]
-    if best.get("label_words"):
+    lines += members_lines(best) or ["    " + line for line in best["prompt"].split("\n")]
+    if best.get("label_words") and not best.get("members"):
         lines.append(f"    label words: {', '.join(best['label_words'])}")
     if best.get("soft"):
         lines.append("    (soft prompt: trained vectors prepended; the text above is its nearest-token reading)")
@@ -238,6 +238,8 @@ def render_board(rows: list[dict]) -> str:
         words = f"  [{'/'.join(r['label_words'])}]" if r.get("label_words") else ""
         soft = " (soft)" if r.get("soft") else ""
         out.append(f"{r['rank']:>2}  {fmt_score(r['dev']):<32} {r['strategy']:<11} {one_line(r['prompt'])}{words}{soft}{options_note(r)}")
+        if r.get("members"):
+            out += members_lines(r, indent="      ")
     return "\n".join(out)
 
 
