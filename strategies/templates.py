@@ -57,8 +57,8 @@ class TemplateEnumeration(Strategy):
                     out.append(Candidate(instruction + "\n" + base.prompt, base.label_words, strategy=self.name,
                                          parents=(base.id,), edit="instruction"))
             return out
-        if task.kind != "classification" or not self.search_labels:
-            return []
+        if task.kind != "classification" or not self.search_labels or not task.label_words:
+            return []  # no label words of its own (a multi-task run: each task keeps its own): nothing to search
         out = []
         for base in best[:2]:
             for words in self.label_words(ctx, base.prompt):
