@@ -32,7 +32,11 @@ from .task import Example, Task, default_seed_prompt, load_task
 OBJECTIVES = ("mean", "min")
 # Strategies that read one task's label words or train through one task's loss: no single task here.
 REFUSED = ("autoprompt", "soft-prompt", "refine")
-INFEASIBLE = 1000.0  # a rung score this far below its objective ranks under every feasible candidate
+# An infeasible candidate's rung score is its objective minus this: below every feasible one, since gains of
+# metrics on [0, 1] lie in [-1, 1] (log-likelihood gains are unbounded: then a far larger step), and still
+# ordered by objective among the infeasible, and close enough that a report's plot keeps its scale.
+INFEASIBLE = 3.0
+INFEASIBLE_LOGLIK = 1e6
 
 
 @dataclass(frozen=True)
@@ -330,7 +334,11 @@ class MultiSearch(Search):
         return n
 
     def run(self) -> dict:
+        """The baselines first; then the start prompt is raced whatever they cost (it is always reported),
+        then the strategies as in a single-task run (the start prompt is not scored twice)."""
         self._score_baselines()
+        self._limits = (math.inf, math.inf, math.inf)
+        self.tell([Candidate(self.task.seed_prompt)])
         return super().run()
 
     def ask(self, strategy, context, n):
@@ -367,7 +375,8 @@ class MultiSearch(Search):
                 if s.score < before.ci_low:
                     feasible = False
         value, lo, hi = aggregate(task.objective, gains, variances)
-        penalty = 0.0 if feasible or not penalize else INFEASIBLE
+        step = INFEASIBLE_LOGLIK if any(t.metric == "loglik" for t in task.parts) else INFEASIBLE
+        penalty = 0.0 if feasible or not penalize else step
         return MultiScore(task.metric, value - penalty, len(examples), lo - penalty, hi - penalty, value, feasible, detail)
 
     # ---- the final check and the summary ------------------------------------------------------------
