@@ -230,6 +230,8 @@ class MultiScorer:
         self.inner, self.multi = inner, task
 
     def __getattr__(self, name):
+        if name in ("inner", "multi"):  # not set yet (a copy being built): no endless recursion
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
     def evaluate(self, task, candidate, examples) -> list[ExampleResult]:

@@ -253,3 +253,11 @@ def test_cli_run_show_report_extend_and_compare(tiny_dir, two_tasks, tmp_path):
     assert "adding a task" in ok("show", str(ext))
     result = cli.invoke(main, ["export", str(multi), "-o", str(tmp_path / "a.json")])
     assert result.exit_code == 2 and "multi-task run" in result.output
+    # an exported single-task prompt extends too: its task becomes the old task
+    ok("export", str(single), "-o", str(tmp_path / "alpha.json"))
+    a = json.loads(ok("run", "--model", tiny_dir, "--extend", str(tmp_path / "alpha.json"), "--task", two_tasks[1],
+                      "--strategy", "templates", "--max-evals", "150", "--out", str(tmp_path / "from-artifact"), "--json"))
+    assert a["multitask"]["old_tasks"] == ["alpha"] and a["multitask"]["new_tasks"] == ["beta"]
+    assert a["seed"]["prompt"] == json.loads((tmp_path / "alpha.json").read_text())["prompt"]
+    result = cli.invoke(main, ["run", "--resume", str(ext), "--task", gamma])
+    assert result.exit_code == 2 and "drop --task" in result.output
