@@ -129,6 +129,8 @@ def main(argv=None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--runs-dir", default="runs/bench-multitask")
+    p.add_argument("--extend-run", default="extended", help="The extension's run folder under --runs-dir (another name "
+                   "with another --extend-evals extends the same universal run again).")
     p.add_argument("--out", default=str(RESULTS / "multitask.json"))
     common.add_data_argument(p)
     args = p.parse_args(argv)
@@ -161,17 +163,17 @@ def main(argv=None) -> dict:
     section = multitask_config([dirs[-1]], args.objective, str(runs / "universal"), [], None, strategies)
     config = runner.make_config(task=section["tasks"][0], strategies=strategies, multitask=section, seed=args.seed,
                                 budget={"max_evals": args.extend_evals, "max_seconds": None})
-    extended = run_or_resume(config, runs / "extended", model, scorer)
+    extended = run_or_resume(config, runs / args.extend_run, model, scorer)
     t2 = time.monotonic()
     out = {"command": "python benchmarks/bench_multitask.py " + " ".join(argv if argv is not None else sys.argv[1:]),
            "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "machine": common.machine(args.threads),
            "model": model.name, "tasks": names, "new_task": args.new_task, "dev": args.dev, "test": args.test,
            "strategies": strategies, "objective": args.objective,
-           "universal": {"run_dir": str(runs / "universal"), "prompt": universal["best"]["prompt"],
+           "universal": {"run_dir": str(runs / "universal"), "max_evals": args.max_evals, "prompt": universal["best"]["prompt"],
                          "start_prompt": universal["seed"]["prompt"], "objective_dev": universal["best"]["dev"],
                          "objective_test": universal["best"]["test"], "budget_used": universal["budget_used"],
                          "wall_seconds": round(t1 - t0, 1), "tasks": task_rows(universal)},
-           "extended": {"run_dir": str(runs / "extended"), "prompt": extended["best"]["prompt"],
+           "extended": {"run_dir": str(runs / args.extend_run), "max_evals": args.extend_evals, "prompt": extended["best"]["prompt"],
                         "objective_dev": extended["best"]["dev"], "objective_test": extended["best"]["test"],
                         "budget_used": extended["budget_used"], "wall_seconds": round(t2 - t1, 1),
                         "tasks": task_rows(extended)},

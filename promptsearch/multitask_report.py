@@ -19,8 +19,13 @@ def single_task_best(run_dir: str, task) -> dict:
         raise PromptSearchError(f"--compare-run {task.name}={run_dir}: the run has not finished")
     if config.get("multitask"):
         raise PromptSearchError(f"--compare-run {task.name}={run_dir}: a multi-task run, not a single-task one")
-    theirs = Path(config.get("task") or "")
-    if not theirs.is_dir() or theirs.resolve() != Path(task.source).resolve():
+    from .task import resolve_task_dir
+
+    try:
+        theirs = resolve_task_dir(config.get("task")).resolve()
+    except PromptSearchError:
+        theirs = None
+    if theirs != Path(task.source).resolve():
         raise PromptSearchError(f"--compare-run {task.name}={run_dir}: that run searched {config.get('task')}, not {task.source}")
     best = summary["best"]
     return {"run_dir": str(run_dir), "prompt": best["prompt"], "label_words": best.get("label_words"),

@@ -261,3 +261,19 @@ def test_cli_run_show_report_extend_and_compare(tiny_dir, two_tasks, tmp_path):
     assert a["seed"]["prompt"] == json.loads((tmp_path / "alpha.json").read_text())["prompt"]
     result = cli.invoke(main, ["run", "--resume", str(ext), "--task", gamma])
     assert result.exit_code == 2 and "drop --task" in result.output
+
+
+def test_compare_run_must_be_a_finished_single_task_run_of_the_same_task(two_tasks, tmp_path):
+    from promptsearch.multitask_report import single_task_best
+    from promptsearch.store import RunStore
+
+    alpha, beta = load_task(two_tasks[0]), load_task(two_tasks[1])
+    run = tmp_path / "r"
+    RunStore.create(run, runner.make_config(task=two_tasks[0]))
+    with pytest.raises(PromptSearchError, match="has not finished"):
+        single_task_best(str(run), alpha)
+    summary = {"best": {"prompt": "p {input}", "dev": {"score": 0.5}, "test": {"score": 0.6}}}
+    (run / "summary.json").write_text(json.dumps(summary))
+    assert single_task_best(str(run), alpha)["test"] == {"score": 0.6}
+    with pytest.raises(PromptSearchError, match="not .*beta"):
+        single_task_best(str(run), beta)
