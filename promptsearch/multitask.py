@@ -315,10 +315,13 @@ class MultiSearch(Search):
 
     def _score_baselines(self) -> None:
         """Score the baselines on all of their task's dev once; logged, and charged whether computed now
-        or read back, so a resumed run counts exactly as the first did."""
+        or read back, so a resumed run counts exactly as the first did. The start prompt is not charged
+        here: it is raced on all of dev next, and counted there."""
+        start = Candidate(self.task.seed_prompt).id
         for c, t in self.baseline_candidates():
             results = self.scorer.evaluate(t, c, t.dev)
-            self.charge(len(t.dev))
+            if c.id != start:
+                self.charge(len(t.dev))
             if self.store is not None and (c.id, t.name) not in self._baselines:
                 self.store.append("baselines.jsonl", {"candidate": c.to_json(), "task": t.name,
                                                       "results": {ex.key: r.to_json() for ex, r in zip(t.dev, results)}})

@@ -153,6 +153,8 @@ def test_universal_run_resumes_to_the_same_result(tiny, two_tasks, tmp_path):
     task = load_multitask(config)
     full = runner.run(config, tmp_path / "a", parts=(task, tiny, Scorer(tiny)))
     assert full["multitask"]["tasks"] == ["alpha", "beta"]
+    # each task's own seed is charged (18 + 12 dev rows); the start prompt is counted where it is raced
+    assert full["budget_used"]["charged"] == 18 + 12
     lines = (tmp_path / "a" / "candidates.jsonl").read_text().splitlines()
     for rec in map(json.loads, lines):  # templates' label-word phase proposes nothing here: no candidate has its own
         assert rec["candidate"]["label_words"] is None
