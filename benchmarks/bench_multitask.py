@@ -1,6 +1,6 @@
 """Universal prompts: one prompt for several tasks, then extended to a further task.
 
-    python benchmarks/bench_multitask.py --threads 1            # sst2 + agnews + trec, then + sentiment
+    python benchmarks/bench_multitask.py --threads 1     # sst2 + agnews + trec (1,200 evaluations), then + sentiment (1,500)
 
 1. A universal prompt for ``--tasks`` (each a seeded, class-balanced 48-row dev sample and a seeded 200-row
    test sample: the scoreboard's "full" protocol, so the test rows are the scoreboard's), searched by the
@@ -123,7 +123,7 @@ def main(argv=None) -> dict:
     p.add_argument("--dev", type=int, default=48)
     p.add_argument("--test", type=int, default=200)
     p.add_argument("--max-evals", type=int, default=1200, help="The universal search's budget (example-evaluations).")
-    p.add_argument("--extend-evals", type=int, default=600, help="The extension's budget.")
+    p.add_argument("--extend-evals", type=int, default=1500, help="The extension's budget.")
     p.add_argument("--strategy", action="append", default=None, help="Strategies (default: the runner's chain).")
     p.add_argument("--objective", default="mean", choices=["mean", "min"])
     p.add_argument("--seed", type=int, default=0)

@@ -279,3 +279,14 @@ def test_compare_run_must_be_a_finished_single_task_run_of_the_same_task(two_tas
     assert single_task_best(str(run), alpha)["test"] == {"score": 0.6}
     with pytest.raises(PromptSearchError, match="not .*beta"):
         single_task_best(str(run), beta)
+
+
+def test_evolution_runs_on_a_universal_prompt(tiny, two_tasks, tmp_path):
+    """Evolution's paraphrases and edits go through the wrapped scorer; every candidate keeps per-task label words."""
+    config = config_for(two_tasks, strategies=("evolution",), budget={"max_evals": 400, "max_seconds": None},
+                        options={"evolution": {"population": 4}})
+    summary = runner.run(config, tmp_path / "evo", parts=(load_multitask(config), tiny, Scorer(tiny)))
+    records = [json.loads(line) for line in (tmp_path / "evo" / "candidates.jsonl").read_text().splitlines()]
+    assert {r["candidate"]["strategy"] for r in records} >= {"seed", "evolution"}
+    assert all(r["candidate"]["label_words"] is None for r in records)
+    assert summary["best"]["dev"]["n"] == 30 and len(summary["tasks"]) == 2
