@@ -290,3 +290,30 @@ def test_evolution_runs_on_a_universal_prompt(tiny, two_tasks, tmp_path):
     assert {r["candidate"]["strategy"] for r in records} >= {"seed", "evolution"}
     assert all(r["candidate"]["label_words"] is None for r in records)
     assert summary["best"]["dev"]["n"] == 30 and len(summary["tasks"]) == 2
+
+
+def test_killed_multitask_and_extend_runs_resume_to_the_same_result(tiny_dir, two_tasks, tmp_path):
+    """Real processes, SIGKILLed half-way through their log, then resumed: the same result as uninterrupted."""
+    import subprocess
+
+    from .test_cli import ONE_THREAD, _cli, kill_halfway
+
+    gamma = write_task(tmp_path / "gamma", "gamma", ["no", "yes"], "Input: {input}\nLabel:", 80, dev=12)
+    common = ["--model", tiny_dir, "--strategy", "templates", "--strategy", "clarify", "--max-evals", "600", "--quiet"]
+    setups = {"multi": ["--task", two_tasks[0], "--task", two_tasks[1], "--objective", "min"],
+              "extend": ["--extend", str(tmp_path / "multi-whole"), "--task", gamma]}
+    for name, args in setups.items():
+        whole = subprocess.run(_cli("run", *args, *common, "--out", str(tmp_path / f"{name}-whole"), "--json"),
+                               capture_output=True, text=True, timeout=600, env=ONE_THREAD)
+        assert whole.returncode == 0, whole.stderr
+        expected = json.loads(whole.stdout)
+        n_lines = len((tmp_path / f"{name}-whole" / "candidates.jsonl").read_text().splitlines())
+        cut = tmp_path / f"{name}-cut"
+        log = kill_halfway(_cli("run", *args, *common, "--out", str(cut)), cut, n_lines)
+        resumed = subprocess.run(_cli("run", "--resume", str(cut), "--json"), capture_output=True, text=True, timeout=600,
+                                 env=ONE_THREAD)
+        assert resumed.returncode == 0, resumed.stderr
+        got = json.loads(resumed.stdout)
+        assert got["leaderboard"] == expected["leaderboard"] and got["tasks"] == expected["tasks"]
+        assert got["best"] == expected["best"] and got["budget_used"]["evals"] == expected["budget_used"]["evals"]
+        assert len(log.read_text().splitlines()) == n_lines  # nothing scored twice, nothing lost
