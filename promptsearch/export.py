@@ -28,6 +28,9 @@ def export_run(run_dir: str | Path, out: str | Path, rank: int = 1, parts=None) 
     model, scorer) skips loading the run's model, for callers that hold it already."""
     store = RunStore.open(run_dir)
     config, summary = store.config, store.summary
+    if config.get("multitask"):
+        raise PromptSearchError(f"{run_dir}: a multi-task run has no single-task artifact yet; extend it with "
+                                f"promptsearch run --extend {run_dir} --task NEW")
     if summary is None:
         raise PromptSearchError(f"{run_dir}: the run has not finished (no test scores yet); finish it with run --resume {run_dir}")
     board = store.leaderboard()

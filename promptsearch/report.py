@@ -290,6 +290,13 @@ def report(run_dirs: list[str | Path], out: str | Path | None = None) -> dict:
         figures.append(plot_compare(runs, out / "compare.png", labels=names))
     rows = [run_row(run) for run in runs]
     table = markdown_table(rows)
+    multi = [(run, row) for run, row in zip(runs, rows) if run.summary and run.summary.get("multitask")]
+    if multi:  # a universal prompt: each task beside its own seed (multitask_report.py)
+        from .multitask_report import markdown_tasks
+
+        for run, row in multi:
+            row["tasks"] = run.summary["tasks"]
+        table += "\n\n" + "\n\n".join(markdown_tasks(run.name, run.summary) for run, _ in multi)
     md = out / "report.md"
     md.write_text("# promptsearch report\n\n" + table + "\n\n" + "\n".join(f"![{f.stem}]({f.name})" for f in figures)
                   + "\n", encoding="utf-8")

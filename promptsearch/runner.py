@@ -38,6 +38,7 @@ DEFAULTS = {
     # A served model (--model http://...): which one, how hard to push it, how it scores. Never an API key.
     "served": {"model_name": None, "concurrency": 4, "scoring": "auto", "timeout": 120.0},
     "proposer": None,  # the model that writes text for the search (default: the scored model)
+    "multitask": None,  # a universal prompt for several tasks: {"tasks", "objective", "extend", "compare"} (multitask.py)
 }
 
 
@@ -83,6 +84,10 @@ def read_config(store: RunStore) -> dict:
         raise PromptSearchError(f"{where}: field 'schedule' must be one of {', '.join(SCHEDULES)}")
     if config.get("feedback") is not None and not isinstance(config["feedback"], dict):
         raise PromptSearchError(f"{where}: field 'feedback' must be a JSON object or null")
+    if config.get("multitask") is not None:
+        from .multitask import check_section
+
+        check_section(config["multitask"], where, config["strategies"])
     return {**make_config(), **config}
 
 
@@ -90,6 +95,10 @@ def load_task_of(config: dict):
     """The task a config names, with its seed prompt if the config overrides it."""
     from .task import load_task
 
+    if config.get("multitask"):
+        from .multitask import load_multitask
+
+        return load_multitask(config)
     task = load_task(config["task"], seed=config["seed"])
     return task.with_seed_prompt(config["seed_prompt"]) if config.get("seed_prompt") else task
 
@@ -124,7 +133,10 @@ def make_strategies(config: dict) -> list:
 
 def build_search(config: dict, task, scorer, store=None, progress=False, strategies=None) -> Search:
     strategies = strategies if strategies is not None else make_strategies(config)
-    return Search(task, scorer, strategies, Budget(**config["budget"]), seed=config["seed"], store=store,
+    search_class = Search
+    if config.get("multitask"):
+        from .multitask import MultiSearch as search_class
+    return search_class(task, scorer, strategies, Budget(**config["budget"]), seed=config["seed"], store=store,
                   racing=Racing(**config["racing"]), batch_size=config["proposals_per_round"],
                   top_k=config["top_k"], progress=progress, schedule=config.get("schedule", "even"))
 

@@ -261,9 +261,7 @@ class Search:
             self._biases.add(calibration.bias_key(c))
             self.charge(calibration.extra_rows(c))
         self.per_example[c.id] = cost(c)
-        score = summarize(self.task.metric, results, examples, c.label_words or self.task.label_words)
-        ties = [r.logprob for r in results if not math.isnan(r.logprob)]
-        tie = sum(ties) / len(ties) if ties else math.nan
+        score, tie = self.rung_score(c, results, examples)
         trial.rungs[size] = (score.score, tie)
         self._tick(max(0, size - done) * cost(c))
         if self.store is not None and (c.id, size) not in self._logged:
@@ -272,6 +270,13 @@ class Search:
             self.store.append("candidates.jsonl", {
                 "candidate": c.to_json(), "size": size, "score": score.to_json(), "tie": tie,
                 "evals_used": self.evals_used, "seconds": round(self.seconds, 3), "results": new})
+
+    def rung_score(self, c: Candidate, results, examples):
+        """What racing ranks a candidate by on a dev prefix: its score (anything with ``score`` and
+        ``to_json``; multitask.py aggregates several tasks) and the tie-break, the mean gold log-likelihood."""
+        score = summarize(self.task.metric, results, examples, c.label_words or self.task.label_words)
+        ties = [r.logprob for r in results if not math.isnan(r.logprob)]
+        return score, (sum(ties) / len(ties) if ties else math.nan)
 
     # ---- the whole run ------------------------------------------------------------------------
     def resume_from_log(self) -> int:

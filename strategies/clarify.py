@@ -97,7 +97,7 @@ class ClarifyContext(Strategy):
         pool = list(task.train)
         if not pool:
             return ""
-        if task.kind == "classification":
+        if task.kind == "classification" and task.label_words:  # (a multi-task run has none: its rows' outputs)
             by_class = {c: [ex for ex in pool if ex.label == c] for c in range(len(task.label_words))}
             picks = []
             for i in range(k):

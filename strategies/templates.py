@@ -60,8 +60,8 @@ class TemplateEnumeration(Strategy):
                     out.append(Candidate(instruction + "\n" + base.prompt, base.label_words, strategy=self.name,
                                          parents=(base.id,), edit="instruction"))
             return out
-        if task.kind != "classification":
-            return []
+        if task.kind != "classification" or not task.label_words:
+            return []  # no label words of its own (a multi-task run: each task keeps its own): nothing to search
         if self._phase == 3:  # calibrated variants of the best plain templates (calibration.py)
             return [Candidate(base.prompt, base.label_words, strategy=self.name, parents=(base.id,),
                               edit=f"calibrate:{mode}", calibrate=mode)

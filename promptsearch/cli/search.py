@@ -131,7 +131,14 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
 
 
 @click.command()
-@click.option("--task", default=None, help="Bundled task name or a task directory (default: sst2-mini).")
+@click.option("--task", "task", multiple=True, help="Bundled task name or a task directory (default: sst2-mini). "
+              "Repeat for one universal prompt shared by several tasks (each keeps its own label words).")
+@click.option("--objective", type=click.Choice(["mean", "min"]), default=None,
+              help="Several tasks: maximise the mean of the tasks' gains over their own seed prompts (default) or the worst one.")
+@click.option("--extend", default=None, help="Start from the universal prompt of RUN_DIR or an exported artifact and adapt it "
+              "to its tasks plus --task NEW, keeping every old task within its 95% CI.")
+@click.option("--compare-run", "compare", multiple=True, help="Several tasks: TASK=RUN_DIR, a single-task run whose best "
+              "is reported beside that task (repeatable).")
 @click.option("--strategy", "strategy_names", multiple=True,
               help="Strategy to run; repeat to chain (default: templates, clarify, adaptive schedule; "
                    "templates, ape, clarify with --proposer).")
@@ -159,7 +166,7 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
               "a path or http(s) URL (default: the scored model).")
 @model_options
 @reporting
-def run(task, strategy_names, schedule, options, seed_prompt, max_candidates, max_evals, max_seconds, seed, no_racing, top_k,
+def run(task, objective, extend, compare, strategy_names, schedule, options, seed_prompt, max_candidates, max_evals, max_seconds, seed, no_racing, top_k,
         out, resume, executor, workers, worker_threads, ray_address, proposer, model, model_name, concurrency, scoring,
         timeout, device, dtype, chat, batch_size, as_json, quiet):
     """Search prompts for a task and print the best ones with dev and test scores."""
@@ -172,9 +179,16 @@ def run(task, strategy_names, schedule, options, seed_prompt, max_candidates, ma
     from ..template import validate
 
     if resume:
+        if task or objective or extend or compare:
+            raise PromptSearchError("--resume continues the run as it was set up; drop --task/--objective/--extend/--compare-run")
         run_dir = Path(resume)
         config = None
     else:
+        from ..multitask import multitask_config
+
+        multi = multitask_config(list(task), objective, extend, list(compare), seed_prompt,
+                                 list(strategy_names) or runner.DEFAULT_STRATEGIES)
+        task = multi["tasks"][0] if multi else (task[0] if task else None)
         if seed_prompt is not None:
             seed_prompt = validate(unescape(seed_prompt))
         budget = {k: v for k, v in dict(max_candidates=max_candidates, max_evals=max_evals, max_seconds=max_seconds).items() if v}
@@ -186,8 +200,10 @@ def run(task, strategy_names, schedule, options, seed_prompt, max_candidates, ma
                                     seed_prompt=seed_prompt, top_k=top_k, budget=budget or None, racing=racing,
                                     executor=executor_config(executor or "local", workers, worker_threads, ray_address),
                                     proposer=proposer, served=dict(model_name=model_name, concurrency=concurrency,
-                                                                   scoring=scoring, timeout=timeout))
-        run_dir = Path(out) if out else default_run_dir(load_task(task).name)
+                                                                   scoring=scoring, timeout=timeout),
+                                    multitask=multi)
+        name = "+".join(load_task(t).name for t in multi["tasks"]) if multi else load_task(task).name
+        run_dir = Path(out) if out else default_run_dir(name)
     try:
         chosen = executor_config(executor, workers, worker_threads, ray_address) if executor else None
         summary = runner.run(config, run_dir, resume=bool(resume), progress=not (quiet or as_json), executor=chosen)
@@ -206,6 +222,10 @@ def executor_config(kind: str, workers: int, threads: int, address: str | None) 
 
 
 def render_summary(s: dict) -> str:
+    if s.get("multitask"):
+        from ..multitask_report import render_summary as render_multitask
+
+        return render_multitask(s)
     best, seed = s["best"], s["seed"]
     lines = [f"task {s['task']} ({s['metric']}), run {s.get('run_dir', '')}", "", "best prompt:"]
     lines += members_lines(best) or ["    " + line for line in best["prompt"].split("\n")]
@@ -260,7 +280,12 @@ def show(run_dir, show_lineage, top, as_json, quiet):
     out = {"run_dir": str(run_dir), "finished": summary is not None, "leaderboard": board}
     if summary:
         out.update(best=summary["best"], seed=summary["seed"], budget_used=summary["budget_used"])
-    text = render_summary({**summary, "leaderboard": board}) if summary else "(unfinished run)\n" + render_board(board)
+        if summary.get("multitask"):  # every task's scores beside its own seed (and a single-task best)
+            out.update(multitask=summary["multitask"], tasks=summary["tasks"])
+    board_text = render_board
+    if store.config.get("multitask"):
+        from ..multitask_report import render_board as board_text
+    text = render_summary({**summary, "leaderboard": board}) if summary else "(unfinished run)\n" + board_text(board)
     if show_lineage:
         chain = store.lineage((summary or {}).get("best", board[0])["id"])
         out["lineage"] = chain
