@@ -75,7 +75,8 @@ def render(prompt: str, shots, words, kind: str) -> str:
     blocks = []
     for ex in shots:
         shown = fill(prompt, ex.input)
-        answer = words[ex.label] if kind == "classification" else ex.output
+        # a universal prompt's rows keep their own task's answer text (multitask.py: no shared label words)
+        answer = words[ex.label] if kind == "classification" and words else ex.output
         blocks.append(escape(shown + continuation(shown, answer)))
     return "\n\n".join(blocks) + "\n\n" if blocks else ""
 

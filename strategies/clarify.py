@@ -75,11 +75,13 @@ class ClarifyContext(Strategy):
             add_demos(0)
         # Rules before calibration: on the seed prompts of TREC and AG News similar:4 gained +0.32 and +0.09
         # on test, calibration lost (benchmarks/results/calibration.json).
-        if not base.demos and not any(e.startswith("demos") for e in done):
+        # A universal prompt (multitask.py) has no rules or calibration: its tasks' rows and label words differ.
+        universal = bool(getattr(task, "parts", ()))
+        if not universal and not base.demos and not any(e.startswith("demos") for e in done):
             for rule in self.demo_rules:
                 if not (base.calibrate and rule.startswith("similar")):
                     add(base.prompt, f"demos={rule}", demos=rule)
-        if task.kind == "classification" and not base.calibrate and not (base.demos or "").startswith("similar"):
+        if task.kind == "classification" and task.label_words and not base.calibrate and not (base.demos or "").startswith("similar"):
             for mode in self.calibrations:
                 add(base.prompt, f"calibrate:{mode}", calibrate=mode)
         if not any(e.startswith("clarifier") for e in done):
