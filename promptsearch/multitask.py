@@ -342,7 +342,7 @@ class MultiSearch(Search):
         """The baselines first; then the start prompt is raced whatever they cost (it is always reported),
         then the strategies as in a single-task run (the start prompt is not scored twice)."""
         self._score_baselines()
-        self._limits = (math.inf, math.inf, math.inf)
+        self._limits = (math.inf,) * 4
         self.tell([Candidate(self.task.seed_prompt)])
         return super().run()
 

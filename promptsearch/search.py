@@ -15,7 +15,7 @@ import random
 import time
 from dataclasses import asdict, dataclass
 
-from . import calibration
+from . import calibration, template
 from .candidate import Candidate, Trial
 from .ensemble import cost
 from .errors import TooLongError
@@ -56,6 +56,9 @@ class Budget:
     max_candidates: int | None = None
     max_evals: int | None = None  # example-evaluations (forward passes over one example)
     max_seconds: float | None = None
+    # tokens of the texts scored (each example-evaluation's rendered prompt and input): what a served model
+    # bills. Counted from the texts, not the server's replies, so a resumed run counts as the original did.
+    max_tokens: int | None = None
 
 
 @dataclass
@@ -98,6 +101,7 @@ class Search:
         self.scored: dict[str, int] = {}  # candidate id -> dev prefix scored
         self.per_example: dict[str, int] = {}  # candidate id -> evaluations an example costs (ensembles: k)
         self.charged = 0
+        self.tokens_used = 0
         self._biases: set[tuple] = set()  # calibration bias estimates charged (calibration.bias_key)
         self.elapsed_before = 0.0
         self.started = time.monotonic()
@@ -122,9 +126,9 @@ class Search:
         self._tick(n)
 
     def exhausted(self) -> bool:
-        max_c, max_e, max_s = self._limits
+        max_c, max_e, max_s, max_t = self._limits
         return (len(self.trials) >= max_c or self.evals_used >= max_e or self.out_of_time(max_s)
-                or self.stalled())
+                or self.tokens_used >= max_t or self.stalled())
 
     def stall_evals(self) -> float:
         """Example-evaluations without a gain after which an adaptive stage hands over."""
@@ -162,14 +166,14 @@ class Search:
         board = self.leaderboard()[: self.top_k]
         return sum((n_dev - t.rung) * cost(t.candidate) for t in board) + 2 * n_test
 
-    def _stage_limits(self, stages_left: int, adaptive: bool = False) -> tuple[float, float, float]:
+    def _stage_limits(self, stages_left: int, adaptive: bool = False) -> tuple[float, float, float, float]:
         b = self.budget
         # even: 1/stages_left of what is left; adaptive: all of it but a reserve for each later stage
         part = (1 - RESERVE_SHARE * (stages_left - 1)) if adaptive else 1 / stages_left
         part = max(part, 1 / stages_left)
         share = lambda limit, used: math.inf if limit is None else used + (limit - used) * part
         return (share(b.max_candidates, len(self.trials)), share(b.max_evals, self.evals_used),
-                share(b.max_seconds, self.seconds))
+                share(b.max_seconds, self.seconds), share(b.max_tokens, self.tokens_used))
 
     # ---- ask / tell ---------------------------------------------------------------------------
     def leaderboard(self) -> list[Trial]:
@@ -261,6 +265,7 @@ class Search:
             self._biases.add(calibration.bias_key(c))
             self.charge(calibration.extra_rows(c))
         self.per_example[c.id] = cost(c)
+        self.tokens_used += self._tokens(c, examples[done:size])
         score, tie = self.rung_score(c, results, examples)
         trial.rungs[size] = (score.score, tie)
         self._tick(max(0, size - done) * cost(c))
@@ -270,6 +275,14 @@ class Search:
             self.store.append("candidates.jsonl", {
                 "candidate": c.to_json(), "size": size, "score": score.to_json(), "tie": tie,
                 "evals_used": self.evals_used, "seconds": round(self.seconds, 3), "results": new})
+
+    def _tokens(self, c: Candidate, examples) -> int:
+        """Tokens of the texts these example-evaluations send: the rendered prompt with each input (the model's
+        own count in process, an estimate of ~3 characters a token for a served model), times the ensemble size."""
+        model = getattr(self.scorer, "model", None)
+        if model is None or not hasattr(model, "count_tokens"):
+            return 0
+        return cost(c) * sum(model.count_tokens(template.render(c.prompt, ex.input)) for ex in examples)
 
     def rung_score(self, c: Candidate, results, examples):
         """What racing ranks a candidate by on a dev prefix: its score (anything with ``score`` and
@@ -314,7 +327,7 @@ class Search:
                 self.handovers.append({"strategy": strategy.name, "evals": self.evals_used - before,
                                        "stalled": self._stall is not None and self.stalled()})
                 self._stall = None
-            self._limits = (math.inf, math.inf, math.inf)  # the final full-dev check always finishes
+            self._limits = (math.inf,) * 4  # the final full-dev check always finishes
             return self._finish(seed)
         finally:
             if self._bar is not None:
@@ -352,7 +365,7 @@ class Search:
             "leaderboard": [dict(rank=i + 1, **self.describe(t.candidate)) for i, t in enumerate(board[:10])],
             "budget": asdict(self.budget),
             "budget_used": {"candidates": len(self.trials), "evals": self.evals_used, "charged": self.charged,
-                            "seconds": round(self.seconds, 2)},
+                            "seconds": round(self.seconds, 2), "tokens": self.tokens_used},
             "racing": asdict(self.racing), "schedule": self.schedule, "stages": self.handovers,
         }
         summary["improvement"] = {s: summary["best"][s]["score"] - summary["seed"][s]["score"] for s in ("dev", "test")}

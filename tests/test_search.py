@@ -105,6 +105,23 @@ class FakeClock:
         return self.now + self.scorer.stats["examples_scored"] * self.rate
 
 
+def test_token_budget_counts_the_scored_texts_and_stops(tiny, task):
+    from promptsearch.template import render
+
+    unlimited = Search(task, Scorer(tiny), [ListStrategy(PROMPTS)], Budget(max_evals=100_000), racing=Racing(16, 3))
+    unlimited.run()
+    # by hand: every scored (candidate, dev example) pair's rendered text, counted by the model's tokenizer
+    order = unlimited.dev_order
+    by_hand = sum(tiny.count_tokens(render(t.candidate.prompt, ex.input))
+                  for t in unlimited.trials.values() for ex in order[:unlimited.scored[t.candidate.id]])
+    assert unlimited.tokens_used == by_hand > 0
+    limit = unlimited.tokens_used // 3
+    capped = Search(task, Scorer(tiny), [ListStrategy(PROMPTS)], Budget(max_tokens=limit), racing=Racing(16, 3))
+    summary = capped.run()
+    assert len(capped.trials) < len(unlimited.trials)  # stopped by the token limit, nothing else
+    assert summary["budget"]["max_tokens"] == limit and summary["budget_used"]["tokens"] == capped.tokens_used
+
+
 def test_time_budget_holds_within_a_rung_and_counts_the_final_check(tiny, task, monkeypatch):
     from promptsearch import search as search_module
 

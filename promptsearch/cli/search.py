@@ -150,6 +150,8 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
 @click.option("--max-candidates", type=click.IntRange(1), default=None, help="Budget: candidates scored.")
 @click.option("--max-evals", type=click.IntRange(1), default=None, help="Budget: example-evaluations (forward passes).")
 @click.option("--max-seconds", type=click.FloatRange(1), default=None, help="Budget: wall time.")
+@click.option("--max-tokens", type=click.IntRange(1), default=None,
+              help="Budget: tokens of the texts scored (rendered prompt + input per evaluation), what a served model bills.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-racing", is_flag=True, help="Score every candidate on all of dev (for comparison).")
 @click.option("--top-k", type=click.IntRange(1), default=3, show_default=True, help="Candidates checked on all of dev at the end.")
@@ -166,7 +168,7 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
               "a path or http(s) URL (default: the scored model).")
 @model_options
 @reporting
-def run(task, objective, extend, compare, strategy_names, schedule, options, seed_prompt, max_candidates, max_evals, max_seconds, seed, no_racing, top_k,
+def run(task, objective, extend, compare, strategy_names, schedule, options, seed_prompt, max_candidates, max_evals, max_seconds, max_tokens, seed, no_racing, top_k,
         out, resume, executor, workers, worker_threads, ray_address, proposer, model, model_name, concurrency, scoring,
         timeout, device, dtype, chat, batch_size, as_json, quiet):
     """Search prompts for a task and print the best ones with dev and test scores."""
@@ -191,7 +193,8 @@ def run(task, objective, extend, compare, strategy_names, schedule, options, see
         task = multi["tasks"][0] if multi else (task[0] if task else None)
         if seed_prompt is not None:
             seed_prompt = validate(unescape(seed_prompt))
-        budget = {k: v for k, v in dict(max_candidates=max_candidates, max_evals=max_evals, max_seconds=max_seconds).items() if v}
+        budget = {k: v for k, v in dict(max_candidates=max_candidates, max_evals=max_evals, max_seconds=max_seconds,
+                                                   max_tokens=max_tokens).items() if v}
         racing = {"min_examples": 10**9} if no_racing else None
         config = runner.make_config(task=task, model=model, device=device, dtype=dtype, chat=chat, batch_size=batch_size,
                                     strategies=list(strategy_names) or runner.default_strategies(proposer),
