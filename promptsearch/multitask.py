@@ -455,11 +455,7 @@ class MultiSearch(Search):
     def _finish(self, seed: Candidate) -> dict:
         from dataclasses import asdict
 
-        full = len(self.task.dev)
-        for trial in self.leaderboard()[: self.top_k]:
-            if full not in trial.rungs:
-                self._score(trial, full)
-        board = self.leaderboard()
+        board = self._top_k_on_all_dev()
         best = board[0].candidate
         tasks = self.task_report(best, seed)
         summary = {

@@ -351,12 +351,16 @@ class Search:
             if self._bar is not None and self.trials:
                 self._bar.set_postfix(best=f"{self.leaderboard()[0].score:.3f}", refresh=False)
 
-    def _finish(self, seed: Candidate) -> dict:
+    def _top_k_on_all_dev(self) -> list[Trial]:
+        """The final check: the top-k scored on all of dev; the leaderboard after it."""
         full = len(self.task.dev)
         for trial in self.leaderboard()[: self.top_k]:
             if full not in trial.rungs:
                 self._score(trial, full)
-        board = self.leaderboard()
+        return self.leaderboard()
+
+    def _finish(self, seed: Candidate) -> dict:
+        board = self._top_k_on_all_dev()
         best = board[0].candidate
         summary = {
             "task": self.task.name, "metric": self.task.metric,
