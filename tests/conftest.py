@@ -58,6 +58,15 @@ def sst2_slice(directory, train: int, dev: int, test: int):
     return directory
 
 
+def cut_run(run_dir, into):
+    """A copy of a run as a kill would leave it: its config and the first half of its log."""
+    lines = (run_dir / "candidates.jsonl").read_text().splitlines()
+    into.mkdir()
+    (into / "config.json").write_text((run_dir / "config.json").read_text())
+    (into / "candidates.jsonl").write_text("\n".join(lines[: len(lines) // 2]) + "\n")
+    return into
+
+
 @pytest.fixture(scope="session")
 def small_task_dir(tmp_path_factory):
     """A 40/30/30-row slice of the bundled SST-2 sample, so CLI tests on the tiny model stay quick."""

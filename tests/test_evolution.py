@@ -14,6 +14,8 @@ from promptsearch.strategy import make
 from promptsearch.task import load_task
 from promptsearch.template import render, validate
 
+from .conftest import cut_run
+
 SEED = "output the opposite of\nInput: {input}\nOutput:"
 LONG = "Answer with one word.\nClassify the text as negative or positive.\nReview: {input}\nSentiment:"
 DEMOS = "Be precise, then answer.\nReview: a fine film\nSentiment: positive\n\nReview: {input}\nSentiment:"
@@ -209,11 +211,7 @@ def test_resume_replays_evolution_exactly(tiny, task, tmp_path):
     config = runner.make_config(task="sst2-mini", strategies=["evolution"], budget={"max_evals": 700, "max_seconds": None},
                                 options={"evolution": {"patience": 2, "library_seeds": 3}})
     full = runner.run(config, tmp_path / "a", parts=(task, tiny, Scorer(tiny)))
-    lines = (tmp_path / "a" / "candidates.jsonl").read_text().splitlines()
-    cut = tmp_path / "b"
-    cut.mkdir()
-    (cut / "config.json").write_text((tmp_path / "a" / "config.json").read_text())
-    (cut / "candidates.jsonl").write_text("\n".join(lines[: len(lines) // 2]) + "\n")
+    cut = cut_run(tmp_path / "a", tmp_path / "b")
     resumed = runner.run(None, cut, resume=True, parts=(task, tiny, Scorer(tiny)))
     assert resumed["leaderboard"] == full["leaderboard"]
     assert resumed["budget_used"]["evals"] == full["budget_used"]["evals"]

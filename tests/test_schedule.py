@@ -10,6 +10,8 @@ from promptsearch.scorer import Scorer
 from promptsearch.search import Budget, Search
 from promptsearch.task import load_task
 
+from .conftest import cut_run
+
 
 @pytest.fixture(scope="module")
 def task():
@@ -76,11 +78,7 @@ def test_adaptive_run_hands_over_and_replays_on_resume(tiny, task, tmp_path):
     if first["stalled"]:
         assert first["evals"] >= 0.25 * 1500
     assert full["budget_used"]["evals"] >= 1500 or stages[1]["evals"] > 0
-    lines = (tmp_path / "a" / "candidates.jsonl").read_text().splitlines()
-    cut = tmp_path / "b"
-    cut.mkdir()
-    (cut / "config.json").write_text((tmp_path / "a" / "config.json").read_text())
-    (cut / "candidates.jsonl").write_text("\n".join(lines[: len(lines) // 2]) + "\n")
+    cut = cut_run(tmp_path / "a", tmp_path / "b")
     resumed = runner.run(None, cut, resume=True, parts=(task, tiny, Scorer(tiny)))
     assert resumed["leaderboard"] == full["leaderboard"] and resumed["stages"] == stages
 
