@@ -27,6 +27,7 @@ from dataclasses import replace
 
 from . import template
 from .errors import PromptSearchError
+from .metrics import softmax
 
 MODES = ("contextual", "domain")
 CONTENT_FREE = ("N/A", "", "[MASK]")
@@ -66,13 +67,6 @@ def correct(raw: list[float], bias: list[float], mode: str) -> list[float]:
     q = [pi / math.exp(b) for pi, b in zip(p, bias)]
     total = sum(q)
     return [math.log(x / total) if x > 0 else -math.inf for x in q]
-
-
-def softmax(scores: list[float]) -> list[float]:
-    top = max(scores)
-    e = [math.exp(s - top) for s in scores]
-    total = sum(e)
-    return [x / total for x in e]
 
 
 def label_bias(scorer, task, candidate) -> list[float]:

@@ -18,7 +18,7 @@ import math
 
 from .candidate import Candidate
 from .errors import PromptSearchError
-from .metrics import score_prediction
+from .metrics import score_prediction, softmax
 from .scorer import ExampleResult
 
 
@@ -75,20 +75,13 @@ def combine(task, candidate: Candidate, member_results: list[list[ExampleResult]
     return [_vote(task, w, [rs[i] for rs in member_results], ex) for i, ex in enumerate(examples)]
 
 
-def _softmax(logprobs) -> list[float]:
-    top = max(logprobs)
-    exps = [math.exp(x - top) for x in logprobs]
-    total = sum(exps)
-    return [e / total for e in exps]
-
-
 def _classify(weights, results, example, words) -> ExampleResult:
     n_labels = len(words)
     mixed = [0.0] * n_labels
     for w, r in zip(weights, results):
         if len(r.label_logprobs) != n_labels:
             raise PromptSearchError(f"an ensemble member scores {len(r.label_logprobs)} labels, the task has {n_labels}")
-        for j, p in enumerate(_softmax(r.label_logprobs)):
+        for j, p in enumerate(softmax(r.label_logprobs)):
             mixed[j] += w * p
     logs = tuple(math.log(p) if p > 0 else -math.inf for p in mixed)
     best = max(range(n_labels), key=logs.__getitem__)  # first label wins an exact tie, as for one prompt

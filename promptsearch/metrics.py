@@ -79,3 +79,11 @@ def score_prediction(task, example, prediction: str, label_words=()) -> float:
     if task.metric == "exact_match":
         return float(p in answers)
     return float(any(a and a in p for a in answers))
+
+
+def softmax(scores) -> list[float]:
+    """Normalised probabilities from log-scores (label log-likelihoods), shifted by the max for stability."""
+    top = max(scores)
+    e = [math.exp(x - top) for x in scores]
+    total = sum(e)
+    return [x / total for x in e]
