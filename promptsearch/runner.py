@@ -17,13 +17,14 @@ from .store import RunStore
 
 log = logging.getLogger(__name__)
 
-# `promptsearch run` with no strategy named: these stages under the adaptive schedule (search.py: a stage that
-# stalls hands its unspent budget to the next). A run that names its strategies shares the budget evenly.
+# `promptsearch run` with no strategy named: these strategies under the bandit schedule (bandit.py: they take
+# turns, the one whose prompt leads going again). A run that names its strategies runs them as stages in order,
+# sharing the budget evenly (or --schedule adaptive / bandit).
 # ape joins only when a separate proposer model writes the instructions: SmolLM2-135M's own induced
 # instructions are unrelated to the task, and on 48 dev rows some still win by chance (DESIGN.md).
 DEFAULT_STRATEGIES = ["templates", "clarify"]
 DEFAULT_WITH_PROPOSER = ["templates", "ape", "clarify"]
-DEFAULT_SCHEDULE = "adaptive"
+DEFAULT_SCHEDULE = "bandit"
 
 
 def default_strategies(proposer) -> list[str]:

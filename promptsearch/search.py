@@ -15,7 +15,7 @@ import random
 import time
 from dataclasses import asdict, dataclass
 
-from . import calibration, template
+from . import bandit, calibration, template
 from .candidate import Candidate, Trial
 from .ensemble import cost
 from .errors import TooLongError
@@ -26,7 +26,7 @@ from .strategy import SearchContext, Strategy
 
 log = logging.getLogger(__name__)
 MAX_STALLS = 5
-SCHEDULES = ("even", "adaptive")
+SCHEDULES = ("even", "adaptive", "bandit")
 # The adaptive schedule: a stage that has not raised the run's best over its last STALL_SHARE of the budget's
 # example-evaluations (and at least STALL_MIN_CANDIDATES first rungs) hands over; every later stage keeps
 # RESERVE_SHARE of what is left for itself.
@@ -80,7 +80,8 @@ class Search:
     ``schedule`` says how the budget is shared: ``even`` gives each stage an even share of what is left;
     ``adaptive`` lets a stage spend all but a reserve for the stages after it, and ends it once it stalls
     (no gain of the run's best over its last ``STALL_SHARE`` of the budget), handing what it did not
-    spend to the next. Both depend only on scores and counts, so a resumed run replays them exactly.
+    spend to the next; ``bandit`` lets the strategies take turns, the one that leads the run going again
+    (bandit.py). All depend only on scores and counts, so a resumed run replays them exactly.
 
     ``ask``/``tell`` are public so a user can drive the loop by hand; ``run`` does it all."""
 
@@ -317,7 +318,10 @@ class Search:
             seed = Candidate(self.task.seed_prompt)
             self._limits = self._stage_limits(max(1, len(self.strategies)))
             self.tell([seed])
-            for i, strategy in enumerate(self.strategies):
+            if self.schedule == "bandit":
+                self._limits = self._stage_limits(1)
+                self._run_bandit()
+            for i, strategy in enumerate(self.strategies if self.schedule != "bandit" else []):
                 left, adaptive = len(self.strategies) - i, self.schedule == "adaptive"
                 self._limits = self._stage_limits(left, adaptive)
                 # the last stage has no one to hand over to: it spends what is left
@@ -350,6 +354,44 @@ class Search:
             strategy.observe(ctx, trials)
             if self._bar is not None and self.trials:
                 self._bar.set_postfix(best=f"{self.leaderboard()[0].score:.3f}", refresh=False)
+
+    def _run_bandit(self) -> None:
+        """Strategies take turns of ``bandit.PULL`` proposals under the whole budget (bandit.py says who goes)."""
+        arms = [bandit.Arm(s.name) for s in self.strategies]
+        contexts = [self.context(i) for i in range(len(arms))]
+        owner: dict[str, int] = {}  # candidate id -> the arm that proposed it
+        turn = 0
+        while not self.exhausted():
+            leader = self.leaderboard()[0].candidate.id
+            i = bandit.choose(arms, owner.get(leader), turn)
+            if i is None:
+                break
+            arm, strategy, ctx = arms[i], self.strategies[i], contexts[i]
+            if arm.started_on is None:
+                strategy.start(ctx)
+                arm.started_on = leader
+            fresh = self.ask(strategy, ctx, bandit.PULL)
+            if fresh is None and arm.started_on != leader:  # done, but the leader moved on: begin again from it
+                strategy.start(ctx)
+                arm.started_on = leader
+                fresh = self.ask(strategy, ctx, bandit.PULL)
+            if fresh is None:
+                arm.retired = True
+                continue
+            arm.empty = 0 if fresh else arm.empty + 1
+            arm.retired = arm.empty >= MAX_STALLS
+            if not fresh:
+                continue
+            if self._bar is not None:
+                self._bar.set_description(strategy.name)
+            before = self.evals_used
+            owner.update((c.id, i) for c in fresh)
+            strategy.observe(ctx, self.tell(fresh))
+            arm.pulls, arm.last, arm.evals = arm.pulls + 1, turn, arm.evals + self.evals_used - before
+            turn += 1
+            now = self.leaderboard()[0].candidate.id
+            arm.leads += now != leader and owner.get(now) == i
+        self.handovers = [a.to_json() for a in arms]
 
     def _top_k_on_all_dev(self) -> list[Trial]:
         """The final check: the top-k scored on all of dev; the leaderboard after it."""

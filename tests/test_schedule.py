@@ -1,13 +1,14 @@
-"""The adaptive schedule: a stage that stops raising the run's best hands its unspent budget to the next."""
+"""Schedules: adaptive stages (one that stops raising the run's best hands over) and the bandit (strategies take turns)."""
 import pytest
 from click.testing import CliRunner
 
-from promptsearch import runner
+from promptsearch import bandit, runner
 from promptsearch import search as search_module
 from promptsearch.candidate import Candidate
 from promptsearch.errors import PromptSearchError
 from promptsearch.scorer import Scorer
-from promptsearch.search import Budget, Search
+from promptsearch.search import Budget, Racing, Search
+from promptsearch.strategy import Strategy
 from promptsearch.task import load_task
 
 from .conftest import cut_run
@@ -26,7 +27,7 @@ def test_adaptive_limits_leave_a_reserve_for_each_later_stage(tiny, task):
     assert s._stage_limits(3)[:2] == pytest.approx((100 / 3, 1000 / 3))  # even: as before
     assert s._stage_limits(8, adaptive=True)[1] == pytest.approx(1000 / 8)  # never less than an even share
     with pytest.raises(ValueError, match="unknown schedule"):
-        Search(task, Scorer(tiny), [], Budget(), schedule="bandit")
+        Search(task, Scorer(tiny), [], Budget(), schedule="ucb")
 
 
 def test_a_stage_stalls_after_its_share_of_evaluations_without_a_gain(tiny, task):
@@ -83,7 +84,7 @@ def test_adaptive_run_hands_over_and_replays_on_resume(tiny, task, tmp_path):
     assert resumed["leaderboard"] == full["leaderboard"] and resumed["stages"] == stages
 
 
-def test_the_default_chain_runs_adaptive_and_named_strategies_even(monkeypatch, tmp_path):
+def test_the_default_chain_runs_bandit_and_named_strategies_even(monkeypatch, tmp_path):
     from promptsearch.cli import main
 
     seen = []
@@ -92,11 +93,11 @@ def test_the_default_chain_runs_adaptive_and_named_strategies_even(monkeypatch, 
     for args in ([], ["--strategy", "clarify"], ["--strategy", "clarify", "--schedule", "adaptive"],
                  ["--proposer", str(tmp_path / "bigger-model")]):
         CliRunner().invoke(main, ["run", "--out", str(tmp_path / str(len(seen))), *args])
-    assert [c["schedule"] for c in seen] == ["adaptive", "even", "adaptive", "adaptive"]
+    assert [c["schedule"] for c in seen] == ["bandit", "even", "adaptive", "bandit"]
     assert seen[0]["strategies"] == runner.DEFAULT_STRATEGIES == ["templates", "clarify"]
     assert seen[1]["strategies"] == ["clarify"]
     assert seen[3]["strategies"] == ["templates", "ape", "clarify"]  # a separate proposer writes instructions
-    assert search_module.SCHEDULES == ("even", "adaptive")
+    assert search_module.SCHEDULES == ("even", "adaptive", "bandit")
 
 
 def test_old_configs_read_as_even_and_bad_schedules_are_one_line(tmp_path):
@@ -107,5 +108,78 @@ def test_old_configs_read_as_even_and_bad_schedules_are_one_line(tmp_path):
     store = RunStore.create(tmp_path / "r", old)
     assert runner.read_config(store)["schedule"] == "even"
     bad = RunStore.create(tmp_path / "s", {**old, "schedule": "random"})
-    with pytest.raises(PromptSearchError, match="field 'schedule' must be one of even, adaptive"):
+    with pytest.raises(PromptSearchError, match="field 'schedule' must be one of even, adaptive, bandit"):
         runner.read_config(bad)
+
+
+# ---- the bandit schedule (bandit.py) ----------------------------------------------------------------
+def _turns(arms, leader_of_turn, n):
+    turns = []
+    for turn in range(n):
+        i = bandit.choose(arms, leader_of_turn(turn), turn)
+        arms[i].pulls, arms[i].last = arms[i].pulls + 1, turn
+        turns.append(i)
+    return turns
+
+
+def test_bandit_turns_warm_up_in_order_then_follow_the_leader_with_patience():
+    arms = [bandit.Arm("templates"), bandit.Arm("clarify")]
+    # each once in chain order; then clarify (it leads from the third turn on), but templates never waits more
+    # than PATIENCE turns
+    assert _turns(arms, lambda turn: 1 if turn >= 2 else None, 10) == [0, 1, 1, 1, 0, 1, 1, 1, 0, 1]
+    arms = [bandit.Arm(n) for n in "abc"]
+    assert _turns(arms, lambda turn: None, 6) == [0, 1, 2, 0, 1, 2]  # the seed leads: round robin
+    arms[1].retired = arms[0].retired = True
+    assert bandit.choose(arms, 0, 6) == 2  # a retired leader does not pull
+    arms[2].retired = True
+    assert bandit.choose(arms, None, 7) is None
+
+
+class _Fixed(Strategy):
+    """Proposes its prompts in order; counts its starts."""
+
+    def __init__(self, name, prompts):
+        self.name, self.prompts, self.starts = name, prompts, 0
+
+    def start(self, context):
+        self.starts += 1
+        self._left = list(self.prompts)
+
+    def propose(self, context, n):
+        batch, self._left = self._left[:n], self._left[n:]
+        return [Candidate(p, strategy=self.name) for p in batch]
+
+
+def test_bandit_run_gives_the_leading_strategy_the_turns(tiny, task):
+    whole = Racing(min_examples=len(task.dev))  # one rung: every prompt is scored on all of dev
+    probe = Search(task, Scorer(tiny), [], Budget(), racing=whole)
+    score = lambda p: (probe.tell([Candidate(p)]), probe.trials[Candidate(p).id].sort_key())[1]
+    seed = score(task.seed_prompt)
+    # the tiny model is random: find a prompt that beats the seed, and prompts that do not
+    variants = [f"{w} {k}:\n{task.seed_prompt}" for k in range(12) for w in ("Review", "Text", "Note", "Read")]
+    good = next(p for p in variants if score(p) > seed)
+    weak = [p for p in variants if score(p) <= seed][:12]
+    assert len(weak) == 12
+    helper = _Fixed("helper", [good] + [f"{good}\n{k}" for k in range(40)])
+    idle = _Fixed("idle", weak)
+    s = Search(task, Scorer(tiny), [idle, helper], Budget(max_candidates=1 + 10 * bandit.PULL), racing=whole,
+               schedule="bandit")
+    out = s.run()
+    idle_stage, helper_stage = out["stages"]
+    # turns: idle, helper (good leads from here on), helper x2, idle (waited PATIENCE), helper x3, idle, helper
+    assert idle_stage == {"strategy": "idle", "evals": 3 * bandit.PULL * len(task.dev), "pulls": 3, "leads": 0}
+    assert helper_stage["pulls"] == 7 and helper_stage["evals"] == 7 * bandit.PULL * len(task.dev)
+    assert helper_stage["leads"] >= 1 and out["best"]["prompt"].startswith(good)
+    assert idle.starts == 1 and helper.starts == 1
+
+
+def test_bandit_run_resumes_to_the_same_turns(tiny, task, tmp_path):
+    config = runner.make_config(task="sst2-mini", strategies=["templates", "clarify"], schedule="bandit",
+                                options={"templates": {"search_labels": False}},
+                                budget={"max_evals": 1500, "max_seconds": None})
+    full = runner.run(config, tmp_path / "a", parts=(task, tiny, Scorer(tiny)))
+    assert full["schedule"] == "bandit" and [st["strategy"] for st in full["stages"]] == ["templates", "clarify"]
+    assert all(st["pulls"] >= 2 for st in full["stages"])
+    cut = cut_run(tmp_path / "a", tmp_path / "b")
+    resumed = runner.run(None, cut, resume=True, parts=(task, tiny, Scorer(tiny)))
+    assert resumed["leaderboard"] == full["leaderboard"] and resumed["stages"] == full["stages"]

@@ -140,11 +140,12 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
 @click.option("--compare-run", "compare", multiple=True, help="Several tasks: TASK=RUN_DIR, a single-task run whose best "
               "is reported beside that task (repeatable).")
 @click.option("--strategy", "strategy_names", multiple=True,
-              help="Strategy to run; repeat to chain (default: templates, clarify, adaptive schedule; "
+              help="Strategy to run; repeat to chain (default: templates, clarify, bandit schedule; "
                    "templates, ape, clarify with --proposer).")
-@click.option("--schedule", type=click.Choice(["even", "adaptive"]), default=None,
-              help="How stages share the budget: even shares, or adaptive (a stage that stops improving hands "
-                   "over). Default: adaptive for the default chain, even when --strategy is given.")
+@click.option("--schedule", type=click.Choice(["even", "adaptive", "bandit"]), default=None,
+              help="How strategies share the budget: stages in order with even shares, adaptive stages (one that "
+                   "stops improving hands over), or bandit (they take turns; the one that leads goes again). "
+                   "Default: bandit for the default chain, even when --strategy is given.")
 @click.option("--option", "-o", "options", multiple=True, help="Strategy option STRATEGY.PARAM=VALUE (repeatable).")
 @click.option("--seed-prompt", default=None, help="Starting prompt (default: the task's).")
 @click.option("--max-candidates", type=click.IntRange(1), default=None, help="Budget: candidates scored.")
