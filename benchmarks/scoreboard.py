@@ -234,7 +234,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--quick", action="store_true", help="Same as --mode quick.")
     ap.add_argument("--tasks", default=None, help="Comma-separated task names or directories (default: the mode's).")
     ap.add_argument("--strategies", default=None, help="Comma-separated (default: the mode's); 'default' is the "
-                    "chain of `promptsearch run` under its adaptive schedule.")
+                    "chain of `promptsearch run` under its default (bandit) schedule.")
     ap.add_argument("--max-evals", type=int, default=None, help="Example-evaluations per run (default: the mode's).")
     ap.add_argument("--dev-limit", type=int, default=None, help="N dev rows, a seeded class-balanced sample "
                     "(default: the mode's).")

@@ -33,14 +33,14 @@ def test_means_over_tasks_against_the_seed():
     assert m["clarify"]["tasks"] == 1 and m["clarify"]["ratio"] == pytest.approx(5.0)
 
 
-def test_default_runs_the_adaptive_chain_and_named_strategies_run_even(tiny, small_task_dir, tmp_path):
+def test_default_runs_the_default_chain_and_schedule_and_named_strategies_run_even(tiny, small_task_dir, tmp_path):
     scoreboard.main(["--mode", "induction", "--tasks", small_task_dir, "--strategies", "default,templates",
                      "--max-evals", "60", "--dev-limit", "24", "--test-limit", "20",
                      "--results-dir", str(tmp_path / "results"), "--runs-dir", str(tmp_path / "runs")], model=tiny)
     data = json.loads((tmp_path / "results" / "scoreboard-induction.json").read_text())
     rows = {r["strategy"]: r for r in data["rows"]}
     config = lambda name: json.loads((Path(rows[name]["run_dir"]) / "config.json").read_text())
-    assert config("default")["schedule"] == "adaptive" and config("default")["strategies"] == ["templates", "clarify"]
+    assert config("default")["schedule"] == "bandit" and config("default")["strategies"] == ["templates", "clarify"]
     assert config("templates")["schedule"] == "even"
     assert set(data["means"]) == {"default", "templates"}
     assert "Mean test score over tasks" in (tmp_path / "results" / "scoreboard-induction.md").read_text()
