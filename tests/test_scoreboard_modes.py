@@ -33,6 +33,38 @@ def test_means_over_tasks_against_the_seed():
     assert m["clarify"]["tasks"] == 1 and m["clarify"]["ratio"] == pytest.approx(5.0)
 
 
+def test_default_against_the_best_single_strategy_and_merging_parts(tmp_path):
+    score = lambda x: {"metric": "accuracy", "score": x, "n": 200, "ci_low": x - 0.06, "ci_high": x + 0.06}
+    row = lambda task, spec, best: {"task": task, "strategy": spec, "status": "ok", "best_test": score(best),
+                                    "seed_test": score(0.1), "gain_test": best - 0.1, "evals": 400,
+                                    "best_prompt": "p", "wall_seconds": 1.0, "curve": []}
+    rows = [row("a", "templates", 0.50), row("a", "clarify", 0.70), row("a", "soft-prompt", 0.90),
+            row("a", "default", 0.69), row("b", "templates", 0.40), row("b", "default", 0.30), row("c", "clarify", 0.2)]
+    gaps = scoreboard.default_vs_best(rows)
+    # soft-prompt is the baseline, not a single strategy to match; c has no default run
+    assert [(t["task"], t["best_single"], t["gap"]) for t in gaps["tasks"]] == [("a", "clarify", -0.01),
+                                                                               ("b", "templates", -0.1)]
+    assert gaps["met"] == 1 and gaps["n"] == 2 and gaps["behind"] == ["b"]
+    assert gaps["mean_gap"] == pytest.approx(-0.055)
+    limits = {"dev": 48, "test": 200, "max_evals": 400, "seed": 0, "racing": {"min_examples": 16, "eta": 3},
+              "top_k": 3, "options": {},
+              "strategies": [], "tasks": [], "sizes": {}}
+    part = lambda mode, rs, **kw: {"mode": mode, "command": mode, "date": "d", "machine": {"summary": "m"},
+                                   "model": "embedded", "scorer": "fresh",
+                                   "limits": {**limits, **kw}, "rows": rs, "runs_dir": "r", "wall_seconds": 1.0}
+    older = tmp_path / "older.json"  # another day's part, of which only clarify and templates count
+    older.write_text(json.dumps(part("induction", rows[4:] + [row("a", "default", 0.1)])))
+    merged = scoreboard.merge([part("full", rows[:4]), scoreboard.read_part(f"{older}:templates,clarify")], tmp_path)
+    assert [(r["task"], r["strategy"]) for r in merged["rows"]] == [
+        ("a", "templates"), ("a", "clarify"), ("a", "soft-prompt"), ("a", "default"), ("b", "templates"), ("c", "clarify")]
+    assert merged["parts"][1]["keep"] == ["templates", "clarify"] and merged["limits"]["tasks"] == []
+    with pytest.raises(SystemExit, match="a default is in two parts"):
+        scoreboard.merge([part("full", rows[:4]), part("induction", [row("a", "default", 0.1)])], tmp_path)
+    with pytest.raises(SystemExit, match="different limits"):
+        scoreboard.merge([part("full", rows[:4]), part("full", rows[4:], max_evals=3000)], tmp_path)
+    assert "within 0.02 on **1 of 1** tasks" in (tmp_path / "scoreboard-full.md").read_text()  # b's default left out
+
+
 def test_default_runs_the_default_chain_and_schedule_and_named_strategies_run_even(tiny, small_task_dir, tmp_path):
     scoreboard.main(["--mode", "induction", "--tasks", small_task_dir, "--strategies", "default,templates",
                      "--max-evals", "60", "--dev-limit", "24", "--test-limit", "20",
