@@ -70,9 +70,10 @@ MODES = {
 
 
 def strategy_chain(name: str) -> list[str]:
+    """``default`` (the chain of `promptsearch run`), one strategy, or a chain ``a+b+c`` (stages, even shares)."""
     from promptsearch import runner
 
-    return list(runner.DEFAULT_STRATEGIES) if name == "default" else [name]
+    return list(runner.DEFAULT_STRATEGIES) if name == "default" else name.split("+")
 
 
 def first_line(text: str) -> str:
@@ -270,7 +271,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--quick", action="store_true", help="Same as --mode quick.")
     ap.add_argument("--tasks", default=None, help="Comma-separated task names or directories (default: the mode's).")
     ap.add_argument("--strategies", default=None, help="Comma-separated (default: the mode's); 'default' is the "
-                    "chain of `promptsearch run` under its default (bandit) schedule.")
+                    "chain of `promptsearch run` under its default (bandit) schedule; a+b is a chain of stages "
+                    "(even shares), e.g. templates+clarify+ensemble.")
     ap.add_argument("--max-evals", type=int, default=None, help="Example-evaluations per run (default: the mode's).")
     ap.add_argument("--dev-limit", type=int, default=None, help="N dev rows, a seeded class-balanced sample "
                     "(default: the mode's).")

@@ -21,6 +21,8 @@ def test_modes_name_the_issues_tasks_budgets_and_strategies():
     assert targets.strategies == ("default",)
     assert scoreboard.MODES["induction"].strategies == ("default", "ape", "clarify")
     assert scoreboard.MODES["full"].tasks == scoreboard.CLASSIFICATION + scoreboard.INDUCTION
+    assert scoreboard.strategy_chain("templates+clarify+ensemble") == ["templates", "clarify", "ensemble"]
+    assert scoreboard.strategy_chain("default") == ["templates", "clarify"] and scoreboard.strategy_chain("ape") == ["ape"]
 
 
 def test_means_over_tasks_against_the_seed():
