@@ -171,7 +171,10 @@ def test_scoreboard_quick_path_on_the_tiny_model(tiny, small_task_dir, tmp_path,
     assert data["best_per_task"][0]["strategy"] in ("templates", "clarify", "default")
     assert_png(tmp_path / "results" / "scoreboard-quick.png")
     md = (tmp_path / "results" / "scoreboard-quick.md").read_text()
-    assert md.count("| sst2-mini |") == len(strategies) and "skipped: unknown strategy" in md
+    assert md.count("| sst2-mini |") == len(strategies) + 1 and "skipped: unknown strategy" in md  # + default vs best
+    gap = data["default_vs_best"]["tasks"][0]
+    assert gap["gap"] == pytest.approx(rows["default"]["best_test"]["score"] - max(
+        rows[s]["best_test"]["score"] for s in ("templates", "clarify")))
     assert "dev = 24 rows" in md and "60 example-evaluations" in md
     assert result["rows"] == data["rows"]
 
