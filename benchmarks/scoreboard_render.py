@@ -50,12 +50,14 @@ def markdown(result: dict, prompt_width: int = 70) -> str:
             lines.append(f"- {spec}: {m['best_test']:.3f} vs seed {m['seed_test']:.3f} on {m['tasks']} tasks{ratio}")
     gaps = result.get("default_vs_best")
     if gaps:
+        dev = (f"; on dev (the best dev score of any single strategy), within on {gaps['dev_met']} of {gaps['dev_n']}, "
+               f"mean gap {gaps['mean_dev_gap']:+.3f}" if gaps.get("dev_n") else "")
         lines += ["", f"The default run against the best single strategy ({', '.join(gaps['singles'])}; chosen on test) per task: "
                   f"within {gaps['within']:.2f} on **{gaps['met']} of {gaps['n']}** tasks, mean gap "
-                  f"{gaps['mean_gap']:+.3f}" + (f"; further behind on {', '.join(gaps['behind'])}" if gaps["behind"] else ""),
-                  "", "| task | default | best single | gap |", "|---|---|---|---|"]
-        lines += [f"| {t['task']} | {t['default']:.3f} | {t['best']:.3f} {t['best_single']} | {t['gap']:+.3f} |"
-                  for t in gaps["tasks"]]
+                  f"{gaps['mean_gap']:+.3f}" + (f"; further behind on {', '.join(gaps['behind'])}" if gaps["behind"] else "")
+                  + dev + ".", "", "| task | default test | best single test | gap | dev gap |", "|---|---|---|---|---|"]
+        lines += [f"| {t['task']} | {t['default']:.3f} | {t['best']:.3f} {t['best_single']} | {t['gap']:+.3f} | "
+                  + (f"{t['dev_gap']:+.3f} |" if "dev_gap" in t else "- |") for t in gaps["tasks"]]
     if result.get("figure"):
         lines += ["", f"![best-so-far dev score against example-evaluations]({Path(result['figure']).name})"]
     return "\n".join(lines) + "\n"

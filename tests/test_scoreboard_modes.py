@@ -37,17 +37,21 @@ def test_means_over_tasks_against_the_seed():
 
 def test_default_against_the_best_single_strategy_and_merging_parts(tmp_path):
     score = lambda x: {"metric": "accuracy", "score": x, "n": 200, "ci_low": x - 0.06, "ci_high": x + 0.06}
-    row = lambda task, spec, best: {"task": task, "strategy": spec, "status": "ok", "best_test": score(best),
+    row = lambda task, spec, best, dev=0.5: {"task": task, "strategy": spec, "status": "ok", "best_test": score(best),
+                                             "best_dev": score(dev),
                                     "seed_test": score(0.1), "gain_test": best - 0.1, "evals": 400,
                                     "best_prompt": "p", "wall_seconds": 1.0, "curve": []}
-    rows = [row("a", "templates", 0.50), row("a", "clarify", 0.70), row("a", "soft-prompt", 0.90),
-            row("a", "default", 0.69), row("b", "templates", 0.40), row("b", "default", 0.30), row("c", "clarify", 0.2)]
+    rows = [row("a", "templates", 0.50, 0.6), row("a", "clarify", 0.70), row("a", "soft-prompt", 0.90, 0.9),
+            row("a", "default", 0.69, 0.55), row("b", "templates", 0.40), row("b", "default", 0.30, 0.5),
+            row("c", "clarify", 0.2)]
     gaps = scoreboard.default_vs_best(rows)
     # soft-prompt is the baseline, not a single strategy to match; c has no default run
     assert [(t["task"], t["best_single"], t["gap"]) for t in gaps["tasks"]] == [("a", "clarify", -0.01),
                                                                                ("b", "templates", -0.1)]
     assert gaps["met"] == 1 and gaps["n"] == 2 and gaps["behind"] == ["b"]
     assert gaps["mean_gap"] == pytest.approx(-0.055)
+    # on dev: a's best single dev score is templates' 0.6 (not the test winner's); b's default ties templates'
+    assert [t["dev_gap"] for t in gaps["tasks"]] == [-0.05, 0.0] and (gaps["dev_met"], gaps["dev_n"]) == (1, 2)
     limits = {"dev": 48, "test": 200, "max_evals": 400, "seed": 0, "racing": {"min_examples": 16, "eta": 3},
               "top_k": 3, "options": {},
               "strategies": [], "tasks": [], "sizes": {}}
