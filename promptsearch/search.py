@@ -356,7 +356,8 @@ class Search:
                 self._bar.set_postfix(best=f"{self.leaderboard()[0].score:.3f}", refresh=False)
 
     def _run_bandit(self) -> None:
-        """Strategies take turns of ``bandit.PULL`` proposals under the whole budget (bandit.py says who goes)."""
+        """Strategies take turns under the whole budget (bandit.py says who goes): a first turn of a whole round of
+        proposals (``batch_size``, as a stage would start), then turns of ``bandit.PULL``."""
         arms = [bandit.Arm(s.name) for s in self.strategies]
         contexts = [self.context(i) for i in range(len(arms))]
         owner: dict[str, int] = {}  # candidate id -> the arm that proposed it
@@ -370,11 +371,12 @@ class Search:
             if arm.started_on is None:
                 strategy.start(ctx)
                 arm.started_on = leader
-            fresh = self.ask(strategy, ctx, bandit.PULL)
+            size = self.batch_size if arm.pulls == 0 else bandit.PULL
+            fresh = self.ask(strategy, ctx, size)
             if fresh is None and arm.started_on != leader:  # done, but the leader moved on: begin again from it
                 strategy.start(ctx)
                 arm.started_on = leader
-                fresh = self.ask(strategy, ctx, bandit.PULL)
+                fresh = self.ask(strategy, ctx, size)
             if fresh is None:
                 arm.retired = True
                 continue

@@ -158,17 +158,19 @@ def test_bandit_run_gives_the_leading_strategy_the_turns(tiny, task):
     # the tiny model is random: find a prompt that beats the seed, and prompts that do not
     variants = [f"{w} {k}:\n{task.seed_prompt}" for k in range(12) for w in ("Review", "Text", "Note", "Read")]
     good = next(p for p in variants if score(p) > seed)
-    weak = [p for p in variants if score(p) <= seed][:12]
-    assert len(weak) == 12
+    weak = [p for p in variants if score(p) <= seed][:16]
+    assert len(weak) == 16
     helper = _Fixed("helper", [good] + [f"{good}\n{k}" for k in range(40)])
     idle = _Fixed("idle", weak)
-    s = Search(task, Scorer(tiny), [idle, helper], Budget(max_candidates=1 + 10 * bandit.PULL), racing=whole,
-               schedule="bandit")
+    first = 8  # a first turn is a whole round (batch_size), later ones bandit.PULL
+    s = Search(task, Scorer(tiny), [idle, helper], Budget(max_candidates=1 + 2 * first + 8 * bandit.PULL),
+               racing=whole, batch_size=first, schedule="bandit")
     out = s.run()
     idle_stage, helper_stage = out["stages"]
     # turns: idle, helper (good leads from here on), helper x2, idle (waited PATIENCE), helper x3, idle, helper
-    assert idle_stage == {"strategy": "idle", "evals": 3 * bandit.PULL * len(task.dev), "pulls": 3, "leads": 0}
-    assert helper_stage["pulls"] == 7 and helper_stage["evals"] == 7 * bandit.PULL * len(task.dev)
+    assert idle_stage == {"strategy": "idle", "evals": (first + 2 * bandit.PULL) * len(task.dev), "pulls": 3,
+                          "leads": 0}
+    assert helper_stage["pulls"] == 7 and helper_stage["evals"] == (first + 6 * bandit.PULL) * len(task.dev)
     assert helper_stage["leads"] >= 1 and out["best"]["prompt"].startswith(good)
     assert idle.starts == 1 and helper.starts == 1
 
