@@ -374,6 +374,9 @@ def test_clarify_proposes_the_rules_for_a_universal_prompt_and_an_extension_keep
                        store=store, racing=Racing(8, 3)).run()
     store.write_summary(done)
     assert done["best"]["demos"] in ("balanced:1", "similar:1", "similar:2")  # a rule won on the tiny model
+    from promptsearch.multitask_report import render_summary
+
+    assert f"demonstrations: {done['best']['demos']}, each task's rows" in render_summary(done)
     third = write_task(tmp_path / "gamma", "gamma", ["no", "yes"], "Input: {input}\nLabel:", 80, dev=12)
     section = multitask_config([third], None, str(tmp_path / "first"), [], None, ["clarify"])
     assert section["extend"]["demos"] == done["best"]["demos"]
