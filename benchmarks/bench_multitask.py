@@ -116,6 +116,12 @@ def table(universal: list[dict], extended: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def rule(summary: dict) -> str:
+    """The best candidate's demonstration rule, if any (each task's rows shown its own task's train rows)."""
+    demos = summary["best"].get("demos")
+    return f" + demos={demos} (per task)" if demos else ""
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tasks", default="sst2,agnews,trec")
@@ -170,19 +176,23 @@ def main(argv=None) -> dict:
            "model": model.name, "tasks": names, "new_task": args.new_task, "dev": args.dev, "test": args.test,
            "strategies": strategies, "objective": args.objective,
            "universal": {"run_dir": str(runs / "universal"), "max_evals": args.max_evals, "prompt": universal["best"]["prompt"],
+                         "demos": universal["best"].get("demos"),
                          "start_prompt": universal["seed"]["prompt"], "objective_dev": universal["best"]["dev"],
                          "objective_test": universal["best"]["test"], "budget_used": universal["budget_used"],
                          "wall_seconds": round(t1 - t0, 1), "tasks": task_rows(universal)},
            "extended": {"run_dir": str(runs / args.extend_run), "max_evals": args.extend_evals, "prompt": extended["best"]["prompt"],
+                        "demos": extended["best"].get("demos"),
                         "objective_dev": extended["best"]["dev"], "objective_test": extended["best"]["test"],
                         "budget_used": extended["budget_used"], "wall_seconds": round(t2 - t1, 1),
                         "tasks": task_rows(extended)},
            "single_task_source": "benchmarks/results/scoreboard-full.json (same dev/test rows; 400 evaluations per task)",
            "wall_seconds": round(time.monotonic() - started, 1)}
     text = table(out["universal"]["tasks"], out["extended"]["tasks"])
-    text += (f"\n\nuniversal prompt: {universal['best']['prompt']!r}\nextended prompt: {extended['best']['prompt']!r}\n"
+    text += (f"\n\nuniversal prompt: {universal['best']['prompt']!r}{rule(universal)}\n"
+             f"extended prompt: {extended['best']['prompt']!r}{rule(extended)}\n"
              f"evaluations: universal {universal['budget_used']['evals']}, extension {extended['budget_used']['evals']}; "
-             f"wall {out['wall_seconds']:.0f} s")
+             f"search seconds: universal {universal['budget_used']['seconds']:.0f}, "
+             f"extension {extended['budget_used']['seconds']:.0f}")
     out["table"] = text
     common.write_json(args.out, out)
     print(text)

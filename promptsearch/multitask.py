@@ -58,6 +58,7 @@ class MultiTask(Task):
     parts: tuple[Task, ...] = ()
     objective: str = "mean"
     constrained: tuple[str, ...] = ()
+    start_demos: str | None = None  # the start prompt's demonstration rule (an extension of a prompt with one)
     compare: dict = field(default_factory=dict, compare=False, hash=False)
     rows: dict = field(default_factory=dict, compare=False, hash=False, repr=False)  # key -> (part, plain row)
 
@@ -83,7 +84,7 @@ def _interleave(lists: list[list]) -> list:
 
 
 def build_multitask(parts: list[Task], seed: int, objective: str = "mean", seed_prompt: str | None = None,
-                    constrained=(), compare: dict | None = None) -> MultiTask:
+                    constrained=(), compare: dict | None = None, start_demos: str | None = None) -> MultiTask:
     """The composite task; dev is each task's dev in a seeded order (as a single-task run would race it),
     interleaved, so every prefix of k x tasks rows holds k rows of each."""
     import random
@@ -109,7 +110,8 @@ def build_multitask(parts: list[Task], seed: int, objective: str = "mean", seed_
     return MultiTask(name="+".join(names), kind=kind, train=tuple(_interleave(trains)), dev=tuple(_interleave(dev_orders)),
                      test=tuple(ex for lst in tests for ex in lst), metric=f"{objective} gain", seed_prompt=start,
                      label_words=(), description="", source=",".join(t.source for t in parts), parts=tuple(parts),
-                     objective=objective, constrained=tuple(constrained), compare=dict(compare or {}), rows=rows)
+                     objective=objective, constrained=tuple(constrained), compare=dict(compare or {}), rows=rows,
+                     start_demos=start_demos)
 
 
 # ---- config -------------------------------------------------------------------------------------
@@ -173,7 +175,7 @@ def extend_source(source: str) -> dict:
             raise PromptSearchError(f"--extend {source}: the artifact's task folder {art.task['source']} is not here")
         tasks = [_resolve(art.task["source"])]
         own = load_task(tasks[0]).label_words
-        best = {"prompt": art.prompt, "soft": art.soft,
+        best = {"prompt": art.prompt, "soft": art.soft, "demos": art.options.get("demos"),
                 "label_words": list(art.label_words) if art.label_words and tuple(art.label_words) != own else None}
         kind = "artifact"
     else:
@@ -181,7 +183,10 @@ def extend_source(source: str) -> dict:
     if best.get("soft") or best.get("label_words"):
         raise PromptSearchError(f"--extend {source}: its prompt has its own label words or a soft prompt; a universal "
                                 "prompt is text and each task keeps its own label words")
-    return {"source": str(path.resolve()), "kind": kind, "prompt": best["prompt"], "tasks": tasks}
+    # a demonstration rule goes with the prompt: each task then draws its own rows (demos.py); in a config
+    # written before rules were carried the key is absent, which reads as none
+    return {"source": str(path.resolve()), "kind": kind, "prompt": best["prompt"], "tasks": tasks,
+            "demos": best.get("demos")}
 
 
 def check_section(section, where: str, strategies: list[str]) -> None:
@@ -196,6 +201,10 @@ def check_section(section, where: str, strategies: list[str]) -> None:
     if ext is not None and (not isinstance(ext, dict) or not isinstance(ext.get("prompt"), str)
                             or not isinstance(ext.get("tasks"), list)):
         raise PromptSearchError(f"{where}: field 'multitask.extend' must hold the start prompt and the old tasks")
+    if ext is not None and ext.get("demos") is not None:
+        from .demos import parse
+
+        parse(ext["demos"])  # a bad rule is a one-line error here, not a traceback mid-run
     if not isinstance(section["compare"], dict):
         raise PromptSearchError(f"{where}: field 'multitask.compare' must map task names to run directories")
     refused = [s for s in strategies if s in REFUSED]
@@ -218,7 +227,7 @@ def load_multitask(config: dict) -> MultiTask:
         raise PromptSearchError(f"--compare-run {unknown[0]}=...: no task of this run is named {unknown[0]!r} "
                                 f"(tasks: {', '.join(names)})")
     return build_multitask(parts, config["seed"], section["objective"], (ext or {}).get("prompt") or config.get("seed_prompt"),
-                           constrained=old, compare=section["compare"])
+                           constrained=old, compare=section["compare"], start_demos=(ext or {}).get("demos"))
 
 
 # ---- scoring ------------------------------------------------------------------------------------
@@ -308,8 +317,12 @@ class MultiSearch(Search):
         self._tested: set[tuple[str, str]] = set()  # (candidate id, task) logged to test.jsonl
 
     # ---- baselines: each task's own seed prompt, and the start prompt of an extension --------------
+    def start_candidate(self) -> Candidate:
+        """The start prompt, with the demonstration rule of the universal prompt an extension starts from."""
+        return Candidate(self.task.seed_prompt, demos=self.task.start_demos)
+
     def baseline_candidates(self) -> list[tuple[Candidate, Task]]:
-        start = Candidate(self.task.seed_prompt)
+        start = self.start_candidate()
         pairs = [(Candidate(t.seed_prompt), t) for t in self.task.parts]
         return pairs + [(start, self.task.part(n)) for n in self.task.constrained]
 
@@ -317,7 +330,7 @@ class MultiSearch(Search):
         """Score the baselines on all of their task's dev once; logged, and charged whether computed now
         or read back, so a resumed run counts exactly as the first did. The start prompt is not charged
         here: it is raced on all of dev next, and counted there."""
-        start = Candidate(self.task.seed_prompt).id
+        start = self.start_candidate().id
         for c, t in self.baseline_candidates():
             results = self.scorer.evaluate(t, c, t.dev)
             if c.id != start:
@@ -343,7 +356,7 @@ class MultiSearch(Search):
         then the strategies as in a single-task run (the start prompt is not scored twice)."""
         self._score_baselines()
         self._limits = (math.inf,) * 4
-        self.tell([Candidate(self.task.seed_prompt)])
+        self.tell([self.start_candidate()])
         return super().run()
 
     def ask(self, strategy, context, n):
@@ -374,7 +387,7 @@ class MultiSearch(Search):
             gains[name] = s.score - b.score
             detail[name] = {"score": s.to_json(), "seed": b.to_json(), "gain": gains[name]}
             if name in task.constrained:
-                before = summarize(part.metric, self.scorer.evaluate(part, Candidate(task.seed_prompt), rows), rows,
+                before = summarize(part.metric, self.scorer.evaluate(part, self.start_candidate(), rows), rows,
                                    part.label_words)
                 detail[name]["before"] = before.to_json()
                 if s.score < before.ci_low:
@@ -403,7 +416,7 @@ class MultiSearch(Search):
         for t in self.task.parts:
             self.test_results(Candidate(t.seed_prompt), t)
         for name in self.task.constrained:
-            self.test_results(Candidate(self.task.seed_prompt), self.task.part(name))
+            self.test_results(self.start_candidate(), self.task.part(name))
         rows = list(self.task.test)
         self.test_results(c, None)
         return self.objective(c, self.scorer.evaluate(self.task, c, rows), rows, penalize=False)

@@ -37,9 +37,12 @@ def render_summary(s: dict) -> str:
     head = f"universal prompt for {', '.join(mt['tasks'])} (objective: {mt['objective']} gain over each task's seed)"
     lines = [head, f"run {s.get('run_dir', '')}", "", "best prompt:"]
     lines += ["    " + line for line in s["best"]["prompt"].split("\n")]
+    if s["best"].get("demos"):  # scored task by task: each row is shown rows of its own task's train
+        lines += [f"  demonstrations: {s['best']['demos']}, each task's rows from its own train split"]
     lines += [f"  objective dev  {objective_text(s['best']['dev'])}", f"  objective test {objective_text(s['best']['test'])}"]
     if mt.get("old_tasks"):
-        lines += ["start prompt (extended from): " + one_line(s["seed"]["prompt"])]
+        start = s["seed"].get("demos")
+        lines += ["start prompt (extended from): " + one_line(s["seed"]["prompt"]) + (f"  + demos={start}" if start else "")]
     else:
         lines += ["start prompt: " + one_line(s["seed"]["prompt"])]
     lines += ["", task_table(s["tasks"])]

@@ -312,10 +312,14 @@ class Search:
                              artifacts=(self.store.dir / "artifacts") if self.store is not None else None,
                              stage_best=[t.candidate for t in self.leaderboard()[: self.top_k]])
 
+    def start_candidate(self) -> Candidate:
+        """The candidate every run races first and reports as its seed."""
+        return Candidate(self.task.seed_prompt)
+
     def run(self) -> dict:
         self._open_bar()
         try:
-            seed = Candidate(self.task.seed_prompt)
+            seed = self.start_candidate()
             self._limits = self._stage_limits(max(1, len(self.strategies)))
             self.tell([seed])
             if self.schedule == "bandit":

@@ -6,7 +6,8 @@ prompt beats its parent makes that prompt a base for the next round, so helpful 
 (e.g. demonstrations plus "Answer with one word."). The number and the draw of demonstrations
 are searched too, and so are two scoring options of each base: calibration (contextual or domain,
 classification only; calibration.py) and demonstrations chosen by a rule (similar:K per input,
-balanced:K per class; demos.py) -- racing keeps them only where dev says they help.
+balanced:K per class; demos.py) -- racing keeps them only where dev says they help. On a universal
+prompt (multitask.py) the rules choose each row's demonstrations from its own task.
 """
 
 from __future__ import annotations
@@ -71,16 +72,20 @@ class ClarifyContext(Strategy):
         # Demonstrations come one way only: drawn into the text (demos:k#d) or chosen by a rule (the candidate's
         # demos option); calibration needs fixed ones (a content-free input has no similar examples).
         draws = 0 if any(e.startswith("demos") for e in done) or base.demos else self.draws
-        if draws:
+        # A universal prompt (multitask.py) is scored task by task, so a rule draws each row's demonstrations
+        # from its own task's train rows, answered in its own label words: one instruction, per-task
+        # examples. Fixed draws there mix the tasks' rows, so the rules come first.
+        universal = bool(getattr(task, "parts", ()))
+        if draws and not universal:
             add_demos(0)
         # Rules before calibration: on the seed prompts of TREC and AG News similar:4 gained +0.32 and +0.09
         # on test, calibration lost (benchmarks/results/calibration.json).
-        # A universal prompt (multitask.py) has no rules or calibration: its tasks' rows and label words differ.
-        universal = bool(getattr(task, "parts", ()))
-        if not universal and not base.demos and not any(e.startswith("demos") for e in done):
+        if not base.demos and not any(e.startswith("demos") for e in done):
             for rule in self.demo_rules:
                 if not (base.calibrate and rule.startswith("similar")):
                     add(base.prompt, f"demos={rule}", demos=rule)
+        if draws and universal:
+            add_demos(0)
         if task.kind == "classification" and task.label_words and not base.calibrate and not (base.demos or "").startswith("similar"):
             for mode in self.calibrations:
                 add(base.prompt, f"calibrate:{mode}", calibrate=mode)

@@ -317,3 +317,82 @@ def test_killed_multitask_and_extend_runs_resume_to_the_same_result(tiny_dir, tw
         assert got["leaderboard"] == expected["leaderboard"] and got["tasks"] == expected["tasks"]
         assert got["best"] == expected["best"] and got["budget_used"]["evals"] == expected["budget_used"]["evals"]
         assert len(log.read_text().splitlines()) == n_lines  # nothing scored twice, nothing lost
+
+
+@pytest.mark.parametrize("rule", ["similar:2", "balanced:1"])
+def test_a_demonstration_rule_on_a_universal_prompt_shows_each_row_its_own_tasks_rows(tiny, two_tasks, rule):
+    """One shared instruction, per-task demonstrations: a row of alpha is shown alpha's train rows answered
+    in alpha's label words, never beta's (nor the interleaved union of both trains), and scored so."""
+    from promptsearch import demos
+    from promptsearch.template import render
+
+    task = load_multitask(config_for(two_tasks))
+    trains = {t.name: {ex.input for ex in t.train} for t in task.parts}
+    assert not trains["alpha"] & trains["beta"]  # so a shown row tells which pool it came from
+    c = Candidate("Text: {input}\nLabel:", demos=rule)
+    rows = list(task.dev[:8])
+    results = MultiScorer(Scorer(tiny), task).evaluate(task, c, rows)
+    for ex, r in zip(rows, results):
+        part, plain = task.rows[ex.key]
+        other = next(t for t in task.parts if t is not part)
+        prompt = demos.prompts(part, c, [plain])
+        text = render(prompt if isinstance(prompt, str) else prompt[0], plain.input)
+        lines = text.split("\n")
+        shown = [line[len("Text: "):] for line in lines if line.startswith("Text: ")]
+        answers = [line[len("Label: "):] for line in lines if line.startswith("Label: ")]
+        assert len(shown) == 3 and shown[-1] == plain.input  # two demonstrations, then the row itself
+        assert all(s in trains[part.name] for s in shown[:-1]) and not any(s in trains[other.name] for s in shown[:-1])
+        assert len(answers) == 2 and all(a in part.label_words for a in answers)
+        if rule.startswith("balanced"):  # one per class of the row's own task
+            assert sorted(answers) == sorted(part.label_words)
+        assert r.prediction in part.label_words
+    # the multi-task scorer's results are those of scoring each task's rows on that task alone
+    for part in task.parts:
+        mine = [(task.rows[ex.key][1], r) for ex, r in zip(rows, results) if task.rows[ex.key][0] is part]
+        alone = Scorer(tiny).evaluate(part, c, [plain for plain, _ in mine])
+        assert len(mine) == 4 and [r for _, r in mine] == alone
+
+
+def test_clarify_proposes_the_rules_for_a_universal_prompt_and_an_extension_keeps_its_start_rule(tiny, two_tasks, tmp_path):
+    from promptsearch.multitask import multitask_config
+    from promptsearch.strategy import make
+
+    task = load_multitask(config_for(two_tasks))
+    search = MultiSearch(task, Scorer(tiny), [], Budget(max_evals=10_000), racing=Racing(8, 3))
+    search.tell([Candidate(task.seed_prompt)])
+    edits = make("clarify").edits(search.context(0), Candidate(task.seed_prompt))
+    assert [c.demos for c in edits[:2]] == ["similar:4", "balanced:2"]  # first: the most promising lever here
+    assert all(c.calibrate is None for c in edits)  # no shared label words to calibrate
+    # a finished universal run whose best has a rule: the extension starts from prompt and rule, and the
+    # old tasks' "before" (the constraint) is that candidate, not the bare prompt
+    from promptsearch.store import RunStore
+
+    config = config_for(two_tasks, strategies=("templates",))
+    store = RunStore.create(tmp_path / "first", config)
+    rules = [Candidate(p, strategy="list", demos=r) for p in PROMPTS[:3] for r in ("balanced:1", "similar:1", "similar:2")]
+    done = MultiSearch(load_multitask(config), Scorer(tiny), [Proposes(rules)], Budget(max_evals=100_000),
+                       store=store, racing=Racing(8, 3)).run()
+    store.write_summary(done)
+    assert done["best"]["demos"] in ("balanced:1", "similar:1", "similar:2")  # a rule won on the tiny model
+    from promptsearch.multitask_report import render_summary
+
+    assert f"demonstrations: {done['best']['demos']}, each task's rows" in render_summary(done)
+    third = write_task(tmp_path / "gamma", "gamma", ["no", "yes"], "Input: {input}\nLabel:", 80, dev=12)
+    section = multitask_config([third], None, str(tmp_path / "first"), [], None, ["clarify"])
+    assert section["extend"]["demos"] == done["best"]["demos"]
+    ext = load_multitask(config_for([*two_tasks, third], strategies=("clarify",), extend=section["extend"]))
+    search = MultiSearch(ext, Scorer(tiny), [], Budget(max_evals=10_000), racing=Racing(8, 3))
+    start = search.start_candidate()
+    assert (start.prompt, start.demos) == (done["best"]["prompt"], done["best"]["demos"])
+    rows = list(ext.dev)
+    own = search.objective(start, search.scorer.evaluate(ext, start, rows), rows)
+    assert own.feasible and own.tasks["alpha"]["before"] == own.tasks["alpha"]["score"]
+    assert [(c, t.name) for c, t in search.baseline_candidates()][-2:] == [(start, "alpha"), (start, "beta")]
+
+
+class Proposes(ListStrategy):
+    """Proposes given candidates (with their scoring options) once."""
+
+    def propose(self, context, n):
+        out, self.prompts = self.prompts[:n], self.prompts[n:]
+        return out
