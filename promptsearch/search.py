@@ -323,27 +323,29 @@ class Search:
             self._limits = self._stage_limits(max(1, len(self.strategies)))
             self.tell([seed])
             if self.schedule == "bandit":
-                self._limits = self._stage_limits(1)
                 self._run_bandit()
-            for i, strategy in enumerate(self.strategies if self.schedule != "bandit" else []):
-                left, adaptive = len(self.strategies) - i, self.schedule == "adaptive"
-                self._limits = self._stage_limits(left, adaptive)
-                # the last stage has no one to hand over to: it spends what is left
-                self._stall = [None, self.evals_used] if adaptive and left > 1 else None
-                before = self.evals_used
-                self._run_stage(strategy, self.context(i))
-                self.handovers.append({"strategy": strategy.name, "evals": self.evals_used - before,
-                                       "stalled": self._stall is not None and self.stalled()})
-                self._stall = None
+            else:
+                self._run_stages()
             self._limits = (math.inf,) * 4  # the final full-dev check always finishes
             return self._finish(seed)
         finally:
             if self._bar is not None:
                 self._bar.close()
 
+    def _run_stages(self) -> None:
+        """Schedules even and adaptive: the strategies one after another, each under its share of the budget."""
+        for i, strategy in enumerate(self.strategies):
+            left, adaptive = len(self.strategies) - i, self.schedule == "adaptive"
+            self._limits = self._stage_limits(left, adaptive)
+            # the last stage has no one to hand over to: it spends what is left
+            self._stall = [None, self.evals_used] if adaptive and left > 1 else None
+            before = self.evals_used
+            self._run_stage(strategy, self.context(i))
+            self.handovers.append({"strategy": strategy.name, "evals": self.evals_used - before,
+                                   "stalled": self._stall is not None and self.stalled()})
+            self._stall = None
+
     def _run_stage(self, strategy: Strategy, ctx: SearchContext) -> None:
-        if self._bar is not None:
-            self._bar.set_description(strategy.name)
         strategy.start(ctx)
         stalls = 0
         while not self.exhausted() and stalls < MAX_STALLS:
@@ -354,14 +356,20 @@ class Search:
                 stalls += 1
                 continue
             stalls = 0
-            trials = self.tell(fresh)
-            strategy.observe(ctx, trials)
-            if self._bar is not None and self.trials:
-                self._bar.set_postfix(best=f"{self.leaderboard()[0].score:.3f}", refresh=False)
+            self._turn(strategy, ctx, fresh)
+
+    def _turn(self, strategy: Strategy, ctx: SearchContext, fresh: list[Candidate]) -> None:
+        """Race a strategy's new candidates, tell it what came out, and show it on the progress bar."""
+        if self._bar is not None:
+            self._bar.set_description(strategy.name)
+        strategy.observe(ctx, self.tell(fresh))
+        if self._bar is not None and self.trials:
+            self._bar.set_postfix(best=f"{self.leaderboard()[0].score:.3f}", refresh=False)
 
     def _run_bandit(self) -> None:
         """Strategies take turns under the whole budget (bandit.py says who goes): a first turn of a whole round of
         proposals (``batch_size``, as a stage would start), then turns of ``bandit.PULL``."""
+        self._limits = self._stage_limits(1)
         arms = [bandit.Arm(s.name) for s in self.strategies]
         contexts = [self.context(i) for i in range(len(arms))]
         owner: dict[str, int] = {}  # candidate id -> the arm that proposed it
@@ -388,11 +396,9 @@ class Search:
             arm.retired = arm.empty >= MAX_STALLS
             if not fresh:
                 continue
-            if self._bar is not None:
-                self._bar.set_description(strategy.name)
             before = self.evals_used
             owner.update((c.id, i) for c in fresh)
-            strategy.observe(ctx, self.tell(fresh))
+            self._turn(strategy, ctx, fresh)
             arm.pulls, arm.last, arm.evals = arm.pulls + 1, turn, arm.evals + self.evals_used - before
             turn += 1
             now = self.leaderboard()[0].candidate.id
