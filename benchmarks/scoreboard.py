@@ -241,6 +241,11 @@ def means(rows: list[dict]) -> dict:
     return out
 
 
+def summaries(rows: list[dict]) -> dict:
+    """What the scoreboard says under its rows (a run's and a merge's alike)."""
+    return {"best_per_task": best_per_task(rows), "means": means(rows), "default_vs_best": default_vs_best(rows)}
+
+
 def merge(parts: list[dict], results_dir: Path) -> dict:
     """One scoreboard from parts run under the same protocol (dev, test, budget, seed, racing), side by side or
     on other days (each part's command and date stay in ``parts``); a part's ``keep`` (strategies) leaves out
@@ -263,9 +268,7 @@ def merge(parts: list[dict], results_dir: Path) -> dict:
     result["limits"] = {**parts[0]["limits"], "tasks": list(dict.fromkeys(t for p in parts for t in p["limits"]["tasks"])),
                         "strategies": list(dict.fromkeys(r["strategy"] for r in rows)),
                         "sizes": {k: v for p in parts for k, v in p["limits"]["sizes"].items()}}
-    result["best_per_task"] = best_per_task(result["rows"])
-    result["means"] = means(result["rows"])
-    result["default_vs_best"] = default_vs_best(result["rows"])
+    result.update(summaries(result["rows"]))
     prefix = results_dir / f"scoreboard-{result['mode']}"
     write_results(result, prefix)
     print(text_table(result["rows"]) + f"\n\nwrote {prefix}.json, .md, .png")
@@ -358,9 +361,7 @@ def main(argv: list[str] | None = None, model=None) -> dict:
 
     def on_row(row, rows):
         result["rows"] = rows
-        result["best_per_task"] = best_per_task(rows)
-        result["means"] = means(rows)
-        result["default_vs_best"] = default_vs_best(rows)
+        result.update(summaries(rows))
         result["wall_seconds"] = round(time.monotonic() - started, 1)
         write_results(result, prefix)
         if row["status"] == "ok":
