@@ -67,8 +67,9 @@ class ClarifyContext(Strategy):
                 if demos:
                     add(demos + base.prompt, f"demos:{k}#{draw}")
 
-        # Most promising first, since a small budget may stop the round part-way: one draw of each
-        # demonstration count, then the clarifiers and the description, then further draws.
+        # Most promising first, since a small budget may stop the round part-way: the demonstration rules and
+        # one draw of each demonstration count (in the order below), calibration, then the clarifiers and the
+        # description, then further draws.
         # Demonstrations come one way only: drawn into the text (demos:k#d) or chosen by a rule (the candidate's
         # demos option); calibration needs fixed ones (a content-free input has no similar examples).
         draws = 0 if any(e.startswith("demos") for e in done) or base.demos else self.draws
