@@ -308,7 +308,12 @@ def parser() -> argparse.ArgumentParser:
 def read_part(arg: str) -> dict:
     """``FILE`` or ``FILE:STRATEGY,...`` (keep only those rows) -> the scoreboard JSON, with its ``keep``."""
     path, _, names = arg.partition(":") if not Path(arg).exists() else (arg, "", "")
-    part = json.loads(Path(path).read_text())
+    try:
+        part = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"error: --merge {arg}: not a scoreboard JSON ({type(e).__name__}: {e})") from None
+    if not isinstance(part, dict) or "rows" not in part or "limits" not in part:
+        raise SystemExit(f"error: --merge {arg}: not a scoreboard JSON (no rows and limits)")
     part["keep"] = [n.strip() for n in names.split(",") if n.strip()] or None
     return part
 

@@ -66,6 +66,11 @@ def test_default_against_the_best_single_strategy_and_merging_parts(tmp_path):
     assert merged["parts"][1]["keep"] == ["templates", "clarify"] and merged["limits"]["tasks"] == []
     with pytest.raises(SystemExit, match="a default is in two parts"):
         scoreboard.merge([part("full", rows[:4]), part("induction", [row("a", "default", 0.1)])], tmp_path)
+    with pytest.raises(SystemExit, match="nope.json:ape: not a scoreboard JSON .FileNotFoundError"):
+        scoreboard.read_part(f"{tmp_path / 'nope.json'}:ape")
+    (tmp_path / "list.json").write_text("[]")
+    with pytest.raises(SystemExit, match="list.json: not a scoreboard JSON"):
+        scoreboard.read_part(str(tmp_path / "list.json"))
     with pytest.raises(SystemExit, match="different limits"):
         scoreboard.merge([part("full", rows[:4]), part("full", rows[4:], max_evals=3000)], tmp_path)
     assert "within 0.02 on **1 of 1** tasks" in (tmp_path / "scoreboard-full.md").read_text()  # b's default left out
