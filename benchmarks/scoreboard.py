@@ -73,7 +73,7 @@ def strategy_chain(name: str) -> list[str]:
     """``default`` (the chain of `promptsearch run`), one strategy, or a chain ``a+b+c`` (stages, even shares)."""
     from promptsearch import runner
 
-    return list(runner.DEFAULT_STRATEGIES) if name == "default" else name.split("+")
+    return runner.default_strategies(None) if name == "default" else name.split("+")
 
 
 def first_line(text: str) -> str:

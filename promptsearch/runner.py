@@ -22,13 +22,18 @@ log = logging.getLogger(__name__)
 # sharing the budget evenly (or --schedule adaptive / bandit).
 # ape joins only when a separate proposer model writes the instructions: SmolLM2-135M's own induced
 # instructions are unrelated to the task, and on 48 dev rows some still win by chance (DESIGN.md).
+# A single-task default ends with the final strategy `ensemble`: it combines the best prompts the others found,
+# when the budget holds its reserve (three members on all of dev in at most a third of max_evals; search.py).
 DEFAULT_STRATEGIES = ["templates", "clarify"]
 DEFAULT_WITH_PROPOSER = ["templates", "ape", "clarify"]
+DEFAULT_FINAL = ["ensemble"]
 DEFAULT_SCHEDULE = "bandit"
 
 
-def default_strategies(proposer) -> list[str]:
-    return list(DEFAULT_WITH_PROPOSER if proposer else DEFAULT_STRATEGIES)
+def default_strategies(proposer, final: bool = True) -> list[str]:
+    """What `promptsearch run` runs when no strategy is named; ``final=False`` for a universal prompt (an
+    ensemble's members would each have to suit every task)."""
+    return list(DEFAULT_WITH_PROPOSER if proposer else DEFAULT_STRATEGIES) + (DEFAULT_FINAL if final else [])
 DEFAULTS = {
     "task": None, "model": None, "device": "auto", "dtype": "float32", "chat": False, "batch_size": 16,
     "strategies": DEFAULT_STRATEGIES, "schedule": "even", "options": {}, "seed": 0, "seed_prompt": None, "top_k": 3,

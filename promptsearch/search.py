@@ -33,6 +33,7 @@ SCHEDULES = ("even", "adaptive", "bandit")
 STALL_SHARE = 0.25
 STALL_MIN_CANDIDATES = 8  # one round of proposals: a stage is not judged on fewer new prompts
 RESERVE_SHARE = 0.15
+FINAL_MAX_SHARE = 1 / 3  # the bandit schedule keeps a final strategy's reserve only up to this share of max_evals
 STALL_GAIN_EXAMPLES = 2  # a gain is the best's metric up by this many examples' worth of its rung, not a one-row flip
 STALL_EVALS_WITHOUT_LIMIT = 25  # first-rung candidates, when only time or candidates are limited
 CHUNK_BATCHES = 4  # a rung is scored in chunks of this many scorer batches, checking the clock between them
@@ -367,11 +368,14 @@ class Search:
             self._bar.set_postfix(best=f"{self.leaderboard()[0].score:.3f}", refresh=False)
 
     def _run_bandit(self) -> None:
-        """Strategies take turns under the whole budget (bandit.py says who goes): a first turn of a whole round of
-        proposals (``batch_size``, as a stage would start), then turns of ``bandit.PULL``."""
-        self._limits = self._stage_limits(1)
-        arms = [bandit.Arm(s.name) for s in self.strategies]
-        contexts = [self.context(i) for i in range(len(arms))]
+        """Strategies take turns (bandit.py says who goes): a first turn of a whole round of proposals
+        (``batch_size``, as a stage would start), then turns of ``bandit.PULL``. Final strategies (ensemble) are
+        not arms: they run last, as stages, on what the others found, in the budget they reserve."""
+        finals = self._affordable_finals()
+        arm_ids = [i for i, s in enumerate(self.strategies) if not s.final]
+        self._limits = self._arm_limits([self.strategies[i] for i in finals])
+        arms = [bandit.Arm(self.strategies[i].name) for i in arm_ids]
+        contexts = [self.context(i) for i in arm_ids]
         owner: dict[str, int] = {}  # candidate id -> the arm that proposed it
         turn = 0
         while not self.exhausted():
@@ -379,7 +383,7 @@ class Search:
             i = bandit.choose(arms, owner.get(leader), turn)
             if i is None:
                 break
-            arm, strategy, ctx = arms[i], self.strategies[i], contexts[i]
+            arm, strategy, ctx = arms[i], self.strategies[arm_ids[i]], contexts[i]
             if arm.started_on is None:
                 strategy.start(ctx)
                 arm.started_on = leader
@@ -403,7 +407,39 @@ class Search:
             turn += 1
             now = self.leaderboard()[0].candidate.id
             arm.leads += now != leader and owner.get(now) == i
-        self.handovers = [a.to_json() for a in arms]
+        self.handovers = [a.to_json() for a in arms] + self.handovers  # (the finals skipped for budget)
+        for k, i in enumerate(finals):
+            self._limits = self._stage_limits(len(finals) - k)
+            before = self.evals_used
+            self._run_stage(self.strategies[i], self.context(i))
+            self.handovers.append({"strategy": self.strategies[i].name, "evals": self.evals_used - before, "final": True})
+
+    def _affordable_finals(self) -> list[int]:
+        """The final strategies whose reserve fits: at most FINAL_MAX_SHARE of the evaluation budget (a reserve
+        above that would starve the strategies that find the prompts a final one combines)."""
+        out, room = [], math.inf if self.budget.max_evals is None else FINAL_MAX_SHARE * self.budget.max_evals
+        for i, strategy in enumerate(self.strategies):
+            if not strategy.final:
+                continue
+            need = strategy.reserve(self.task)
+            if need > room:
+                log.info("%s: skipped; it needs %d example-evaluations, more than %.0f%% of the budget",
+                         strategy.name, need, 100 * FINAL_MAX_SHARE)
+                self.handovers.append({"strategy": strategy.name, "evals": 0, "final": True, "skipped": "budget"})
+                continue
+            out.append(i)
+            room -= need
+        return out
+
+    def _arm_limits(self, finals: list[Strategy]) -> tuple[float, float, float, float]:
+        """The bandit's limits: all of the budget but the finals' reserve (their evaluations, and RESERVE_SHARE
+        each of the other limits)."""
+        part = max(0.0, 1 - RESERVE_SHARE * len(finals)) if finals else 1.0
+        b = self.budget
+        share = lambda limit, used: math.inf if limit is None else used + (limit - used) * part
+        evals = math.inf if b.max_evals is None else b.max_evals - sum(f.reserve(self.task) for f in finals)
+        return (share(b.max_candidates, len(self.trials)), evals,
+                share(b.max_seconds, self.seconds), share(b.max_tokens, self.tokens_used))
 
     def _top_k_on_all_dev(self) -> list[Trial]:
         """The final check: the top-k scored on all of dev; the leaderboard after it."""

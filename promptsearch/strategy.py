@@ -57,6 +57,13 @@ class Strategy(ABC):
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    # A final strategy works on what the others found (an ensemble of their prompts): the bandit schedule runs
+    # it once, after them, in the example-evaluations ``reserve`` keeps for it.
+    final: ClassVar[bool] = False
+
+    def reserve(self, task: Task) -> int:
+        """Final strategies: the example-evaluations to keep for this one. Not used otherwise."""
+        return 0
 
     def start(self, context: SearchContext) -> None:
         """Called once before the first ``propose`` of this strategy's stage. Does nothing by default."""

@@ -28,9 +28,19 @@ log = logging.getLogger(__name__)
 WEIGHT_STEPS = 6  # fitted weights are multiples of 1/6 (a grid: deterministic, and coarse on purpose)
 
 
+RESERVE_MEMBERS = 3  # under the bandit schedule: keep room to race a three-member ensemble on all of dev
+
+
 class EnsembleSelection(Strategy):
     name = "ensemble"
     description = "Combine the top prompts into an ensemble, members chosen greedily by dev gain (Caruana-style)."
+    final = True  # it combines what the other strategies found
+
+    def reserve(self, task) -> int:
+        # three, not max_members: a generation vote of two always follows its best member (ties go to it), so
+        # three is the smallest that can change an answer; five on SST-2's 872 dev rows would take more than a
+        # third of an 8,000-evaluation budget
+        return RESERVE_MEMBERS * len(task.dev)
 
     def __init__(self, pool: int = 8, max_members: int = 5, weights: str = "uniform"):
         if pool < 2 or max_members < 2:

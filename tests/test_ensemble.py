@@ -287,3 +287,18 @@ def test_bad_ensemble_options_in_an_artifact_are_one_line(tiny_dir, task, tmp_pa
     data["options"]["weights"] = data["options"]["weights"][:1]
     with pytest.raises(PromptSearchError, match="one non-negative number per member"):
         artifact.parse(json.dumps(data).encode(), "x.json")
+
+
+def test_under_the_bandit_the_final_ensemble_combines_what_the_arms_found(tiny, task):
+    # the arms find the complementary pair; the ensemble is a final stage (not an arm) in its reserve of 3 x dev
+    arms = [Fixed(COMPLEMENTARY[:1] + OTHERS[:2]), Fixed(COMPLEMENTARY[1:] + OTHERS[2:])]
+    arms[1].name = "fixed2"
+    final = EnsembleSelection()
+    assert final.final and final.reserve(task) == 3 * len(task.dev)
+    out = Search(task, Scorer(tiny), [*arms, final], Budget(max_evals=3000), schedule="bandit").run()
+    assert [st["strategy"] for st in out["stages"]] == ["fixed", "fixed2", "ensemble"]
+    assert out["stages"][-1]["final"] and out["stages"][-1]["evals"] > 0
+    ids = {m["id"] for m in out["best"]["members"]}
+    assert {c.id for c in COMPLEMENTARY} <= ids  # the pair whose ensemble beats both
+    singles = [r for r in out["leaderboard"] if not r.get("members")]
+    assert out["best"]["dev"]["score"] > singles[0]["dev"]["score"]

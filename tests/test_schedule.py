@@ -94,9 +94,9 @@ def test_the_default_chain_runs_bandit_and_named_strategies_even(monkeypatch, tm
                  ["--proposer", str(tmp_path / "bigger-model")]):
         CliRunner().invoke(main, ["run", "--out", str(tmp_path / str(len(seen))), *args])
     assert [c["schedule"] for c in seen] == ["bandit", "even", "adaptive", "bandit"]
-    assert seen[0]["strategies"] == runner.DEFAULT_STRATEGIES == ["templates", "clarify"]
+    assert seen[0]["strategies"] == ["templates", "clarify", "ensemble"]  # the final ensemble: when the budget holds it
     assert seen[1]["strategies"] == ["clarify"]
-    assert seen[3]["strategies"] == ["templates", "ape", "clarify"]  # a separate proposer writes instructions
+    assert seen[3]["strategies"] == ["templates", "ape", "clarify", "ensemble"]  # a separate proposer writes instructions
     assert search_module.SCHEDULES == ("even", "adaptive", "bandit")
 
 
@@ -182,6 +182,61 @@ def test_bandit_run_resumes_to_the_same_turns(tiny, task, tmp_path):
     full = runner.run(config, tmp_path / "a", parts=(task, tiny, Scorer(tiny)))
     assert full["schedule"] == "bandit" and [st["strategy"] for st in full["stages"]] == ["templates", "clarify"]
     assert all(st["pulls"] >= 2 for st in full["stages"])
+    cut = cut_run(tmp_path / "a", tmp_path / "b")
+    resumed = runner.run(None, cut, resume=True, parts=(task, tiny, Scorer(tiny)))
+    assert resumed["leaderboard"] == full["leaderboard"] and resumed["stages"] == full["stages"]
+
+
+class _Final(_Fixed):
+    """A final strategy: records what it saw when its stage began."""
+
+    final = True
+
+    def reserve(self, task):
+        return 3 * len(task.dev)
+
+    def start(self, context):
+        super().start(context)
+        self.saw = (context.remaining_evals(), len(context.leaderboard()))
+
+
+def test_bandit_runs_a_final_strategy_last_in_its_reserve(tiny, task):
+    whole = Racing(min_examples=len(task.dev))  # one rung: each prompt costs exactly len(dev) = 100
+    prompts = [f"{w} {k}:\n{task.seed_prompt}" for k in range(20) for w in ("Review", "Text")]
+    arms = [_Fixed("a", prompts[:20]), _Fixed("b", prompts[20:])]
+    final = _Final("combine", [f"Final:\n{task.seed_prompt}"])
+    s = Search(task, Scorer(tiny), [final, *arms], Budget(max_evals=1500), racing=whole, batch_size=4, schedule="bandit")
+    assert s._arm_limits([final])[1] == 1500 - 300
+    out = s.run()
+    a, b, last = out["stages"]
+    # the arms stop at 1,200 (the seed's 100 and 11 prompts), the final has the 300 kept for it, and it sees
+    # everything the arms scored
+    assert (a["strategy"], b["strategy"]) == ("a", "b") and a["evals"] + b["evals"] == 1100
+    assert last == {"strategy": "combine", "evals": 100, "final": True}
+    assert final.saw == (300, 12) and final.starts == 1
+    assert out["budget_used"]["evals"] == 1300
+
+
+def test_a_final_strategy_whose_reserve_is_over_a_third_of_the_budget_is_skipped(tiny, task):
+    whole = Racing(min_examples=len(task.dev))
+    arms = [_Fixed("a", [f"Text {k}:\n{task.seed_prompt}" for k in range(20)])]
+    final = _Final("combine", [f"Final:\n{task.seed_prompt}"])
+    out = Search(task, Scorer(tiny), [*arms, final], Budget(max_evals=800), racing=whole, batch_size=4,
+                 schedule="bandit").run()
+    assert out["stages"][0]["evals"] == 700  # the arms had the whole budget (the seed took 100)
+    assert out["stages"][1] == {"strategy": "combine", "evals": 0, "final": True, "skipped": "budget"}
+    assert final.starts == 0
+
+
+def test_the_default_runs_the_ensemble_last_and_resumes_to_the_same(tiny, task, tmp_path):
+    config = runner.make_config(task="sst2-mini", strategies=runner.default_strategies(None), schedule="bandit",
+                                options={"templates": {"search_labels": False}},
+                                budget={"max_evals": 1500, "max_seconds": None})
+    full = runner.run(config, tmp_path / "a", parts=(task, tiny, Scorer(tiny)))
+    names = [st["strategy"] for st in full["stages"]]
+    assert names == ["templates", "clarify", "ensemble"] and full["stages"][-1]["final"]
+    arms_evals = sum(st["evals"] for st in full["stages"][:2])
+    assert arms_evals + 100 <= 1500 - 300 + 100  # the seed's 100, the arms' turns (one rung past the limit at most)
     cut = cut_run(tmp_path / "a", tmp_path / "b")
     resumed = runner.run(None, cut, resume=True, parts=(task, tiny, Scorer(tiny)))
     assert resumed["leaderboard"] == full["leaderboard"] and resumed["stages"] == full["stages"]

@@ -22,7 +22,7 @@ def test_modes_name_the_issues_tasks_budgets_and_strategies():
     assert scoreboard.MODES["induction"].strategies == ("default", "ape", "clarify")
     assert scoreboard.MODES["full"].tasks == scoreboard.CLASSIFICATION + scoreboard.INDUCTION
     assert scoreboard.strategy_chain("templates+clarify+ensemble") == ["templates", "clarify", "ensemble"]
-    assert scoreboard.strategy_chain("default") == ["templates", "clarify"] and scoreboard.strategy_chain("ape") == ["ape"]
+    assert scoreboard.strategy_chain("default") == ["templates", "clarify", "ensemble"] and scoreboard.strategy_chain("ape") == ["ape"]
 
 
 def test_means_over_tasks_against_the_seed():
@@ -83,7 +83,7 @@ def test_default_runs_the_default_chain_and_schedule_and_named_strategies_run_ev
     data = json.loads((tmp_path / "results" / "scoreboard-induction.json").read_text())
     rows = {r["strategy"]: r for r in data["rows"]}
     config = lambda name: json.loads((Path(rows[name]["run_dir"]) / "config.json").read_text())
-    assert config("default")["schedule"] == "bandit" and config("default")["strategies"] == ["templates", "clarify"]
+    assert config("default")["schedule"] == "bandit" and config("default")["strategies"] == ["templates", "clarify", "ensemble"]
     assert config("templates")["schedule"] == "even"
     assert set(data["means"]) == {"default", "templates"}
     assert "Mean test score over tasks" in (tmp_path / "results" / "scoreboard-induction.md").read_text()

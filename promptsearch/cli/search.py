@@ -198,7 +198,7 @@ def run(task, objective, extend, compare, strategy_names, schedule, options, see
                                                    max_tokens=max_tokens).items() if v}
         racing = {"min_examples": 10**9} if no_racing else None
         config = runner.make_config(task=task, model=model, device=device, dtype=dtype, chat=chat, batch_size=batch_size,
-                                    strategies=list(strategy_names) or runner.default_strategies(proposer),
+                                    strategies=list(strategy_names) or runner.default_strategies(proposer, final=not multi),
                                     options=parse_options(options), seed=seed,
                                     schedule=schedule or ("even" if strategy_names else runner.DEFAULT_SCHEDULE),
                                     seed_prompt=seed_prompt, top_k=top_k, budget=budget or None, racing=racing,
