@@ -57,9 +57,10 @@ def members_lines(cand: dict, indent: str = "    ", width: int = 80) -> list[str
         return []
     weights = cand.get("weights") or [1.0] * len(members)
     total = sum(weights) or 1.0
-    lines = [f"{indent}ensemble of {len(members)} prompts (weight, prompt, label words):"]
+    lines = [f"{indent}ensemble of {len(members)} prompts (weight, prompt, label words, scoring options):"]
     for m, w in zip(members, weights):
         words = f"  [{'/'.join(m['label_words'])}]" if m.get("label_words") else ""
         soft = " (soft)" if m.get("soft") else ""
-        lines.append(f"{indent}  {w / total:.3f}  {flat(m.get('prompt', ''), width)}{words}{soft}")
+        # a member's calibration or demonstrations change its scores as much as its text does
+        lines.append(f"{indent}  {w / total:.3f}  {flat(m.get('prompt', ''), width)}{words}{soft}{options_note(m)}")
     return lines

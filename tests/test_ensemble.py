@@ -302,3 +302,13 @@ def test_under_the_bandit_the_final_ensemble_combines_what_the_arms_found(tiny, 
     assert {c.id for c in COMPLEMENTARY} <= ids  # the pair whose ensemble beats both
     singles = [r for r in out["leaderboard"] if not r.get("members")]
     assert out["best"]["dev"]["score"] > singles[0]["dev"]["score"]
+
+
+def test_an_ensembles_members_are_shown_with_their_scoring_options():
+    from promptsearch.format import members_lines
+
+    a = Candidate("Review: {input}\nSentiment:", calibrate="domain")
+    b = Candidate("{input} It was", ("bad", "good"), demos="balanced:2")
+    lines = members_lines(ensemble.make([a, b], [3.0, 1.0]).to_json())
+    assert lines[1] == "      0.750  Review: {input}⏎Sentiment:  {calibrate: domain}"
+    assert lines[2] == "      0.250  {input} It was  [bad/good]  {demos: balanced:2}"
