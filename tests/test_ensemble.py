@@ -195,21 +195,22 @@ def test_bad_options_are_clear_errors():
         ensemble.normalized([1, -1], 2)
 
 
-def ensemble_run(tiny, task, run_dir, config):
+def ensemble_run(tiny, task, run_dir, config, schedule="even"):
     """A run with a fixed list of prompts then the ensemble stage, logged to run_dir (what runner.run does,
     with a strategy list of our own)."""
     store = RunStore.create(run_dir, config)
     search = Search(task, Scorer(tiny), [Fixed(COMPLEMENTARY + OTHERS), EnsembleSelection()],
-                    Budget(max_evals=config["budget"]["max_evals"]), store=store)
+                    Budget(max_evals=config["budget"]["max_evals"]), store=store, schedule=schedule)
     summary = search.run()
     store.write_summary({**summary, "run_dir": str(run_dir), "model": tiny.name, "model_fingerprint": tiny.fingerprint})
     return summary
 
 
-def test_a_killed_run_with_an_ensemble_stage_resumes_to_the_same_result(tiny, task, tmp_path):
+@pytest.mark.parametrize("schedule", ["even", "bandit"])  # bandit: the ensemble is a final stage in its reserve
+def test_a_killed_run_with_an_ensemble_stage_resumes_to_the_same_result(tiny, task, tmp_path, schedule):
     config = runner.make_config(task="sst2-mini", strategies=["templates"], budget={"max_evals": 3000})
-    full = ensemble_run(tiny, task, tmp_path / "a", config)
-    assert full["best"].get("members")
+    full = ensemble_run(tiny, task, tmp_path / "a", config, schedule)
+    assert full["best"].get("members") and full["stages"][-1]["strategy"] == "ensemble"
     lines = (tmp_path / "a" / "candidates.jsonl").read_text().splitlines()
     ens_line = next(i for i, line in enumerate(lines) if '"members"' in line)
     for cut_at in (ens_line, len(lines) // 2):  # killed as the ensemble was raced, and before the stage
@@ -220,10 +221,10 @@ def test_a_killed_run_with_an_ensemble_stage_resumes_to_the_same_result(tiny, ta
         store = RunStore.open(cut)
         store.repair()
         search = Search(task, Scorer(tiny), [Fixed(COMPLEMENTARY + OTHERS), EnsembleSelection()],
-                        Budget(max_evals=3000), store=store)
+                        Budget(max_evals=3000), store=store, schedule=schedule)
         search.resume_from_log()
         resumed = search.run()
-        assert resumed["leaderboard"] == full["leaderboard"]
+        assert resumed["leaderboard"] == full["leaderboard"] and resumed["stages"] == full["stages"]
         assert resumed["best"] == full["best"] and resumed["budget_used"]["evals"] == full["budget_used"]["evals"]
         assert len((cut / "candidates.jsonl").read_text().splitlines()) == len(lines)
 
