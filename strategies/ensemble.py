@@ -26,8 +26,6 @@ from promptsearch.strategy import SearchContext, Strategy
 
 log = logging.getLogger(__name__)
 WEIGHT_STEPS = 6  # fitted weights are multiples of 1/6 (a grid: deterministic, and coarse on purpose)
-
-
 RESERVE_MEMBERS = 3  # under the bandit schedule: keep room to race a three-member ensemble on all of dev
 
 
@@ -36,18 +34,18 @@ class EnsembleSelection(Strategy):
     description = "Combine the top prompts into an ensemble, members chosen greedily by dev gain (Caruana-style)."
     final = True  # it combines what the other strategies found
 
-    def reserve(self, task) -> int:
-        # three, not max_members: a generation vote of two always follows its best member (ties go to it), so
-        # three is the smallest that can change an answer; five on SST-2's 872 dev rows would take more than a
-        # third of an 8,000-evaluation budget
-        return RESERVE_MEMBERS * len(task.dev)
-
     def __init__(self, pool: int = 8, max_members: int = 5, weights: str = "uniform"):
         if pool < 2 or max_members < 2:
             raise ValueError("pool and max_members must be at least 2")
         if weights not in ("uniform", "fit"):
             raise ValueError(f"weights must be 'uniform' or 'fit', not {weights!r}")
         self.pool, self.max_members, self.weights = pool, max_members, weights
+
+    def reserve(self, task) -> int:
+        # three, not max_members: a generation vote of two always follows its best member (ties go to it), so
+        # three is the smallest that can change an answer; five on SST-2's 872 dev rows would take more than a
+        # third of an 8,000-evaluation budget
+        return RESERVE_MEMBERS * len(task.dev)
 
     def start(self, context: SearchContext) -> None:
         self._proposed = False
