@@ -140,11 +140,13 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
 @click.option("--compare-run", "compare", multiple=True, help="Several tasks: TASK=RUN_DIR, a single-task run whose best "
               "is reported beside that task (repeatable).")
 @click.option("--strategy", "strategy_names", multiple=True,
-              help="Strategy to run; repeat to chain (default: templates, clarify, bandit schedule; "
-                   "templates, ape, clarify with --proposer).")
+              help="Strategy to run; repeat to chain (default: templates and clarify under the bandit schedule, "
+                   "templates, ape and clarify with --proposer; then ensemble when 3 x the dev rows fit in a third "
+                   "of --max-evals).")
 @click.option("--schedule", type=click.Choice(["even", "adaptive", "bandit"]), default=None,
               help="How strategies share the budget: stages in order with even shares, adaptive stages (one that "
-                   "stops improving hands over), or bandit (they take turns; the one that leads goes again). "
+                   "stops improving hands over), or bandit (they take turns; the one that leads goes again; a final "
+                   "strategy such as ensemble runs last, in its reserve). "
                    "Default: bandit for the default chain, even when --strategy is given.")
 @click.option("--option", "-o", "options", multiple=True, help="Strategy option STRATEGY.PARAM=VALUE (repeatable).")
 @click.option("--seed-prompt", default=None, help="Starting prompt (default: the task's).")
