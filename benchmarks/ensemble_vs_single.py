@@ -1,0 +1,83 @@
+"""A finished run whose winner is an ensemble: its best single prompt on test, paired with the winner.
+
+    python benchmarks/ensemble_vs_single.py RUN_DIR [RUN_DIR ...] --threads 1
+
+The run's dev split and test rows are the ones it ran on (read back from its config; a scoreboard run's test
+cap is given with ``--test-cap``). The best single prompt is the leaderboard's first non-ensemble entry (dev
+ranked it); it is scored on test here, once, for the report only. The winner's per-example test outcomes
+come from the run's ``test.jsonl``; the two are paired on the same rows (exact McNemar for accuracy).
+Prints a table and writes ``benchmarks/results/ensemble_vs_single.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import common
+
+
+def compare(run_dir: Path, model, test_cap: int | None, seed: int) -> dict:
+    from promptsearch.candidate import Candidate
+    from promptsearch.errors import PromptSearchError
+    from promptsearch.metrics import summarize
+    from promptsearch.scorer import Scorer
+    from promptsearch.stats import paired_test
+    from promptsearch.store import RunStore
+
+    store = RunStore.open(run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    winner = json.loads((run_dir / "test.jsonl").read_text().splitlines()[-1])
+    if not winner["candidate"].get("members"):
+        raise PromptSearchError(f"{run_dir}: the winner is not an ensemble")
+    single = Candidate.from_json(next(r for r in store.leaderboard() if not r.get("members")))
+    task = common.load_bench_task(config["task"], None, test_cap, seed=seed)
+    results = Scorer(model).evaluate(task, single, task.test)
+    score = summarize(task.metric, results, task.test, single.label_words or task.label_words)
+    outcome = dict(zip(winner["keys"], (r[0] for r in winner["results"])))
+    missing = [ex.key for ex in task.test if ex.key not in outcome]
+    if missing:
+        raise PromptSearchError(f"{run_dir}: {len(missing)} test rows are not in the winner's log; is --test-cap right?")
+    test = paired_test(task.metric, {"scores": [r.score for r in results]},
+                       {"scores": [outcome[ex.key] for ex in task.test]})
+    ens = sum(outcome[ex.key] for ex in task.test) / len(task.test)
+    return {"run": str(run_dir), "task": task.name, "n": len(task.test), "members": len(winner["candidate"]["members"]),
+            "ensemble_test": round(ens, 4), "single": single.edit or single.prompt[:60],
+            "single_test": round(score.score, 4), "single_ci": [round(score.ci_low, 4), round(score.ci_high, 4)],
+            "difference": round(test.difference, 4), "p_value": test.p_value, "test": test.test, "detail": test.detail}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--test-cap", type=int, default=None, help="Test rows the run used (a seeded sample), if capped.")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--out", default=str(common.RESULTS / "ensemble_vs_single.json"))
+    args = parser.parse_args(argv)
+    import torch
+
+    from promptsearch.errors import PromptSearchError
+    from promptsearch.model import FrozenModel
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = FrozenModel.load()
+    try:
+        rows = [compare(run, model, args.test_cap, args.seed) for run in args.runs]
+    except PromptSearchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{'task':<8} {'n':>5} {'ensemble':>9} {'single':>7}  {'diff':>7} {'p':>9}  single prompt")
+    for r in rows:
+        print(f"{r['task']:<8} {r['n']:>5} {r['ensemble_test']:>9.3f} {r['single_test']:>7.3f}  {r['difference']:>+7.3f} "
+              f"{r['p_value']:>9.2g}  {r['single']}")
+    common.write_json(args.out, {"command": "python benchmarks/ensemble_vs_single.py " + " ".join(sys.argv[1:] if argv is None else argv),
+                                 "machine": common.machine(args.threads), "rows": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
