@@ -407,7 +407,9 @@ class Search:
             turn += 1
             now = self.leaderboard()[0].candidate.id
             arm.leads += now != leader and owner.get(now) == i
-        self.handovers = [a.to_json() for a in arms] + self.handovers  # (the finals skipped for budget)
+        self.handovers = [a.to_json() for a in arms] + [
+            {"strategy": s.name, "evals": 0, "final": True, "skipped": "budget"}
+            for i, s in enumerate(self.strategies) if s.final and i not in finals]
         for k, i in enumerate(finals):
             self._limits = self._stage_limits(len(finals) - k)
             before = self.evals_used
@@ -425,21 +427,18 @@ class Search:
             if need > room:
                 log.info("%s: skipped; it needs %d example-evaluations, more than %.0f%% of the budget",
                          strategy.name, need, 100 * FINAL_MAX_SHARE)
-                self.handovers.append({"strategy": strategy.name, "evals": 0, "final": True, "skipped": "budget"})
                 continue
             out.append(i)
             room -= need
         return out
 
     def _arm_limits(self, finals: list[Strategy]) -> tuple[float, float, float, float]:
-        """The bandit's limits: all of the budget but the finals' reserve (their evaluations, and RESERVE_SHARE
-        each of the other limits)."""
-        part = max(0.0, 1 - RESERVE_SHARE * len(finals)) if finals else 1.0
-        b = self.budget
-        share = lambda limit, used: math.inf if limit is None else used + (limit - used) * part
-        evals = math.inf if b.max_evals is None else b.max_evals - sum(f.reserve(self.task) for f in finals)
-        return (share(b.max_candidates, len(self.trials)), evals,
-                share(b.max_seconds, self.seconds), share(b.max_tokens, self.tokens_used))
+        """The bandit's limits: all of the budget but the finals' reserve -- the evaluations they ask for, and of
+        the other limits what an adaptive stage leaves each later stage (RESERVE_SHARE)."""
+        limits = self._stage_limits(1 + len(finals), adaptive=True)
+        if self.budget.max_evals is None:
+            return limits
+        return (limits[0], self.budget.max_evals - sum(f.reserve(self.task) for f in finals), *limits[2:])
 
     def _top_k_on_all_dev(self) -> list[Trial]:
         """The final check: the top-k scored on all of dev; the leaderboard after it."""
