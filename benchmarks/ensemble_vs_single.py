@@ -5,14 +5,13 @@
 The run's dev split and test rows are the ones it ran on (read back from its config; a scoreboard run's test
 cap is given with ``--test-cap``). The best single prompt is the leaderboard's first non-ensemble entry (dev
 ranked it); it is scored on test here, once, for the report only. The winner's per-example test outcomes
-come from the run's ``test.jsonl``; the two are paired on the same rows (exact McNemar for accuracy).
+come from the run's ``test.jsonl`` (read as ``export`` reads it); the two are paired on the same rows (exact McNemar for accuracy).
 Prints a table and writes ``benchmarks/results/ensemble_vs_single.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -22,29 +21,28 @@ import common
 def compare(run_dir: Path, model, test_cap: int | None, seed: int) -> dict:
     from promptsearch.candidate import Candidate
     from promptsearch.errors import PromptSearchError
+    from promptsearch.export import _logged_test_results
     from promptsearch.metrics import summarize
+    from promptsearch.runner import read_config
     from promptsearch.scorer import Scorer
     from promptsearch.stats import paired_test
     from promptsearch.store import RunStore
 
     store = RunStore.open(run_dir)
-    config = json.loads((run_dir / "config.json").read_text())
-    winner = json.loads((run_dir / "test.jsonl").read_text().splitlines()[-1])
-    if not winner["candidate"].get("members"):
-        raise PromptSearchError(f"{run_dir}: the winner is not an ensemble")
+    winner = (store.summary or {}).get("best")
+    if not winner or not winner.get("members"):
+        raise PromptSearchError(f"{run_dir}: not a finished run whose winner is an ensemble")
     single = Candidate.from_json(next(r for r in store.leaderboard() if not r.get("members")))
-    task = common.load_bench_task(config["task"], None, test_cap, seed=seed)
+    task = common.load_bench_task(read_config(store)["task"], None, test_cap, seed=seed)
+    try:  # the same check as export's: the logged outcomes must be for exactly these test rows
+        logged = _logged_test_results(store, task)[winner["id"]]
+    except PromptSearchError as e:
+        raise PromptSearchError(f"{e} (is --test-cap the run's?)") from None
     results = Scorer(model).evaluate(task, single, task.test)
     score = summarize(task.metric, results, task.test, single.label_words or task.label_words)
-    outcome = dict(zip(winner["keys"], (r[0] for r in winner["results"])))
-    missing = [ex.key for ex in task.test if ex.key not in outcome]
-    if missing:
-        raise PromptSearchError(f"{run_dir}: {len(missing)} test rows are not in the winner's log; is --test-cap right?")
-    test = paired_test(task.metric, {"scores": [r.score for r in results]},
-                       {"scores": [outcome[ex.key] for ex in task.test]})
-    ens = sum(outcome[ex.key] for ex in task.test) / len(task.test)
-    return {"run": str(run_dir), "task": task.name, "n": len(task.test), "members": len(winner["candidate"]["members"]),
-            "ensemble_test": round(ens, 4), "single": single.edit or single.prompt[:60],
+    test = paired_test(task.metric, {"scores": [r.score for r in results]}, {"scores": [r.score for r in logged]})
+    return {"run": str(run_dir), "task": task.name, "n": len(task.test), "members": len(winner["members"]),
+            "ensemble_test": round(winner["test"]["score"], 4), "single": single.edit or single.prompt[:60],
             "single_test": round(score.score, 4), "single_ci": [round(score.ci_low, 4), round(score.ci_high, 4)],
             "difference": round(test.difference, 4), "p_value": test.p_value, "test": test.test, "detail": test.detail}
 
