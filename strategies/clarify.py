@@ -19,40 +19,30 @@ from promptsearch.template import escape
 
 from . import library
 
-REDRAW_POOL = 8  # redraw only prompts this close to the top of the leaderboard
-
 
 class ClarifyContext(Strategy):
     name = "clarify"
     description = "Add clarifying instructions, a task description and train demonstrations; keep what helps."
 
     def __init__(self, bases: int = 2, demo_counts: tuple = (1, 2, 4, 8), draws: int = 2, rounds: int = 3,
-                 calibrations: tuple = ("contextual", "domain"), demo_rules: tuple = ("similar:4", "balanced:2"),
-                 redraws: int = 12):
+                 calibrations: tuple = ("contextual", "domain"), demo_rules: tuple = ("similar:4", "balanced:2")):
         self.bases = bases
         self.demo_counts = tuple(demo_counts)
         self.draws = draws
         self.rounds = rounds
         self.calibrations = tuple(calibrations)  # scoring options tried on each base (classification only)
         self.demo_rules = tuple(demo_rules)  # demonstrations chosen per input or per class (demos.py)
-        self.redraws = redraws  # calls, once the rounds are done, that draw the best prompts' demonstrations again
 
     def start(self, context: SearchContext) -> None:
         self._round = 0
         self._queue: list[Candidate] = []
         self._bases = context.best(self.bases)
-        self._redrawn = 0
 
     def propose(self, context: SearchContext, n: int) -> list[Candidate]:
         while not self._queue and self._round < self.rounds and self._bases:
             self._queue = [c for base in self._bases for c in self.edits(context, base)]
             self._round += 1
             self._bases = []
-        while not self._queue and self._redrawn < self.redraws:
-            self._redrawn += 1
-            self._queue = self.redraw(context)
-            if not self._queue:  # no drawn prompt near the top: nothing to draw again
-                self._redrawn = self.redraws
         batch, self._queue = self._queue[:n], self._queue[n:]
         return batch
 
@@ -113,52 +103,6 @@ class ClarifyContext(Strategy):
         for draw in range(1, draws):
             add_demos(draw)
         return out
-
-    def redraw(self, ctx: SearchContext) -> list[Candidate]:
-        """One fresh draw for each of the best ``bases`` prompts (among the top REDRAW_POOL) whose demonstrations
-        this strategy drew: their edits replayed on their root with new examples."""
-        board = ctx.leaderboard()
-        by_id = {t.candidate.id: t.candidate for t in board}
-        out = []
-        for trial in board[:REDRAW_POOL]:
-            c = trial.candidate
-            if c.strategy != self.name or c.members or not any(e.startswith("demos:") for e in c.edit.split("+")):
-                continue
-            root = c
-            while root is not None and root.strategy == self.name:
-                root = by_id.get(root.parents[0]) if root.parents else None
-            new = self.replay(ctx, root, c) if root is not None else None
-            if new is not None and new.id not in by_id:
-                out.append(new)
-            if len(out) >= self.bases:
-                break
-        return out
-
-    def replay(self, ctx: SearchContext, root: Candidate, drawn: Candidate) -> Candidate | None:
-        """``drawn``'s edits applied to ``root`` again, its drawn demonstrations drawn anew (None: an edit that
-        cannot be replayed, or demonstrations too long for the context)."""
-        prompt, calibrate, demos, edits = root.prompt, root.calibrate, root.demos, []
-        draw = self.draws + self._redrawn
-        for edit in drawn.edit.split("+"):
-            kind, _, arg = edit.partition(":")
-            if kind == "demos" and arg.partition("#")[0].isdigit():
-                text = self.demonstrations(ctx, Candidate(prompt, root.label_words), int(arg.partition("#")[0]))
-                if not text:
-                    return None
-                prompt, edit = text + prompt, f"demos:{arg.partition('#')[0]}#{draw}"
-            elif kind == "clarifier":
-                prompt = arg + "\n" + prompt
-            elif kind == "description" and ctx.task.description:
-                prompt = escape(ctx.task.description.strip()) + "\n" + prompt
-            elif kind == "calibrate":
-                calibrate = arg
-            elif edit.startswith("demos="):
-                demos = edit.partition("=")[2]
-            else:
-                return None
-            edits.append(edit)
-        return Candidate(prompt, root.label_words, strategy=self.name, parents=(drawn.id,), edit="+".join(edits),
-                         calibrate=calibrate, demos=demos)
 
     def demonstrations(self, ctx: SearchContext, base: Candidate, k: int) -> str:
         """k train examples rendered with the base prompt and answered, classes balanced; escaped."""
