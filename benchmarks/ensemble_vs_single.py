@@ -2,9 +2,9 @@
 
     python benchmarks/ensemble_vs_single.py RUN_DIR [RUN_DIR ...] --threads 1
 
-The run's dev split and test rows are the ones it ran on (read back from its config; a scoreboard run's test
-cap is given with ``--test-cap``). The best single prompt is the leaderboard's first non-ensemble entry (dev
-ranked it); it is scored on test here, once, for the report only. The winner's per-example test outcomes
+The run's dev split and test rows are the ones it ran on (read back from its config, whose seed also drew a
+scoreboard run's test sample; the sample's size is given with ``--test-cap``). The best single prompt is the
+leaderboard's first non-ensemble entry (dev ranked it); it is scored on test here, once, for the report only. The winner's per-example test outcomes
 come from the run's ``test.jsonl`` (read as ``export`` reads it); the two are paired on the same rows (exact McNemar for accuracy).
 Prints a table and writes ``benchmarks/results/ensemble_vs_single.json``.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import common
 
 
-def compare(run_dir: Path, model, test_cap: int | None, seed: int) -> dict:
+def compare(run_dir: Path, model, test_cap: int | None) -> dict:
     from promptsearch.candidate import Candidate
     from promptsearch.errors import PromptSearchError
     from promptsearch.export import _logged_test_results
@@ -33,7 +33,8 @@ def compare(run_dir: Path, model, test_cap: int | None, seed: int) -> dict:
     if not winner or not winner.get("members"):
         raise PromptSearchError(f"{run_dir}: not a finished run whose winner is an ensemble")
     single = Candidate.from_json(next(r for r in store.leaderboard() if not r.get("members")))
-    task = common.load_bench_task(read_config(store)["task"], None, test_cap, seed=seed)
+    config = read_config(store)
+    task = common.load_bench_task(config["task"], None, test_cap, seed=config["seed"])
     try:  # the same check as export's: the logged outcomes must be for exactly these test rows
         logged = _logged_test_results(store, task)[winner["id"]]
     except PromptSearchError as e:
@@ -51,7 +52,6 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--test-cap", type=int, default=None, help="Test rows the run used (a seeded sample), if capped.")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", default=str(common.RESULTS / "ensemble_vs_single.json"))
     args = parser.parse_args(argv)
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     model = FrozenModel.load()
     try:
-        rows = [compare(run, model, args.test_cap, args.seed) for run in args.runs]
+        rows = [compare(run, model, args.test_cap) for run in args.runs]
     except PromptSearchError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
