@@ -1,0 +1,98 @@
+"""The default run against the best single strategy over several search seeds.
+
+One scoreboard run per task compares two searches that each chose among near-equal prompts on 48 dev rows, so
+a 100-200-row test gap of a few points is mostly which of them each search happened to pick. This reads
+scoreboards run with different ``--seed`` (each seed draws its own dev and test rows and its own search) and
+says, per task, each strategy's test score per seed, the mean over seeds, and the default's mean gap to the
+strategy with the best mean; the paired test pools each seed's per-example outcomes (default's winner vs that
+strategy's winner on that seed's test rows). Where a task's test split is small, seeds share rows, so the
+pooled test treats repeats as fresh pairs: read its p-value as a guide.
+
+    python benchmarks/default_across_seeds.py SCOREBOARD.json [...] [--strategies clarify,default] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+from promptsearch.stats import paired_test
+
+WITHIN = 0.02  # issue 17: the default within 2 points of the best single strategy
+
+
+def winner_outcomes(run_dir: str) -> tuple[list[str], list[float]]:
+    """The run's winner's per-example test scores, in its test order (keys, scores)."""
+    best = json.loads((Path(run_dir) / "summary.json").read_text())["best"]["id"]
+    for line in (Path(run_dir) / "test.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if row["candidate"]["id"] == best:
+            return row["keys"], [r[0] for r in row["results"]]  # results are in keys' order
+    raise SystemExit(f"error: {run_dir}: the winner {best} has no test row")
+
+
+def collect(paths: list[Path], strategies: set[str]) -> dict:
+    """{task: {strategy: {seed: row}}} from the scoreboards' ok rows."""
+    out: dict = defaultdict(lambda: defaultdict(dict))
+    for path in paths:
+        board = json.loads(path.read_text())
+        seed = board["limits"]["seed"]
+        for row in board["rows"]:
+            if row["status"] == "ok" and row["strategy"] in strategies:
+                if seed in out[row["task"]][row["strategy"]]:
+                    raise SystemExit(f"error: {row['task']} / {row['strategy']} / seed {seed} appears twice")
+                out[row["task"]][row["strategy"]][seed] = row
+    return out
+
+
+def compare(task: str, by_strategy: dict) -> dict | None:
+    seeds = sorted(set.intersection(*(set(v) for v in by_strategy.values())))
+    if "default" not in by_strategy or len(by_strategy) < 2 or not seeds:
+        return None
+    scores = {s: [by_strategy[s][k]["best_test"]["score"] for k in seeds] for s in by_strategy}
+    means = {s: sum(v) / len(v) for s, v in scores.items()}
+    best = max((s for s in means if s != "default"), key=means.get)
+    a, b = [], []  # pooled outcomes: best single's winner (a) vs default's (b), seed by seed on the same rows
+    for k in seeds:
+        keys_a, out_a = winner_outcomes(by_strategy[best][k]["run_dir"])
+        keys_d, out_d = winner_outcomes(by_strategy["default"][k]["run_dir"])
+        if keys_a != keys_d:
+            raise SystemExit(f"error: {task} seed {k}: the two runs were tested on different rows")
+        a += out_a
+        b += out_d
+    metric = by_strategy["default"][seeds[0]]["metric"]
+    test = paired_test(metric, {"scores": a}, {"scores": b})
+    return {"task": task, "seeds": seeds, "scores": scores, "means": means, "best_single": best,
+            "mean_gap": means["default"] - means[best], "pooled_n": len(a),
+            "paired": {"test": test.test, "difference": test.difference, "p_value": test.p_value, "detail": test.detail}}
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("scoreboards", nargs="+", type=Path)
+    p.add_argument("--strategies", default="clarify,default", help="comma-separated; must include default")
+    p.add_argument("--json", type=Path, help="write the table's numbers here")
+    args = p.parse_args(argv)
+    data = collect(args.scoreboards, set(args.strategies.split(",")))
+    items = [c for task, v in data.items() if (c := compare(task, v))]
+    print("| task | seeds | " + " | ".join(f"{s} per seed (mean)" for s in sorted(args.strategies.split(","))) +
+          " | default - best single (mean) | pooled paired test |")
+    print("|---|---|" + "---|" * len(args.strategies.split(",")) + "---|---|")
+    for c in items:
+        cells = [", ".join(f"{x:.3f}" for x in c["scores"][s]) + f" ({c['means'][s]:.3f})" if s in c["scores"] else "-"
+                 for s in sorted(args.strategies.split(","))]
+        pt = c["paired"]
+        print(f"| {c['task']} | {','.join(map(str, c['seeds']))} | " + " | ".join(cells) +
+              f" | {c['mean_gap']:+.3f} vs {c['best_single']} | {pt['difference']:+.3f}, p = {pt['p_value']:.2g} ({pt['detail']}, n={c['pooled_n']}) |")
+    behind = [c["task"] for c in items if c["mean_gap"] < -WITHIN - 1e-9]
+    print(f"\nwithin {WITHIN:.2f} of the best single strategy's mean over seeds on {len(items) - len(behind)} of "
+          f"{len(items)} tasks" + (f"; behind: {', '.join(behind)}" if behind else ""))
+    if args.json:
+        args.json.write_text(json.dumps({"scoreboards": [str(x) for x in args.scoreboards], "within": WITHIN,
+                                         "tasks": items, "behind": behind}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
