@@ -4,7 +4,7 @@ One scoreboard run per task compares two searches that each chose among near-equ
 a 100-200-row test gap of a few points is mostly which of them each search happened to pick. This reads
 scoreboards run with different ``--seed`` (each seed draws its own dev and test rows and its own search) and
 says, per task, each strategy's test score per seed, the mean over seeds, and the default's mean gap to the
-strategy with the best mean; the paired test pools each seed's per-example outcomes (default's winner vs that
+strategy with the best mean (among those run with every seed the default was); the paired test pools each seed's per-example outcomes (default's winner vs that
 strategy's winner on that seed's test rows). Where a task's test split is small, seeds share rows, so the
 pooled test treats repeats as fresh pairs: read its p-value as a guide.
 
@@ -48,8 +48,12 @@ def collect(paths: list[Path], strategies: set[str]) -> dict:
 
 
 def compare(task: str, by_strategy: dict) -> dict | None:
-    seeds = sorted(set.intersection(*(set(v) for v in by_strategy.values())))
-    if "default" not in by_strategy or len(by_strategy) < 2 or not seeds:
+    if "default" not in by_strategy:
+        return None
+    seeds = sorted(by_strategy["default"])
+    # a strategy counts where it ran with every seed the default ran with (a mean over fewer is not comparable)
+    by_strategy = {s: v for s, v in by_strategy.items() if set(seeds) <= set(v)}
+    if len(by_strategy) < 2:
         return None
     scores = {s: [by_strategy[s][k]["best_test"]["score"] for k in seeds] for s in by_strategy}
     means = {s: sum(v) / len(v) for s, v in scores.items()}
