@@ -1,8 +1,7 @@
 """Template enumeration: instruction phrasings x input/answer formats x label words.
 
 Searched as coordinate ascent rather than the full product (which racing could not afford):
-formats first (on a generation task behind its own instruction), then instructions on the best formats, then
-label words on the best templates.
+formats first, then instructions on the best formats, then label words on the best templates.
 Label words are themselves searched as in LM-BFF (Gao et al. 2021): for each class, the vocabulary
 words the model ranks highest after that class's train examples, relative to all classes. Last, the
 best two templates calibrated (contextual and domain; calibration.py), kept if dev agrees.
@@ -14,7 +13,6 @@ import logging
 
 from promptsearch.candidate import Candidate
 from promptsearch.strategy import SearchContext, Strategy
-from promptsearch.template import escape
 
 from . import library
 
@@ -48,9 +46,11 @@ class TemplateEnumeration(Strategy):
     def _next_phase(self, ctx: SearchContext) -> list[Candidate]:
         task = ctx.task
         best = ctx.best(self.top)
-        if self._phase == 0:  # formats: bare on classification, behind the task's own instruction on generation
-            head = _own_instruction(task)
-            return [Candidate(head + fmt, strategy=self.name, edit="format") for fmt in library.formats(task)]
+        if self._phase == 0:  # bare formats
+            out = []
+            for fmt in library.formats(task):
+                out.append(Candidate(fmt, strategy=self.name, edit="format"))
+            return out
         if self._phase == 1:  # instructions on the best formats
             out = []
             for base in best:
@@ -150,18 +150,6 @@ class TemplateEnumeration(Strategy):
                 ok[i] = _is_label_word(model.decode([i]), leading_space)
             self._masks[leading_space] = ok
         return self._masks[leading_space]
-
-
-def _own_instruction(task) -> str:
-    """What a generation task's formats start with: its own instruction (its description), else nothing.
-
-    A bare format says what to do only through the label words in its answer slot; a generation task has none,
-    so its output is defined by the instruction alone. Bare, the six generation formats scored 0 on rhymes' first
-    16 dev rows each (the seed 0.56), which was 96 of a 400-evaluation default run spent on prompts that could not
-    lead (benchmarks/results/scoreboard-full.json, 2026-12-01)."""
-    if task.kind == "classification" or not task.description.strip():
-        return ""
-    return escape(task.description.strip()) + "\n"
 
 
 def _is_label_word(token: str, leading_space: bool) -> bool:

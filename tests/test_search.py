@@ -144,25 +144,3 @@ def test_ask_tell_by_hand_honours_the_budget(tiny, task):
     search = Search(task, Scorer(tiny), [], Budget(max_candidates=2))
     trials = search.tell([Candidate(p) for p in PROMPTS[:5]])
     assert len(trials) == 2 and search.exhausted()
-
-
-def test_templates_formats_keep_a_generation_tasks_instruction_and_classification_ones_stay_bare(tiny, task):
-    from promptsearch.task import Example, Task
-
-    from promptsearch.strategies import library
-
-    rows = tuple(Example(w, w[::-1]) for w in ("hot", "up", "left", "big", "wet", "old", "new", "dry", "low"))
-    gen = Task("reverse", "generation", rows, rows, rows, "exact_match", "Reverse {{the}} word.\nInput: {input}\nOutput:",
-               description="Reverse {the} word.")
-    for t, head in ((gen, "Reverse {{the}} word.\n"), (task, "")):  # a brace in the instruction stays literal
-        search = Search(t, Scorer(tiny), [], Budget(max_evals=10_000))
-        search.tell([Candidate(t.seed_prompt)])
-        templates = make("templates")
-        templates.start(search.context(0))
-        first = templates.propose(search.context(0), 100)
-        assert [c.prompt for c in first] == [head + f for f in library.formats(t)]
-        assert all(c.edit == "format" for c in first)
-    no_description = Task("reverse", "generation", rows, rows, rows, "exact_match", "{input} ->")
-    ctx = Search(no_description, Scorer(tiny), [], Budget()).context(0)
-    templates.start(ctx)
-    assert [c.prompt for c in templates.propose(ctx, 100)] == library.formats(no_description)  # nothing to keep
