@@ -1,0 +1,98 @@
+"""Offline check of a final-pick rule: a one-standard-error rule instead of the best dev score.
+
+The search picks its winner as the best of its top 3 on all of dev. The rule checked here (Breiman's one-SE
+rule) picks, among the top 3 within one standard error of the best dev score, the cheapest prompt: fewest
+demonstrations, then shortest text. The search itself is unchanged by a final-pick rule, so finished runs answer
+the question exactly: for each default run of the given scoreboards, the rule's pick is scored on the run's own
+test rows (checked against the run's log) and set beside the winner's test score.
+
+    python benchmarks/final_pick_one_se.py SCOREBOARD.json [...] [--threads 1] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+if __package__:  # imported as benchmarks.final_pick_one_se (tests)
+    from . import common
+else:  # python benchmarks/final_pick_one_se.py
+    import common
+
+
+def demonstrations(entry: dict) -> int:
+    """How many demonstrations a leaderboard entry shows each input (drawn into the text or by a rule)."""
+    drawn = [int(k) for k in re.findall(r"demos:(\d+)#", entry.get("edit", ""))]
+    rule = [int(entry["demos"].split(":")[1])] if entry.get("demos") else []
+    return max(drawn + rule + [0])
+
+
+def one_se_pick(top: list[dict]) -> dict:
+    best = top[0]["dev"]
+    se = math.sqrt(max(best["score"] * (1 - best["score"]), 1e-9) / best["n"])
+    near = [e for e in top if e["dev"]["score"] >= best["score"] - se - 1e-12]
+    return min(near, key=lambda e: (demonstrations(e), len(e["prompt"]), -e["dev"]["score"]))
+
+
+def check(row: dict, model) -> dict:
+    from promptsearch.candidate import Candidate
+    from promptsearch.export import _logged_test_results
+    from promptsearch.metrics import summarize
+    from promptsearch.runner import read_config
+    from promptsearch.scorer import Scorer
+    from promptsearch.store import RunStore
+
+    store = RunStore.open(row["run_dir"])
+    top = [e for e in store.summary["leaderboard"] if e.get("dev")][:3]
+    pick, config = one_se_pick(top), read_config(store)
+    item = {"task": row["task"], "seed": config["seed"], "winner": top[0]["edit"], "winner_test": row["best_test"]["score"],
+            "pick": pick["edit"], "changed": pick["id"] != store.summary["best"]["id"]}
+    if not item["changed"]:
+        item["pick_test"] = item["winner_test"]
+        return item
+    limits = row.get("limits") or {}
+    task = common.load_bench_task(config["task"], limits.get("dev", 48), limits.get("test", 200), seed=config["seed"])
+    _logged_test_results(store, task)  # raises unless these are the run's test rows
+    cand = Candidate.from_json(pick)
+    results = Scorer(model).evaluate(task, cand, task.test)
+    item["pick_test"] = summarize(task.metric, results, task.test, cand.label_words or task.label_words).score
+    return item
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("scoreboards", nargs="+")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--out", default=str(common.RESULTS / "final_pick_one_se.json"))
+    args = ap.parse_args(argv)
+    import torch
+
+    from promptsearch.model import FrozenModel
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = FrozenModel.load()
+    items = []
+    for path in args.scoreboards:
+        board = json.loads(Path(path).read_text())
+        for row in board["rows"]:
+            if row["strategy"] == "default" and row["status"] == "ok":
+                items.append(check({**row, "limits": board["limits"]}, model))
+                i = items[-1]
+                print(f"{i['task']:<24} seed {i['seed']}  winner {i['winner_test']:.3f}  one-SE pick {i['pick_test']:.3f}"
+                      f"  {'(' + i['pick'][:40] + ')' if i['changed'] else '(same)'}", flush=True)
+    diffs = [i["pick_test"] - i["winner_test"] for i in items]
+    summary = {"runs": len(items), "changed": sum(i["changed"] for i in items), "mean_difference": sum(diffs) / len(diffs),
+               "better": sum(d > 0 for d in diffs), "worse": sum(d < 0 for d in diffs)}
+    print(json.dumps(summary))
+    common.write_json(args.out, {"command": "python benchmarks/final_pick_one_se.py " + " ".join(sys.argv[1:] if argv is None else argv),
+                                 "machine": common.machine(args.threads), "summary": summary, "runs": items})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
