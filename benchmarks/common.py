@@ -69,6 +69,17 @@ def load_bench_task(name: str, dev: int | None, test: int | None, data: Path | N
                    test=subsample(task.test, test, seed))
 
 
+def load_model(threads: int | None = None):
+    """The embedded model, with torch held to ``threads`` CPU threads when given (benchmarks run side by side)."""
+    import torch
+
+    from promptsearch.model import FrozenModel
+
+    if threads:
+        torch.set_num_threads(threads)
+    return FrozenModel.load()
+
+
 def machine(threads: int | None = None) -> dict:
     """Where a benchmark ran; wall times mean little without the load average (the machine is shared)."""
     import torch

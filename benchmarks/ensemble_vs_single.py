@@ -55,14 +55,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", default=str(common.RESULTS / "ensemble_vs_single.json"))
     args = parser.parse_args(argv)
-    import torch
-
     from promptsearch.errors import PromptSearchError
-    from promptsearch.model import FrozenModel
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model = FrozenModel.load()
+    model = common.load_model(args.threads)
     try:
         rows = [compare(run, model, args.test_cap) for run in args.runs]
     except PromptSearchError as e:

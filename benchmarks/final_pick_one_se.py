@@ -69,13 +69,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", default=str(common.RESULTS / "final_pick_one_se.json"))
     args = ap.parse_args(argv)
-    import torch
-
-    from promptsearch.model import FrozenModel
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model = FrozenModel.load()
+    model = common.load_model(args.threads)
     items = []
     for path in args.scoreboards:
         board = json.loads(Path(path).read_text())
