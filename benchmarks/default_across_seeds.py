@@ -18,16 +18,18 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
+from promptsearch.errors import PromptSearchError
 from promptsearch.stats import paired_test
+from promptsearch.store import RunStore
 
 WITHIN = 0.02  # issue 17: the default within 2 points of the best single strategy
 
 
 def winner_outcomes(run_dir: str) -> tuple[list[str], list[float]]:
     """The run's winner's per-example test scores, in its test order (keys, scores)."""
-    best = json.loads((Path(run_dir) / "summary.json").read_text())["best"]["id"]
-    for line in (Path(run_dir) / "test.jsonl").read_text().splitlines():
-        row = json.loads(line)
+    store = RunStore.open(run_dir)
+    best = store.summary["best"]["id"]
+    for row in store.read("test.jsonl"):
         if row["candidate"]["id"] == best:
             return row["keys"], [r[0] for r in row["results"]]  # results are in keys' order
     raise SystemExit(f"error: {run_dir}: the winner {best} has no test row")
@@ -79,14 +81,18 @@ def main(argv=None) -> None:
     p.add_argument("--strategies", default="clarify,default", help="comma-separated; must include default")
     p.add_argument("--json", type=Path, help="write the table's numbers here")
     args = p.parse_args(argv)
-    data = collect(args.scoreboards, set(args.strategies.split(",")))
-    items = [c for task, v in data.items() if (c := compare(task, v))]
-    print("| task | seeds | " + " | ".join(f"{s} per seed (mean)" for s in sorted(args.strategies.split(","))) +
+    names = sorted(set(args.strategies.split(",")))
+    try:
+        data = collect(args.scoreboards, set(names))
+        items = [c for task, v in data.items() if (c := compare(task, v))]
+    except (OSError, ValueError, KeyError, TypeError, PromptSearchError) as e:  # a file that is not what it should be
+        raise SystemExit(f"error: {type(e).__name__}: {e}") from None
+    print("| task | seeds | " + " | ".join(f"{s} per seed (mean)" for s in names) +
           " | default - best single (mean) | pooled paired test |")
-    print("|---|---|" + "---|" * len(args.strategies.split(",")) + "---|---|")
+    print("|---|---|" + "---|" * len(names) + "---|---|")
     for c in items:
         cells = [", ".join(f"{x:.3f}" for x in c["scores"][s]) + f" ({c['means'][s]:.3f})" if s in c["scores"] else "-"
-                 for s in sorted(args.strategies.split(","))]
+                 for s in names]
         pt = c["paired"]
         print(f"| {c['task']} | {','.join(map(str, c['seeds']))} | " + " | ".join(cells) +
               f" | {c['mean_gap']:+.3f} vs {c['best_single']} | {pt['difference']:+.3f}, p = {pt['p_value']:.2g} ({pt['detail']}, n={c['pooled_n']}) |")

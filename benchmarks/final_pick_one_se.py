@@ -38,7 +38,8 @@ def one_se_pick(top: list[dict]) -> dict:
     return min(near, key=lambda e: (demonstrations(e), len(e["prompt"]), -e["dev"]["score"]))
 
 
-def check(row: dict, model) -> dict:
+def check(row: dict, limits: dict, model) -> dict:
+    """The one-SE pick of one default run (a scoreboard row run under ``limits``) and its test score."""
     from promptsearch.candidate import Candidate
     from promptsearch.export import _logged_test_results
     from promptsearch.metrics import summarize
@@ -54,8 +55,7 @@ def check(row: dict, model) -> dict:
     if not item["changed"]:
         item["pick_test"] = item["winner_test"]
         return item
-    limits = row.get("limits") or {}
-    task = common.load_bench_task(config["task"], limits.get("dev", 48), limits.get("test", 200), seed=config["seed"])
+    task = common.load_bench_task(config["task"], limits["dev"], limits["test"], seed=config["seed"])
     _logged_test_results(store, task)  # raises unless these are the run's test rows
     cand = Candidate.from_json(pick)
     results = Scorer(model).evaluate(task, cand, task.test)
@@ -70,15 +70,24 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(common.RESULTS / "final_pick_one_se.json"))
     args = ap.parse_args(argv)
     model = common.load_model(args.threads)
+    from promptsearch.errors import PromptSearchError
+
     items = []
-    for path in args.scoreboards:
-        board = json.loads(Path(path).read_text())
-        for row in board["rows"]:
-            if row["strategy"] == "default" and row["status"] == "ok":
-                items.append(check({**row, "limits": board["limits"]}, model))
-                i = items[-1]
-                print(f"{i['task']:<24} seed {i['seed']}  winner {i['winner_test']:.3f}  one-SE pick {i['pick_test']:.3f}"
-                      f"  {'(' + i['pick'][:40] + ')' if i['changed'] else '(same)'}", flush=True)
+    try:
+        for path in args.scoreboards:
+            board = json.loads(Path(path).read_text())
+            for row in board["rows"]:
+                if row["strategy"] == "default" and row["status"] == "ok":
+                    items.append(check(row, board["limits"], model))
+                    i = items[-1]
+                    print(f"{i['task']:<24} seed {i['seed']}  winner {i['winner_test']:.3f}  one-SE pick {i['pick_test']:.3f}"
+                          f"  {'(' + i['pick'][:40] + ')' if i['changed'] else '(same)'}", flush=True)
+    except (OSError, ValueError, KeyError, TypeError, PromptSearchError) as e:  # a file that is not what it should be
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    if not items:
+        print("error: no finished default run in these scoreboards", file=sys.stderr)
+        return 2
     diffs = [i["pick_test"] - i["winner_test"] for i in items]
     summary = {"runs": len(items), "changed": sum(i["changed"] for i in items), "mean_difference": sum(diffs) / len(diffs),
                "better": sum(d > 0 for d in diffs), "worse": sum(d < 0 for d in diffs)}

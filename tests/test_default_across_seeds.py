@@ -10,6 +10,7 @@ def _run(tmp_path, name, keys, scores):
     """A run directory as the runner leaves it: summary.json names the winner, test.jsonl holds its rows."""
     d = tmp_path / name
     d.mkdir()
+    (d / "config.json").write_text("{}")
     (d / "summary.json").write_text(json.dumps({"best": {"id": "win"}}))
     rows = [{"candidate": {"id": "seed"}, "keys": keys, "results": [[0.0, "", None, []] for _ in keys]},
             {"candidate": {"id": "win"}, "keys": keys, "results": [[s, "", None, []] for s in scores]}]
