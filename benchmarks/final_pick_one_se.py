@@ -6,7 +6,12 @@ demonstrations, then shortest text. The search itself is unchanged by a final-pi
 the question exactly: for each default run of the given scoreboards, the rule's pick is scored on the run's own
 test rows (checked against the run's log) and set beside the winner's test score.
 
-    python benchmarks/final_pick_one_se.py SCOREBOARD.json [...] [--threads 1] [--out FILE]
+With ``--paired`` the standard error is that of the paired difference between the best prompt and each other
+one on the same dev rows (sd of the per-row differences / sqrt(n)), read from the run's log. Prompts that share
+most of their text (a format and the same format with two demonstrations) agree on most rows, so their paired
+SE is small and the rule only prefers the cheaper one when the best wins on few rows.
+
+    python benchmarks/final_pick_one_se.py SCOREBOARD.json [...] [--paired] [--threads 1] [--out FILE]
 """
 
 from __future__ import annotations
@@ -38,7 +43,36 @@ def one_se_pick(top: list[dict]) -> dict:
     return min(near, key=lambda e: (demonstrations(e), len(e["prompt"]), -e["dev"]["score"]))
 
 
-def check(row: dict, limits: dict, model) -> dict:
+def paired_se_pick(top: list[dict], rows: dict[str, dict[str, float]]) -> dict:
+    """The cheapest of ``top`` whose mean paired shortfall to the best is within one SE of that shortfall.
+
+    ``rows`` maps a candidate id to its per-example dev scores (example key -> score) on the same dev rows."""
+    best = rows[top[0]["id"]]
+
+    def near(entry: dict) -> bool:
+        diffs = [best[k] - rows[entry["id"]][k] for k in best]
+        n = len(diffs)
+        mean = sum(diffs) / n
+        var = sum((d - mean) ** 2 for d in diffs) / (n - 1) if n > 1 else 0.0
+        return mean <= math.sqrt(var / n) + 1e-12
+
+    return min((e for e in top if near(e)), key=lambda e: (demonstrations(e), len(e["prompt"]), -e["dev"]["score"]))
+
+
+def dev_rows(store, top: list[dict]) -> dict[str, dict[str, float]]:
+    """Per-example dev scores of the ``top`` entries, from the run's log (the record on all of dev)."""
+    found: dict[str, dict[str, float]] = {}
+    for record in store.read("candidates.jsonl"):
+        cid = record["candidate"]["id"]
+        entry = next((e for e in top if e["id"] == cid), None)
+        if entry and record["score"]["n"] == entry["dev"]["n"]:
+            found[cid] = {k: float(v[0]) for k, v in record["results"].items()}
+    if len(found) != len(top) or len({frozenset(r) for r in found.values()}) != 1:
+        raise ValueError(f"{store.dir}: the log lacks the top prompts' scores on the same dev rows")
+    return found
+
+
+def check(row: dict, limits: dict, model, paired: bool = False) -> dict:
     """The one-SE pick of one default run (a scoreboard row run under ``limits``) and its test score."""
     from promptsearch.candidate import Candidate
     from promptsearch.export import _logged_test_results
@@ -49,7 +83,8 @@ def check(row: dict, limits: dict, model) -> dict:
 
     store = RunStore.open(row["run_dir"])
     top = [e for e in store.summary["leaderboard"] if e.get("dev")][:3]
-    pick, config = one_se_pick(top), read_config(store)
+    pick = paired_se_pick(top, dev_rows(store, top)) if paired else one_se_pick(top)
+    config = read_config(store)
     item = {"task": row["task"], "seed": config["seed"], "winner": top[0]["edit"], "winner_test": row["best_test"]["score"],
             "pick": pick["edit"], "changed": pick["id"] != store.summary["best"]["id"]}
     if not item["changed"]:
@@ -66,9 +101,11 @@ def check(row: dict, limits: dict, model) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("scoreboards", nargs="+")
+    ap.add_argument("--paired", action="store_true", help="SE of the paired difference on the same dev rows")
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--out", default=str(common.RESULTS / "final_pick_one_se.json"))
+    ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
+    args.out = args.out or str(common.RESULTS / ("final_pick_paired_se.json" if args.paired else "final_pick_one_se.json"))
     model = common.load_model(args.threads)
     from promptsearch.errors import PromptSearchError
 
@@ -78,9 +115,9 @@ def main(argv=None) -> int:
             board = json.loads(Path(path).read_text())
             for row in board["rows"]:
                 if row["strategy"] == "default" and row["status"] == "ok":
-                    items.append(check(row, board["limits"], model))
+                    items.append(check(row, board["limits"], model, args.paired))
                     i = items[-1]
-                    print(f"{i['task']:<24} seed {i['seed']}  winner {i['winner_test']:.3f}  one-SE pick {i['pick_test']:.3f}"
+                    print(f"{i['task']:<24} seed {i['seed']}  winner {i['winner_test']:.3f}  pick {i['pick_test']:.3f}"
                           f"  {'(' + i['pick'][:40] + ')' if i['changed'] else '(same)'}", flush=True)
     except (OSError, ValueError, KeyError, TypeError, PromptSearchError) as e:  # a file that is not what it should be
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)

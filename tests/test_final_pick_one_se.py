@@ -21,3 +21,18 @@ def test_the_cheapest_prompt_within_one_standard_error_of_the_best():
     assert one_se.one_se_pick([best, near, far])["id"] == "near"
     assert one_se.one_se_pick([best, near, nearer_short])["id"] == "short"
     assert one_se.one_se_pick([best, far])["id"] == "best"
+
+
+def test_the_paired_rule_uses_the_spread_of_per_row_differences():
+    best = _entry("best", 0.75, edit="demos=balanced:2", demos="balanced:2", n=8)
+    plain = _entry("plain", 0.5, prompt="{input}", edit="format", n=8)
+    rows = {"best": dict(zip("abcdefgh", [1, 0, 1, 1, 1, 1, 1, 0]))}
+    # ahead on 2 rows, behind on none: mean 0.25, per-row var 0.2143, SE sqrt(0.2143 / 8) = 0.164 -> best stays
+    rows["plain"] = dict(zip("abcdefgh", [0, 0, 1, 1, 1, 1, 0, 0]))
+    assert one_se.paired_se_pick([best, plain], rows)["id"] == "best"
+    # ahead on 2, behind on 1: mean 0.125, var 0.4107, SE 0.227 -> the cheaper prompt
+    rows["plain"] = dict(zip("abcdefgh", [0, 1, 1, 1, 1, 1, 0, 0]))
+    assert one_se.paired_se_pick([best, plain], rows)["id"] == "plain"
+    # ahead on 1 alone: mean 0.125, var 0.125, SE exactly 0.125 -> within one SE
+    rows["plain"] = dict(rows["best"], a=0)
+    assert one_se.paired_se_pick([best, plain], rows)["id"] == "plain"
