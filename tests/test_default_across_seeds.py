@@ -44,6 +44,8 @@ def test_means_over_seeds_and_a_paired_test_pooled_over_them(tmp_path, capsys):
     assert item["seeds"] == [0, 1] and item["scores"]["default"] == [0.25, 0.75] and "evolution" not in item["scores"]
     # means: clarify 0.5, default 0.5, templates 0.5 -> clarify is first among the tied single strategies
     assert item["best_single"] == "clarify" and item["mean_gap"] == pytest.approx(0.0)
+    # seed spread: clarify 0.75, 0.25 and default 0.25, 0.75 -> variance 0.125 each, / 2 seeds, summed: SE 0.354
+    assert item["gap_se"] == pytest.approx((0.125 / 2 + 0.125 / 2) ** 0.5)
     # seed 0: clarify alone right on k2, k3; seed 1: default alone right on k2, k4 -> 2 vs 2 discordant over 8 pairs
     assert item["pooled_n"] == 8 and item["paired"]["detail"] == "2 vs 2 discordant" and item["paired"]["p_value"] == 1.0
     assert "within 0.02 of the best single strategy's mean over seeds on 1 of 1 tasks" in capsys.readouterr().out
@@ -61,3 +63,16 @@ def test_a_gap_beyond_two_points_is_named_and_unpaired_rows_are_refused(tmp_path
         across.main([str(other)])
     with pytest.raises(SystemExit, match="appears twice"):
         across.main([str(board), str(board)])
+
+
+def test_holm_names_only_the_gaps_that_survive_testing_every_task(tmp_path, capsys):
+    keys = [f"k{i}" for i in range(12)]
+    rows = [("b", "clarify", _run(tmp_path, "bc", keys, [1] * 12), [1] * 12),  # default wrong on all 12: p = 2 / 2**12
+            ("b", "default", _run(tmp_path, "bd", keys, [0] * 12), [0] * 12),
+            ("c", "clarify", _run(tmp_path, "cc", keys, [1] * 6 + [0] * 6), [1] * 6 + [0] * 6),  # 3 vs 1: p = 0.625
+            ("c", "default", _run(tmp_path, "cd", keys, [1] * 3 + [0] * 8 + [1]), [1] * 3 + [0] * 8 + [1])]
+    out = tmp_path / "out.json"
+    across.main([str(_board(tmp_path, 0, rows)), "--json", str(out)])
+    tasks = {t["task"]: t["paired"] for t in json.loads(out.read_text())["tasks"]}
+    assert tasks["b"]["p_holm"] == pytest.approx(2 * 2 / 2**12) and tasks["c"]["p_holm"] == pytest.approx(0.625)
+    assert "after Holm's adjustment over 2 tasks (p < 0.05): behind on b; ahead on none" in capsys.readouterr().out

@@ -94,3 +94,10 @@ def test_blended_scores_get_the_bootstrap_not_mcnemar():
     result = paired_test("accuracy", {"scores": a}, {"scores": b})
     assert result.test == "paired bootstrap" and result.difference == pytest.approx(np.mean(b) - np.mean(a))
     assert drop_test("accuracy", {"scores": a}, {"scores": b}, rounds=500).test == "one-sided bootstrap"
+
+
+def test_holm_adjusts_step_down_and_keeps_the_order_given():
+    from promptsearch.stats import holm
+    # sorted 0.01, 0.02, 0.04, 0.30 -> 4 * 0.01, 3 * 0.02, max(0.06, 2 * 0.04), max(0.08, 0.30)
+    assert holm([0.04, 0.01, 0.30, 0.02]) == pytest.approx([0.08, 0.04, 0.30, 0.06])
+    assert holm([0.5, 0.6]) == pytest.approx([1.0, 1.0]) and holm([]) == []
