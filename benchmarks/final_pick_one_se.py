@@ -7,9 +7,9 @@ the question exactly: for each default run of the given scoreboards, the rule's 
 test rows (checked against the run's log) and set beside the winner's test score.
 
 With ``--paired`` the standard error is that of the paired difference between the best prompt and each other
-one on the same dev rows (sd of the per-row differences / sqrt(n)), read from the run's log. Prompts that share
-most of their text (a format and the same format with two demonstrations) agree on most rows, so their paired
-SE is small and the rule only prefers the cheaper one when the best wins on few rows.
+one on the same dev rows (sd of the per-row differences / sqrt(n)), read from the run's log. It was meant to keep
+a child that wins on many rows and drop one that wins on one; measured, prompts that share a format still
+disagree on many rows, so it changed more picks than the plain rule and lost more (DESIGN.md).
 
     python benchmarks/final_pick_one_se.py SCOREBOARD.json [...] [--paired] [--threads 1] [--out FILE]
 """
@@ -20,6 +20,7 @@ import argparse
 import json
 import math
 import re
+import statistics
 import sys
 from pathlib import Path
 
@@ -36,11 +37,15 @@ def demonstrations(entry: dict) -> int:
     return max(drawn + rule + [0])
 
 
+def cheapest(entries) -> dict:
+    """Fewest demonstrations, then shortest text, then the better dev score."""
+    return min(entries, key=lambda e: (demonstrations(e), len(e["prompt"]), -e["dev"]["score"]))
+
+
 def one_se_pick(top: list[dict]) -> dict:
     best = top[0]["dev"]
     se = math.sqrt(max(best["score"] * (1 - best["score"]), 1e-9) / best["n"])
-    near = [e for e in top if e["dev"]["score"] >= best["score"] - se - 1e-12]
-    return min(near, key=lambda e: (demonstrations(e), len(e["prompt"]), -e["dev"]["score"]))
+    return cheapest(e for e in top if e["dev"]["score"] >= best["score"] - se - 1e-12)
 
 
 def paired_se_pick(top: list[dict], rows: dict[str, dict[str, float]]) -> dict:
@@ -51,12 +56,10 @@ def paired_se_pick(top: list[dict], rows: dict[str, dict[str, float]]) -> dict:
 
     def near(entry: dict) -> bool:
         diffs = [best[k] - rows[entry["id"]][k] for k in best]
-        n = len(diffs)
-        mean = sum(diffs) / n
-        var = sum((d - mean) ** 2 for d in diffs) / (n - 1) if n > 1 else 0.0
-        return mean <= math.sqrt(var / n) + 1e-12
+        var = statistics.variance(diffs) if len(diffs) > 1 else 0.0
+        return statistics.fmean(diffs) <= math.sqrt(var / len(diffs)) + 1e-12
 
-    return min((e for e in top if near(e)), key=lambda e: (demonstrations(e), len(e["prompt"]), -e["dev"]["score"]))
+    return cheapest(e for e in top if near(e))
 
 
 def dev_rows(store, top: list[dict]) -> dict[str, dict[str, float]]:
@@ -73,7 +76,8 @@ def dev_rows(store, top: list[dict]) -> dict[str, dict[str, float]]:
 
 
 def check(row: dict, limits: dict, model, paired: bool = False) -> dict:
-    """The one-SE pick of one default run (a scoreboard row run under ``limits``) and its test score."""
+    """The one-SE pick (``paired``: with the paired SE) of one default run (a scoreboard row run under
+    ``limits``) and its test score."""
     from promptsearch.candidate import Candidate
     from promptsearch.export import _logged_test_results
     from promptsearch.metrics import summarize
