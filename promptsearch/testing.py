@@ -109,7 +109,7 @@ class LlamaServer:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited with {self.proc.returncode} (log: {self.log_path})")
+                raise RuntimeError(f"{self.death()} (log: {self.log_path})")
             try:
                 with urllib.request.urlopen(self.url + "/models", timeout=2) as r:
                     if r.status == 200:
@@ -118,6 +118,24 @@ class LlamaServer:
                 time.sleep(0.2)
         self.stop()
         raise RuntimeError(f"llama_cpp.server did not answer /v1/models within {wait:g} s")
+
+    def death(self) -> str | None:
+        """None while the process runs (or was never started); else how it ended and its log's last lines,
+        so a test that then fails to connect says the server died rather than "connection refused"."""
+        if self.proc is None or self.proc.poll() is None:
+            return None
+        import signal
+
+        code = self.proc.returncode
+        how = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit status {code}"
+        tail = ""
+        try:
+            with open(self.log_path, "rb") as f:
+                lines = f.read()[-4000:].decode("utf-8", "replace").strip().splitlines()[-5:]
+            tail = "; last log lines: " + " | ".join(line.strip() for line in lines) if lines else ""
+        except OSError:
+            pass
+        return f"llama_cpp.server process exited ({how}){tail}"
 
     def kill(self) -> None:
         import signal

@@ -79,13 +79,25 @@ def tmp_cache(tmp_path, monkeypatch):
     return tmp_path / "cache"
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A served test that fails while its llama_cpp.server process is dead says so (exit code or signal and
+    the log's last lines) instead of leaving only the client's "cannot connect"."""
+    outcome = yield
+    report = outcome.get_result()
+    server = getattr(item, "funcargs", {}).get("llama_server")
+    if report.failed and server is not None and server.death():
+        report.sections.append(("llama_cpp.server", server.death()))
+        report.longrepr = f"{report.longrepr}\n{server.death()}"
+
+
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory):
     """llama-cpp-python's server on the embedded SmolLM2 GGUF, on a free loopback port, for the session."""
     import importlib.util
 
     if importlib.util.find_spec("llama_cpp") is None:
-        pytest.skip("llama-cpp-python[server] is not installed (pip install -e '.[test]')")
+        pytest.skip("llama-cpp-python[server] is not installed (python tools/llama_build.py)")
     from promptsearch.model import embedded_gguf
 
     from .served_fixture import LlamaServer

@@ -132,13 +132,13 @@ def test_other_model_is_refused_unless_allowed(exported, model_dirs):
     r = invoke("eval", "--artifact", str(path), "--model", model_dirs[1], "--device", "cpu")
     assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1 and "model fingerprint differs" in r.output
     r = invoke("eval", "--artifact", str(path), "--model", model_dirs[1], "--device", "cpu", "--allow-other-model", "--json")
-    assert r.exit_code == 0 and json.loads(r.output)["n"] == 200
+    assert r.exit_code == 0 and json.loads(r.stdout)["n"] == 200
 
 
 def test_eval_artifact_reproduces_the_recorded_test_score(exported):
     _, path, art, _ = exported
     r = invoke("eval", "--artifact", str(path), "--device", "cpu", "--json")
-    out = json.loads(r.output)
+    out = json.loads(r.stdout)
     assert r.exit_code == 0 and out["split"] == "test" and out["n"] == 200
     assert out["score"] == art.scores["test"]["score"]
     r = invoke("eval", "--artifact", str(path), "--device", "cpu", "--check")
@@ -221,7 +221,7 @@ def test_soft_prompt_exports_its_vectors_beside_it_and_reproduces(model_dirs, ta
     art = artifact.read(tmp_path / "soft.json")
     assert art.soft["file"] == "soft.json.soft.safetensors" and "not text" in art.soft["note"] and "soft prompt" in r.output
     assert artifact.soft_vectors(art, tmp_path / "soft.json").shape[0] == 3
-    out = json.loads(invoke("eval", "--artifact", str(tmp_path / "soft.json"), "--device", "cpu", "--json").output)
+    out = json.loads(invoke("eval", "--artifact", str(tmp_path / "soft.json"), "--device", "cpu", "--json").stdout)
     assert out["score"] == art.scores["test"]["score"] and out["n"] == 200
 
     monkeypatch.setenv("PROMPTSEARCH_REGISTRY", str(tmp_path / "reg.db"))

@@ -273,7 +273,7 @@ def test_cli_run_autoprompt_on_smollm(tmp_path):
             "-o", "autoprompt.search_labels=false", "--max-evals", "120", "--out", str(out), "--json", "-q"]
     result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     assert summary["best"]["strategy"] in ("autoprompt", "seed")
     for part in ("dev", "test"):
         assert 0.0 <= summary["best"][part]["score"] <= 1.0 and summary["best"][part]["n"] == 16

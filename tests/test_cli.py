@@ -21,7 +21,7 @@ def invoke(*args):
 def test_eval_json_reports_score_n_and_ci(tiny_dir):
     r = invoke("eval", "--model", tiny_dir, "--prompt", "Review: {input}\\nSentiment:", "--limit", "20", "--json")
     assert r.exit_code == 0, r.output
-    out = json.loads(r.output)
+    out = json.loads(r.stdout)
     assert out["metric"] == "accuracy" and out["n"] == 20
     assert out["ci_low"] <= out["score"] <= out["ci_high"]
     assert out["prompt"] == "Review: {input}\nSentiment:"
@@ -31,7 +31,7 @@ def test_eval_prompt_file_and_label_words(tiny_dir, tmp_path):
     f = tmp_path / "p.txt"
     f.write_text("Text: {input}\nLabel:\n")
     r = invoke("eval", "--model", tiny_dir, "--prompt-file", str(f), "--label-words", "bad,good", "--split", "test", "--limit", "5", "--json")
-    out = json.loads(r.output)
+    out = json.loads(r.stdout)
     assert out["label_words"] == ["bad", "good"] and out["split"] == "test" and out["n"] == 5
 
 
@@ -65,14 +65,14 @@ def test_run_show_and_json(tiny_dir, small_task_dir, tmp_path):
     r = invoke("run", "--model", tiny_dir, "--task", small_task_dir, "--strategy", "templates", "--max-evals", "300",
                "--out", str(out), "--json")
     assert r.exit_code == 0, r.output
-    s = json.loads(r.output)
+    s = json.loads(r.stdout)
     for key in ("run_dir", "best", "seed", "leaderboard", "budget_used"):
         assert key in s
     assert s["best"]["dev"]["n"] == 30 and s["best"]["test"]["n"] == 30 and s["seed"]["test"]["n"] == 30
     assert s["budget_used"]["evals"] >= 300
     assert (out / "best_prompt.txt").read_text().strip() == s["best"]["prompt"].strip()
     shown = invoke("show", str(out), "--json")
-    assert json.loads(shown.output)["leaderboard"][0]["id"] == s["leaderboard"][0]["id"]
+    assert json.loads(shown.stdout)["leaderboard"][0]["id"] == s["leaderboard"][0]["id"]
     text = invoke("show", str(out), "--lineage").output
     assert "best prompt:" in text and "lineage" in text
 
@@ -116,9 +116,9 @@ def test_killed_run_resumes_to_the_same_result(tiny_dir, small_task_dir, tmp_pat
 
 
 def test_tasks_and_strategies_list():
-    tasks = json.loads(invoke("tasks", "--json").output)["tasks"]
+    tasks = json.loads(invoke("tasks", "--json").stdout)["tasks"]
     assert tasks[0]["name"] == "sst2-mini" and tasks[0]["test"] == 200
-    names = {s["name"] for s in json.loads(invoke("strategies", "--json").output)["strategies"]}
+    names = {s["name"] for s in json.loads(invoke("strategies", "--json").stdout)["strategies"]}
     assert {"templates", "clarify"} <= names
 
 

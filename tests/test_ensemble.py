@@ -246,7 +246,7 @@ def test_export_carries_members_and_eval_reproduces_it(tiny, tiny_dir, task, tmp
     assert art.scores["test"] == summary["best"]["test"]
     r = CliRunner().invoke(main, ["eval", "--artifact", str(tmp_path / "ens.json"), "--check", "--json"])
     assert r.exit_code == 0, r.output
-    out = json.loads(r.output)
+    out = json.loads(r.stdout)
     assert out["check"]["ok"] and out["score"] == pytest.approx(art.scores["test"]["score"])
     shown = CliRunner().invoke(main, ["show", str(tmp_path / "run")])
     assert shown.exit_code == 0 and "ensemble of" in shown.output
@@ -258,7 +258,7 @@ def test_export_carries_members_and_eval_reproduces_it(tiny, tiny_dir, task, tmp
         assert CliRunner().invoke(main, ["prompts", "add", str(tmp_path / f), "--name", "p"], env=env).exit_code == 0
     diff = CliRunner().invoke(main, ["prompts", "diff", "p@v1", "p@v2", "--json"], env=env)
     assert diff.exit_code == 0, diff.output
-    out = json.loads(diff.output)
+    out = json.loads(diff.stdout)
     assert out["options"][0] == {} and out["options"][1]["weights"] == art.options["weights"]
     assert out["paired_test"] is not None  # both scored on the same test examples
 
@@ -270,7 +270,7 @@ def test_cli_chain_with_an_ensemble_stage_runs(tiny_dir, small_task_dir, tmp_pat
                                   "--strategy", "ensemble", "-o", "ensemble.weights=fit", "-o", "ensemble.pool=4",
                                   "--max-evals", "600", "--out", str(tmp_path / "run"), "--json"])
     assert r.exit_code == 0, r.output
-    summary = json.loads(r.output)
+    summary = json.loads(r.stdout)
     assert summary["budget_used"]["evals"] <= 600 + 3 * 30  # the final check of the top 3 may go past it
 
 

@@ -271,12 +271,12 @@ def test_evolution_on_smollm_through_the_cli(smollm, tmp_path, monkeypatch):
                                            "--out", str(out), "--json", "--quiet"])
     monkeypatch.setattr(runner, "load_parts", real_load)
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     assert summary["budget_used"]["evals"] <= 120 + 32 + 32  # limit, one rung past it, the final check
     assert any(r["strategy"] == "evolution" for r in summary["leaderboard"])
     shown = CliRunner().invoke(cli.main, ["show", str(out), "--lineage", "--json"])
     assert shown.exit_code == 0, shown.output
-    chain = json.loads(shown.output)["lineage"]
+    chain = json.loads(shown.stdout)["lineage"]
     assert chain[0]["id"] == summary["best"]["id"]
     assert chain[-1]["parents"] == []  # ends at a root (the seed or a library format)
     store = RunStore.open(out)

@@ -66,7 +66,7 @@ def test_cli_show_tasks_strategies_on_a_real_run(smollm, tmp_path):
     config = runner.make_config(task="sst2-mini", strategies=["templates"], budget={"max_evals": 300, "max_seconds": None})
     runner.run(config, tmp_path / "run", parts=(task, smollm, Scorer(smollm)))
     cli = CliRunner()
-    shown = json.loads(cli.invoke(main, ["show", str(tmp_path / "run"), "--json"]).output)
+    shown = json.loads(cli.invoke(main, ["show", str(tmp_path / "run"), "--json"]).stdout)
     assert shown["finished"] and shown["leaderboard"][0]["dev"]["n"] == 100
     text = cli.invoke(main, ["show", str(tmp_path / "run")]).output
     assert "best prompt:" in text and "test" in text
@@ -75,5 +75,5 @@ def test_cli_show_tasks_strategies_on_a_real_run(smollm, tmp_path):
 def test_cli_eval_on_the_embedded_model():
     r = CliRunner().invoke(main, ["eval", "--prompt", "Review: {input}\\nSentiment:", "--split", "test", "--limit", "40", "--json"])
     assert r.exit_code == 0, r.output
-    out = json.loads(r.output)
+    out = json.loads(r.stdout)
     assert out["n"] == 40 and out["score"] >= 0.6 and out["model"].startswith("embedded:")

@@ -128,31 +128,31 @@ def test_prompts_commands_as_a_new_user(registry_env, tmp_path):
     v2.write_text(make_artifact("Review: {input}\nThe sentiment is", scores=(1, 1, 1, 1, 0, 1, 1, 1) * 5))
     elsewhere.write_text(make_artifact(keys=[f"z{i}" for i in range(8)]))
     assert invoke("prompts", "add", str(v1), "--name", "sst2").output.startswith("added sst2@v1: test 0.375")
-    assert json.loads(invoke("prompts", "add", str(v2), "--name", "sst2", "--json").output)["ref"] == "sst2@v2"
+    assert json.loads(invoke("prompts", "add", str(v2), "--name", "sst2", "--json").stdout)["ref"] == "sst2@v2"
     assert invoke("prompts", "add", str(elsewhere), "--name", "sst2", "--quiet").exit_code == 0
 
-    rows = json.loads(invoke("prompts", "list", "--json").output)["prompts"]
+    rows = json.loads(invoke("prompts", "list", "--json").stdout)["prompts"]
     assert [(r["ref"], r["versions"]) for r in rows] == [("sst2@v3", 3)]
     assert "sst2@v3" in invoke("prompts", "list").output
 
-    shown = json.loads(invoke("prompts", "show", "sst2@v2", "--json").output)
+    shown = json.loads(invoke("prompts", "show", "sst2@v2", "--json").stdout)
     assert shown["ref"] == "sst2@v2" and shown["versions"] == ["v1", "v2", "v3"]
     assert shown["artifact"]["prompt"] == "Review: {input}\nThe sentiment is"
     text = invoke("prompts", "show", "sst2@v1").output
     assert "test 0.375" in text and "improvement on test: +0.100 (exact McNemar p=0.5" in text
 
-    d = json.loads(invoke("prompts", "diff", "sst2@v1", "sst2@v2", "--json").output)
+    d = json.loads(invoke("prompts", "diff", "sst2@v1", "sst2@v2", "--json").stdout)
     assert d["prompt_diff"][3:] == [" Review: {input}", "-Sentiment:", "+The sentiment is"]
     # v1 and v2 share the 40 examples: v2 is right on 20 that v1 missed (4 in each block of 8), v1 on none that v2 missed
     assert d["paired_test"]["test"] == "exact McNemar" and d["paired_test"]["detail"] == "20 vs 0 discordant"
     assert d["paired_test"]["p_value"] == pytest.approx(2 * 0.5**20)
     assert "on the same 40 test examples: +0.500, exact McNemar" in invoke("prompts", "diff", "sst2@v1", "sst2@v2").output
-    d = json.loads(invoke("prompts", "diff", "sst2@v2", "sst2@v3", "--json").output)
+    d = json.loads(invoke("prompts", "diff", "sst2@v2", "sst2@v3", "--json").stdout)
     assert d["paired_test"] is None
     assert "no paired test" in invoke("prompts", "diff", "sst2@v2", "sst2@v3").output
 
     out = tmp_path / "back.json"
-    assert json.loads(invoke("prompts", "export", "sst2@v2", "-o", str(out), "--json").output)["file"] == str(out)
+    assert json.loads(invoke("prompts", "export", "sst2@v2", "-o", str(out), "--json").stdout)["file"] == str(out)
     assert out.read_bytes() == v2.read_bytes()
     r = invoke("prompts", "show", "sst2@v9")
     assert r.exit_code == 2 and r.output.startswith("error: no prompt 'sst2@v9'")

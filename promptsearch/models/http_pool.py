@@ -60,6 +60,7 @@ class HttpPool:
         self._lock = threading.Lock()
         self._executor = None
         self._broken = None  # the first ServerError of a map(): later queued requests stop at once
+        self._answered: set[str] = set()  # URLs that answered at least once (a refusal after that is a dead server)
 
     def _pick(self, attempt: int) -> str:
         with self._lock:
@@ -77,6 +78,7 @@ class HttpPool:
                 answer = self._once(url, path, body, root)
                 with self._lock:
                     self.sent += 1
+                    self._answered.add(url)
                 return url, answer
             except _Retryable as e:
                 last = e.what
@@ -86,6 +88,10 @@ class HttpPool:
                     log.debug("server %s: %s; retrying", url, e.what)
                     time.sleep(self.backoff * 2 ** attempt)
         tries = f" (after {self.retries + 1} tries)" if self.retries else ""
+        if last.startswith("cannot connect") and last_url in self._answered:
+            # It answered before and now refuses: the server process most likely died (a crash in the
+            # backend, an OOM kill), which "cannot connect" alone would hide behind a network-looking error.
+            last = f"stopped answering: {last}; it answered earlier in this run, so its process has likely exited"
         raise ServerError(last_url, f"{last}{tries}")
 
     def _once(self, url: str, path: str, body, root: bool):
