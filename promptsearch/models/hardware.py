@@ -1,0 +1,46 @@
+"""Which dtype a local model computes in when the user says ``--dtype auto`` (the default).
+
+bf16 is the fast path only where the hardware has bf16 matrix units: on a CPU with AMX, SmolLM2 scores SST-2
+2.6x faster in bf16 than in fp32 with 99% of predictions equal, while on a CPU without AMX bf16 ran at 0.67x
+fp32's speed (torch then emulates it). GPUs with bf16 (Ampere and later) are fast in it too. So the choice is
+a capability check, not a guess: no timing at start-up, and the same answer on every run of one machine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
+    """The CPU's feature flags (Linux); empty where /proc/cpuinfo cannot be read."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags") and ":" in line:
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def auto_dtype(device: str, flags: set[str] | None = None) -> tuple[str, str]:
+    """(dtype, why) for ``device`` ("cpu", "cuda", "cuda:N")."""
+    if device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_bf16_supported():
+            return "bfloat16", "the GPU computes bf16 natively"
+        return "float32", "the GPU has no native bf16"
+    flags = cpu_flags() if flags is None else flags
+    if "amx_bf16" in flags:
+        return "bfloat16", "the CPU has AMX (amx_bf16)"
+    return "float32", "the CPU has no AMX, where bf16 is slower than fp32"
+
+
+def resolve_dtype(dtype: str, device: str) -> tuple[str, str]:
+    """The dtype to load in and why: ``auto`` is decided by the hardware, anything else is the user's."""
+    if dtype == "auto":
+        return auto_dtype(device)
+    return dtype, "asked for"
