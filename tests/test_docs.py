@@ -50,7 +50,8 @@ class Block:
 
     @property
     def where(self) -> str:
-        return f"{self.path.relative_to(ROOT)}:{self.line}"
+        path = self.path.relative_to(ROOT) if self.path.is_relative_to(ROOT) else self.path
+        return f"{path}:{self.line}"
 
 
 def blocks(path: Path) -> list[Block]:
@@ -91,7 +92,7 @@ def commands(block: Block) -> list[tuple[int, str]]:
             line = line[2:]
         while line.rstrip().endswith("\\") and i < len(raw):
             nxt = raw[i][2:] if block.lang == "console" and raw[i].startswith("> ") else raw[i]
-            line = line.rstrip()[:-1] + " " + nxt.strip()
+            line = line.rstrip()[:-1].rstrip() + " " + nxt.strip()
             i += 1
         heredoc = re.search(r"<<-?\s*['\"]?(\w+)['\"]?", line)
         if heredoc:
@@ -211,6 +212,36 @@ def test_user_pages_do_not_send_users_to_the_workspace_data():
     for path in sorted((ROOT / "docs").glob("*.md")):
         text = path.read_text(encoding="utf-8")
         assert "../shared" not in text, f"{path.relative_to(ROOT)} mentions ../shared"
+
+
+def test_the_rules_on_a_page(tmp_path, tiny_dir, monkeypatch):
+    """A marked block is skipped, file commands and promptsearch run, and an unmarked block that cannot run fails."""
+    monkeypatch.chdir(tmp_path)
+    page = tmp_path / "page.md"
+    page.write_text(
+        "<!-- not-run: needs a GPU for this example -->\n```bash\npython train.py --gpu\n```\n\n"
+        "```console\n$ mkdir -p out \\\n>   && echo hi > out/a.txt\nhi\n$ promptsearch tasks --json > tasks.json  # list\n```\n\n"
+        "```sh\npip install something\n```\n\n"
+        "```toml\nnot = 'checked'\n```\n", encoding="utf-8")
+    found = blocks(page)
+    assert [(b.lang, b.not_run) for b in found] == [("bash", "needs a GPU for this example"), ("console", None),
+                                                      ("sh", None), ("toml", None)]
+    assert [line for _, line in commands(found[1])] == ["mkdir -p out && echo hi > out/a.txt",
+                                                        "promptsearch tasks --json > tasks.json  # list"]
+    run_block(found[1], tiny_dir, tmp_path)
+    assert (tmp_path / "out" / "a.txt").read_text() == "hi\n" and "sst2-mini" in (tmp_path / "tasks.json").read_text()
+    with pytest.raises(pytest.fail.Exception, match="cannot run in the docs test"):
+        run_block(found[2], tiny_dir, tmp_path)
+
+
+def test_commands_are_pointed_at_the_tiny_model():
+    from promptsearch.cli import main
+
+    assert adapt(main, ["run", "--max-evals", "3000"], "TINY") == ["run", "--max-evals", "100", "--model", "TINY"]
+    assert adapt(main, ["run", "--resume", "runs/a"], "TINY") == ["run", "--resume", "runs/a"]
+    assert adapt(main, ["eval", "--model", "m"], "TINY") == ["eval", "--model", "m"]
+    assert adapt(main, ["prompts", "list"], "TINY") == ["prompts", "list"]
+    assert adapt(main, ["run", "--help"], "TINY") == ["run", "--help"]
 
 
 @pytest.mark.parametrize("path", [p for p in DOC_FILES if any(b.not_run is None for b in checked(p))],
