@@ -1,0 +1,67 @@
+"""The best-so-far curves of a run as plain SVG geometry for the template (no plotting library in the server).
+
+The numbers are ``report.curves``: the same lines as ``promptsearch report``'s PNG, drawn as steps."""
+
+from __future__ import annotations
+
+import math
+
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf"]
+FIXED = {"overall": "#111111", "seed": "#7f7f7f", "templates": "#1f77b4", "clarify": "#ff7f0e",
+         "autoprompt": "#2ca02c", "evolution": "#d62728", "soft-prompt": "#9467bd", "refine": "#8c564b",
+         "ensemble": "#e377c2", "ape": "#17becf"}
+
+
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """About ``count`` round numbers spanning [low, high]."""
+    if high <= low:
+        return [low]
+    raw = (high - low) / count
+    step = 10 ** math.floor(math.log10(raw))
+    for mult in (1, 2, 5, 10):
+        if raw <= mult * step:
+            step *= mult
+            break
+    first = math.ceil(low / step) * step
+    return [round(first + i * step, 10) for i in range(int((high - first) / step + 1e-9) + 1)]
+
+
+def curve_chart(lines: dict[str, list[tuple[int, float]]], end: int, width: int = 760, height: int = 320) -> dict:
+    """Step lines of (evaluations, dev score) points: the overall line (what the search returns) drawn last
+    and thickest, one per strategy; axes with round ticks."""
+    left, right, top, bottom = 56, width - 150, 14, height - 40
+    ys = [y for pts in lines.values() for _, y in pts if isinstance(y, (int, float)) and not math.isnan(y)]
+    if not ys:
+        return {"empty": True, "width": width, "height": height}
+    lo, hi = min(ys), max(ys)
+    pad = max((hi - lo) * 0.08, 0.01)
+    lo, hi = lo - pad, hi + pad
+    end = max(end, max((x for pts in lines.values() for x, _ in pts), default=1), 1)
+
+    def px(x):
+        return left + (right - left) * x / end
+
+    def py(y):
+        return bottom - (bottom - top) * (y - lo) / (hi - lo)
+
+    series = []
+    names = [n for n in lines if n != "overall"] + (["overall"] if "overall" in lines else [])
+    for i, name in enumerate(names):
+        pts = [(x, y) for x, y in lines[name] if not math.isnan(y)]
+        if not pts:
+            continue
+        path = []
+        for k, (x, y) in enumerate(pts):
+            if k:
+                path.append((px(x), py(pts[k - 1][1])))
+            path.append((px(x), py(y)))
+        path.append((px(end), py(pts[-1][1])))
+        series.append({"name": name, "color": FIXED.get(name, PALETTE[i % len(PALETTE)]),
+                       "width": 3 if name == "overall" else 1.6,
+                       "points": " ".join(f"{a:.1f},{b:.1f}" for a, b in path),
+                       "last": f"{pts[-1][1]:.3f}"})
+    return {"empty": False, "width": width, "height": height, "left": left, "right": right, "top": top,
+            "bottom": bottom, "series": series,
+            "xticks": [(px(t), f"{t:g}") for t in nice_ticks(0, end) if t <= end],
+            "yticks": [(py(t), f"{t:.2f}") for t in nice_ticks(lo, hi) if lo <= t <= hi],
+            "legend": [(top + 14 + 18 * k, s["name"], s["color"], s["last"]) for k, s in enumerate(series)]}
