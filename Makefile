@@ -14,7 +14,7 @@ install:
 LLAMA_CMAKE_ARGS = -DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
 
 install-dev: install
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=2 $(PIP) install -q -e '.[dev,test,ray]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=2 $(PIP) install -q -e '.[dev,test,ray,ui]'
 
 demo: install
 	HF_HUB_OFFLINE=1 promptsearch run
