@@ -8,6 +8,7 @@ import json
 import re
 import secrets
 from pathlib import Path
+from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.applications import Starlette
@@ -119,7 +120,7 @@ class UI:
         append_rating(run.dir, item.rating(task, value, comment, source="ui"))
         pos = str(form.get("pos", "0"))
         pos = pos if pos.isdigit() else "0"
-        return RedirectResponse(f"/run/{run.id}/rate?pos={pos}&saved={value}", status_code=303)
+        return RedirectResponse(f"/run/{quote(run.id)}/rate?pos={pos}&saved={value}", status_code=303)
 
     def state(self, request):
         run = self._run(request)

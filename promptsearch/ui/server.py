@@ -64,3 +64,42 @@ def serve(roots, host: str = "127.0.0.1", port: int = 8765, registry: Path | Non
     app = make_app(roots, registry=registry, token=where.token, hosts=where.hosts)
     announce(where)
     uvicorn.run(app, host=where.host.strip("[]"), port=where.port, log_level="warning", access_log=False)
+
+
+class Background:
+    """The app on a loopback port in a thread of this process (tests, benchmarks, screenshots): ``start`` returns
+    once it accepts connections, ``stop`` shuts it down."""
+
+    def __init__(self, roots, registry: Path | None = None, token: str | None = None, port: int = 0):
+        import uvicorn
+
+        from .app import make_app
+
+        where = plan("127.0.0.1", port)
+        self.port, self.token = where.port, token
+        self.app = make_app(roots, registry=registry, token=token, hosts=None if token else where.hosts)
+        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    access_log=False))
+        self.thread = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait: float = 20.0) -> Background:
+        import threading
+        import time
+
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + wait
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError(f"the ui server did not start on port {self.port}")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        if self.thread is not None:
+            self.thread.join(10)

@@ -17,11 +17,8 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     if high <= low:
         return [low]
     raw = (high - low) / count
-    step = 10 ** math.floor(math.log10(raw))
-    for mult in (1, 2, 5, 10):
-        if raw <= mult * step:
-            step *= mult
-            break
+    power = 10 ** math.floor(math.log10(raw))
+    step = min((m * power for m in (1, 2, 5, 10)), key=lambda s: abs(s - raw))  # the round step nearest the raw one
     first = math.ceil(low / step) * step
     return [round(first + i * step, 10) for i in range(int((high - first) / step + 1e-9) + 1)]
 

@@ -4,6 +4,7 @@ scoring anything (a split whose per-example outputs the run did not log is shown
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
 import threading
 from dataclasses import dataclass
@@ -285,7 +286,7 @@ def registry_view(path: Path | None) -> dict:
     for v in versions:
         names.setdefault(v.name, []).append(version_view(v))
     for vs in names.values():
-        for prev, cur in zip(vs, vs[1:]):
+        for prev, cur in itertools.pairwise(vs):
             cur["previous"] = prev["ref"]
     return {"path": str(where), "names": sorted(names.items()), "missing": False, "error": ""}
 
@@ -317,7 +318,7 @@ def registry_compare(path: Path | None, ref_a: str, ref_b: str) -> dict:
     if A.metric == B.metric and sorted(ka["keys"]) == sorted(kb["keys"]):
         ia, ib = {k: i for i, k in enumerate(ka["keys"])}, {k: i for i, k in enumerate(kb["keys"])}
         keys = sorted(ia)
-        pick = lambda rows, idx: {f: [rows[f][idx[k]] for k in keys] for f in ("scores", "golds", "preds")}  # noqa: E731
+        pick = lambda rows, idx: {f: [rows[f][idx[k]] for k in keys] for f in ("scores", "golds", "preds")}
         ra, rb = pick(ka, ia), pick(kb, ib)
         result = paired_test(A.metric, ra, rb)
         out["test"] = {**result.to_json(), "p": format_p(result.p_value), "n": len(keys)}
