@@ -25,7 +25,7 @@ from promptsearch.stats import format_p
 from promptsearch.store import RunStore, best_records
 from promptsearch.ui.rating import append_rating
 from promptsearch.ui.server import Background
-from promptsearch.ui.svg import nice_ticks
+from promptsearch.ui.svg import best_so_far, nice_ticks
 
 from .test_registry import make_artifact
 
@@ -314,3 +314,25 @@ def test_cli_errors_are_one_line(tmp_path):
 def test_nice_ticks_are_round_and_cover_the_range():
     assert nice_ticks(0, 1000) == [0, 200, 400, 600, 800, 1000]
     assert nice_ticks(0.42, 0.71) == [0.45, 0.5, 0.55, 0.6, 0.65, 0.7]
+
+
+def test_best_so_far_is_report_curves_in_one_pass(root):
+    import random
+
+    from promptsearch.report import RunData, curves, load_run
+
+    run = load_run(root["runs"] / "real")
+    assert best_so_far(run.records) == curves(run)
+    rng = random.Random(1)
+    for _ in range(20):  # random logs: rungs climb, some rungs are logged twice with another score
+        records, evals, sizes = [], 0, {}
+        for _ in range(150):
+            cid = f"c{rng.randrange(40)}"
+            size = sizes.get(cid, 0) + rng.choice([0, 8, 8, 16]) or 8
+            sizes[cid] = size
+            evals += size
+            records.append({"candidate": {"id": cid, "prompt": "p", "strategy": ["seed", "a", "b"][int(cid[1:]) % 3]},
+                            "size": size, "score": {"score": rng.choice([0.25, 0.5, 0.75])}, "evals_used": evals,
+                            "tie": rng.choice([None, -1.0, -2.0])})
+        data = RunData(dir=Path("."), config={}, records=records, summary=None)
+        assert best_so_far(records) == curves(data)

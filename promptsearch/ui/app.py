@@ -50,7 +50,8 @@ class UI:
 
     def run(self, request):
         run = self._run(request)
-        return self.page("run.html", run=run_view(run), rid=run.id, live=run.status == "running",
+        view = {**run_view(run), "row": run_row(run)}  # the row holds the status, which can change without the files
+        return self.page("run.html", run=view, rid=run.id, live=run.status == "running",
                          show_all=request.query_params.get("all") == "1")
 
     def prompt(self, request):

@@ -14,7 +14,7 @@ from ..errors import PromptSearchError
 from ..format import flat, fmt, options_note
 from ..stats import PROPORTION_METRICS, format_p, outcomes, paired_test
 from .runs import Run
-from .svg import curve_chart
+from .svg import best_so_far, curve_chart
 
 MAX_ROWS_SHOWN = 500  # disagreements listed on the compare page (all are counted)
 
@@ -100,12 +100,15 @@ def leaderboard(run: Run) -> list[dict]:
 
 
 def run_view(run: Run) -> dict:
-    from ..report import RunData, curves
+    """The run page's data, computed once per state of the run's files (the Run object is cached by it)."""
+    if "_view" not in run.__dict__:
+        run.__dict__["_view"] = _run_view(run)
+    return run.__dict__["_view"]
 
+
+def _run_view(run: Run) -> dict:
     best = run.best or {}
-    data = RunData(dir=run.dir, config=run.config, records=run.records, summary=run.summary, name=run.id,
-                   strategies=list(run.config.get("strategies") or []))
-    chart = curve_chart(curves(data), run.evals) if run.records else {"empty": True}
+    chart = curve_chart(best_so_far(run.records), run.evals) if run.records else {"empty": True}
     lineage = []
     if best.get("id"):
         known, cid, seen = run.candidates, best["id"], set()
@@ -118,11 +121,30 @@ def run_view(run: Run) -> dict:
             cid = parents[0] if parents else None
     summary = run.summary or {}
     paired = summary.get("paired_test")
-    return {"row": run_row(run), "best": candidate_view(best) if best else None, "best_scores": best,
+    return {"best": candidate_view(best) if best else None, "best_scores": best,
             "seed": run.seed or {}, "paired": paired and {**paired, "p": format_p(paired["p_value"])},
             "improvement": summary.get("improvement"), "board": leaderboard(run), "chart": chart,
             "stages": summary.get("stages") or [], "schedule": run.config.get("schedule", ""),
-            "lineage": lineage, "budget": summary.get("budget_used"), "multitask": summary.get("tasks")}
+            "lineage": lineage, "budget": summary.get("budget_used"), "multitask": task_rows(summary.get("tasks"))}
+
+
+def task_rows(tasks) -> list[dict]:
+    """A universal prompt's per-task table (multitask_report's numbers): each task's own seed, the start, the best."""
+    rows = []
+    for t in tasks if isinstance(tasks, list) else []:
+        get = lambda *path: _dig(t, path)  # noqa: E731
+        p = get("paired_test", "p_value")
+        rows.append({"name": t.get("name", ""), "old": bool(t.get("old")), "metric": t.get("metric", ""),
+                     "seed_test": fmt(get("seed", "test"), ci=True), "start_test": fmt(get("start", "test"), ci=True),
+                     "best_dev": fmt(get("best", "dev"), ci=True, n=True), "best_test": fmt(get("best", "test"), ci=True, n=True),
+                     "gain": get("gain", "test"), "p": format_p(p) if isinstance(p, (int, float)) else "-"})
+    return rows
+
+
+def _dig(obj, path):
+    for key in path:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
 
 
 # ---- per-example results ------------------------------------------------------------------------------------
