@@ -132,7 +132,9 @@ def task_rows(tasks) -> list[dict]:
     """A universal prompt's per-task table (multitask_report's numbers): each task's own seed, the start, the best."""
     rows = []
     for t in tasks if isinstance(tasks, list) else []:
-        get = lambda *path: _dig(t, path)  # noqa: E731
+        def get(*path, t=t):
+            return _dig(t, path)
+
         p = get("paired_test", "p_value")
         rows.append({"name": t.get("name", ""), "old": bool(t.get("old")), "metric": t.get("metric", ""),
                      "seed_test": fmt(get("seed", "test"), ci=True), "start_test": fmt(get("start", "test"), ci=True),
