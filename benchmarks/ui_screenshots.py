@@ -40,15 +40,21 @@ def make_runs(runs: Path, max_evals: int, threads: int) -> None:
               f"on test, {time.time() - started:.0f} s", flush=True)
 
 
-def fill_registry(runs: Path, registry: Path) -> None:
+def fill_registry(runs: Path, registry: Path, threads: int) -> None:
+    """The SST-2 run's runner-up as v1 and its winner as v2 (the runner-up is scored on test here: runs log
+    test results for the winner and the seed only)."""
     from promptsearch.export import export_run
     from promptsearch.registry import Registry
+    from promptsearch.scorer import Scorer
 
+    data_task, dev, test = TASKS["sst2"]
+    model = common.load_model(threads)
+    parts = (common.load_bench_task(data_task, dev, test), model, Scorer(model))
     reg = Registry(registry)
     with tempfile.TemporaryDirectory() as tmp:
-        for rank in (2, 1):  # the runner-up first, so v2 is the winner
+        for rank in (2, 1):
             out = Path(tmp) / f"rank{rank}.json"
-            export_run(runs / "sst2", out, rank=rank)
+            export_run(runs / "sst2", out, rank=rank, parts=parts)
             reg.add("sst2-sentiment", out.read_text(encoding="utf-8"))
 
 
@@ -63,11 +69,15 @@ def browser():
     return webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
 
 
-def shoot(driver, url: str, path: Path, width: int = 1400, max_height: int = 6000) -> None:
-    driver.set_window_size(width, 900)
+def shoot(driver, url: str, path: Path, width: int = 1400, max_height: int = 8000) -> None:
+    """The whole page: the viewport is set to the page's own size through the DevTools protocol (a window's
+    size includes the browser's frame, so sizing the window cuts the bottom off)."""
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": width, "height": 900, "deviceScaleFactor": 1,
+                                                                 "mobile": False})
     driver.get(url)
     height = driver.execute_script("return document.documentElement.scrollHeight")
-    driver.set_window_size(width, min(height + 20, max_height))
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": width, "height": min(height, max_height),
+                                                                 "deviceScaleFactor": 1, "mobile": False})
     time.sleep(0.3)
     driver.save_screenshot(str(path))
     print(f"{path.name}: {url} ({height} px tall)", flush=True)
@@ -87,7 +97,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         registry = Path(tmp) / "registry.db"
-        fill_registry(runs, registry)
+        fill_registry(runs, registry, args.threads)
         server = Background([runs], registry=registry).start()
         driver = browser()
         try:

@@ -108,6 +108,21 @@ def test_state_changes_as_the_log_grows_and_the_page_shows_the_new_rung(server, 
     assert "B: {input}" in page and "2 candidates" in page
 
 
+def test_a_run_with_nothing_scored_yet_is_listed_and_its_pages_say_so(server, root):
+    empty = root["runs"] / "just-started"
+    empty.mkdir()
+    (empty / "config.json").write_text((root["runs"] / "real" / "config.json").read_text())
+    try:
+        assert "status-interrupted" in row_of(get(server.url + "/")[1], "just-started")
+        status, body, _ = get(server.url + "/run/just-started")
+        assert status == 200 and "Nothing scored yet." in body
+        status, body, _ = get(server.url + "/run/just-started/compare")
+        assert status == 400 and "nothing scored yet" in body
+    finally:
+        (empty / "config.json").unlink()
+        empty.rmdir()
+
+
 def test_run_page_best_prompt_paired_test_leaderboard_and_curve(server, root):
     status, body, _ = get(server.url + "/run/real")
     assert status == 200
@@ -336,3 +351,26 @@ def test_best_so_far_is_report_curves_in_one_pass(root):
                             "tie": rng.choice([None, -1.0, -2.0])})
         data = RunData(dir=Path("."), config={}, records=records, summary=None)
         assert best_so_far(records) == curves(data)
+
+
+def test_the_lazy_log_reader_keeps_what_runstore_keeps(root, tmp_path):
+    from promptsearch.ui.log import read_log, results_of
+
+    lines = (root["runs"] / "real" / "candidates.jsonl").read_bytes().splitlines(keepends=True)
+    bad_size = json.loads(lines[1])
+    bad_size["size"] = "big"
+    cases = {
+        "as logged": lines,
+        "damaged": [lines[0], b"\xff\xfe not json\n", (json.dumps(bad_size) + "\n").encode(), b'{"candidate": 1}\n',
+                    lines[1], lines[2][:-1] + b"\n" + b"\n", lines[3][: len(lines[3]) // 2]],  # ends torn mid-line
+        "no final newline": lines[:4] + [lines[4].rstrip(b"\n")],
+        "results torn off": lines[:2] + [lines[2][: lines[2].index(b'"results"') + 14]],
+    }
+    for name, content in cases.items():
+        run_dir = tmp_path / name.replace(" ", "-")
+        run_dir.mkdir()
+        (run_dir / "candidates.jsonl").write_bytes(b"".join(content))
+        expected = RunStore(run_dir).read("candidates.jsonl")
+        got = read_log(run_dir / "candidates.jsonl")
+        assert [{k: v for k, v in r.items() if not k.startswith("_")} | {"results": results_of(r)} for r in got] == expected, name
+    assert len(read_log(tmp_path / "damaged" / "candidates.jsonl")) == 3

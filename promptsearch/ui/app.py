@@ -39,6 +39,8 @@ class UI:
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined,
                                trim_blocks=True, lstrip_blocks=True)
         self.env.filters["num"] = lambda v, d=3: "-" if not isinstance(v, (int, float)) else f"{v:.{d}f}"
+        for name in self.env.list_templates():  # compiled at start, not on a user's first page
+            self.env.get_template(name)
 
     def page(self, name: str, status: int = 200, **context) -> HTMLResponse:
         return HTMLResponse(self.env.get_template(name).render(**context), status_code=status)
@@ -49,10 +51,16 @@ class UI:
         return self.page("runs.html", rows=rows, roots=[str(r) for r in self.index.roots])
 
     def run(self, request):
+        """Rendered once per state of the run's files (and status: a lock can come and go without them)."""
         run = self._run(request)
-        view = {**run_view(run), "row": run_row(run)}  # the row holds the status, which can change without the files
-        return self.page("run.html", run=view, rid=run.id, live=run.status == "running",
-                         show_all=request.query_params.get("all") == "1")
+        show_all = request.query_params.get("all") == "1"
+        pages = run.__dict__.setdefault("_pages", {})
+        key = (show_all, run.status)
+        if key not in pages:
+            view = {**run_view(run), "row": run_row(run)}
+            pages[key] = self.env.get_template("run.html").render(run=view, rid=run.id, live=run.status == "running",
+                                                                 show_all=show_all)
+        return HTMLResponse(pages[key])
 
     def prompt(self, request):
         run = self._run(request)
@@ -63,6 +71,8 @@ class UI:
 
     def compare(self, request):
         run = self._run(request)
+        if not run.board:
+            raise PromptSearchError(f"{run.id}: nothing scored yet, so nothing to compare")
         best, seed = run.best or {}, run.seed or {}
         a = self._candidate(run, request.query_params.get("a") or seed.get("id") or run.board[-1]["candidate"]["id"])
         b = self._candidate(run, request.query_params.get("b") or best.get("id") or run.board[0]["candidate"]["id"])

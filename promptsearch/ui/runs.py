@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import PromptSearchError
 from ..store import RunStore, best_records
+from .log import read_log, results_of
 
 WATCHED = ("config.json", "candidates.jsonl", "summary.json", "test.jsonl", "lock")
 SCAN_DEPTH = 2  # a folder of runs, or a folder of folders of runs (benchmarks write those)
@@ -42,10 +43,10 @@ class Run:
         """The log, read on first need: the runs page shows a finished run from its summary alone."""
         if "_records" not in self.__dict__:
             try:
-                rows = RunStore(self.dir).read("candidates.jsonl")
+                rows = read_log(self.dir / "candidates.jsonl")
             except PromptSearchError as e:
                 self.error, rows = str(e), []
-            self.__dict__["_records"] = [r for r in rows if isinstance(r.get("evals_used"), int)]
+            self.__dict__["_records"] = rows
         return self.__dict__["_records"]
 
     @property
@@ -83,7 +84,7 @@ class Run:
         out: dict[str, list] = {}
         for rec in self.records:
             if rec["candidate"]["id"] == candidate_id:
-                out.update(rec.get("results") or {})
+                out.update(results_of(rec))
         return out
 
     @property

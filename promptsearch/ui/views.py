@@ -208,7 +208,7 @@ def confusion(rows: list[dict], words: list[str]) -> dict | None:
 
 def prompt_view(run: Run, task, cand_id: str, errors_only: bool) -> dict:
     cand = run.candidates[cand_id]
-    out = {"cand": candidate_view(cand), "rank": next((i for i, r in enumerate(run.board, 1) if r["candidate"]["id"] == cand_id), None),
+    out = {"cand": candidate_view(cand), "labelled": getattr(task, "kind", "") == "classification", "rank": next((i for i, r in enumerate(run.board, 1) if r["candidate"]["id"] == cand_id), None),
            "task_error": task if isinstance(task, str) else "", "errors_only": errors_only, "splits": []}
     if isinstance(task, str):
         return out
@@ -319,8 +319,9 @@ def version_view(v) -> dict:
     art = v.artifact
     s = art.scores
     p = s["paired_test"]
+    found = {"strategy": art.provenance.get("strategy") or "?", "edit": f"rank {art.provenance.get('rank', '?')} of its run"}
     return {"ref": v.ref, "name": v.name, "version": v.version, "added": v.added, "sha256": v.sha256,
-            "cand": candidate_view({"prompt": art.prompt, "label_words": art.label_words, **(art.options or {})}),
+            "cand": candidate_view({"prompt": art.prompt, "label_words": art.label_words, **found, **(art.options or {})}),
             "test": fmt(s["test"], ci=True, n=True), "dev": fmt(s["dev"], ci=True, n=True),
             "seed_test": fmt(s["seed_test"], ci=True, n=True), "seed_prompt": art.seed_prompt,
             "paired": f"{p['difference']:+.3f} ({p['test']} p={format_p(p['p_value'])}, {p['detail']})",
@@ -337,7 +338,8 @@ def registry_compare(path: Path | None, ref_a: str, ref_b: str) -> dict:
     reg = Registry(path)
     a, b = reg.get(ref_a), reg.get(ref_b)
     A, B = a.artifact, b.artifact
-    out = {"a": version_view(a), "b": version_view(b), "diff": text_diff(A.prompt, B.prompt), "test": None, "rows": []}
+    out = {"a": version_view(a), "b": version_view(b), "diff": text_diff(A.prompt, B.prompt), "test": None, "rows": [],
+           "same_text": A.prompt == B.prompt, "same_options": (A.options or {}) == (B.options or {})}
     ka, kb = A.test_outcomes, B.test_outcomes
     if A.metric == B.metric and sorted(ka["keys"]) == sorted(kb["keys"]):
         ia, ib = {k: i for i, k in enumerate(ka["keys"])}, {k: i for i, k in enumerate(kb["keys"])}
