@@ -374,3 +374,14 @@ def test_the_lazy_log_reader_keeps_what_runstore_keeps(root, tmp_path):
         got = read_log(run_dir / "candidates.jsonl")
         assert [{k: v for k, v in r.items() if not k.startswith("_")} | {"results": results_of(r)} for r in got] == expected, name
     assert len(read_log(tmp_path / "damaged" / "candidates.jsonl")) == 3
+
+
+def test_a_token_only_off_loopback_and_fresh_each_start():
+    from promptsearch.ui.server import is_loopback, plan
+
+    local = plan("127.0.0.1", 0)
+    assert local.token is None and f"127.0.0.1:{local.port}" in local.hosts and local.url == f"http://127.0.0.1:{local.port}/"
+    assert is_loopback("localhost") and is_loopback("::1") and not is_loopback("0.0.0.0") and not is_loopback("10.0.0.2")
+    first, second = plan("0.0.0.0", 0), plan("0.0.0.0", 0)
+    assert first.hosts is None and len(first.token) >= 32 and first.token != second.token
+    assert first.url.endswith(f":{first.port}/?token={first.token}")
