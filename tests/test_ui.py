@@ -385,3 +385,26 @@ def test_a_token_only_off_loopback_and_fresh_each_start():
     first, second = plan("0.0.0.0", 0), plan("0.0.0.0", 0)
     assert first.hosts is None and len(first.token) >= 32 and first.token != second.token
     assert first.url.endswith(f":{first.port}/?token={first.token}")
+
+
+def test_the_ui_command_prints_its_address_as_json_and_serves_it(root):
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "promptsearch", "ui", str(root["runs"]), "--port", "0", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(proc.stdout.readline())
+        assert info["url"] == f"http://127.0.0.1:{info['port']}/" and info["token_required"] is False
+        import time
+
+        for _ in range(100):
+            try:
+                status, body, _ = get(info["url"])
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert status == 200 and 'href="/run/real"' in body
+    finally:
+        proc.terminate()
+        proc.wait(10)
