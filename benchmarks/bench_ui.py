@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common
 
 WORDS = ("movie film plot acting story great awful dull charming long short funny sad review answer label "
          "classify sentiment positive negative the a of and with").split()

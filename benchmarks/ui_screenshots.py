@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
+import common
 
 OUT = common.RESULTS / "ui"
 TASKS = {"sst2": ("sst2", 64, 200), "antonyms": ("antonyms", 48, 100)}  # name: (data task, dev rows, test rows)

@@ -20,15 +20,15 @@ if not os.environ.get("CI") and not (CHROMIUM.exists() and DRIVER.exists()):
 if not os.environ.get("CI"):
     pytest.importorskip("selenium")
 
-from selenium import webdriver  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from promptsearch.feedback import read_ratings  # noqa: E402
-from promptsearch.store import RunStore  # noqa: E402
-from promptsearch.ui.server import Background  # noqa: E402
+from promptsearch.feedback import read_ratings
+from promptsearch.store import RunStore
+from promptsearch.ui.server import Background
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_runs_then_a_run_then_its_best_prompt_filtered_to_errors(server, root, b
     browser.find_element(By.LINK_TEXT, "real").click()
     wait(browser, lambda d: d.current_url.endswith("/run/real"))
     assert "sst2-mini" in browser.find_element(By.TAG_NAME, "h1").text
-    ranks = lambda: [int(r.find_element(By.TAG_NAME, "td").text)  # noqa: E731
+    ranks = lambda: [int(r.find_element(By.TAG_NAME, "td").text)
                      for r in browser.find_elements(By.CSS_SELECTOR, "#leaderboard tbody tr")]
     n = len(ranks())
     browser.find_element(By.CSS_SELECTOR, "#leaderboard th[data-sort]").click()  # sort by rank: largest first
