@@ -54,6 +54,7 @@ def test_wheel_installs_strategies_under_promptsearch_only(venv):
     names = zipfile.ZipFile(venv["wheel"]).namelist()
     assert "promptsearch/strategies/templates.py" in names
     assert "promptsearch/tasks/sst2-mini/test.jsonl" in names
+    assert {"promptsearch/ui/templates/run.html", "promptsearch/ui/static/ui.css", "promptsearch/ui/static/ui.js"} <= set(names)
     assert not [n for n in names if n.startswith("strategies/")]
 
 
