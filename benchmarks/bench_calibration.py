@@ -48,7 +48,7 @@ def main() -> None:
     import torch
 
     from promptsearch.metrics import summarize
-    from promptsearch.model import FrozenModel
+    from promptsearch.models.local import FrozenModel
     from promptsearch.scorer import Scorer
 
     torch.set_num_threads(args.threads)

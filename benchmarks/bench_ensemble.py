@@ -55,7 +55,7 @@ def main() -> None:
     import torch
 
     from promptsearch import runner
-    from promptsearch.model import FrozenModel
+    from promptsearch.models.local import FrozenModel
     from promptsearch.scorer import Scorer
 
     torch.set_num_threads(args.threads)

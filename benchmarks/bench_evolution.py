@@ -51,7 +51,7 @@ def main() -> None:
     import torch
 
     from promptsearch import runner
-    from promptsearch.model import FrozenModel
+    from promptsearch.models.local import FrozenModel
     from promptsearch.scorer import Scorer
     from promptsearch.store import RunStore
     from promptsearch.task import load_task

@@ -93,7 +93,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(common.RESULTS / "scale.json"))
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from promptsearch.model import FrozenModel
+    from promptsearch.models.local import FrozenModel
 
     machine = common.machine()  # the load average before the benchmark adds its own
     task, examples = _examples(common.data_root(args.data), args.rows)

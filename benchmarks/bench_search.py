@@ -63,7 +63,7 @@ def main() -> None:
 
     import torch
 
-    from promptsearch.model import FrozenModel
+    from promptsearch.models.local import FrozenModel
     from promptsearch.scorer import Scorer
     from promptsearch.task import load_task
 

@@ -49,7 +49,7 @@ def in_process_pass(task, examples, cache_root: str) -> dict:
     import torch
 
     from promptsearch.candidate import Candidate
-    from promptsearch.model import FrozenModel
+    from promptsearch.models.local import FrozenModel
     from promptsearch.scorer import Scorer
 
     torch.set_num_threads(1)
@@ -70,7 +70,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "served.json"))
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
-    from promptsearch.model import cache_root, embedded_gguf
+    from promptsearch.models.local import cache_root, embedded_gguf
     from promptsearch.task import load_task
     from promptsearch.testing import LlamaServer
 

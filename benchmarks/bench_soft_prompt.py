@@ -131,7 +131,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from promptsearch.model import FrozenModel
+    from promptsearch.models.local import FrozenModel
     from promptsearch.scorer import Scorer
 
     if args.threads:

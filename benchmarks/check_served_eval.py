@@ -29,7 +29,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from llama_cpp import Llama
 
-    from promptsearch.model import embedded_gguf
+    from promptsearch.models.local import embedded_gguf
     from promptsearch.scorer import continuation
     from promptsearch.task import load_task
     from promptsearch.template import render

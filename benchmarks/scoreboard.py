@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None, model=None) -> dict:
 
     import torch
 
-    from promptsearch.model import FrozenModel
+    from promptsearch.models.local import FrozenModel
 
     if args.threads:
         torch.set_num_threads(args.threads)

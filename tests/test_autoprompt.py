@@ -12,7 +12,7 @@ from promptsearch.strategies.autoprompt import AutoPrompt
 
 from promptsearch import runner
 from promptsearch.errors import PromptSearchError
-from promptsearch.model import FrozenModel
+from promptsearch.models.local import FrozenModel
 from promptsearch.scorer import Scorer
 from promptsearch.search import Budget, Racing, Search
 from promptsearch.strategy import SearchContext, make

