@@ -470,7 +470,7 @@ class MultiSearch(Search):
                      "old_tasks": list(self.task.constrained),
                      "new_tasks": [t.name for t in self.task.parts if t.name not in self.task.constrained]
                      if self.task.constrained else []}
-        summary = self.summary(board, seed, multitask=multitask, best=self.describe(best, test=True),
+        summary = self.summary(board, multitask=multitask, best=self.describe(best, test=True),
                                seed=self.describe(seed, test=True), tasks=tasks)
         summary["improvement"] = {s: summary["best"][s]["objective"] - summary["seed"][s]["objective"] for s in ("dev", "test")}
         summary["paired_test"] = None  # per task, in "tasks"

@@ -451,12 +451,12 @@ class Search:
     def _finish(self, seed: Candidate) -> dict:
         board = self._top_k_on_all_dev()
         best = board[0].candidate
-        summary = self.summary(board, seed, best=self.describe(best, test=True), seed=self.describe(seed, test=True))
+        summary = self.summary(board, best=self.describe(best, test=True), seed=self.describe(seed, test=True))
         summary["improvement"] = {s: summary["best"][s]["score"] - summary["seed"][s]["score"] for s in ("dev", "test")}
         summary["paired_test"] = paired_test(self.task.metric, self.test_outcomes(seed), self.test_outcomes(best)).to_json()
         return summary
 
-    def summary(self, board: list[Trial], seed: Candidate, **parts) -> dict:
+    def summary(self, board: list[Trial], **parts) -> dict:
         """What every run's summary holds, single- or multi-task: the task, ``parts`` (best, seed, per-task
         rows...), the leaderboard, the budget and what was used of it, racing, the schedule and its stages."""
         return {
