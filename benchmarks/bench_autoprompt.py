@@ -124,7 +124,7 @@ def main() -> None:
     from promptsearch.strategies.autoprompt import AutoPrompt
 
     from promptsearch.models.local import FrozenModel
-    from promptsearch.scorer import Scorer
+    from promptsearch.scoring import Scorer
     from promptsearch.search import Budget, Racing, Search
     from promptsearch.task import load_task
 

@@ -56,7 +56,7 @@ def main() -> None:
 
     from promptsearch import runner
     from promptsearch.models.local import FrozenModel
-    from promptsearch.scorer import Scorer
+    from promptsearch.scoring import Scorer
 
     torch.set_num_threads(args.threads)
     model = FrozenModel.load()

@@ -52,7 +52,7 @@ def main() -> None:
 
     from promptsearch import runner
     from promptsearch.models.local import FrozenModel
-    from promptsearch.scorer import Scorer
+    from promptsearch.scoring import Scorer
     from promptsearch.store import RunStore
     from promptsearch.task import load_task
 

@@ -146,7 +146,7 @@ def main(argv=None) -> dict:
     from promptsearch import runner
     from promptsearch.models.local import FrozenModel
     from promptsearch.multitask import multitask_config
-    from promptsearch.scorer import Scorer
+    from promptsearch.scoring import Scorer
 
     if args.threads:
         torch.set_num_threads(args.threads)

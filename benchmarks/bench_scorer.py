@@ -89,7 +89,7 @@ def make_lm_eval(model):
 
 def make_scorer_run(task, prompt):
     from promptsearch.candidate import Candidate
-    from promptsearch.scorer import Scorer
+    from promptsearch.scoring import Scorer
 
     def run(model, _requests):
         results = Scorer(model).evaluate(task, Candidate(prompt), task.test)
@@ -100,7 +100,7 @@ def make_scorer_run(task, prompt):
 
 # ---- workloads ----------------------------------------------------------------------------------
 def workload(model, name: str, prompt: str, rows: list[dict], words=LABEL_WORDS):
-    from promptsearch.scorer import Scorer, continuation
+    from promptsearch.scoring import Scorer, continuation
     from promptsearch.task import Example, Task
 
     examples = tuple(Example(r["input"], r["output"], (), r["label"], str(r["id"])) for r in rows)

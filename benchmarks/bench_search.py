@@ -64,7 +64,7 @@ def main() -> None:
     import torch
 
     from promptsearch.models.local import FrozenModel
-    from promptsearch.scorer import Scorer
+    from promptsearch.scoring import Scorer
     from promptsearch.task import load_task
 
     if args.threads:

@@ -31,7 +31,7 @@ PROMPT = "Review: {input}\nSentiment:"
 def served_pass(url: str, cache_dir: Path, concurrency: int, task, examples) -> dict:
     from promptsearch.candidate import Candidate
     from promptsearch.models.served import ServedModel
-    from promptsearch.scorer import Scorer
+    from promptsearch.scoring import Scorer
 
     os.environ["PROMPTSEARCH_CACHE"] = str(cache_dir)
     model = ServedModel.connect([url], concurrency=concurrency)
@@ -50,7 +50,7 @@ def in_process_pass(task, examples, cache_root: str) -> dict:
 
     from promptsearch.candidate import Candidate
     from promptsearch.models.local import FrozenModel
-    from promptsearch.scorer import Scorer
+    from promptsearch.scoring import Scorer
 
     torch.set_num_threads(1)
     os.environ["PROMPTSEARCH_CACHE"] = cache_root  # the dequantised fp32 weights, cached once

@@ -132,7 +132,7 @@ def main(argv=None) -> int:
     import torch
 
     from promptsearch.models.local import FrozenModel
-    from promptsearch.scorer import Scorer
+    from promptsearch.scoring import Scorer
 
     if args.threads:
         torch.set_num_threads(args.threads)

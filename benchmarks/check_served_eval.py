@@ -30,7 +30,7 @@ def main() -> None:
     from llama_cpp import Llama
 
     from promptsearch.models.local import embedded_gguf
-    from promptsearch.scorer import continuation
+    from promptsearch.scoring import continuation
     from promptsearch.task import load_task
     from promptsearch.template import render
     from promptsearch.testing import llama_cpp_loglik

@@ -77,7 +77,7 @@ class Artifact:
 
     def task_for_scoring(self, task):
         """The task as the artifact's candidate is scored on it: with a demos rule, choosing from the stored pool."""
-        from . import demos
+        from .scoring import demos
 
         return demos.with_pool(task, self.demo_pool) if self.demo_pool else task
 

@@ -24,8 +24,8 @@ from pathlib import Path
 from .candidate import Candidate
 from .errors import PromptSearchError
 from .metrics import Z95, Score, summarize
-from .scorer import ExampleResult
-from .scorer_protocol import WrappedScorer
+from .scoring import ExampleResult
+from .scoring.protocol import WrappedScorer
 from .search import Search
 from .stats import outcomes, paired_test
 from .task import Example, Task, default_seed_prompt, load_task
@@ -203,7 +203,7 @@ def check_section(section, where: str, strategies: list[str]) -> None:
                             or not isinstance(ext.get("tasks"), list)):
         raise PromptSearchError(f"{where}: field 'multitask.extend' must hold the start prompt and the old tasks")
     if ext is not None and ext.get("demos") is not None:
-        from .demos import parse
+        from .scoring.demos import parse
 
         parse(ext["demos"])  # a bad rule is a one-line error here, not a traceback mid-run
     if not isinstance(section["compare"], dict):

@@ -13,7 +13,7 @@ from promptsearch.strategies.autoprompt import AutoPrompt
 from promptsearch import runner
 from promptsearch.errors import PromptSearchError
 from promptsearch.models.local import FrozenModel
-from promptsearch.scorer import Scorer
+from promptsearch.scoring import Scorer
 from promptsearch.search import Budget, Racing, Search
 from promptsearch.strategy import SearchContext, make
 from promptsearch.task import Example, Task, load_task

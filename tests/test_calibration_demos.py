@@ -10,12 +10,12 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from promptsearch import demos, runner
+from promptsearch import runner
 from promptsearch.candidate import Candidate
 from promptsearch.cli import main
 from promptsearch.errors import PromptSearchError
 from promptsearch.export import export_run
-from promptsearch.scorer import Scorer, continuation
+from promptsearch.scoring import Scorer, continuation, demos
 from promptsearch.search import Budget, Search
 from promptsearch.task import Example, Task, load_task
 from promptsearch.testing import naive_loglik

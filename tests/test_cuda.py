@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from promptsearch.candidate import Candidate
-from promptsearch.scorer import Scorer
+from promptsearch.scoring import Scorer
 from promptsearch.search import Budget, Racing, Search
 from promptsearch.strategy import make
 from promptsearch.task import Task, load_task

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 from promptsearch.strategies.ensemble import EnsembleSelection
 
-from promptsearch import ensemble, runner
+from promptsearch import runner
 from promptsearch.candidate import Candidate
-from promptsearch.scorer import ExampleResult, Scorer
+from promptsearch.scoring import ExampleResult, Scorer, ensemble
 from promptsearch.search import Budget, Racing, Search
 from promptsearch.store import RunStore
 from promptsearch.strategy import Strategy

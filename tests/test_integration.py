@@ -9,7 +9,7 @@ from promptsearch import runner
 from promptsearch.candidate import Candidate
 from promptsearch.cli import main
 from promptsearch.metrics import summarize
-from promptsearch.scorer import Scorer
+from promptsearch.scoring import Scorer
 from promptsearch.task import load_task
 
 from .conftest import SHARED_DATA

@@ -7,13 +7,12 @@ import sys
 
 import pytest
 
-from promptsearch import calibration, demos
 from promptsearch.candidate import Candidate
-from promptsearch.ensemble import make
 from promptsearch.errors import PromptSearchError
 from promptsearch.metrics import softmax
-from promptsearch.scorer import Scorer
-from promptsearch.scorer_protocol import ScorerLike, WrappedScorer
+from promptsearch.scoring import Scorer, calibration, demos
+from promptsearch.scoring.ensemble import make
+from promptsearch.scoring.protocol import ScorerLike, WrappedScorer
 from promptsearch.search import Budget, Racing, Search
 from promptsearch.strategy import Strategy
 from promptsearch.task import load_task
@@ -28,7 +27,7 @@ def task():
 
 
 def test_fake_model_scores_without_torch():
-    code = ("import sys\nfrom promptsearch.testing import FakeModel\nfrom promptsearch.scorer import Scorer\n"
+    code = ("import sys\nfrom promptsearch.testing import FakeModel\nfrom promptsearch.scoring import Scorer\n"
             "from promptsearch.task import load_task\nfrom promptsearch.candidate import Candidate\n"
             "t = load_task('sst2-mini')\nr = Scorer(FakeModel()).evaluate(t, Candidate('{input} positive or negative?'), t.dev[:8])\n"
             "print(len(r), 'torch' in sys.modules)")
@@ -115,10 +114,10 @@ def test_a_served_like_model_refuses_soft_prompts_and_chat_loglikelihoods(task):
 
 
 def test_wrappers_implement_the_declared_protocol(task):
-    from promptsearch.executors import ChunkedScorer, InProcess
     from promptsearch.feedback.blend import BlendedScorer
     from promptsearch.feedback.predictor import RatingModel
     from promptsearch.multitask import MultiScorer
+    from promptsearch.scoring.executors import ChunkedScorer, InProcess
 
     inner = Scorer(FakeModel())
     wrappers = [ChunkedScorer(inner, InProcess(inner)), MultiScorer(inner, None),

@@ -14,7 +14,7 @@ from promptsearch.cli import main
 from promptsearch.errors import PromptSearchError
 from promptsearch.metrics import summarize
 from promptsearch.multitask import INFEASIBLE, MultiScorer, MultiSearch, aggregate, build_multitask, load_multitask
-from promptsearch.scorer import Scorer
+from promptsearch.scoring import Scorer
 from promptsearch.search import Budget, Racing
 from promptsearch.task import BUNDLED_DIR, load_task
 
@@ -326,7 +326,7 @@ def test_killed_multitask_and_extend_runs_resume_to_the_same_result(tiny_dir, tw
 def test_a_demonstration_rule_on_a_universal_prompt_shows_each_row_its_own_tasks_rows(tiny, two_tasks, rule):
     """One shared instruction, per-task demonstrations: a row of alpha is shown alpha's train rows answered
     in alpha's label words, never beta's (nor the interleaved union of both trains), and scored so."""
-    from promptsearch import demos
+    from promptsearch.scoring import demos
     from promptsearch.template import render
 
     task = load_multitask(config_for(two_tasks))

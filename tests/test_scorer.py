@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from promptsearch.candidate import Candidate
-from promptsearch.scorer import Scorer, continuation
+from promptsearch.scoring import Scorer, continuation
 from promptsearch.task import Example, Task
 from promptsearch.testing import naive_loglik
 

@@ -4,7 +4,7 @@ import pytest
 
 from promptsearch import runner
 from promptsearch.candidate import Candidate
-from promptsearch.scorer import Scorer
+from promptsearch.scoring import Scorer
 from promptsearch.search import Budget, Racing, Search
 from promptsearch.strategy import Strategy, make
 from promptsearch.task import load_task

@@ -155,7 +155,7 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path, monkeypatch):
 
 
 def test_a_proposer_model_writes_what_the_search_asks_for(tiny):
-    from promptsearch.scorer import Scorer
+    from promptsearch.scoring import Scorer
     from promptsearch.testing import tiny_model
 
     other = tiny_model(seed=1)

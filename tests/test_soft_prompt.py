@@ -11,7 +11,7 @@ from promptsearch.strategies.soft_prompt import EVALS_PER_TRAIN_EXAMPLE, SoftPro
 from promptsearch import runner
 from promptsearch.candidate import Candidate
 from promptsearch.errors import PromptSearchError
-from promptsearch.scorer import Scorer
+from promptsearch.scoring import Scorer
 from promptsearch.strategy import SearchContext, make
 from promptsearch.task import Example, Task, load_task
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 from ..candidate import Candidate
 from ..errors import PromptSearchError
 from ..metrics import score_prediction
-from ..scorer_protocol import WrappedScorer
+from ..scoring.protocol import WrappedScorer
 from ..store import RunStore
 from .edits import Edit
 from .predictor import RatingModel
@@ -106,7 +106,7 @@ def blended_scorer(store: RunStore, task, scorer) -> BlendedScorer:
     meta = read_meta(store)
     ratings = with_scores(meta["ratings"], task)
     blended = BlendedScorer(scorer, RatingModel().fit(ratings), meta["weight"], ratings)
-    from ..scorer import ExampleResult
+    from ..scoring import ExampleResult
 
     for rec in RunStore(meta["parent"]).read("candidates.jsonl"):
         results = {k: ExampleResult.from_json(v) for k, v in (rec.get("results") or {}).items()}

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import logging
 
-from .errors import PromptSearchError, RunInterrupted
-from .scorer_protocol import WrappedScorer
+from ..errors import PromptSearchError, RunInterrupted
+from .protocol import WrappedScorer
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class ScoringWorker:
     def __init__(self, model: str | None, device: str, dtype: str, batch_size: int, chat: bool, threads: int):
         import torch
 
-        from .models.local import FrozenModel
+        from ..models.local import FrozenModel
         from .scorer import Scorer
 
         torch.set_num_threads(threads)
@@ -201,7 +201,7 @@ class RayPool:
 
 def make_executor(config: dict, scorer):
     """The executor a run's config asks for wrapped around its scorer, or the scorer itself for ``local``."""
-    from .models import is_served
+    from ..models import is_served
 
     spec = config.get("executor") or {}
     kind = spec.get("kind", "local")

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import math
 
-from .candidate import Candidate
-from .errors import PromptSearchError
-from .metrics import score_prediction, softmax
-from .results import ExampleResult
+from ..candidate import Candidate
+from ..errors import PromptSearchError
+from ..metrics import score_prediction, softmax
+from ..results import ExampleResult
 
 
 def cost(candidate: Candidate) -> int:

@@ -19,8 +19,8 @@ from __future__ import annotations
 import hashlib
 import random
 
-from .errors import PromptSearchError
-from .results import continuation
+from ..errors import PromptSearchError
+from ..results import continuation
 
 POOL_SIZE = 256
 RULES = ("similar", "balanced")
@@ -53,7 +53,7 @@ def with_pool(task, rows: list[dict]):
     """The task with its train split replaced by stored pool rows."""
     from dataclasses import replace
 
-    from .task import Example
+    from ..task import Example
 
     return replace(task, train=tuple(Example(r["input"], r["output"], tuple(r.get("outputs") or ()), r.get("label"))
                                      for r in rows))
@@ -61,8 +61,8 @@ def with_pool(task, rows: list[dict]):
 
 def render(prompt: str, shots, words, kind: str) -> str:
     """Demonstrations as literal template text (escaped), ready to go in front of ``prompt``."""
-    from .template import escape
-    from .template import render as fill
+    from ..template import escape
+    from ..template import render as fill
 
     blocks = []
     for ex in shots:

@@ -17,12 +17,12 @@ import math
 from collections import Counter
 from dataclasses import replace
 
-from . import template
+from .. import template
+from ..errors import PromptSearchError, TooLongError
+from ..results import ExampleResult, continuation, first_line
 from .calibration import Calibration
 from .demos import Demonstrations
 from .ensemble import Ensemble
-from .errors import PromptSearchError, TooLongError
-from .results import ExampleResult, continuation, first_line
 
 __all__ = ["ExampleResult", "Scorer", "continuation", "first_line"]
 

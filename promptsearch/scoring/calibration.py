@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import math
 
-from . import template
-from .errors import PromptSearchError
-from .metrics import softmax
-from .results import ExampleResult, continuation
+from .. import template
+from ..errors import PromptSearchError
+from ..metrics import softmax
+from ..results import ExampleResult, continuation
 
 MODES = ("contextual", "domain")
 CONTENT_FREE = ("N/A", "", "[MASK]")
@@ -90,7 +90,7 @@ class Calibration:
 
     def label_bias(self, scorer, task, candidate) -> list[float]:
         """contextual: log p_cf(y), the mean content-free label distribution; domain: log P(y | premise)."""
-        from .task import Example
+        from ..task import Example
 
         mode, words = candidate.calibrate, tuple(candidate.label_words or task.label_words)
         key = (scorer.model.fingerprint, scorer.chat, bias_key(candidate), words)

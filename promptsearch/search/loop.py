@@ -1,4 +1,5 @@
-"""The search loop: strategies propose, racing evaluation scores, the leaderboard keeps the best.
+"""The search loop: strategies propose, racing evaluation scores (racing.py), the budget (budget.py) stops it,
+the leaderboard keeps the best.
 
 Racing (successive halving, asynchronous as in ASHA): a new candidate is scored on the first
 ``min_examples`` of a seeded permutation of dev; it moves to the next, ``eta`` times larger prefix
@@ -13,15 +14,18 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
-from . import bandit, template
-from .candidate import Candidate, Trial
-from .errors import TooLongError
-from .metrics import summarize
-from .scorer import ExampleResult
-from .stats import outcomes, paired_test
-from .strategy import SearchContext, Strategy
+from .. import template
+from ..candidate import Candidate, Trial
+from ..errors import TooLongError
+from ..metrics import summarize
+from ..results import ExampleResult
+from ..stats import outcomes, paired_test
+from ..strategy import SearchContext, Strategy
+from . import bandit
+from .budget import Budget
+from .racing import Racing, dev_order
 
 log = logging.getLogger(__name__)
 MAX_STALLS = 5
@@ -40,38 +44,6 @@ CHUNK_BATCHES = 4  # a rung is scored in chunks of this many scorer batches, che
 
 class OutOfTime(Exception):
     """The time budget ran out in the middle of a rung (internal: the rung is dropped, not logged)."""
-
-
-def dev_order(task, seed: int) -> list:
-    """The seeded permutation of dev whose prefixes are the racing rungs."""
-    order = list(range(len(task.dev)))
-    random.Random(seed).shuffle(order)
-    return [task.dev[i] for i in order]
-
-
-@dataclass
-class Budget:
-    """Local compute a run may spend; whichever limit is hit first stops it cleanly."""
-
-    max_candidates: int | None = None
-    max_evals: int | None = None  # example-evaluations (forward passes over one example)
-    max_seconds: float | None = None
-    # tokens of the texts scored (each example-evaluation's rendered prompt and input): what a served model
-    # bills. Counted from the texts, not the server's replies, so a resumed run counts as the original did.
-    max_tokens: int | None = None
-
-
-@dataclass
-class Racing:
-    min_examples: int = 16
-    eta: int = 3
-
-    def rungs(self, n_dev: int) -> list[int]:
-        sizes, size = [], max(1, self.min_examples)
-        while size < n_dev:
-            sizes.append(size)
-            size *= self.eta
-        return sizes + [n_dev]
 
 
 class Search:
