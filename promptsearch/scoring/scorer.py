@@ -37,6 +37,7 @@ class Scorer:
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
         model.set_batching(batch_size, max_batch_tokens)
+        model.clear_cache()  # a new scorer starts cold, as it always did: runs on one model compare (benchmarks)
         self.chat = chat
         self.cache: dict[tuple, ExampleResult] = {}
         self.stats: Counter = Counter()
