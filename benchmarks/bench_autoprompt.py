@@ -123,8 +123,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     from promptsearch.strategies.autoprompt import AutoPrompt
 
-    from promptsearch.model import FrozenModel
-    from promptsearch.scorer import Scorer
+    from promptsearch.models.local import FrozenModel
+    from promptsearch.scoring import Scorer
     from promptsearch.search import Budget, Racing, Search
     from promptsearch.task import load_task
 

@@ -23,8 +23,8 @@ else:  # python benchmarks/bench_calibration.py: benchmarks/ is first on the pat
 
 
 def variants(task) -> dict:
-    from promptsearch import demos
     from promptsearch.candidate import Candidate
+    from promptsearch.scoring import demos
 
     seed = task.seed_prompt
     shots = random.Random(0).sample(list(task.train), 4)
@@ -48,8 +48,8 @@ def main() -> None:
     import torch
 
     from promptsearch.metrics import summarize
-    from promptsearch.model import FrozenModel
-    from promptsearch.scorer import Scorer
+    from promptsearch.models.local import FrozenModel
+    from promptsearch.scoring import Scorer
 
     torch.set_num_threads(args.threads)
     machine = common.machine(args.threads)

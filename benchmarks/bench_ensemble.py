@@ -55,8 +55,8 @@ def main() -> None:
     import torch
 
     from promptsearch import runner
-    from promptsearch.model import FrozenModel
-    from promptsearch.scorer import Scorer
+    from promptsearch.models.local import FrozenModel
+    from promptsearch.scoring import Scorer
 
     torch.set_num_threads(args.threads)
     model = FrozenModel.load()

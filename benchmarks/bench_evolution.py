@@ -51,8 +51,8 @@ def main() -> None:
     import torch
 
     from promptsearch import runner
-    from promptsearch.model import FrozenModel
-    from promptsearch.scorer import Scorer
+    from promptsearch.models.local import FrozenModel
+    from promptsearch.scoring import Scorer
     from promptsearch.store import RunStore
     from promptsearch.task import load_task
 

@@ -144,9 +144,9 @@ def main(argv=None) -> dict:
     import torch
 
     from promptsearch import runner
-    from promptsearch.model import FrozenModel
+    from promptsearch.models.local import FrozenModel
     from promptsearch.multitask import multitask_config
-    from promptsearch.scorer import Scorer
+    from promptsearch.scoring import Scorer
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -35,7 +35,7 @@ def time_local(task, examples, model, threads: int) -> dict:
     import torch
 
     from promptsearch.candidate import Candidate
-    from promptsearch.scorer import Scorer
+    from promptsearch.scoring import Scorer
 
     torch.set_num_threads(threads)
     scorer = Scorer(model)
@@ -50,8 +50,8 @@ def time_chunks(task, examples, model, chunk: int) -> dict:
     import torch
 
     from promptsearch.candidate import Candidate
-    from promptsearch.executors import ChunkedScorer, InProcess
-    from promptsearch.scorer import Scorer
+    from promptsearch.scoring import Scorer
+    from promptsearch.scoring.executors import ChunkedScorer, InProcess
 
     torch.set_num_threads(1)
     scorer = ChunkedScorer(Scorer(model), InProcess(Scorer(model)), chunk)
@@ -65,8 +65,8 @@ def time_ray(task, examples, model, workers: int, chunk: int) -> dict:
     import torch
 
     from promptsearch.candidate import Candidate
-    from promptsearch.executors import ChunkedScorer, RayPool
-    from promptsearch.scorer import Scorer
+    from promptsearch.scoring import Scorer
+    from promptsearch.scoring.executors import ChunkedScorer, RayPool
 
     torch.set_num_threads(1)
     pool = RayPool(None, workers=workers, threads=1)
@@ -93,7 +93,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(common.RESULTS / "scale.json"))
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from promptsearch.model import FrozenModel
+    from promptsearch.models.local import FrozenModel
 
     machine = common.machine()  # the load average before the benchmark adds its own
     task, examples = _examples(common.data_root(args.data), args.rows)

@@ -89,7 +89,7 @@ def make_lm_eval(model):
 
 def make_scorer_run(task, prompt):
     from promptsearch.candidate import Candidate
-    from promptsearch.scorer import Scorer
+    from promptsearch.scoring import Scorer
 
     def run(model, _requests):
         results = Scorer(model).evaluate(task, Candidate(prompt), task.test)
@@ -100,7 +100,7 @@ def make_scorer_run(task, prompt):
 
 # ---- workloads ----------------------------------------------------------------------------------
 def workload(model, name: str, prompt: str, rows: list[dict], words=LABEL_WORDS):
-    from promptsearch.scorer import Scorer, continuation
+    from promptsearch.scoring import Scorer, continuation
     from promptsearch.task import Example, Task
 
     examples = tuple(Example(r["input"], r["output"], (), r["label"], str(r["id"])) for r in rows)
@@ -114,7 +114,7 @@ def workload(model, name: str, prompt: str, rows: list[dict], words=LABEL_WORDS)
 
 
 def shared_prefix_tokens(model, requests) -> int:
-    from promptsearch.scorer import _common_prefix_length
+    from promptsearch.models.hf_batching import common_prefix_length as _common_prefix_length
 
     return _common_prefix_length([model.encode(ctx) for ctx, _ in requests])
 
@@ -175,7 +175,7 @@ def print_table(name: str, res: dict) -> None:
 
 def load_times() -> dict:
     """Cold: dequantise the GGUF into a fresh cache dir. Cached: the second load from that dir."""
-    from promptsearch.model import FrozenModel
+    from promptsearch.models.local import FrozenModel
 
     old = os.environ.get("PROMPTSEARCH_CACHE")
     tmp = tempfile.mkdtemp(prefix="ps-bench-cache-")
@@ -222,7 +222,7 @@ def main() -> None:
     import torch
     import transformers
 
-    from promptsearch.model import FrozenModel
+    from promptsearch.models.local import FrozenModel
 
     torch.set_num_threads(args.threads)
     machine = common.machine()  # the load average before the benchmark adds its own

@@ -63,8 +63,8 @@ def main() -> None:
 
     import torch
 
-    from promptsearch.model import FrozenModel
-    from promptsearch.scorer import Scorer
+    from promptsearch.models.local import FrozenModel
+    from promptsearch.scoring import Scorer
     from promptsearch.task import load_task
 
     if args.threads:

@@ -31,7 +31,7 @@ PROMPT = "Review: {input}\nSentiment:"
 def served_pass(url: str, cache_dir: Path, concurrency: int, task, examples) -> dict:
     from promptsearch.candidate import Candidate
     from promptsearch.models.served import ServedModel
-    from promptsearch.scorer import Scorer
+    from promptsearch.scoring import Scorer
 
     os.environ["PROMPTSEARCH_CACHE"] = str(cache_dir)
     model = ServedModel.connect([url], concurrency=concurrency)
@@ -49,8 +49,8 @@ def in_process_pass(task, examples, cache_root: str) -> dict:
     import torch
 
     from promptsearch.candidate import Candidate
-    from promptsearch.model import FrozenModel
-    from promptsearch.scorer import Scorer
+    from promptsearch.models.local import FrozenModel
+    from promptsearch.scoring import Scorer
 
     torch.set_num_threads(1)
     os.environ["PROMPTSEARCH_CACHE"] = cache_root  # the dequantised fp32 weights, cached once
@@ -70,7 +70,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "served.json"))
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
-    from promptsearch.model import cache_root, embedded_gguf
+    from promptsearch.models.local import cache_root, embedded_gguf
     from promptsearch.task import load_task
     from promptsearch.testing import LlamaServer
 

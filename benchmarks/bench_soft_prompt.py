@@ -131,8 +131,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    from promptsearch.model import FrozenModel
-    from promptsearch.scorer import Scorer
+    from promptsearch.models.local import FrozenModel
+    from promptsearch.scoring import Scorer
 
     if args.threads:
         torch.set_num_threads(args.threads)

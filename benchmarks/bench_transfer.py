@@ -50,8 +50,8 @@ def main() -> None:
 
     from promptsearch.candidate import Candidate
     from promptsearch.metrics import summarize
-    from promptsearch.model import FrozenModel
-    from promptsearch.scorer import Scorer
+    from promptsearch.models.local import FrozenModel
+    from promptsearch.scoring import Scorer
     from promptsearch.task import load_task
 
     if args.threads:

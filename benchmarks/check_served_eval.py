@@ -29,8 +29,8 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from llama_cpp import Llama
 
-    from promptsearch.model import embedded_gguf
-    from promptsearch.scorer import continuation
+    from promptsearch.models.local import embedded_gguf
+    from promptsearch.scoring import continuation
     from promptsearch.task import load_task
     from promptsearch.template import render
     from promptsearch.testing import llama_cpp_loglik

@@ -73,7 +73,7 @@ def load_model(threads: int | None = None):
     """The embedded model, with torch held to ``threads`` CPU threads when given (benchmarks run side by side)."""
     import torch
 
-    from promptsearch.model import FrozenModel
+    from promptsearch.models.local import FrozenModel
 
     if threads:
         torch.set_num_threads(threads)

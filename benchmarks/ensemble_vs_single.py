@@ -24,7 +24,7 @@ def compare(run_dir: Path, model, test_cap: int | None) -> dict:
     from promptsearch.export import _logged_test_results
     from promptsearch.metrics import summarize
     from promptsearch.runner import read_config
-    from promptsearch.scorer import Scorer
+    from promptsearch.scoring import Scorer
     from promptsearch.stats import paired_test
     from promptsearch.store import RunStore
 

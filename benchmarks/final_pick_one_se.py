@@ -82,7 +82,7 @@ def check(row: dict, limits: dict, model, paired: bool = False) -> dict:
     from promptsearch.export import _logged_test_results
     from promptsearch.metrics import summarize
     from promptsearch.runner import read_config
-    from promptsearch.scorer import Scorer
+    from promptsearch.scoring import Scorer
     from promptsearch.store import RunStore
 
     store = RunStore.open(row["run_dir"])

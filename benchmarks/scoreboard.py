@@ -101,7 +101,7 @@ def applicability(spec: str, task, model, options: dict) -> str | None:
 def seed_results(task, model, batch_size: int = 16) -> dict:
     """The seed prompt's per-example results on dev and test, computed once per task."""
     from promptsearch.candidate import Candidate
-    from promptsearch.scorer import Scorer
+    from promptsearch.scoring import Scorer
 
     scorer, seed = Scorer(model, batch_size=batch_size), Candidate(task.seed_prompt)
     return {split: dict(zip([ex.key for ex in exs], scorer.evaluate(task, seed, list(exs))))
@@ -114,7 +114,7 @@ def run_one(task, spec: str, model, run_dir: Path, budget: dict, seed: int, opti
     from promptsearch import report, runner
     from promptsearch.candidate import Candidate
     from promptsearch.errors import PromptSearchError
-    from promptsearch.scorer import Scorer
+    from promptsearch.scoring import Scorer
 
     chain = strategy_chain(spec)
     row = {"task": task.name, "kind": task.kind, "metric": task.metric, "strategy": spec, "strategies": chain,
@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None, model=None) -> dict:
 
     import torch
 
-    from promptsearch.model import FrozenModel
+    from promptsearch.models.local import FrozenModel
 
     if args.threads:
         torch.set_num_threads(args.threads)

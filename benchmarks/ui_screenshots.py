@@ -24,7 +24,7 @@ TASKS = {"sst2": ("sst2", 64, 200), "antonyms": ("antonyms", 48, 100)}  # name: 
 
 def make_runs(runs: Path, max_evals: int, threads: int) -> None:
     from promptsearch import runner
-    from promptsearch.scorer import Scorer
+    from promptsearch.scoring import Scorer
 
     model = None
     for name, (data_task, dev, test) in TASKS.items():
@@ -45,7 +45,7 @@ def fill_registry(runs: Path, registry: Path, threads: int) -> None:
     test results for the winner and the seed only)."""
     from promptsearch.export import export_run
     from promptsearch.registry import Registry
-    from promptsearch.scorer import Scorer
+    from promptsearch.scoring import Scorer
 
     data_task, dev, test = TASKS["sst2"]
     model = common.load_model(threads)

@@ -77,7 +77,7 @@ class Artifact:
 
     def task_for_scoring(self, task):
         """The task as the artifact's candidate is scored on it: with a demos rule, choosing from the stored pool."""
-        from . import demos
+        from .scoring import demos
 
         return demos.with_pool(task, self.demo_pool) if self.demo_pool else task
 
@@ -276,7 +276,7 @@ def model_fingerprint(spec: str | None, summary: dict | None = None, loaded=None
 def weights_fingerprint(spec: str | None) -> str:
     """Content fingerprint of a local model's weight files (the GGUF, or a directory's safetensors/bin):
     sha256 of the whole file, or of its size and three 16 MiB samples when it is over 512 MiB."""
-    from .model import resolve
+    from .models.local import resolve
 
     directory, gguf = resolve(spec)
     files = [directory / gguf] if gguf else sorted(

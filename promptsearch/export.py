@@ -12,11 +12,11 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from . import artifact, demos, runner
+from . import artifact, runner
 from .candidate import Candidate
 from .errors import PromptSearchError
 from .metrics import summarize
-from .scorer import ExampleResult
+from .scoring import ExampleResult, demos
 from .stats import outcomes, paired_test
 from .store import RunStore
 

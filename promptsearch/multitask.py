@@ -24,7 +24,8 @@ from pathlib import Path
 from .candidate import Candidate
 from .errors import PromptSearchError
 from .metrics import Z95, Score, summarize
-from .scorer import ExampleResult
+from .scoring import ExampleResult
+from .scoring.protocol import WrappedScorer
 from .search import Search
 from .stats import outcomes, paired_test
 from .task import Example, Task, default_seed_prompt, load_task
@@ -202,7 +203,7 @@ def check_section(section, where: str, strategies: list[str]) -> None:
                             or not isinstance(ext.get("tasks"), list)):
         raise PromptSearchError(f"{where}: field 'multitask.extend' must hold the start prompt and the old tasks")
     if ext is not None and ext.get("demos") is not None:
-        from .demos import parse
+        from .scoring.demos import parse
 
         parse(ext["demos"])  # a bad rule is a one-line error here, not a traceback mid-run
     if not isinstance(section["compare"], dict):
@@ -231,17 +232,13 @@ def load_multitask(config: dict) -> MultiTask:
 
 
 # ---- scoring ------------------------------------------------------------------------------------
-class MultiScorer:
+class MultiScorer(WrappedScorer):
     """The plain scorer, seen through a multi-task run: each row goes to its own task. Everything else
     (the model, rendering, completion for strategies) is the wrapped scorer's."""
 
     def __init__(self, inner, task: MultiTask):
-        self.inner, self.multi = inner, task
-
-    def __getattr__(self, name):
-        if name in ("inner", "multi"):  # not set yet (a copy being built): no endless recursion
-            raise AttributeError(name)
-        return getattr(self.inner, name)
+        super().__init__(inner)
+        self.multi = task
 
     def evaluate(self, task, candidate, examples) -> list[ExampleResult]:
         if not isinstance(task, MultiTask):
@@ -466,26 +463,15 @@ class MultiSearch(Search):
         return rows
 
     def _finish(self, seed: Candidate) -> dict:
-        from dataclasses import asdict
-
         board = self._top_k_on_all_dev()
         best = board[0].candidate
         tasks = self.task_report(best, seed)
-        summary = {
-            "task": self.task.name, "metric": self.task.metric,
-            "multitask": {"objective": self.task.objective, "tasks": [t.name for t in self.task.parts],
-                          "old_tasks": list(self.task.constrained),
-                          "new_tasks": [t.name for t in self.task.parts if t.name not in self.task.constrained]
-                          if self.task.constrained else []},
-            "best": self.describe(best, test=True),
-            "seed": self.describe(seed, test=True),
-            "tasks": tasks,
-            "leaderboard": [dict(rank=i + 1, **self.describe(t.candidate)) for i, t in enumerate(board[:10])],
-            "budget": asdict(self.budget),
-            "budget_used": {"candidates": len(self.trials), "evals": self.evals_used, "charged": self.charged,
-                            "seconds": round(self.seconds, 2)},
-            "racing": asdict(self.racing),
-        }
+        multitask = {"objective": self.task.objective, "tasks": [t.name for t in self.task.parts],
+                     "old_tasks": list(self.task.constrained),
+                     "new_tasks": [t.name for t in self.task.parts if t.name not in self.task.constrained]
+                     if self.task.constrained else []}
+        summary = self.summary(board, multitask=multitask, best=self.describe(best, test=True),
+                               seed=self.describe(seed, test=True), tasks=tasks)
         summary["improvement"] = {s: summary["best"][s]["objective"] - summary["seed"][s]["objective"] for s in ("dev", "test")}
         summary["paired_test"] = None  # per task, in "tasks"
         return summary

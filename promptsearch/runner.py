@@ -112,7 +112,7 @@ def load_task_of(config: dict):
 def load_parts(config: dict, task=None):
     """Task (unless given, already loaded), model and scorer for a config (the slow part: loads the
     model, or connects to its server)."""
-    from .scorer import Scorer
+    from .scoring import Scorer
 
     task = task or load_task_of(config)
     model = load_configured_model(config, config["model"], (config.get("served") or {}).get("model_name"))
@@ -171,7 +171,7 @@ def run(config: dict, run_dir: str | Path, resume: bool = False, progress: bool 
 
 def _load_and_run(config, run_dir, store, strategies, resume, progress, parts) -> dict:
     task, model, local = parts
-    from .executors import make_executor
+    from .scoring.executors import make_executor
 
     scorer = make_executor(config, local)  # the local scorer itself, or one that fans chunks out
     try:

@@ -25,7 +25,7 @@ from .errors import PromptSearchError
 
 if TYPE_CHECKING:
     from .candidate import Candidate, Trial
-    from .scorer import Scorer
+    from .scoring import Scorer
     from .task import Task
 
 log = logging.getLogger(__name__)

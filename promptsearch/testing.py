@@ -1,7 +1,12 @@
-"""Fakes shipped with the package so tests need no weights file (a tiny random Llama), and the naive
-reference the scorer is checked against."""
+"""Fakes shipped with the package so tests need no weights file (a tiny random Llama; a torch-free scripted
+``FakeModel``), and the naive reference the scorer is checked against."""
 
 from __future__ import annotations
+
+import hashlib
+from collections import Counter
+
+from .models.base import Capabilities, Model
 
 
 def tiny_model(seed: int = 0, vocab_words: int = 200, layers: int = 2):
@@ -13,7 +18,7 @@ def tiny_model(seed: int = 0, vocab_words: int = 200, layers: int = 2):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-    from .model import FrozenModel
+    from .models.local import FrozenModel
 
     chars = list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,:;!?'\"-()[]{}/") + ["Ċ"]
     words = sorted(set(WORDS.split()))[:vocab_words]
@@ -153,3 +158,42 @@ class LlamaServer:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+class FakeModel(Model):
+    """A torch-free model whose numbers are scripted: for search, bandit, objective and scorer-layer tests.
+
+    ``loglik(context, continuation)`` gives each log-likelihood; by default a fixed function of the two
+    texts (the same in every process) that favours a continuation whose word is in the context, so a
+    prompt naming the right words scores better. ``answer(text)`` gives each greedy generation (by
+    default the context's last word). ``calls`` counts the rows asked for, per method."""
+
+    def __init__(self, name: str = "fake", loglik=None, answer=None, context_length: int = 4096):
+        self.name = name
+        self._loglik = loglik or _default_loglik
+        self._answer = answer or (lambda text: (text.split() or [""])[-1])
+        self.calls: Counter = Counter()
+        self.capabilities = Capabilities(prompt_logprobs=True, top_k_only=False, token_ids=False,
+                                         chat_template=False, context_length=context_length, white_box=False)
+
+    @property
+    def fingerprint(self) -> str:
+        return f"fake:{self.name}"
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def loglikelihoods(self, contexts, continuations):
+        self.calls["loglikelihoods"] += len(contexts)
+        return [[self._loglik(c, k) for k in ks] for c, ks in zip(contexts, continuations)]
+
+    def generate(self, texts, max_new_tokens, chat=False):
+        self.calls["generate"] += len(texts)
+        return [self._answer(t) for t in texts]
+
+
+def _default_loglik(context: str, continuation: str) -> float:
+    digest = hashlib.sha1(f"{context}\x00{continuation}".encode()).digest()
+    noise = int.from_bytes(digest[:4], "big") / 2**32  # in [0, 1)
+    word = continuation.strip().lower()
+    return -2.0 - noise + (1.0 if word and word in context.lower() else 0.0)

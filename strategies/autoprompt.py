@@ -32,7 +32,7 @@ from promptsearch import template as tmpl
 from promptsearch.candidate import Candidate
 from promptsearch.errors import PromptSearchError
 from promptsearch.models.base import require_white_box
-from promptsearch.scorer import continuation, head_logprobs
+from promptsearch.results import continuation
 from promptsearch.strategy import SearchContext, Strategy
 
 log = logging.getLogger(__name__)
@@ -385,7 +385,7 @@ class AutoPrompt(Strategy):
                         fluent_of.append(r["example"])
         idx_b = torch.tensor([b for b, _ in picks], device=device)
         idx_p = torch.tensor([p for _, p in picks], device=device)
-        logprobs = head_logprobs(lm, hidden[idx_b, idx_p])
+        logprobs = self._model.head_logprobs(hidden[idx_b, idx_p])
         values = logprobs[torch.arange(len(picks), device=device), torch.tensor(tokens, device=device)]
         is_label = torch.tensor([s >= 0 for s in label_slot], device=device)
         slots = torch.tensor([max(s, 0) for s in label_slot], device=device)

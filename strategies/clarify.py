@@ -12,8 +12,8 @@ prompt (multitask.py) the rules choose each row's demonstrations from its own ta
 
 from __future__ import annotations
 
-from promptsearch import demos
 from promptsearch.candidate import Candidate
+from promptsearch.scoring import demos
 from promptsearch.strategy import SearchContext, Strategy
 from promptsearch.template import escape
 

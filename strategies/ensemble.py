@@ -19,9 +19,9 @@ import itertools
 import logging
 import math
 
-from promptsearch import ensemble
 from promptsearch.candidate import Candidate
 from promptsearch.metrics import summarize
+from promptsearch.scoring import ensemble
 from promptsearch.strategy import SearchContext, Strategy
 
 log = logging.getLogger(__name__)

@@ -52,7 +52,7 @@ from promptsearch.candidate import Candidate
 from promptsearch.errors import PromptSearchError
 from promptsearch.metrics import summarize
 from promptsearch.models.base import require_white_box
-from promptsearch.scorer import continuation, head_logprobs
+from promptsearch.results import continuation
 from promptsearch.strategy import SearchContext, Strategy
 from promptsearch.template import escape, validate
 
@@ -243,9 +243,7 @@ class SoftPromptTuning(Strategy):
                 scorer.register_soft_prompt(probe, weight.detach())
                 cand = Candidate(base.prompt, base.label_words, soft=probe)
                 results = scorer.evaluate(task, cand, dev)
-                keys = scorer.keys(task, cand, [ex.key for ex in dev])
-                for k in keys:  # the probe's vectors change: never serve them from the cache
-                    scorer.cache.pop(k, None)
+                scorer.forget(task, cand, dev)  # the probe's vectors change: never serve them from the cache
                 ctx.charge(len(dev))
                 charged += len(dev)
                 score = summarize(task.metric, results, dev, words).score
@@ -272,7 +270,7 @@ class SoftPromptTuning(Strategy):
                         stop = True
                         break
                     optimizer.zero_grad()
-                    loss = self._loss(lm, weight, batch, task.kind)
+                    loss = self._loss(model, weight, batch, task.kind)
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_([weight], 1.0)
                     optimizer.step()
@@ -302,7 +300,7 @@ class SoftPromptTuning(Strategy):
                 history[-1]["train_loss"] = sum(losses) / len(losses)
                 if key > best_key:
                     best_key, best, best_step = key, weight.detach().clone(), step
-            scorer.soft_prompts.pop(probe, None)
+            scorer.drop_soft_prompt(probe)
         finally:
             del peft_model  # the base model carries no trace of the wrapper
         best = best.float().cpu()
@@ -342,10 +340,11 @@ class SoftPromptTuning(Strategy):
                 out.append((ctx_ids + k[:-1], [(last + t, k[t], j) for t in range(len(k))]))
         return out, gold, len(conts), [len(k) for k in conts]
 
-    def _loss(self, lm, weight, batch, kind: str):
+    def _loss(self, model, weight, batch, kind: str):
         """Mean loss of a batch of examples with the soft prompt ``weight`` prepended."""
         import torch
 
+        lm = model.model
         flat = [(b, ids, queries) for b, (rows, _, _, _) in enumerate(batch) for ids, queries in rows]
         n_virtual = weight.shape[0]
         width = max(len(ids) for _, ids, _ in flat)
@@ -361,7 +360,7 @@ class SoftPromptTuning(Strategy):
         picks = [(r, n_virtual + p, t, b, j) for r, (b, _, queries) in enumerate(flat) for p, t, j in queries]
         idx_r = torch.tensor([p[0] for p in picks], device=hidden.device)
         idx_p = torch.tensor([p[1] for p in picks], device=hidden.device)
-        logprobs = head_logprobs(lm, hidden[idx_r, idx_p])
+        logprobs = model.head_logprobs(hidden[idx_r, idx_p])
         targets = torch.tensor([p[2] for p in picks], device=logprobs.device)
         picked = logprobs[torch.arange(len(picks), device=logprobs.device), targets]
         n_answers = batch[0][2]
@@ -380,13 +379,13 @@ class SoftPromptTuning(Strategy):
 
         task = ctx.task
         rows = [self._rows(ctx.scorer, task, base, ex) for ex in (examples or task.train)]
-        lm = ctx.scorer.model.model
-        weight = embeddings.to(lm.device, lm.dtype)
+        model = ctx.scorer.model
+        weight = embeddings.to(model.device, model.dtype)
         total = 0.0
         with torch.no_grad():
             for start in range(0, len(rows), self.batch_size):
                 batch = rows[start : start + self.batch_size]
-                total += float(self._loss(lm, weight, batch, task.kind)) * len(batch)
+                total += float(self._loss(model, weight, batch, task.kind)) * len(batch)
         return total / len(rows)
 
 

@@ -87,18 +87,15 @@ class TemplateEnumeration(Strategy):
         examples = [ex for exs in by_class for ex in exs]
         contexts = [scorer.render(prompt, ex.input) for ex in examples]
         space = not (contexts[0][-1:].isspace())
-        if scorer.white_box:
-            logprobs = scorer.next_token_logprobs(contexts)
-            mask = self._word_mask(scorer.model, space, logprobs.shape[1])
-            decode = lambda i: scorer.model.decode([i]).strip()
-        else:
-            found = self._served_tables(scorer.model, contexts, space)
-            if found is None:
-                log.info("label-word search skipped: the served model lists no next tokens")
-                return []
-            logprobs, vocabulary = found
-            mask = torch.ones(len(vocabulary), dtype=torch.bool)
-            decode = lambda i: vocabulary[i].strip()
+        # in process: the whole distribution (every token listed); served: its top-k lists, kept words only
+        found = scorer.model.next_token_logprobs(contexts, lambda token: _is_label_word(token, space),
+                                                 f"label words, space={space}")
+        if found is None:
+            log.info("label-word search skipped: the model lists no next tokens")
+            return []
+        logprobs, vocabulary = found
+        mask = self._word_mask(vocabulary, space)
+        decode = lambda i: vocabulary[i].strip()
         ctx.charge(len(contexts))
         class_mean = torch.stack([logprobs[[i for i, ex in enumerate(examples) if ex.label == c]].mean(0) for c in range(n_classes)])
         relative = class_mean - class_mean.mean(0, keepdim=True)
@@ -119,37 +116,16 @@ class TemplateEnumeration(Strategy):
                 options.append(tuple(words))
         return [w for i, w in enumerate(options) if w not in options[:i] and w != tuple(task.label_words)]
 
-    @staticmethod
-    def _served_tables(model, contexts: list[str], leading_space: bool):
-        """A served model's top-k next-token lists as a (contexts x listed words) log-probability matrix; a word
-        missing from a context's list gets that list's outside bound (the most it could be)."""
+    def _word_mask(self, vocabulary: list[str], leading_space: bool):
+        """Listed tokens that are one ASCII alphabetic word of 3+ letters, not a function word (kept per
+        vocabulary: the in-process one is the same list every call)."""
         import torch
 
-        tables = getattr(model, "next_token_tables", lambda *a: None)(
-            contexts, lambda token: _is_label_word(token, leading_space), f"label words, space={leading_space}")
-        if not tables:
-            return None
-        words = sorted({w for listed, _ in tables for w in listed})
-        if not words:
-            return None
-        index = {w: i for i, w in enumerate(words)}
-        logprobs = torch.empty(len(contexts), len(words))
-        for row, (listed, bound) in enumerate(tables):
-            logprobs[row].fill_(bound)
-            for w, v in listed.items():
-                logprobs[row, index[w]] = v
-        return logprobs, words
-
-    def _word_mask(self, model, leading_space: bool, size: int):
-        """Vocabulary entries that decode to one ASCII alphabetic word of 3+ letters, not a function word."""
-        import torch
-
-        if leading_space not in self._masks:
-            ok = torch.zeros(size, dtype=torch.bool)
-            for i in range(min(size, len(model.tokenizer))):
-                ok[i] = _is_label_word(model.decode([i]), leading_space)
-            self._masks[leading_space] = ok
-        return self._masks[leading_space]
+        key = (id(vocabulary), len(vocabulary), leading_space)
+        if key not in self._masks:
+            self._masks[key] = (vocabulary, torch.tensor([_is_label_word(t, leading_space) for t in vocabulary],
+                                                         dtype=torch.bool))
+        return self._masks[key][1]
 
 
 def _is_label_word(token: str, leading_space: bool) -> bool:

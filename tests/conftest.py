@@ -39,7 +39,7 @@ def tiny_dir(tmp_path_factory, tiny):
 @pytest.fixture(scope="session")
 def smollm():
     """The real embedded SmolLM2, loaded once per test session."""
-    from promptsearch.model import FrozenModel
+    from promptsearch.models.local import FrozenModel
 
     return FrozenModel.load()
 
@@ -98,7 +98,7 @@ def llama_server(tmp_path_factory):
 
     if importlib.util.find_spec("llama_cpp") is None:
         pytest.skip("llama-cpp-python[server] is not installed (python tools/llama_build.py)")
-    from promptsearch.model import embedded_gguf
+    from promptsearch.models.local import embedded_gguf
 
     from .served_fixture import LlamaServer
 

@@ -7,7 +7,7 @@ from promptsearch.strategies.ape import APE, ape_prompt, clean_instruction, opro
 
 from promptsearch import runner
 from promptsearch.candidate import Candidate, Trial
-from promptsearch.scorer import Scorer
+from promptsearch.scoring import Scorer
 from promptsearch.search import Budget, Search
 from promptsearch.strategy import SearchContext, make
 from promptsearch.task import load_task

@@ -11,7 +11,7 @@ from promptsearch import artifact, monitor, runner
 from promptsearch.cli import main
 from promptsearch.errors import PromptSearchError
 from promptsearch.export import export_run
-from promptsearch.scorer import Scorer
+from promptsearch.scoring import Scorer
 from promptsearch.task import load_task
 
 from .conftest import sst2_slice
@@ -43,7 +43,7 @@ def exported(model_dirs, task_dir, tmp_path_factory):
     """A finished tiny run and its best prompt exported: (run dir, artifact path, artifact, summary)."""
     import torch
 
-    from promptsearch.model import FrozenModel
+    from promptsearch.models.local import FrozenModel
 
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("exported")
@@ -207,7 +207,7 @@ def test_export_refuses_an_unfinished_run(exported, tmp_path):
 
 
 def test_soft_prompt_exports_its_vectors_beside_it_and_reproduces(model_dirs, task_dir, tmp_path, monkeypatch):
-    from promptsearch.model import FrozenModel
+    from promptsearch.models.local import FrozenModel
     from promptsearch.store import RunStore
 
     model = FrozenModel.load(model_dirs[0], device="cpu")

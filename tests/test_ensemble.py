@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 from promptsearch.strategies.ensemble import EnsembleSelection
 
-from promptsearch import ensemble, runner
+from promptsearch import runner
 from promptsearch.candidate import Candidate
-from promptsearch.scorer import ExampleResult, Scorer
+from promptsearch.scoring import ExampleResult, Scorer, ensemble
 from promptsearch.search import Budget, Racing, Search
 from promptsearch.store import RunStore
 from promptsearch.strategy import Strategy
@@ -233,7 +233,7 @@ def test_export_carries_members_and_eval_reproduces_it(tiny, tiny_dir, task, tmp
     from promptsearch import artifact
     from promptsearch.cli import main
     from promptsearch.export import export_run
-    from promptsearch.model import FrozenModel
+    from promptsearch.models.local import FrozenModel
 
     model = FrozenModel.load(tiny_dir, device="cpu")
     config = runner.make_config(task="sst2-mini", model=tiny_dir, strategies=["templates"], budget={"max_evals": 3000})
@@ -278,7 +278,7 @@ def test_bad_ensemble_options_in_an_artifact_are_one_line(tiny_dir, task, tmp_pa
     from promptsearch import artifact
     from promptsearch.errors import PromptSearchError
     from promptsearch.export import export_run
-    from promptsearch.model import FrozenModel
+    from promptsearch.models.local import FrozenModel
 
     model = FrozenModel.load(tiny_dir, device="cpu")
     config = runner.make_config(task="sst2-mini", model=tiny_dir, strategies=["templates"], budget={"max_evals": 3000})

@@ -7,7 +7,7 @@ from promptsearch.strategies.evolution import Evolution
 
 from promptsearch import runner
 from promptsearch.candidate import Candidate
-from promptsearch.scorer import Scorer
+from promptsearch.scoring import Scorer
 from promptsearch.search import Budget, Search
 from promptsearch.store import RunStore
 from promptsearch.strategy import make

@@ -10,8 +10,8 @@ import pytest
 from promptsearch import runner
 from promptsearch.candidate import Candidate
 from promptsearch.errors import RunInterrupted
-from promptsearch.executors import ChunkedScorer, InProcess
-from promptsearch.scorer import Scorer
+from promptsearch.scoring import Scorer
+from promptsearch.scoring.executors import ChunkedScorer, InProcess
 from promptsearch.task import load_task
 
 
@@ -118,7 +118,7 @@ def kill_worker_when(pool_holder, chunks: int, how_many: int):
 @pytest.fixture
 def pool_holder(monkeypatch):
     """Catch the RayPool the runner builds, so a test can kill its workers mid-run."""
-    from promptsearch import executors
+    from promptsearch.scoring import executors
 
     holder = {}
     original = executors.RayPool.__init__
@@ -165,7 +165,7 @@ def test_ray_executor_without_ray_says_how_to_get_it(monkeypatch, tiny_dir):
     import sys
 
     from promptsearch.errors import PromptSearchError
-    from promptsearch.executors import RayPool
+    from promptsearch.scoring.executors import RayPool
 
     monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed: import ray raises ImportError
     with pytest.raises(PromptSearchError, match=r"pip install 'promptsearch\[ray\]'"):
@@ -174,7 +174,7 @@ def test_ray_executor_without_ray_says_how_to_get_it(monkeypatch, tiny_dir):
 
 def test_executors_fit_the_model_kind(tiny):
     from promptsearch.errors import PromptSearchError
-    from promptsearch.executors import make_executor
+    from promptsearch.scoring.executors import make_executor
 
     scorer = Scorer(tiny)
     with pytest.raises(PromptSearchError, match="the http executor sends requests to served models"):

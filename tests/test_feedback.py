@@ -23,7 +23,7 @@ from promptsearch.feedback import (
     load_edit_map,
     read_ratings,
 )
-from promptsearch.scorer import Scorer
+from promptsearch.scoring import Scorer
 from promptsearch.store import RunStore
 from promptsearch.task import load_task
 

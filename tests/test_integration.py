@@ -9,7 +9,7 @@ from promptsearch import runner
 from promptsearch.candidate import Candidate
 from promptsearch.cli import main
 from promptsearch.metrics import summarize
-from promptsearch.scorer import Scorer
+from promptsearch.scoring import Scorer
 from promptsearch.task import load_task
 
 from .conftest import SHARED_DATA
@@ -29,7 +29,7 @@ def test_review_template_scores_sst2(smollm):
 def test_gguf_cache_roundtrip(tmp_cache, smollm):
     import torch
 
-    from promptsearch.model import FrozenModel
+    from promptsearch.models.local import FrozenModel
 
     cold = FrozenModel.load()  # dequantises into the empty temporary cache
     assert list(tmp_cache.glob("models/*/model.safetensors"))

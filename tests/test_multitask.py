@@ -14,7 +14,7 @@ from promptsearch.cli import main
 from promptsearch.errors import PromptSearchError
 from promptsearch.metrics import summarize
 from promptsearch.multitask import INFEASIBLE, MultiScorer, MultiSearch, aggregate, build_multitask, load_multitask
-from promptsearch.scorer import Scorer
+from promptsearch.scoring import Scorer
 from promptsearch.search import Budget, Racing
 from promptsearch.task import BUNDLED_DIR, load_task
 
@@ -153,6 +153,9 @@ def test_universal_run_resumes_to_the_same_result(tiny, two_tasks, tmp_path):
     task = load_multitask(config)
     full = runner.run(config, tmp_path / "a", parts=(task, tiny, Scorer(tiny)))
     assert full["multitask"]["tasks"] == ["alpha", "beta"]
+    # the summary has what a single-task run's has (one Search.summary builds both)
+    assert full["schedule"] == config["schedule"] and [s["strategy"] for s in full["stages"]] == ["templates", "clarify"]
+    assert full["budget_used"]["tokens"] > 0
     # each task's own seed is charged (18 + 12 dev rows); the start prompt is counted where it is raced
     assert full["budget_used"]["charged"] == 18 + 12
     lines = (tmp_path / "a" / "candidates.jsonl").read_text().splitlines()
@@ -323,7 +326,7 @@ def test_killed_multitask_and_extend_runs_resume_to_the_same_result(tiny_dir, tw
 def test_a_demonstration_rule_on_a_universal_prompt_shows_each_row_its_own_tasks_rows(tiny, two_tasks, rule):
     """One shared instruction, per-task demonstrations: a row of alpha is shown alpha's train rows answered
     in alpha's label words, never beta's (nor the interleaved union of both trains), and scored so."""
-    from promptsearch import demos
+    from promptsearch.scoring import demos
     from promptsearch.template import render
 
     task = load_multitask(config_for(two_tasks))
@@ -335,7 +338,7 @@ def test_a_demonstration_rule_on_a_universal_prompt_shows_each_row_its_own_tasks
     for ex, r in zip(rows, results):
         part, plain = task.rows[ex.key]
         other = next(t for t in task.parts if t is not part)
-        prompt = demos.prompts(part, c, [plain])
+        prompt = demos.Demonstrations().prompts(part, c, [plain])
         text = render(prompt if isinstance(prompt, str) else prompt[0], plain.input)
         lines = text.split("\n")
         shown = [line[len("Text: "):] for line in lines if line.startswith("Text: ")]

@@ -11,7 +11,7 @@ from benchmarks import common, scoreboard
 from promptsearch import report, runner
 from promptsearch.cli import main
 from promptsearch.errors import PromptSearchError
-from promptsearch.scorer import Scorer
+from promptsearch.scoring import Scorer
 from promptsearch.task import load_task
 
 PNG = b"\x89PNG\r\n\x1a\n"

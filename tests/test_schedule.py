@@ -2,12 +2,12 @@
 import pytest
 from click.testing import CliRunner
 
-from promptsearch import bandit, runner
+from promptsearch import runner
 from promptsearch import search as search_module
 from promptsearch.candidate import Candidate
 from promptsearch.errors import PromptSearchError
-from promptsearch.scorer import Scorer
-from promptsearch.search import Budget, Racing, Search
+from promptsearch.scoring import Scorer
+from promptsearch.search import Budget, Racing, Search, bandit
 from promptsearch.strategy import Strategy
 from promptsearch.task import load_task
 

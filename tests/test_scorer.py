@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from promptsearch.candidate import Candidate
-from promptsearch.scorer import Scorer, continuation
+from promptsearch.scoring import Scorer, continuation
 from promptsearch.task import Example, Task
 from promptsearch.testing import naive_loglik
 
@@ -82,10 +82,12 @@ def test_cache_hits_and_no_recompute(tiny):
 
 def test_shared_prefix_runs_once_and_matches(tiny):
     scorer = Scorer(tiny, batch_size=2)
+    tiny.clear_cache()  # the model keeps prefixes and counts its work (models/hf_batching.py)
+    tiny.stats.clear()
     prompt = "the following sentence is a movie review . classify the review . " * 4 + "{input} label:"
     contexts = [scorer.render(prompt, t) for t in INPUTS]
     got = scorer.loglikelihoods(contexts, [[" positive"]] * len(contexts))
-    assert scorer.stats["prefix_tokens"] >= 40  # the instruction ran once, not per batch
+    assert tiny.stats["prefix_tokens"] >= 40  # the instruction ran once, not per batch
     for c, row in zip(contexts, got):
         assert row[0] == pytest.approx(naive_loglik(tiny, c, " positive"), abs=1e-5)
 
@@ -96,7 +98,7 @@ def test_soft_prompt_prefix_matches_manual_embeddings(tiny):
     soft = torch.randn(3, tiny.model.config.hidden_size) * 0.1
     scorer.register_soft_prompt("s1", soft)
     contexts = [scorer.render("Review: {input}\nSentiment:", t) for t in INPUTS[:4]]
-    got = scorer.loglikelihoods(contexts, [[" positive", " very good"]] * 4, soft=scorer.soft_prompts["s1"])
+    got = scorer.loglikelihoods(contexts, [[" positive", " very good"]] * 4, soft="s1")
     for c, row in zip(contexts, got):
         for k, v in zip([" positive", " very good"], row):
             ids = tiny.encode(c) + tiny.encode(k)
@@ -165,38 +167,42 @@ def test_multi_token_words_without_a_shared_prefix(tiny):
 
 def test_shared_prefix_is_kept_across_calls_and_extended(tiny):
     scorer = Scorer(tiny, batch_size=4)
+    tiny.clear_cache()
+    tiny.stats.clear()
     head = "the following sentence is a movie review . classify the review . " * 3
     contexts = [scorer.render(head + "{input} label:", t) for t in INPUTS]
     scorer.loglikelihoods(contexts[:4], [[" positive"]] * 4)
-    ran = scorer.stats["prefix_tokens"]
+    ran = tiny.stats["prefix_tokens"]
     assert ran >= 30
     # the same prompt on other examples (the next racing rung): the prefix is not run again
     second = scorer.loglikelihoods(contexts[4:], [[" positive"]] * 4)
-    assert scorer.stats["prefix_tokens"] == ran and scorer.stats["prefix_hits"] == 1
+    assert tiny.stats["prefix_tokens"] == ran and tiny.stats["prefix_hits"] == 1
     # a longer prompt that starts with the kept one runs only its extra tokens
     longer = [scorer.render(head + "answer with one word . {input} label:", t) for t in INPUTS[:3]]
     third = scorer.loglikelihoods(longer, [[" positive", " very good"]] * 3)
-    assert scorer.stats["prefix_tokens"] - ran == len(tiny.encode(head + "answer with one word .")) - ran
+    assert tiny.stats["prefix_tokens"] - ran == len(tiny.encode(head + "answer with one word .")) - ran
     for c, row in zip(contexts[4:], second):
         assert row[0] == pytest.approx(naive_loglik(tiny, c, " positive"), abs=1e-5)
     for c, row in zip(longer, third):
         assert row[0] == pytest.approx(naive_loglik(tiny, c, " positive"), abs=1e-5)
         assert row[1] == pytest.approx(naive_loglik(tiny, c, " very good"), abs=1e-5)
-    for i in range(2 * Scorer.kept_prefixes):  # only the last few prefixes are kept
+    kept = tiny.batching.kept_prefixes
+    for i in range(2 * kept):  # only the last few prefixes are kept
         scorer.loglikelihoods([f"{i} " + c for c in contexts[:2]], [[" positive"]] * 2)
-    assert len(scorer._prefixes) == Scorer.kept_prefixes
+    assert len(tiny.batching.prefixes) == kept
     scorer.clear_cache()
-    assert not scorer._prefixes
+    assert not tiny.batching.prefixes
 
 
 def test_soft_prompt_prefixes_are_never_kept(tiny):
     scorer = Scorer(tiny, batch_size=4)
+    tiny.clear_cache()
     soft = torch.zeros(2, tiny.model.config.hidden_size)
     contexts = [scorer.render("Review: {input}\nSentiment:", t) for t in INPUTS[:4]]
-    first = scorer.loglikelihoods(contexts, [[" positive"]] * 4, soft=soft)
+    first = tiny.batching.loglikelihoods(contexts, [[" positive"]] * 4, soft=soft)
     soft += 1.0  # changed in place, as a training loop does to its parameter
-    second = scorer.loglikelihoods(contexts, [[" positive"]] * 4, soft=soft)
-    assert not scorer._prefixes and first != second
+    second = tiny.batching.loglikelihoods(contexts, [[" positive"]] * 4, soft=soft)
+    assert not tiny.batching.prefixes and first != second
 
 
 def test_start_tokens_precede_every_context_once():
@@ -204,7 +210,7 @@ def test_start_tokens_precede_every_context_once():
     not before continuations; SmolLM2's and the tiny model's put nothing there."""
     from tokenizers import processors
 
-    from promptsearch.model import _start_ids
+    from promptsearch.models.local import tokenizer_start_ids as _start_ids
     from promptsearch.testing import tiny_model
 
     model = tiny_model()

@@ -4,7 +4,7 @@ import pytest
 
 from promptsearch import runner
 from promptsearch.candidate import Candidate
-from promptsearch.scorer import Scorer
+from promptsearch.scoring import Scorer
 from promptsearch.search import Budget, Racing, Search
 from promptsearch.strategy import Strategy, make
 from promptsearch.task import load_task
@@ -123,7 +123,7 @@ def test_token_budget_counts_the_scored_texts_and_stops(tiny, task):
 
 
 def test_time_budget_holds_within_a_rung_and_counts_the_final_check(tiny, task, monkeypatch):
-    from promptsearch import search as search_module
+    from promptsearch.search import loop as search_module  # the loop reads the clock
 
     scorer = Scorer(tiny, batch_size=4)  # chunks of 16 examples
     clock = FakeClock(scorer, 0.01)

@@ -155,7 +155,7 @@ def test_cli_errors_are_one_line_without_traceback(tmp_path, monkeypatch):
 
 
 def test_a_proposer_model_writes_what_the_search_asks_for(tiny):
-    from promptsearch.scorer import Scorer
+    from promptsearch.scoring import Scorer
     from promptsearch.testing import tiny_model
 
     other = tiny_model(seed=1)
@@ -163,5 +163,8 @@ def test_a_proposer_model_writes_what_the_search_asks_for(tiny):
     scorer = Scorer(tiny, proposer=other)
     by_proposer = scorer.complete(texts, max_new_tokens=6)
     assert by_proposer == Scorer(other).complete(texts, max_new_tokens=6)
-    assert scorer.stats["rows"] == 0 and scorer._proposer_scorer.stats["rows"] == 2  # the scored model ran nothing
+    other.stats.clear()
+    tiny.stats.clear()
+    scorer.complete(texts, max_new_tokens=6)
+    assert tiny.stats["rows"] == 0 and other.stats["rows"] == 2  # the scored model ran nothing
     assert tiny.capabilities.white_box and tiny.generate(texts, 6) == Scorer(tiny).complete(texts, 6)

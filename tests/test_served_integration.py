@@ -11,7 +11,7 @@ import pytest
 from promptsearch import runner
 from promptsearch.errors import PromptSearchError, RunInterrupted
 from promptsearch.models.served import ServedModel
-from promptsearch.scorer import Scorer
+from promptsearch.scoring import Scorer
 from promptsearch.task import load_task
 
 from .conftest import sst2_slice
@@ -30,7 +30,7 @@ def mini_task(tmp_path_factory):
 def in_process_llama():
     from llama_cpp import Llama
 
-    from promptsearch.model import embedded_gguf
+    from promptsearch.models.local import embedded_gguf
 
     return Llama(str(embedded_gguf()), logits_all=True, n_threads=1, n_ctx=1024, verbose=False)
 
@@ -135,6 +135,7 @@ def test_server_killed_mid_run_then_resume_gives_the_same_run(llama_server, mini
 def test_label_word_search_reads_the_served_top_k_lists(llama_server, in_process_llama, tmp_cache):
     """LM-BFF label search on a served model: words come from the top-k lists, with the values llama_cpp gives."""
     from promptsearch.strategies.templates import TemplateEnumeration, _is_label_word
+
     from promptsearch.strategy import SearchContext
     from promptsearch.testing import llama_cpp_loglik
 

@@ -11,7 +11,7 @@ from promptsearch.strategies.soft_prompt import EVALS_PER_TRAIN_EXAMPLE, SoftPro
 from promptsearch import runner
 from promptsearch.candidate import Candidate
 from promptsearch.errors import PromptSearchError
-from promptsearch.scorer import Scorer
+from promptsearch.scoring import Scorer
 from promptsearch.strategy import SearchContext, make
 from promptsearch.task import Example, Task, load_task
 
@@ -64,7 +64,7 @@ def test_training_changes_only_the_prompt_and_lowers_train_loss(task):
     # a hard prompt scores bit-identically after training, on a cold cache
     scorer.clear_cache()
     assert scorer.evaluate(task, hard, task.dev) == before_results
-    assert "soft-prompt-training" not in " ".join(scorer.soft_prompts)  # the probe is gone
+    assert "soft-prompt-training" not in " ".join(tiny.soft_prompts)  # the probe is gone
 
 
 def test_training_loss_reads_the_scorers_label_loglikelihoods(tiny, task):

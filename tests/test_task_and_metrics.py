@@ -4,7 +4,7 @@ import pytest
 
 from promptsearch.errors import PromptSearchError
 from promptsearch.metrics import summarize, wilson
-from promptsearch.scorer import ExampleResult
+from promptsearch.scoring import ExampleResult
 from promptsearch.task import bundled_tasks, load_task
 
 from .conftest import SHARED_DATA

@@ -31,7 +31,7 @@ def needs_ui():
 def tiny_run(tiny, task_dir, run_dir):
     """A real finished run: templates then clarify on the tiny model (about 10 s)."""
     from promptsearch import runner
-    from promptsearch.scorer import Scorer
+    from promptsearch.scoring import Scorer
     from promptsearch.task import load_task
 
     config = runner.make_config(task=str(task_dir), strategies=["templates", "clarify"], budget={"max_evals": 200},

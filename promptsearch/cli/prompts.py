@@ -61,7 +61,7 @@ def eval_artifact(path, task, split, check, allow_other_model, model, device, ba
     """``eval --artifact``: score the artifact as recorded; with ``check``, exit 1 when it did not hold."""
     from .. import artifact, monitor
     from ..models import is_served, load_model
-    from ..scorer import Scorer
+    from ..scoring import Scorer
     from ..task import load_task
 
     art = artifact.read(path)

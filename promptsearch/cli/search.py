@@ -79,7 +79,7 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
     from ..candidate import Candidate
     from ..metrics import summarize
     from ..models import load_model
-    from ..scorer import Scorer
+    from ..scoring import Scorer
     from ..task import load_task
     from ..template import validate
 
@@ -100,11 +100,11 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
     loaded = time.monotonic()
     cand = Candidate(prompt, label_words=words, calibrate=calibrate, demos=demos)
     if demos:
-        from ..demos import parse
+        from ..scoring.demos import parse
 
         parse(demos)
     if calibrate:
-        from ..calibration import check as check_calibration
+        from ..scoring.calibration import check as check_calibration
 
         check_calibration(t, cand)
     results = []

@@ -7,6 +7,7 @@ from dataclasses import replace
 from ..candidate import Candidate
 from ..errors import PromptSearchError
 from ..metrics import score_prediction
+from ..scoring.protocol import WrappedScorer
 from ..store import RunStore
 from .edits import Edit
 from .predictor import RatingModel
@@ -15,7 +16,7 @@ from .ratings import Rating, parse_rating
 REFINE_FILE = "refine.json"  # a refine run's ratings and edits, as they were when it started
 
 
-class BlendedScorer:
+class BlendedScorer(WrappedScorer):
     """A scorer whose per-example score is ``(1 - weight) * metric + weight * rating``; everything else
     (model, generation, caches, soft prompts) is the wrapped scorer's. The rating is the person's where
     this candidate's output on this example was rated, else the :class:`RatingModel`'s prediction."""
@@ -25,13 +26,11 @@ class BlendedScorer:
     def __init__(self, scorer, model: RatingModel, weight: float, ratings: list[Rating]):
         if not 0.0 <= weight <= 1.0:
             raise PromptSearchError(f"rating weight {weight} is outside 0-1")
+        super().__init__(scorer)
         self.scorer, self.rating_model, self.weight = scorer, model, weight
         self.rated: dict[tuple[str, str], list[float]] = {}
         for r in ratings:
             self.rated.setdefault((r.candidate, r.example or r.input), []).append(r.value)
-
-    def __getattr__(self, name):
-        return getattr(self.scorer, name)
 
     def ratings_of(self, task, candidate: Candidate, examples, results) -> list[tuple[float, bool]]:
         """(rating in [0, 1], whether a person gave it) for each (example, result)."""
@@ -107,7 +106,7 @@ def blended_scorer(store: RunStore, task, scorer) -> BlendedScorer:
     meta = read_meta(store)
     ratings = with_scores(meta["ratings"], task)
     blended = BlendedScorer(scorer, RatingModel().fit(ratings), meta["weight"], ratings)
-    from ..scorer import ExampleResult
+    from ..scoring import ExampleResult
 
     for rec in RunStore(meta["parent"]).read("candidates.jsonl"):
         results = {k: ExampleResult.from_json(v) for k, v in (rec.get("results") or {}).items()}

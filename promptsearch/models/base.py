@@ -1,8 +1,9 @@
 """What the scorer, the strategies and the CLI may ask of a model, whatever runs it.
 
-Two kinds implement it: the in-process Hugging Face model (models/local.py: white-box, so the scorer
-runs its fast batched path on it, and gradient strategies train against it) and a model behind an
-OpenAI-compatible server (models/served.py). Callers ask ``capabilities``, never the class.
+Two kinds implement it: the in-process Hugging Face model (models/local.py: white-box; it batches with
+models/hf_batching.py, holds soft prompts, and gradient strategies train against it) and a model behind
+an OpenAI-compatible server (models/served.py). Each computes its own numbers: the scorer hands it
+rendered texts and never branches on the kind. Callers ask ``capabilities``, never the class.
 No heavy imports here.
 """
 
@@ -56,6 +57,53 @@ class Model(ABC):
     @abstractmethod
     def generate(self, texts: list[str], max_new_tokens: int, chat: bool = False) -> list[str]:
         """Greedy continuation of each text, stopping at the first line end."""
+
+    # ---- capabilities with a default: a model that has them overrides ---------------------------
+    def set_batching(self, batch_size: int, max_batch_tokens: int) -> None:
+        """Rows per forward pass and tokens per batch, where the model batches itself (in process)."""
+
+    def format_chat(self, text: str) -> str | None:
+        """``text`` as one user turn in the model's chat template, or None when the model applies its
+        template itself on ``generate(..., chat=True)`` (a server's /chat endpoint)."""
+
+    def register_soft_prompt(self, soft_id: str, embeddings) -> bool:
+        """Make trained soft-prompt vectors usable under ``soft_id`` (``soft=`` of the scoring calls);
+        True when they replace different vectors under that name. White-box only."""
+        raise PromptSearchError(f"soft prompts need the model's embeddings in process; {self.name} is served")
+
+    def drop_soft_prompt(self, soft_id: str) -> None:
+        """Forget a soft prompt's vectors (a training probe's)."""
+
+    def soft_prompt(self, soft_id: str | None):
+        """The vectors registered under ``soft_id`` (None for None)."""
+        if soft_id is not None:
+            raise PromptSearchError(f"soft prompt {soft_id!r}: {self.name} holds no soft prompts (it is served)")
+
+    def clear_cache(self) -> None:
+        """Drop what the model keeps between calls to run faster (in process: shared-prefix caches)."""
+
+    def next_token_logprobs(self, contexts: list[str], keep=None, purpose: str = ""):
+        """The next-token log-probabilities after each context as (matrix N x V, the V token texts), or
+        None when the model gives none. In process: the whole distribution over the vocabulary. Served
+        top-k: the tokens listed for any context that ``keep(token)`` accepts, a token missing from a
+        context's list at that list's outside bound (the most it could be); ``purpose`` names the
+        request in its cache."""
+        tables = getattr(self, "next_token_tables", None)
+        found = tables(contexts, keep or (lambda token: True), purpose) if tables else None
+        if not found:
+            return None
+        words = sorted({w for listed, _ in found for w in listed})
+        if not words:
+            return None
+        import torch
+
+        index = {w: i for i, w in enumerate(words)}
+        logprobs = torch.empty(len(contexts), len(words))
+        for row, (listed, bound) in enumerate(found):
+            logprobs[row].fill_(bound)
+            for w, v in listed.items():
+                logprobs[row, index[w]] = v
+        return logprobs, words
 
 
 def require_white_box(model, who: str, needs: str) -> None:

@@ -15,7 +15,9 @@ import shutil
 from pathlib import Path
 
 from ..errors import PromptSearchError
+from ..results import first_line
 from .base import Capabilities, Model
+from .hf_batching import HFBatching, head_logprobs
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +77,9 @@ def pick_device(device: str) -> str:
 
 
 class FrozenModel(Model):
-    """A causal LM and its tokenizer, in eval mode with gradients off for every weight. The scorer runs
-    its batched, prefix-sharing path on it directly (``capabilities.white_box``)."""
+    """A causal LM and its tokenizer, in eval mode with gradients off for every weight. It computes its
+    scores itself, batched with a shared prefix (models/hf_batching.py), and holds the soft prompts that
+    candidates may name (``capabilities.white_box``)."""
 
     supports_gradients = True  # gradients w.r.t. input embeddings (AutoPrompt, soft prompts)
 
@@ -89,8 +92,10 @@ class FrozenModel(Model):
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         if self.pad_id is None:
             self.pad_id = 0
-        self.start_ids = _start_ids(tokenizer)
-        self._scorer = None
+        self.start_ids = tokenizer_start_ids(tokenizer)
+        self.soft_prompts: dict[str, object] = {}  # name -> n_virtual x hidden tensor
+        self.batching = HFBatching(self)
+        self._vocabulary: list[str] | None = None
 
     @property
     def capabilities(self) -> Capabilities:
@@ -98,26 +103,65 @@ class FrozenModel(Model):
                             chat_template=bool(getattr(self.tokenizer, "chat_template", None)),
                             context_length=self.max_length, white_box=True)
 
+    @property
+    def stats(self):
+        """Rows, forward passes, prefix tokens run and prefix caches reused (the batched path's)."""
+        return self.batching.stats
+
+    def set_batching(self, batch_size: int, max_batch_tokens: int) -> None:
+        self.batching.batch_size, self.batching.max_batch_tokens = batch_size, max_batch_tokens
+
     def count_tokens(self, text: str) -> int:
         return len(self.encode(text))
 
-    def loglikelihoods(self, contexts, continuations):
-        return self._own_scorer().loglikelihoods(contexts, continuations)
+    def loglikelihoods(self, contexts, continuations, soft: str | None = None):
+        return self.batching.loglikelihoods(contexts, continuations, soft=self.soft_prompt(soft))
 
-    def generate(self, texts, max_new_tokens, chat=False):
-        scorer = self._own_scorer()
+    def generate(self, texts, max_new_tokens, chat=False, soft: str | None = None):
         if chat:
-            texts = [self.tokenizer.apply_chat_template([{"role": "user", "content": t}], tokenize=False,
-                                                        add_generation_prompt=True) for t in texts]
-        return scorer.complete(texts, max_new_tokens)
+            texts = [self.format_chat(t) for t in texts]
+        return [first_line(t) for t in self.batching.generate(texts, max_new_tokens, soft=self.soft_prompt(soft))]
 
-    def _own_scorer(self):
-        """The interface methods run through a scorer of this model (its fast path)."""
-        if self._scorer is None:
-            from ..scorer import Scorer
+    def next_token_logprobs(self, contexts, keep=None, purpose: str = ""):
+        """The whole distribution (N x vocab) and every id's text ("" past the tokenizer's entries);
+        ``keep`` is the caller's to apply: every token is listed."""
+        if self._vocabulary is None:
+            size = self.model.get_output_embeddings().weight.shape[0]
+            self._vocabulary = [self.decode([i]) if i < len(self.tokenizer) else "" for i in range(size)]
+        return self.batching.next_token_logprobs(contexts), self._vocabulary
 
-            self._scorer = Scorer(self)
-        return self._scorer
+    def format_chat(self, text: str) -> str:
+        return self.tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                                  add_generation_prompt=True)
+
+    # ---- soft prompts and gradients (white-box) ----------------------------------------------
+    def register_soft_prompt(self, soft_id: str, embeddings) -> bool:
+        """Soft prefixes are never kept in the prefix cache, so new vectors need no flush here; the
+        caller (the scorer) drops its cached scores when this returns True."""
+        import torch
+
+        new = embeddings.detach().to(self.device, self.dtype)
+        old = self.soft_prompts.get(soft_id)
+        self.soft_prompts[soft_id] = new
+        return old is not None and not torch.equal(old, new)
+
+    def drop_soft_prompt(self, soft_id: str) -> None:
+        self.soft_prompts.pop(soft_id, None)
+
+    def soft_prompt(self, soft_id: str | None):
+        """The vectors registered under ``soft_id`` (None for None)."""
+        if soft_id is None:
+            return None
+        if soft_id not in self.soft_prompts:
+            raise PromptSearchError(f"soft prompt {soft_id!r} is not loaded for this model")
+        return self.soft_prompts[soft_id]
+
+    def clear_cache(self) -> None:
+        self.batching.prefixes.clear()
+
+    def head_logprobs(self, hidden):
+        """Next-token log-probabilities from final hidden states, exactly as scoring computes them."""
+        return head_logprobs(self.model, hidden)
 
     @property
     def device(self):
@@ -188,7 +232,7 @@ class FrozenModel(Model):
         return cls(model, tokenizer, name=str(spec or f"embedded:{gguf}"))
 
 
-def _start_ids(tokenizer) -> list[int]:
+def tokenizer_start_ids(tokenizer) -> list[int]:
     """The tokens a tokenizer puts before a text by default (e.g. [<bos>]); [] for SmolLM2."""
     plain = tokenizer("a", add_special_tokens=False)["input_ids"]
     full = tokenizer("a")["input_ids"]

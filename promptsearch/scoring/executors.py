@@ -23,24 +23,23 @@ from __future__ import annotations
 
 import logging
 
-from .errors import PromptSearchError, RunInterrupted
+from ..errors import PromptSearchError, RunInterrupted
+from .protocol import WrappedScorer
 
 log = logging.getLogger(__name__)
 
 CHUNK = 32  # examples per chunk: two scorer batches, small enough to spread a 16-example first rung
 
 
-class ChunkedScorer:
+class ChunkedScorer(WrappedScorer):
     """A scorer whose missing pairs are scored in fixed chunks by an executor; everything else (cache,
     keys, rendering, generation for strategies) is the wrapped driver scorer's."""
 
     def __init__(self, scorer, executor, chunk_size: int = CHUNK):
         if chunk_size < 1:
             raise PromptSearchError(f"chunk size {chunk_size} must be at least 1")
+        super().__init__(scorer)
         self.scorer, self.executor, self.chunk_size = scorer, executor, chunk_size
-
-    def __getattr__(self, name):
-        return getattr(self.scorer, name)
 
     def evaluate(self, task, candidate, examples):
         keys = self.scorer.keys(task, candidate, [ex.key for ex in examples])
@@ -61,7 +60,7 @@ class ChunkedScorer:
             # Chunks of similar lengths pad little (the scorer batches within a chunk); a stable sort keeps
             # them the same wherever they are scored, and results are merged back by key.
             missing.sort(key=lambda i: len(examples[i].input))
-            soft = scorer._soft(candidate.soft) if missing else None
+            soft = scorer.soft_vectors(candidate.soft) if missing else None
             for start in range(0, len(missing), self.chunk_size):
                 chunk = missing[start: start + self.chunk_size]
                 jobs.append((candidate, [examples[i] for i in chunk], soft))
@@ -98,7 +97,7 @@ class ScoringWorker:
     def __init__(self, model: str | None, device: str, dtype: str, batch_size: int, chat: bool, threads: int):
         import torch
 
-        from .model import FrozenModel
+        from ..models.local import FrozenModel
         from .scorer import Scorer
 
         torch.set_num_threads(threads)
@@ -202,7 +201,7 @@ class RayPool:
 
 def make_executor(config: dict, scorer):
     """The executor a run's config asks for wrapped around its scorer, or the scorer itself for ``local``."""
-    from .models import is_served
+    from ..models import is_served
 
     spec = config.get("executor") or {}
     kind = spec.get("kind", "local")

@@ -8,7 +8,8 @@
 - ``loglik`` tasks: the log of the weighted mean of the members' target probabilities (a mixture).
 
 Members are scored by the same scorer (cached), so an ensemble of prompts raced already costs no new
-forward passes where their results exist; the search still counts ``cost(candidate)`` example-evaluations
+forward passes where their results exist; the search still counts ``Scorer.cost(candidate)`` (``cost``
+here) example-evaluations
 per example (one per member), as if each member had been run.
 """
 
@@ -16,10 +17,10 @@ from __future__ import annotations
 
 import math
 
-from .candidate import Candidate
-from .errors import PromptSearchError
-from .metrics import score_prediction, softmax
-from .scorer import ExampleResult
+from ..candidate import Candidate
+from ..errors import PromptSearchError
+from ..metrics import score_prediction, softmax
+from ..results import ExampleResult
 
 
 def cost(candidate: Candidate) -> int:
@@ -50,10 +51,18 @@ def normalized(weights, k: int) -> list[float]:
     return [x / total for x in w]
 
 
-def evaluate(scorer, task, candidate: Candidate, examples) -> list[ExampleResult]:
-    """The ensemble's per-example results: each member scored by ``scorer`` (its cache), then combined."""
-    member_results = [scorer.evaluate(task, m, examples) for m in candidate.members]
-    return combine(task, candidate, member_results, examples)
+class Ensemble:
+    """The ensemble layer of a scorer: members are scored through the scorer (its cache) and combined
+    here; it declares what an example costs. It keeps no cache of its own."""
+
+    cost = staticmethod(cost)
+
+    def clear(self) -> None:
+        pass
+
+    @staticmethod
+    def combine(task, candidate: Candidate, member_results, examples) -> list[ExampleResult]:
+        return combine(task, candidate, member_results, examples)
 
 
 def combine(task, candidate: Candidate, member_results: list[list[ExampleResult]], examples,

@@ -19,7 +19,8 @@ from __future__ import annotations
 import hashlib
 import random
 
-from .errors import PromptSearchError
+from ..errors import PromptSearchError
+from ..results import continuation
 
 POOL_SIZE = 256
 RULES = ("similar", "balanced")
@@ -34,21 +35,13 @@ def parse(rule: str) -> tuple[str, int, int]:
     return kind, int(count), int(draw or 0)
 
 
-_pools: dict[int, tuple] = {}  # id(train split) -> (the split, kept alive so the id stays its own; its pool)
-
-
 def pool(task) -> tuple:
-    """The train rows demonstrations are chosen from (see the module docstring)."""
-    known = _pools.get(id(task.train))
-    if known is not None and known[0] is task.train:
-        return known[1]
+    """The train rows demonstrations are chosen from (see the module docstring). Not cached here: the
+    scorer's ``Demonstrations`` layer keeps the pools it uses."""
     ranked = sorted(task.train, key=lambda ex: hashlib.sha1(("demo-pool:" + ex.key).encode()).hexdigest())
     if not ranked:
         raise PromptSearchError(f"task {task.name} has no train rows to draw demonstrations from")
-    if len(_pools) > 8:
-        _pools.clear()
-    _pools[id(task.train)] = (task.train, tuple(ranked[:POOL_SIZE]))
-    return _pools[id(task.train)][1]
+    return tuple(ranked[:POOL_SIZE])
 
 
 def pool_rows(task) -> list[dict]:
@@ -60,7 +53,7 @@ def with_pool(task, rows: list[dict]):
     """The task with its train split replaced by stored pool rows."""
     from dataclasses import replace
 
-    from .task import Example
+    from ..task import Example
 
     return replace(task, train=tuple(Example(r["input"], r["output"], tuple(r.get("outputs") or ()), r.get("label"))
                                      for r in rows))
@@ -68,9 +61,8 @@ def with_pool(task, rows: list[dict]):
 
 def render(prompt: str, shots, words, kind: str) -> str:
     """Demonstrations as literal template text (escaped), ready to go in front of ``prompt``."""
-    from .scorer import continuation
-    from .template import escape
-    from .template import render as fill
+    from ..template import escape
+    from ..template import render as fill
 
     blocks = []
     for ex in shots:
@@ -81,8 +73,8 @@ def render(prompt: str, shots, words, kind: str) -> str:
     return "\n\n".join(blocks) + "\n\n" if blocks else ""
 
 
-def balanced(task, count: int, draw: int) -> list:
-    rows = pool(task)
+def balanced(rows, task, count: int, draw: int) -> list:
+    """``count`` rows per class of ``rows`` (a pool), drawn seeded by the rule."""
     rng = random.Random(f"balanced:{count}#{draw}")
     if task.kind != "classification":
         return rng.sample(list(rows), min(count, len(rows)))
@@ -110,33 +102,51 @@ class Retriever:
         return out
 
 
-_retrievers: dict[tuple, Retriever] = {}
+class Demonstrations:
+    """The demonstration layer of a scorer: what prompt a candidate's rule makes, with the pools and
+    retrievers it built kept here (a few, by the train split's identity)."""
 
+    kept = 8
 
-def retriever(task) -> Retriever:
-    rows = pool(task)
-    key = tuple(ex.key for ex in rows)
-    if key not in _retrievers:
-        if len(_retrievers) > 8:
-            _retrievers.clear()
-        _retrievers[key] = Retriever(rows)
-    return _retrievers[key]
+    def __init__(self):
+        self.pools: dict[int, tuple] = {}  # id(train split) -> (the split, kept alive so the id stays its own; its pool)
+        self.retrievers: dict[tuple, Retriever] = {}
 
+    def clear(self) -> None:
+        self.pools.clear()
+        self.retrievers.clear()
 
-def fixed_prompt(task, candidate) -> str:
-    """The prompt with its ``balanced`` demonstrations in front (a ``similar`` rule has none fixed)."""
-    kind, count, draw = parse(candidate.demos)
-    if kind != "balanced":
-        raise PromptSearchError(f"demos={candidate.demos}: the demonstrations depend on the input")
-    words = candidate.label_words or task.label_words
-    return render(candidate.prompt, balanced(task, count, draw), words, task.kind) + candidate.prompt
+    def pool(self, task) -> tuple:
+        known = self.pools.get(id(task.train))
+        if known is not None and known[0] is task.train:
+            return known[1]
+        if len(self.pools) >= self.kept:
+            self.pools.clear()
+        self.pools[id(task.train)] = (task.train, pool(task))
+        return self.pools[id(task.train)][1]
 
+    def retriever(self, task) -> Retriever:
+        rows = self.pool(task)
+        key = tuple(ex.key for ex in rows)
+        if key not in self.retrievers:
+            if len(self.retrievers) >= self.kept:
+                self.retrievers.clear()
+            self.retrievers[key] = Retriever(rows)
+        return self.retrievers[key]
 
-def prompts(task, candidate, examples) -> str | list[str]:
-    """What the scorer fills with each example: one prompt (balanced) or one per example (similar)."""
-    kind, count, _ = parse(candidate.demos)
-    if kind == "balanced":
-        return fixed_prompt(task, candidate)
-    words = candidate.label_words or task.label_words
-    shots = retriever(task).nearest([ex.input for ex in examples], count)
-    return [render(candidate.prompt, list(reversed(s)), words, task.kind) + candidate.prompt for s in shots]
+    def fixed_prompt(self, task, candidate) -> str:
+        """The prompt with its ``balanced`` demonstrations in front (a ``similar`` rule has none fixed)."""
+        kind, count, draw = parse(candidate.demos)
+        if kind != "balanced":
+            raise PromptSearchError(f"demos={candidate.demos}: the demonstrations depend on the input")
+        words = candidate.label_words or task.label_words
+        return render(candidate.prompt, balanced(self.pool(task), task, count, draw), words, task.kind) + candidate.prompt
+
+    def prompts(self, task, candidate, examples) -> str | list[str]:
+        """What the scorer fills with each example: one prompt (balanced) or one per example (similar)."""
+        kind, count, _ = parse(candidate.demos)
+        if kind == "balanced":
+            return self.fixed_prompt(task, candidate)
+        words = candidate.label_words or task.label_words
+        shots = self.retriever(task).nearest([ex.input for ex in examples], count)
+        return [render(candidate.prompt, list(reversed(s)), words, task.kind) + candidate.prompt for s in shots]

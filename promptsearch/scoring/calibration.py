@@ -15,19 +15,19 @@ domain: the PMI scores), ``logprob`` is the gold label's corrected score, ``pred
 
 The plain label scores are the uncalibrated twin's (same cache entries, so a calibrated variant of a
 scored prompt costs only its bias rows). The bias rows -- 3 content-free inputs or 1 premise -- run once
-per (prompt, label words, soft prompt, demonstration rule) and are cached; the search charges them to
-its budget once per such key (``extra_rows``, ``bias_key``), whether cached or not, so a resumed run
-counts exactly as the uninterrupted one. Only log-likelihoods are needed: served models work too.
+per (prompt, label words, soft prompt, demonstration rule) and are cached by the scorer's ``Calibration``
+layer; it declares them (``once_costs``) and the search charges them to its budget once per such key,
+whether cached or not, so a resumed run counts exactly as the uninterrupted one. Only log-likelihoods are needed: served models work too.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
-from . import template
-from .errors import PromptSearchError
-from .metrics import softmax
+from .. import template
+from ..errors import PromptSearchError
+from ..metrics import softmax
+from ..results import ExampleResult, continuation
 
 MODES = ("contextual", "domain")
 CONTENT_FREE = ("N/A", "", "[MASK]")
@@ -69,51 +69,53 @@ def correct(raw: list[float], bias: list[float], mode: str) -> list[float]:
     return [math.log(x / total) if x > 0 else -math.inf for x in q]
 
 
-def label_bias(scorer, task, candidate) -> list[float]:
-    """contextual: log p_cf(y), the mean content-free label distribution; domain: log P(y | premise).
-    Cached in the scorer's cache under a key shaped like its others (so clearing it, or replacing a soft
-    prompt's vectors, drops it too)."""
-    from .scorer import ExampleResult, continuation
-    from .task import Example
+class Calibration:
+    """The calibration layer of a scorer: it owns the bias rows' cache and declares their cost."""
 
-    mode, words = candidate.calibrate, tuple(candidate.label_words or task.label_words)
-    key = (scorer.model.fingerprint, scorer.chat, f"bias:{mode}", candidate.prompt, words, candidate.soft,
-           candidate.demos, "")
-    if key not in scorer.cache:
-        soft = scorer._soft(candidate.soft)
-        if mode == "contextual":
-            from . import demos
+    check = staticmethod(check)
 
-            prompt = demos.fixed_prompt(task, candidate) if candidate.demos else candidate.prompt
-            rows = [Example(text, "", id=f"content-free {text!r}") for text in CONTENT_FREE]
-            raw = [list(r.label_logprobs) for r in scorer.classify(prompt, rows, words, soft=soft)]
-            mean = [sum(p[j] for p in map(softmax, raw)) / len(raw) for j in range(len(words))]
-            bias = [math.log(m) for m in mean]
-        else:
-            context = scorer.render("{input}", domain_premise(candidate.prompt))
-            bias = scorer.loglikelihoods([context], [[continuation(context, w) for w in words]], soft=soft)[0]
-        scorer.stats["calibration_rows"] += extra_rows(candidate)
-        scorer.cache[key] = ExampleResult(math.nan, "", math.nan, tuple(bias))
-    return list(scorer.cache[key].label_logprobs)
+    def __init__(self):
+        self.biases: dict[tuple, list[float]] = {}  # (model, chat, bias_key, label words) -> bias row
 
+    def clear(self) -> None:
+        self.biases.clear()
 
-def evaluate(scorer, task, candidate, examples):
-    """``Scorer.evaluate`` for a calibrated candidate: its cached results, the rest corrected from the plain
-    twin's label scores."""
-    from .scorer import ExampleResult
+    def forget_soft(self, soft_id: str) -> None:
+        """A soft prompt's vectors changed: its bias rows were read with the old ones."""
+        for key in [k for k in self.biases if k[2][3] == soft_id]:  # bias_key: (mode, prompt, words, soft, demos)
+            del self.biases[key]
 
-    check(task, candidate)
-    keys = scorer.keys(task, candidate, [ex.key for ex in examples])
-    missing = [i for i, k in enumerate(keys) if k not in scorer.cache]
-    scorer.stats["cache_hits"] += len(examples) - len(missing)
-    if missing:
-        todo = [examples[i] for i in missing]
-        plain = scorer.evaluate(task, replace(candidate, calibrate=None), todo)
-        bias = label_bias(scorer, task, candidate)
+    def once_costs(self, candidate) -> dict[tuple, int]:
+        return {("calibration",) + bias_key(candidate): extra_rows(candidate)} if candidate.calibrate else {}
+
+    def label_bias(self, scorer, task, candidate) -> list[float]:
+        """contextual: log p_cf(y), the mean content-free label distribution; domain: log P(y | premise)."""
+        from ..task import Example
+
+        mode, words = candidate.calibrate, tuple(candidate.label_words or task.label_words)
+        key = (scorer.model.fingerprint, scorer.chat, bias_key(candidate), words)
+        if key not in self.biases:
+            if mode == "contextual":
+                prompt = scorer.demos.fixed_prompt(task, candidate) if candidate.demos else candidate.prompt
+                rows = [Example(text, "", id=f"content-free {text!r}") for text in CONTENT_FREE]
+                raw = [list(r.label_logprobs) for r in scorer.classify(prompt, rows, words, soft=candidate.soft)]
+                mean = [sum(p[j] for p in map(softmax, raw)) / len(raw) for j in range(len(words))]
+                bias = [math.log(m) for m in mean]
+            else:
+                context = scorer.render("{input}", domain_premise(candidate.prompt))
+                bias = scorer.loglikelihoods([context], [[continuation(context, w) for w in words]], soft=candidate.soft)[0]
+            scorer.stats["calibration_rows"] += extra_rows(candidate)
+            self.biases[key] = bias
+        return list(self.biases[key])
+
+    def correct_results(self, scorer, task, candidate, examples, plain) -> list[ExampleResult]:
+        """A calibrated candidate's results from its plain twin's on the same examples."""
+        bias = self.label_bias(scorer, task, candidate)
         words = candidate.label_words or task.label_words
-        for i, ex, r in zip(missing, todo, plain):
+        out = []
+        for ex, r in zip(examples, plain):
             scores = correct(list(r.label_logprobs), bias, candidate.calibrate)
             best = max(range(len(scores)), key=scores.__getitem__)
             gold = scores[ex.label] if ex.label is not None else math.nan
-            scorer.cache[keys[i]] = ExampleResult(float(best == ex.label), words[best], gold, tuple(scores))
-    return [scorer.cache[k] for k in keys]
+            out.append(ExampleResult(float(best == ex.label), words[best], gold, tuple(scores)))
+        return out

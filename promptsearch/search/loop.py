@@ -1,4 +1,5 @@
-"""The search loop: strategies propose, racing evaluation scores, the leaderboard keeps the best.
+"""The search loop: strategies propose, racing evaluation scores (racing.py), the budget (budget.py) stops it,
+the leaderboard keeps the best.
 
 Racing (successive halving, asynchronous as in ASHA): a new candidate is scored on the first
 ``min_examples`` of a seeded permutation of dev; it moves to the next, ``eta`` times larger prefix
@@ -13,16 +14,18 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
-from . import bandit, calibration, template
-from .candidate import Candidate, Trial
-from .ensemble import cost
-from .errors import TooLongError
-from .metrics import summarize
-from .scorer import ExampleResult
-from .stats import outcomes, paired_test
-from .strategy import SearchContext, Strategy
+from .. import template
+from ..candidate import Candidate, Trial
+from ..errors import TooLongError
+from ..metrics import summarize
+from ..results import ExampleResult
+from ..stats import outcomes, paired_test
+from ..strategy import SearchContext, Strategy
+from . import bandit
+from .budget import Budget
+from .racing import Racing, dev_order
 
 log = logging.getLogger(__name__)
 MAX_STALLS = 5
@@ -41,38 +44,6 @@ CHUNK_BATCHES = 4  # a rung is scored in chunks of this many scorer batches, che
 
 class OutOfTime(Exception):
     """The time budget ran out in the middle of a rung (internal: the rung is dropped, not logged)."""
-
-
-def dev_order(task, seed: int) -> list:
-    """The seeded permutation of dev whose prefixes are the racing rungs."""
-    order = list(range(len(task.dev)))
-    random.Random(seed).shuffle(order)
-    return [task.dev[i] for i in order]
-
-
-@dataclass
-class Budget:
-    """Local compute a run may spend; whichever limit is hit first stops it cleanly."""
-
-    max_candidates: int | None = None
-    max_evals: int | None = None  # example-evaluations (forward passes over one example)
-    max_seconds: float | None = None
-    # tokens of the texts scored (each example-evaluation's rendered prompt and input): what a served model
-    # bills. Counted from the texts, not the server's replies, so a resumed run counts as the original did.
-    max_tokens: int | None = None
-
-
-@dataclass
-class Racing:
-    min_examples: int = 16
-    eta: int = 3
-
-    def rungs(self, n_dev: int) -> list[int]:
-        sizes, size = [], max(1, self.min_examples)
-        while size < n_dev:
-            sizes.append(size)
-            size *= self.eta
-        return sizes + [n_dev]
 
 
 class Search:
@@ -104,7 +75,7 @@ class Search:
         self.per_example: dict[str, int] = {}  # candidate id -> evaluations an example costs (ensembles: k)
         self.charged = 0
         self.tokens_used = 0
-        self._biases: set[tuple] = set()  # calibration bias estimates charged (calibration.bias_key)
+        self._once_paid: set[tuple] = set()  # keys of the options' once-only rows charged (scorer.once_costs)
         self.elapsed_before = 0.0
         self.started = time.monotonic()
         self._limits = self._stage_limits(1)  # the whole budget, also for a user driving ask/tell by hand
@@ -166,7 +137,7 @@ class Search:
     def final_check_evals(self) -> int:
         n_dev, n_test = len(self.task.dev), len(self.task.test)
         board = self.leaderboard()[: self.top_k]
-        return sum((n_dev - t.rung) * cost(t.candidate) for t in board) + 2 * n_test
+        return sum((n_dev - t.rung) * self.scorer.cost(t.candidate) for t in board) + 2 * n_test
 
     def _stage_limits(self, stages_left: int, adaptive: bool = False) -> tuple[float, float, float, float]:
         b = self.budget
@@ -233,7 +204,7 @@ class Search:
         first = self.rungs[0]
         room, evals_left = self._limits[0] - len(self.trials), self._limits[1] - self.evals_used
         for i, c in enumerate(fresh):  # in order, while the budget allows each one's first rung
-            evals_left -= first * cost(c)
+            evals_left -= first * self.scorer.cost(c)
             if i >= room or evals_left < 0:
                 fresh = fresh[:i]
                 break
@@ -263,14 +234,15 @@ class Search:
         finally:
             self._partial = 0
         self.scored[c.id] = max(done, size)
-        if c.calibrate and calibration.bias_key(c) not in self._biases:  # its content-free/premise rows, once
-            self._biases.add(calibration.bias_key(c))
-            self.charge(calibration.extra_rows(c))
-        self.per_example[c.id] = cost(c)
+        for key, rows in self.scorer.once_costs(c).items():  # e.g. calibration's bias rows, once per key
+            if key not in self._once_paid:
+                self._once_paid.add(key)
+                self.charge(rows)
+        self.per_example[c.id] = self.scorer.cost(c)
         self.tokens_used += self._tokens(c, examples[done:size])
         score, tie = self.rung_score(c, results, examples)
         trial.rungs[size] = (score.score, tie)
-        self._tick(max(0, size - done) * cost(c))
+        self._tick(max(0, size - done) * self.scorer.cost(c))
         if self.store is not None and (c.id, size) not in self._logged:
             self._logged.add((c.id, size))
             new = {ex.key: r.to_json() for ex, r in zip(examples[done:], results[done:])}
@@ -284,7 +256,7 @@ class Search:
         model = getattr(self.scorer, "model", None)
         if model is None or not hasattr(model, "count_tokens"):
             return 0
-        return cost(c) * sum(model.count_tokens(template.render(c.prompt, ex.input)) for ex in examples)
+        return self.scorer.cost(c) * sum(model.count_tokens(template.render(c.prompt, ex.input)) for ex in examples)
 
     def rung_score(self, c: Candidate, results, examples):
         """What racing ranks a candidate by on a dev prefix: its score (anything with ``score`` and
@@ -451,19 +423,22 @@ class Search:
     def _finish(self, seed: Candidate) -> dict:
         board = self._top_k_on_all_dev()
         best = board[0].candidate
-        summary = {
-            "task": self.task.name, "metric": self.task.metric,
-            "best": self.describe(best, test=True),
-            "seed": self.describe(seed, test=True),
+        summary = self.summary(board, best=self.describe(best, test=True), seed=self.describe(seed, test=True))
+        summary["improvement"] = {s: summary["best"][s]["score"] - summary["seed"][s]["score"] for s in ("dev", "test")}
+        summary["paired_test"] = paired_test(self.task.metric, self.test_outcomes(seed), self.test_outcomes(best)).to_json()
+        return summary
+
+    def summary(self, board: list[Trial], **parts) -> dict:
+        """What every run's summary holds, single- or multi-task: the task, ``parts`` (best, seed, per-task
+        rows...), the leaderboard, the budget and what was used of it, racing, the schedule and its stages."""
+        return {
+            "task": self.task.name, "metric": self.task.metric, **parts,
             "leaderboard": [dict(rank=i + 1, **self.describe(t.candidate)) for i, t in enumerate(board[:10])],
             "budget": asdict(self.budget),
             "budget_used": {"candidates": len(self.trials), "evals": self.evals_used, "charged": self.charged,
                             "seconds": round(self.seconds, 2), "tokens": self.tokens_used},
             "racing": asdict(self.racing), "schedule": self.schedule, "stages": self.handovers,
         }
-        summary["improvement"] = {s: summary["best"][s]["score"] - summary["seed"][s]["score"] for s in ("dev", "test")}
-        summary["paired_test"] = paired_test(self.task.metric, self.test_outcomes(seed), self.test_outcomes(best)).to_json()
-        return summary
 
     def test_outcomes(self, c: Candidate) -> dict:
         """A candidate's per-example test results, logged to ``test.jsonl`` so an export can carry them
