@@ -50,6 +50,8 @@ def options_note(cand: dict) -> str:
     if cand.get("members"):
         shown.append(f"ensemble of {len(cand['members'])}")
     return "  {" + ", ".join(shown) + "}" if shown else ""
+
+
 def members_lines(cand: dict, indent: str = "    ", width: int = 80) -> list[str]:
     """An ensemble candidate's members (best first) with their weights, one line each; [] otherwise."""
     members = cand.get("members") or []
@@ -64,3 +66,16 @@ def members_lines(cand: dict, indent: str = "    ", width: int = 80) -> list[str
         # a member's calibration or demonstrations change its scores as much as its text does
         lines.append(f"{indent}  {w / total:.3f}  {flat(m.get('prompt', ''), width)}{words}{soft}{options_note(m)}")
     return lines
+
+
+def budget_line(s: dict) -> str:
+    """A run summary's budget line. The final checks (the top candidates on all of dev) always finish and so
+    can spend past --max-evals: the line says how much of the total they took (#30)."""
+    used = s["budget_used"]
+    text = f"budget used: {used['candidates']} candidates, {used['evals']} example-evaluations"
+    searched = s.get("search_evals")
+    if searched is not None and used["evals"] > searched:
+        limit = (s.get("budget") or {}).get("max_evals")
+        past = f"; --max-evals {limit} bounds the search, not the final checks" if limit else ""
+        text += f" ({searched} searching, {used['evals'] - searched} in the final checks on all of dev{past})"
+    return text + f", {used['seconds']:.0f} s"

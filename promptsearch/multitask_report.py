@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import PromptSearchError
-from .format import fmt, fmt_score, md_cell, one_line
+from .format import budget_line, fmt, fmt_score, md_cell, one_line
 
 
 def single_task_best(run_dir: str, task) -> dict:
@@ -49,8 +49,7 @@ def render_summary(s: dict) -> str:
     if mt.get("old_tasks"):
         lines += ["", extension_lines(s["tasks"])]
     lines += ["", render_board(s["leaderboard"])]
-    used = s["budget_used"]
-    lines.append(f"\nbudget used: {used['candidates']} candidates, {used['evals']} example-evaluations, {used['seconds']:.0f} s")
+    lines.append("\n" + budget_line(s))
     return "\n".join(lines)
 
 

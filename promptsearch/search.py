@@ -15,7 +15,7 @@ import random
 import time
 from dataclasses import asdict, dataclass
 
-from . import bandit, calibration, template
+from . import bandit, calibration, stopping, template
 from .candidate import Candidate, Trial
 from .ensemble import cost
 from .errors import TooLongError
@@ -323,12 +323,14 @@ class Search:
             seed = self.start_candidate()
             self._limits = self._stage_limits(max(1, len(self.strategies)))
             self.tell([seed])
+            warning = stopping.warn_no_room(self)  # #30: a run the limits leave no room in says so at once
             if self.schedule == "bandit":
                 self._run_bandit()
             else:
                 self._run_stages()
+            stopped = stopping.stop_fields(self, warning)  # before the final check, which runs past the limits
             self._limits = (math.inf,) * 4  # the final full-dev check always finishes
-            return self._finish(seed)
+            return {**self._finish(seed), **stopped}
         finally:
             if self._bar is not None:
                 self._bar.close()

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import PromptSearchError, RunInterrupted
-from ..format import fmt_score, members_lines, one_line, options_note
+from ..format import budget_line, fmt_score, members_lines, one_line, options_note
 from .common import emit, model_options, reporting, setup, stop_on_sigterm, unescape
 
 
@@ -228,10 +228,19 @@ def executor_config(kind: str, workers: int, threads: int, address: str | None) 
 
 
 def render_summary(s: dict) -> str:
+    """A finished run as text; it ends with why the search stopped (#30)."""
+    from ..stopping import stop_line
+
     if s.get("multitask"):
         from ..multitask_report import render_summary as render_multitask
 
-        return render_multitask(s)
+        text = render_multitask(s)
+    else:
+        text = render_single(s)
+    return text + (f"\n{stop_line(s)}" if stop_line(s) else "")
+
+
+def render_single(s: dict) -> str:
     best, seed = s["best"], s["seed"]
     lines = [f"task {s['task']} ({s['metric']}), run {s.get('run_dir', '')}", "", "best prompt:"]
     lines += members_lines(best) or ["    " + line for line in best["prompt"].split("\n")]
@@ -246,8 +255,7 @@ def render_summary(s: dict) -> str:
               f"  dev  {fmt_score(seed['dev'])}", f"  test {fmt_score(seed['test'])}",
               f"improvement on test: {s['improvement']['test']:+.3f}{paired_note(s.get('paired_test'))}", "",
               render_board(s["leaderboard"])]
-    used = s["budget_used"]
-    lines.append(f"\nbudget used: {used['candidates']} candidates, {used['evals']} example-evaluations, {used['seconds']:.0f} s")
+    lines.append("\n" + budget_line(s))
     return "\n".join(lines)
 
 
