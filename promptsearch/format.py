@@ -79,3 +79,21 @@ def budget_line(s: dict) -> str:
         past = f"; --max-evals {limit} bounds the search, not the final checks" if limit else ""
         text += f" ({searched} searching, {used['evals'] - searched} in the final checks on all of dev{past})"
     return text + f", {used['seconds']:.0f} s"
+
+
+def full_prompt_lines(cand: dict, indent: str = "    ") -> list[str]:
+    """A prompt whole, line by line as the model reads it, then everything else that changes its scores:
+    label words, soft prompt, calibration, demonstrations, ensemble members (`show --full`)."""
+    lines = [indent + line for line in cand["prompt"].split("\n")]
+    if cand.get("label_words"):
+        lines.append(f"label words: {', '.join(cand['label_words'])}")
+    if cand.get("soft"):
+        lines.append(f"soft prompt: {cand['soft']} (trained vectors prepended; the text is its nearest-token reading)")
+    for key in ("calibrate", "demos"):
+        if cand.get(key):
+            lines.append(f"{key}: {cand[key]}")
+    if cand.get("members"):
+        lines += members_lines(cand, indent="", width=10**6)
+    if not any(cand.get(k) for k in ("label_words", "soft", "calibrate", "demos", "members")):
+        lines.append("options: none (the task's label words, no demonstrations or calibration)")
+    return lines

@@ -3,6 +3,8 @@
 import json
 import logging
 
+import pytest
+
 from click.testing import CliRunner
 
 from promptsearch.candidate import Candidate
@@ -74,3 +76,54 @@ def test_a_strategy_with_nothing_to_propose_is_the_reason(tiny, small_task_dir):
     s = Search(task, Scorer(tiny, batch_size=8), [Two(), Nothing()], Budget(max_evals=10_000)).run()
     assert s["stop_reason"] == "exhausted" and s["strategies_run"] == ["two"]
     assert "no_room_warning" not in s
+
+
+# ---- 2: per-example outputs from eval and show ----------------------------------------------------------
+def test_eval_json_carries_generation_outputs_and_text_shows_errors(tiny_dir, tmp_path):
+    """Before #30: a generation task's `eval --json` had results None, and no flag printed outputs."""
+    from tests.test_feedback import make_gen_task
+
+    task = str(make_gen_task(tmp_path / "gen"))
+    r = invoke("eval", "--model", tiny_dir, "--task", task, "--json")
+    rows = json.loads(r.stdout)["results"]
+    assert len(rows) == 12 and rows[0]["input"] == "good" and rows[0]["expected"] == "bad"
+    assert all(isinstance(row["prediction"], str) and isinstance(row["correct"], bool) for row in rows)
+    text = invoke("eval", "--model", tiny_dir, "--task", task, "--errors", "--examples", "3").output
+    wrong = sum(not row["correct"] for row in rows)
+    assert f"dev outputs: {min(3, wrong)} of 12 examples shown ({wrong} wrong)" in text
+    assert "expected" in text and "predicted" in text
+
+
+def test_eval_classification_rows_say_expected_and_correct(tiny_dir, small_task_dir):
+    r = invoke("eval", "--model", tiny_dir, "--task", small_task_dir, "--limit", "5", "--json")
+    out = json.loads(r.stdout)
+    assert [row["correct"] for row in out["results"]] == [row["prediction"] == row["expected"] for row in out["results"]]
+    assert {row["expected"] for row in out["results"]} <= {"negative", "positive"}
+    assert out["score"] == sum(row["correct"] for row in out["results"]) / 5
+
+
+@pytest.fixture(scope="module")
+def small_run(tiny_dir, small_task_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "r"
+    r = invoke("run", "--model", tiny_dir, "--task", small_task_dir, "--strategy", "templates", "--max-evals", "200",
+               "--out", str(out), "--json")
+    return out, json.loads(r.stdout)
+
+
+def test_show_examples_of_the_best_on_dev_and_test(small_run):
+    """Before #30: `show` had no way to print a prompt's outputs."""
+    out, s = small_run
+    shown = json.loads(invoke("show", str(out), "--examples", "4", "--split", "test", "--json").stdout)
+    assert shown["prompt"]["id"] == s["best"]["id"] and len(shown["examples"]) == 30
+    assert sum(row["correct"] for row in shown["examples"]) / 30 == pytest.approx(s["best"]["test"]["score"])
+    text = invoke("show", str(out), "--examples", "4").output
+    assert "dev outputs: 4 of 30 examples shown" in text
+
+
+def test_show_test_outputs_of_an_untested_prompt_is_one_line(small_run):
+    out, s = small_run
+    last = len(s["leaderboard"])
+    r = invoke("show", str(out), "--rank", str(last), "--errors", "--split", "test")
+    if s["leaderboard"][-1]["id"] in (s["best"]["id"], s["seed"]["id"]):
+        pytest.skip("the last prompt was tested")
+    assert r.exit_code == 2 and "only the best and the seed prompt are scored on test" in r.output

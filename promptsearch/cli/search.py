@@ -10,7 +10,8 @@ import click
 
 from ..errors import PromptSearchError, RunInterrupted
 from ..format import budget_line, fmt_score, members_lines, one_line, options_note
-from .common import emit, model_options, reporting, setup, stop_on_sigterm, unescape
+from ..outputs import example_rows, pick, render
+from .common import emit, examples_options, model_options, reporting, setup, stop_on_sigterm, unescape
 
 
 @click.command()
@@ -58,13 +59,16 @@ def strategies(as_json, quiet):
 @click.option("--check", is_flag=True, help="With --artifact: exit 1 unless the recorded score reproduces (same data) "
                                            "or shows no significant drop (new data).")
 @click.option("--allow-other-model", is_flag=True, help="With --artifact: score on a model whose weights differ from the recorded ones.")
+@examples_options
 @model_options
 @reporting
-def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos, artifact_file, check, allow_other_model, model, model_name,
-          concurrency, scoring, timeout, device, dtype, chat, batch_size, as_json, quiet):
+def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos, artifact_file, check, allow_other_model,
+          n_examples, errors, model, model_name, concurrency, scoring, timeout, device, dtype, chat, batch_size, as_json, quiet):
     """Score one prompt on a task split: metric, n and 95% CI."""
     setup(quiet)
     if artifact_file:
+        if n_examples is not None or errors:
+            raise PromptSearchError("--examples/--errors show a prompt's outputs with --prompt or --prompt-file, not --artifact")
         if prompt or prompt_file or label_words or limit or chat or calibrate or demos:
             raise PromptSearchError("--artifact scores the prompt, label words, options and chat mode it records, on the whole "
                                     "split; drop --prompt/--prompt-file/--label-words/--calibrate/--demos/--limit/--chat")
@@ -122,11 +126,12 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
            "model": scorer.model.name, "seconds": round(seconds, 3), "load_seconds": round(loaded - started, 3),
            "examples_per_second": round(len(examples) / seconds, 2) if seconds else None,
            "scoring": loaded_model.capabilities.describe(),
-           "results": [{"id": ex.id, "prediction": r.prediction, "label_logprobs": list(r.label_logprobs)}
-                       for ex, r in zip(examples, results)] if t.kind == "classification" else None}
+           "results": example_rows(t, examples, results, words or t.label_words)}  # every task kind (#30)
     if getattr(loaded_model, "stats", None) is not None:
         out["served"] = dict(loaded_model.stats)
     text = f"{t.name} {split}: {score.metric} {score}\nprompt: {one_line(prompt)}{options_note(out)}"
+    if n_examples is not None or errors:
+        text += "\n\n" + render(out["results"], pick(out["results"], n_examples, errors), f"{split} outputs")
     emit(as_json, out, text)
 
 
@@ -281,9 +286,14 @@ def render_board(rows: list[dict]) -> str:
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--lineage", "show_lineage", is_flag=True, help="Show how the best prompt was derived.")
 @click.option("--top", type=click.IntRange(1), default=10, show_default=True)
+@click.option("--rank", type=click.IntRange(1), default=None, help="With --full or --examples: the prompt at this rank (default: the best).")
+@click.option("--full", is_flag=True, help="Print one prompt whole (not cut to a line), with its label words and scoring options.")
+@click.option("--split", type=click.Choice(["dev", "test"]), default="dev", show_default=True,
+              help="With --examples/--errors: whose outputs (test: only the best and the seed were scored there).")
+@examples_options
 @reporting
-def show(run_dir, show_lineage, top, as_json, quiet):
-    """Print the leaderboard of a finished or interrupted run."""
+def show(run_dir, show_lineage, top, rank, full, split, n_examples, errors, as_json, quiet):
+    """Print the leaderboard of a finished or interrupted run (--full, --examples: one prompt in detail)."""
     from ..store import RunStore
 
     store = RunStore.open(run_dir)
@@ -306,4 +316,31 @@ def show(run_dir, show_lineage, top, as_json, quiet):
         text += "\n\nlineage of the best prompt (newest first):\n" + "\n".join(
             f"  {c['strategy']:<11} {one_line(c.get('edit') or '-', 28):<28} {one_line(c['prompt'], 70)}{options_note(c)}"
             + "".join(f"\n  {'':<11} {'  with':<28} {one_line(m, 70)}" for m in c.get("mates", ())) for c in chain)
+    if full or rank or n_examples is not None or errors:
+        text = show_one(store, summary, store.leaderboard(), rank, full, split, n_examples, errors, out, text)
     emit(as_json, out, text)
+
+
+def show_one(store, summary, board, rank, full, split, n_examples, errors, out: dict, text: str) -> str:
+    """`show --rank/--full/--examples`: one prompt of the run whole, and its per-example outputs (#30).
+    Adds ``prompt`` (and ``examples``) to the JSON ``out``; returns the text to print instead of ``text``."""
+    from .. import runner
+    from ..format import full_prompt_lines
+    from ..outputs import pick, render
+    from ..run_outputs import candidate_outputs
+
+    if rank and rank > len(board):
+        raise PromptSearchError(f"--rank {rank}: the run has {len(board)} scored prompts")
+    cand = board[rank - 1] if rank else ((summary or {}).get("best") or board[0])
+    cand = next((row for row in board if row["id"] == cand["id"]), cand)
+    where = f"rank {board.index(cand) + 1}" if cand in board else "best"
+    out["prompt"] = cand
+    lines = [f"prompt at {where} of {store.dir} (id {cand['id']}, {cand.get('strategy', 'seed')}):"]
+    lines += full_prompt_lines(cand) if full else ["    " + one_line(cand["prompt"]) + options_note(cand)]
+    if not full and (n_examples is None and not errors):
+        return text + "\n\n" + "\n".join(lines)
+    if n_examples is not None or errors:
+        task = runner.load_task_of(runner.read_config(store))
+        rows = out["examples"] = candidate_outputs(store, task, cand, split)
+        lines += ["", render(rows, pick(rows, n_examples, errors), f"{split} outputs")]
+    return "\n".join(lines)
