@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import math
 
+# A leaderboard's header: racing ranks a prompt scored on more dev rows above one with a higher score on fewer
+# (a 16-row score is noise), which reads as a mis-sort unless the table says so (#30).
+RANKED_BY = "ranked as the search ranks (its winner is #1): most dev examples scored (n) first, then {what}"
+
 
 def flat(text: str, width: int | None = None, markdown: bool = False) -> str:
     """A prompt on one line (newlines shown as ⏎), cut to ``width`` with an ellipsis; ``markdown``
@@ -81,10 +85,11 @@ def budget_line(s: dict) -> str:
     return text + f", {used['seconds']:.0f} s"
 
 
-def full_prompt_lines(cand: dict, indent: str = "    ") -> list[str]:
-    """A prompt whole, line by line as the model reads it, then everything else that changes its scores:
-    label words, soft prompt, calibration, demonstrations, ensemble members (`show --full`)."""
-    lines = [indent + line for line in cand["prompt"].split("\n")]
+def full_prompt_lines(cand: dict) -> list[str]:
+    """A prompt whole and verbatim between two rules (so it can be copied as it is), then everything else that
+    changes its scores: label words, soft prompt, calibration, demonstrations, ensemble members (`show --full`)."""
+    rule = "-" * 40
+    lines = [rule, *cand["prompt"].split("\n"), rule]
     if cand.get("label_words"):
         lines.append(f"label words: {', '.join(cand['label_words'])}")
     if cand.get("soft"):

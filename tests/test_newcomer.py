@@ -127,3 +127,35 @@ def test_show_test_outputs_of_an_untested_prompt_is_one_line(small_run):
     if s["leaderboard"][-1]["id"] in (s["best"]["id"], s["seed"]["id"]):
         pytest.skip("the last prompt was tested")
     assert r.exit_code == 2 and "only the best and the seed prompt are scored on test" in r.output
+
+
+# ---- 3: leaderboards say how they rank; one prompt whole; a universal prompt's demonstrations ---------------
+def test_leaderboard_header_says_how_it_ranks(small_run):
+    """Before #30: `0.500 n=48` above `0.562 n=16` with nothing saying why."""
+    out, _ = small_run
+    text = invoke("show", str(out)).output
+    assert "most dev examples scored (n) first, then the dev score" in text
+
+
+def test_show_full_prints_a_long_prompt_whole_with_options(tiny_dir, small_task_dir, tmp_path):
+    """Before #30: prompts were cut with … and `show` had no --full."""
+    long = "Read this movie review carefully and decide whether the writer liked the film or not. " * 2 + "{input}\\nVerdict:"
+    invoke("run", "--model", tiny_dir, "--task", small_task_dir, "--seed-prompt", long, "--strategy", "templates",
+           "--max-evals", "16", "--out", str(tmp_path / "r"), "-q")
+    text = invoke("show", str(tmp_path / "r"), "--full", "--rank", "1").output
+    assert long.replace("\\n", "\n") in text and "…" not in text
+    assert "options: none" in text
+    r = invoke("show", str(tmp_path / "r"), "--rank", "99", "--full")
+    assert r.exit_code == 2 and "has 1 scored prompts" in r.output
+
+
+def test_universal_leaderboard_shows_the_demonstration_option():
+    """Before #30: ranks 1-3 all read `{input} ->`; the demos that told them apart were hidden."""
+    from promptsearch.multitask_report import render_board
+
+    dev = {"score": 0.1, "objective": 0.1, "n": 40, "tasks": {}}
+    rows = [{"rank": 1, "prompt": "{input} ->", "strategy": "demos", "demos": "similar:4", "dev": dev},
+            {"rank": 2, "prompt": "{input} ->", "strategy": "seed", "dev": dev}]
+    lines = render_board(rows).splitlines()
+    assert "{demos: similar:4}" in lines[2] and "{" not in lines[3].split("->", 1)[1]
+    assert lines[0].startswith("ranked as the search ranks")

@@ -191,7 +191,8 @@ def render_refine(s: dict) -> str:
             lines.append(f"  {e['instruction']:<34} <- {len(e['comments'])} comment(s) ({e['source']}): {said}")
     else:
         lines.append("edits from comments: none (no comment on a rating of 3 or less matched)")
-    lines += ["", "how the ranking moved (rating: yours where rated, else predicted; n = dev examples scored):",
+    lines += ["", "how the ranking moved (rating: yours where rated, else predicted; n = dev examples scored);",
+              "  new ranks as the search ranks: most dev examples (n) first, then the blend:",
               f"{'old':>4} -> {'new':<4} {'dev':>6} {'rating':>7} {'blend':>6} {'n':>4}  prompt / why"]
     for m in r["moves"]:
         old = str(m["old_rank"]) if m["old_rank"] else "new"

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import PromptSearchError, RunInterrupted
-from ..format import budget_line, fmt_score, members_lines, one_line, options_note
+from ..format import RANKED_BY, budget_line, fmt_score, members_lines, one_line, options_note
 from ..outputs import example_rows, pick, render
 from .common import emit, examples_options, model_options, reporting, setup, stop_on_sigterm, unescape
 
@@ -259,7 +259,7 @@ def render_single(s: dict) -> str:
               f"seed prompt: {one_line(seed['prompt'])}",
               f"  dev  {fmt_score(seed['dev'])}", f"  test {fmt_score(seed['test'])}",
               f"improvement on test: {s['improvement']['test']:+.3f}{paired_note(s.get('paired_test'))}", "",
-              render_board(s["leaderboard"])]
+              render_board(s["leaderboard"], "the blend of dev score and ratings" if s.get("refine") else "the dev score")]
     lines.append("\n" + budget_line(s))
     return "\n".join(lines)
 
@@ -271,8 +271,9 @@ def paired_note(test: dict | None) -> str:
     return f" ({test['test']} p={format_p(test['p_value'])}, {test['detail']})" if test else ""
 
 
-def render_board(rows: list[dict]) -> str:
-    out = [f"{'#':>2}  {'dev':<32} {'strategy':<11} prompt"]
+def render_board(rows: list[dict], what: str = "the dev score") -> str:
+    out = [RANKED_BY.format(what=what) + "; `show --full --rank N` prints a prompt whole",
+           f"{'#':>2}  {'dev':<32} {'strategy':<11} prompt"]
     for r in rows:
         words = f"  [{'/'.join(r['label_words'])}]" if r.get("label_words") else ""
         soft = " (soft)" if r.get("soft") else ""
