@@ -159,3 +159,24 @@ def test_universal_leaderboard_shows_the_demonstration_option():
     lines = render_board(rows).splitlines()
     assert "{demos: similar:4}" in lines[2] and "{" not in lines[3].split("->", 1)[1]
     assert lines[0].startswith("ranked as the search ranks")
+
+
+# ---- 6: budgets that do not surprise ---------------------------------------------------------------------
+def test_run_help_shows_default_budget_overshoot_and_final_check():
+    """Before #30: no defaults shown, overshoot only in the README, and --top-k read like served top-k scoring."""
+    text = " ".join(invoke("run", "--help").output.split())
+    assert "[default: 6000]" in text and "[default: 480]" in text and "can go past it" in text
+    assert "--final-check" in text and "--top-k" not in text
+
+
+def test_summary_budget_line_names_the_final_check_overshoot_and_old_top_k_still_works(tiny_dir, small_task_dir, tmp_path):
+    r = invoke("run", "--model", tiny_dir, "--task", small_task_dir, "--strategy", "templates", "--max-evals", "100",
+               "--top-k", "3", "--out", str(tmp_path / "r"), "--json")
+    assert r.exit_code == 0 and "--top-k is deprecated" in r.stderr
+    s = json.loads(r.stdout)
+    extra = s["budget_used"]["evals"] - s["search_evals"]
+    assert s["search_evals"] >= 100 and extra > 0  # the top 3 climbed to all of dev after the budget was spent
+    line = next(x for x in invoke("show", str(tmp_path / "r")).output.splitlines() if x.startswith("budget used"))
+    assert f"({s['search_evals']} searching, {extra} in the final checks on all of dev; --max-evals 100 bounds" in line
+    both = invoke("run", "--top-k", "2", "--final-check", "2", "--max-evals", "5")
+    assert both.exit_code == 2 and "old name of --final-check" in both.output

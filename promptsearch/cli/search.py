@@ -11,6 +11,7 @@ import click
 from ..errors import PromptSearchError, RunInterrupted
 from ..format import RANKED_BY, budget_line, fmt_score, members_lines, one_line, options_note
 from ..outputs import example_rows, pick, render
+from ..runner import DEFAULTS as RUN_DEFAULTS
 from .common import emit, examples_options, model_options, reporting, setup, stop_on_sigterm, unescape
 
 
@@ -135,6 +136,9 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
     emit(as_json, out, text)
 
 
+BUDGET = RUN_DEFAULTS["budget"]  # the one set of defaults the library uses, shown in `run --help` (#30)
+
+
 @click.command()
 @click.option("--task", "task", multiple=True, help="Bundled task name or a task directory (default: sst2-mini). "
               "Repeat for one universal prompt shared by several tasks (each keeps its own label words).")
@@ -155,14 +159,22 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
                    "Default: bandit for the default chain, even when --strategy is given.")
 @click.option("--option", "-o", "options", multiple=True, help="Strategy option STRATEGY.PARAM=VALUE (repeatable).")
 @click.option("--seed-prompt", default=None, help="Starting prompt (default: the task's).")
-@click.option("--max-candidates", type=click.IntRange(1), default=None, help="Budget: candidates scored.")
-@click.option("--max-evals", type=click.IntRange(1), default=None, help="Budget: example-evaluations (forward passes).")
-@click.option("--max-seconds", type=click.FloatRange(1), default=None, help="Budget: wall time.")
+@click.option("--max-candidates", type=click.IntRange(1), default=None,
+              help=f"Budget: candidates scored [default: {BUDGET['max_candidates']}].")
+@click.option("--max-evals", type=click.IntRange(1), default=None,
+              help=f"Budget: example-evaluations (forward passes) for the search [default: {BUDGET['max_evals']}]. The final "
+                   "check (the --final-check best on all of dev) always finishes, so the total can go past it.")
+@click.option("--max-seconds", type=click.FloatRange(1), default=None,
+              help=f"Budget: wall time [default: {BUDGET['max_seconds']}]. The search stops early enough for the final "
+                   "check and the test scores at the speed measured so far.")
 @click.option("--max-tokens", type=click.IntRange(1), default=None,
               help="Budget: tokens of the texts scored (rendered prompt + input per evaluation), what a served model bills.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-racing", is_flag=True, help="Score every candidate on all of dev (for comparison).")
-@click.option("--top-k", type=click.IntRange(1), default=3, show_default=True, help="Candidates checked on all of dev at the end.")
+@click.option("--final-check", "top_k", type=click.IntRange(1), default=None,
+              help=f"How many of the best candidates are checked on all of dev at the end [default: {RUN_DEFAULTS['top_k']}].")
+# the old spelling, easily read as served "top-k" scoring (#30): still accepted, hidden, with a note
+@click.option("--top-k", "top_k_old", type=click.IntRange(1), default=None, hidden=True)
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory (default: runs/TASK-TIME).")
 @click.option("--resume", type=click.Path(file_okay=False), default=None, help="Continue an interrupted run.")
 @click.option("--executor", type=click.Choice(["local", "in-process", "ray", "http"]), default=None,
@@ -177,11 +189,16 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
 @model_options
 @reporting
 def run(task, objective, extend, compare, strategy_names, schedule, options, seed_prompt, max_candidates, max_evals, max_seconds, max_tokens, seed, no_racing, top_k,
-        out, resume, executor, workers, worker_threads, ray_address, proposer, model, model_name, concurrency, scoring,
+        top_k_old, out, resume, executor, workers, worker_threads, ray_address, proposer, model, model_name, concurrency, scoring,
         timeout, device, dtype, chat, batch_size, as_json, quiet):
     """Search prompts for a task and print the best ones with dev and test scores."""
     setup(quiet)
     stop_on_sigterm()
+    if top_k_old is not None:
+        if top_k is not None:
+            raise PromptSearchError("--top-k is the old name of --final-check; give one of them")
+        click.echo("note: --top-k is deprecated (not served top-k scoring): use --final-check", err=True)
+        top_k = top_k_old
     from .. import runner
     from ..store import default_run_dir
     from ..strategy import parse_options
