@@ -50,6 +50,8 @@ def render_summary(s: dict) -> str:
         lines += ["", extension_lines(s["tasks"])]
     lines += ["", render_board(s["leaderboard"])]
     lines.append("\n" + budget_line(s))
+    if s.get("scoring_note"):
+        lines.append(f"note: {s['scoring_note']}")
     return "\n".join(lines)
 
 

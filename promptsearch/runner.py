@@ -196,8 +196,13 @@ def _run(config, run_dir, store, task, model, scorer, strategies, resume, progre
     summary["run_dir"] = str(run_dir)
     summary["model"] = model.name
     summary["model_fingerprint"] = model.fingerprint
-    summary["scoring"] = model.capabilities.describe()
+    from .models import scoring_note
+
+    summary["scoring"] = scoring_note.describe(model)  # what scoring the run got, not just what was asked (#30)
     if getattr(model, "stats", None) is not None:
         summary["served"] = dict(model.stats)
+    if scoring_note.note(model):
+        summary["scoring_note"] = scoring_note.note(model)
+        log.warning(summary["scoring_note"])
     store.write_summary(summary)
     return summary

@@ -180,3 +180,39 @@ def test_summary_budget_line_names_the_final_check_overshoot_and_old_top_k_still
     assert f"({s['search_evals']} searching, {extra} in the final checks on all of dev; --max-evals 100 bounds" in line
     both = invoke("run", "--top-k", "2", "--final-check", "2", "--max-evals", "5")
     assert both.exit_code == 2 and "old name of --final-check" in both.output
+
+
+# ---- 7: a served run says what scoring it got ---------------------------------------------------------------
+class LateEchoServer:
+    """How a late-pairing llama-cpp-python echo server looks to the runner after a run: 41 label scores fell
+    outside its top-k lists (the issue's `outside_topk: 41`). Scoring itself is the tiny model's."""
+
+    def __init__(self, tiny):
+        from collections import Counter
+
+        from promptsearch.models.base import Capabilities
+
+        self.name, self.fingerprint, self.late_echo = "served-fake", "served|fake|late-echo", True
+        self.capabilities = Capabilities(prompt_logprobs=True, top_k_only=False, token_ids=False, chat_template=True,
+                                         context_length=None, white_box=False)
+        self.stats = Counter(outside_topk=41, requests=100)
+
+
+def test_a_late_echo_run_does_not_claim_exact_scoring_and_notes_it(tiny, small_task_dir, tmp_path, caplog):
+    """Before #30: the summary said "exact label log-likelihoods" beside outside_topk: 41, and no note."""
+    from promptsearch import runner
+    from promptsearch.cli.search import render_summary
+
+    config = runner.make_config(task=small_task_dir, strategies=["templates"], budget={"max_evals": 40})
+    with caplog.at_level(logging.WARNING):
+        s = runner.run(config, tmp_path / "r", parts=(load_task(small_task_dir), LateEchoServer(tiny), Scorer(tiny)))
+    assert "exact label log-likelihoods from prompt" not in s["scoring"] and "teacher forcing" in s["scoring"]
+    assert s["scoring_note"].startswith("scoring was less than exact: 41 label score(s)")
+    assert any(s["scoring_note"] == rec.getMessage() for rec in caplog.records)
+    assert f"note: {s['scoring_note']}" in render_summary(s).splitlines()
+
+
+def test_exact_scoring_has_no_note(tiny):
+    from promptsearch.models import scoring_note
+
+    assert scoring_note.note(tiny) is None and scoring_note.describe(tiny).startswith("in process: exact")

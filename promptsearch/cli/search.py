@@ -83,7 +83,7 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
     split = split or "dev"
     from ..candidate import Candidate
     from ..metrics import summarize
-    from ..models import load_model
+    from ..models import load_model, scoring_note
     from ..scorer import Scorer
     from ..task import load_task
     from ..template import validate
@@ -126,11 +126,15 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
            **cand.options(),
            "model": scorer.model.name, "seconds": round(seconds, 3), "load_seconds": round(loaded - started, 3),
            "examples_per_second": round(len(examples) / seconds, 2) if seconds else None,
-           "scoring": loaded_model.capabilities.describe(),
+           "scoring": scoring_note.describe(loaded_model),
            "results": example_rows(t, examples, results, words or t.label_words)}  # every task kind (#30)
     if getattr(loaded_model, "stats", None) is not None:
         out["served"] = dict(loaded_model.stats)
+    if scoring_note.note(loaded_model):
+        out["scoring_note"] = scoring_note.note(loaded_model)
     text = f"{t.name} {split}: {score.metric} {score}\nprompt: {one_line(prompt)}{options_note(out)}"
+    if out.get("scoring_note"):
+        text += f"\nnote: {out['scoring_note']}"
     if n_examples is not None or errors:
         text += "\n\n" + render(out["results"], pick(out["results"], n_examples, errors), f"{split} outputs")
     emit(as_json, out, text)
@@ -278,6 +282,8 @@ def render_single(s: dict) -> str:
               f"improvement on test: {s['improvement']['test']:+.3f}{paired_note(s.get('paired_test'))}", "",
               render_board(s["leaderboard"], "the blend of dev score and ratings" if s.get("refine") else "the dev score")]
     lines.append("\n" + budget_line(s))
+    if s.get("scoring_note"):
+        lines.append(f"note: {s['scoring_note']}")
     return "\n".join(lines)
 
 
