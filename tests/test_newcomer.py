@@ -216,3 +216,59 @@ def test_exact_scoring_has_no_note(tiny):
     from promptsearch.models import scoring_note
 
     assert scoring_note.note(tiny) is None and scoring_note.describe(tiny).startswith("in process: exact")
+
+
+# ---- 4: the report states only what happened ----------------------------------------------------------------
+def _rec(cid, strategy, size, score, evals):
+    return {"candidate": {"id": cid, "prompt": cid + " {input}", "strategy": strategy}, "size": size,
+            "score": {"score": score, "metric": "accuracy"}, "tie": -1.0, "evals_used": evals}
+
+
+def _synthetic_run(tmp_path, summary=None):
+    from promptsearch.report import RunData
+
+    records = [_rec("s", "seed", 16, 0.81, 16), _rec("s", "seed", 48, 0.67, 48), _rec("t1", "templates", 16, 0.70, 64),
+               _rec("t1", "templates", 48, 0.70, 96)]
+    return RunData(dir=tmp_path, config={}, records=records, summary=summary, name="r",
+                   strategies=["templates", "clarify", "ensemble"])
+
+
+def test_report_title_names_only_strategies_that_spent_evaluations(tmp_path):
+    """Before #30: the title read `templates + clarify + ensemble` though clarify and ensemble spent nothing."""
+    from promptsearch.report import markdown_table, run_figure, run_row
+
+    run = _synthetic_run(tmp_path)
+    title = run_figure(run).axes[0].get_title()
+    assert title == "sst2-mini: templates (clarify, ensemble: 0 evaluations) (unfinished)"
+    assert "| templates (clarify, ensemble: 0 evaluations) |" in markdown_table([run_row(run)])
+
+
+def test_report_best_so_far_says_why_it_falls_and_no_line_hides_under_it(tmp_path):
+    """Before #30: 0.81 -> 0.67 with the reason only in a footnote; the overall line drawn over the others."""
+    from promptsearch.report import OVERALL, drops, run_figure, sized_curves
+
+    run = _synthetic_run(tmp_path)
+    assert drops(sized_curves(run)[OVERALL]) == [(48, 0.81, 0.67, 16, 48)]
+    ax = run_figure(run).axes[0]
+    assert any("falls: best now judged on 48 dev rows, not 16" in t.get_text() for t in ax.texts)
+    lines = {line.get_label(): line.get_zorder() for line in ax.lines}
+    overall = lines.pop("overall (what the search returns)")
+    assert lines and all(z > overall for z in lines.values())
+
+
+def test_universal_report_row_holds_raw_scores_and_a_gain_column(tmp_path):
+    """Before #30: the universal row's "seed test" held a gain (0.000) beside other runs' raw scores."""
+    from promptsearch.report import markdown_table, run_row
+
+    def task(seed, best):
+        return {"seed": {"test": {"score": seed}}, "best": {"test": {"score": best}, "dev": {"score": best}}}
+
+    gain = {"metric": "accuracy", "score": 0.05, "n": 60, "ci_low": 0.0, "ci_high": 0.1, "objective": 0.05}
+    summary = {"task": "a+b", "metric": "accuracy", "multitask": {"objective": "mean", "tasks": ["a", "b"]},
+               "seed": {"prompt": "x {input}", "dev": {**gain, "score": 0.0}, "test": {**gain, "score": 0.0}},
+               "best": {"prompt": "y {input}", "dev": gain, "test": gain}, "tasks": [task(0.5, 0.6), task(0.7, 0.7)],
+               "improvement": {"dev": 0.05, "test": 0.05}, "stages": [{"strategy": "templates", "evals": 10}],
+               "budget_used": {"evals": 10, "seconds": 1.0, "candidates": 2}}
+    row = markdown_table([run_row(_synthetic_run(tmp_path, summary))]).splitlines()[-1]
+    cells = [c.strip() for c in row.split("|")]
+    assert cells[4:8] == ["0.600 (mean of 2 tasks)", "0.650 (mean of 2 tasks)", "0.650 (mean of 2 tasks)", "+0.050 (mean over tasks)"]
