@@ -2,6 +2,7 @@
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,7 @@ from promptsearch.scorer import Scorer
 from promptsearch.search import Budget, Search
 from promptsearch.strategy import Strategy
 from promptsearch.task import load_task
+from tests.test_feedback import gen_run, run_dir, tiny_parts  # noqa: F401  (fixtures)
 
 
 def invoke(*args):
@@ -272,3 +274,37 @@ def test_universal_report_row_holds_raw_scores_and_a_gain_column(tmp_path):
     row = markdown_table([run_row(_synthetic_run(tmp_path, summary))]).splitlines()[-1]
     cells = [c.strip() for c in row.split("|")]
     assert cells[4:8] == ["0.600 (mean of 2 tasks)", "0.650 (mean of 2 tasks)", "0.650 (mean of 2 tasks)", "+0.050 (mean over tasks)"]
+
+
+# ---- 5: refine tries what it announces; a predictor of a handful of ratings is modest ------------------------
+def test_refine_scores_the_announced_edits_within_a_small_budget(run_dir, tiny_parts):
+    """Before #30: the refine stage spent a small budget re-scoring the rated prompts; no announced edit was tried."""
+    from tests.test_feedback import _rate_file
+
+    _rate_file(run_dir, lambda rank: (1, "too long") if rank == 1 else (4, ""))
+    r = invoke("refine", str(run_dir), "--max-candidates", "5", "--json")
+    s = json.loads(r.stdout)
+    edit = s["refine"]["edits"][0]
+    assert edit["instruction"] == "Respond concisely." and edit["tried"] >= 1
+    logged = [json.loads(line)["candidate"] for line in (Path(s["run_dir"]) / "candidates.jsonl").read_text().splitlines()]
+    assert any("Respond concisely." in c["prompt"] for c in logged)
+    from promptsearch.cli.feedback import render_refine
+
+    assert f"scored in {edit['tried']} candidate(s)" in render_refine(s)
+
+
+def test_rating_predictor_of_six_ratings_is_shrunk_toward_the_metric_and_says_how_sure_it_is():
+    """Before #30: six ratings put an output the metric calls wrong at a predicted 5.0/5."""
+    from promptsearch.feedback.predictor import RatingModel
+    from promptsearch.feedback.ratings import Rating
+
+    def rating(prompt, output, value, score):
+        return Rating(candidate=prompt, prompt=prompt, input="i", output=output, rating=value, comment="", score=score)
+
+    ratings = [rating("A: {input}", o, 5, 1.0) for o in ("cold", "up", "small")]
+    ratings += [rating("B: {input}", o, 1, 0.0) for o in ("it is hot", "maybe down", "large one")]
+    model = RatingModel().fit(ratings)
+    wrong, right = model.predict(["A: {input}"] * 2, ["cold", "cold"], [0.0, 1.0])
+    assert wrong < 0.6 < right  # 1 + 4 * 0.6 = 3.4/5 at most for a wrong answer
+    text = model.describe()
+    assert "45% shrunk toward the metric" in text and "held-out error ±" in text

@@ -189,7 +189,9 @@ def render_refine(s: dict) -> str:
         lines.append("edits from comments:")
         for e in r["edits"]:
             said = "; ".join(sorted(set(e["comments"]))[:3])
-            lines.append(f"  {e['instruction']:<34} <- {len(e['comments'])} comment(s) ({e['source']}): {said}")
+            done = "" if "tried" not in e else (f"; scored in {e['tried']} candidate(s)" if e["tried"]
+                                                else "; NOT tried: the budget ran out first")
+            lines.append(f"  {e['instruction']:<34} <- {len(e['comments'])} comment(s) ({e['source']}): {said}{done}")
     else:
         lines.append("edits from comments: none (no comment on a rating of 3 or less matched)")
     lines += ["", "how the ranking moved (rating: yours where rated, else predicted; n = dev examples scored);",
