@@ -308,3 +308,50 @@ def test_rating_predictor_of_six_ratings_is_shrunk_toward_the_metric_and_says_ho
     assert wrong < 0.6 < right  # 1 + 4 * 0.6 = 3.4/5 at most for a wrong answer
     text = model.describe()
     assert "45% shrunk toward the metric" in text and "held-out error ±" in text
+
+
+# ---- 8: the small things ------------------------------------------------------------------------------------
+def test_tasks_task_shows_label_words_and_seed_prompt_without_json():
+    """Before #30: only with --json."""
+    text = invoke("tasks", "--task", "sst2-mini").output
+    assert "label words: negative, positive" in text and "seed prompt: {input}\\nIs this positive or negative?" in text
+
+
+def test_strategies_name_lists_options_and_defaults():
+    """Before #30: no command listed a strategy's options."""
+    out = json.loads(invoke("strategies", "evolution", "--json").stdout)
+    assert {"name": "population", "default": 8} in out["options"]
+    assert "population             default 8" in invoke("strategies", "evolution").output
+    bad = invoke("strategies", "nope")
+    assert bad.exit_code == 2 and "unknown strategy 'nope'" in bad.output
+
+
+def test_prompts_add_of_an_identical_artifact_makes_no_new_version_and_export_quiet_is_silent(small_run, tmp_path, monkeypatch):
+    """Before #30: the same file added twice made v2; `export --quiet` printed the summary."""
+    monkeypatch.setenv("PROMPTSEARCH_REGISTRY", str(tmp_path / "reg.db"))
+    out, _ = small_run
+    quiet = invoke("export", str(out), "-o", str(tmp_path / "a.json"), "--quiet")
+    assert quiet.exit_code == 0 and quiet.output == "" and (tmp_path / "a.json").exists()
+    first = json.loads(invoke("prompts", "add", str(tmp_path / "a.json"), "--name", "sst", "--json").stdout)
+    again = invoke("prompts", "add", str(tmp_path / "a.json"), "--name", "sst")
+    assert first["version"] == 1 and first["new_version"] is True
+    assert again.output.startswith("unchanged:") and "identical to sst@v1; no new version made" in again.output
+    versions = json.loads(invoke("prompts", "list", "--json").stdout)
+    assert "sst@v2" not in json.dumps(versions)
+
+
+def test_first_gguf_load_says_what_it_writes_and_where(tmp_path, caplog):
+    """Before #30: 517 MB written to the cache without a word (logged at INFO, which the CLI hides)."""
+    from promptsearch.models import local
+
+    with caplog.at_level(logging.WARNING), pytest.raises(Exception):
+        local._dequantise_to_cache(tmp_path, local.EMBEDDED_FILE, tmp_path / "copy")  # no GGUF there: fails after the note
+    assert [r.getMessage() for r in caplog.records][0] == local.cache_note(local.EMBEDDED_FILE, tmp_path / "copy")
+    assert "about 540 MB" in caplog.records[0].getMessage() and str(tmp_path / "copy") in caplog.records[0].getMessage()
+
+
+def test_model_path_prints_the_embedded_gguf():
+    """Before #30: the README never said where the GGUF lies; no command printed it."""
+    out = json.loads(invoke("model", "path", "--json").stdout)
+    assert out["gguf"].endswith(".gguf") and Path(out["gguf"]).is_file()
+    assert invoke("model", "path", "--quiet").output.strip() == out["gguf"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from . import cache, feedback, prompts, report, search
+from . import cache, feedback, model, prompts, report, search
 from .common import Group
 
 
@@ -22,6 +22,7 @@ COMMANDS = [
     report.report,
     prompts.export, prompts.prompts,
     cache.cache,
+    model.model,
 ]
 for _command in COMMANDS:
     main.add_command(_command)

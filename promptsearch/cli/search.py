@@ -31,18 +31,39 @@ def tasks(task, as_json, quiet):
                      "description": t.description, "source": t.source})
     text = "\n".join(f"{r['name']:<14} {r['kind']:<15} {r['metric']:<12} train/dev/test {r['train']}/{r['dev']}/{r['test']}"
                      f"  {r['description']}" for r in rows)
+    if task:  # one task described: what a prompt for it needs, not only with --json (#30)
+        r = rows[0]
+        text += "".join(f"\n  {k + ':':<13}{v}" for k, v in (
+            ("label words", ", ".join(r["label_words"]) or "- (generation)"), ("seed prompt", unescaped(r["seed_prompt"])),
+            ("source", r["source"])))
     emit(as_json, {"tasks": rows}, text)
 
 
+def unescaped(prompt: str) -> str:
+    """A prompt on one line as it is typed on the command line (newline as \\n)."""
+    return prompt.replace("\n", "\\n").replace("\t", "\\t")
+
+
 @click.command()
+@click.argument("name", required=False)
 @reporting
-def strategies(as_json, quiet):
-    """List installed search strategies (entry-point group promptsearch.strategies)."""
-    from ..strategy import available
+def strategies(name, as_json, quiet):
+    """List installed search strategies (entry-point group promptsearch.strategies), or one strategy's
+    options and their defaults (set them with run -o NAME.OPTION=VALUE)."""
+    from ..strategy import available, options_of
 
     found = available()
+    if name:
+        if name not in found:
+            raise PromptSearchError(f"unknown strategy {name!r}; installed: {', '.join(found)}")
+        cls = found[name]
+        opts = options_of(cls)
+        lines = [f"{name}: {cls.description}", f"options (run -o {name}.OPTION=VALUE):" if opts else "options: none"]
+        lines += [f"  {o['name']:<22} default {o['default']!r}" for o in opts]
+        return emit(as_json, {"name": name, "description": cls.description, "options": opts}, "\n".join(lines))
     rows = [{"name": n, "description": cls.description, "class": f"{cls.__module__}:{cls.__qualname__}"} for n, cls in found.items()]
-    emit(as_json, {"strategies": rows}, "\n".join(f"{r['name']:<12} {r['description']}" for r in rows))
+    emit(as_json, {"strategies": rows}, "\n".join(f"{r['name']:<12} {r['description']}" for r in rows)
+         + ("" if as_json else "\n\noptions of one: promptsearch strategies NAME"))
 
 
 @click.command("eval")
