@@ -101,10 +101,10 @@ def prompts():
 
 @prompts.command("add")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--name", required=True, help="The prompt's name; each add makes its next version.")
+@click.option("--name", required=True, help="The prompt's name; each add of a changed artifact makes its next version.")
 @reporting
 def add(file, name, as_json, quiet):
-    """Store an artifact file as the next version of NAME."""
+    """Store an artifact file as the next version of NAME (an artifact identical to the latest version: nothing new)."""
     from .. import artifact
     from ..registry import Registry
 
