@@ -11,7 +11,7 @@ import click
 from ..errors import PromptSearchError, RunInterrupted
 from ..format import RANKED_BY, budget_line, fmt_score, members_lines, one_line, options_note
 from ..outputs import example_rows, pick, render
-from ..runner import DEFAULTS as RUN_DEFAULTS
+from ..defaults import BUDGET, FINAL_CHECK
 from .common import emit, examples_options, model_options, reporting, setup, stop_on_sigterm, unescape
 
 
@@ -161,9 +161,6 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
     emit(as_json, out, text)
 
 
-BUDGET = RUN_DEFAULTS["budget"]  # the one set of defaults the library uses, shown in `run --help` (#30)
-
-
 @click.command()
 @click.option("--task", "task", multiple=True, help="Bundled task name or a task directory (default: sst2-mini). "
               "Repeat for one universal prompt shared by several tasks (each keeps its own label words).")
@@ -197,7 +194,7 @@ BUDGET = RUN_DEFAULTS["budget"]  # the one set of defaults the library uses, sho
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-racing", is_flag=True, help="Score every candidate on all of dev (for comparison).")
 @click.option("--final-check", "top_k", type=click.IntRange(1), default=None,
-              help=f"How many of the best candidates are checked on all of dev at the end [default: {RUN_DEFAULTS['top_k']}].")
+              help=f"How many of the best candidates are checked on all of dev at the end [default: {FINAL_CHECK}].")
 # the old spelling, easily read as served "top-k" scoring (#30): still accepted, hidden, with a note
 @click.option("--top-k", "top_k_old", type=click.IntRange(1), default=None, hidden=True)
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory (default: runs/TASK-TIME).")
