@@ -12,6 +12,8 @@ GRADED = ("accuracy", "macro_f1", "exact_match", "contains")  # metrics whose pe
 
 def example_rows(task, examples, results: list, label_words=()) -> list[dict]:
     """One JSON row per example. ``correct`` is None for a log-likelihood metric (no right or wrong)."""
+    from .metrics import score_prediction  # numpy: not at CLI import time
+
     words = tuple(label_words or task.label_words)
     rows = []
     for ex, r in zip(examples, results):
@@ -19,8 +21,10 @@ def example_rows(task, examples, results: list, label_words=()) -> list[dict]:
             expected = words[ex.label]
         else:
             expected = " | ".join(ex.answers)
+        # right or wrong from the prediction itself: a refine run logs blended scores, not the metric's 1/0
+        correct = bool(score_prediction(task, ex, r.prediction, words)) if task.metric in GRADED else None
         row = {"id": ex.id, "input": ex.input, "expected": expected, "prediction": r.prediction,
-               "correct": bool(r.score >= 1.0) if task.metric in GRADED else None, "score": r.score,
+               "correct": correct, "score": r.score,
                "gold_logprob": None if math.isnan(r.logprob) else r.logprob}
         if r.label_logprobs:
             row["label_logprobs"] = list(r.label_logprobs)
