@@ -72,6 +72,9 @@ def warn_no_room(search) -> str | None:
     """Log the no-room warning (the CLI shows it on stderr as the run starts) and return it for the summary."""
     warning = no_room_warning(search)
     if warning:
+        bar = getattr(search, "_bar", None)
+        if bar is not None:  # on a line of its own, not glued to the progress bar (it redraws on its next update)
+            bar.clear()
         log.warning(warning)
     return warning
 
