@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import math
 
+# A leaderboard's header: racing ranks a prompt scored on more dev rows above one with a higher score on fewer
+# (a 16-row score is noise), which reads as a mis-sort unless the table says so (#30).
+RANKED_BY = "ranked as the search ranks (its winner is #1): most dev examples scored (n) first, then {what}"
+
 
 def flat(text: str, width: int | None = None, markdown: bool = False) -> str:
     """A prompt on one line (newlines shown as ⏎), cut to ``width`` with an ellipsis; ``markdown``
@@ -50,6 +54,8 @@ def options_note(cand: dict) -> str:
     if cand.get("members"):
         shown.append(f"ensemble of {len(cand['members'])}")
     return "  {" + ", ".join(shown) + "}" if shown else ""
+
+
 def members_lines(cand: dict, indent: str = "    ", width: int = 80) -> list[str]:
     """An ensemble candidate's members (best first) with their weights, one line each; [] otherwise."""
     members = cand.get("members") or []
@@ -63,4 +69,36 @@ def members_lines(cand: dict, indent: str = "    ", width: int = 80) -> list[str
         soft = " (soft)" if m.get("soft") else ""
         # a member's calibration or demonstrations change its scores as much as its text does
         lines.append(f"{indent}  {w / total:.3f}  {flat(m.get('prompt', ''), width)}{words}{soft}{options_note(m)}")
+    return lines
+
+
+def budget_line(s: dict) -> str:
+    """A run summary's budget line. The final checks (the top candidates on all of dev) always finish and so
+    can spend past --max-evals: the line says how much of the total they took (#30)."""
+    used = s["budget_used"]
+    text = f"budget used: {used['candidates']} candidates, {used['evals']} example-evaluations"
+    searched = s.get("search_evals")
+    if searched is not None and used["evals"] > searched:
+        limit = (s.get("budget") or {}).get("max_evals")
+        past = f"; --max-evals {limit} bounds the search, not the final checks" if limit else ""
+        text += f" ({searched} searching, {used['evals'] - searched} in the final checks on all of dev{past})"
+    return text + f", {used['seconds']:.0f} s"
+
+
+def full_prompt_lines(cand: dict) -> list[str]:
+    """A prompt whole and verbatim between two rules (so it can be copied as it is), then everything else that
+    changes its scores: label words, soft prompt, calibration, demonstrations, ensemble members (`show --full`)."""
+    rule = "-" * 40
+    lines = [rule, *cand["prompt"].split("\n"), rule]
+    if cand.get("label_words"):
+        lines.append(f"label words: {', '.join(cand['label_words'])}")
+    if cand.get("soft"):
+        lines.append(f"soft prompt: {cand['soft']} (trained vectors prepended; the text is its nearest-token reading)")
+    for key in ("calibrate", "demos"):
+        if cand.get(key):
+            lines.append(f"{key}: {cand[key]}")
+    if cand.get("members"):
+        lines += members_lines(cand, indent="", width=10**6)
+    if not any(cand.get(k) for k in ("label_words", "soft", "calibrate", "demos", "members")):
+        lines.append("options: none (the task's label words, no demonstrations or calibration)")
     return lines

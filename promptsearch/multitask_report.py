@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import PromptSearchError
-from .format import fmt, fmt_score, md_cell, one_line
+from .format import RANKED_BY, budget_line, fmt, fmt_score, md_cell, one_line, options_note
 
 
 def single_task_best(run_dir: str, task) -> dict:
@@ -49,8 +49,9 @@ def render_summary(s: dict) -> str:
     if mt.get("old_tasks"):
         lines += ["", extension_lines(s["tasks"])]
     lines += ["", render_board(s["leaderboard"])]
-    used = s["budget_used"]
-    lines.append(f"\nbudget used: {used['candidates']} candidates, {used['evals']} example-evaluations, {used['seconds']:.0f} s")
+    lines.append("\n" + budget_line(s))
+    if s.get("scoring_note"):
+        lines.append(f"note: {s['scoring_note']}")
     return "\n".join(lines)
 
 
@@ -93,13 +94,14 @@ def yes(flag: bool) -> str:
 
 
 def render_board(rows: list[dict]) -> str:
-    out = [f"{'#':>2}  {'objective (dev)':<16} {'per task (dev)':<40} {'strategy':<10} prompt"]
+    out = [RANKED_BY.format(what="the objective") + "; `show --full --rank N` prints a prompt whole",
+           f"{'#':>2}  {'objective (dev)':<16} {'per task (dev)':<40} {'strategy':<10} prompt"]
     for r in rows:
         dev = r["dev"]
         per = " ".join(f"{name}={d['score']['score']:.2f}" for name, d in (dev.get("tasks") or {}).items())
         flag = "" if dev.get("feasible", True) else " x"
         out.append(f"{r['rank']:>2}  {dev.get('objective', dev['score']):+.3f} n={dev['n']:<5}{flag:<2} {per:<40} "
-                   f"{r.get('strategy', ''):<10} {one_line(r['prompt'], 70)}")
+                   f"{r.get('strategy', ''):<10} {one_line(r['prompt'], 70)}{options_note(r)}")  # demos tell ranks apart (#30)
     return "\n".join(out)
 
 

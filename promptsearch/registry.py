@@ -15,7 +15,7 @@ import os
 import re
 import sqlite3
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import artifact
@@ -52,6 +52,7 @@ class Version:
     sha256: str
     soft: bytes | None
     added: str
+    new: bool = True  # False: `add` found this exact artifact as the latest version and stored nothing (#30)
 
     @property
     def ref(self) -> str:
@@ -96,6 +97,11 @@ class Registry:
         try:
             conn.execute("BEGIN IMMEDIATE")  # take the write lock before reading the next version number
             (latest,) = conn.execute("SELECT COALESCE(MAX(version), 0) FROM versions WHERE name = ?", (name,)).fetchone()
+            same = conn.execute("SELECT * FROM versions WHERE name = ? AND version = ? AND sha256 = ? AND soft IS ?",
+                                (name, latest, digest, soft)).fetchone()
+            if same is not None:  # the same artifact again: a new version would differ only in its number
+                conn.execute("ROLLBACK")
+                return replace(_version(same), new=False)
             conn.execute("INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?)", (name, latest + 1, text, digest, soft, added))
             conn.execute("COMMIT")
         except sqlite3.Error as e:

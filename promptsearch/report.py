@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import PromptSearchError
-from .format import fmt, md_cell, options_note
+from .format import fmt, md_cell, missing, options_note
 from .store import best_records, tie_value
 
 OVERALL = "overall"
@@ -49,6 +49,22 @@ class RunData:
         if self.summary:
             return self.summary["task"]
         return Path(self.config.get("task") or "sst2-mini").name
+
+    @property
+    def spent(self) -> list[str]:
+        """The configured strategies that spent evaluations: the summary's stages where recorded, else those
+        with a logged candidate. A title must not claim a strategy that never ran (#30)."""
+        stages = (self.summary or {}).get("stages")
+        if stages is not None:
+            ran = {st["strategy"] for st in stages if st.get("evals", 0) > 0}
+        else:
+            ran = {r["candidate"].get("strategy") for r in self.records}
+        return [s for s in self.strategies if s in ran]
+
+    def strategies_text(self, sep: str = " + ") -> str:
+        idle = [s for s in self.strategies if s not in self.spent]
+        text = sep.join(self.spent) or "no strategy"
+        return text + (f" ({', '.join(idle)}: 0 evaluations)" if idle else "")
 
     @property
     def metric(self) -> str:
@@ -82,6 +98,17 @@ def curves(run: RunData) -> dict[str, list[tuple[int, float]]]:
 
     Keys: ``overall`` (all candidates, the seed included) and one per proposing strategy (``seed``
     included). A line gets a point only when its incumbent's score changes."""
+    return {k: [(x, y) for x, y, _ in v] for k, v in sized_curves(run).items()}
+
+
+def drops(points: list[tuple[int, float, int]]) -> list[tuple[int, float, float, int, int]]:
+    """Where a best-so-far line falls: (evaluations, from, to, dev rows before, dev rows now). It falls only
+    when its best is judged on more dev rows; the plot marks each fall and says so (#30)."""
+    return [(x, y0, y, n0, n) for (_, y0, n0), (x, y, n) in zip(points, points[1:]) if y < y0]
+
+
+def sized_curves(run: RunData) -> dict[str, list[tuple[int, float, int]]]:
+    """``curves`` with the dev rows the incumbent was judged on at each point."""
     known: dict[str, tuple] = {}  # candidate id -> (size, score, tie, -order, strategy)
     out: dict[str, list[tuple[int, float]]] = {}
     for rec in run.records:
@@ -96,7 +123,7 @@ def curves(run: RunData) -> dict[str, list[tuple[int, float]]]:
             best = max(pool, key=lambda k: k[:4])
             points = out.setdefault(line, [])
             if not points or points[-1][1] != best[1]:
-                points.append((rec["evals_used"], best[1]))
+                points.append((rec["evals_used"], best[1], best[0]))
     return out
 
 
@@ -120,7 +147,8 @@ def run_row(run: RunData) -> dict:
     last = run.records[-1]
     s = run.summary
     row = {"run": str(run.dir), "name": run.name, "task": run.task, "metric": run.metric,
-           "strategies": run.strategies, "finished": run.finished}
+           "strategies": run.strategies, "strategies_run": run.spent, "strategies_text": run.strategies_text("+"),
+           "finished": run.finished}
     if s:
         row.update(seed_test=s["seed"].get("test"), best_test=s["best"].get("test"), seed_dev=s["seed"]["dev"],
                    best_dev=s["best"]["dev"], evals=s["budget_used"]["evals"], seconds=s["budget_used"]["seconds"],
@@ -134,21 +162,48 @@ def run_row(run: RunData) -> dict:
                    evals=max(r["evals_used"] for r in run.records), seconds=last.get("seconds"),
                    candidates=len({r["candidate"]["id"] for r in run.records}),
                    best_prompt=prompt_text(top["candidate"]), best_strategy=top["candidate"].get("strategy"))
+    if s and s.get("multitask"):
+        row["universal"] = universal_means(s)
     row["curves"] = {k: [list(p) for p in v] for k, v in curves(run).items()}
     return row
+
+
+def universal_means(s: dict) -> dict:
+    """A universal run's raw scores for the main table: the mean over its tasks of each task's own seed on test,
+    and of the universal best on test and dev; the gain is the run's objective (#30: its summary's seed and best
+    "scores" are gains, which sat beside other runs' raw scores in the same columns)."""
+    tasks = s["tasks"]
+    mean = lambda f: sum(f(t) for t in tasks) / len(tasks)
+    return {"seed_test": mean(lambda t: t["seed"]["test"]["score"]), "best_test": mean(lambda t: t["best"]["test"]["score"]),
+            "best_dev": mean(lambda t: t["best"]["dev"]["score"]), "gain_test": s["improvement"]["test"], "tasks": len(tasks),
+            "objective": s["multitask"]["objective"]}
+
+
+def gain_text(r: dict) -> str:
+    if r.get("universal"):
+        return f"{r['universal']['gain_test']:+.3f} ({r['universal']['objective']} over tasks)"
+    if missing(r.get("seed_test")) or missing(r.get("best_test")):
+        return "-"
+    return f"{r['best_test']['score'] - r['seed_test']['score']:+.3f}"
 
 
 # ---- Markdown -----------------------------------------------------------------------------------
 def markdown_table(rows: list[dict], prompt_width: int = 80) -> str:
     """Rows from ``run_row`` as a Markdown table."""
-    lines = ["| run | task | strategies | seed test | best test [95% CI] | best dev | evals | seconds | best prompt |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| run | task | strategies | seed test | best test [95% CI] | best dev | gain (test) | evals | seconds | best prompt |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         name = r["name"] + ("" if r["finished"] else " (unfinished)")
         seconds = f"{r['seconds']:.0f}" if r.get("seconds") is not None else "-"
-        lines.append(f"| {md_cell(name)} | {md_cell(r['task'])} | {md_cell('+'.join(r['strategies']))} | "
-                     f"{fmt(r['seed_test'])} | {fmt(r['best_test'], ci=True)} | {fmt(r['best_dev'])} | {r['evals']} | "
-                     f"{seconds} | `{md_cell(r['best_prompt'], prompt_width)}` |")
+        u = r.get("universal")
+        if u:  # raw scores in the raw-score columns: each the mean over the run's tasks
+            mean = f" (mean of {u['tasks']} tasks)"
+            scores = f"{u['seed_test']:.3f}{mean} | {u['best_test']:.3f}{mean} | {u['best_dev']:.3f}{mean}"
+        else:
+            scores = f"{fmt(r['seed_test'])} | {fmt(r['best_test'], ci=True)} | {fmt(r['best_dev'])}"
+        strategies = r.get("strategies_text") or "+".join(r["strategies"])
+        lines.append(f"| {md_cell(name)} | {md_cell(r['task'])} | {md_cell(strategies)} | {scores} | {gain_text(r)} | "
+                     f"{r['evals']} | {seconds} | `{md_cell(r['best_prompt'], prompt_width)}` |")
     return "\n".join(lines)
 
 
@@ -182,7 +237,12 @@ def _step(ax, points, end: int, **kw) -> None:
 
 
 def plot_run(run: RunData, path: str | Path) -> Path:
-    """One run: the overall best-so-far, one line per strategy, and every scored rung as a dot."""
+    return _save(run_figure(run), path)
+
+
+def run_figure(run: RunData):
+    """One run: the overall best-so-far, one line per strategy, and every scored rung as a dot. The overall
+    line is drawn wide and pale underneath, so a strategy's line that coincides with it stays visible."""
     lines = curves(run)
     end = max(r["evals_used"] for r in run.records)
     fig = _figure(9, 5.2)
@@ -193,10 +253,13 @@ def plot_run(run: RunData, path: str | Path) -> Path:
         ax.scatter([r["evals_used"] for r in recs], [r["score"]["score"] for r in recs],
                    s=[8 + 40 * r["size"] / max(x["size"] for x in run.records) for r in recs],
                    color=_color(name, i), alpha=0.25, linewidths=0)
-        _step(ax, lines[name], end, color=_color(name, i), lw=1.6, label=name)
-    _step(ax, lines[OVERALL], end, color="black", lw=2.4, label="overall (what the search returns)")
+        _step(ax, lines[name], end, color=_color(name, i), lw=1.6, label=name, zorder=3)
+    _step(ax, lines[OVERALL], end, color="black", lw=5, alpha=0.3, label="overall (what the search returns)", zorder=2)
+    for x, y0, y, n0, n in drops(sized_curves(run)[OVERALL]):
+        ax.annotate(f"falls: best now judged on {n} dev rows, not {n0}", (x, y), xytext=(6, -12),
+                    textcoords="offset points", fontsize=7, color="dimgray", arrowprops={"arrowstyle": "-", "color": "gray"})
     status = "" if run.finished else " (unfinished)"
-    ax.set_title(f"{run.task}: {' + '.join(run.strategies)}{status}", fontsize=11)
+    ax.set_title(f"{run.task}: {run.strategies_text()}{status}", fontsize=11)
     ax.set_xlabel("example-evaluations (forward passes)")
     ax.set_ylabel(f"best-so-far dev {run.metric}")
     ax.grid(alpha=0.3)
@@ -204,7 +267,7 @@ def plot_run(run: RunData, path: str | Path) -> Path:
     fig.text(0.01, 0.01, "dots: every scored rung (size ~ dev examples); lines: best candidate at its largest rung so far",
              fontsize=7, color="dimgray")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
-    return _save(fig, path)
+    return fig
 
 
 def plot_compare(runs: list[RunData], path: str | Path, labels: list[str] | None = None, title: str = "",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from . import defaults
 from . import strategy as strategy_registry
 from .errors import PromptSearchError, RunInterrupted
 from .files import check_fields
@@ -36,8 +37,8 @@ def default_strategies(proposer, final: bool = True) -> list[str]:
     return list(DEFAULT_WITH_PROPOSER if proposer else DEFAULT_STRATEGIES) + (DEFAULT_FINAL if final else [])
 DEFAULTS = {
     "task": None, "model": None, "device": "auto", "dtype": "float32", "chat": False, "batch_size": 16,
-    "strategies": DEFAULT_STRATEGIES, "schedule": "even", "options": {}, "seed": 0, "seed_prompt": None, "top_k": 3,
-    "budget": {"max_candidates": 300, "max_evals": 6000, "max_seconds": 480},
+    "strategies": DEFAULT_STRATEGIES, "schedule": "even", "options": {}, "seed": 0, "seed_prompt": None,
+    "top_k": defaults.FINAL_CHECK, "budget": dict(defaults.BUDGET),  # shown by `run --help` (defaults.py)
     "racing": {"min_examples": 16, "eta": 3}, "proposals_per_round": 8,
     "executor": {"kind": "local"},  # or {"kind": "ray", "workers": 2, "threads": 1, "address": None, "chunk": 32}
     "feedback": None,  # a refine run: {"parent": RUN, "weight": w}; ratings and edits in refine.json
@@ -196,8 +197,13 @@ def _run(config, run_dir, store, task, model, scorer, strategies, resume, progre
     summary["run_dir"] = str(run_dir)
     summary["model"] = model.name
     summary["model_fingerprint"] = model.fingerprint
-    summary["scoring"] = model.capabilities.describe()
+    from .models import scoring_note
+
+    summary["scoring"] = scoring_note.describe(model)  # what scoring the run got, not just what was asked (#30)
     if getattr(model, "stats", None) is not None:
         summary["served"] = dict(model.stats)
+    if scoring_note.note(model):
+        summary["scoring_note"] = scoring_note.note(model)
+        log.warning(summary["scoring_note"])
     store.write_summary(summary)
     return summary

@@ -103,6 +103,13 @@ def parse_options(pairs: list[str]) -> dict[str, dict]:
     return options
 
 
+def options_of(cls: type[Strategy]) -> list[dict]:
+    """A strategy's options: its constructor's keyword parameters with their defaults (``None`` where required)."""
+    params = [p for p in inspect.signature(cls.__init__).parameters.values() if p.name != "self"]
+    return [{"name": p.name, "default": None if p.default is inspect.Parameter.empty else
+             (list(p.default) if isinstance(p.default, tuple) else p.default)} for p in params]
+
+
 def make(name: str, options: dict | None = None) -> Strategy:
     """Instantiate an installed strategy by name, rejecting options its constructor does not take."""
     matches = [ep for ep in entry_points(group=GROUP) if ep.name == name]

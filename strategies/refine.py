@@ -13,8 +13,8 @@ from promptsearch.template import before_cue, escape, prepend, validate
 
 
 class Refine(Strategy):
-    """Re-score the rated prompts, then try each comment-derived edit on the best of them (prepended, and
-    before the answer cue), and the two most asked-for edits together. Strategies after it start from the
+    """Try each comment-derived edit on the best rated prompts (prepended, and before the answer cue), and the
+    two most asked-for edits together, then re-score the rated prompts. Strategies after it start from the
     leaderboard, so with a :class:`BlendedScorer` they continue from what people rated well."""
 
     name = "refine"
@@ -34,12 +34,14 @@ class Refine(Strategy):
         for p in self.prompts:
             text, words = (p.get("prompt"), p.get("label_words")) if isinstance(p, dict) else (p, None)
             cands.append(Candidate(validate(text), tuple(words) if words else None, strategy=self.name, edit="rated"))
-        queue = list(cands)
+        # The edits `refine` announces are scored first (#30: re-scoring the rated prompts used up a small budget
+        # before any edit was tried): each edit once, prepended to the best rated prompt, and the pair; then the
+        # rated prompts (mostly read from the parent's log); then the other placements and bases.
+        queue = []
         for base in cands[: self.bases]:
-            for e in self.edits:
-                if escape(e) in base.prompt:
-                    continue
-                for where, text in (("", prepend(base.prompt, e)), ("@cue", before_cue(base.prompt, e))):
+            for where, place in (("", prepend), ("@cue", before_cue)):
+                for e in self.edits:
+                    text = None if escape(e) in base.prompt else place(base.prompt, e)
                     if text:
                         queue.append(Candidate(text, base.label_words, strategy=self.name, parents=(base.id,),
                                                edit=f"feedback{where}:{e}"))
@@ -47,7 +49,8 @@ class Refine(Strategy):
                 a, b = self.edits[:2]
                 queue.append(Candidate(prepend(prepend(base.prompt, b), a), base.label_words, strategy=self.name,
                                        parents=(base.id,), edit=f"feedback:{a}+feedback:{b}"))
-        self._queue = queue
+        first = [c for c in queue if c.parents == (cands[0].id,) and "@cue" not in c.edit] if cands else []
+        self._queue = first + cands + [c for c in queue if c not in first]
 
     def propose(self, context: SearchContext, n: int) -> list[Candidate]:
         batch, self._queue = self._queue[:n], self._queue[n:]

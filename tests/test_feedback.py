@@ -309,12 +309,15 @@ def test_refine_strategy_proposes_edits_on_rated_prompts(tiny):
     got = s.propose(ctx, 100)
     assert s.propose(ctx, 5) == []
     texts = [c.prompt for c in got]
-    assert texts[:2] == ["Review: {input}\nSentiment:", "{input} It was"] and got[1].label_words == ("bad", "good")
+    # #30: the announced edits first (each once on the best rated prompt, then the pair), then the rated prompts
+    assert texts[:3] == ["Respond concisely.\nReview: {input}\nSentiment:", "Do not explain.\nReview: {input}\nSentiment:",
+                         "Respond concisely.\nDo not explain.\nReview: {input}\nSentiment:"]
+    assert texts[3:5] == ["Review: {input}\nSentiment:", "{input} It was"] and got[4].label_words == ("bad", "good")
     assert "Respond concisely.\nReview: {input}\nSentiment:" in texts
     assert "Review: {input}\nRespond concisely.\nSentiment:" in texts  # before the answer cue
     assert "Respond concisely.\nDo not explain.\nReview: {input}\nSentiment:" in texts
     assert "Respond concisely.\n{input} It was" in texts  # one line: no cue placement
-    assert all(c.parents == (got[0].id,) for c in got if c.prompt.endswith("Sentiment:") and c.edit.startswith("feedback"))
+    assert all(c.parents == (got[3].id,) for c in got if c.prompt.endswith("Sentiment:") and c.edit.startswith("feedback"))
     with pytest.raises(PromptSearchError, match="resume it as a refine run"):
         Refine(prompts=["{input}"], blended=True).start(ctx)
 
@@ -340,7 +343,7 @@ def test_blended_scorer_blends_per_example_and_unblends_on_preload(tiny):
     inner = Scorer(tiny)
     raw = inner.evaluate(task, cand, exs)
     rated = [Rating(cand.id, cand.prompt, exs[0].input, raw[0].prediction, 5, example=exs[0].key)]
-    model = RatingModel().fit([_r(2), _r(2)])  # predicts 0.25 everywhere
+    model = RatingModel(shrink=0).fit([_r(2), _r(2)])  # predicts 0.25 everywhere (not shrunk toward the metric)
     blended = BlendedScorer(inner, model, 0.5, rated)
     got = blended.evaluate(task, cand, exs)
     assert got[0].score == pytest.approx(0.5 * raw[0].score + 0.5 * 1.0)

@@ -88,15 +88,15 @@ def test_a_failed_add_leaves_nothing_and_releases_the_lock(registry_env):
     with pytest.raises(PromptSearchError, match="simulated failure"):
         reg.add("boom", make_artifact())
     assert [v.ref for v in reg.versions()] == ["keep@v1"]
-    assert reg.add("keep", make_artifact()).ref == "keep@v2"  # nothing left locked
+    assert reg.add("keep", make_artifact() + "\n").ref == "keep@v2"  # nothing left locked (a changed text: #30)
 
 
 ADDER = """
 import sys
 from promptsearch.registry import Registry
 text = open(sys.argv[1]).read()
-for _ in range(int(sys.argv[2])):
-    Registry().add("race", text)
+for i in range(int(sys.argv[2])):  # each add a different text (trailing newlines): an identical one adds nothing (#30)
+    Registry().add("race", text + "\\n" * (1 + i + 100 * int(sys.argv[3])))
 """
 
 
@@ -104,17 +104,18 @@ def test_racing_writers_in_real_processes_all_land(registry_env, tmp_path):
     f = tmp_path / "a.json"
     f.write_text(make_artifact())
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, "-c", ADDER, str(f), "15"], env=env) for _ in range(3)]
+    procs = [subprocess.Popen([sys.executable, "-c", ADDER, str(f), "15", str(k)], env=env) for k in range(3)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
     assert [v.version for v in Registry().versions("race")] == list(range(1, 46))
 
 
 def test_two_prompts_add_commands_racing_both_land(registry_env, tmp_path):
-    f = tmp_path / "a.json"
-    f.write_text(make_artifact())
+    files = [tmp_path / "a.json", tmp_path / "b.json"]
+    for k, f in enumerate(files):
+        f.write_text(make_artifact() + "\n" * k)  # two different texts: an identical one would add nothing (#30)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "promptsearch", "prompts", "add", str(f), "--name", "race", "--json"]
-    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    cmds = [[sys.executable, "-m", "promptsearch", "prompts", "add", str(f), "--name", "race", "--json"] for f in files]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True) for cmd in cmds]
     outs = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
     assert sorted(o["version"] for o in outs) == [1, 2]
     assert [v.ref for v in Registry().versions("race")] == ["race@v1", "race@v2"]

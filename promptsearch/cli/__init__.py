@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from . import cache, feedback, prompts, report, search, ui
+from . import cache, feedback, prompts, model, report, search, ui
 from .common import Group
 
 
@@ -23,6 +23,7 @@ COMMANDS = [
     prompts.export, prompts.prompts,
     cache.cache,
     ui.ui,
+    model.model,
 ]
 for _command in COMMANDS:
     main.add_command(_command)

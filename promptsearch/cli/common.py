@@ -56,6 +56,13 @@ def reporting(f):
     return click.option("--quiet", "-q", is_flag=True, help="No progress bars or notes.")(f)
 
 
+def examples_options(f):
+    """Per-example outputs (input, expected, predicted, right or not) for `eval` and `show`."""
+    f = click.option("--errors", is_flag=True, help="Print only the examples the prompt got wrong (all, or --examples N).")(f)
+    return click.option("--examples", "n_examples", type=click.IntRange(0), default=None,
+                        help="Print the first N examples: input, expected, predicted or generated, right or not.")(f)
+
+
 def model_options(f):
     """The model to score with: in process, or served (``--model http://HOST:PORT/v1``; several URLs,
     comma-separated, are replicas). A served model's API key comes from PROMPTSEARCH_API_KEY or

@@ -144,7 +144,8 @@ def rate(run_dir, top, n_inputs, seed, again, from_file, export, as_json, quiet)
 @click.option("--strategy", "strategy_names", multiple=True, help="Strategies after the refine stage (default: clarify).")
 @click.option("--bases", type=click.IntRange(1), default=3, show_default=True, help="Rated prompts the edits are applied to.")
 @click.option("--max-candidates", type=click.IntRange(1), default=None, help="Budget: candidates scored (default: the run's).")
-@click.option("--max-evals", type=click.IntRange(1), default=None, help="Budget: example-evaluations.")
+@click.option("--max-evals", type=click.IntRange(1), default=None,
+              help="Budget: example-evaluations for the search (the final check on all of dev can go past it).")
 @click.option("--max-seconds", type=click.FloatRange(1), default=None, help="Budget: wall time.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="New run directory (default: RUN_DIR-refine-N).")
 @click.option("--resume", type=click.Path(file_okay=False), default=None, help="Continue an interrupted refine run.")
@@ -188,10 +189,13 @@ def render_refine(s: dict) -> str:
         lines.append("edits from comments:")
         for e in r["edits"]:
             said = "; ".join(sorted(set(e["comments"]))[:3])
-            lines.append(f"  {e['instruction']:<34} <- {len(e['comments'])} comment(s) ({e['source']}): {said}")
+            done = "" if "tried" not in e else (f"; scored in {e['tried']} candidate(s)" if e["tried"]
+                                                else "; NOT tried: the budget ran out first")
+            lines.append(f"  {e['instruction']:<34} <- {len(e['comments'])} comment(s) ({e['source']}): {said}{done}")
     else:
         lines.append("edits from comments: none (no comment on a rating of 3 or less matched)")
-    lines += ["", "how the ranking moved (rating: yours where rated, else predicted; n = dev examples scored):",
+    lines += ["", "how the ranking moved (rating: yours where rated, else predicted; n = dev examples scored);",
+              "  new ranks as the search ranks: most dev examples (n) first, then the blend:",
               f"{'old':>4} -> {'new':<4} {'dev':>6} {'rating':>7} {'blend':>6} {'n':>4}  prompt / why"]
     for m in r["moves"]:
         old = str(m["old_rank"]) if m["old_rank"] else "new"

@@ -52,6 +52,8 @@ def export(run_dir, rank, out, as_json, quiet):
 
     setup(quiet)
     art = export_run(run_dir, out, rank=rank)
+    if quiet and not as_json:  # --quiet: the file is the result; nothing to read on the terminal (#30)
+        return
     emit(as_json, {"file": str(out), "artifact": art.to_json()} if as_json else {},
          f"wrote {out}" + (f" and {art.soft['file']}" if art.soft else "") + "\n" + "\n".join(describe(art)))
 
@@ -99,10 +101,10 @@ def prompts():
 
 @prompts.command("add")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--name", required=True, help="The prompt's name; each add makes its next version.")
+@click.option("--name", required=True, help="The prompt's name; each add of a changed artifact makes its next version.")
 @reporting
 def add(file, name, as_json, quiet):
-    """Store an artifact file as the next version of NAME."""
+    """Store an artifact file as the next version of NAME (an artifact identical to the latest version: nothing new)."""
     from .. import artifact
     from ..registry import Registry
 
@@ -113,8 +115,10 @@ def add(file, name, as_json, quiet):
         raise PromptSearchError(f"{file}: its soft prompt's vectors ({art.soft['file']}) are not beside it")
     reg = Registry()
     v = reg.add(name, raw, soft)
-    emit(as_json, {"ref": v.ref, "name": v.name, "version": v.version, "sha256": v.sha256, "registry": str(reg.path)},
-         f"added {v.ref}: test {fmt_score(art.scores['test'])}  ({reg.path})")
+    text = (f"added {v.ref}: test {fmt_score(art.scores['test'])}  ({reg.path})" if v.new else
+            f"unchanged: {file} is identical to {v.ref}; no new version made  ({reg.path})")
+    emit(as_json, {"ref": v.ref, "name": v.name, "version": v.version, "sha256": v.sha256, "registry": str(reg.path),
+                   "new_version": v.new}, text)
 
 
 @prompts.command("list")

@@ -9,8 +9,10 @@ from pathlib import Path
 import click
 
 from ..errors import PromptSearchError, RunInterrupted
-from ..format import fmt_score, members_lines, one_line, options_note
-from .common import emit, model_options, reporting, setup, stop_on_sigterm, unescape
+from ..format import RANKED_BY, budget_line, fmt_score, members_lines, one_line, options_note
+from ..outputs import example_rows, pick, render
+from ..defaults import BUDGET, FINAL_CHECK
+from .common import emit, examples_options, model_options, reporting, setup, stop_on_sigterm, unescape
 
 
 @click.command()
@@ -29,18 +31,39 @@ def tasks(task, as_json, quiet):
                      "description": t.description, "source": t.source})
     text = "\n".join(f"{r['name']:<14} {r['kind']:<15} {r['metric']:<12} train/dev/test {r['train']}/{r['dev']}/{r['test']}"
                      f"  {r['description']}" for r in rows)
+    if task:  # one task described: what a prompt for it needs, not only with --json (#30)
+        r = rows[0]
+        text += "".join(f"\n  {k + ':':<13}{v}" for k, v in (
+            ("label words", ", ".join(r["label_words"]) or "- (generation)"), ("seed prompt", unescaped(r["seed_prompt"])),
+            ("source", r["source"])))
     emit(as_json, {"tasks": rows}, text)
 
 
+def unescaped(prompt: str) -> str:
+    """A prompt on one line as it is typed on the command line (newline as \\n)."""
+    return prompt.replace("\n", "\\n").replace("\t", "\\t")
+
+
 @click.command()
+@click.argument("name", required=False)
 @reporting
-def strategies(as_json, quiet):
-    """List installed search strategies (entry-point group promptsearch.strategies)."""
-    from ..strategy import available
+def strategies(name, as_json, quiet):
+    """List installed search strategies (entry-point group promptsearch.strategies), or one strategy's
+    options and their defaults (set them with run -o NAME.OPTION=VALUE)."""
+    from ..strategy import available, options_of
 
     found = available()
+    if name:
+        if name not in found:
+            raise PromptSearchError(f"unknown strategy {name!r}; installed: {', '.join(found)}")
+        cls = found[name]
+        opts = options_of(cls)
+        lines = [f"{name}: {cls.description}", f"options (run -o {name}.OPTION=VALUE):" if opts else "options: none"]
+        lines += [f"  {o['name']:<22} default {o['default']!r}" for o in opts]
+        return emit(as_json, {"name": name, "description": cls.description, "options": opts}, "\n".join(lines))
     rows = [{"name": n, "description": cls.description, "class": f"{cls.__module__}:{cls.__qualname__}"} for n, cls in found.items()]
-    emit(as_json, {"strategies": rows}, "\n".join(f"{r['name']:<12} {r['description']}" for r in rows))
+    emit(as_json, {"strategies": rows}, "\n".join(f"{r['name']:<12} {r['description']}" for r in rows)
+         + ("" if as_json else "\n\noptions of one: promptsearch strategies NAME"))
 
 
 @click.command("eval")
@@ -58,13 +81,16 @@ def strategies(as_json, quiet):
 @click.option("--check", is_flag=True, help="With --artifact: exit 1 unless the recorded score reproduces (same data) "
                                            "or shows no significant drop (new data).")
 @click.option("--allow-other-model", is_flag=True, help="With --artifact: score on a model whose weights differ from the recorded ones.")
+@examples_options
 @model_options
 @reporting
-def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos, artifact_file, check, allow_other_model, model, model_name,
-          concurrency, scoring, timeout, device, dtype, chat, batch_size, as_json, quiet):
+def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos, artifact_file, check, allow_other_model,
+          n_examples, errors, model, model_name, concurrency, scoring, timeout, device, dtype, chat, batch_size, as_json, quiet):
     """Score one prompt on a task split: metric, n and 95% CI."""
     setup(quiet)
     if artifact_file:
+        if n_examples is not None or errors:
+            raise PromptSearchError("--examples/--errors show a prompt's outputs with --prompt or --prompt-file, not --artifact")
         if prompt or prompt_file or label_words or limit or chat or calibrate or demos:
             raise PromptSearchError("--artifact scores the prompt, label words, options and chat mode it records, on the whole "
                                     "split; drop --prompt/--prompt-file/--label-words/--calibrate/--demos/--limit/--chat")
@@ -78,7 +104,7 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
     split = split or "dev"
     from ..candidate import Candidate
     from ..metrics import summarize
-    from ..models import load_model
+    from ..models import load_model, scoring_note
     from ..scoring import Scorer
     from ..task import load_task
     from ..template import validate
@@ -121,12 +147,17 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
            **cand.options(),
            "model": scorer.model.name, "seconds": round(seconds, 3), "load_seconds": round(loaded - started, 3),
            "examples_per_second": round(len(examples) / seconds, 2) if seconds else None,
-           "scoring": loaded_model.capabilities.describe(),
-           "results": [{"id": ex.id, "prediction": r.prediction, "label_logprobs": list(r.label_logprobs)}
-                       for ex, r in zip(examples, results)] if t.kind == "classification" else None}
+           "scoring": scoring_note.describe(loaded_model),
+           "results": example_rows(t, examples, results, words or t.label_words)}  # every task kind (#30)
     if getattr(loaded_model, "stats", None) is not None:
         out["served"] = dict(loaded_model.stats)
+    if scoring_note.note(loaded_model):
+        out["scoring_note"] = scoring_note.note(loaded_model)
     text = f"{t.name} {split}: {score.metric} {score}\nprompt: {one_line(prompt)}{options_note(out)}"
+    if out.get("scoring_note"):
+        text += f"\nnote: {out['scoring_note']}"
+    if n_examples is not None or errors:
+        text += "\n\n" + render(out["results"], pick(out["results"], n_examples, errors), f"{split} outputs")
     emit(as_json, out, text)
 
 
@@ -150,14 +181,22 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
                    "Default: bandit for the default chain, even when --strategy is given.")
 @click.option("--option", "-o", "options", multiple=True, help="Strategy option STRATEGY.PARAM=VALUE (repeatable).")
 @click.option("--seed-prompt", default=None, help="Starting prompt (default: the task's).")
-@click.option("--max-candidates", type=click.IntRange(1), default=None, help="Budget: candidates scored.")
-@click.option("--max-evals", type=click.IntRange(1), default=None, help="Budget: example-evaluations (forward passes).")
-@click.option("--max-seconds", type=click.FloatRange(1), default=None, help="Budget: wall time.")
+@click.option("--max-candidates", type=click.IntRange(1), default=None,
+              help=f"Budget: candidates scored [default: {BUDGET['max_candidates']}].")
+@click.option("--max-evals", type=click.IntRange(1), default=None,
+              help=f"Budget: example-evaluations (forward passes) for the search [default: {BUDGET['max_evals']}]. The final "
+                   "check (the --final-check best on all of dev) always finishes, so the total can go past it.")
+@click.option("--max-seconds", type=click.FloatRange(1), default=None,
+              help=f"Budget: wall time [default: {BUDGET['max_seconds']}]. The search stops early enough for the final "
+                   "check and the test scores at the speed measured so far.")
 @click.option("--max-tokens", type=click.IntRange(1), default=None,
               help="Budget: tokens of the texts scored (rendered prompt + input per evaluation), what a served model bills.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-racing", is_flag=True, help="Score every candidate on all of dev (for comparison).")
-@click.option("--top-k", type=click.IntRange(1), default=3, show_default=True, help="Candidates checked on all of dev at the end.")
+@click.option("--final-check", "top_k", type=click.IntRange(1), default=None,
+              help=f"How many of the best candidates are checked on all of dev at the end [default: {FINAL_CHECK}].")
+# the old spelling, easily read as served "top-k" scoring (#30): still accepted, hidden, with a note
+@click.option("--top-k", "top_k_old", type=click.IntRange(1), default=None, hidden=True)
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory (default: runs/TASK-TIME).")
 @click.option("--resume", type=click.Path(file_okay=False), default=None, help="Continue an interrupted run.")
 @click.option("--executor", type=click.Choice(["local", "in-process", "ray", "http"]), default=None,
@@ -172,11 +211,16 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
 @model_options
 @reporting
 def run(task, objective, extend, compare, strategy_names, schedule, options, seed_prompt, max_candidates, max_evals, max_seconds, max_tokens, seed, no_racing, top_k,
-        out, resume, executor, workers, worker_threads, ray_address, proposer, model, model_name, concurrency, scoring,
+        top_k_old, out, resume, executor, workers, worker_threads, ray_address, proposer, model, model_name, concurrency, scoring,
         timeout, device, dtype, chat, batch_size, as_json, quiet):
     """Search prompts for a task and print the best ones with dev and test scores."""
     setup(quiet)
     stop_on_sigterm()
+    if top_k_old is not None:
+        if top_k is not None:
+            raise PromptSearchError("--top-k is the old name of --final-check; give one of them")
+        click.echo("note: --top-k is deprecated (not served top-k scoring): use --final-check", err=True)
+        top_k = top_k_old
     from .. import runner
     from ..store import default_run_dir
     from ..strategy import parse_options
@@ -228,10 +272,19 @@ def executor_config(kind: str, workers: int, threads: int, address: str | None) 
 
 
 def render_summary(s: dict) -> str:
+    """A finished run as text; it ends with why the search stopped (#30)."""
+    from ..search.stopping import stop_line
+
     if s.get("multitask"):
         from ..multitask_report import render_summary as render_multitask
 
-        return render_multitask(s)
+        text = render_multitask(s)
+    else:
+        text = render_single(s)
+    return text + (f"\n{stop_line(s)}" if stop_line(s) else "")
+
+
+def render_single(s: dict) -> str:
     best, seed = s["best"], s["seed"]
     lines = [f"task {s['task']} ({s['metric']}), run {s.get('run_dir', '')}", "", "best prompt:"]
     lines += members_lines(best) or ["    " + line for line in best["prompt"].split("\n")]
@@ -245,9 +298,10 @@ def render_summary(s: dict) -> str:
               f"seed prompt: {one_line(seed['prompt'])}",
               f"  dev  {fmt_score(seed['dev'])}", f"  test {fmt_score(seed['test'])}",
               f"improvement on test: {s['improvement']['test']:+.3f}{paired_note(s.get('paired_test'))}", "",
-              render_board(s["leaderboard"])]
-    used = s["budget_used"]
-    lines.append(f"\nbudget used: {used['candidates']} candidates, {used['evals']} example-evaluations, {used['seconds']:.0f} s")
+              render_board(s["leaderboard"], "the blend of dev score and ratings" if s.get("refine") else "the dev score")]
+    lines.append("\n" + budget_line(s))
+    if s.get("scoring_note"):
+        lines.append(f"note: {s['scoring_note']}")
     return "\n".join(lines)
 
 
@@ -258,8 +312,9 @@ def paired_note(test: dict | None) -> str:
     return f" ({test['test']} p={format_p(test['p_value'])}, {test['detail']})" if test else ""
 
 
-def render_board(rows: list[dict]) -> str:
-    out = [f"{'#':>2}  {'dev':<32} {'strategy':<11} prompt"]
+def render_board(rows: list[dict], what: str = "the dev score") -> str:
+    out = [RANKED_BY.format(what=what) + "; `show --full --rank N` prints a prompt whole",
+           f"{'#':>2}  {'dev':<32} {'strategy':<11} prompt"]
     for r in rows:
         words = f"  [{'/'.join(r['label_words'])}]" if r.get("label_words") else ""
         soft = " (soft)" if r.get("soft") else ""
@@ -273,9 +328,14 @@ def render_board(rows: list[dict]) -> str:
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--lineage", "show_lineage", is_flag=True, help="Show how the best prompt was derived.")
 @click.option("--top", type=click.IntRange(1), default=10, show_default=True)
+@click.option("--rank", type=click.IntRange(1), default=None, help="With --full or --examples: the prompt at this rank (default: the best).")
+@click.option("--full", is_flag=True, help="Print one prompt whole (not cut to a line), with its label words and scoring options.")
+@click.option("--split", type=click.Choice(["dev", "test"]), default="dev", show_default=True,
+              help="With --examples/--errors: whose outputs (test: only the best and the seed were scored there).")
+@examples_options
 @reporting
-def show(run_dir, show_lineage, top, as_json, quiet):
-    """Print the leaderboard of a finished or interrupted run."""
+def show(run_dir, show_lineage, top, rank, full, split, n_examples, errors, as_json, quiet):
+    """Print the leaderboard of a finished or interrupted run (--full, --examples: one prompt in detail)."""
     from ..store import RunStore
 
     store = RunStore.open(run_dir)
@@ -298,4 +358,31 @@ def show(run_dir, show_lineage, top, as_json, quiet):
         text += "\n\nlineage of the best prompt (newest first):\n" + "\n".join(
             f"  {c['strategy']:<11} {one_line(c.get('edit') or '-', 28):<28} {one_line(c['prompt'], 70)}{options_note(c)}"
             + "".join(f"\n  {'':<11} {'  with':<28} {one_line(m, 70)}" for m in c.get("mates", ())) for c in chain)
+    if full or rank or n_examples is not None or errors:
+        text = show_one(store, summary, store.leaderboard(), rank, full, split, n_examples, errors, out, text)
     emit(as_json, out, text)
+
+
+def show_one(store, summary, board, rank, full, split, n_examples, errors, out: dict, text: str) -> str:
+    """`show --rank/--full/--examples`: one prompt of the run whole, and its per-example outputs (#30).
+    Adds ``prompt`` (and ``examples``) to the JSON ``out``; returns the text to print instead of ``text``."""
+    from .. import runner
+    from ..format import full_prompt_lines
+    from ..outputs import pick, render
+    from ..run_outputs import candidate_outputs
+
+    if rank and rank > len(board):
+        raise PromptSearchError(f"--rank {rank}: the run has {len(board)} scored prompts")
+    cand = board[rank - 1] if rank else ((summary or {}).get("best") or board[0])
+    cand = next((row for row in board if row["id"] == cand["id"]), cand)
+    where = f"rank {board.index(cand) + 1}" if cand in board else "best"
+    out["prompt"] = cand
+    lines = [f"prompt at {where} of {store.dir} (id {cand['id']}, {cand.get('strategy', 'seed')}):"]
+    lines += full_prompt_lines(cand) if full else ["    " + one_line(cand["prompt"]) + options_note(cand)]
+    if not full and (n_examples is None and not errors):
+        return text + "\n\n" + "\n".join(lines)
+    if n_examples is not None or errors:
+        task = runner.load_task_of(runner.read_config(store))
+        rows = out["examples"] = candidate_outputs(store, task, cand, split)
+        lines += ["", render(rows, pick(rows, n_examples, errors), f"{split} outputs")]
+    return "\n".join(lines)

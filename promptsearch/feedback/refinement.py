@@ -140,6 +140,12 @@ def explanation(store: RunStore, task, scorer: BlendedScorer) -> dict:
                    ratings, meta["weight"], parent.dir)
 
 
+def tried(board, instruction: str) -> int:
+    """How many scored candidates carry this comment edit: an announced edit shows whether it was tried."""
+    return sum(any(part.split(":", 1)[-1] == instruction for part in c.edit.split("+") if part.startswith("feedback"))
+               for c, _, _ in board)
+
+
 def explain(board, order, scorer: BlendedScorer, task, estimates, edits, model, ratings, weight, parent_dir) -> dict:
     """How the ranking moved: each prompt's old and new rank, raw dev metric, rating, blend, and why.
     ``board``: (candidate, dev examples scored, blended score), ranked; ``order``: the racing dev order."""
@@ -173,7 +179,7 @@ def explain(board, order, scorer: BlendedScorer, task, estimates, edits, model, 
     test = scorer.details(task, best, list(task.test))
     old_best = min(estimates, key=lambda r: r["rank"])
     return {"parent": str(parent_dir), "weight": weight, "ratings": len(ratings), "predictor": model.describe(),
-            "edits": [e.to_json() for e in edits], "moves": moves,
+            "edits": [{**e.to_json(), "tried": tried(board, e.instruction)} for e in edits], "moves": moves,
             "best": {"prompt": best.prompt, "dev": full["dev"], "test": test["dev"], "rating": 1 + 4 * full["rating"],
                      "blended": board[0][2]},
             "parent_best": {"prompt": old_best["prompt"], "dev": (old_best.get("dev") or {}).get("score"),

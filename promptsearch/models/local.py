@@ -242,12 +242,19 @@ def tokenizer_start_ids(tokenizer) -> list[int]:
     return []
 
 
+def cache_note(gguf: str, cached: Path) -> str:
+    """The one line said before a GGUF is first dequantised: what is written, how big, where, and how to move it."""
+    size = "about 540 MB" if gguf == EMBEDDED_FILE else "about 4 bytes a parameter"
+    return (f"first load of {gguf}: dequantising it once (~20 s) and caching the fp32 weights ({size}) in {cached}; "
+            "later loads read that copy (set PROMPTSEARCH_CACHE to put it elsewhere)")
+
+
 def _dequantise_to_cache(directory: Path, gguf: str, cached: Path) -> None:
     """Dequantise a GGUF once and save it as a plain HF folder (GGUF models refuse save_pretrained)."""
     from safetensors.torch import save_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    log.info("dequantising %s once; later loads read %s", gguf, cached)
+    log.warning("%s", cache_note(gguf, cached))  # before ~20 s of work and half a gigabyte on disk (#30)
     tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=gguf, trust_remote_code=False)
     model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=gguf, trust_remote_code=False)
     tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")

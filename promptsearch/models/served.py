@@ -76,9 +76,11 @@ class ServedModel(Model):
         probes = model.stats["probe_requests"]
         model = cls(pool, model_id, engine, dialect, late, model.cache, top_k=top_k, context_length=context_length)
         model.stats["probe_requests"] = probes
-        log.info("model %s on %s: %s", model_id, ", ".join(pool.urls), model.capabilities.describe())
-        if dialect not in d.EXACT:
-            log.warning("scoring: %s", model.capabilities.describe())
+        from .scoring_note import describe
+
+        log.info("model %s on %s: %s", model_id, ", ".join(pool.urls), describe(model))
+        if dialect not in d.EXACT or late:  # the README's promise: one line when scoring is less than exact
+            log.warning("scoring: %s", describe(model))
         return model
 
     def _probe_dialect(self) -> str:

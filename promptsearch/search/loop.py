@@ -23,7 +23,7 @@ from ..metrics import summarize
 from ..results import ExampleResult
 from ..stats import outcomes, paired_test
 from ..strategy import SearchContext, Strategy
-from . import bandit
+from . import bandit, stopping
 from .budget import Budget
 from .racing import Racing, dev_order
 
@@ -295,12 +295,14 @@ class Search:
             seed = self.start_candidate()
             self._limits = self._stage_limits(max(1, len(self.strategies)))
             self.tell([seed])
+            warning = stopping.warn_no_room(self)  # #30: a run the limits leave no room in says so at once
             if self.schedule == "bandit":
                 self._run_bandit()
             else:
                 self._run_stages()
+            stopped = stopping.stop_fields(self, warning)  # before the final check, which runs past the limits
             self._limits = (math.inf,) * 4  # the final full-dev check always finishes
-            return self._finish(seed)
+            return {**self._finish(seed), **stopped}
         finally:
             if self._bar is not None:
                 self._bar.close()

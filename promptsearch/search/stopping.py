@@ -1,0 +1,105 @@
+"""Why a search stopped, and the warning when its limits leave no room to search at all.
+
+A run whose budget is eaten by the seed prompt and the reserve for the final checks used to end silently
+with the seed as its best; these helpers make it say so, with the numbers, at the start and at the end.
+They read the search's public counters only (``budget``, ``trials``, ``evals_used``, ``seconds``,
+``tokens_used``, ``seconds_per_eval()``, ``final_check_evals()``, ``handovers``)."""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger(__name__)
+
+# summary["stop_reason"] -> the words the final line uses
+REASONS = {
+    "evals": "the evaluation budget (--max-evals) is spent",
+    "candidates": "the candidate limit (--max-candidates) is reached",
+    "tokens": "the token budget (--max-tokens) is spent",
+    "time": "the time limit (--max-seconds) is reached",
+    "final_reserve": "the time left is reserved for the final checks (top candidates on all of dev, best and "
+                     "seed on test) at the speed measured so far",
+    "exhausted": "the strategies had nothing new left to propose",
+}
+
+
+def budget_stop(search) -> str | None:
+    """The run-wide limit that is hit now (not a stage's share of it), or None."""
+    b = search.budget
+    if b.max_evals is not None and search.evals_used >= b.max_evals:
+        return "evals"
+    if b.max_candidates is not None and len(search.trials) >= b.max_candidates:
+        return "candidates"
+    if b.max_tokens is not None and search.tokens_used >= b.max_tokens:
+        return "tokens"
+    if b.max_seconds is not None:
+        if search.seconds >= b.max_seconds:
+            return "time"
+        if search.seconds + final_reserve_seconds(search) >= b.max_seconds:
+            return "final_reserve"
+    return None
+
+
+def final_reserve_seconds(search) -> float:
+    return search.final_check_evals() * search.seconds_per_eval()
+
+
+def stop_reason(search) -> str:
+    """Why the search loop ended (called before the final checks, which always run)."""
+    return budget_stop(search) or "exhausted"
+
+
+def no_room_warning(search) -> str | None:
+    """After the seed prompt is scored: a warning with the numbers when the limits already stop the search."""
+    reason = budget_stop(search)
+    if reason is None:
+        return None
+    b, used = search.budget, search.evals_used
+    head = f"the limits leave no room to search: after the seed prompt ({used} example-evaluations, {search.seconds:.0f} s)"
+    if reason == "evals":
+        return f"{head} the evaluation budget of {b.max_evals} is spent; raise --max-evals well above {used}"
+    if reason == "candidates":
+        return f"{head} the candidate limit of {b.max_candidates} is reached; raise --max-candidates"
+    if reason == "tokens":
+        return f"{head} the token budget of {b.max_tokens} is spent ({search.tokens_used} tokens); raise --max-tokens"
+    need, spent = final_reserve_seconds(search), search.seconds
+    return (f"{head} the final checks still need about {search.final_check_evals()} example-evaluations "
+            f"(~{need:.0f} s at {search.seconds_per_eval():.2f} s each), so --max-seconds {b.max_seconds:g} leaves "
+            f"nothing for the strategies; raise it to well over {spent + need:.0f} s")
+
+
+def warn_no_room(search) -> str | None:
+    """Log the no-room warning (the CLI shows it on stderr as the run starts) and return it for the summary."""
+    warning = no_room_warning(search)
+    if warning:
+        bar = getattr(search, "_bar", None)
+        if bar is not None:  # on a line of its own, not glued to the progress bar (it redraws on its next update)
+            bar.clear()
+        log.warning(warning)
+    return warning
+
+
+def stop_fields(search, warning: str | None = None) -> dict:
+    """What the summary records about stopping, taken when the search loop ends (before the final checks):
+    the reason, the start warning if there was one, which strategies really spent evaluations, and the
+    evaluations spent so far (the budget line tells them from what the final checks add past the budget)."""
+    stages, reason = list(search.handovers), stop_reason(search)
+    out = {"stop_reason": reason, "stop_detail": REASONS[reason], "stages": stages,
+           "strategies_run": [s["strategy"] for s in stages if s.get("evals", 0) > 0],
+           "search_evals": search.evals_used}
+    if warning:
+        out["no_room_warning"] = warning
+    return out
+
+
+def stop_line(summary: dict) -> str:
+    """The last line of a run's text output: why it stopped and who searched ('' for summaries before it)."""
+    reason = summary.get("stop_reason")
+    if not reason:
+        return ""
+    ran = summary.get("strategies_run") or []
+    idle = [s["strategy"] for s in summary.get("stages") or [] if s["strategy"] not in ran]
+    who = f"strategies that spent evaluations: {', '.join(ran) if ran else 'none'}"
+    if idle:
+        who += f" (never ran: {', '.join(dict.fromkeys(idle))})"
+    return f"stopped: {REASONS.get(reason, reason)}; {who}"
