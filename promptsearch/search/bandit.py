@@ -17,6 +17,9 @@ from the start, the default never reached them on TREC), and then turns of ``PUL
 A strategy that has nothing more to propose is started again if the leader changed since it started (templates
 and clarify build on the best prompts they see at their start), else retired. Every decision depends on scores
 and counts only, so a resumed run (which replays the search on its cached scores) takes the same turns.
+
+The whole turn logic is here: ``choose`` picks the arm, ``run`` drives a Search through the turns and then its
+final strategies (the loop asks, races and charges; schedules.py has the sequential stages).
 """
 
 from __future__ import annotations
