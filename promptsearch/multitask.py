@@ -4,8 +4,9 @@ A multi-task run is an ordinary run whose task is a ``MultiTask``: its rows are 
 tagged with the task it came from, and its dev split interleaves the tasks' seeded dev orders so that
 every racing rung holds an equal share of each task. ``MultiScorer`` hands each row to the plain scorer
 with its own task, so every task keeps its own label words, metric and answer length (a candidate's
-``label_words`` stay None). ``MultiSearch`` ranks a candidate on a rung by its gain over each task's own
-seed prompt on the same rows, aggregated by the objective (``mean``, or ``min``: the worst task).
+``label_words`` stay None). ``MultiTaskObjective``, the Objective the one Search is given for such a run
+(search/objective.py), ranks a candidate on a rung by its gain over each task's own seed prompt on the same
+rows, aggregated by the objective (``mean``, or ``min``: the worst task).
 
 Adding a task (``--extend``) starts from an earlier universal prompt; its old tasks are constrained:
 a candidate that scores an old task below the 95% CI of the start prompt on the same rows ranks below
@@ -26,7 +27,7 @@ from .errors import PromptSearchError
 from .metrics import Z95, Score, summarize
 from .scoring import ExampleResult
 from .scoring.protocol import WrappedScorer
-from .search import Search
+from .search import Search, SingleTask
 from .stats import outcomes, paired_test
 from .task import Example, Task, default_seed_prompt, load_task
 
@@ -300,18 +301,35 @@ def aggregate(objective: str, gains: dict[str, float], variances: dict[str, floa
     return value, value - half, value + half
 
 
-class MultiSearch(Search):
-    """Racing and the final check for a ``MultiTask``: rungs are whole rounds of the tasks, a rung's score
-    is the objective over the tasks' gains, and the summary reports every task on its own."""
+class MultiTaskObjective(SingleTask):
+    """The objective of a ``MultiTask`` run: rungs are whole rounds of the tasks, a rung's score is the
+    objective over the tasks' gains over their own seeds (scored first, as baselines), only text prompts are
+    admitted, and the summary reports every task on its own."""
 
-    def __init__(self, task: MultiTask, scorer, *args, **kwargs):
-        super().__init__(task, scorer if isinstance(scorer, MultiScorer) else MultiScorer(scorer, task), *args, **kwargs)
-        self.dev_order = list(task.dev)  # already seeded and interleaved
-        k = len(task.parts)
-        n = len(task.dev)
-        self.rungs = sorted({min(n, math.ceil(s / k) * k) for s in self.racing.rungs(n)})
+    headline = "objective"
+
+    def __init__(self):
         self._baselines: set[tuple[str, str]] = set()  # (candidate id, task) scored or read from the log
         self._tested: set[tuple[str, str]] = set()  # (candidate id, task) logged to test.jsonl
+
+    @property
+    def task(self) -> MultiTask:
+        return self.search.task
+
+    # ---- set-up: routing, row order, rungs ------------------------------------------------------------
+    def wrap_scorer(self, scorer):
+        return scorer if isinstance(scorer, MultiScorer) else MultiScorer(scorer, self.task)
+
+    def dev_order(self, task, seed: int) -> list:
+        return list(task.dev)  # already seeded and interleaved (build_multitask)
+
+    def rungs(self, racing, n_dev: int) -> list[int]:
+        k = len(self.task.parts)  # whole rounds of the tasks, so every rung holds an equal share of each
+        return sorted({min(n_dev, math.ceil(s / k) * k) for s in racing.rungs(n_dev)})
+
+    def admit(self, candidates: list[Candidate]) -> list[Candidate]:
+        """A universal prompt is text: candidates with their own label words or a soft prompt are dropped."""
+        return [c for c in candidates if c.label_words is None and c.soft is None]
 
     # ---- baselines: each task's own seed prompt, and the start prompt of an extension --------------
     def start_candidate(self) -> Candidate:
@@ -323,60 +341,47 @@ class MultiSearch(Search):
         pairs = [(Candidate(t.seed_prompt), t) for t in self.task.parts]
         return pairs + [(start, self.task.part(n)) for n in self.task.constrained]
 
+    def before_run(self) -> None:
+        """The baselines first; then the start prompt is raced whatever they cost (it is always reported);
+        the loop then races it again as the seed, which scores nothing twice."""
+        self._score_baselines()
+        self.search.limits = (math.inf,) * 4
+        self.search.tell([self.start_candidate()])
+
     def _score_baselines(self) -> None:
         """Score the baselines on all of their task's dev once; logged, and charged whether computed now
         or read back, so a resumed run counts exactly as the first did. The start prompt is not charged
         here: it is raced on all of dev next, and counted there."""
-        start = self.start_candidate().id
+        search, start = self.search, self.start_candidate().id
         for c, t in self.baseline_candidates():
-            results = self.scorer.evaluate(t, c, t.dev)
+            results = search.scorer.evaluate(t, c, t.dev)
             if c.id != start:
-                self.charge(len(t.dev))
-            if self.store is not None and (c.id, t.name) not in self._baselines:
-                self.store.append("baselines.jsonl", {"candidate": c.to_json(), "task": t.name,
-                                                      "results": {ex.key: r.to_json() for ex, r in zip(t.dev, results)}})
+                search.charge(len(t.dev))
+            if search.store is not None and (c.id, t.name) not in self._baselines:
+                search.store.append("baselines.jsonl", {"candidate": c.to_json(), "task": t.name,
+                                                        "results": {ex.key: r.to_json() for ex, r in zip(t.dev, results)}})
             self._baselines.add((c.id, t.name))
 
-    def resume_from_log(self) -> int:
-        n = super().resume_from_log()
-        for rec in self.store.read("baselines.jsonl") if self.store else []:
-            names = [t.name for t in self.task.parts]
+    def resume(self, store) -> None:
+        names = [t.name for t in self.task.parts]
+        for rec in store.read("baselines.jsonl"):
             if isinstance(rec, dict) and rec.get("task") in names and isinstance(rec.get("results"), dict):
                 c = Candidate.from_json(rec["candidate"])
-                self.scorer.preload(self.task.part(rec["task"]), c,
-                                    {k: ExampleResult.from_json(v) for k, v in rec["results"].items()})
+                self.search.scorer.preload(self.task.part(rec["task"]), c,
+                                           {k: ExampleResult.from_json(v) for k, v in rec["results"].items()})
                 self._baselines.add((c.id, rec["task"]))
-        return n
-
-    def run(self) -> dict:
-        """The baselines first; then the start prompt is raced whatever they cost (it is always reported),
-        then the strategies as in a single-task run (the start prompt is not scored twice)."""
-        self._score_baselines()
-        self._limits = (math.inf,) * 4
-        self.tell([self.start_candidate()])
-        return super().run()
-
-    def ask(self, strategy, context, n):
-        """A universal prompt is text: candidates with their own label words or a soft prompt are dropped."""
-        fresh = super().ask(strategy, context, n)
-        return None if fresh is None else [c for c in fresh if c.label_words is None and c.soft is None]
 
     # ---- the objective ----------------------------------------------------------------------------
-    def rung_score(self, c: Candidate, results, examples):
-        score = self.objective(c, results, examples)
-        ties = [r.logprob for r in results if not math.isnan(r.logprob)]
-        return score, (sum(ties) / len(ties) if ties else math.nan)
-
-    def objective(self, c: Candidate, results, examples, penalize: bool = True) -> MultiScore:
+    def __call__(self, c: Candidate, results, examples, penalize: bool = True) -> MultiScore:
         """Gain of each task over its own seed prompt on the same rows, aggregated; an old task of an
         extension scored below the start prompt's 95% CI on the same rows makes the candidate infeasible."""
-        task = self.task
+        task, scorer = self.task, self.search.scorer
         gains, variances, detail, feasible = {}, {}, {}, True
         for name, idx in task.split_by_task(examples).items():
             part = task.part(name)
             rows = [task.rows[examples[i].key][1] for i in idx]
             mine = [results[i] for i in idx]
-            seed = self.scorer.evaluate(part, Candidate(part.seed_prompt), rows)
+            seed = scorer.evaluate(part, Candidate(part.seed_prompt), rows)
             s, b = (summarize(part.metric, rs, rows, part.label_words) for rs in (mine, seed))
             diffs = [m.score - o.score for m, o in zip(mine, seed)]
             mean = sum(diffs) / len(diffs)
@@ -384,7 +389,7 @@ class MultiSearch(Search):
             gains[name] = s.score - b.score
             detail[name] = {"score": s.to_json(), "seed": b.to_json(), "gain": gains[name]}
             if name in task.constrained:
-                before = summarize(part.metric, self.scorer.evaluate(part, self.start_candidate(), rows), rows,
+                before = summarize(part.metric, scorer.evaluate(part, self.start_candidate(), rows), rows,
                                    part.label_words)
                 detail[name]["before"] = before.to_json()
                 if s.score < before.ci_low:
@@ -394,20 +399,7 @@ class MultiSearch(Search):
         penalty = 0.0 if feasible or not penalize else step
         return MultiScore(task.metric, value - penalty, len(examples), lo - penalty, hi - penalty, value, feasible, detail)
 
-    # ---- the final check and the summary ------------------------------------------------------------
-    def final_check_evals(self) -> int:
-        return super().final_check_evals() + len(self.task.test)  # each task's seed on its test split too
-
-    def describe(self, c: Candidate, test: bool = False) -> dict:
-        size = self.trials[c.id].rung if c.id in self.trials else len(self.task.dev)
-        examples = self.dev_order[:size]
-        out = c.to_json()
-        out["dev"] = self.objective(c, self.scorer.evaluate(self.task, c, examples), examples).to_json()
-        if test:
-            out["test"] = self.objective_on_test(c).to_json()
-        return out
-
-    def objective_on_test(self, c: Candidate) -> MultiScore:
+    def on_test(self, c: Candidate) -> MultiScore:
         """The objective on the test rows (reported, never used to choose; an old task that falls below
         its CI there is shown as infeasible but not penalised). The baselines' test results are logged."""
         for t in self.task.parts:
@@ -416,20 +408,23 @@ class MultiSearch(Search):
             self.test_results(self.start_candidate(), self.task.part(name))
         rows = list(self.task.test)
         self.test_results(c, None)
-        return self.objective(c, self.scorer.evaluate(self.task, c, rows), rows, penalize=False)
+        return self(c, self.search.scorer.evaluate(self.task, c, rows), rows, penalize=False)
 
+    def final_extra_evals(self) -> int:
+        return len(self.task.test)  # each task's seed on its test split too
+
+    # ---- the summary ------------------------------------------------------------------------------
     def test_results(self, c: Candidate, part: Task | None) -> list[ExampleResult]:
         """A candidate's test results on one task (all tasks when ``part`` is None), logged once to
         ``test.jsonl`` with the task's name."""
-        parts = [part] if part is not None else list(self.task.parts)
+        store = self.search.store
         out = []
-        for t in parts:
-            results = self.scorer.evaluate(t, c, t.test)
+        for t in [part] if part is not None else list(self.task.parts):
+            results = self.search.scorer.evaluate(t, c, t.test)
             key = (c.id, t.name)
-            if self.store is not None and key not in self._tested:
-                self.store.append("test.jsonl", {"candidate": c.to_json(), "task": t.name,
-                                                 "keys": [ex.key for ex in t.test],
-                                                 "results": [r.to_json() for r in results]})
+            if store is not None and key not in self._tested:
+                store.append("test.jsonl", {"candidate": c.to_json(), "task": t.name, "keys": [ex.key for ex in t.test],
+                                            "results": [r.to_json() for r in results]})
             self._tested.add(key)
             out += results
         return out
@@ -446,7 +441,7 @@ class MultiSearch(Search):
                      "old": t.name in self.task.constrained}
             outs = {}
             for label, c in (("seed", seed), ("start", start), ("best", best)):
-                dev = self.scorer.evaluate(t, c, t.dev)
+                dev = self.search.scorer.evaluate(t, c, t.dev)
                 test = self.test_results(c, t)
                 entry[label] = {"dev": summarize(t.metric, dev, t.dev, t.label_words).to_json(),
                                 "test": summarize(t.metric, test, t.test, t.label_words).to_json()}
@@ -462,16 +457,27 @@ class MultiSearch(Search):
             rows.append(entry)
         return rows
 
-    def _finish(self, seed: Candidate) -> dict:
-        board = self._top_k_on_all_dev()
-        best = board[0].candidate
+    def report(self, best: Candidate, seed: Candidate) -> dict:
+        """The per-task rows first (they log the test results), then best and seed on the objective."""
+        task = self.task
         tasks = self.task_report(best, seed)
-        multitask = {"objective": self.task.objective, "tasks": [t.name for t in self.task.parts],
-                     "old_tasks": list(self.task.constrained),
-                     "new_tasks": [t.name for t in self.task.parts if t.name not in self.task.constrained]
-                     if self.task.constrained else []}
-        summary = self.summary(board, multitask=multitask, best=self.describe(best, test=True),
-                               seed=self.describe(seed, test=True), tasks=tasks)
-        summary["improvement"] = {s: summary["best"][s]["objective"] - summary["seed"][s]["objective"] for s in ("dev", "test")}
-        summary["paired_test"] = None  # per task, in "tasks"
-        return summary
+        multitask = {"objective": task.objective, "tasks": [t.name for t in task.parts],
+                     "old_tasks": list(task.constrained),
+                     "new_tasks": [t.name for t in task.parts if t.name not in task.constrained]
+                     if task.constrained else []}
+        return {"multitask": multitask, "best": self.search.describe(best, test=True),
+                "seed": self.search.describe(seed, test=True), "tasks": tasks}
+
+    def paired_test(self, best: Candidate, seed: Candidate) -> None:
+        return None  # per task, in "tasks"
+
+
+class MultiSearch(Search):
+    """A Search with the multi-task objective, for code that builds one by hand (the runner passes
+    ``objective=MultiTaskObjective()`` to a plain Search); it changes nothing of the loop."""
+
+    def __init__(self, task: MultiTask, scorer, *args, **kwargs):
+        super().__init__(task, scorer, *args, objective=MultiTaskObjective(), **kwargs)
+
+    def baseline_candidates(self) -> list[tuple[Candidate, Task]]:
+        return self.objective.baseline_candidates()

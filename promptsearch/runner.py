@@ -140,12 +140,15 @@ def make_strategies(config: dict) -> list:
 
 def build_search(config: dict, task, scorer, store=None, progress=False, strategies=None) -> Search:
     strategies = strategies if strategies is not None else make_strategies(config)
-    search_class = Search
+    objective = None  # the search's default: one task (search/objective.py)
     if config.get("multitask"):
-        from .multitask import MultiSearch as search_class
-    return search_class(task, scorer, strategies, Budget(**config["budget"]), seed=config["seed"], store=store,
+        from .multitask import MultiTaskObjective
+
+        objective = MultiTaskObjective()
+    return Search(task, scorer, strategies, Budget(**config["budget"]), seed=config["seed"], store=store,
                   racing=Racing(**config["racing"]), batch_size=config["proposals_per_round"],
-                  top_k=config["top_k"], progress=progress, schedule=config.get("schedule", "even"))
+                  top_k=config["top_k"], progress=progress, schedule=config.get("schedule", "even"),
+                  objective=objective)
 
 
 def run(config: dict, run_dir: str | Path, resume: bool = False, progress: bool = False, parts=None,

@@ -1,9 +1,12 @@
 """The search: one loop (loop.py) drives the strategies under a budget (budget.py), racing candidates over
-dev (racing.py), under a schedule (even, adaptive, or the bandit's turns: bandit.py). Import the public
-names from here: ``from promptsearch.search import Budget, Racing, Search``."""
+dev (racing.py), under a schedule (stages: schedules.py; the bandit's turns: bandit.py), for an Objective
+(objective.py: what the run maximises; SingleTask unless given); summary.py builds the summary. Import the
+public names from here: ``from promptsearch.search import Budget, Racing, Search``."""
 
 from .budget import Budget
-from .loop import MAX_STALLS, SCHEDULES, OutOfTime, Search
+from .loop import SCHEDULES, OutOfTime, Search
+from .objective import SingleTask
 from .racing import Racing, dev_order
+from .schedules import MAX_STALLS
 
-__all__ = ["MAX_STALLS", "SCHEDULES", "Budget", "OutOfTime", "Racing", "Search", "dev_order"]
+__all__ = ["MAX_STALLS", "SCHEDULES", "Budget", "OutOfTime", "Racing", "Search", "SingleTask", "dev_order"]

@@ -17,14 +17,23 @@ from the start, the default never reached them on TREC), and then turns of ``PUL
 A strategy that has nothing more to propose is started again if the leader changed since it started (templates
 and clarify build on the best prompts they see at their start), else retired. Every decision depends on scores
 and counts only, so a resumed run (which replays the search on its cached scores) takes the same turns.
+
+The whole turn logic is here: ``choose`` picks the arm, ``run`` drives a Search through the turns and then its
+final strategies (the loop asks, races and charges; schedules.py has the sequential stages).
 """
 
 from __future__ import annotations
 
+import logging
+import math
 from dataclasses import dataclass
 
+from .schedules import MAX_STALLS, run_stage
+
+log = logging.getLogger(__name__)
 PULL = 4  # proposals per turn after the first: small, so that the run follows the strategy that leads closely
 PATIENCE = 3  # a strategy waits at most this many turns
+FINAL_MAX_SHARE = 1 / 3  # a final strategy's reserve is kept only up to this share of max_evals
 
 
 @dataclass
@@ -58,3 +67,80 @@ def choose(arms: list[Arm], leader_arm: int | None, turn: int) -> int | None:
     if leader_arm in live:
         return leader_arm
     return min(live, key=lambda i: (arms[i].last, i))  # no strategy leads: round robin
+
+
+def run(search) -> None:
+    """The bandit schedule on a Search: strategies take turns (``choose`` says who goes), a first turn of a
+    whole round of proposals (``batch_size``, as a stage would start), then turns of ``PULL``. Final strategies
+    (ensemble) are not arms: they run last, as stages, on what the others found, in the budget they reserve."""
+    strategies = search.strategies
+    finals = affordable_finals(search)
+    arm_ids = [i for i, s in enumerate(strategies) if not s.final]
+    search.limits = arm_limits(search, [strategies[i] for i in finals])
+    arms = [Arm(strategies[i].name) for i in arm_ids]
+    contexts = [search.context(i) for i in arm_ids]
+    owner: dict[str, int] = {}  # candidate id -> the arm that proposed it
+    turn = 0
+    while not search.exhausted():
+        leader = search.leaderboard()[0].candidate.id
+        i = choose(arms, owner.get(leader), turn)
+        if i is None:
+            break
+        arm, strategy, ctx = arms[i], strategies[arm_ids[i]], contexts[i]
+        if arm.started_on is None:
+            strategy.start(ctx)
+            arm.started_on = leader
+        size = search.batch_size if arm.pulls == 0 else PULL
+        fresh = search.ask(strategy, ctx, size)
+        if fresh is None and arm.started_on != leader:  # done, but the leader moved on: begin again from it
+            strategy.start(ctx)
+            arm.started_on = leader
+            fresh = search.ask(strategy, ctx, size)
+        if fresh is None:
+            arm.retired = True
+            continue
+        arm.empty = 0 if fresh else arm.empty + 1
+        arm.retired = arm.empty >= MAX_STALLS
+        if not fresh:
+            continue
+        before = search.evals_used
+        owner.update((c.id, i) for c in fresh)
+        search.turn(strategy, ctx, fresh)
+        arm.pulls, arm.last, arm.evals = arm.pulls + 1, turn, arm.evals + search.evals_used - before
+        turn += 1
+        now = search.leaderboard()[0].candidate.id
+        arm.leads += now != leader and owner.get(now) == i
+    search.handovers = [a.to_json() for a in arms] + [
+        {"strategy": s.name, "evals": 0, "final": True, "skipped": "budget"}
+        for i, s in enumerate(strategies) if s.final and i not in finals]
+    for k, i in enumerate(finals):
+        search.limits = search.stage_limits(len(finals) - k)
+        before = search.evals_used
+        run_stage(search, strategies[i], search.context(i))
+        search.handovers.append({"strategy": strategies[i].name, "evals": search.evals_used - before, "final": True})
+
+
+def affordable_finals(search) -> list[int]:
+    """The final strategies whose reserve fits: at most FINAL_MAX_SHARE of the evaluation budget (a reserve
+    above that would starve the strategies that find the prompts a final one combines)."""
+    out, room = [], math.inf if search.budget.max_evals is None else FINAL_MAX_SHARE * search.budget.max_evals
+    for i, strategy in enumerate(search.strategies):
+        if not strategy.final:
+            continue
+        need = strategy.reserve(search.task)
+        if need > room:
+            log.info("%s: skipped; it needs %d example-evaluations, more than %.0f%% of the budget",
+                     strategy.name, need, 100 * FINAL_MAX_SHARE)
+            continue
+        out.append(i)
+        room -= need
+    return out
+
+
+def arm_limits(search, finals: list) -> tuple[float, float, float, float]:
+    """The arms' limits: all of the budget but the finals' reserve -- the evaluations they ask for, and of the
+    other limits what an adaptive stage leaves each later stage (loop.RESERVE_SHARE)."""
+    limits = search.stage_limits(1 + len(finals), adaptive=True)
+    if search.budget.max_evals is None:
+        return limits
+    return (limits[0], search.budget.max_evals - sum(f.reserve(search.task) for f in finals), *limits[2:])

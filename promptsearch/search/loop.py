@@ -6,6 +6,10 @@ Racing (successive halving, asynchronous as in ASHA): a new candidate is scored 
 only while it ranks in the top 1/eta of all candidates scored at that size. Prefixes are nested, so
 a promotion scores only the new examples. The final top-k are scored on all of dev, the winner
 (and the seed prompt) on test once: test never steers the search.
+
+What the run maximises -- rows and rungs, rung score, baselines, admitted candidates, the summary's own
+fields -- is the Objective it is given (objective.py: one task by default, multitask.py for several). Who
+proposes next is the schedule's (schedules.py: stages; bandit.py: turns); the summary is built in summary.py.
 """
 
 from __future__ import annotations
@@ -14,21 +18,19 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict
 
 from .. import template
 from ..candidate import Candidate, Trial
 from ..errors import TooLongError
-from ..metrics import summarize
 from ..results import ExampleResult
-from ..stats import outcomes, paired_test
 from ..strategy import SearchContext, Strategy
-from . import bandit, stopping
+from . import bandit, schedules, stopping
 from .budget import Budget
-from .racing import Racing, dev_order
+from .objective import SingleTask
+from .racing import Racing
+from .summary import build, describe, finish
 
 log = logging.getLogger(__name__)
-MAX_STALLS = 5
 SCHEDULES = ("even", "adaptive", "bandit")
 # The adaptive schedule: a stage that has not raised the run's best over its last STALL_SHARE of the budget's
 # example-evaluations (and at least STALL_MIN_CANDIDATES first rungs) hands over; every later stage keeps
@@ -36,7 +38,6 @@ SCHEDULES = ("even", "adaptive", "bandit")
 STALL_SHARE = 0.25
 STALL_MIN_CANDIDATES = 8  # one round of proposals: a stage is not judged on fewer new prompts
 RESERVE_SHARE = 0.15
-FINAL_MAX_SHARE = 1 / 3  # the bandit schedule keeps a final strategy's reserve only up to this share of max_evals
 STALL_GAIN_EXAMPLES = 2  # a gain is the best's metric up by this many examples' worth of its rung, not a one-row flip
 STALL_EVALS_WITHOUT_LIMIT = 25  # first-rung candidates, when only time or candidates are limited
 CHUNK_BATCHES = 4  # a rung is scored in chunks of this many scorer batches, checking the clock between them
@@ -52,24 +53,28 @@ class Search:
     ``schedule`` says how the budget is shared: ``even`` gives each stage an even share of what is left;
     ``adaptive`` lets a stage spend all but a reserve for the stages after it, and ends it once it stalls
     (no gain of the run's best over its last ``STALL_SHARE`` of the budget), handing what it did not
-    spend to the next; ``bandit`` lets the strategies take turns, the one that leads the run going again
-    (bandit.py). All depend only on scores and counts, so a resumed run replays them exactly.
+    spend to the next (schedules.py); ``bandit`` lets the strategies take turns, the one that leads the run
+    going again (bandit.py). All depend only on scores and counts, so a resumed run replays them exactly.
 
+    ``objective`` (objective.py) is what the run maximises; ``SingleTask`` unless given.
     ``ask``/``tell`` are public so a user can drive the loop by hand; ``run`` does it all."""
 
     def __init__(self, task, scorer, strategies: list[Strategy], budget: Budget, seed: int = 0,
                  store=None, racing: Racing | None = None, batch_size: int = 8, top_k: int = 3,
-                 progress: bool = False, schedule: str = "even"):
+                 progress: bool = False, schedule: str = "even", objective=None):
         if schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
         self.schedule = schedule
         self._stall: list | None = None  # adaptive, in a stage that may hand over: [best key, evals at last gain]
         self.handovers: list[dict] = []  # per stage: its strategy, evals spent, and whether it stalled
-        self.task, self.scorer, self.strategies, self.budget = task, scorer, strategies, budget
+        self.objective = objective or SingleTask()
+        self.objective.bind(self)
+        self.task, self.strategies, self.budget = task, strategies, budget
+        self.scorer = self.objective.wrap_scorer(scorer)
         self.seed, self.store, self.batch_size, self.top_k = seed, store, batch_size, top_k
         self.racing = racing or Racing()
-        self.dev_order = dev_order(task, seed)
-        self.rungs = self.racing.rungs(len(task.dev))
+        self.dev_order = self.objective.dev_order(task, seed)
+        self.rungs = self.objective.rungs(self.racing, len(task.dev))
         self.trials: dict[str, Trial] = {}
         self.scored: dict[str, int] = {}  # candidate id -> dev prefix scored
         self.per_example: dict[str, int] = {}  # candidate id -> evaluations an example costs (ensembles: k)
@@ -78,7 +83,8 @@ class Search:
         self._once_paid: set[tuple] = set()  # keys of the options' once-only rows charged (scorer.once_costs)
         self.elapsed_before = 0.0
         self.started = time.monotonic()
-        self._limits = self._stage_limits(1)  # the whole budget, also for a user driving ask/tell by hand
+        # the limits the current stage (or turn) runs under; the whole budget, also for a user driving ask/tell
+        self.limits = self.stage_limits(1)
         self._bar = None
         self._progress = progress
         self.rejected: set[str] = set()  # candidates dropped as too long for the model
@@ -99,7 +105,7 @@ class Search:
         self._tick(n)
 
     def exhausted(self) -> bool:
-        max_c, max_e, max_s, max_t = self._limits
+        max_c, max_e, max_s, max_t = self.limits
         return (len(self.trials) >= max_c or self.evals_used >= max_e or self.out_of_time(max_s)
                 or self.tokens_used >= max_t or self.stalled())
 
@@ -137,9 +143,10 @@ class Search:
     def final_check_evals(self) -> int:
         n_dev, n_test = len(self.task.dev), len(self.task.test)
         board = self.leaderboard()[: self.top_k]
-        return sum((n_dev - t.rung) * self.scorer.cost(t.candidate) for t in board) + 2 * n_test
+        return (sum((n_dev - t.rung) * self.scorer.cost(t.candidate) for t in board) + 2 * n_test
+                + self.objective.final_extra_evals())
 
-    def _stage_limits(self, stages_left: int, adaptive: bool = False) -> tuple[float, float, float, float]:
+    def stage_limits(self, stages_left: int, adaptive: bool = False) -> tuple[float, float, float, float]:
         b = self.budget
         # even: 1/stages_left of what is left; adaptive: all of it but a reserve for each later stage
         part = (1 - RESERVE_SHARE * (stages_left - 1)) if adaptive else 1 / stages_left
@@ -148,12 +155,19 @@ class Search:
         return (share(b.max_candidates, len(self.trials)), share(b.max_evals, self.evals_used),
                 share(b.max_seconds, self.seconds), share(b.max_tokens, self.tokens_used))
 
+    _stage_limits = stage_limits  # the name tests and older callers use
+
+    def watch_stalls(self, on: bool) -> None:
+        """Adaptive schedule: from now on (``on``) the stage ends once the run's best stalls (``stalled``)."""
+        self._stall = [None, self.evals_used] if on else None
+
     # ---- ask / tell ---------------------------------------------------------------------------
     def leaderboard(self) -> list[Trial]:
         return sorted(self.trials.values(), key=lambda t: t.sort_key(), reverse=True)
 
     def ask(self, strategy: Strategy, context: SearchContext, n: int) -> list[Candidate] | None:
-        """Up to n new candidates from the strategy (known ones dropped); None when it is done."""
+        """Up to n new candidates from the strategy (known ones and those the objective does not admit
+        dropped); None when it is done."""
         proposals = strategy.propose(context, n)
         if not proposals:
             return None
@@ -162,7 +176,7 @@ class Search:
             if c.id not in self.trials and c.id not in self.rejected and c.id not in seen:
                 seen.add(c.id)
                 fresh.append(c)
-        return fresh
+        return self.objective.admit(fresh)
 
     def tell(self, candidates: list[Candidate]) -> list[Trial]:
         """Race each candidate up the rungs; returns their trials (best first)."""
@@ -202,7 +216,7 @@ class Search:
             return
         fresh = [c for c in candidates if c.id not in self.trials and c.id not in self.rejected]
         first = self.rungs[0]
-        room, evals_left = self._limits[0] - len(self.trials), self._limits[1] - self.evals_used
+        room, evals_left = self.limits[0] - len(self.trials), self.limits[1] - self.evals_used
         for i, c in enumerate(fresh):  # in order, while the budget allows each one's first rung
             evals_left -= first * self.scorer.cost(c)
             if i >= room or evals_left < 0:
@@ -223,12 +237,12 @@ class Search:
         examples = self.dev_order[:size]
         # With a time limit, score a long rung in chunks and check the clock between them. Without one, one
         # call: the scorer then batches the rung exactly as before (same floats, same ties).
-        chunk = CHUNK_BATCHES * getattr(self.scorer, "batch_size", 16) if self._limits[2] < math.inf else size
+        chunk = CHUNK_BATCHES * getattr(self.scorer, "batch_size", 16) if self.limits[2] < math.inf else size
         try:
             for end in range(done + chunk, size, chunk):  # the time limit holds within a long rung too
                 self.scorer.evaluate(self.task, c, examples[:end])
                 self._partial = end - done
-                if c.strategy != "seed" and self.out_of_time(self._limits[2]):  # the seed is always reported
+                if c.strategy != "seed" and self.out_of_time(self.limits[2]):  # the seed is always reported
                     raise OutOfTime
             results = self.scorer.evaluate(self.task, c, examples)
         finally:
@@ -259,9 +273,9 @@ class Search:
         return self.scorer.cost(c) * sum(model.count_tokens(template.render(c.prompt, ex.input)) for ex in examples)
 
     def rung_score(self, c: Candidate, results, examples):
-        """What racing ranks a candidate by on a dev prefix: its score (anything with ``score`` and
-        ``to_json``; multitask.py aggregates several tasks) and the tie-break, the mean gold log-likelihood."""
-        score = summarize(self.task.metric, results, examples, c.label_words or self.task.label_words)
+        """What racing ranks a candidate by on a dev prefix: the objective's score (anything with ``score``
+        and ``to_json``) and the tie-break, the mean gold log-likelihood."""
+        score = self.objective(c, results, examples)
         ties = [r.logprob for r in results if not math.isnan(r.logprob)]
         return score, (sum(ties) / len(ties) if ties else math.nan)
 
@@ -275,65 +289,42 @@ class Search:
             self.scorer.preload(self.task, cand, results)
             self._logged.add((cand.id, rec["size"]))
             self.elapsed_before = max(self.elapsed_before, rec.get("seconds", 0.0))
+        if self.store is not None:
+            self.objective.resume(self.store)
         self.started = time.monotonic()
         return len(records)
 
     def context(self, index: int) -> SearchContext:
         return SearchContext(task=self.task, scorer=self.scorer, rng=random.Random(self.seed * 1000 + index),
                              leaderboard=self.leaderboard, charge=self.charge,
-                             remaining_evals=lambda: self._limits[1] - self.evals_used, seed=self.seed,
+                             remaining_evals=lambda: self.limits[1] - self.evals_used, seed=self.seed,
                              artifacts=(self.store.dir / "artifacts") if self.store is not None else None,
                              stage_best=[t.candidate for t in self.leaderboard()[: self.top_k]])
 
     def start_candidate(self) -> Candidate:
-        """The candidate every run races first and reports as its seed."""
-        return Candidate(self.task.seed_prompt)
+        """The candidate every run races first and reports as its seed (the objective's)."""
+        return self.objective.start_candidate()
 
     def run(self) -> dict:
+        self.objective.before_run()  # e.g. a multi-task run's baselines, before the progress bar counts
         self._open_bar()
         try:
             seed = self.start_candidate()
-            self._limits = self._stage_limits(max(1, len(self.strategies)))
+            self.limits = self.stage_limits(max(1, len(self.strategies)))
             self.tell([seed])
             warning = stopping.warn_no_room(self)  # #30: a run the limits leave no room in says so at once
             if self.schedule == "bandit":
-                self._run_bandit()
+                bandit.run(self)
             else:
-                self._run_stages()
+                schedules.run_stages(self)
             stopped = stopping.stop_fields(self, warning)  # before the final check, which runs past the limits
-            self._limits = (math.inf,) * 4  # the final full-dev check always finishes
-            return {**self._finish(seed), **stopped}
+            self.limits = (math.inf,) * 4  # the final full-dev check always finishes
+            return {**finish(self, self._top_k_on_all_dev(), seed), **stopped}
         finally:
             if self._bar is not None:
                 self._bar.close()
 
-    def _run_stages(self) -> None:
-        """Schedules even and adaptive: the strategies one after another, each under its share of the budget."""
-        for i, strategy in enumerate(self.strategies):
-            left, adaptive = len(self.strategies) - i, self.schedule == "adaptive"
-            self._limits = self._stage_limits(left, adaptive)
-            # the last stage has no one to hand over to: it spends what is left
-            self._stall = [None, self.evals_used] if adaptive and left > 1 else None
-            before = self.evals_used
-            self._run_stage(strategy, self.context(i))
-            self.handovers.append({"strategy": strategy.name, "evals": self.evals_used - before,
-                                   "stalled": self._stall is not None and self.stalled()})
-            self._stall = None
-
-    def _run_stage(self, strategy: Strategy, ctx: SearchContext) -> None:
-        strategy.start(ctx)
-        stalls = 0
-        while not self.exhausted() and stalls < MAX_STALLS:
-            fresh = self.ask(strategy, ctx, self.batch_size)
-            if fresh is None:
-                break
-            if not fresh:  # only prompts scored before: give it a few more chances, then move on
-                stalls += 1
-                continue
-            stalls = 0
-            self._turn(strategy, ctx, fresh)
-
-    def _turn(self, strategy: Strategy, ctx: SearchContext, fresh: list[Candidate]) -> None:
+    def turn(self, strategy: Strategy, ctx: SearchContext, fresh: list[Candidate]) -> None:
         """Race a strategy's new candidates, tell it what came out, and show it on the progress bar."""
         if self._bar is not None:
             self._bar.set_description(strategy.name)
@@ -341,78 +332,8 @@ class Search:
         if self._bar is not None and self.trials:
             self._bar.set_postfix(best=f"{self.leaderboard()[0].score:.3f}", refresh=False)
 
-    def _run_bandit(self) -> None:
-        """Strategies take turns (bandit.py says who goes): a first turn of a whole round of proposals
-        (``batch_size``, as a stage would start), then turns of ``bandit.PULL``. Final strategies (ensemble) are
-        not arms: they run last, as stages, on what the others found, in the budget they reserve."""
-        finals = self._affordable_finals()
-        arm_ids = [i for i, s in enumerate(self.strategies) if not s.final]
-        self._limits = self._arm_limits([self.strategies[i] for i in finals])
-        arms = [bandit.Arm(self.strategies[i].name) for i in arm_ids]
-        contexts = [self.context(i) for i in arm_ids]
-        owner: dict[str, int] = {}  # candidate id -> the arm that proposed it
-        turn = 0
-        while not self.exhausted():
-            leader = self.leaderboard()[0].candidate.id
-            i = bandit.choose(arms, owner.get(leader), turn)
-            if i is None:
-                break
-            arm, strategy, ctx = arms[i], self.strategies[arm_ids[i]], contexts[i]
-            if arm.started_on is None:
-                strategy.start(ctx)
-                arm.started_on = leader
-            size = self.batch_size if arm.pulls == 0 else bandit.PULL
-            fresh = self.ask(strategy, ctx, size)
-            if fresh is None and arm.started_on != leader:  # done, but the leader moved on: begin again from it
-                strategy.start(ctx)
-                arm.started_on = leader
-                fresh = self.ask(strategy, ctx, size)
-            if fresh is None:
-                arm.retired = True
-                continue
-            arm.empty = 0 if fresh else arm.empty + 1
-            arm.retired = arm.empty >= MAX_STALLS
-            if not fresh:
-                continue
-            before = self.evals_used
-            owner.update((c.id, i) for c in fresh)
-            self._turn(strategy, ctx, fresh)
-            arm.pulls, arm.last, arm.evals = arm.pulls + 1, turn, arm.evals + self.evals_used - before
-            turn += 1
-            now = self.leaderboard()[0].candidate.id
-            arm.leads += now != leader and owner.get(now) == i
-        self.handovers = [a.to_json() for a in arms] + [
-            {"strategy": s.name, "evals": 0, "final": True, "skipped": "budget"}
-            for i, s in enumerate(self.strategies) if s.final and i not in finals]
-        for k, i in enumerate(finals):
-            self._limits = self._stage_limits(len(finals) - k)
-            before = self.evals_used
-            self._run_stage(self.strategies[i], self.context(i))
-            self.handovers.append({"strategy": self.strategies[i].name, "evals": self.evals_used - before, "final": True})
-
-    def _affordable_finals(self) -> list[int]:
-        """The final strategies whose reserve fits: at most FINAL_MAX_SHARE of the evaluation budget (a reserve
-        above that would starve the strategies that find the prompts a final one combines)."""
-        out, room = [], math.inf if self.budget.max_evals is None else FINAL_MAX_SHARE * self.budget.max_evals
-        for i, strategy in enumerate(self.strategies):
-            if not strategy.final:
-                continue
-            need = strategy.reserve(self.task)
-            if need > room:
-                log.info("%s: skipped; it needs %d example-evaluations, more than %.0f%% of the budget",
-                         strategy.name, need, 100 * FINAL_MAX_SHARE)
-                continue
-            out.append(i)
-            room -= need
-        return out
-
     def _arm_limits(self, finals: list[Strategy]) -> tuple[float, float, float, float]:
-        """The bandit's limits: all of the budget but the finals' reserve -- the evaluations they ask for, and of
-        the other limits what an adaptive stage leaves each later stage (RESERVE_SHARE)."""
-        limits = self._stage_limits(1 + len(finals), adaptive=True)
-        if self.budget.max_evals is None:
-            return limits
-        return (limits[0], self.budget.max_evals - sum(f.reserve(self.task) for f in finals), *limits[2:])
+        return bandit.arm_limits(self, finals)  # kept for callers of the old name (bandit.py owns it)
 
     def _top_k_on_all_dev(self) -> list[Trial]:
         """The final check: the top-k scored on all of dev; the leaderboard after it."""
@@ -422,45 +343,11 @@ class Search:
                 self._score(trial, full)
         return self.leaderboard()
 
-    def _finish(self, seed: Candidate) -> dict:
-        board = self._top_k_on_all_dev()
-        best = board[0].candidate
-        summary = self.summary(board, best=self.describe(best, test=True), seed=self.describe(seed, test=True))
-        summary["improvement"] = {s: summary["best"][s]["score"] - summary["seed"][s]["score"] for s in ("dev", "test")}
-        summary["paired_test"] = paired_test(self.task.metric, self.test_outcomes(seed), self.test_outcomes(best)).to_json()
-        return summary
-
     def summary(self, board: list[Trial], **parts) -> dict:
-        """What every run's summary holds, single- or multi-task: the task, ``parts`` (best, seed, per-task
-        rows...), the leaderboard, the budget and what was used of it, racing, the schedule and its stages."""
-        return {
-            "task": self.task.name, "metric": self.task.metric, **parts,
-            "leaderboard": [dict(rank=i + 1, **self.describe(t.candidate)) for i, t in enumerate(board[:10])],
-            "budget": asdict(self.budget),
-            "budget_used": {"candidates": len(self.trials), "evals": self.evals_used, "charged": self.charged,
-                            "seconds": round(self.seconds, 2), "tokens": self.tokens_used},
-            "racing": asdict(self.racing), "schedule": self.schedule, "stages": self.handovers,
-        }
-
-    def test_outcomes(self, c: Candidate) -> dict:
-        """A candidate's per-example test results, logged to ``test.jsonl`` so an export can carry them
-        (a paired comparison needs them, not just the mean)."""
-        results = self.scorer.evaluate(self.task, c, self.task.test)
-        if self.store is not None:
-            self.store.append("test.jsonl", {"candidate": c.to_json(), "keys": [ex.key for ex in self.task.test],
-                                             "results": [r.to_json() for r in results]})
-        return outcomes(results, self.task.test, c.label_words or self.task.label_words)
+        return build(self, board, **parts)
 
     def describe(self, c: Candidate, test: bool = False) -> dict:
-        size = self.trials[c.id].rung if c.id in self.trials else len(self.task.dev)
-        examples = self.dev_order[:size]
-        words = c.label_words or self.task.label_words
-        out = c.to_json()
-        out["dev"] = summarize(self.task.metric, self.scorer.evaluate(self.task, c, examples), examples, words).to_json()
-        if test:
-            results = self.scorer.evaluate(self.task, c, self.task.test)
-            out["test"] = summarize(self.task.metric, results, self.task.test, words).to_json()
-        return out
+        return describe(self, c, test)
 
     # ---- progress -----------------------------------------------------------------------------
     def _open_bar(self) -> None:

@@ -1,0 +1,84 @@
+"""What a search maximises, apart from how it searches (Optuna's ask -> objective -> tell).
+
+The loop (loop.py) proposes, races and charges; the Objective it is given says everything a kind of run
+varies: the dev rows in racing order and the rungs, the start candidate, what runs before the search
+(baselines) and what a resumed run reads back for it, which proposals are admitted, a candidate's score on
+some rows (``__call__``; racing ranks by it), what the final check adds, and the summary's own fields.
+``SingleTask`` is the default; a universal prompt's ``MultiTaskObjective`` lives in multitask.py.
+"""
+
+from __future__ import annotations
+
+from ..candidate import Candidate
+from ..metrics import summarize
+from ..stats import outcomes, paired_test
+from .racing import dev_order
+
+
+class SingleTask:
+    """One task: racing on a seeded permutation of its dev, ranked by its metric; summary with a paired test
+    of the best against the seed on test."""
+
+    headline = "score"  # the field of a score the summary's ``improvement`` subtracts
+
+    def bind(self, search) -> None:
+        """Called once by the Search it is given to (the objective reads the task, scorer and store there)."""
+        self.search = search
+
+    # ---- set-up -----------------------------------------------------------------------------------
+    def wrap_scorer(self, scorer):
+        return scorer
+
+    def dev_order(self, task, seed: int) -> list:
+        return dev_order(task, seed)
+
+    def rungs(self, racing, n_dev: int) -> list[int]:
+        return racing.rungs(n_dev)
+
+    def start_candidate(self) -> Candidate:
+        """The candidate every run races first and reports as its seed."""
+        return Candidate(self.search.task.seed_prompt)
+
+    def before_run(self) -> None:
+        """Work before the strategies start (nothing for one task)."""
+
+    def resume(self, store) -> None:
+        """Read back from the run directory what ``before_run`` logged (nothing for one task)."""
+
+    def admit(self, candidates: list[Candidate]) -> list[Candidate]:
+        """The proposals this kind of run can score."""
+        return candidates
+
+    # ---- scores -----------------------------------------------------------------------------------
+    def __call__(self, c: Candidate, results, examples):
+        """A candidate's score on these rows (anything with ``score``, ``ci_low`` and ``to_json``)."""
+        task = self.search.task
+        return summarize(task.metric, results, examples, c.label_words or task.label_words)
+
+    def on_test(self, c: Candidate):
+        """The score on the test rows (reported, never used to choose)."""
+        task = self.search.task
+        return self(c, self.search.scorer.evaluate(task, c, task.test), task.test)
+
+    def final_extra_evals(self) -> int:
+        """Evaluations the final check spends beyond the top-k on dev and best and seed on test."""
+        return 0
+
+    # ---- summary ----------------------------------------------------------------------------------
+    def report(self, best: Candidate, seed: Candidate) -> dict:
+        """The summary's parts that name candidates (in the order they are computed and written)."""
+        return {"best": self.search.describe(best, test=True), "seed": self.search.describe(seed, test=True)}
+
+    def paired_test(self, best: Candidate, seed: Candidate) -> dict | None:
+        task = self.search.task
+        return paired_test(task.metric, self.test_outcomes(seed), self.test_outcomes(best)).to_json()
+
+    def test_outcomes(self, c: Candidate) -> dict:
+        """A candidate's per-example test results, logged to ``test.jsonl`` so an export can carry them
+        (a paired comparison needs them, not just the mean)."""
+        search, task = self.search, self.search.task
+        results = search.scorer.evaluate(task, c, task.test)
+        if search.store is not None:
+            search.store.append("test.jsonl", {"candidate": c.to_json(), "keys": [ex.key for ex in task.test],
+                                               "results": [r.to_json() for r in results]})
+        return outcomes(results, task.test, c.label_words or task.label_words)

@@ -1,0 +1,42 @@
+"""The run's summary: one builder for single- and multi-task runs alike, so both carry the budget, racing,
+schedule and stages; the objective (objective.py) adds what its kind of run reports."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from ..candidate import Candidate
+
+
+def describe(search, c: Candidate, test: bool = False) -> dict:
+    """A candidate with its score on the dev rows it reached (all of dev when not raced), and on test."""
+    size = search.trials[c.id].rung if c.id in search.trials else len(search.task.dev)
+    examples = search.dev_order[:size]
+    out = c.to_json()
+    out["dev"] = search.objective(c, search.scorer.evaluate(search.task, c, examples), examples).to_json()
+    if test:
+        out["test"] = search.objective.on_test(c).to_json()
+    return out
+
+
+def build(search, board: list, **parts) -> dict:
+    """What every run's summary holds: the task, ``parts`` (best, seed, per-task rows...), the leaderboard,
+    the budget and what was used of it, racing, the schedule and its stages."""
+    return {
+        "task": search.task.name, "metric": search.task.metric, **parts,
+        "leaderboard": [dict(rank=i + 1, **search.describe(t.candidate)) for i, t in enumerate(board[:10])],
+        "budget": asdict(search.budget),
+        "budget_used": {"candidates": len(search.trials), "evals": search.evals_used, "charged": search.charged,
+                        "seconds": round(search.seconds, 2), "tokens": search.tokens_used},
+        "racing": asdict(search.racing), "schedule": search.schedule, "stages": search.handovers,
+    }
+
+
+def finish(search, board: list, seed: Candidate) -> dict:
+    """The summary after the final check (``board``: the leaderboard with the top-k on all of dev)."""
+    objective, best = search.objective, board[0].candidate
+    summary = build(search, board, **objective.report(best, seed))
+    key = objective.headline
+    summary["improvement"] = {s: summary["best"][s][key] - summary["seed"][s][key] for s in ("dev", "test")}
+    summary["paired_test"] = objective.paired_test(best, seed)
+    return summary
