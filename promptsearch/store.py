@@ -16,18 +16,22 @@ import json
 import logging
 import math
 import os
+import re
 import time
 from pathlib import Path
 
 from .errors import PromptSearchError, RunInterrupted
-from .files import read_bytes, read_json
+from .files import parse_json, read_bytes, read_json
 
 log = logging.getLogger(__name__)
 
 
 def default_run_dir(task_name: str) -> Path:
+    """runs/NAME-TIME, always inside runs/: a task's name comes from a file, so anything in it that is not a
+    letter, digit, '.', '_', '+' or '-' becomes '-' and it cannot start with a dot."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{task_name}-{stamp}"
+    safe = re.sub(r"[^A-Za-z0-9._+-]", "-", task_name).lstrip(".") or "task"
+    return Path("runs") / f"{safe[:100]}-{stamp}"
 
 
 class RunStore:
@@ -123,8 +127,8 @@ class RunStore:
             if not line.strip():
                 continue
             try:
-                rec = json.loads(line.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError):
+                rec = parse_json(line.decode("utf-8"), f"{path}:{lineno}")
+            except (UnicodeDecodeError, PromptSearchError):
                 if lineno < len(lines):
                     log.warning("%s:%d: corrupt line skipped", path, lineno)
                 continue

@@ -106,11 +106,17 @@ def add(file, name, as_json, quiet):
     from .. import artifact
     from ..registry import Registry
 
-    art = artifact.read(file)
-    raw = Path(file).read_bytes().decode("utf-8")
-    soft = (Path(file).parent / art.soft["file"]).read_bytes() if art.soft and (Path(file).parent / art.soft["file"]).exists() else None
-    if art.soft and soft is None:
-        raise PromptSearchError(f"{file}: its soft prompt's vectors ({art.soft['file']}) are not beside it")
+    from ..files import read_bytes
+
+    raw_bytes = read_bytes(file)
+    art = artifact.parse(raw_bytes, str(file))
+    raw = raw_bytes.decode("utf-8")
+    soft = None
+    if art.soft:
+        vectors = artifact.soft_path(art, file)
+        if not vectors.is_file():
+            raise PromptSearchError(f"{file}: its soft prompt's vectors ({art.soft['file']}) are not beside it")
+        soft = read_bytes(vectors)
     reg = Registry()
     v = reg.add(name, raw, soft)
     emit(as_json, {"ref": v.ref, "name": v.name, "version": v.version, "sha256": v.sha256, "registry": str(reg.path)},
@@ -208,6 +214,6 @@ def export_version(ref, out, as_json, quiet):
 
     v = Registry().get(ref)
     if v.soft is not None:
-        artifact.atomic_write(Path(out).parent / v.artifact.soft["file"], v.soft)
+        artifact.atomic_write(artifact.soft_path(v.artifact, out), v.soft)
     artifact.atomic_write(Path(out), v.text.encode("utf-8"))
     emit(as_json, {"ref": v.ref, "file": str(out), "sha256": v.sha256}, f"wrote {v.ref} to {out}")
