@@ -139,3 +139,148 @@ def test_a_task_folder_without_read_permission(task):
     finally:
         task.chmod(0o755)
     assert "cannot read (Permission denied)" in msg
+
+
+# ---- 2, 3, 5, 6. where a key goes, what a URL may hold, how much is read --------------------------
+class Recorder:
+    """A real HTTP server on 127.0.0.1 that records every request's path and headers. ``answer(path)``
+    returns (status, headers, body)."""
+
+    def __init__(self, answer):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.seen: list[tuple[str, dict]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _any(self):
+                outer.seen.append((self.path, dict(self.headers)))
+                status, headers, body = answer(self.path)
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except OSError:
+                    pass
+
+            do_GET = do_POST = _any
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+MODELS = (200, {"Content-Type": "application/json"}, b'{"data": [{"id": "m", "owned_by": "x"}]}')
+
+
+@pytest.fixture
+def elsewhere():
+    server = Recorder(lambda path: MODELS)
+    yield server
+    server.close()
+
+
+def test_a_redirect_to_another_host_is_not_followed_with_the_key(elsewhere, monkeypatch, tmp_path):
+    monkeypatch.setenv("PROMPTSEARCH_API_KEY", "sk-secret-1")
+    mover = Recorder(lambda path: (302, {"Location": elsewhere.url.replace("/v1", "") + path, "Content-Length": "0"}, b""))
+    try:
+        msg = one_line_error("eval", "--model", mover.url, "--task", "sst2-mini", "--limit", "1")
+    finally:
+        mover.close()
+    assert msg.startswith(f"server {mover.url}: HTTP 302 on /models: redirects to {elsewhere.url}/models;")
+    assert "redirects are not followed" in msg and "sk-secret" not in msg
+    assert elsewhere.seen == []  # the other host never saw the request, let alone the key
+    assert mover.seen[0][1].get("Authorization") == "Bearer sk-secret-1"  # the URL given did get it
+
+
+def test_eval_artifact_never_connects_to_the_url_it_records(elsewhere, monkeypatch, tmp_path):
+    monkeypatch.setenv("PROMPTSEARCH_API_KEY", "sk-secret-2")
+    data = json.loads(make_artifact())
+    data["model"]["spec"] = elsewhere.url
+    (tmp_path / "a.json").write_text(json.dumps(data))
+    msg = one_line_error("eval", "--artifact", tmp_path / "a.json", "--check")
+    assert "read from a file; a URL read from a file is never connected to" in msg and f"--model {elsewhere.url}" in msg
+    assert elsewhere.seen == []
+
+
+@pytest.mark.parametrize("url", ["http://user:pa55word@127.0.0.1:9/v1", "http://:pa55word@127.0.0.1:9/v1",
+                                 "http://127.0.0.1:9/v1?key=pa55word", "http://127.0.0.1:x/v1"])
+def test_credentials_in_a_url_are_refused_and_never_shown(task, tmp_path, url):
+    out = tmp_path / "run"
+    for args in (("run", "--task", task, "--model", url, "--out", out), ("eval", "--task", task, "--model", url),
+                 ("run", "--task", task, "--proposer", url, "--out", out)):
+        msg = one_line_error(*args)
+        assert "pa55word" not in msg and ("holds credentials" in msg or "query string" in msg or "http(s)" in msg
+                                          or "not a valid URL" in msg)
+    assert not out.exists()
+
+
+def test_a_redacted_url_keeps_host_and_path():
+    from promptsearch.models.urls import redact
+
+    assert redact("http://u:p@h:1/v1?k=s") == "http://***@h:1/v1?***"
+    assert redact("https://h/v1") == "https://h/v1"
+
+
+@pytest.mark.parametrize("announce", [True, False])
+def test_responses_are_capped(monkeypatch, announce):
+    from promptsearch.models import http_pool
+
+    monkeypatch.setattr(http_pool, "MAX_RESPONSE_BYTES", 1000)
+    body = b'{"data": "' + b"x" * 5000 + b'"}'
+    server = Recorder(lambda path: (200, {"Content-Length": str(len(body))} if announce else {"Connection": "close"}, body))
+    try:
+        with pytest.raises(http_pool.ServerError, match="capped"):
+            http_pool.HttpPool([server.url], retries=0).request("/models")
+    finally:
+        server.close()
+
+
+def make_run_dir(tmp_path, small_task_dir, **config):
+    """A run directory as `run` sets it up (config.json, no scored rung yet), without loading a model."""
+    from promptsearch import runner
+    from promptsearch.store import RunStore
+
+    d = tmp_path / "run"
+    RunStore.create(d, runner.make_config(task=small_task_dir, strategies=["templates"], **config))
+    return d
+
+
+def test_resume_never_joins_a_ray_address_from_config(tmp_path, small_task_dir):
+    d = make_run_dir(tmp_path, small_task_dir, executor={"kind": "ray", "workers": 2, "threads": 1, "address": "10.9.9.9:6379"})
+    before = snapshot(d)
+    msg = one_line_error("run", "--resume", d)
+    assert msg.startswith(f"{d} ran on the Ray cluster at 10.9.9.9:6379; a cluster address read from a file is never joined")
+    assert snapshot(d) == before
+
+
+def test_resume_connects_to_a_recorded_server_only_when_named(tmp_path, small_task_dir, elsewhere, monkeypatch):
+    monkeypatch.setenv("PROMPTSEARCH_API_KEY", "sk-secret-3")
+    d = make_run_dir(tmp_path, small_task_dir, model=elsewhere.url)
+    before = snapshot(d)
+    msg = one_line_error("run", "--resume", d)
+    assert "never connected to" in msg and f"--model {elsewhere.url}" in msg
+    assert elsewhere.seen == [] and snapshot(d) == before
+    msg = one_line_error("run", "--resume", d, "--model", "http://127.0.0.1:9/v1")  # another server: refused too
+    assert elsewhere.seen == [] and "never connected to" in msg
+
+
+@pytest.mark.parametrize("flag", [["--max-evals", "5"], ["--strategy", "clarify"], ["--seed", "3"], ["--task", "x"],
+                                  ["--chat"], ["--max-seconds", "60"]])
+def test_flags_that_would_change_a_resumed_run_are_refused(tmp_path, small_task_dir, flag):
+    d = make_run_dir(tmp_path, small_task_dir)
+    before = snapshot(d)
+    msg = one_line_error("run", "--resume", d, *flag)
+    assert msg.startswith(f"--resume continues the run as it was set up; drop {flag[0]} (it would change the run")
+    assert snapshot(d) == before

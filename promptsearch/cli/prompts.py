@@ -45,13 +45,15 @@ def _p(p: float) -> str:
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--rank", type=click.IntRange(1), default=1, show_default=True, help="Which prompt of the leaderboard.")
 @click.option("--output", "-o", "out", required=True, type=click.Path(dir_okay=False), help="Artifact file to write (JSON).")
+@click.option("--model", default=None, help="A served run: its server URL again, where the prompt must be scored on test "
+              "(a URL read from the run's files is never connected to).")
 @reporting
-def export(run_dir, rank, out, as_json, quiet):
+def export(run_dir, rank, out, model, as_json, quiet):
     """Write a run's best (or N-th) prompt as one self-contained artifact file."""
     from ..export import export_run
 
     setup(quiet)
-    art = export_run(run_dir, out, rank=rank)
+    art = export_run(run_dir, out, rank=rank, named=[model])
     emit(as_json, {"file": str(out), "artifact": art.to_json()} if as_json else {},
          f"wrote {out}" + (f" and {art.soft['file']}" if art.soft else "") + "\n" + "\n".join(describe(art)))
 
@@ -66,6 +68,10 @@ def eval_artifact(path, task, split, check, allow_other_model, model, device, ba
 
     art = artifact.read(path)
     spec = model if model is not None else art.model["spec"]
+    if model is None and is_served(spec):
+        from ..runner import require_named
+
+        require_named(spec, [], "model")  # never connect (with the API key) to a URL read from the artifact
     loaded = load_model(spec, device=device, dtype=art.model["dtype"], **(served or {})) if is_served(spec) else None
     monitor.check_model(art, artifact.model_fingerprint(spec, loaded=loaded), allow_other_model)
     t = load_task(task or art.task["source"], seed=art.task["seed"])

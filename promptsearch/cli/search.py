@@ -184,8 +184,7 @@ def run(task, objective, extend, compare, strategy_names, schedule, options, see
     from ..template import validate
 
     if resume:
-        if task or objective or extend or compare:
-            raise PromptSearchError("--resume continues the run as it was set up; drop --task/--objective/--extend/--compare-run")
+        refuse_changes_on_resume(click.get_current_context())
         run_dir = Path(resume)
         config = None
     else:
@@ -212,13 +211,32 @@ def run(task, objective, extend, compare, strategy_names, schedule, options, see
         run_dir = Path(out) if out else default_run_dir(name)
     try:
         chosen = executor_config(executor, workers, worker_threads, ray_address) if executor else None
-        summary = runner.run(config, run_dir, resume=bool(resume), progress=not (quiet or as_json), executor=chosen)
+        summary = runner.run(config, run_dir, resume=bool(resume), progress=not (quiet or as_json), executor=chosen,
+                             named=[model, proposer] if resume else None)
     except KeyboardInterrupt:
         click.echo(f"interrupted; nothing scored is lost. Continue with: promptsearch run --resume {run_dir}", err=True)
         sys.exit(130)
     except RunInterrupted as e:
         raise PromptSearchError(f"{e}. Continue with: promptsearch run --resume {run_dir}") from None
     emit(as_json, summary, render_summary(summary))
+
+
+# What --resume accepts besides the run directory: where scoring runs, how it reports, and the run's own server
+# URLs named again (a URL read from config.json is never connected to otherwise; runner.require_named).
+RESUME_FLAGS = {"resume", "executor", "workers", "worker_threads", "ray_address", "model", "proposer", "quiet", "as_json"}
+
+
+def refuse_changes_on_resume(ctx) -> None:
+    """A resumed run is the run as it was set up: a flag that would change it is refused in one line, not
+    silently dropped (applying it would mix two set-ups in one log)."""
+    from click.core import ParameterSource
+
+    given = [p for p in ctx.command.params if p.name not in RESUME_FLAGS
+             and ctx.get_parameter_source(p.name) not in (ParameterSource.DEFAULT, None)]
+    if given:
+        flags = "/".join(p.opts[0] for p in given)
+        raise PromptSearchError(f"--resume continues the run as it was set up; drop {flags} (it would change the run and "
+                                "is not applied), or start a new run with it")
 
 
 def executor_config(kind: str, workers: int, threads: int, address: str | None) -> dict:
