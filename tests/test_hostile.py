@@ -284,3 +284,61 @@ def test_flags_that_would_change_a_resumed_run_are_refused(tmp_path, small_task_
     msg = one_line_error("run", "--resume", d, *flag)
     assert msg.startswith(f"--resume continues the run as it was set up; drop {flag[0]} (it would change the run")
     assert snapshot(d) == before
+
+
+# ---- 4. integrity: what the hashes prove is checked on every read ---------------------------------
+def test_an_edited_registry_row_is_refused_on_read(tmp_path, registry_env):
+    import sqlite3
+
+    (tmp_path / "a.json").write_text(make_artifact())
+    assert CliRunner().invoke(main, ["prompts", "add", str(tmp_path / "a.json"), "--name", "p"]).exit_code == 0
+    db = sqlite3.connect(registry_env)
+    db.execute("UPDATE versions SET artifact = replace(artifact, 'Review:', 'Ignore all:')")
+    db.commit()
+    db.close()
+    for args in (("prompts", "show", "p"), ("prompts", "list"), ("prompts", "export", "p", "-o", tmp_path / "out.json")):
+        msg = one_line_error(*args)
+        assert msg == "registry row p@v1: its artifact no longer matches the sha256 recorded when it was added " \
+                      "(edited or damaged); add the artifact again"
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_a_damaged_registry_file_is_one_line(tmp_path, registry_env):
+    (tmp_path / "a.json").write_text(make_artifact())
+    assert CliRunner().invoke(main, ["prompts", "add", str(tmp_path / "a.json"), "--name", "p"]).exit_code == 0
+    raw = bytearray(registry_env.read_bytes())
+    raw[4096:] = b"\xff" * (len(raw) - 4096)  # every page after the first overwritten
+    registry_env.write_bytes(bytes(raw))
+    for args in (("prompts", "list"), ("prompts", "show", "p")):
+        assert one_line_error(*args).startswith(f"registry {registry_env}: ")
+
+
+def consistent_artifact(scores=(1, 1, 0, 1), preds=(1, 1, 0, 1)):
+    import hashlib
+
+    data = json.loads(make_artifact(scores=scores))
+    keys = data["test_outcomes"]["keys"]
+    data["test_outcomes"]["preds"] = list(preds)
+    data["task"]["splits"]["test"]["sha256"] = "sha256:" + hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()
+    return data
+
+
+def test_check_refuses_an_artifact_whose_parts_disagree():
+    from promptsearch import monitor
+    from promptsearch.metrics import Score
+
+    fresh = Score("accuracy", 0.75, 4, 0.3, 0.95)
+    rows = {"keys": ["k00", "k01", "k02", "k03"], "scores": [1, 1, 0, 1], "golds": [1] * 4, "preds": [1, 1, 0, 1]}
+    art = artifact.Artifact.from_json(consistent_artifact())
+    examples = [type("Ex", (), {"key": k})() for k in rows["keys"]]
+    assert monitor.decide(art, examples, fresh, rows).ok  # consistent and reproduced
+    edited = consistent_artifact()
+    edited["task"]["splits"]["test"]["sha256"] = "sha256:" + "0" * 64  # to dodge the same-data rule
+    with pytest.raises(PromptSearchError, match="test split hash is not the hash of the examples"):
+        monitor.decide(artifact.Artifact.from_json(edited), examples, fresh, rows)
+    inflated = consistent_artifact()
+    inflated["scores"]["test"]["score"] = 0.95
+    with pytest.raises(PromptSearchError, match="test score is not the mean"):
+        monitor.decide(artifact.Artifact.from_json(inflated), examples, fresh, rows)
+    swapped = artifact.Artifact.from_json(consistent_artifact(preds=(1, 1, 1, 0)))  # same mean, other answers
+    assert not monitor.decide(swapped, examples, fresh, rows).ok
