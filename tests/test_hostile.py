@@ -342,3 +342,45 @@ def test_check_refuses_an_artifact_whose_parts_disagree():
         monitor.decide(artifact.Artifact.from_json(inflated), examples, fresh, rows)
     swapped = artifact.Artifact.from_json(consistent_artifact(preds=(1, 1, 1, 0)))  # same mean, other answers
     assert not monitor.decide(swapped, examples, fresh, rows).ok
+
+
+# ---- 7. cached answers belong to the server that gave them ----------------------------------------
+def topk_server(positive: float, meta=None):
+    listing = {"data": [{"id": "same-id", "owned_by": "x", **({"meta": meta} if meta else {})}]}
+
+    def answer(path):
+        if path.endswith("/models"):
+            return 200, {}, json.dumps(listing).encode()
+        tops = {" positive": positive, " negative": -3.0}
+        return 200, {}, json.dumps({"choices": [{"text": " positive", "logprobs": {"top_logprobs": [tops]}}]}).encode()
+    return Recorder(answer)
+
+
+def test_two_servers_with_one_model_id_do_not_share_cached_answers(tmp_path):
+    from promptsearch.models.served import ServedModel
+
+    a, b = topk_server(-0.1), topk_server(-0.7)
+    try:
+        got = []
+        for server in (a, b, a):
+            model = ServedModel.connect([server.url], scoring="topk", cache_path=tmp_path / "r.sqlite", retries=0)
+            got.append(model.loglikelihoods(["Review: fine"], [[" positive"]])[0][0])
+            model.cache.close()
+        assert got == [-0.1, -0.7, -0.1]
+        assert len([p for p, _ in a.seen if p.endswith("/completions")]) == 1  # the third read came from the cache
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_redeployed_model_is_a_new_cache_identity():
+    from promptsearch.models.http_pool import HttpPool
+    from promptsearch.models.served import ServedModel
+
+    def identity(url, meta):
+        return ServedModel(HttpPool([url]), "same-id", "x", "topk", server_report={"id": "same-id", "meta": meta}).cache_identity
+
+    here = identity("http://h:1/v1", {"n_params": 135})
+    assert here == identity("http://h:1/v1", {"n_params": 135})  # the same server: its cached answers are reused
+    assert here != identity("http://h:1/v1", {"n_params": 360})  # other weights behind the same URL and id
+    assert here != identity("http://h:2/v1", {"n_params": 135})  # another server

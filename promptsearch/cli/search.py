@@ -58,9 +58,11 @@ def strategies(as_json, quiet):
 @click.option("--check", is_flag=True, help="With --artifact: exit 1 unless the recorded score reproduces (same data) "
                                            "or shows no significant drop (new data).")
 @click.option("--allow-other-model", is_flag=True, help="With --artifact: score on a model whose weights differ from the recorded ones.")
+@click.option("--cached", is_flag=True, help="With --artifact --check on a served model: take answers from the response "
+              "cache (default: ask the live server, so the check measures the model as deployed now).")
 @model_options
 @reporting
-def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos, artifact_file, check, allow_other_model, model, model_name,
+def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos, artifact_file, check, allow_other_model, cached, model, model_name,
           concurrency, scoring, timeout, device, dtype, chat, batch_size, as_json, quiet):
     """Score one prompt on a task split: metric, n and 95% CI."""
     setup(quiet)
@@ -70,11 +72,12 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
                                     "split; drop --prompt/--prompt-file/--label-words/--calibrate/--demos/--limit/--chat")
         from .prompts import eval_artifact
 
-        served = {"model_name": model_name, "concurrency": concurrency, "scoring": scoring, "timeout": timeout}
+        served = {"model_name": model_name, "concurrency": concurrency, "scoring": scoring, "timeout": timeout,
+                  "cache": cached or not check}
         return eval_artifact(artifact_file, task, split or "test", check, allow_other_model, model, device, batch_size,
                              as_json, quiet, served)
-    if check or allow_other_model:
-        raise PromptSearchError("--check and --allow-other-model go with --artifact FILE")
+    if check or allow_other_model or cached:
+        raise PromptSearchError("--check, --allow-other-model and --cached go with --artifact FILE")
     split = split or "dev"
     from ..candidate import Candidate
     from ..metrics import summarize
