@@ -45,6 +45,7 @@ DEFAULTS = {
     "served": {"model_name": None, "concurrency": 4, "scoring": "auto", "timeout": 120.0},
     "proposer": None,  # the model that writes text for the search (default: the scored model)
     "multitask": None,  # a universal prompt for several tasks: {"tasks", "objective", "extend", "compare"} (multitask.py)
+    "data": None,  # {split: content hash} of the data the run started on; a resume on changed data is refused
 }
 
 
@@ -206,15 +207,41 @@ def run(config: dict, run_dir: str | Path, resume: bool = False, progress: bool 
                 raise PromptSearchError(f"--model {given}: not this run's model ({config.get('model') or 'the embedded one'}); "
                                         "a resumed run keeps its model")
     strategies = make_strategies(config)  # bad names and options fail before the slow model load
-    task = None
-    if not resume:
-        if parts is None:
-            task = load_task_of(config)  # a bad task file stops here, before the run directory is written
+    task = parts[0] if parts is not None else load_task_of(config)  # a bad task file stops here, before anything is written
+    if resume:
+        check_same_data(config, task, store)
+    else:
+        config = {**config, "data": data_hashes(task)}
         store = RunStore.create(run_dir, config)
     with store.locked():  # before anything is repaired or appended: one writer per run directory
         if resume:
             store.repair()
         return _load_and_run(config, run_dir, store, strategies, resume, progress, parts or load_parts(config, task, named))
+
+
+def data_hashes(task) -> dict:
+    """Content hash of each split the run reads (artifact.split_hash: independent of row order)."""
+    from .artifact import split_hash
+
+    return {s: split_hash(task.split(s)) for s in ("train", "dev", "test")}
+
+
+def check_same_data(config: dict, task, store: RunStore) -> None:
+    """A resumed run must read the data it started on: a changed split would mix two datasets in one log.
+    A finished run is not resumed: its summary stands (start a new run to search again)."""
+    if store.summary is not None:
+        raise PromptSearchError(f"{store.dir} has finished (summary.json); resuming it would overwrite its result. "
+                                f"See it with: promptsearch show {store.dir}, or start a new run")
+    recorded = config.get("data")
+    if not recorded:  # runs from before the hashes were recorded
+        return
+    if not isinstance(recorded, dict):
+        raise PromptSearchError(f"{store.dir / 'config.json'}: field 'data' must be an object")
+    now = data_hashes(task)
+    changed = [s for s in ("train", "dev", "test") if s in recorded and recorded[s] != now[s]]
+    if changed:
+        raise PromptSearchError(f"{store.dir}: the task's {'/'.join(changed)} data changed since the run started "
+                                f"({task.source or task.name}); resuming would mix two datasets in one log. Start a new run")
 
 
 def _load_and_run(config, run_dir, store, strategies, resume, progress, parts) -> dict:

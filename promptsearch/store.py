@@ -43,6 +43,7 @@ class RunStore:
         store = cls(run_dir)
         if (store.dir / "candidates.jsonl").exists():
             raise PromptSearchError(f"{store.dir} already holds a run; resume it or choose another run directory")
+        store._refuse_foreign_directory()
         try:
             store.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -53,6 +54,29 @@ class RunStore:
             except RunInterrupted as e:  # nothing to resume yet
                 raise PromptSearchError(str(e)) from None
         return store
+
+    def _refuse_foreign_directory(self) -> None:
+        """A run writes only into a new or empty directory, or one a run of this tool set up and never scored in
+        (a killed set-up, rewritten). Anything else -- a model folder, a task folder -- is refused, as writing
+        there would overwrite or append to someone's files."""
+        if not self.dir.exists() and not self.dir.is_symlink():
+            return
+        if not self.dir.is_dir():
+            raise PromptSearchError(f"{self.dir} exists and is not a directory; choose a new run directory")
+        try:
+            entries = [p.name for p in self.dir.iterdir()]
+        except OSError as e:
+            raise PromptSearchError(f"cannot read {self.dir}: {e.strerror or e}") from None
+        if entries and not self._is_run_setup():
+            raise PromptSearchError(f"{self.dir} is not empty and is not a promptsearch run ({len(entries)} entries, such as "
+                                    f"{sorted(entries)[0]!r}); choose a new or empty run directory")
+
+    def _is_run_setup(self) -> bool:
+        try:
+            config = read_json(self.dir / "config.json")
+        except PromptSearchError:
+            return False
+        return all(k in config for k in ("task", "strategies", "seed", "budget"))
 
     @classmethod
     def open(cls, run_dir: str | Path) -> RunStore:

@@ -384,3 +384,51 @@ def test_a_redeployed_model_is_a_new_cache_identity():
     assert here == identity("http://h:1/v1", {"n_params": 135})  # the same server: its cached answers are reused
     assert here != identity("http://h:1/v1", {"n_params": 360})  # other weights behind the same URL and id
     assert here != identity("http://h:2/v1", {"n_params": 135})  # another server
+
+
+# ---- 8. a resumed run reads the data it started on ------------------------------------------------
+def test_resume_refuses_changed_data(tmp_path, small_task_dir):
+    task = Path(shutil.copytree(small_task_dir, tmp_path / "task"))
+    d = make_run_dir(tmp_path, str(task))
+    assert json.loads((d / "config.json").read_text()).get("data") is None  # make_run_dir bypasses runner.run
+    from promptsearch import runner
+    from promptsearch.store import RunStore
+    from promptsearch.task import load_task
+
+    config = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps({**config, "data": runner.data_hashes(load_task(str(task)))}))
+    rows = (task / "dev.jsonl").read_text().splitlines()
+    flipped = json.loads(rows[0])
+    flipped["output"] = "negative" if flipped["output"] == "positive" else "positive"
+    (task / "dev.jsonl").write_text("\n".join([json.dumps(flipped)] + rows[1:]) + "\n")
+    before = snapshot(d)
+    msg = one_line_error("run", "--resume", d)
+    assert msg.startswith(f"{d}: the task's dev data changed since the run started")
+    assert snapshot(d) == before
+    RunStore(d).write_summary({"best": {"prompt": "x"}})
+    assert "has finished (summary.json); resuming it would overwrite its result" in one_line_error("run", "--resume", d)
+
+
+# ---- 11. --out never writes into someone else's folder --------------------------------------------
+@pytest.mark.parametrize("kind", ["model", "task", "file"])
+def test_out_into_a_folder_that_is_not_a_run_is_refused(tmp_path, small_task_dir, tiny_dir, kind):
+    target = {"model": Path(tiny_dir), "task": Path(small_task_dir), "file": tmp_path / "notes"}[kind]
+    if kind == "file":
+        target.mkdir()
+        (target / "notes.txt").write_text("mine")
+    before = snapshot(target)
+    msg = one_line_error("run", "--task", small_task_dir, "--model", tiny_dir, "--out", target, "--max-evals", "50")
+    assert msg.startswith(f"{target} is not empty and is not a promptsearch run")
+    assert snapshot(target) == before
+
+
+def test_a_run_records_the_hashes_of_its_data(tmp_path, small_task_dir, tiny_dir):
+    from promptsearch.task import load_task
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(main, ["run", "--task", small_task_dir, "--model", tiny_dir, "--strategy", "templates",
+                                       "--max-evals", "60", "--out", str(out), "--json", "--quiet"])
+    assert result.exit_code == 0, result.output
+    recorded = json.loads((out / "config.json").read_text())["data"]
+    task = load_task(small_task_dir)
+    assert recorded == {s: artifact.split_hash(task.split(s)) for s in ("train", "dev", "test")}
