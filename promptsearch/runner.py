@@ -62,6 +62,9 @@ def make_config(**given) -> dict:
     for key, flag in (("model", "--model"), ("proposer", "--proposer")):
         if is_served(config[key]):
             split_urls(config[key], flag)  # no credentials in a URL that config.json would keep
+    from .limits import check_config
+
+    check_config(config, "")
     if config["task"] and Path(config["task"]).is_dir():
         config["task"] = str(Path(config["task"]).resolve())
     return config
@@ -101,6 +104,9 @@ def read_config(store: RunStore) -> dict:
         for name, value in config.get(key, {}).items():
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise PromptSearchError(f"{where}: field {key!r}: {name!r} must be a number")
+    from .limits import check_config
+
+    check_config(config, f"{where}: field")
     if config.get("schedule", "even") not in SCHEDULES:
         raise PromptSearchError(f"{where}: field 'schedule' must be one of {', '.join(SCHEDULES)}")
     if config.get("feedback") is not None and not isinstance(config["feedback"], dict):

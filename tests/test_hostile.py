@@ -432,3 +432,33 @@ def test_a_run_records_the_hashes_of_its_data(tmp_path, small_task_dir, tiny_dir
     recorded = json.loads((out / "config.json").read_text())["data"]
     task = load_task(small_task_dir)
     assert recorded == {s: artifact.split_hash(task.split(s)) for s in ("train", "dev", "test")}
+
+
+# ---- 13. one rule set for every number, from the command line and from files ----------------------
+@pytest.mark.parametrize("edit, message", [
+    ({"racing": {"min_examples": 16, "eta": 1}}, "racing.eta: 1 is out of range; it must be a whole number from 2 to 1000"),
+    ({"batch_size": 0}, "batch_size: 0 is out of range; it must be a whole number from 1 to 1024"),
+    ({"budget": {"max_evals": -5}}, "budget.max_evals: -5 is out of range; it must be a whole number of at least 1"),
+    ({"budget": {"max_evals": float("nan")}}, "budget.max_evals: must be a whole number of at least 1, not nan"),
+    ({"proposals_per_round": 0}, "proposals_per_round: 0 is out of range"),
+    ({"budget": {"max_seconds": float("inf")}}, "budget.max_seconds: must be a number of at least 1, not inf"),
+    ({"served": {"timeout": float("nan")}}, "served.timeout: must be a number from 0.1 to 86400, not nan"),
+])
+def test_out_of_range_numbers_in_config_json_are_one_line(tmp_path, small_task_dir, edit, message):
+    d = make_run_dir(tmp_path, small_task_dir)
+    config = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps({**config, **edit}))  # json writes NaN/Infinity, as a hand edit might
+    before = snapshot(d)
+    msg = one_line_error("run", "--resume", d)
+    assert msg.startswith(f"{d}/config.json: field ") and message in msg
+    assert snapshot(d) == before
+
+
+@pytest.mark.parametrize("flag, value", [("--max-seconds", "nan"), ("--max-seconds", "inf"), ("--timeout", "nan"),
+                                         ("--timeout", "inf"), ("--max-evals", "-5"), ("--batch-size", "0"),
+                                         ("--max-tokens", "0"), ("--concurrency", "0")])
+def test_out_of_range_numbers_on_the_command_line_are_one_line(tmp_path, small_task_dir, flag, value):
+    out = tmp_path / "run"
+    msg = one_line_error("run", "--task", small_task_dir, "--model", "nowhere", flag, value, "--out", out)
+    assert msg.startswith(f"Invalid value for '{flag}': ") and msg.endswith(" run --help)")
+    assert not out.exists()

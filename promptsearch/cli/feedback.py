@@ -10,7 +10,7 @@ import click
 
 from ..errors import PromptSearchError, RunInterrupted
 from ..format import one_line
-from .common import emit, reporting, setup, stop_on_sigterm
+from .common import Limited, emit, reporting, setup, stop_on_sigterm
 
 RATE_HELP = "rating 1-5 (s skip, q quit)"
 
@@ -145,9 +145,9 @@ def rate(run_dir, top, n_inputs, seed, again, from_file, export, model, as_json,
 @click.option("--model-edits", is_flag=True, help="Let the model propose an edit for comments no pattern matches.")
 @click.option("--strategy", "strategy_names", multiple=True, help="Strategies after the refine stage (default: clarify).")
 @click.option("--bases", type=click.IntRange(1), default=3, show_default=True, help="Rated prompts the edits are applied to.")
-@click.option("--max-candidates", type=click.IntRange(1), default=None, help="Budget: candidates scored (default: the run's).")
-@click.option("--max-evals", type=click.IntRange(1), default=None, help="Budget: example-evaluations.")
-@click.option("--max-seconds", type=click.FloatRange(1), default=None, help="Budget: wall time.")
+@click.option("--max-candidates", type=Limited("budget.max_candidates"), default=None, help="Budget: candidates scored (default: the run's).")
+@click.option("--max-evals", type=Limited("budget.max_evals"), default=None, help="Budget: example-evaluations.")
+@click.option("--max-seconds", type=Limited("budget.max_seconds"), default=None, help="Budget: wall time.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="New run directory (default: RUN_DIR-refine-N).")
 @click.option("--resume", type=click.Path(file_okay=False), default=None, help="Continue an interrupted refine run.")
 @click.option("--model", default=None, help="A run on a served model: its server URL again, when outputs must be "

@@ -10,7 +10,7 @@ import click
 
 from ..errors import PromptSearchError, RunInterrupted
 from ..format import fmt_score, members_lines, one_line, options_note
-from .common import emit, model_options, reporting, setup, stop_on_sigterm, unescape
+from .common import Limited, emit, model_options, reporting, setup, stop_on_sigterm, unescape
 
 
 @click.command()
@@ -153,14 +153,14 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
                    "Default: bandit for the default chain, even when --strategy is given.")
 @click.option("--option", "-o", "options", multiple=True, help="Strategy option STRATEGY.PARAM=VALUE (repeatable).")
 @click.option("--seed-prompt", default=None, help="Starting prompt (default: the task's).")
-@click.option("--max-candidates", type=click.IntRange(1), default=None, help="Budget: candidates scored.")
-@click.option("--max-evals", type=click.IntRange(1), default=None, help="Budget: example-evaluations (forward passes).")
-@click.option("--max-seconds", type=click.FloatRange(1), default=None, help="Budget: wall time.")
-@click.option("--max-tokens", type=click.IntRange(1), default=None,
+@click.option("--max-candidates", type=Limited("budget.max_candidates"), default=None, help="Budget: candidates scored.")
+@click.option("--max-evals", type=Limited("budget.max_evals"), default=None, help="Budget: example-evaluations (forward passes).")
+@click.option("--max-seconds", type=Limited("budget.max_seconds"), default=None, help="Budget: wall time.")
+@click.option("--max-tokens", type=Limited("budget.max_tokens"), default=None,
               help="Budget: tokens of the texts scored (rendered prompt + input per evaluation), what a served model bills.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-racing", is_flag=True, help="Score every candidate on all of dev (for comparison).")
-@click.option("--top-k", type=click.IntRange(1), default=3, show_default=True, help="Candidates checked on all of dev at the end.")
+@click.option("--top-k", type=Limited("top_k"), default=3, show_default=True, help="Candidates checked on all of dev at the end.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory (default: runs/TASK-TIME).")
 @click.option("--resume", type=click.Path(file_okay=False), default=None, help="Continue an interrupted run.")
 @click.option("--executor", type=click.Choice(["local", "in-process", "ray", "http"]), default=None,
