@@ -462,3 +462,42 @@ def test_out_of_range_numbers_on_the_command_line_are_one_line(tmp_path, small_t
     msg = one_line_error("run", "--task", small_task_dir, "--model", "nowhere", flag, value, "--out", out)
     assert msg.startswith(f"Invalid value for '{flag}': ") and msg.endswith(" run --help)")
     assert not out.exists()
+
+
+# ---- 10, 14. every field read from a server is checked ---------------------------------------------
+def odd_server(models=None, completion=None):
+    listing = {"data": models or [{"id": "m", "owned_by": "x"}]}
+
+    def answer(path):
+        if path.endswith("/models"):
+            return 200, {}, json.dumps(listing).encode()
+        return 200, {}, completion.encode()
+    return Recorder(answer)
+
+
+TOPK = '{"choices": [{"text": "x", "logprobs": {"top_logprobs": [%s]}}]}'
+ECHO = '{"choices": [{"text": "x", "logprobs": {"tokens": [" a", " b", " c"], "token_logprobs": [null, -1, -1], "top_logprobs": %s}}]}'
+
+
+@pytest.mark.parametrize("models, completion, scoring, expected", [
+    ([{"id": "m", "context_length": "lots"}], TOPK % '{" positive": -1}', "topk", "context length that is not a positive whole number"),
+    ([{"id": ["m"]}], TOPK % '{" positive": -1}', "topk", "without a list of models with text ids"),
+    (None, TOPK % '{" positive": "abc", " negative": -1}', "topk", "not a log-probability"),
+    (None, TOPK % '{" positive": NaN, " negative": -1}', "topk", "not a log-probability"),
+    (None, TOPK % '{" positive": 3.5, " negative": -1}', "topk", "not a log-probability"),
+    (None, TOPK % '7', "topk", "top_logprobs holds no token table"),
+    (None, '{"choices": [{"text": "x", "logprobs": {"content": [{"token": "x", "top_logprobs": [{"token": 1, "logprob": -1}]}]}}]}', "topk-chat",
+     "answered /chat/completions with something unexpected"),
+    (None, ECHO % "null", "echo", "answered /completions with something unexpected"),
+    (None, '{"choices": [{"text": "x", "logprobs": {"tokens": [" a", " positive"], "token_logprobs": [null, NaN]}}]}', "echo",
+     "not a log-probability"),
+    (None, '[1, 2]', "echo", "answered /completions with something unexpected"),
+])
+def test_server_answers_of_the_wrong_type_are_one_line(tmp_path, small_task_dir, tmp_cache, models, completion, scoring, expected):
+    server = odd_server(models, completion)
+    try:
+        msg = one_line_error("eval", "--model", server.url, "--task", small_task_dir, "--limit", "2", "--scoring", scoring,
+                             "--timeout", "2", "--quiet")
+    finally:
+        server.close()
+    assert msg.startswith(f"server {server.url}: ") and expected in msg, msg

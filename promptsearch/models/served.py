@@ -125,14 +125,10 @@ class ServedModel(Model):
         """Whether the server pairs each echoed prompt token with the next position's distribution."""
         path, body, root = d.prompt_request("echo", self.model_id, PAIRING_PROBE)
         answer = self._probe(path, body, root)
-        tokens = [t for t, _ in d.prompt_tokens("echo", answer)]
-        tops = d._get(answer, "choices", 0, "logprobs", "top_logprobs")
-        own = late = 0
-        for i, top in enumerate(tops[: len(tokens) - 1]):
-            if isinstance(top, dict) and top:
-                best = max(top, key=top.get)
-                own += best == tokens[i]
-                late += best == tokens[i + 1]
+        try:
+            own, late = _pairing_votes(answer)
+        except d.BadAnswer as e:
+            raise ServerError(self.pool.urls[0], f"answered {path} with something unexpected: {e}") from None
         if own == late:
             raise PromptSearchError(f"{self.pool.urls[0]}: cannot tell how it pairs prompt log-probabilities with "
                                     "positions; score with --scoring topk (top-k next tokens) instead")
@@ -294,17 +290,35 @@ class ServedModel(Model):
                 return read(hit)
         url, answer = self.pool.request(path, body, root)
         self.stats["requests"] += 1
-        self.stats["prompt_tokens"] += int(((answer.get("usage") if isinstance(answer, dict) else None) or {})
-                                           .get("prompt_tokens", 0) or 0)
+        usage = answer.get("usage") if isinstance(answer, dict) else None
+        billed = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+        if isinstance(billed, int) and not isinstance(billed, bool) and billed >= 0:
+            self.stats["prompt_tokens"] += billed
         try:
             if keep is not None:
                 answer = keep(answer)
             value = read(answer)
-        except d.BadAnswer as e:
-            raise ServerError(url, f"answered {path} with something unexpected: {e}") from None
+        except (d.BadAnswer, TypeError, ValueError, AttributeError, KeyError, IndexError) as e:
+            raise ServerError(url, f"answered {path} with something unexpected: {str(e)[:120]}") from None
         if self.cache is not None:
             self.cache.put(key, self.fingerprint, path, answer)
         return value
+
+
+@d.reader
+def _pairing_votes(answer) -> tuple[int, int]:
+    """How many echoed positions list their own token as most likely, and how many the next token."""
+    tokens = [t for t, _ in d.prompt_tokens("echo", answer)]
+    tops = d._get(answer, "choices", 0, "logprobs", "top_logprobs")
+    if not isinstance(tops, list):
+        raise d.BadAnswer("logprobs.top_logprobs is not a list")
+    own = late = 0
+    for i, top in enumerate(tops[: len(tokens) - 1]):
+        if isinstance(top, dict) and top:
+            best = max(top, key=lambda t: d.logprob(top[t]))
+            own += best == tokens[i]
+            late += best == tokens[i + 1]
+    return own, late
 
 
 # What a server reports about a model's weights in /models (vLLM: root, the weights' path; llama.cpp: meta, with
