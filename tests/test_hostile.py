@@ -501,3 +501,30 @@ def test_server_answers_of_the_wrong_type_are_one_line(tmp_path, small_task_dir,
     finally:
         server.close()
     assert msg.startswith(f"server {server.url}: ") and expected in msg, msg
+
+
+# ---- 10. label words and labels that disagree ------------------------------------------------------
+@pytest.mark.parametrize("words, problem", [
+    (["positive ", "negative"], "label word 'positive ' has white space at its start or end"),
+    ([" negative\n", "positive"], "label word ' negative\\n' has white space at its start or end"),
+])
+def test_label_words_with_stray_white_space_are_refused(task, words, problem):
+    meta = json.loads((task / "task.json").read_text())
+    (task / "task.json").write_text(json.dumps({**meta, "label_words": words}))
+    assert problem in one_line_error("tasks", "--task", task)
+
+
+def test_an_output_that_contradicts_its_label_is_refused(task):
+    with open(task / "dev.jsonl", "a") as f:
+        f.write(json.dumps({"input": "x", "output": "positive", "label": 0}) + "\n")
+    msg = one_line_error("tasks", "--task", task)
+    assert msg.endswith("output 'positive' contradicts label 0 ('negative'); give one of them, or both agreeing")
+
+
+@pytest.mark.parametrize("words, problem", [
+    ("good,good", "--label-words: label word 'good' is listed twice"),
+    (",", "--label-words: label words must be a list of non-empty strings"),
+])
+def test_label_words_flag_keeps_the_file_rules(task, tiny_dir, words, problem):
+    msg = one_line_error("eval", "--task", task, "--model", tiny_dir, "--label-words", words, "--limit", "2")
+    assert msg.startswith(problem)

@@ -92,7 +92,11 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
         prompt = read_text(prompt_file).rstrip("\n")
     t = load_task(task)
     prompt = validate(unescape(prompt) if prompt is not None else t.seed_prompt)
-    words = tuple(w.strip() for w in label_words.split(",")) if label_words else None
+    if label_words is not None:
+        from ..task import check_label_words
+
+        label_words = check_label_words([w.strip() for w in label_words.split(",")], "--label-words")
+    words = label_words or None
     if words and (t.kind != "classification" or len(words) != len(t.label_words)):
         raise PromptSearchError(f"--label-words needs {len(t.label_words)} comma-separated words for task {t.name}")
     examples = t.split(split)[:limit]
