@@ -141,6 +141,10 @@ def load_parts(config: dict, task=None, named=None):
     for key in ("model", "proposer"):
         require_named(config.get(key), named, key)
     model = load_configured_model(config, config["model"], (config.get("served") or {}).get("model_name"))
+    if config.get("chat"):
+        from .models import require_chat_template
+
+        require_chat_template(model)
     # A served proposer must host one model (--model-name names the scored model).
     proposer = load_configured_model(config, config["proposer"], None) if config.get("proposer") else None
     return task, model, Scorer(model, batch_size=config["batch_size"], chat=config["chat"], proposer=proposer)
@@ -235,7 +239,7 @@ def data_hashes(task) -> dict:
 def check_same_data(config: dict, task, store: RunStore) -> None:
     """A resumed run must read the data it started on: a changed split would mix two datasets in one log.
     A finished run is not resumed: its summary stands (start a new run to search again)."""
-    if store.summary is not None:
+    if (store.dir / "summary.json").exists():
         raise PromptSearchError(f"{store.dir} has finished (summary.json); resuming it would overwrite its result. "
                                 f"See it with: promptsearch show {store.dir}, or start a new run")
     recorded = config.get("data")

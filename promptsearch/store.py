@@ -125,7 +125,22 @@ class RunStore:
 
     @property
     def summary(self) -> dict | None:
-        return self.read_json("summary.json") if (self.dir / "summary.json").exists() else None
+        """The finished run's summary, with the fields every reader uses checked (a hand-edited or foreign file
+        is one line, not a KeyError deep in a report); None for a run that has not finished."""
+        if not (self.dir / "summary.json").exists():
+            return None
+        summary, where = self.read_json("summary.json"), self.dir / "summary.json"
+        for key in ("best", "seed"):
+            part = summary.get(key)
+            if not isinstance(part, dict) or not isinstance(part.get("prompt"), str):
+                raise PromptSearchError(f"{where}: field {key!r} must be an object with a 'prompt'; the file is damaged "
+                                        "or not a promptsearch summary")
+            for split in ("dev", "test"):
+                if not isinstance(part.get(split), dict) or not isinstance(part[split].get("score"), (int, float)):
+                    raise PromptSearchError(f"{where}: field '{key}.{split}' must be a score object")
+        if not isinstance(summary.get("budget_used"), dict):
+            raise PromptSearchError(f"{where}: field 'budget_used' must be an object")
+        return summary
 
     def append(self, name: str, record: dict) -> None:
         """Append one JSON line and push it to disk, so a kill loses at most the line being written."""
@@ -238,7 +253,26 @@ def _candidate_problem(rec) -> str | None:
         return "field 'score' must be an object with a number 'score'"
     if not isinstance(rec.get("results"), dict):
         return "field 'results' must be an object"
+    for key, row in rec["results"].items():
+        if not _result_row(row):
+            return f"field 'results' entry {key[:20]!r} must be [score, prediction, log-likelihood or null, [label scores]]"
+    try:
+        from .candidate import Candidate
+
+        Candidate.from_json(cand)  # what a resume rebuilds from the line
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as e:
+        return f"field 'candidate' cannot be read ({type(e).__name__})"
     return None
+
+
+def _number(x, nullable: bool = False) -> bool:
+    return (x is None and nullable) or (isinstance(x, (int, float)) and not isinstance(x, bool))
+
+
+def _result_row(row) -> bool:
+    """One example's logged result, as scorer.ExampleResult.to_json writes it."""
+    return (isinstance(row, list) and len(row) == 4 and _number(row[0]) and isinstance(row[1], str)
+            and _number(row[2], nullable=True) and isinstance(row[3], list) and all(_number(v) for v in row[3]))
 
 
 RECORD_CHECKS = {"candidates.jsonl": _candidate_problem}

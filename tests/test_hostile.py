@@ -528,3 +528,53 @@ def test_an_output_that_contradicts_its_label_is_refused(task):
 def test_label_words_flag_keeps_the_file_rules(task, tiny_dir, words, problem):
     msg = one_line_error("eval", "--task", task, "--model", tiny_dir, "--label-words", words, "--limit", "2")
     assert msg.startswith(problem)
+
+
+# ---- 12. a log line that is JSON but not a record the run can use -----------------------------------
+@pytest.mark.parametrize("results", [{"k": 5}, {"k": [1, "p"]}, {"k": [1, 2, None, []]}, {"k": [1, "p", None, ["x"]]}])
+def test_a_malformed_results_entry_is_skipped_not_fatal(tmp_path, results, caplog):
+    from promptsearch.store import RunStore
+
+    d = tmp_path / "run"
+    d.mkdir()
+    (d / "config.json").write_text("{}")
+    good = {"candidate": {"id": "a", "prompt": "{input}"}, "size": 2, "score": {"score": 0.5}, "results": {"k": [1, "p", None, [-1.0]]}}
+    bad = {**good, "candidate": {"id": "b", "prompt": "{input}"}, "results": results}
+    (d / "candidates.jsonl").write_text(json.dumps(bad) + "\n" + json.dumps(good) + "\n")
+    records = RunStore(d).read("candidates.jsonl")
+    assert [r["candidate"]["id"] for r in records] == ["a"]
+    assert "candidates.jsonl:1: field 'results' entry 'k' must be" in caplog.text
+
+
+# ---- 15. bad model settings and damaged model folders --------------------------------------------
+def test_bad_device_and_chat_without_template_are_one_line(task, tiny_dir, tmp_path):
+    out = tmp_path / "run"
+    assert one_line_error("eval", "--task", task, "--model", tiny_dir, "--device", "tpu9", "--limit", "1") == \
+        "--device 'tpu9': use cpu, cuda, cuda:N, mps or auto"
+    assert one_line_error("eval", "--task", task, "--model", tiny_dir, "--chat", "--limit", "1").endswith(
+        "has no chat template; drop --chat")
+    assert one_line_error("run", "--task", task, "--model", tiny_dir, "--chat", "--out", out).endswith(
+        "has no chat template; drop --chat")
+    assert not (out / "candidates.jsonl").exists()
+
+
+@pytest.mark.parametrize("damage", ["config", "weights"])
+def test_a_damaged_model_folder_is_one_line(task, tiny_dir, tmp_path, damage):
+    model = Path(shutil.copytree(tiny_dir, tmp_path / "model"))
+    if damage == "config":
+        config = json.loads((model / "config.json").read_text())
+        (model / "config.json").write_text(json.dumps({**config, "hidden_size": "big"}))
+    else:
+        for f in model.glob("*.safetensors"):
+            f.write_bytes(b"junk" * 100)
+    msg = one_line_error("eval", "--task", task, "--model", model, "--limit", "1")
+    assert msg.startswith(f"could not load model '{model}': ")
+
+
+def test_show_on_a_summary_without_best_is_one_line(tmp_path, small_task_dir):
+    d = make_run_dir(tmp_path, small_task_dir)
+    rec = {"candidate": {"id": "a", "prompt": "{input}"}, "size": 2, "score": {"score": 0.5}, "results": {}}
+    (d / "candidates.jsonl").write_text(json.dumps(rec) + "\n")
+    (d / "summary.json").write_text(json.dumps({"seed": {}, "leaderboard": []}))
+    assert one_line_error("show", d) == f"{d}/summary.json: field 'best' must be an object with a 'prompt'; " \
+                                        "the file is damaged or not a promptsearch summary"

@@ -78,6 +78,10 @@ def eval_artifact(path, task, split, check, allow_other_model, model, device, ba
     monitor.check_task(art, t)
     examples = t.split(split)
     loaded = loaded or load_model(spec, device=device, dtype=art.model["dtype"])
+    if art.chat:
+        from ..models import require_chat_template
+
+        require_chat_template(loaded)
     scorer = Scorer(loaded, batch_size=batch_size, chat=art.chat)
     if art.soft:
         scorer.register_soft_prompt(art.candidate().soft, artifact.soft_vectors(art, path))

@@ -103,6 +103,10 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
     started = time.monotonic()
     loaded_model = load_model(model, device=device, dtype=dtype, model_name=model_name, concurrency=concurrency,
                               scoring=scoring, timeout=timeout)
+    if chat:
+        from ..models import require_chat_template
+
+        require_chat_template(loaded_model)
     scorer = Scorer(loaded_model, batch_size=batch_size, chat=chat)
     loaded = time.monotonic()
     cand = Candidate(prompt, label_words=words, calibrate=calibrate, demos=demos)
@@ -310,7 +314,7 @@ def show(run_dir, show_lineage, top, as_json, quiet):
         raise PromptSearchError(f"{run_dir}: no candidate has been scored yet")
     out = {"run_dir": str(run_dir), "finished": summary is not None, "leaderboard": board}
     if summary:
-        out.update(best=summary["best"], seed=summary["seed"], budget_used=summary["budget_used"])
+        out.update(best=summary["best"], seed=summary["seed"], budget_used=summary["budget_used"])  # checked by RunStore
         if summary.get("multitask"):  # every task's scores beside its own seed (and a single-task best)
             out.update(multitask=summary["multitask"], tasks=summary["tasks"])
     board_text = render_board

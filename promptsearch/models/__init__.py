@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Capabilities, Model, require_white_box  # noqa: F401
+from .base import Capabilities, Model, require_chat_template, require_white_box  # noqa: F401
 
 
 def is_served(spec: str | None) -> bool:
