@@ -130,7 +130,16 @@ class Search:
     def exhausted(self) -> bool:
         max_c, max_e, max_s, max_t = self._limits
         return (len(self.trials) >= max_c or self.evals_used >= max_e or self.out_of_time(max_s)
-                or self.tokens_used >= max_t or self.stalled())
+                or self.out_of_tokens(max_t) or self.stalled())
+
+    def out_of_tokens(self, max_t: float) -> bool:
+        """Past the token limit, counting what the final check (top-k on all of dev, best and seed on test) will
+        still send at the tokens per evaluation measured so far: the limit holds for the whole run, as time does."""
+        if max_t == math.inf:
+            return False
+        scored = sum(self.scored.values())
+        per_eval = self.tokens_used / scored if scored else 0.0
+        return self.tokens_used + self.final_check_evals() * per_eval >= max_t
 
     def stall_evals(self) -> float:
         """Example-evaluations without a gain after which an adaptive stage hands over."""
@@ -462,6 +471,11 @@ class Search:
             "racing": asdict(self.racing), "schedule": self.schedule, "stages": self.handovers,
         }
         summary["improvement"] = {s: summary["best"][s]["score"] - summary["seed"][s]["score"] for s in ("dev", "test")}
+        for used, limit, what in ((self.tokens_used, self.budget.max_tokens, "tokens"), (self.evals_used, self.budget.max_evals,
+                                                                                        "example-evaluations")):
+            if limit is not None and used > limit:  # the seed on all of dev and best and seed on test always run
+                log.warning("the run used %d %s, over its limit of %d: the seed prompt on all of dev and the final check "
+                            "on test always run; raise the limit or use a smaller dev/test split", used, what, limit)
         summary["paired_test"] = paired_test(self.task.metric, self.test_outcomes(seed), self.test_outcomes(best)).to_json()
         return summary
 
@@ -482,6 +496,7 @@ class Search:
         out["dev"] = summarize(self.task.metric, self.scorer.evaluate(self.task, c, examples), examples, words).to_json()
         if test:
             results = self.scorer.evaluate(self.task, c, self.task.test)
+            self.tokens_used += self._tokens(c, self.task.test)  # sent too: counted against --max-tokens
             out["test"] = summarize(self.task.metric, results, self.task.test, words).to_json()
         return out
 

@@ -578,3 +578,18 @@ def test_show_on_a_summary_without_best_is_one_line(tmp_path, small_task_dir):
     (d / "summary.json").write_text(json.dumps({"seed": {}, "leaderboard": []}))
     assert one_line_error("show", d) == f"{d}/summary.json: field 'best' must be an object with a 'prompt'; " \
                                         "the file is damaged or not a promptsearch summary"
+
+
+# ---- 9. --max-tokens holds for the whole run, as the other limits do -----------------------------
+def test_max_tokens_holds_for_the_whole_run(tmp_path, small_task_dir, tiny_dir, caplog):
+    runs = {}
+    for limit in (30_000, 6_000):
+        result = CliRunner().invoke(main, ["run", "--task", small_task_dir, "--model", tiny_dir, "--max-tokens", str(limit),
+                                           "--out", str(tmp_path / str(limit)), "--json"])
+        assert result.exit_code == 0, result.output
+        runs[limit] = (json.loads(result.stdout)["budget_used"], caplog.text)
+    used, _ = runs[30_000]
+    assert 0.5 * 30_000 < used["tokens"] <= 30_000 and used["candidates"] > 3  # test tokens counted, limit kept
+    used, err = runs[6_000]  # below what the seed on dev and the test check need: only those run, with a warning
+    assert used["candidates"] == 1 and used["tokens"] > 6_000
+    assert f"the run used {used['tokens']} tokens, over its limit of 6000" in err
