@@ -236,12 +236,22 @@ def data_hashes(task) -> dict:
     return {s: split_hash(task.split(s)) for s in ("train", "dev", "test")}
 
 
+def config_hash(config: dict) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
 def check_same_data(config: dict, task, store: RunStore) -> None:
     """A resumed run must read the data it started on: a changed split would mix two datasets in one log.
-    A finished run is not resumed: its summary stands (start a new run to search again)."""
+    A finished run resumes only as it finished (the replay ends where it ended); one whose config.json was edited
+    since is refused, as the replay would overwrite its summary with another run's result."""
     if (store.dir / "summary.json").exists():
-        raise PromptSearchError(f"{store.dir} has finished (summary.json); resuming it would overwrite its result. "
-                                f"See it with: promptsearch show {store.dir}, or start a new run")
+        finished_with = store.summary.get("config_sha256")
+        if finished_with is not None and finished_with != config_hash(store.config):
+            raise PromptSearchError(f"{store.dir} has finished, and its config.json changed since; resuming would "
+                                    f"overwrite its result with another set-up's. Start a new run with the changed settings")
     recorded = config.get("data")
     if not recorded:  # runs from before the hashes were recorded
         return
@@ -281,6 +291,7 @@ def _run(config, run_dir, store, task, model, scorer, strategies, resume, progre
     summary["run_dir"] = str(run_dir)
     summary["model"] = model.name
     summary["model_fingerprint"] = model.fingerprint
+    summary["config_sha256"] = config_hash(store.config)  # what the run finished with (check_same_data)
     summary["scoring"] = model.capabilities.describe()
     if getattr(model, "stats", None) is not None:
         summary["served"] = dict(model.stats)

@@ -72,6 +72,8 @@ class RunStore:
                                     f"{sorted(entries)[0]!r}); choose a new or empty run directory")
 
     def _is_run_setup(self) -> bool:
+        if (self.dir / "lock").is_file() and (self.dir / "config.json").is_file():
+            return True  # a run's set-up in progress (another process may hold it: locked() says so)
         try:
             config = read_json(self.dir / "config.json")
         except PromptSearchError:
@@ -244,13 +246,13 @@ def _candidate_problem(rec) -> str | None:
     if not isinstance(rec, dict):
         return "not a JSON object"
     cand = rec.get("candidate")
-    if not isinstance(cand, dict) or not isinstance(cand.get("id"), str) or not isinstance(cand.get("prompt"), str):
-        return "field 'candidate' must be an object with an 'id' and a 'prompt'"
+    if not isinstance(cand, dict) or not all(isinstance(cand.get(k), str) for k in ("id", "prompt", "strategy")):
+        return "field 'candidate' must be an object with an 'id', a 'prompt' and a 'strategy'"
     if isinstance(rec.get("size"), bool) or not isinstance(rec.get("size"), int):
         return "field 'size' must be an integer"
     score = rec.get("score")
-    if not isinstance(score, dict) or not isinstance(score.get("score"), (int, float)):
-        return "field 'score' must be an object with a number 'score'"
+    if not isinstance(score, dict) or not all(_number(score.get(k)) for k in ("score", "n", "ci_low", "ci_high")):
+        return "field 'score' must be an object with numbers 'score', 'n', 'ci_low' and 'ci_high'"
     if not isinstance(rec.get("results"), dict):
         return "field 'results' must be an object"
     for key, row in rec["results"].items():

@@ -400,13 +400,23 @@ def test_resume_refuses_changed_data(tmp_path, small_task_dir):
     rows = (task / "dev.jsonl").read_text().splitlines()
     flipped = json.loads(rows[0])
     flipped["output"] = "negative" if flipped["output"] == "positive" else "positive"
+    if "label" in flipped:
+        flipped["label"] = 1 - flipped["label"]
     (task / "dev.jsonl").write_text("\n".join([json.dumps(flipped)] + rows[1:]) + "\n")
     before = snapshot(d)
     msg = one_line_error("run", "--resume", d)
     assert msg.startswith(f"{d}: the task's dev data changed since the run started")
     assert snapshot(d) == before
-    RunStore(d).write_summary({"best": {"prompt": "x"}})
-    assert "has finished (summary.json); resuming it would overwrite its result" in one_line_error("run", "--resume", d)
+    (task / "dev.jsonl").write_text("\n".join(rows) + "\n")  # the data as it was; now a finished run's config is edited
+    score = {"metric": "accuracy", "score": 0.5, "n": 2, "ci_low": 0.1, "ci_high": 0.9}
+    RunStore(d).write_summary({"best": {"prompt": "x", "dev": score, "test": score}, "budget_used": {},
+                               "seed": {"prompt": "x", "dev": score, "test": score},
+                               "config_sha256": runner.config_hash(RunStore(d).config)})
+    config = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps({**config, "budget": {**config["budget"], "max_evals": 99}}))
+    before = snapshot(d)
+    assert "has finished, and its config.json changed since" in one_line_error("run", "--resume", d)
+    assert snapshot(d) == before
 
 
 # ---- 11. --out never writes into someone else's folder --------------------------------------------
@@ -533,13 +543,15 @@ def test_label_words_flag_keeps_the_file_rules(task, tiny_dir, words, problem):
 # ---- 12. a log line that is JSON but not a record the run can use -----------------------------------
 @pytest.mark.parametrize("results", [{"k": 5}, {"k": [1, "p"]}, {"k": [1, 2, None, []]}, {"k": [1, "p", None, ["x"]]}])
 def test_a_malformed_results_entry_is_skipped_not_fatal(tmp_path, results, caplog):
+    """And `show` on such a log lists the readable lines (a record without a CI or a strategy is skipped too)."""
     from promptsearch.store import RunStore
 
     d = tmp_path / "run"
     d.mkdir()
     (d / "config.json").write_text("{}")
-    good = {"candidate": {"id": "a", "prompt": "{input}"}, "size": 2, "score": {"score": 0.5}, "results": {"k": [1, "p", None, [-1.0]]}}
-    bad = {**good, "candidate": {"id": "b", "prompt": "{input}"}, "results": results}
+    good = {"candidate": {"id": "a", "prompt": "{input}", "strategy": "seed"}, "size": 2, "results": {"k": [1, "p", None, [-1.0]]},
+            "score": {"metric": "accuracy", "score": 0.5, "n": 2, "ci_low": 0.1, "ci_high": 0.9}}
+    bad = {**good, "candidate": {"id": "b", "prompt": "{input}", "strategy": "seed"}, "results": results}
     (d / "candidates.jsonl").write_text(json.dumps(bad) + "\n" + json.dumps(good) + "\n")
     records = RunStore(d).read("candidates.jsonl")
     assert [r["candidate"]["id"] for r in records] == ["a"]
@@ -573,7 +585,8 @@ def test_a_damaged_model_folder_is_one_line(task, tiny_dir, tmp_path, damage):
 
 def test_show_on_a_summary_without_best_is_one_line(tmp_path, small_task_dir):
     d = make_run_dir(tmp_path, small_task_dir)
-    rec = {"candidate": {"id": "a", "prompt": "{input}"}, "size": 2, "score": {"score": 0.5}, "results": {}}
+    rec = {"candidate": {"id": "a", "prompt": "{input}", "strategy": "seed"}, "size": 2, "results": {},
+           "score": {"metric": "accuracy", "score": 0.5, "n": 2, "ci_low": 0.1, "ci_high": 0.9}}
     (d / "candidates.jsonl").write_text(json.dumps(rec) + "\n")
     (d / "summary.json").write_text(json.dumps({"seed": {}, "leaderboard": []}))
     assert one_line_error("show", d) == f"{d}/summary.json: field 'best' must be an object with a 'prompt'; " \
@@ -593,3 +606,13 @@ def test_max_tokens_holds_for_the_whole_run(tmp_path, small_task_dir, tiny_dir, 
     used, err = runs[6_000]  # below what the seed on dev and the test check need: only those run, with a warning
     assert used["candidates"] == 1 and used["tokens"] > 6_000
     assert f"the run used {used['tokens']} tokens, over its limit of 6000" in err
+
+
+def test_show_skips_log_lines_it_cannot_render(tmp_path, small_task_dir):
+    d = make_run_dir(tmp_path, small_task_dir)
+    good = {"candidate": {"id": "a", "prompt": "{input}", "strategy": "seed"}, "size": 2, "results": {},
+            "score": {"metric": "accuracy", "score": 0.5, "n": 2, "ci_low": 0.1, "ci_high": 0.9}}
+    lines = [{**good, "candidate": {"id": "c", "prompt": "y {input}"}}, {**good, "score": {"score": 0.9}}, good]
+    (d / "candidates.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    result = CliRunner().invoke(main, ["show", str(d), "--json"])
+    assert result.exit_code == 0 and [r["id"] for r in json.loads(result.stdout)["leaderboard"]] == ["a"]
