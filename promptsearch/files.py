@@ -60,6 +60,14 @@ def parse_json(text: str, where: str):
     return value
 
 
+def check_text(value, where: str) -> None:
+    """Refuse, in one line, a value holding text no UTF-8 file can store (a lone surrogate: from a JSON escape, or
+    from command-line bytes that are not UTF-8), before anything is written with it."""
+    if not _encodable(value):
+        raise PromptSearchError(f"{where}: holds text that is not valid Unicode (a lone surrogate, or bytes that are "
+                                "not UTF-8)")
+
+
 def _encodable(value) -> bool:
     stack = [value]
     while stack:

@@ -62,9 +62,11 @@ def make_config(**given) -> dict:
     for key, flag in (("model", "--model"), ("proposer", "--proposer")):
         if is_served(config[key]):
             split_urls(config[key], flag)  # no credentials in a URL that config.json would keep
+    from .files import check_text
     from .limits import check_config
 
     check_config(config, "")
+    check_text(config, "the run's settings")
     if config["task"] and Path(config["task"]).is_dir():
         config["task"] = str(Path(config["task"]).resolve())
     return config

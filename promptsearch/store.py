@@ -146,8 +146,9 @@ class RunStore:
 
     def append(self, name: str, record: dict) -> None:
         """Append one JSON line and push it to disk, so a kill loses at most the line being written."""
-        with self._writing(self.dir / name), open(self.dir / name, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        data = _utf8(json.dumps(record, ensure_ascii=False) + "\n", self.dir / name)  # before the file is opened
+        with self._writing(self.dir / name), open(self.dir / name, "ab") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
 
@@ -206,8 +207,9 @@ class RunStore:
     def write_json(self, name: str, data: dict) -> None:
         """Whole-file writes go through a temporary file, so a reader sees the old file or the new one."""
         tmp = self.dir / (name + ".tmp")
+        raw = _utf8(json.dumps(data, indent=2, ensure_ascii=False), self.dir / name)
         with self._writing(self.dir / name):
-            tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+            tmp.write_bytes(raw)
             os.replace(tmp, self.dir / name)
 
     def read_json(self, name: str) -> dict:
@@ -216,9 +218,17 @@ class RunStore:
     def write_jsonl(self, name: str, records: list[dict]) -> None:
         """A whole log at once (through a temporary file): a kill leaves all of it or none."""
         tmp = self.dir / (name + ".tmp")
+        raw = _utf8("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), self.dir / name)
         with self._writing(self.dir / name):
-            tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+            tmp.write_bytes(raw)
             os.replace(tmp, self.dir / name)
+
+
+def _utf8(text: str, path: Path) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PromptSearchError(f"cannot write {path}: the text holds a lone surrogate (not valid Unicode)") from None
 
 
 _HELD: dict[str, list] = {}  # run directory -> [lock descriptor, depth]: the locks this process holds

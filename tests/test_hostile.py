@@ -616,3 +616,12 @@ def test_show_skips_log_lines_it_cannot_render(tmp_path, small_task_dir):
     (d / "candidates.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     result = CliRunner().invoke(main, ["show", str(d), "--json"])
     assert result.exit_code == 0 and [r["id"] for r in json.loads(result.stdout)["leaderboard"]] == ["a"]
+
+
+def test_command_line_bytes_that_are_not_utf8_are_one_line(tmp_path, small_task_dir, tiny_dir):
+    bad = b"\xff {input}".decode("utf-8", "surrogateescape")  # what Python makes of such bytes in argv
+    out = tmp_path / "run"
+    assert "not valid Unicode" in one_line_error("run", "--task", small_task_dir, "--model", tiny_dir, "--seed-prompt", bad,
+                                                 "--out", out)
+    assert not out.exists()
+    assert "not valid Unicode" in one_line_error("eval", "--task", small_task_dir, "--model", tiny_dir, "--prompt", bad)
