@@ -127,11 +127,14 @@ class RunStore:
 
     @property
     def summary(self) -> dict | None:
-        """The finished run's summary, with the fields every reader uses checked (a hand-edited or foreign file
+        return self.read_json("summary.json") if (self.dir / "summary.json").exists() else None
+
+    def checked_summary(self) -> dict | None:
+        """The finished run's summary with the fields a report of it reads checked (a hand-edited or foreign file
         is one line, not a KeyError deep in a report); None for a run that has not finished."""
-        if not (self.dir / "summary.json").exists():
+        summary, where = self.summary, self.dir / "summary.json"
+        if summary is None:
             return None
-        summary, where = self.read_json("summary.json"), self.dir / "summary.json"
         for key in ("best", "seed"):
             part = summary.get(key)
             if not isinstance(part, dict) or not isinstance(part.get("prompt"), str):

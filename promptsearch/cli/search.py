@@ -308,7 +308,7 @@ def show(run_dir, show_lineage, top, as_json, quiet):
     from ..store import RunStore
 
     store = RunStore.open(run_dir)
-    summary = store.summary
+    summary = store.checked_summary()
     board = store.leaderboard()[:top]
     if not board:
         raise PromptSearchError(f"{run_dir}: no candidate has been scored yet")
