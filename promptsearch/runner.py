@@ -219,7 +219,8 @@ def run(config: dict, run_dir: str | Path, resume: bool = False, progress: bool 
                 raise PromptSearchError(f"--model {given}: not this run's model ({config.get('model') or 'the embedded one'}); "
                                         "a resumed run keeps its model")
         for key in ("model", "proposer"):  # before the lock file is touched: a refusal leaves the run as it was
-            require_named(config.get(key), named, key)
+            if parts is None:  # parts given: the caller connected, nothing is read from the file to connect to
+                require_named(config.get(key), named, key)
     strategies = make_strategies(config)  # bad names and options fail before the slow model load
     task = parts[0] if parts is not None else load_task_of(config)  # a bad task file stops here, before anything is written
     if resume:
