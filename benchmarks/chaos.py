@@ -19,6 +19,13 @@ cut mid-way by hand), each resumed to the end. Every finished run is compared wi
 The model is the tiny random Llama of promptsearch.testing saved to a folder, on a 40/30/30-row slice of
 sst2-mini, so that hundreds of process starts fit on a small machine: this checks the bookkeeping, not
 search quality. Writes benchmarks/results/chaos.json.
+
+    python benchmarks/chaos.py --hostile  # the hostile-input corpus (benchmarks/hostile.py) instead
+
+runs bad, hostile and damaged input (path traversal, redirects with the API key, credentials in URLs, edited
+registry rows, huge answers, Ray addresses and server URLs read from files, changed data on resume, NaN from a
+server, numbers out of range, damaged model folders...) and prints cases tried / held / failed; writes
+benchmarks/results/hostile.json.
 """
 
 from __future__ import annotations
@@ -275,7 +282,10 @@ def main(argv=None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--keep", action="store_true", help="keep the run directories (printed)")
+    ap.add_argument("--hostile", action="store_true", help="run the hostile-input corpus (benchmarks/hostile.py) instead")
     args = ap.parse_args(argv)
+    if args.hostile:
+        return hostile(args)
     kills = args.kills or (4 if args.quick else 20)
     work = Path(tempfile.mkdtemp(prefix="chaos-"))
     started = time.monotonic()
@@ -300,6 +310,31 @@ def main(argv=None) -> None:
         print(f"run directories: {work}")
     else:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def hostile(args) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from hostile import run_corpus
+
+    work = Path(tempfile.mkdtemp(prefix="hostile-"))
+    started = time.monotonic()
+    model, task = prepare(work)
+    rows = run_corpus(work, model, task, ENV)
+    failed = [r for r in rows if not r["held"]]
+    out = args.out if args.out != RESULTS else RESULTS.with_name("hostile.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"tried": len(rows), "held": len(rows) - len(failed), "failed": len(failed),
+                               "classes": len({r["class"] for r in rows}), "rows": rows}, indent=2) + "\n")
+    for r in failed:
+        print(f"FAILED {r['class']}: {r['case']}: {r['detail']}")
+    print(f"hostile input: {len(rows)} cases tried in {len({r['class'] for r in rows})} classes, "
+          f"{len(rows) - len(failed)} held, {len(failed)} failed ({time.monotonic() - started:.0f} s)")
+    if args.keep:
+        print(f"case directories: {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

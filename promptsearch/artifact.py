@@ -137,6 +137,9 @@ def _validate(data: dict, where: str) -> None:
         raise PromptSearchError(f"{where}: a demos rule needs 'demo_pool' rows with input and output text")
     if data["soft"] is not None:
         _check_fields(data["soft"], {"file": TEXT, "sha256": TEXT}, where, "soft.")
+        from .files import check_file_name
+
+        check_file_name(data["soft"]["file"], f"{where}: field 'soft.file'")
     _validate_options(data.get("options"), where)
     from .template import validate
 
@@ -178,11 +181,9 @@ def parse(raw: bytes, where: str) -> Artifact:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise PromptSearchError(f"{where}: not UTF-8 text (byte {e.start})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise PromptSearchError(f"{where}: bad JSON at line {e.lineno}: {e.msg}") from None
-    return Artifact.from_json(data, where)
+    from .files import parse_json
+
+    return Artifact.from_json(parse_json(text, where), where)
 
 
 def read(path: str | Path) -> Artifact:
@@ -207,7 +208,7 @@ def write(artifact: Artifact, path: str | Path, soft_bytes: bytes | None = None)
             raise PromptSearchError("a soft-prompt artifact needs its vectors to be written beside it")
         if hashlib.sha256(soft_bytes).hexdigest() != artifact.soft["sha256"]:
             raise PromptSearchError("the soft prompt's vectors do not match the hash the artifact records")
-        atomic_write(path.parent / artifact.soft["file"], soft_bytes)
+        atomic_write(soft_path(artifact, path), soft_bytes)
     atomic_write(path, dumps(artifact).encode("utf-8"))
     return path
 
@@ -217,7 +218,7 @@ def soft_vectors(artifact: Artifact, artifact_path: str | Path):
     against the recorded hash."""
     from safetensors.torch import load
 
-    path = Path(artifact_path).parent / artifact.soft["file"]
+    path = soft_path(artifact, artifact_path)
     try:
         raw = path.read_bytes()
     except OSError:
@@ -228,6 +229,13 @@ def soft_vectors(artifact: Artifact, artifact_path: str | Path):
     if "prompt_embeddings" not in tensors:
         raise PromptSearchError(f"{path}: holds no prompt_embeddings")
     return tensors["prompt_embeddings"]
+
+
+def soft_path(artifact: Artifact, artifact_path: str | Path) -> Path:
+    """Where a soft prompt's vectors live: beside the artifact, under the plain file name it records."""
+    from .files import confined
+
+    return confined(Path(artifact_path).parent, artifact.soft["file"], f"{artifact_path}: field 'soft.file'")
 
 
 def atomic_write(path: Path, data: bytes) -> None:

@@ -23,11 +23,12 @@ from .store import RunStore
 LINEAGE_FIELDS = ("id", "strategy", "edit", "prompt", "label_words", "parents")
 
 
-def export_run(run_dir: str | Path, out: str | Path, rank: int = 1, parts=None) -> artifact.Artifact:
+def export_run(run_dir: str | Path, out: str | Path, rank: int = 1, parts=None, named=()) -> artifact.Artifact:
     """Write the artifact of the run's ``rank``-th prompt to ``out``; returns it. ``parts`` (task,
-    model, scorer) skips loading the run's model, for callers that hold it already."""
+    model, scorer) skips loading the run's model, for callers that hold it already. ``named``: server URLs
+    given on the command line; a served run's model is connected to (to score on test) only when named."""
     store = RunStore.open(run_dir)
-    config, summary = store.config, store.summary
+    config, summary = store.config, store.checked_summary()
     if config.get("multitask"):
         raise PromptSearchError(f"{run_dir}: a multi-task run has no single-task artifact yet; extend it with "
                                 f"promptsearch run --extend {run_dir} --task NEW")
@@ -48,7 +49,7 @@ def export_run(run_dir: str | Path, out: str | Path, rank: int = 1, parts=None) 
         raise PromptSearchError(f"rank {rank} is an ensemble with a soft-prompt member; an artifact cannot carry member vectors yet")
     soft_bytes = _soft_bytes(Path(run_dir), best.soft) if best.soft else None
     if any(c.id not in logged for c in (best, seed)):
-        scorer = scorer or runner.load_parts(config)[2]
+        scorer = scorer or runner.load_parts(config, named=list(named))[2]
         if best.soft:
             from safetensors.torch import load
 

@@ -5,6 +5,8 @@ one, the line."""
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 
 from .errors import PromptSearchError
@@ -15,6 +17,8 @@ def read_bytes(path) -> bytes:
         return Path(path).read_bytes()
     except FileNotFoundError:
         raise PromptSearchError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise PromptSearchError(f"{path}: is a folder, not a file") from None
     except OSError as e:
         raise PromptSearchError(f"{path}: cannot read ({e.strerror or e})") from None
 
@@ -38,11 +42,80 @@ def read_lines(path):
         yield lineno, decode(raw, str(path), lineno)
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
 def parse_json(text: str, where: str):
+    """Any JSON value; refused in one line: bad syntax, nesting past Python's recursion limit (the C parser
+    raises RecursionError there), and lone surrogates (\\ud800: valid JSON, but no UTF-8 file can hold it,
+    so writing it back later would fail half-way through a run)."""
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as e:
         raise PromptSearchError(f"{where}: bad JSON at line {e.lineno}: {e.msg}") from None
+    except RecursionError:
+        raise PromptSearchError(f"{where}: JSON nested too deeply") from None
+    if _SURROGATE_ESCAPE.search(text) and not _encodable(value):
+        raise PromptSearchError(f"{where}: holds a lone surrogate escape (such as \\ud800), which is not text")
+    return value
+
+
+def check_text(value, where: str) -> None:
+    """Refuse, in one line, a value holding text no UTF-8 file can store (a lone surrogate: from a JSON escape, or
+    from command-line bytes that are not UTF-8), before anything is written with it."""
+    if not _encodable(value):
+        raise PromptSearchError(f"{where}: holds text that is not valid Unicode (a lone surrogate, or bytes that are "
+                                "not UTF-8)")
+
+
+def _encodable(value) -> bool:
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return True
+
+
+def present(path) -> bool:
+    """Whether a file is there to be read: a dangling or looping symlink counts as there (reading it then
+    fails in one line) rather than silently as absent; a folder we may not look into is one line."""
+    try:
+        os.lstat(path)
+        return True
+    except FileNotFoundError:
+        return False
+    except OSError as e:
+        raise PromptSearchError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+
+
+def check_file_name(name, where: str) -> str:
+    """A file name read from a file must be a bare name (no folder part, no '..', not absolute, not hidden),
+    so a hostile file cannot point a read or a write anywhere else."""
+    if not isinstance(name, str) or not SAFE_NAME.match(name) or ".." in name:
+        raise PromptSearchError(f"{where}: {name!r} must be a plain file name in the same folder "
+                                "(letters, digits, . _ + -; no '/' or '..')")
+    return name
+
+
+def confined(folder, name: str, where: str) -> Path:
+    """``folder/name`` for a file name read from a file (see check_file_name); a symbolic link there is
+    refused too, as it could lead out of the folder."""
+    path = Path(folder) / check_file_name(name, where)
+    if path.is_symlink():
+        raise PromptSearchError(f"{where}: {path} is a symbolic link; it must be a plain file")
+    return path
 
 
 _NAMES = {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number", bool: "true/false",

@@ -6,6 +6,7 @@ other data a one-sided test asks whether the score dropped below the recorded on
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from . import artifact
@@ -14,6 +15,7 @@ from .metrics import Score, summarize
 from .stats import TestResult, drop_test, format_p, outcomes
 
 ALPHA = 0.05
+MEAN_METRICS = ("accuracy", "exact_match", "contains")  # a score that is the mean of the per-example scores
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,22 @@ def check_model(art: artifact.Artifact, fingerprint: str, allow_other: bool) -> 
         raise PromptSearchError(
             f"model fingerprint differs: the artifact was scored with {art.model['name']} ({art.model['fingerprint'][:23]}…), "
             f"this model is {fingerprint[:23]}…; pass --allow-other-model to score it anyway")
+
+
+def check_consistent(art: artifact.Artifact) -> None:
+    """The artifact's parts must agree: its recorded test split hash is the hash of the examples its per-example
+    outcomes are for, and its test score is their mean where the metric is a mean. This catches an artifact edited
+    in one place (say its split hash, to dodge the reproduce check); it cannot catch one rewritten whole, as
+    nothing in it is signed."""
+    outcomes = art.test_outcomes
+    keys_hash = "sha256:" + hashlib.sha256("\n".join(sorted(outcomes["keys"])).encode()).hexdigest()
+    if keys_hash != art.task["splits"]["test"]["sha256"]:
+        raise PromptSearchError("the artifact does not hold together: its test split hash is not the hash of the examples "
+                                "its per-example outcomes are for (edited by hand?); export it again")
+    if art.metric in MEAN_METRICS and outcomes["scores"] and not artifact.same_score(
+            sum(outcomes["scores"]) / len(outcomes["scores"]), art.scores["test"]["score"]):
+        raise PromptSearchError("the artifact does not hold together: its test score is not the mean of its per-example "
+                                "outcomes (edited by hand?); export it again")
 
 
 def check_task(art: artifact.Artifact, task) -> None:
@@ -55,8 +73,12 @@ def decide(art: artifact.Artifact, examples, score: Score, rows: dict, alpha: fl
     """The monitor's verdict on a fresh scoring of the artifact."""
     recorded = art.scores["test"]["score"]
     metric = art.metric
+    check_consistent(art)
     if artifact.split_hash(examples) == art.task["splits"]["test"]["sha256"]:
-        ok = artifact.same_score(score.score, recorded)
+        # on the same data every example must come out as recorded, not just the mean
+        by_key = dict(zip(art.test_outcomes["keys"], art.test_outcomes["preds"]))
+        ok = artifact.same_score(score.score, recorded) and all(
+            by_key.get(k) == p for k, p in zip(rows["keys"], rows["preds"]))
         verdict = "reproduced" if ok else "NOT reproduced"
         return Check(ok, True, recorded, score.score, None,
                      f"{verdict}: {metric} {score.score:.4f} on the recorded test data (recorded {recorded:.4f}, n={score.n})")

@@ -91,6 +91,8 @@ class Registry:
         art = artifact.parse(text.encode("utf-8"), f"{name} (artifact)")
         if (art.soft is None) != (soft is None):
             raise PromptSearchError("a soft-prompt artifact is added together with its vectors, a text prompt without")
+        if soft is not None and hashlib.sha256(soft).hexdigest() != art.soft["sha256"]:
+            raise PromptSearchError(f"{name}: the soft prompt's vectors do not match the hash the artifact records")
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
         added = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         conn = self._connect(create=True)
@@ -120,6 +122,8 @@ class Registry:
                 row = conn.execute("SELECT * FROM versions WHERE name = ? ORDER BY version DESC LIMIT 1", (name,)).fetchone()
             else:
                 row = conn.execute("SELECT * FROM versions WHERE name = ? AND version = ?", (name, version)).fetchone()
+        except sqlite3.Error as e:
+            raise PromptSearchError(f"registry {self.path}: {e}") from None
         finally:
             conn.close()
         if row is None:
@@ -132,11 +136,29 @@ class Registry:
         try:
             query = "SELECT * FROM versions" + (" WHERE name = ?" if name else "") + " ORDER BY name, version"
             rows = conn.execute(query, (name,) if name else ()).fetchall()
+        except sqlite3.Error as e:  # a damaged file ("database disk image is malformed") or not a registry
+            raise PromptSearchError(f"registry {self.path}: {e}") from None
         finally:
             conn.close()
         return [_version(r) for r in rows]
 
 
 def _version(row) -> Version:
+    """A stored row, checked on every read: its text must still hash to the sha256 recorded when it was added,
+    and a soft prompt's vectors to the hash its artifact records. This catches a row changed by hand or by
+    damage; it proves nothing about who wrote it: anyone who can write the file can store a matching hash."""
+    if len(row) != 6 or not isinstance(row[2], str) or not isinstance(row[3], str):
+        raise PromptSearchError("registry: a row does not have the registry's shape")
     name, version, text, digest, soft, added = row
-    return Version(name, version, artifact.parse(text.encode("utf-8"), f"{name}@v{version}"), text, digest, soft, added)
+    where = f"registry row {name}@v{version}"
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PromptSearchError(f"{where}: its artifact text is not valid text") from None
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise PromptSearchError(f"{where}: its artifact no longer matches the sha256 recorded when it was added "
+                                "(edited or damaged); add the artifact again")
+    art = artifact.parse(data, where)
+    if art.soft is not None and (not isinstance(soft, bytes) or hashlib.sha256(soft).hexdigest() != art.soft["sha256"]):
+        raise PromptSearchError(f"{where}: its soft prompt's vectors do not match the hash the artifact records")
+    return Version(name, version, art, text, digest, soft, added)

@@ -46,6 +46,7 @@ DEFAULTS = {
     "served": {"model_name": None, "concurrency": 4, "scoring": "auto", "timeout": 120.0},
     "proposer": None,  # the model that writes text for the search (default: the scored model)
     "multitask": None,  # a universal prompt for several tasks: {"tasks", "objective", "extend", "compare"} (multitask.py)
+    "data": None,  # {split: content hash} of the data the run started on; a resume on changed data is refused
 }
 
 
@@ -56,6 +57,17 @@ def make_config(**given) -> dict:
             raise PromptSearchError(f"unknown setting {key!r}")
         if value is not None:
             config[key] = {**config[key], **value} if isinstance(config[key], dict) and key != "options" else value
+    from .models import is_served
+    from .models.urls import split_urls
+
+    for key, flag in (("model", "--model"), ("proposer", "--proposer")):
+        if is_served(config[key]):
+            split_urls(config[key], flag)  # no credentials in a URL that config.json would keep
+    from .files import check_text
+    from .limits import check_config
+
+    check_config(config, "")
+    check_text(config, "the run's settings")
     if config["task"] and Path(config["task"]).is_dir():
         config["task"] = str(Path(config["task"]).resolve())
     return config
@@ -73,6 +85,14 @@ def read_config(store: RunStore) -> dict:
     missing = [k for k in REQUIRED if k not in config]
     if missing:
         raise PromptSearchError(f"{where}: missing field {missing[0]!r}")
+    from .models import is_served
+    from .models.urls import split_urls
+
+    for key in ("model", "proposer"):
+        if config.get(key) is not None and not isinstance(config[key], str):
+            raise PromptSearchError(f"{where}: field {key!r} must be a string or null")
+        if is_served(config.get(key)):
+            split_urls(config[key], f"{where}: field {key!r}")
     shapes = {"strategies": list, "options": dict, "budget": dict, "racing": dict, "executor": dict}
     for key, kind in shapes.items():
         if key in config and not isinstance(config[key], kind):
@@ -87,6 +107,9 @@ def read_config(store: RunStore) -> dict:
         for name, value in config.get(key, {}).items():
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise PromptSearchError(f"{where}: field {key!r}: {name!r} must be a number")
+    from .limits import check_config
+
+    check_config(config, f"{where}: field")
     if config.get("schedule", "even") not in SCHEDULES:
         raise PromptSearchError(f"{where}: field 'schedule' must be one of {', '.join(SCHEDULES)}")
     if config.get("feedback") is not None and not isinstance(config["feedback"], dict):
@@ -110,16 +133,40 @@ def load_task_of(config: dict):
     return task.with_seed_prompt(config["seed_prompt"]) if config.get("seed_prompt") else task
 
 
-def load_parts(config: dict, task=None):
+def load_parts(config: dict, task=None, named=None):
     """Task (unless given, already loaded), model and scorer for a config (the slow part: loads the
-    model, or connects to its server)."""
+    model, or connects to its server). ``named``: the server URLs the user gave on the command line; a
+    config read from a file (a resumed run, an export, a refine) connects only to those, so a run directory
+    from someone else cannot send the API key to its own server. None: the config came from the command line."""
     from .scoring import Scorer
 
     task = task or load_task_of(config)
+    for key in ("model", "proposer"):
+        require_named(config.get(key), named, key)
     model = load_configured_model(config, config["model"], (config.get("served") or {}).get("model_name"))
+    if config.get("chat"):
+        from .models import require_chat_template
+
+        require_chat_template(model)
     # A served proposer must host one model (--model-name names the scored model).
     proposer = load_configured_model(config, config["proposer"], None) if config.get("proposer") else None
     return task, model, Scorer(model, batch_size=config["batch_size"], chat=config["chat"], proposer=proposer)
+
+
+def require_named(spec, named, key: str = "model") -> None:
+    """Refuse, in one line, to connect to a server URL read from a file unless the user named it too."""
+    from .models import is_served
+    from .models.urls import redact, split_urls
+
+    if named is None or not is_served(spec):
+        return
+    recorded = split_urls(spec, f"the run's {key}")
+    given = [u for n in named if n and is_served(n) for u in split_urls(n)]
+    if not set(recorded) <= set(given):
+        flag = "--proposer" if key == "proposer" else "--model"
+        shown = ",".join(redact(u) for u in recorded)
+        raise PromptSearchError(f"the run's {key} is the server {shown}, read from a file; a URL read from a file is never "
+                                f"connected to (your API key would go with it): name it on the command line with {flag} {shown}")
 
 
 def load_configured_model(config: dict, spec, model_name):
@@ -152,25 +199,78 @@ def build_search(config: dict, task, scorer, store=None, progress=False, strateg
 
 
 def run(config: dict, run_dir: str | Path, resume: bool = False, progress: bool = False, parts=None,
-        executor: dict | None = None) -> dict:
+        executor: dict | None = None, named=None) -> dict:
     """Run (or resume) a search; returns the summary, also written to ``run_dir/summary.json``.
     ``executor`` replaces the run's own when resuming (say, locally after its Ray workers were lost):
-    chunked executors all give the same scores, so the resumed run ends the same."""
+    chunked executors all give the same scores, so the resumed run ends the same. A resumed run never joins
+    a Ray cluster address read from its config.json: that takes ``executor`` naming it. ``named``: the server
+    URLs given on the command line (load_parts); a resumed run connects only to those."""
     if resume:
         store = RunStore.open(run_dir)
         config = read_config(store)
+        address = (config.get("executor") or {}).get("address")
+        if address and not executor:
+            raise PromptSearchError(f"{store.dir} ran on the Ray cluster at {address}; a cluster address read from a "
+                                    f"file is never joined: resume with --executor ray --ray {address} to join it, "
+                                    "or --executor local")
         if executor:
             config = {**config, "executor": executor}
+        named = [] if named is None else named
+        from .models import is_served
+
+        for given in named:
+            if given and not is_served(given) and given != config.get("model") and given != config.get("proposer"):
+                raise PromptSearchError(f"--model {given}: not this run's model ({config.get('model') or 'the embedded one'}); "
+                                        "a resumed run keeps its model")
+        for key in ("model", "proposer"):  # before the lock file is touched: a refusal leaves the run as it was
+            if parts is None:  # parts given: the caller connected, nothing is read from the file to connect to
+                require_named(config.get(key), named, key)
     strategies = make_strategies(config)  # bad names and options fail before the slow model load
-    task = None
-    if not resume:
-        if parts is None:
-            task = load_task_of(config)  # a bad task file stops here, before the run directory is written
+    task = parts[0] if parts is not None else load_task_of(config)  # a bad task file stops here, before anything is written
+    if resume:
+        check_same_data(config, task, store)
+    else:
+        config = {**config, "data": data_hashes(task)}
         store = RunStore.create(run_dir, config)
     with store.locked():  # before anything is repaired or appended: one writer per run directory
         if resume:
             store.repair()
-        return _load_and_run(config, run_dir, store, strategies, resume, progress, parts or load_parts(config, task))
+        return _load_and_run(config, run_dir, store, strategies, resume, progress, parts or load_parts(config, task, named))
+
+
+def data_hashes(task) -> dict:
+    """Content hash of each split the run reads (artifact.split_hash: independent of row order)."""
+    from .artifact import split_hash
+
+    return {s: split_hash(task.split(s)) for s in ("train", "dev", "test")}
+
+
+def config_hash(config: dict) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
+def check_same_data(config: dict, task, store: RunStore) -> None:
+    """A resumed run must read the data it started on: a changed split would mix two datasets in one log.
+    A finished run resumes only as it finished (the replay ends where it ended); one whose config.json was edited
+    since is refused, as the replay would overwrite its summary with another run's result."""
+    if (store.dir / "summary.json").exists():
+        finished_with = store.summary.get("config_sha256")
+        if finished_with is not None and finished_with != config_hash(store.config):
+            raise PromptSearchError(f"{store.dir} has finished, and its config.json changed since; resuming would "
+                                    f"overwrite its result with another set-up's. Start a new run with the changed settings")
+    recorded = config.get("data")
+    if not recorded:  # runs from before the hashes were recorded
+        return
+    if not isinstance(recorded, dict):
+        raise PromptSearchError(f"{store.dir / 'config.json'}: field 'data' must be an object")
+    now = data_hashes(task)
+    changed = [s for s in ("train", "dev", "test") if s in recorded and recorded[s] != now[s]]
+    if changed:
+        raise PromptSearchError(f"{store.dir}: the task's {'/'.join(changed)} data changed since the run started "
+                                f"({task.source or task.name}); resuming would mix two datasets in one log. Start a new run")
 
 
 def _load_and_run(config, run_dir, store, strategies, resume, progress, parts) -> dict:
@@ -200,6 +300,7 @@ def _run(config, run_dir, store, task, model, scorer, strategies, resume, progre
     summary["run_dir"] = str(run_dir)
     summary["model"] = model.name
     summary["model_fingerprint"] = model.fingerprint
+    summary["config_sha256"] = config_hash(store.config)  # what the run finished with (check_same_data)
     from .models import scoring_note
 
     summary["scoring"] = scoring_note.describe(model)  # what scoring the run got, not just what was asked (#30)

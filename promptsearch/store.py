@@ -16,18 +16,22 @@ import json
 import logging
 import math
 import os
+import re
 import time
 from pathlib import Path
 
 from .errors import PromptSearchError, RunInterrupted
-from .files import read_bytes, read_json
+from .files import parse_json, read_bytes, read_json
 
 log = logging.getLogger(__name__)
 
 
 def default_run_dir(task_name: str) -> Path:
+    """runs/NAME-TIME, always inside runs/: a task's name comes from a file, so anything in it that is not a
+    letter, digit, '.', '_', '+' or '-' becomes '-' and it cannot start with a dot."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{task_name}-{stamp}"
+    safe = re.sub(r"[^A-Za-z0-9._+-]", "-", task_name).lstrip(".") or "task"
+    return Path("runs") / f"{safe[:100]}-{stamp}"
 
 
 class RunStore:
@@ -39,6 +43,7 @@ class RunStore:
         store = cls(run_dir)
         if (store.dir / "candidates.jsonl").exists():
             raise PromptSearchError(f"{store.dir} already holds a run; resume it or choose another run directory")
+        store._refuse_foreign_directory()
         try:
             store.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -49,6 +54,31 @@ class RunStore:
             except RunInterrupted as e:  # nothing to resume yet
                 raise PromptSearchError(str(e)) from None
         return store
+
+    def _refuse_foreign_directory(self) -> None:
+        """A run writes only into a new or empty directory, or one a run of this tool set up and never scored in
+        (a killed set-up, rewritten). Anything else -- a model folder, a task folder -- is refused, as writing
+        there would overwrite or append to someone's files."""
+        if not self.dir.exists() and not self.dir.is_symlink():
+            return
+        if not self.dir.is_dir():
+            raise PromptSearchError(f"{self.dir} exists and is not a directory; choose a new run directory")
+        try:
+            entries = [p.name for p in self.dir.iterdir()]
+        except OSError as e:
+            raise PromptSearchError(f"cannot read {self.dir}: {e.strerror or e}") from None
+        if entries and not self._is_run_setup():
+            raise PromptSearchError(f"{self.dir} is not empty and is not a promptsearch run ({len(entries)} entries, such as "
+                                    f"{sorted(entries)[0]!r}); choose a new or empty run directory")
+
+    def _is_run_setup(self) -> bool:
+        if (self.dir / "lock").is_file() and (self.dir / "config.json").is_file():
+            return True  # a run's set-up in progress (another process may hold it: locked() says so)
+        try:
+            config = read_json(self.dir / "config.json")
+        except PromptSearchError:
+            return False
+        return all(k in config for k in ("task", "strategies", "seed", "budget"))
 
     @classmethod
     def open(cls, run_dir: str | Path) -> RunStore:
@@ -99,10 +129,29 @@ class RunStore:
     def summary(self) -> dict | None:
         return self.read_json("summary.json") if (self.dir / "summary.json").exists() else None
 
+    def checked_summary(self) -> dict | None:
+        """The finished run's summary with the fields a report of it reads checked (a hand-edited or foreign file
+        is one line, not a KeyError deep in a report); None for a run that has not finished."""
+        summary, where = self.summary, self.dir / "summary.json"
+        if summary is None:
+            return None
+        for key in ("best", "seed"):
+            part = summary.get(key)
+            if not isinstance(part, dict) or not isinstance(part.get("prompt"), str):
+                raise PromptSearchError(f"{where}: field {key!r} must be an object with a 'prompt'; the file is damaged "
+                                        "or not a promptsearch summary")
+            for split in ("dev", "test"):
+                if not isinstance(part.get(split), dict) or not isinstance(part[split].get("score"), (int, float)):
+                    raise PromptSearchError(f"{where}: field '{key}.{split}' must be a score object")
+        if not isinstance(summary.get("budget_used"), dict):
+            raise PromptSearchError(f"{where}: field 'budget_used' must be an object")
+        return summary
+
     def append(self, name: str, record: dict) -> None:
         """Append one JSON line and push it to disk, so a kill loses at most the line being written."""
-        with self._writing(self.dir / name), open(self.dir / name, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        data = _utf8(json.dumps(record, ensure_ascii=False) + "\n", self.dir / name)  # before the file is opened
+        with self._writing(self.dir / name), open(self.dir / name, "ab") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
 
@@ -123,8 +172,8 @@ class RunStore:
             if not line.strip():
                 continue
             try:
-                rec = json.loads(line.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError):
+                rec = parse_json(line.decode("utf-8"), f"{path}:{lineno}")
+            except (UnicodeDecodeError, PromptSearchError):
                 if lineno < len(lines):
                     log.warning("%s:%d: corrupt line skipped", path, lineno)
                 continue
@@ -161,8 +210,9 @@ class RunStore:
     def write_json(self, name: str, data: dict) -> None:
         """Whole-file writes go through a temporary file, so a reader sees the old file or the new one."""
         tmp = self.dir / (name + ".tmp")
+        raw = _utf8(json.dumps(data, indent=2, ensure_ascii=False), self.dir / name)
         with self._writing(self.dir / name):
-            tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+            tmp.write_bytes(raw)
             os.replace(tmp, self.dir / name)
 
     def read_json(self, name: str) -> dict:
@@ -171,9 +221,17 @@ class RunStore:
     def write_jsonl(self, name: str, records: list[dict]) -> None:
         """A whole log at once (through a temporary file): a kill leaves all of it or none."""
         tmp = self.dir / (name + ".tmp")
+        raw = _utf8("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), self.dir / name)
         with self._writing(self.dir / name):
-            tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+            tmp.write_bytes(raw)
             os.replace(tmp, self.dir / name)
+
+
+def _utf8(text: str, path: Path) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PromptSearchError(f"cannot write {path}: the text holds a lone surrogate (not valid Unicode)") from None
 
 
 _HELD: dict[str, list] = {}  # run directory -> [lock descriptor, depth]: the locks this process holds
@@ -201,16 +259,35 @@ def _candidate_problem(rec) -> str | None:
     if not isinstance(rec, dict):
         return "not a JSON object"
     cand = rec.get("candidate")
-    if not isinstance(cand, dict) or not isinstance(cand.get("id"), str) or not isinstance(cand.get("prompt"), str):
-        return "field 'candidate' must be an object with an 'id' and a 'prompt'"
+    if not isinstance(cand, dict) or not all(isinstance(cand.get(k), str) for k in ("id", "prompt", "strategy")):
+        return "field 'candidate' must be an object with an 'id', a 'prompt' and a 'strategy'"
     if isinstance(rec.get("size"), bool) or not isinstance(rec.get("size"), int):
         return "field 'size' must be an integer"
     score = rec.get("score")
-    if not isinstance(score, dict) or not isinstance(score.get("score"), (int, float)):
-        return "field 'score' must be an object with a number 'score'"
+    if not isinstance(score, dict) or not all(_number(score.get(k)) for k in ("score", "n", "ci_low", "ci_high")):
+        return "field 'score' must be an object with numbers 'score', 'n', 'ci_low' and 'ci_high'"
     if not isinstance(rec.get("results"), dict):
         return "field 'results' must be an object"
+    for key, row in rec["results"].items():
+        if not _result_row(row):
+            return f"field 'results' entry {key[:20]!r} must be [score, prediction, log-likelihood or null, [label scores]]"
+    try:
+        from .candidate import Candidate
+
+        Candidate.from_json(cand)  # what a resume rebuilds from the line
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as e:
+        return f"field 'candidate' cannot be read ({type(e).__name__})"
     return None
+
+
+def _number(x, nullable: bool = False) -> bool:
+    return (x is None and nullable) or (isinstance(x, (int, float)) and not isinstance(x, bool))
+
+
+def _result_row(row) -> bool:
+    """One example's logged result, as scorer.ExampleResult.to_json writes it."""
+    return (isinstance(row, list) and len(row) == 4 and _number(row[0]) and isinstance(row[1], str)
+            and _number(row[2], nullable=True) and isinstance(row[3], list) and all(_number(v) for v in row[3]))
 
 
 RECORD_CHECKS = {"candidates.jsonl": _candidate_problem}

@@ -99,6 +99,8 @@ def parse_options(pairs: list[str]) -> dict[str, dict]:
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
+        except RecursionError:
+            raise PromptSearchError(f"option {key}: value nested too deeply") from None
         options.setdefault(strategy, {})[param.replace("-", "_")] = value
     return options
 

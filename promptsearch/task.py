@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import PromptSearchError
-from .files import check_fields, parse_json, read_json, read_lines
+from .files import check_fields, parse_json, present, read_json, read_lines
 from .template import validate
 
 BUNDLED_DIR = Path(__file__).parent / "tasks"
@@ -23,6 +24,7 @@ KINDS = ("classification", "generation")
 METRICS = {"classification": ("accuracy", "macro_f1"), "generation": ("exact_match", "contains", "loglik")}
 DEV_FROM_TRAIN_MAX = 100  # dev rows drawn from train when a task ships no dev split
 ROW_FIELDS = ("input", "output", "outputs", "label", "id", "meta")  # meta: free-form, never read
+TASK_NAME = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,99}$")
 TASK_FIELDS = ("name", "kind", "label_words", "metric", "instruction", "seed_prompt", "description")
 
 
@@ -113,6 +115,9 @@ def _example(row, path: Path, lineno: int, label_words: tuple[str, ...]) -> Exam
             label = label_words.index(output)
         if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(label_words):
             raise PromptSearchError(f"{where}: unknown label {label!r}; expected 0..{len(label_words) - 1}")
+        if isinstance(output, str) and output != label_words[label]:
+            raise PromptSearchError(f"{where}: output {output!r} contradicts label {label} ({label_words[label]!r}); "
+                                    "give one of them, or both agreeing")
         output = output if isinstance(output, str) else label_words[label]
     outputs = row.get("outputs") or ()
     if not isinstance(outputs, (list, tuple)) or not all(isinstance(o, str) for o in outputs):
@@ -129,11 +134,16 @@ def _ape_instruction(directory: Path) -> str:
     return ""
 
 
-def _label_words(words, where: str) -> tuple[str, ...]:
-    """Label words as given: a list of two or more distinct non-empty strings (an empty list is an
-    error, not a generation task: remove the file or set kind for that)."""
+def check_label_words(words, where: str) -> tuple[str, ...]:
+    """Label words as given: a list of two or more distinct non-empty strings without white space at either end
+    (the scorer puts the space before a word itself; "positive " and "positive" would be two classes that read
+    the same). An empty list is an error, not a generation task: remove the file or set kind for that."""
     if not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words):
         raise PromptSearchError(f"{where}: label words must be a list of non-empty strings")
+    for w in words:
+        if w != w.strip():
+            raise PromptSearchError(f"{where}: label word {w!r} has white space at its start or end; the scorer puts "
+                                    "the space before a word itself")
     if len(words) < 2:
         raise PromptSearchError(f"{where}: a classification task needs at least two label words, got {len(words)}"
                                 " (for a generation task, remove the label words)")
@@ -152,15 +162,19 @@ def default_seed_prompt(kind: str, instruction: str) -> str:
 
 def load_task(spec: str | None = None, seed: int = 0) -> Task:
     directory = resolve_task_dir(spec)
-    meta = read_json(directory / "task.json") if (directory / "task.json").exists() else {}
+    meta = read_json(directory / "task.json") if present(directory / "task.json") else {}
     check_fields(meta, TASK_FIELDS, str(directory / "task.json"))
     for name in ("name", "kind", "metric", "instruction", "seed_prompt", "description"):
         if meta.get(name) is not None and not isinstance(meta[name], str):
             raise PromptSearchError(f"{directory / 'task.json'}: field {name!r} must be a string")
+    if meta.get("name") is not None and not TASK_NAME.match(meta["name"]):
+        # the name becomes part of the run directory's path: it must not lead out of runs/
+        raise PromptSearchError(f"{directory / 'task.json'}: field 'name' {meta['name'][:40]!r} must be 1-100 letters, "
+                                "digits, '.', '_', '+' or '-', not starting with '.'")
     if meta.get("label_words") is not None:
-        label_words = _label_words(meta["label_words"], f"{directory / 'task.json'}: field 'label_words'")
-    elif (directory / "labels.json").exists():
-        label_words = _label_words(read_json(directory / "labels.json", list), str(directory / "labels.json"))
+        label_words = check_label_words(meta["label_words"], f"{directory / 'task.json'}: field 'label_words'")
+    elif present(directory / "labels.json"):
+        label_words = check_label_words(read_json(directory / "labels.json", list), str(directory / "labels.json"))
     else:
         label_words = ()
     kind = meta.get("kind") or ("classification" if label_words else "generation")
@@ -175,7 +189,7 @@ def load_task(spec: str | None = None, seed: int = 0) -> Task:
     train = read_jsonl(directory / "train.jsonl", words)
     test = read_jsonl(directory / "test.jsonl", words)
     notes = []
-    if (directory / "dev.jsonl").exists():
+    if present(directory / "dev.jsonl"):
         dev = read_jsonl(directory / "dev.jsonl", words)
     else:
         # No dev split: hold out part of train, seeded, so search never looks at test.

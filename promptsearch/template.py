@@ -49,6 +49,9 @@ def parse(template: str) -> list[str | None]:
 
 
 def validate(template: str) -> str:
+    from .files import check_text
+
+    check_text(template, "the prompt")  # command-line bytes that are not UTF-8 arrive as lone surrogates
     parse(template)
     return template
 

@@ -264,7 +264,7 @@ def test_evolution_on_smollm_through_the_cli(smollm, tmp_path, monkeypatch):
     task = load_task("sst2-mini")
     task = replace(task, dev=task.dev[:32], test=task.test[:20])  # small: the run itself is what is tested
     real_load = runner.load_parts
-    monkeypatch.setattr(runner, "load_parts", lambda config, task_=None: (task, smollm, Scorer(smollm, batch_size=16)))
+    monkeypatch.setattr(runner, "load_parts", lambda config, task_=None, named=None: (task, smollm, Scorer(smollm, batch_size=16)))
     out = tmp_path / "run"
     result = CliRunner().invoke(cli.main, ["run", "--task", "sst2-mini", "--strategy", "evolution", "--max-evals", "120",
                                            "--top-k", "1", "-o", "evolution.patience=1", "-o", "evolution.library_seeds=2",

@@ -87,7 +87,7 @@ def run_dir(gen_run, tmp_path):
 @pytest.fixture
 def tiny_parts(tiny, monkeypatch):
     """The CLI loads the run's model with runner.load_parts; point it at the tiny model."""
-    def load(config, task=None):
+    def load(config, task=None, named=None):
         return load_task(config["task"], seed=config["seed"]), tiny, Scorer(tiny)
 
     monkeypatch.setattr(runner, "load_parts", load)

@@ -151,7 +151,7 @@ def test_corrupt_candidates_lines_are_reported_and_skipped(run, caplog):
     assert len(records) == len(lines)
     assert [r.getMessage() for r in caplog.records] == [
         f"{run}/candidates.jsonl:2: corrupt line skipped",
-        f"{run}/candidates.jsonl:3: field 'candidate' must be an object with an 'id' and a 'prompt'; line skipped"]
+        f"{run}/candidates.jsonl:3: field 'candidate' must be an object with an 'id', a 'prompt' and a 'strategy'; line skipped"]
     result = CliRunner().invoke(main, ["show", str(run), "--json"])
     assert result.exit_code == 0 and "Traceback" not in result.output
 

@@ -114,12 +114,23 @@ def test_token_budget_counts_the_scored_texts_and_stops(tiny, task):
     order = unlimited.dev_order
     by_hand = sum(tiny.count_tokens(render(t.candidate.prompt, ex.input))
                   for t in unlimited.trials.values() for ex in order[:unlimited.scored[t.candidate.id]])
+    # and the final check's test texts of the best and the seed prompt (sent too, so counted since issue 31)
+    finals = [unlimited.leaderboard()[0].candidate.prompt, task.seed_prompt]
+    by_hand += sum(tiny.count_tokens(render(p, ex.input)) for p in finals for ex in task.test)
     assert unlimited.tokens_used == by_hand > 0
-    limit = unlimited.tokens_used // 3
+    # what every run spends whatever its limit (the seed on all of dev, best and seed on test), then a limit between
+    minimum = Search(task, Scorer(tiny), [ListStrategy(PROMPTS)], Budget(max_tokens=1), racing=Racing(16, 3))
+    minimum.run()
+    assert len(minimum.trials) == 1
+    limit = (minimum.tokens_used + unlimited.tokens_used) // 2
     capped = Search(task, Scorer(tiny), [ListStrategy(PROMPTS)], Budget(max_tokens=limit), racing=Racing(16, 3))
     summary = capped.run()
     assert len(capped.trials) < len(unlimited.trials)  # stopped by the token limit, nothing else
     assert summary["budget"]["max_tokens"] == limit and summary["budget_used"]["tokens"] == capped.tokens_used
+    # the final check's share is kept back, so the limit holds for the whole run as max_evals does: checked before each
+    # rung, it is passed by at most the rung being scored (one prompt on all of dev)
+    rung = max(sum(tiny.count_tokens(render(p, ex.input)) for ex in task.dev) for p in [task.seed_prompt, *PROMPTS])
+    assert capped.tokens_used <= limit + rung
 
 
 def test_time_budget_holds_within_a_rung_and_counts_the_final_check(tiny, task, monkeypatch):

@@ -12,7 +12,8 @@ from ..errors import PromptSearchError
 
 
 class Group(click.Group):
-    """Turns PromptSearchError into one line on stderr and exit status 2, never a traceback."""
+    """Turns PromptSearchError, and a command's usage errors (a bad flag value), into one line on stderr and
+    exit status 2, never a traceback."""
 
     def invoke(self, ctx):
         try:
@@ -20,6 +21,36 @@ class Group(click.Group):
         except PromptSearchError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(2)
+        except click.UsageError as e:
+            command = f"{ctx.command_path} {e.ctx.info_name}" if e.ctx is not None and e.ctx is not ctx else ctx.command_path
+            message = " ".join(e.format_message().split())
+            click.echo(f"error: {message} (see {command} --help)", err=True)
+            sys.exit(2)
+
+
+class Limited(click.ParamType):
+    """A number on the command line under the rule ``limits.RULES[rule]`` that the same setting in a file keeps."""
+
+    def __init__(self, rule: str):
+        from ..limits import RULES
+
+        self.rule, self.whole = rule, RULES[rule][0]
+        self.name = "integer" if self.whole else "float"
+
+    def convert(self, value, param, ctx):
+        from ..limits import check
+
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = value
+        else:
+            try:
+                number = int(value) if self.whole else float(value)
+            except ValueError:
+                self.fail(f"{value!r} is not {'a whole number' if self.whole else 'a number'}", param, ctx)
+        try:
+            return check(self.rule, number, "")
+        except PromptSearchError as e:
+            self.fail(str(e).lstrip(": "), param, ctx)
 
 
 def setup(quiet: bool) -> None:
@@ -67,12 +98,12 @@ def model_options(f):
     """The model to score with: in process, or served (``--model http://HOST:PORT/v1``; several URLs,
     comma-separated, are replicas). A served model's API key comes from PROMPTSEARCH_API_KEY or
     OPENAI_API_KEY in the environment, never from a flag."""
-    f = click.option("--timeout", default=120.0, show_default=True, type=click.FloatRange(0.1),
+    f = click.option("--timeout", default=120.0, show_default=True, type=Limited("served.timeout"),
                      help="Served model: seconds to wait for one answer (then retried, with backoff).")(f)
     f = click.option("--scoring", default="auto", show_default=True,
                      type=click.Choice(["auto", "echo", "vllm", "sglang", "topk", "topk-chat", "generate"]),
                      help="Served model: how label words are scored (auto probes the server; see README).")(f)
-    f = click.option("--concurrency", default=4, show_default=True, type=click.IntRange(1, 256),
+    f = click.option("--concurrency", default=4, show_default=True, type=Limited("served.concurrency"),
                      help="Served model: requests in flight at once.")(f)
     f = click.option("--model-name", default=None, help="Served model: which model, where the server hosts several.")(f)
     f = click.option("--model", default=None, help="Local HF model directory, .gguf file, or http(s)://HOST:PORT/v1 "
@@ -80,7 +111,7 @@ def model_options(f):
     f = click.option("--device", default="auto", show_default=True, help="cpu, cuda, or auto.")(f)
     f = click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "bfloat16", "float16"]))(f)
     f = click.option("--chat", is_flag=True, help="Render prompts through the tokenizer's chat template.")(f)
-    return click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1, 1024))(f)
+    return click.option("--batch-size", default=16, show_default=True, type=Limited("batch_size"))(f)
 
 
 def unescape(prompt: str) -> str:

@@ -10,7 +10,7 @@ import click
 
 from ..errors import PromptSearchError, RunInterrupted
 from ..format import one_line
-from .common import emit, reporting, setup, stop_on_sigterm
+from .common import Limited, emit, reporting, setup, stop_on_sigterm
 
 RATE_HELP = "rating 1-5 (s skip, q quit)"
 
@@ -48,8 +48,10 @@ def _ask_rating(echo_err: bool) -> int | str:
               help="Take ratings from a JSONL file (fields: prompt or candidate, input, rating, optional output, comment).")
 @click.option("--export", "export", type=click.Path(dir_okay=False), default=None,
               help="Write the pairs to rate to a JSONL file (rating null) instead of asking; fill it in, then --from-file.")
+@click.option("--model", default=None, help="A run on a served model: its server URL again, when outputs must be "
+              "generated (a URL read from the run's files is never connected to).")
 @reporting
-def rate(run_dir, top, n_inputs, seed, again, from_file, export, as_json, quiet):
+def rate(run_dir, top, n_inputs, seed, again, from_file, export, model, as_json, quiet):
     """Rate what a run's best prompts produce (1-5 and a comment), one output at a time.
 
     Each rating is appended to RUN_DIR/ratings.jsonl the moment it is given: quitting (q, Ctrl-D,
@@ -58,7 +60,7 @@ def rate(run_dir, top, n_inputs, seed, again, from_file, export, as_json, quiet)
     stop_on_sigterm()
     from ..feedback import RatingSession
 
-    session = RatingSession(run_dir, top=top, n_inputs=n_inputs, seed=seed, again=again)
+    session = RatingSession(run_dir, top=top, n_inputs=n_inputs, seed=seed, again=again, named=[model])
     click.get_current_context().with_resource(session.store.locked())  # one writer per run, till the command ends
     existing, ratings_file, task = session.existing, session.feedback.path, session.task
     for p in session.problems:
@@ -143,15 +145,16 @@ def rate(run_dir, top, n_inputs, seed, again, from_file, export, as_json, quiet)
 @click.option("--model-edits", is_flag=True, help="Let the model propose an edit for comments no pattern matches.")
 @click.option("--strategy", "strategy_names", multiple=True, help="Strategies after the refine stage (default: clarify).")
 @click.option("--bases", type=click.IntRange(1), default=3, show_default=True, help="Rated prompts the edits are applied to.")
-@click.option("--max-candidates", type=click.IntRange(1), default=None, help="Budget: candidates scored (default: the run's).")
-@click.option("--max-evals", type=click.IntRange(1), default=None,
-              help="Budget: example-evaluations for the search (the final check on all of dev can go past it).")
-@click.option("--max-seconds", type=click.FloatRange(1), default=None, help="Budget: wall time.")
+@click.option("--max-candidates", type=Limited("budget.max_candidates"), default=None, help="Budget: candidates scored (default: the run's).")
+@click.option("--max-evals", type=Limited("budget.max_evals"), default=None, help="Budget: example-evaluations for the search (the final check on all of dev can go past it).")
+@click.option("--max-seconds", type=Limited("budget.max_seconds"), default=None, help="Budget: wall time.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="New run directory (default: RUN_DIR-refine-N).")
 @click.option("--resume", type=click.Path(file_okay=False), default=None, help="Continue an interrupted refine run.")
+@click.option("--model", default=None, help="A run on a served model: its server URL again, when outputs must be "
+              "generated (a URL read from the run's files is never connected to).")
 @reporting
 def refine(run_dir, weight, edit_map, model_edits, strategy_names, bases, max_candidates, max_evals, max_seconds,
-           out, resume, as_json, quiet):
+           out, resume, model, as_json, quiet):
     """Search on from a rated run with the ratings folded into the objective.
 
     Writes a new run directory (RUN_DIR-refine-N; the rated run is left as it was) and shows how the
@@ -167,7 +170,7 @@ def refine(run_dir, weight, edit_map, model_edits, strategy_names, bases, max_ca
     try:
         summary = feedback.refine(run_dir, out=target, weight=weight, edit_map=edit_map, model_edits=model_edits,
                                   strategies=tuple(strategy_names) or ("clarify",), budget=budget or None, bases=bases,
-                                  progress=not (quiet or as_json), resume=bool(resume))
+                                  progress=not (quiet or as_json), resume=bool(resume), named=[model])
     except feedback.NoRatingsError as e:
         raise PromptSearchError(f"{e}; rate first: promptsearch rate {run_dir}") from None
     except KeyboardInterrupt:

@@ -45,13 +45,15 @@ def _p(p: float) -> str:
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--rank", type=click.IntRange(1), default=1, show_default=True, help="Which prompt of the leaderboard.")
 @click.option("--output", "-o", "out", required=True, type=click.Path(dir_okay=False), help="Artifact file to write (JSON).")
+@click.option("--model", default=None, help="A served run: its server URL again, where the prompt must be scored on test "
+              "(a URL read from the run's files is never connected to).")
 @reporting
-def export(run_dir, rank, out, as_json, quiet):
+def export(run_dir, rank, out, model, as_json, quiet):
     """Write a run's best (or N-th) prompt as one self-contained artifact file."""
     from ..export import export_run
 
     setup(quiet)
-    art = export_run(run_dir, out, rank=rank)
+    art = export_run(run_dir, out, rank=rank, named=[model])
     if quiet and not as_json:  # --quiet: the file is the result; nothing to read on the terminal (#30)
         return
     emit(as_json, {"file": str(out), "artifact": art.to_json()} if as_json else {},
@@ -68,12 +70,20 @@ def eval_artifact(path, task, split, check, allow_other_model, model, device, ba
 
     art = artifact.read(path)
     spec = model if model is not None else art.model["spec"]
+    if model is None and is_served(spec):
+        from ..runner import require_named
+
+        require_named(spec, [], "model")  # never connect (with the API key) to a URL read from the artifact
     loaded = load_model(spec, device=device, dtype=art.model["dtype"], **(served or {})) if is_served(spec) else None
     monitor.check_model(art, artifact.model_fingerprint(spec, loaded=loaded), allow_other_model)
     t = load_task(task or art.task["source"], seed=art.task["seed"])
     monitor.check_task(art, t)
     examples = t.split(split)
     loaded = loaded or load_model(spec, device=device, dtype=art.model["dtype"])
+    if art.chat:
+        from ..models import require_chat_template
+
+        require_chat_template(loaded)
     scorer = Scorer(loaded, batch_size=batch_size, chat=art.chat)
     if art.soft:
         scorer.register_soft_prompt(art.candidate().soft, artifact.soft_vectors(art, path))
@@ -108,11 +118,17 @@ def add(file, name, as_json, quiet):
     from .. import artifact
     from ..registry import Registry
 
-    art = artifact.read(file)
-    raw = Path(file).read_bytes().decode("utf-8")
-    soft = (Path(file).parent / art.soft["file"]).read_bytes() if art.soft and (Path(file).parent / art.soft["file"]).exists() else None
-    if art.soft and soft is None:
-        raise PromptSearchError(f"{file}: its soft prompt's vectors ({art.soft['file']}) are not beside it")
+    from ..files import read_bytes
+
+    raw_bytes = read_bytes(file)
+    art = artifact.parse(raw_bytes, str(file))
+    raw = raw_bytes.decode("utf-8")
+    soft = None
+    if art.soft:
+        vectors = artifact.soft_path(art, file)
+        if not vectors.is_file():
+            raise PromptSearchError(f"{file}: its soft prompt's vectors ({art.soft['file']}) are not beside it")
+        soft = read_bytes(vectors)
     reg = Registry()
     v = reg.add(name, raw, soft)
     text = (f"added {v.ref}: test {fmt_score(art.scores['test'])}  ({reg.path})" if v.new else
@@ -212,6 +228,6 @@ def export_version(ref, out, as_json, quiet):
 
     v = Registry().get(ref)
     if v.soft is not None:
-        artifact.atomic_write(Path(out).parent / v.artifact.soft["file"], v.soft)
+        artifact.atomic_write(artifact.soft_path(v.artifact, out), v.soft)
     artifact.atomic_write(Path(out), v.text.encode("utf-8"))
     emit(as_json, {"ref": v.ref, "file": str(out), "sha256": v.sha256}, f"wrote {v.ref} to {out}")

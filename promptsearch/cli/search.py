@@ -12,7 +12,7 @@ from ..errors import PromptSearchError, RunInterrupted
 from ..format import RANKED_BY, budget_line, fmt_score, members_lines, one_line, options_note
 from ..outputs import example_rows, pick, render
 from ..defaults import BUDGET, FINAL_CHECK
-from .common import emit, examples_options, model_options, reporting, setup, stop_on_sigterm, unescape
+from .common import Limited, emit, examples_options, model_options, reporting, setup, stop_on_sigterm, unescape
 
 
 @click.command()
@@ -81,11 +81,14 @@ def strategies(name, as_json, quiet):
 @click.option("--check", is_flag=True, help="With --artifact: exit 1 unless the recorded score reproduces (same data) "
                                            "or shows no significant drop (new data).")
 @click.option("--allow-other-model", is_flag=True, help="With --artifact: score on a model whose weights differ from the recorded ones.")
+@click.option("--cached", is_flag=True, help="With --artifact --check on a served model: take answers from the response "
+              "cache (default: ask the live server, so the check measures the model as deployed now).")
 @examples_options
 @model_options
 @reporting
 def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos, artifact_file, check, allow_other_model,
-          n_examples, errors, model, model_name, concurrency, scoring, timeout, device, dtype, chat, batch_size, as_json, quiet):
+          cached, n_examples, errors, model, model_name, concurrency, scoring, timeout, device, dtype, chat, batch_size,
+          as_json, quiet):
     """Score one prompt on a task split: metric, n and 95% CI."""
     setup(quiet)
     if artifact_file:
@@ -96,11 +99,12 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
                                     "split; drop --prompt/--prompt-file/--label-words/--calibrate/--demos/--limit/--chat")
         from .prompts import eval_artifact
 
-        served = {"model_name": model_name, "concurrency": concurrency, "scoring": scoring, "timeout": timeout}
+        served = {"model_name": model_name, "concurrency": concurrency, "scoring": scoring, "timeout": timeout,
+                  "cache": cached or not check}
         return eval_artifact(artifact_file, task, split or "test", check, allow_other_model, model, device, batch_size,
                              as_json, quiet, served)
-    if check or allow_other_model:
-        raise PromptSearchError("--check and --allow-other-model go with --artifact FILE")
+    if check or allow_other_model or cached:
+        raise PromptSearchError("--check, --allow-other-model and --cached go with --artifact FILE")
     split = split or "dev"
     from ..candidate import Candidate
     from ..metrics import summarize
@@ -115,13 +119,21 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
         prompt = read_text(prompt_file).rstrip("\n")
     t = load_task(task)
     prompt = validate(unescape(prompt) if prompt is not None else t.seed_prompt)
-    words = tuple(w.strip() for w in label_words.split(",")) if label_words else None
+    if label_words is not None:
+        from ..task import check_label_words
+
+        label_words = check_label_words([w.strip() for w in label_words.split(",")], "--label-words")
+    words = label_words or None
     if words and (t.kind != "classification" or len(words) != len(t.label_words)):
         raise PromptSearchError(f"--label-words needs {len(t.label_words)} comma-separated words for task {t.name}")
     examples = t.split(split)[:limit]
     started = time.monotonic()
     loaded_model = load_model(model, device=device, dtype=dtype, model_name=model_name, concurrency=concurrency,
                               scoring=scoring, timeout=timeout)
+    if chat:
+        from ..models import require_chat_template
+
+        require_chat_template(loaded_model)
     scorer = Scorer(loaded_model, batch_size=batch_size, chat=chat)
     loaded = time.monotonic()
     cand = Candidate(prompt, label_words=words, calibrate=calibrate, demos=demos)
@@ -181,22 +193,22 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
                    "Default: bandit for the default chain, even when --strategy is given.")
 @click.option("--option", "-o", "options", multiple=True, help="Strategy option STRATEGY.PARAM=VALUE (repeatable).")
 @click.option("--seed-prompt", default=None, help="Starting prompt (default: the task's).")
-@click.option("--max-candidates", type=click.IntRange(1), default=None,
+@click.option("--max-candidates", type=Limited("budget.max_candidates"), default=None,
               help=f"Budget: candidates scored [default: {BUDGET['max_candidates']}].")
-@click.option("--max-evals", type=click.IntRange(1), default=None,
+@click.option("--max-evals", type=Limited("budget.max_evals"), default=None,
               help=f"Budget: example-evaluations (forward passes) for the search [default: {BUDGET['max_evals']}]. The final "
                    "check (the --final-check best on all of dev) always finishes, so the total can go past it.")
-@click.option("--max-seconds", type=click.FloatRange(1), default=None,
+@click.option("--max-seconds", type=Limited("budget.max_seconds"), default=None,
               help=f"Budget: wall time [default: {BUDGET['max_seconds']}]. The search stops early enough for the final "
                    "check and the test scores at the speed measured so far.")
-@click.option("--max-tokens", type=click.IntRange(1), default=None,
+@click.option("--max-tokens", type=Limited("budget.max_tokens"), default=None,
               help="Budget: tokens of the texts scored (rendered prompt + input per evaluation), what a served model bills.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-racing", is_flag=True, help="Score every candidate on all of dev (for comparison).")
-@click.option("--final-check", "top_k", type=click.IntRange(1), default=None,
+@click.option("--final-check", "top_k", type=Limited("top_k"), default=None,
               help=f"How many of the best candidates are checked on all of dev at the end [default: {FINAL_CHECK}].")
 # the old spelling, easily read as served "top-k" scoring (#30): still accepted, hidden, with a note
-@click.option("--top-k", "top_k_old", type=click.IntRange(1), default=None, hidden=True)
+@click.option("--top-k", "top_k_old", type=Limited("top_k"), default=None, hidden=True)
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory (default: runs/TASK-TIME).")
 @click.option("--resume", type=click.Path(file_okay=False), default=None, help="Continue an interrupted run.")
 @click.option("--executor", type=click.Choice(["local", "in-process", "ray", "http"]), default=None,
@@ -228,8 +240,7 @@ def run(task, objective, extend, compare, strategy_names, schedule, options, see
     from ..template import validate
 
     if resume:
-        if task or objective or extend or compare:
-            raise PromptSearchError("--resume continues the run as it was set up; drop --task/--objective/--extend/--compare-run")
+        refuse_changes_on_resume(click.get_current_context())
         run_dir = Path(resume)
         config = None
     else:
@@ -256,13 +267,32 @@ def run(task, objective, extend, compare, strategy_names, schedule, options, see
         run_dir = Path(out) if out else default_run_dir(name)
     try:
         chosen = executor_config(executor, workers, worker_threads, ray_address) if executor else None
-        summary = runner.run(config, run_dir, resume=bool(resume), progress=not (quiet or as_json), executor=chosen)
+        summary = runner.run(config, run_dir, resume=bool(resume), progress=not (quiet or as_json), executor=chosen,
+                             named=[model, proposer] if resume else None)
     except KeyboardInterrupt:
         click.echo(f"interrupted; nothing scored is lost. Continue with: promptsearch run --resume {run_dir}", err=True)
         sys.exit(130)
     except RunInterrupted as e:
         raise PromptSearchError(f"{e}. Continue with: promptsearch run --resume {run_dir}") from None
     emit(as_json, summary, render_summary(summary))
+
+
+# What --resume accepts besides the run directory: where scoring runs, how it reports, and the run's own server
+# URLs named again (a URL read from config.json is never connected to otherwise; runner.require_named).
+RESUME_FLAGS = {"resume", "executor", "workers", "worker_threads", "ray_address", "model", "proposer", "quiet", "as_json"}
+
+
+def refuse_changes_on_resume(ctx) -> None:
+    """A resumed run is the run as it was set up: a flag that would change it is refused in one line, not
+    silently dropped (applying it would mix two set-ups in one log)."""
+    from click.core import ParameterSource
+
+    given = [p for p in ctx.command.params if p.name not in RESUME_FLAGS
+             and ctx.get_parameter_source(p.name) not in (ParameterSource.DEFAULT, None)]
+    if given:
+        flags = "/".join(p.opts[0] for p in given)
+        raise PromptSearchError(f"--resume continues the run as it was set up; drop {flags} (it would change the run and "
+                                "is not applied), or start a new run with it")
 
 
 def executor_config(kind: str, workers: int, threads: int, address: str | None) -> dict:
@@ -339,13 +369,13 @@ def show(run_dir, show_lineage, top, rank, full, split, n_examples, errors, as_j
     from ..store import RunStore
 
     store = RunStore.open(run_dir)
-    summary = store.summary
+    summary = store.checked_summary()
     board = store.leaderboard()[:top]
     if not board:
         raise PromptSearchError(f"{run_dir}: no candidate has been scored yet")
     out = {"run_dir": str(run_dir), "finished": summary is not None, "leaderboard": board}
     if summary:
-        out.update(best=summary["best"], seed=summary["seed"], budget_used=summary["budget_used"])
+        out.update(best=summary["best"], seed=summary["seed"], budget_used=summary["budget_used"])  # checked by RunStore
         if summary.get("multitask"):  # every task's scores beside its own seed (and a single-task best)
             out.update(multitask=summary["multitask"], tasks=summary["tasks"])
     board_text = render_board

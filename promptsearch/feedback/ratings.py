@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import PromptSearchError
-from ..files import check_fields, decode, read_bytes
+from ..files import check_fields, decode, parse_json, read_bytes
 from ..store import RunStore
 
 log = logging.getLogger(__name__)
@@ -114,10 +114,14 @@ def read_ratings(path: Path, strict: bool = False) -> tuple[list[Rating], list[s
             continue
         where = f"{path}:{lineno}"
         try:
+            text = decode(raw, str(path), lineno)
             try:
-                rec = json.loads(decode(raw, str(path), lineno))
+                json.loads(text)
             except json.JSONDecodeError:
                 raise PromptSearchError(f"{where}: corrupt line (not JSON)") from None
+            except RecursionError:
+                pass  # parse_json below says what is wrong
+            rec = parse_json(text, where)
             ratings.append(parse_rating(rec, where))
         except PromptSearchError as e:
             if strict:

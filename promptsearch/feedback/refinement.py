@@ -61,17 +61,18 @@ def parent_estimates(store: RunStore, task, board: list[dict], model: RatingMode
 
 def refine(parent_dir, out=None, weight: float = 0.5, edit_map=None, model_edits: bool = False,
            strategies=("clarify",), budget: dict | None = None, bases: int = 3, seed: int | None = None,
-           parts=None, progress: bool = False, resume: bool = False) -> dict:
+           parts=None, progress: bool = False, resume: bool = False, named=()) -> dict:
     """Continue a run's search with its ratings folded in; writes ``RUN-refine-N`` (or ``out``) and returns
     its summary with a ``refine`` section: edits, predictor, and how each prompt's rank moved and why.
-    With ``resume``, ``out`` is the interrupted refine run and the other arguments are ignored."""
+    With ``resume``, ``out`` is the interrupted refine run and the other arguments are ignored. ``named``: the
+    server URLs given on the command line; the run's own server is connected to only when named there."""
     from .. import runner
 
     if resume:
         if not (Path(out) / REFINE_FILE).exists():
             RunStore.open(out)  # not a run at all: say so first
             raise PromptSearchError(f"{out} is not a refine run (no {REFINE_FILE})")
-        return _run_and_explain(RunStore.open(out), parts, progress)
+        return _run_and_explain(RunStore.open(out), parts, progress, named)
     if not 0.0 <= weight <= 1.0:
         raise PromptSearchError(f"rating weight {weight} is outside 0-1")
     parent = RunStore.open(parent_dir)
@@ -81,7 +82,7 @@ def refine(parent_dir, out=None, weight: float = 0.5, edit_map=None, model_edits
     if not ratings:
         raise NoRatingsError(f"{parent.dir / RATINGS} holds no ratings")
     pconfig = runner.read_config(parent)
-    parts = parts or runner.load_parts(pconfig)
+    parts = parts or runner.load_parts(pconfig, named=list(named))
     task, _, inner = parts
     blendable(task)
     ratings = with_scores(ratings, task)
@@ -109,15 +110,15 @@ def refine(parent_dir, out=None, weight: float = 0.5, edit_map=None, model_edits
         store.write_json(REFINE_FILE, {"parent": str(parent.dir), "weight": weight, "ratings": [r.to_json() for r in ratings],
                                        "edits": [e.to_json() for e in edits], "edit_map": str(edit_map) if edit_map else None,
                                        "model_edits": model_edits})
-        return _run_and_explain(store, parts, progress)
+        return _run_and_explain(store, parts, progress, named)
 
 
-def _run_and_explain(store: RunStore, parts, progress: bool) -> dict:
+def _run_and_explain(store: RunStore, parts, progress: bool, named=()) -> dict:
     """Run (or resume) the refine run with the one runner, then add how the ranking moved."""
     from .. import runner
 
     with store.locked():  # held from the run through the summary with the explanation
-        task, _, inner = parts = parts or runner.load_parts(runner.read_config(store))
+        task, _, inner = parts = parts or runner.load_parts(runner.read_config(store), named=list(named))
         summary = runner.run(None, store.dir, resume=True, progress=progress, parts=parts)
         summary["refine"] = explanation(store, task, blended_scorer(store, task, inner))
         store.write_summary(summary)

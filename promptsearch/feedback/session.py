@@ -143,7 +143,7 @@ class RatingSession:
     and where each rating goes. Every rating is appended (fsynced) the moment it is given, so quitting at
     any point loses nothing and the next session continues with the pairs not yet rated."""
 
-    def __init__(self, run_dir, top: int = 3, n_inputs: int = 3, seed: int = 0, again: bool = False):
+    def __init__(self, run_dir, top: int = 3, n_inputs: int = 3, seed: int = 0, again: bool = False, named=()):
         from ..runner import load_task_of, read_config
 
         self.store = RunStore.open(run_dir)
@@ -153,13 +153,14 @@ class RatingSession:
         self.task = load_task_of(self.config)
         self.top, self.n_inputs, self.seed, self.again = top, n_inputs, seed, again
         self._parts = None
+        self.named = list(named)  # server URLs given on the command line (runner.require_named)
 
     def parts(self):
         """Task, model and scorer of the run, loaded once on first need (most outputs come from the log)."""
         if self._parts is None:
             from ..runner import load_parts
 
-            self._parts = load_parts(self.config)
+            self._parts = load_parts(self.config, named=self.named)
         return self._parts
 
     def items(self) -> list[Item]:

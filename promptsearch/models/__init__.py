@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Capabilities, Model, require_white_box  # noqa: F401
+from .base import Capabilities, Model, require_chat_template, require_white_box  # noqa: F401
 
 
 def is_served(spec: str | None) -> bool:
@@ -16,7 +16,9 @@ def load_model(spec: str | None = None, device: str = "auto", dtype: str = "floa
     if is_served(spec):
         from .served import ServedModel
 
-        return ServedModel.connect([u.strip() for u in str(spec).split(",") if u.strip()], model_name=model_name,
+        from .urls import split_urls
+
+        return ServedModel.connect(split_urls(spec), model_name=model_name,
                                    concurrency=concurrency, scoring=scoring, timeout=timeout, use_cache=cache)
     from ..errors import PromptSearchError
     from .local import FrozenModel

@@ -106,6 +106,13 @@ class Model(ABC):
         return logprobs, words
 
 
+def require_chat_template(model) -> None:
+    """Refuse, in one line, --chat on a model whose tokenizer has no chat template (nothing to render with)."""
+    caps = getattr(model, "capabilities", None)
+    if caps is not None and not caps.chat_template:
+        raise PromptSearchError(f"--chat: {getattr(model, 'name', 'this model')} has no chat template; drop --chat")
+
+
 def require_white_box(model, who: str, needs: str) -> None:
     """Refuse, in one line, a strategy that needs the weights in process (embeddings, gradients)."""
     caps = getattr(model, "capabilities", None)

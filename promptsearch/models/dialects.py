@@ -12,6 +12,7 @@ Every reader returns plain values or raises ``BadAnswer`` naming what was missin
 
 from __future__ import annotations
 
+import functools
 import math
 
 EXACT = ("echo", "vllm", "sglang")
@@ -21,6 +22,27 @@ ALL = EXACT + TOPK + ("generate",)
 
 class BadAnswer(ValueError):
     """A response without the fields its dialect promises (a garbage answer)."""
+
+
+def reader(fn):
+    """A reader of server answers raises only BadAnswer: a field of the wrong type (a list where text belongs,
+    null where a table belongs) is a bad answer like a missing one, never a traceback."""
+    @functools.wraps(fn)
+    def read(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except BadAnswer:
+            raise
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as e:
+            raise BadAnswer(f"a field of the wrong type ({type(e).__name__}: {str(e)[:80]})") from None
+    return read
+
+
+def logprob(value, what: str = "a log-probability") -> float:
+    """A log-probability as a server must give it: a number, not NaN, not above 0 (rounding aside)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value > 1e-4:
+        raise BadAnswer(f"{what} is {value!r:.40}, not a log-probability")
+    return float(value)
 
 
 def _get(obj, *path):
@@ -48,6 +70,7 @@ def prompt_request(dialect: str, model: str, text: str) -> tuple[str, dict, bool
     raise ValueError(dialect)
 
 
+@reader
 def prompt_tokens(dialect: str, answer) -> list[tuple[str, float | None]]:
     """(token text, log-probability) for each prompt token; with ``echo`` the list may end with the
     generated token (llama-cpp-python leaves it out, OpenAI and vLLM keep it): see ``suffix_logprob``."""
@@ -56,7 +79,7 @@ def prompt_tokens(dialect: str, answer) -> list[tuple[str, float | None]]:
         tokens, values = _get(lp, "tokens"), _get(lp, "token_logprobs")
         if not isinstance(tokens, list) or not isinstance(values, list) or len(tokens) != len(values):
             raise BadAnswer("logprobs.tokens and logprobs.token_logprobs do not match")
-        return list(zip(tokens, values))
+        return [(_text(t), None if v is None else logprob(v)) for t, v in zip(tokens, values)]
     if dialect == "vllm":
         rows = _get(answer, "choices", 0, "prompt_logprobs")
         out = []
@@ -65,11 +88,13 @@ def prompt_tokens(dialect: str, answer) -> list[tuple[str, float | None]]:
                 out.append(("", None))
                 continue
             entry = next(iter(row.values()))  # prompt_logprobs=0: the prompt token only
-            out.append((entry.get("decoded_token") or "", entry.get("logprob")))
+            value = entry.get("logprob")
+            out.append((_text(entry.get("decoded_token") or ""), None if value is None else logprob(value)))
         return out
     if dialect == "sglang":
         rows = _get(answer, "meta_info", "input_token_logprobs")
-        return [(r[2] if len(r) > 2 and r[2] is not None else "", r[0]) for r in rows]
+        return [(_text(r[2]) if len(r) > 2 and r[2] is not None else "", None if r[0] is None else logprob(r[0]))
+                for r in rows]
     raise ValueError(dialect)
 
 
@@ -106,6 +131,13 @@ def topk_request(dialect: str, model: str, text: str, k: int) -> tuple[str, dict
                                  "logprobs": True, "top_logprobs": k, "temperature": 0}, False
 
 
+def _text(value) -> str:
+    if not isinstance(value, str):
+        raise BadAnswer(f"a token is {type(value).__name__}, not text")
+    return value
+
+
+@reader
 def topk_entries(dialect: str, answer) -> dict[str, float]:
     """token text -> log-probability of the k most likely next tokens; {} when the model ended the text
     at once (an end-of-text token comes with no list)."""
@@ -114,14 +146,14 @@ def topk_entries(dialect: str, answer) -> dict[str, float]:
         tops = _get(lp, "top_logprobs") if lp is not None else []
         if not tops:
             return {}
-        if not isinstance(tops[0], dict):
+        if not isinstance(tops, list) or not isinstance(tops[0], dict):
             raise BadAnswer("top_logprobs holds no token table")
-        return {str(t): float(v) for t, v in tops[0].items()}
+        return {_text(t): logprob(v) for t, v in tops[0].items()}
     lp = _get(answer, "choices", 0, "logprobs")
     rows = _get(lp, "content") if lp is not None else []
     if not rows:
         return {}
-    return {str(r["token"]): float(r["logprob"]) for r in _get(rows, 0, "top_logprobs")}
+    return {_text(r["token"]): logprob(r["logprob"]) for r in _get(rows, 0, "top_logprobs")}
 
 
 def outside_topk(entries: dict[str, float]) -> float:
@@ -142,6 +174,7 @@ def generate_request(model: str, text: str, max_tokens: int, chat: bool) -> tupl
     return "/completions", {**common, "prompt": text}, False
 
 
+@reader
 def generated_text(answer, chat: bool) -> str:
     text = _get(answer, "choices", 0, "message", "content") if chat else _get(answer, "choices", 0, "text")
     if text is None:

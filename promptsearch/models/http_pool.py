@@ -19,6 +19,21 @@ from ..errors import PromptSearchError
 log = logging.getLogger(__name__)
 
 API_KEY_VARIABLES = ("PROMPTSEARCH_API_KEY", "OPENAI_API_KEY")
+# The largest answer read: a 5000-entry top-k list is ~140 KB and an echoed 4k-token prompt ~1 MB, so this
+# leaves room for long prompts while a server sending without end cannot fill the memory.
+MAX_RESPONSE_BYTES = 64 * 2**20
+ERROR_BODY_BYTES = 4096  # of an error answer only the message is shown
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Redirects are not followed: urllib would resend the Authorization header to wherever the server points,
+    another host included. A redirect surfaces as its HTTP status and is reported with its target."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 class ServerError(PromptSearchError):
@@ -49,7 +64,9 @@ class HttpPool:
                  backoff: float = 0.5):
         if not urls:
             raise PromptSearchError("no server URL given")
-        self.urls = [u.rstrip("/") for u in urls]
+        from .urls import check_url
+
+        self.urls = [check_url(u) for u in urls]
         self.concurrency = max(1, int(concurrency))
         self.timeout = timeout
         self.retries = retries
@@ -106,10 +123,16 @@ class HttpPool:
             headers["Authorization"] = f"Bearer {key}"
         req = urllib.request.Request(base + path, data=data, headers=headers, method="POST" if body is not None else "GET")
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                raw = resp.read()
+            with _OPENER.open(req, timeout=self.timeout) as resp:
+                raw = _read_capped(resp, url, path)
         except urllib.error.HTTPError as e:
-            detail = _first_line(e.read().decode("utf-8", "replace"))
+            if 300 <= e.code < 400:
+                from .urls import redact
+
+                target = redact(e.headers.get("Location") or "?")
+                raise ServerError(url, f"HTTP {e.code} on {path}: redirects to {target}; redirects are not followed "
+                                       "(the API key goes only to the URL given): give the final URL with --model") from None
+            detail = _first_line(e.read(ERROR_BODY_BYTES).decode("utf-8", "replace"))
             if e.code == 429 or e.code >= 500:
                 raise _Retryable(f"HTTP {e.code} on {path}{detail}") from None
             hint = " (is this the server's /v1 URL?)" if e.code == 404 else ""
@@ -127,6 +150,8 @@ class HttpPool:
             return json.loads(raw)
         except ValueError:
             raise ServerError(url, f"answered {path} with something that is not JSON: {raw[:60]!r}") from None
+        except RecursionError:
+            raise ServerError(url, f"answered {path} with JSON nested too deeply") from None
 
     def map(self, fn, items: list) -> list:
         """fn over items on the bounded pool, results in order. On the first failure the queued rest is
@@ -155,13 +180,25 @@ class HttpPool:
             self._broken = None
 
 
+def _read_capped(resp, url: str, path: str) -> bytes:
+    """The body, refused once it passes MAX_RESPONSE_BYTES (announced or as it arrives)."""
+    limit = MAX_RESPONSE_BYTES
+    announced = resp.headers.get("Content-Length")
+    if announced and announced.isdigit() and int(announced) > limit:
+        raise ServerError(url, f"answered {path} with {int(announced) / 2**20:.0f} MiB; answers are capped at {limit // 2**20} MiB")
+    raw = resp.read(limit + 1)
+    if len(raw) > limit:
+        raise ServerError(url, f"answered {path} with more than {limit // 2**20} MiB; answers are capped there")
+    return raw
+
+
 def _first_line(text: str, width: int = 160) -> str:
     try:  # OpenAI-style {"error": {"message": ...}} or {"detail": ...}
         obj = json.loads(text)
         if isinstance(obj, dict):
             err = obj.get("error", obj.get("detail", obj))
             text = err.get("message", str(err)) if isinstance(err, dict) else str(err)
-    except ValueError:
+    except (ValueError, RecursionError):
         pass
     line = " ".join(text.split())
     return (": " + line[:width]) if line else ""

@@ -11,6 +11,7 @@ import hashlib
 import importlib.util
 import logging
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -69,6 +70,8 @@ def _gguf_cache_dir(gguf: Path) -> Path:
 def pick_device(device: str) -> str:
     import torch
 
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:[0-9]+)?", str(device)):
+        raise PromptSearchError(f"--device {str(device)[:40]!r}: use cpu, cuda, cuda:N, mps or auto")
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -225,8 +228,9 @@ class FrozenModel(Model):
             model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
         except PromptSearchError:
             raise
-        except (OSError, ValueError, KeyError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        except Exception as e:  # noqa: BLE001 -- a user's folder can fail in any way transformers has (a config field
+            # of the wrong type: TypeError; junk safetensors: SafetensorError); each is one line naming the folder
+            first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
             raise PromptSearchError(f"could not load model {spec or 'default'!r}: {first}") from None
         model.to(pick_device(device))
         return cls(model, tokenizer, name=str(spec or f"embedded:{gguf}"))

@@ -39,7 +39,8 @@ class ServedModel(Model):
     """Use ``ServedModel.connect``; the constructor only stores what connect found."""
 
     def __init__(self, pool: HttpPool, model_id: str, engine: str, dialect: str, late_echo: bool = False,
-                 cache: ResponseCache | None = None, top_k: int = TOP_K, context_length: int | None = None):
+                 cache: ResponseCache | None = None, top_k: int = TOP_K, context_length: int | None = None,
+                 server_report: dict | None = None):
         self.pool = pool
         self.model_id = model_id
         self.engine = engine
@@ -47,6 +48,7 @@ class ServedModel(Model):
         self.late_echo = late_echo  # echo pairs late: words are teacher-forced through plain top-k requests
         self.cache = cache
         self.top_k = top_k
+        self.server_report = server_report or {}  # what /models says about the chosen model (see _pick_model)
         self.name = f"{pool.urls[0]}#{model_id}" if len(pool.urls) == 1 else f"{len(pool.urls)} servers#{model_id}"
         self.stats: Counter = Counter()
         self.capabilities = Capabilities(
@@ -57,6 +59,17 @@ class ServedModel(Model):
     def fingerprint(self) -> str:
         return f"served|{self.engine}|{self.model_id}|{self.dialect}" + ("|late-echo" if self.late_echo else "")
 
+    @property
+    def cache_identity(self) -> str:
+        """What the response cache keys answers by: the fingerprint, plus which servers answered and what they
+        report about the model's weights. Two deployments serving different weights under one model id must
+        not share cached numbers; the fingerprint alone (engine, id, dialect) cannot tell them apart."""
+        import hashlib
+        import json
+
+        report = json.dumps([sorted(self.pool.urls), self.server_report], sort_keys=True, default=str)
+        return f"{self.fingerprint}|server:{hashlib.sha256(report.encode()).hexdigest()[:16]}"
+
     # ---- connecting ------------------------------------------------------------------------------
     @classmethod
     def connect(cls, urls: list[str], model_name: str | None = None, concurrency: int = 4, scoring: str = "auto",
@@ -64,9 +77,9 @@ class ServedModel(Model):
         if scoring not in SCORING:
             raise PromptSearchError(f"unknown scoring {scoring!r}; use one of {', '.join(SCORING)}")
         pool = HttpPool(urls, concurrency=concurrency, timeout=timeout, retries=retries)
-        model_id, engine, context_length = _pick_model(pool, model_name)
+        model_id, engine, context_length, report = _pick_model(pool, model_name)
         model = cls(pool, model_id, engine, "generate", cache=ResponseCache(cache_path) if use_cache else None,
-                    context_length=context_length)
+                    context_length=context_length, server_report=report)
         dialect = scoring if scoring != "auto" else model._probe_dialect()
         late = model._probe_late_echo() if dialect == "echo" else False
         top_k = model._probe_top_k() if dialect == "echo" else TOP_K
@@ -74,7 +87,8 @@ class ServedModel(Model):
             raise PromptSearchError(f"{pool.urls[0]} pairs prompt log-probabilities with the wrong positions and "
                                     "lists no top-k next tokens; score with --scoring topk instead")
         probes = model.stats["probe_requests"]
-        model = cls(pool, model_id, engine, dialect, late, model.cache, top_k=top_k, context_length=context_length)
+        model = cls(pool, model_id, engine, dialect, late, model.cache, top_k=top_k, context_length=context_length,
+                    server_report=report)
         model.stats["probe_requests"] = probes
         from .scoring_note import describe
 
@@ -113,14 +127,10 @@ class ServedModel(Model):
         """Whether the server pairs each echoed prompt token with the next position's distribution."""
         path, body, root = d.prompt_request("echo", self.model_id, PAIRING_PROBE)
         answer = self._probe(path, body, root)
-        tokens = [t for t, _ in d.prompt_tokens("echo", answer)]
-        tops = d._get(answer, "choices", 0, "logprobs", "top_logprobs")
-        own = late = 0
-        for i, top in enumerate(tops[: len(tokens) - 1]):
-            if isinstance(top, dict) and top:
-                best = max(top, key=top.get)
-                own += best == tokens[i]
-                late += best == tokens[i + 1]
+        try:
+            own, late = _pairing_votes(answer)
+        except d.BadAnswer as e:
+            raise ServerError(self.pool.urls[0], f"answered {path} with something unexpected: {e}") from None
         if own == late:
             raise PromptSearchError(f"{self.pool.urls[0]}: cannot tell how it pairs prompt log-probabilities with "
                                     "positions; score with --scoring topk (top-k next tokens) instead")
@@ -274,7 +284,7 @@ class ServedModel(Model):
     def _ask(self, path: str, body: dict, root: bool, read, keep=None, key_extra=None):
         """One request through the cache: answers are read (and so checked) before they are kept. ``keep``
         reduces a large answer to what ``read`` needs (``key_extra`` then names what it was reduced for)."""
-        key = request_key(self.fingerprint, path, body if key_extra is None else {**body, "promptsearch_kept": key_extra})
+        key = request_key(self.cache_identity, path, body if key_extra is None else {**body, "promptsearch_kept": key_extra})
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
@@ -282,24 +292,48 @@ class ServedModel(Model):
                 return read(hit)
         url, answer = self.pool.request(path, body, root)
         self.stats["requests"] += 1
-        self.stats["prompt_tokens"] += int(((answer.get("usage") if isinstance(answer, dict) else None) or {})
-                                           .get("prompt_tokens", 0) or 0)
+        usage = answer.get("usage") if isinstance(answer, dict) else None
+        billed = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+        if isinstance(billed, int) and not isinstance(billed, bool) and billed >= 0:
+            self.stats["prompt_tokens"] += billed
         try:
             if keep is not None:
                 answer = keep(answer)
             value = read(answer)
-        except d.BadAnswer as e:
-            raise ServerError(url, f"answered {path} with something unexpected: {e}") from None
+        except (d.BadAnswer, TypeError, ValueError, AttributeError, KeyError, IndexError) as e:
+            raise ServerError(url, f"answered {path} with something unexpected: {str(e)[:120]}") from None
         if self.cache is not None:
             self.cache.put(key, self.fingerprint, path, answer)
         return value
 
 
-def _pick_model(pool: HttpPool, model_name: str | None) -> tuple[str, str, int | None]:
+@d.reader
+def _pairing_votes(answer) -> tuple[int, int]:
+    """How many echoed positions list their own token as most likely, and how many the next token."""
+    tokens = [t for t, _ in d.prompt_tokens("echo", answer)]
+    tops = d._get(answer, "choices", 0, "logprobs", "top_logprobs")
+    if not isinstance(tops, list):
+        raise d.BadAnswer("logprobs.top_logprobs is not a list")
+    own = late = 0
+    for i, top in enumerate(tops[: len(tokens) - 1]):
+        if isinstance(top, dict) and top:
+            best = max(top, key=lambda t: d.logprob(top[t]))
+            own += best == tokens[i]
+            late += best == tokens[i + 1]
+    return own, late
+
+
+# What a server reports about a model's weights in /models (vLLM: root, the weights' path; llama.cpp: meta, with
+# parameter count and file size): kept in the response cache's key. Not "created": vLLM stamps it per request.
+REPORTED = ("id", "owned_by", "root", "parent", "meta", "max_model_len", "context_length")
+
+
+def _pick_model(pool: HttpPool, model_name: str | None) -> tuple[str, str, int | None, dict]:
     url, listing = pool.request("/models")
     data = listing.get("data") if isinstance(listing, dict) else None
-    if not isinstance(data, list) or not all(isinstance(m, dict) and "id" in m for m in data):
-        raise ServerError(url, "answered /models without a list of models; is this an OpenAI-compatible /v1 URL?")
+    if not isinstance(data, list) or not all(isinstance(m, dict) and isinstance(m.get("id"), str) for m in data):
+        raise ServerError(url, "answered /models without a list of models with text ids; is this an OpenAI-compatible "
+                               "/v1 URL?")
     ids = [m["id"] for m in data]
     if model_name is None:
         if len(ids) != 1:
@@ -311,4 +345,7 @@ def _pick_model(pool: HttpPool, model_name: str | None) -> tuple[str, str, int |
             raise ServerError(url, f"has no model {model_name!r}; it hosts: {', '.join(ids[:5]) or 'none'}")
         chosen = found[0]
     context = chosen.get("max_model_len") or chosen.get("context_length")
-    return chosen["id"], str(chosen.get("owned_by") or "unknown"), int(context) if context else None
+    if context is not None and (isinstance(context, bool) or not isinstance(context, int) or context < 1):
+        raise ServerError(url, f"answered /models with a context length that is not a positive whole number: {context!r:.40}")
+    report = {k: chosen[k] for k in REPORTED if k in chosen}
+    return chosen["id"], str(chosen.get("owned_by") or "unknown")[:100], context or None, report

@@ -107,7 +107,16 @@ class Search:
     def exhausted(self) -> bool:
         max_c, max_e, max_s, max_t = self.limits
         return (len(self.trials) >= max_c or self.evals_used >= max_e or self.out_of_time(max_s)
-                or self.tokens_used >= max_t or self.stalled())
+                or self.out_of_tokens(max_t) or self.stalled())
+
+    def out_of_tokens(self, max_t: float) -> bool:
+        """Past the token limit, counting what the final check (top-k on all of dev, best and seed on test) will
+        still send at the tokens per evaluation measured so far: the limit holds for the whole run, as time does."""
+        if max_t == math.inf:
+            return False
+        scored = sum(self.scored.values())
+        per_eval = self.tokens_used / scored if scored else 0.0
+        return self.tokens_used + self.final_check_evals() * per_eval >= max_t
 
     def stall_evals(self) -> float:
         """Example-evaluations without a gain after which an adaptive stage hands over."""

@@ -3,9 +3,12 @@ schedule and stages; the objective (objective.py) adds what its kind of run repo
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 
 from ..candidate import Candidate
+
+log = logging.getLogger(__name__)
 
 
 def describe(search, c: Candidate, test: bool = False) -> dict:
@@ -16,6 +19,7 @@ def describe(search, c: Candidate, test: bool = False) -> dict:
     out["dev"] = search.objective(c, search.scorer.evaluate(search.task, c, examples), examples).to_json()
     if test:
         out["test"] = search.objective.on_test(c).to_json()
+        search.tokens_used += search._tokens(c, search.task.test)  # sent too: counted against --max-tokens
     return out
 
 
@@ -38,5 +42,11 @@ def finish(search, board: list, seed: Candidate) -> dict:
     summary = build(search, board, **objective.report(best, seed))
     key = objective.headline
     summary["improvement"] = {s: summary["best"][s][key] - summary["seed"][s][key] for s in ("dev", "test")}
+    budget = search.budget
+    for used, limit, what in ((search.tokens_used, budget.max_tokens, "tokens"),
+                              (search.evals_used, budget.max_evals, "example-evaluations")):
+        if limit is not None and used > limit:  # the seed on all of dev and best and seed on test always run
+            log.warning("the run used %d %s, over its limit of %d: the seed prompt on all of dev and the final check "
+                        "on test always run; raise the limit or use a smaller dev/test split", used, what, limit)
     summary["paired_test"] = objective.paired_test(best, seed)
     return summary

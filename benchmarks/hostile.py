@@ -1,0 +1,512 @@
+"""A corpus of hostile input for `python benchmarks/chaos.py --hostile`: bad files, hostile files, misbehaving
+servers and out-of-range numbers, one or more per class of issue 31. Each case runs the real CLI in its own
+process and holds when:
+
+  refused   exit status 2, exactly one line on stderr starting "error: ", no traceback, nothing the case
+            names as protected changed (snapshots before and after), no secret in the output, and no request
+            reached a server the case names as elsewhere;
+  held      a behaviour check returns True (cached answers per server, --max-tokens kept, a bad log line
+            skipped).
+
+Everything runs on 127.0.0.1 with the tiny random model; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+SECRET = "sk-hostile-corpus-secret"
+
+
+class Server:
+    """A local HTTP server answering ``answer(path) -> (status, headers, body)``; records the paths asked."""
+
+    def __init__(self, answer):
+        self.seen: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _any(self):
+                outer.seen.append(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                status, headers, body = answer(self.path)
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                if "Content-Length" not in headers:
+                    self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except OSError:
+                    pass
+
+            do_GET = do_POST = _any
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def listing(model=None):
+    return json.dumps({"data": [model or {"id": "m", "owned_by": "x"}]}).encode()
+
+
+def topk_server(completion: str, model=None) -> Server:
+    return Server(lambda p: (200, {}, listing(model)) if p.endswith("/models") else (200, {}, completion.encode()))
+
+
+def topk_answer(positive) -> str:
+    return '{"choices": [{"text": "x", "logprobs": {"top_logprobs": [{" positive": %s, " negative": -3}]}}]}' % positive
+
+
+def snapshot(*roots) -> dict:
+    out = {}
+    for root in roots:
+        root = Path(root)
+        if root.is_file():
+            out[str(root)] = root.read_bytes()
+        elif root.exists():
+            out.update({str(p): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()})
+    return out
+
+
+class Corpus:
+    """Builds each case's files under ``work`` and runs it."""
+
+    def __init__(self, work: Path, model: str, task: str, env: dict):
+        self.work, self.model, self.task = work, model, task
+        self.env = {**env, "PROMPTSEARCH_API_KEY": SECRET, "PROMPTSEARCH_CACHE": str(work / "cache"),
+                    "PROMPTSEARCH_REGISTRY": str(work / "registry.db")}
+        self.n = 0
+
+    def fresh(self, name: str) -> Path:
+        self.n += 1
+        d = self.work / f"{self.n:02d}-{name}"
+        d.mkdir()
+        return d
+
+    def task_copy(self, d: Path, **meta) -> Path:
+        t = Path(shutil.copytree(self.task, d / "task"))
+        if meta:
+            data = json.loads((t / "task.json").read_text())
+            (t / "task.json").write_text(json.dumps({**data, **meta}))
+        return t
+
+    def cli(self, *args, cwd=None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "promptsearch", *map(str, args)], capture_output=True, text=True,
+                              env=self.env, cwd=cwd, timeout=300)
+
+    def run_dir(self, d: Path, **config) -> Path:
+        """A run set up (config.json) but not started, as `run` leaves it before its first rung."""
+        from promptsearch import runner
+        from promptsearch.store import RunStore
+
+        run = d / "run"
+        RunStore.create(run, runner.make_config(task=self.task, strategies=["templates"], **{"model": self.model, **config}))
+        return run
+
+    def artifact(self, **changes) -> str:
+        keys = ["k0", "k1"]
+        data = {
+            "schema": "promptsearch.prompt-artifact", "schema_version": 1, "prompt": "Review: {input}\nSentiment:",
+            "label_words": ["negative", "positive"], "chat": False, "soft": None,
+            "model": {"spec": None, "name": "t", "dtype": "float32", "fingerprint": "sha256:abc"},
+            "task": {"name": "t", "kind": "classification", "metric": "accuracy", "source": "t", "seed": 0,
+                     "splits": {"test": {"n": 2, "sha256": "sha256:" + hashlib.sha256("\n".join(keys).encode()).hexdigest()}}},
+            "scores": {k: {"metric": "accuracy", "score": 0.5, "n": 2, "ci_low": 0.0, "ci_high": 1.0}
+                       for k in ("dev", "test", "seed_dev", "seed_test")},
+            "test_outcomes": {"keys": keys, "scores": [1, 0], "golds": [1, 1], "preds": [1, 0]},
+            "seed_prompt": "{input}", "provenance": {}, "created": "2026-12-01T00:00:00Z", "promptsearch_version": "0.1.0",
+        }
+        data["scores"]["paired_test"] = {"test": "exact McNemar", "difference": 0.0, "p_value": 1.0, "detail": "-"}
+        for path, value in changes.items():
+            node = data
+            *head, last = path.split("__")
+            for step in head:
+                node = node[step]
+            node[last] = value
+        return json.dumps(data)
+
+
+def refused(corpus: Corpus, proc, protect=(), before=None, elsewhere=None, expect: str = "") -> tuple[bool, str]:
+    lines = proc.stderr.strip().splitlines()
+    problems = []
+    if proc.returncode != 2:
+        problems.append(f"exit {proc.returncode}")
+    if len(lines) != 1 or not lines[0].startswith("error: "):
+        problems.append(f"{len(lines)} stderr lines")
+    if "Traceback" in proc.stderr + proc.stdout:
+        problems.append("traceback")
+    if SECRET in proc.stderr + proc.stdout or "pa55word" in proc.stderr + proc.stdout:
+        problems.append("a secret printed")
+    if before is not None and snapshot(*protect) != before:
+        problems.append("protected files changed")
+    if elsewhere is not None and elsewhere.seen:
+        problems.append(f"a request reached {elsewhere.url}")
+    if expect and expect not in proc.stderr:
+        problems.append(f"message lacks {expect!r}")
+    return not problems, "; ".join(problems) or (lines[0][:150] if lines else "")
+
+
+# ---- the cases: (class, name, function(corpus) -> (held, detail)) --------------------------------------
+def case_soft_file(c: Corpus, name: str):
+    d = c.fresh("soft-file")
+    (d / "a.json").write_text(c.artifact(soft={"file": name, "sha256": "0" * 64, "note": "x"}))
+    before = snapshot(d, c.work / "registry.db")
+    return refused(c, c.cli("prompts", "add", d / "a.json", "--name", "x"), (d, c.work / "registry.db"), before,
+                   expect="must be a plain file name")
+
+
+def case_task_name(c: Corpus, name: str):
+    d = c.fresh("task-name")
+    t = c.task_copy(d, name=name)
+    (d / "cwd").mkdir()
+    proc = c.cli("run", "--task", t, "--model", c.model, "--max-evals", "30", cwd=d / "cwd")
+    escaped = [p for p in (d / "cwd").rglob("*")] + [p for p in d.parent.glob("x*")]
+    ok, detail = refused(c, proc, expect="field 'name'")
+    return ok and not escaped, detail if not escaped else f"wrote {escaped[0]}"
+
+
+def case_redirect(c: Corpus):
+    elsewhere = Server(lambda p: (200, {}, listing()))
+    mover = Server(lambda p: (302, {"Location": elsewhere.url.replace("/v1", "") + p}, b""))
+    try:
+        return refused(c, c.cli("eval", "--model", mover.url, "--task", c.task, "--limit", "1"), elsewhere=elsewhere,
+                       expect="redirects are not followed")
+    finally:
+        mover.close()
+        elsewhere.close()
+
+
+def case_artifact_url(c: Corpus):
+    d = c.fresh("artifact-url")
+    elsewhere = Server(lambda p: (200, {}, listing()))
+    try:
+        (d / "a.json").write_text(c.artifact(model={"spec": elsewhere.url, "name": "x", "dtype": "float32", "fingerprint": "f"}))
+        return refused(c, c.cli("eval", "--artifact", d / "a.json", "--check"), elsewhere=elsewhere, expect="never connected")
+    finally:
+        elsewhere.close()
+
+
+def case_resume_url(c: Corpus):
+    d = c.fresh("resume-url")
+    elsewhere = Server(lambda p: (200, {}, listing()))
+    try:
+        run = c.run_dir(d, model=elsewhere.url)
+        before = snapshot(run)
+        return refused(c, c.cli("run", "--resume", run), (run,), before, elsewhere, "never connected")
+    finally:
+        elsewhere.close()
+
+
+def case_credentials(c: Corpus, url: str):
+    d = c.fresh("credentials")
+    proc = c.cli("run", "--task", c.task, "--model", url, "--out", d / "run")
+    ok, detail = refused(c, proc)
+    return ok and not (d / "run").exists(), detail
+
+
+def case_registry_edit(c: Corpus):
+    d = c.fresh("registry-edit")
+    (d / "a.json").write_text(c.artifact())
+    reg = d / "reg.db"
+    env = {**c.env, "PROMPTSEARCH_REGISTRY": str(reg)}
+    subprocess.run([sys.executable, "-m", "promptsearch", "prompts", "add", str(d / "a.json"), "--name", "p"], env=env,
+                   capture_output=True, check=True)
+    db = sqlite3.connect(reg)
+    db.execute("UPDATE versions SET artifact = replace(artifact, 'Review:', 'Obey me:')")
+    db.commit()
+    db.close()
+    c.env, saved = env, c.env
+    try:
+        return refused(c, c.cli("prompts", "show", "p"), expect="no longer matches the sha256")
+    finally:
+        c.env = saved
+
+
+def case_registry_damaged(c: Corpus):
+    d = c.fresh("registry-damaged")
+    (d / "a.json").write_text(c.artifact())
+    reg = d / "reg.db"
+    env = {**c.env, "PROMPTSEARCH_REGISTRY": str(reg)}
+    subprocess.run([sys.executable, "-m", "promptsearch", "prompts", "add", str(d / "a.json"), "--name", "p"], env=env,
+                   capture_output=True, check=True)
+    raw = bytearray(reg.read_bytes())
+    raw[4096:] = b"\xff" * (len(raw) - 4096)
+    reg.write_bytes(bytes(raw))
+    c.env, saved = env, c.env
+    try:
+        return refused(c, c.cli("prompts", "list"), expect="registry")
+    finally:
+        c.env = saved
+
+
+def case_huge_answer(c: Corpus):
+    server = Server(lambda p: (200, {"Content-Length": str(300 * 2**20)}, b"{}"))
+    try:
+        return refused(c, c.cli("eval", "--model", server.url, "--task", c.task, "--limit", "1", "--timeout", "5"),
+                       expect="capped")
+    finally:
+        server.close()
+
+
+def case_ray_address(c: Corpus):
+    d = c.fresh("ray-address")
+    run = c.run_dir(d, executor={"kind": "ray", "workers": 2, "threads": 1, "address": "10.9.9.9:6379"})
+    before = snapshot(run)
+    return refused(c, c.cli("run", "--resume", run), (run,), before, expect="never joined")
+
+
+def case_cache_identity(c: Corpus):
+    a, b = topk_server(topk_answer(-0.1)), topk_server(topk_answer(-2.5))
+    try:
+        scores = []
+        for server in (a, b):
+            proc = c.cli("eval", "--model", server.url, "--scoring", "topk", "--task", c.task, "--limit", "3", "--json", "--quiet")
+            if proc.returncode:
+                return False, proc.stderr.strip()[:150]
+            scores.append(json.loads(proc.stdout)["results"][0]["label_logprobs"])
+        return scores[0] != scores[1], f"label log-probabilities per server: {scores[0]} vs {scores[1]}"
+    finally:
+        a.close()
+        b.close()
+
+
+def case_changed_data(c: Corpus):
+    from promptsearch import runner
+    from promptsearch.task import load_task
+
+    d = c.fresh("changed-data")
+    t = c.task_copy(d)
+    from promptsearch.store import RunStore
+
+    run = d / "run"
+    config = runner.make_config(task=str(t), model=c.model, strategies=["templates"])
+    RunStore.create(run, {**config, "data": runner.data_hashes(load_task(str(t)))})
+    rows = (t / "dev.jsonl").read_text().splitlines()
+    first = json.loads(rows[0])
+    first["output"] = "negative" if first["output"] == "positive" else "positive"
+    if "label" in first:
+        first["label"] = 1 - first["label"]
+    (t / "dev.jsonl").write_text("\n".join([json.dumps(first)] + rows[1:]) + "\n")
+    before = snapshot(run)
+    return refused(c, c.cli("run", "--resume", run), (run,), before, expect="data changed")
+
+
+def case_resume_flag(c: Corpus, *flag):
+    d = c.fresh("resume-flag")
+    run = c.run_dir(d)
+    before = snapshot(run)
+    return refused(c, c.cli("run", "--resume", run, *flag), (run,), before, expect=f"drop {flag[0]}")
+
+
+def case_max_tokens(c: Corpus):
+    d = c.fresh("max-tokens")
+    proc = c.cli("run", "--task", c.task, "--model", c.model, "--max-tokens", "30000", "--out", d / "run", "--json", "--quiet")
+    if proc.returncode:
+        return False, proc.stderr.strip()[:150]
+    used = json.loads(proc.stdout)["budget_used"]["tokens"]
+    return used <= 30000, f"{used} tokens used of 30000"
+
+
+def case_bad_logprob(c: Corpus, value: str):
+    server = topk_server(topk_answer(value))
+    try:
+        return refused(c, c.cli("eval", "--model", server.url, "--scoring", "topk", "--task", c.task, "--limit", "2", "--quiet"),
+                       expect="not a log-probability")
+    finally:
+        server.close()
+
+
+def case_task_edit(c: Corpus, kind: str):
+    d = c.fresh(f"task-{kind}")
+    t = c.task_copy(d)
+    if kind == "contradiction":
+        with open(t / "dev.jsonl", "a") as f:
+            f.write(json.dumps({"input": "x", "output": "positive", "label": 0}) + "\n")
+    elif kind == "white-space":
+        data = json.loads((t / "task.json").read_text())
+        (t / "task.json").write_text(json.dumps({**data, "label_words": ["negative", "positive "]}))
+    elif kind == "dangling":
+        (t / "task.json").unlink()
+        os.symlink(t / "gone.json", t / "task.json")
+    elif kind == "loop":
+        (t / "dev.jsonl").unlink()
+        os.symlink(t / "dev.jsonl", t / "dev.jsonl")
+    elif kind == "deep":
+        with open(t / "dev.jsonl", "a") as f:
+            f.write('{"input": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    elif kind == "surrogate":
+        with open(t / "dev.jsonl", "a") as f:
+            f.write('{"input": "\\ud800", "output": "positive"}\n')
+    proc = c.cli("run", "--task", t, "--model", c.model, "--out", d / "run", "--max-evals", "30")
+    ok, detail = refused(c, proc)
+    return ok and not (d / "run").exists(), detail
+
+
+def case_label_words_flag(c: Corpus, words: str):
+    return refused(c, c.cli("eval", "--task", c.task, "--model", c.model, "--label-words", words, "--limit", "1"),
+                   expect="--label-words")
+
+
+def case_out_into(c: Corpus, what: str):
+    target = Path(c.model if what == "model" else c.task)
+    before = snapshot(target)
+    return refused(c, c.cli("run", "--task", c.task, "--model", c.model, "--out", target, "--max-evals", "30"), (target,),
+                   before, expect="not a promptsearch run")
+
+
+def case_bad_log_line(c: Corpus):
+    d = c.fresh("bad-log-line")
+    run = c.run_dir(d)
+    good = {"candidate": {"id": "a", "prompt": "{input}", "strategy": "seed"}, "size": 2,
+            "score": {"metric": "accuracy", "score": 0.5, "n": 2, "ci_low": 0.1, "ci_high": 0.9}, "results": {"k": [1, "p", None, [-1.0]]}}
+    bad = [{**good, "candidate": {"id": "b", "prompt": "x {input}", "strategy": "seed"}, "results": {"k": 5}},
+           {**good, "candidate": {"id": "c", "prompt": "y {input}"}},  # no strategy
+           {**good, "candidate": {"id": "d", "prompt": "z {input}", "strategy": "seed"}, "score": {"score": 0.9}}]  # no CI
+    (run / "candidates.jsonl").write_text("".join(json.dumps(r) + "\n" for r in bad) + json.dumps(good) + "\n")
+    proc = c.cli("show", run)
+    if proc.returncode or "Traceback" in proc.stderr:
+        return False, proc.stderr.strip()[-150:]
+    proc = c.cli("show", run, "--json")
+    ok = proc.returncode == 0 and [r["id"] for r in json.loads(proc.stdout)["leaderboard"]] == ["a"]
+    return ok, "malformed lines skipped, the rest shown" if ok else proc.stderr.strip()[-150:]
+
+
+def case_config_number(c: Corpus, **edit):
+    d = c.fresh("config-number")
+    run = c.run_dir(d)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, **edit}))
+    before = snapshot(run)
+    return refused(c, c.cli("run", "--resume", run), (run,), before, expect="config.json: field")
+
+
+def case_flag_number(c: Corpus, flag: str, value: str):
+    d = c.fresh("flag-number")
+    proc = c.cli("run", "--task", c.task, "--model", c.model, flag, value, "--out", d / "run")
+    ok, detail = refused(c, proc, expect=flag)
+    return ok and not (d / "run").exists(), detail
+
+
+def case_server_type(c: Corpus, model: dict):
+    server = topk_server(topk_answer(-1), model)
+    try:
+        return refused(c, c.cli("eval", "--model", server.url, "--scoring", "topk", "--task", c.task, "--limit", "1"),
+                       expect="server ")
+    finally:
+        server.close()
+
+
+def case_model_setting(c: Corpus, kind: str):
+    d = c.fresh(f"model-{kind}")
+    model = c.model
+    args = []
+    if kind == "device":
+        args = ["--device", "tpu9"]
+    elif kind == "chat":
+        args = ["--chat"]
+    else:
+        model = shutil.copytree(c.model, d / "model")
+        if kind == "config":
+            cfg = json.loads((Path(model) / "config.json").read_text())
+            (Path(model) / "config.json").write_text(json.dumps({**cfg, "hidden_size": "big"}))
+        else:
+            for f in Path(model).glob("*.safetensors"):
+                f.write_bytes(b"junk" * 64)
+    return refused(c, c.cli("eval", "--task", c.task, "--model", model, "--limit", "1", *args))
+
+
+def case_summary_without_best(c: Corpus):
+    d = c.fresh("summary")
+    run = c.run_dir(d)
+    (run / "candidates.jsonl").write_text(json.dumps({"candidate": {"id": "a", "prompt": "{input}"}, "size": 2,
+                                                      "score": {"score": 0.5}, "results": {}}) + "\n")
+    (run / "summary.json").write_text(json.dumps({"seed": {}}))
+    return refused(c, c.cli("show", run), expect="field 'best'")
+
+
+CASES = [
+    ("1 path traversal", "soft.file /etc/hostname", lambda c: case_soft_file(c, "/etc/hostname")),
+    ("1 path traversal", "soft.file ../victim.txt", lambda c: case_soft_file(c, "../victim.txt")),
+    ("1 path traversal", "task name ../../x", lambda c: case_task_name(c, "../../x")),
+    ("1 path traversal", "task name /abs", lambda c: case_task_name(c, "/abs")),
+    ("2 key to another host", "redirect to another host", case_redirect),
+    ("2 key to another host", "eval --artifact with a recorded URL", case_artifact_url),
+    ("2 key to another host", "resume with a recorded URL", case_resume_url),
+    ("3 credentials in URLs", "user:password@", lambda c: case_credentials(c, "http://u:pa55word@127.0.0.1:9/v1")),
+    ("3 credentials in URLs", "?key= in the URL", lambda c: case_credentials(c, "http://127.0.0.1:9/v1?key=pa55word")),
+    ("4 integrity", "edited registry row", case_registry_edit),
+    ("5 unbounded reads", "300 MB answer announced", case_huge_answer),
+    ("6 Ray address from a file", "resume joins a recorded cluster", case_ray_address),
+    ("7 cache per server", "two servers, one model id", case_cache_identity),
+    ("8 resume", "dev labels changed", case_changed_data),
+    ("8 resume", "--max-evals with --resume", lambda c: case_resume_flag(c, "--max-evals", "5")),
+    ("8 resume", "--strategy with --resume", lambda c: case_resume_flag(c, "--strategy", "clarify")),
+    ("8 resume", "--seed with --resume", lambda c: case_resume_flag(c, "--seed", "4")),
+    ("9 max tokens", "--max-tokens 30000 kept", case_max_tokens),
+    ("10 data checks", "NaN log-probability", lambda c: case_bad_logprob(c, "NaN")),
+    ("10 data checks", "output contradicts label", lambda c: case_task_edit(c, "contradiction")),
+    ("10 data checks", "label word with white space", lambda c: case_task_edit(c, "white-space")),
+    ("10 data checks", "--label-words good,good", lambda c: case_label_words_flag(c, "good,good")),
+    ("10 data checks", "--label-words ,", lambda c: case_label_words_flag(c, ",")),
+    ("10 data checks", "dangling task.json", lambda c: case_task_edit(c, "dangling")),
+    ("10 data checks", "dev.jsonl symlink loop", lambda c: case_task_edit(c, "loop")),
+    ("11 data loss", "--out into a model folder", lambda c: case_out_into(c, "model")),
+    ("11 data loss", "--out into a task folder", lambda c: case_out_into(c, "task")),
+    ("12 parser", "100k-deep JSON in a row", lambda c: case_task_edit(c, "deep")),
+    ("12 parser", "lone surrogate in a row", lambda c: case_task_edit(c, "surrogate")),
+    ("12 parser", "malformed results in the log", case_bad_log_line),
+    ("13 ranges", "racing.eta 1", lambda c: case_config_number(c, racing={"min_examples": 16, "eta": 1})),
+    ("13 ranges", "batch_size 0", lambda c: case_config_number(c, batch_size=0)),
+    ("13 ranges", "max_evals -5", lambda c: case_config_number(c, budget={"max_evals": -5})),
+    ("13 ranges", "max_evals NaN", lambda c: case_config_number(c, budget={"max_evals": float("nan")})),
+    ("13 ranges", "proposals_per_round 0", lambda c: case_config_number(c, proposals_per_round=0)),
+    ("13 ranges", "--max-seconds nan", lambda c: case_flag_number(c, "--max-seconds", "nan")),
+    ("13 ranges", "--timeout inf", lambda c: case_flag_number(c, "--timeout", "inf")),
+    ("14 server types", "context_length lots", lambda c: case_server_type(c, {"id": "m", "context_length": "lots"})),
+    ("14 server types", "model id a list", lambda c: case_server_type(c, {"id": ["m"]})),
+    ("14 server types", "log-probability abc", lambda c: case_bad_logprob(c, '"abc"')),
+    ("15 settings", "--device tpu9", lambda c: case_model_setting(c, "device")),
+    ("15 settings", "--chat without a template", lambda c: case_model_setting(c, "chat")),
+    ("15 settings", "hidden_size big", lambda c: case_model_setting(c, "config")),
+    ("15 settings", "junk safetensors", lambda c: case_model_setting(c, "weights")),
+    ("15 settings", "show: summary without best", case_summary_without_best),
+    ("15 settings", "damaged registry page", case_registry_damaged),
+]
+
+
+def run_corpus(work: Path, model: str, task: str, env: dict) -> list[dict]:
+    corpus = Corpus(work, model, task, env)
+    rows = []
+    for cls, name, fn in CASES:
+        started = time.monotonic()
+        try:
+            held, detail = fn(corpus)
+        except Exception as e:  # noqa: BLE001 -- a case that breaks is a failed case, reported, not a stopped corpus
+            held, detail = False, f"case raised {type(e).__name__}: {e}"
+        rows.append({"class": cls, "case": name, "held": bool(held), "detail": detail,
+                     "seconds": round(time.monotonic() - started, 1)})
+        print(f"{'held  ' if held else 'FAILED'} {cls:<26} {name:<38} {detail[:90]}", file=sys.stderr, flush=True)
+    return rows
