@@ -3,7 +3,7 @@
     config.json       the resolved configuration (what --resume reads back)
     candidates.jsonl  one line per scored rung of a candidate, with per-example results
     summary.json      written at the end: leaderboard, best and seed prompts with dev/test scores
-    best_prompt.txt   the winning prompt as plain text
+    best_prompt.txt   the winning prompt's text (with a header saying what it lacks, if it is not all of it)
     ratings.jsonl     human ratings (promptsearch rate)
     lock              held (flock) by the one process writing the run; holds its pid for the message
 """
@@ -139,7 +139,10 @@ class RunStore:
         self.write_json("summary.json", summary)
         best = summary.get("best") or {}
         with self._writing(self.dir / "best_prompt.txt"):
-            (self.dir / "best_prompt.txt").write_text((best.get("prompt") or "") + "\n", encoding="utf-8")
+            # never drops a scoring option silently: a header says what the text alone lacks (plain.py)
+            from .plain import best_prompt_text
+
+            (self.dir / "best_prompt.txt").write_text(best_prompt_text(best), encoding="utf-8")
 
     def leaderboard(self) -> list[dict]:
         """The leaderboard of a run that may never have finished: best-known score of each candidate."""
