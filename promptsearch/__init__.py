@@ -1,5 +1,9 @@
 """promptsearch: find the hard prompt that makes a frozen language model do a task best.
 
+The public Python API (api.py) is re-exported here: ``load_task``, ``load_model``, ``evaluate``, ``search``,
+``load_prompt``, and the types ``Task``, ``Example``, ``Budget``, ``Prompt``, ``Prediction``, ``EvalResult`` and
+``SearchResult``. Importing it loads no model and no torch.
+
 The built-in strategies live in the repository's top-level ``strategies/`` folder and install as
 ``promptsearch.strategies`` (pyproject.toml maps the folder); nothing installs a top-level ``strategies``.
 """
@@ -34,3 +38,11 @@ def _strategies_from_checkout() -> None:
 
 
 _strategies_from_checkout()
+
+from .api import (  # noqa: E402  (after the strategies are registered)
+    Budget, EvalResult, Example, Prediction, Prompt, SearchResult, Task, evaluate, load_model, load_prompt, load_task,
+    search,
+)
+
+__all__ = ["__version__", "Budget", "EvalResult", "Example", "Prediction", "Prompt", "SearchResult", "Task",
+           "evaluate", "load_model", "load_prompt", "load_task", "search"]

@@ -67,6 +67,26 @@ class Task:
     def with_seed_prompt(self, prompt: str) -> Task:
         return replace(self, seed_prompt=validate(prompt))
 
+    @classmethod
+    def from_records(cls, rows, label_words=(), name: str = "custom", input: str = "input", output: str = "output",
+                     split: str | None = None, split_ratios=(0.6, 0.2, 0.2), seed: int = 0, metric: str | None = None,
+                     seed_prompt: str | None = None, instruction: str | None = None) -> Task:
+        """A task from rows in memory (dicts with an input and an output column; ``split`` names a column of
+        train/dev/test, else seeded splits by ``split_ratios``, stratified by label). Label words make it a
+        classification task. Checked as ``promptsearch tasks import`` checks a file (task_import.py)."""
+        from .task_import import task_from_records
+
+        return task_from_records(rows, label_words, name, input, output, split, split_ratios, seed, metric,
+                                 seed_prompt, instruction)
+
+    @classmethod
+    def from_pandas(cls, frame, input: str = "input", output: str = "output", **options) -> Task:
+        """A task from a pandas DataFrame's columns (see ``from_records`` for the options)."""
+        from .task_import import rows_from_table
+
+        split = options.get("split")
+        return cls.from_records(rows_from_table(frame, input, output, split), input=input, output=output, **options)
+
 
 def bundled_tasks() -> list[str]:
     return sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / "test.jsonl").exists())

@@ -1,3 +1,4 @@
+import importlib
 import json
 
 import pytest
@@ -123,7 +124,7 @@ def test_token_budget_counts_the_scored_texts_and_stops(tiny, task):
 
 
 def test_time_budget_holds_within_a_rung_and_counts_the_final_check(tiny, task, monkeypatch):
-    from promptsearch import search as search_module
+    search_module = importlib.import_module("promptsearch.search")  # ps.search is the API function
 
     scorer = Scorer(tiny, batch_size=4)  # chunks of 16 examples
     clock = FakeClock(scorer, 0.01)

@@ -1,4 +1,4 @@
-"""The search commands: tasks, strategies, eval, run, show."""
+"""The search commands: strategies, eval, run, show (tasks: tasks.py)."""
 
 from __future__ import annotations
 
@@ -11,25 +11,6 @@ import click
 from ..errors import PromptSearchError, RunInterrupted
 from ..format import fmt_score, members_lines, one_line, options_note
 from .common import emit, model_options, reporting, setup, stop_on_sigterm, unescape
-
-
-@click.command()
-@click.option("--task", default=None, help="Bundled task name or a task directory (default: sst2-mini).")
-@reporting
-def tasks(task, as_json, quiet):
-    """List bundled tasks (or describe one with --task)."""
-    from ..task import bundled_tasks, load_task
-
-    names = [task] if task else bundled_tasks()
-    rows = []
-    for name in names:
-        t = load_task(name)
-        rows.append({"name": t.name, "kind": t.kind, "metric": t.metric, "label_words": list(t.label_words),
-                     "train": len(t.train), "dev": len(t.dev), "test": len(t.test), "seed_prompt": t.seed_prompt,
-                     "description": t.description, "source": t.source})
-    text = "\n".join(f"{r['name']:<14} {r['kind']:<15} {r['metric']:<12} train/dev/test {r['train']}/{r['dev']}/{r['test']}"
-                     f"  {r['description']}" for r in rows)
-    emit(as_json, {"tasks": rows}, text)
 
 
 @click.command()
@@ -169,10 +150,14 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
 @click.option("--ray", "ray_address", default=None, help="Ray: 'auto' or ADDRESS of a running cluster (default: start a local one).")
 @click.option("--proposer", default=None, help="Model that writes candidates for the search (paraphrases, edits): "
               "a path or http(s) URL (default: the scored model).")
+@click.option("--plain", is_flag=True, help="Only prompts whose text alone is the whole prompt (no calibration, no "
+              "demonstration rule, no ensemble): for pasting the result into a generation API.")
+@click.option("--metric", "metric", default=None, help="Your own per-example metric, package.module:function taking "
+              "(prediction, example) and returning a score in [0, 1]; recorded, so --resume imports it again.")
 @model_options
 @reporting
 def run(task, objective, extend, compare, strategy_names, schedule, options, seed_prompt, max_candidates, max_evals, max_seconds, max_tokens, seed, no_racing, top_k,
-        out, resume, executor, workers, worker_threads, ray_address, proposer, model, model_name, concurrency, scoring,
+        out, resume, executor, workers, worker_threads, ray_address, proposer, plain, metric, model, model_name, concurrency, scoring,
         timeout, device, dtype, chat, batch_size, as_json, quiet):
     """Search prompts for a task and print the best ones with dev and test scores."""
     setup(quiet)
@@ -184,8 +169,9 @@ def run(task, objective, extend, compare, strategy_names, schedule, options, see
     from ..template import validate
 
     if resume:
-        if task or objective or extend or compare:
-            raise PromptSearchError("--resume continues the run as it was set up; drop --task/--objective/--extend/--compare-run")
+        if task or objective or extend or compare or plain or metric:
+            raise PromptSearchError("--resume continues the run as it was set up; drop --task/--objective/--extend/"
+                                    "--compare-run/--plain/--metric")
         run_dir = Path(resume)
         config = None
     else:
@@ -200,14 +186,20 @@ def run(task, objective, extend, compare, strategy_names, schedule, options, see
                                                    max_tokens=max_tokens).items() if v}
         racing = {"min_examples": 10**9} if no_racing else None
         config = runner.make_config(task=task, model=model, device=device, dtype=dtype, chat=chat, batch_size=batch_size,
-                                    strategies=list(strategy_names) or runner.default_strategies(proposer, final=not multi),
-                                    options=parse_options(options), seed=seed,
-                                    schedule=schedule or ("even" if strategy_names else runner.DEFAULT_SCHEDULE),
+                                    strategies=list(strategy_names) or None,  # None: the default chain (runner)
+                                    options=parse_options(options), seed=seed, schedule=schedule, plain=plain,
+                                    metric=metric,
                                     seed_prompt=seed_prompt, top_k=top_k, budget=budget or None, racing=racing,
                                     executor=executor_config(executor or "local", workers, worker_threads, ray_address),
                                     proposer=proposer, served=dict(model_name=model_name, concurrency=concurrency,
                                                                    scoring=scoring, timeout=timeout),
                                     multitask=multi)
+        if metric:
+            from ..custom_metric import load as load_metric
+
+            load_metric(metric)  # a bad path is one line now, not after the model has loaded
+        if multi and (plain or metric):
+            raise PromptSearchError("--plain and --metric are for a single task's search")
         name = "+".join(load_task(t).name for t in multi["tasks"]) if multi else load_task(task).name
         run_dir = Path(out) if out else default_run_dir(name)
     try:
