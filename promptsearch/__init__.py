@@ -39,10 +39,33 @@ def _strategies_from_checkout() -> None:
 
 _strategies_from_checkout()
 
-from .api import (  # noqa: E402  (after the strategies are registered)
-    Budget, EvalResult, Example, Prediction, Prompt, SearchResult, Task, evaluate, load_model, load_prompt, load_task,
+from .api import (
+    Budget,
+    EvalResult,
+    Example,
+    Prediction,
+    Prompt,
+    SearchResult,
+    Task,
+    evaluate,
+    load_model,
+    load_prompt,
+    load_task,
     search,
 )
 
-__all__ = ["__version__", "Budget", "EvalResult", "Example", "Prediction", "Prompt", "SearchResult", "Task",
-           "evaluate", "load_model", "load_prompt", "load_task", "search"]
+__all__ = [
+    "Budget",
+    "EvalResult",
+    "Example",
+    "Prediction",
+    "Prompt",
+    "SearchResult",
+    "Task",
+    "__version__",
+    "evaluate",
+    "load_model",
+    "load_prompt",
+    "load_task",
+    "search",
+]

@@ -16,9 +16,9 @@ The CLI is a layer over the same pieces and the same defaults (``runner.make_con
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from . import runner
 from .candidate import Candidate

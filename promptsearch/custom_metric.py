@@ -13,9 +13,9 @@ from __future__ import annotations
 import importlib
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 from .errors import PromptSearchError
 
@@ -97,7 +97,7 @@ class MetricScorer:
             value = float(self.fn(prediction, example))
         except PromptSearchError:
             raise
-        except Exception as e:  # the user's code: one line naming it and the example, never a traceback
+        except Exception as e:  # noqa: BLE001 (the user's code: one line naming it and the example, never a traceback)
             raise PromptSearchError(f"metric {self.spec} failed on example {example.id or example.key}: "
                                     f"{type(e).__name__}: {e}") from None
         if not (math.isfinite(value) and 0.0 <= value <= 1.0):

@@ -9,9 +9,9 @@ import logging
 from pathlib import Path
 
 from . import strategy as strategy_registry
+from .candidate import Candidate
 from .errors import PromptSearchError, RunInterrupted
 from .files import check_fields
-from .candidate import Candidate
 from .models.http_pool import ServerError
 from .plain import is_plain, text_alone_score
 from .search import SCHEDULES, Budget, Racing, Search

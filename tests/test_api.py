@@ -30,7 +30,7 @@ def test_the_package_exports_the_api():
 
 
 def test_readme_python_example_runs_on_the_tiny_model(tiny_dir, tmp_path, monkeypatch):
-    block = re.search(r"## Python\n.*?```python\n(.*?)```", README.read_text(), re.S)
+    block = re.search(r"## Python\n.*?```python\n(.*?)```", README.read_text(), re.DOTALL)
     assert block, "README.md has a Python section with a python code block"
     code = block.group(1)
     assert "ps.load_model()" in code and "max_evals=2000" in code
@@ -97,6 +97,15 @@ def test_custom_metric_drives_a_search_and_resumes(tiny_dir, small_task_dir, tmp
     cut_run(tmp_path / "whole", tmp_path / "cut")
     resumed = json.loads(invoke("run", "--resume", tmp_path / "cut", "--json", "--quiet").stdout)
     assert resumed["best"] == whole["best"] and resumed["leaderboard"] == whole["leaderboard"]
+    # eval --metric scores the same; the exported artifact records the metric and --check reproduces under it
+    cli = json.loads(invoke("eval", "--model", tiny_dir, "--task", small_task_dir, "--prompt", whole["best"]["prompt"],
+                            "--label-words", ",".join(whole["best"]["label_words"] or ["negative", "positive"]),
+                            "--split", "test", "--metric", "tests.metric_fixture:says_positive", "--json").stdout)
+    assert cli["score"] == by_metric.score and cli["metric"] == "tests.metric_fixture:says_positive"
+    invoke("export", tmp_path / "whole", "-o", tmp_path / "m.json")
+    assert json.loads((tmp_path / "m.json").read_text())["task"]["metric"] == "tests.metric_fixture:says_positive"
+    checked = invoke("eval", "--artifact", tmp_path / "m.json", "--check", "--device", "cpu")
+    assert checked.exit_code == 0 and checked.stdout.startswith("reproduced"), checked.stdout
 
 
 def test_a_metric_callable_from_python_and_bad_metrics_in_one_line(tiny_dir, small_task_dir, tmp_path):

@@ -93,7 +93,7 @@ def test_the_artifact_states_its_scoring_rule(searched, tmp_path):
 
 
 def test_render_shows_the_text_sent_with_its_demonstrations(searched, tmp_path):
-    root, _, task, result = searched
+    root, _, _, result = searched
     result.export(tmp_path / "b.json", rank=_rank(root / "run", "balanced"))
     prompt = ps.load_prompt(tmp_path / "b.json")
     text = prompt.render("a gripping film")
@@ -140,7 +140,7 @@ def test_cli_predict_stdin_file_and_json(searched, tmp_path):
 @pytest.mark.parametrize("content, message", [("{\"text\": 1}\n", "in.jsonl:1: each line must be"),
                                               ("not json\n", "in.jsonl:1: bad JSON"), ("\n", "no inputs")])
 def test_cli_predict_bad_input_is_one_line_and_writes_nothing(searched, tmp_path, content, message):
-    root, _, _, result = searched
+    result = searched[3]
     result.export(tmp_path / "p.json")
     (tmp_path / "in.jsonl").write_text(content)
     r = CliRunner().invoke(main, ["predict", "--artifact", str(tmp_path / "p.json"), "--input-file",

@@ -36,19 +36,21 @@ def strategies(as_json, quiet):
 @click.option("--demos", default=None, help="Demonstrations chosen from train: similar:K (per input) or balanced:K (per class).")
 @click.option("--artifact", "artifact_file", type=click.Path(dir_okay=False), default=None,
               help="Score an exported prompt artifact as recorded (its prompt, label words, chat mode, model).")
+@click.option("--metric", "metric", default=None, help="Your own per-example metric, package.module:function "
+              "(prediction, example) -> [0, 1], replacing the task's.")
 @click.option("--check", is_flag=True, help="With --artifact: exit 1 unless the recorded score reproduces (same data) "
                                            "or shows no significant drop (new data).")
 @click.option("--allow-other-model", is_flag=True, help="With --artifact: score on a model whose weights differ from the recorded ones.")
 @model_options
 @reporting
-def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos, artifact_file, check, allow_other_model, model, model_name,
+def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos, metric, artifact_file, check, allow_other_model, model, model_name,
           concurrency, scoring, timeout, device, dtype, chat, batch_size, as_json, quiet):
     """Score one prompt on a task split: metric, n and 95% CI."""
     setup(quiet)
     if artifact_file:
-        if prompt or prompt_file or label_words or limit or chat or calibrate or demos:
+        if prompt or prompt_file or label_words or limit or chat or calibrate or demos or metric:
             raise PromptSearchError("--artifact scores the prompt, label words, options and chat mode it records, on the whole "
-                                    "split; drop --prompt/--prompt-file/--label-words/--calibrate/--demos/--limit/--chat")
+                                    "split; drop --prompt/--prompt-file/--label-words/--calibrate/--demos/--limit/--chat/--metric")
         from .prompts import eval_artifact
 
         served = {"model_name": model_name, "concurrency": concurrency, "scoring": scoring, "timeout": timeout}
@@ -88,6 +90,10 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
         from ..calibration import check as check_calibration
 
         check_calibration(t, cand)
+    if metric:  # the user's per-example metric (custom_metric.py)
+        from ..custom_metric import apply
+
+        t, scorer = apply(metric, t, scorer)
     results = []
     from tqdm.auto import tqdm
 
