@@ -138,6 +138,21 @@ def _check_options(task: Task, candidate: Candidate) -> None:
         check(task, candidate)
 
 
+def model_spec(model) -> str | None:
+    """The spec a model was loaded from (recorded in the run's config): ``model.spec`` when ps.load_model set it,
+    else read from a local model's name (the embedded model's ``embedded:...``, or a path); a model built in memory
+    has none, and its runs cannot be exported."""
+    if hasattr(model, "spec"):
+        return model.spec
+    name = str(getattr(model, "name", ""))
+    if name.startswith("embedded:"):
+        return None
+    if name and Path(name).exists():
+        return name
+    raise PromptSearchError(f"model {name or model!r} was not loaded from a path; load it with ps.load_model(spec), "
+                            "so the run can name it")
+
+
 def _model(model):
     """A loaded model, or one loaded from a spec (None: the embedded model)."""
     return model if model is not None and not isinstance(model, (str, Path)) else load_model(model)
@@ -173,8 +188,6 @@ class SearchResult:
         loaded."""
         from .export import export_run
 
-        if not hasattr(self._model, "spec"):
-            raise PromptSearchError("export records the model's weights: load the model with ps.load_model(spec)")
         export_run(self.run_dir, path, rank=rank, parts=(self._task, self._model, self._scorer))
         return load_prompt(path)
 
@@ -204,7 +217,7 @@ def search(task: Task | str | None = None, model=None, budget: Budget | None = N
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(task.name)
     metric_spec = metric if isinstance(metric, str) or metric is None else spec_of(metric)
     config = runner.make_config(
-        task=_task_spec(task, run_dir), model=getattr(model, "spec", None), chat=chat, batch_size=batch_size,
+        task=_task_spec(task, run_dir), model=model_spec(model), chat=chat, batch_size=batch_size,
         strategies=list(strategies) if strategies else None, schedule=schedule, options=options or {}, seed=seed,
         seed_prompt=seed_prompt, top_k=top_k, budget={k: v for k, v in asdict(budget or Budget()).items() if v is not None} or None,
         proposer=proposer, plain=plain, metric=metric_spec)

@@ -160,3 +160,19 @@ def test_generation_prompt_predicts_with_its_recorded_stop_rule(tiny_dir, tmp_pa
     logged = {rec["candidate"]["id"]: rec for rec in RunStore.open(tmp_path / "run").read("test.jsonl")}
     expected = [row[1] for row in logged[result.summary["best"]["id"]]["results"]]
     assert [p.prediction for p in prompt.predict([ex.input for ex in task.test], model)] == expected
+
+
+@pytest.mark.integration
+def test_predict_on_smollm_reproduces_the_logged_test_predictions(smollm, tmp_path):
+    """The real model: a short templates + clarify run on the bundled task; its winner, exported and applied to
+    the test inputs without labels, gives the logged test predictions one by one."""
+    task = ps.load_task("sst2-mini")
+    result = ps.search(task, smollm, budget=ps.Budget(max_evals=400), run_dir=tmp_path / "run",
+                       strategies=["templates", "clarify"])
+    logged = {rec["candidate"]["id"]: rec for rec in RunStore.open(tmp_path / "run").read("test.jsonl")}
+    expected = [ExampleResult.from_json(row) for row in logged[result.summary["best"]["id"]]["results"]]
+    prompt = result.export(tmp_path / "best.json")
+    predictions = prompt.predict([ex.input for ex in task.test], smollm)
+    assert [p.prediction for p in predictions] == [r.prediction for r in expected]
+    for p, r in zip(predictions, expected):
+        assert list(p.label_scores.values()) == pytest.approx(list(r.label_logprobs), abs=1e-4)
