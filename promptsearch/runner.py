@@ -224,8 +224,8 @@ def _run(config, run_dir, store, task, model, scorer, strategies, resume, progre
         summary = search.run()
     except ServerError as e:  # every rung scored so far is logged, every answer received is cached
         raise RunInterrupted(f"{e}; nothing scored is lost") from None
-    best = Candidate.from_json(summary["best"])
-    if not config.get("multitask") and not is_plain(best):  # what best_prompt.txt says the text alone scores
+    best = None if config.get("multitask") else Candidate.from_json(summary["best"])
+    if best is not None and not is_plain(best):  # what best_prompt.txt says the text alone scores
         summary["best"]["text_alone"] = text_alone_score(task, scorer, best)
     summary["run_dir"] = str(run_dir)
     summary["model"] = model.name

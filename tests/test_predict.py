@@ -112,6 +112,8 @@ def test_best_prompt_txt_names_what_the_text_lacks(searched):
         assert "NOT the whole prompt" in head and "the text alone scored test" in head
         assert all(line.startswith(HEADER) for line in head.splitlines())
         assert best["text_alone"]["test"]["n"] == len(searched[2].test)
+        shown = CliRunner().invoke(main, ["show", str(root / "run")], catch_exceptions=False).stdout
+        assert "    the text alone: test " in shown
     else:
         assert text == best["prompt"] + "\n"
 

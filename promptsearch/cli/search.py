@@ -239,6 +239,8 @@ def render_summary(s: dict) -> str:
         lines.append("    (soft prompt: trained vectors prepended; the text above is its nearest-token reading)")
     if options_note(best):
         lines.append(f"    scored with: {options_note(best).strip()}")
+    if best.get("text_alone"):  # what pasting the text without its options would score (plain.py)
+        lines.append(f"    the text alone: test {fmt_score(best['text_alone']['test'])}")
     lines += [f"  dev  {fmt_score(best['dev'])}", f"  test {fmt_score(best['test'])}",
               f"seed prompt: {one_line(seed['prompt'])}",
               f"  dev  {fmt_score(seed['dev'])}", f"  test {fmt_score(seed['test'])}",
