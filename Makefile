@@ -15,7 +15,7 @@ install:
 # cache cannot hand back a wheel built with other flags) and checks that it completes one token.
 # First build: about 9 minutes on one core; later runs reuse the wheel.
 install-dev: install
-	$(PIP) install -q -e '.[dev,ray,docs,ui]'
+	$(PIP) install -q -e '.[dev,ray,docs,ui,data]'
 	$(PYTHON) tools/llama_build.py
 
 demo: install

@@ -46,6 +46,9 @@ class Artifact:
     # left out of the file when unset, as artifacts written before them have neither.
     options: dict = field(default_factory=dict)
     demo_pool: list | None = None
+    # How the answer is read (prompt.scoring_rule): rendering, answer spacing, label-word or generation rule with
+    # its stop rule and max_new_tokens, and whether the text alone reproduces the score (``text_alone``, ``lacks``).
+    scoring: dict = field(default_factory=dict)
 
     @property
     def metric(self) -> str:
@@ -83,7 +86,7 @@ class Artifact:
 
 
 # ---- validation: every field the code reads, with its type -------------------------------------
-OPTIONAL = ("options", "demo_pool")  # newer fields, absent from older artifacts
+OPTIONAL = ("options", "demo_pool", "scoring")  # newer fields, absent from older artifacts
 NUMBER, TEXT, OPT_TEXT = (int, float), (str,), (str, type(None))
 SCORE = {"metric": TEXT, "score": NUMBER, "n": (int,), "ci_low": NUMBER, "ci_high": NUMBER}
 FIELDS = {
@@ -132,9 +135,16 @@ def _validate(data: dict, where: str) -> None:
         raise PromptSearchError(f"{where}: fields 'options' and 'demo_pool' must be an object and a list")
     if not set(data.get("options", {})) <= {"calibrate", "demos", "members", "weights"}:
         raise PromptSearchError(f"{where}: field 'options' holds only calibrate, demos, members and weights")
-    if data.get("options", {}).get("demos") and not all(isinstance(r, dict) and isinstance(r.get("input"), str)
+    options = data.get("options", {})
+    member_demos = isinstance(options.get("members"), list) and any(isinstance(m, dict) and m.get("demos") for m in options["members"])
+    if (options.get("demos") or member_demos) and not all(isinstance(r, dict) and isinstance(r.get("input"), str)
                                                         and isinstance(r.get("output"), str) for r in data.get("demo_pool") or [None]):
         raise PromptSearchError(f"{where}: a demos rule needs 'demo_pool' rows with input and output text")
+    if not isinstance(data.get("scoring", {}), dict):
+        raise PromptSearchError(f"{where}: field 'scoring' must be an object")
+    limit = (data.get("scoring", {}).get("generation") or {}).get("max_new_tokens")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise PromptSearchError(f"{where}: field 'scoring.generation.max_new_tokens' must be a positive integer")
     if data["soft"] is not None:
         _check_fields(data["soft"], {"file": TEXT, "sha256": TEXT}, where, "soft.")
         from .files import check_file_name

@@ -17,6 +17,7 @@ from .candidate import Candidate
 from .errors import PromptSearchError
 from .metrics import summarize
 from .scoring import ExampleResult, demos
+from .prompt import scoring_rule
 from .stats import outcomes, paired_test
 from .store import RunStore
 
@@ -50,6 +51,10 @@ def export_run(run_dir: str | Path, out: str | Path, rank: int = 1, parts=None, 
     soft_bytes = _soft_bytes(Path(run_dir), best.soft) if best.soft else None
     if any(c.id not in logged for c in (best, seed)):
         scorer = scorer or runner.load_parts(config, named=list(named))[2]
+        if config.get("metric"):  # scored by the run's own metric (custom_metric.py)
+            from .custom_metric import apply
+
+            task, scorer = apply(config["metric"], task, scorer)
         if best.soft:
             from safetensors.torch import load
 
@@ -78,7 +83,8 @@ def export_run(run_dir: str | Path, out: str | Path, rank: int = 1, parts=None, 
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         promptsearch_version=metadata.version("promptsearch"),
         options=best.options(),
-        demo_pool=demos.pool_rows(task) if best.demos else None,
+        demo_pool=demos.pool_rows(task) if best.demos or any(m.demos for m in best.members) else None,
+        scoring=scoring_rule(task.kind, task.metric, best, bool(config["chat"]), summary.get("max_new_tokens")),
     )
     artifact.write(made, out, soft_bytes)
     return made

@@ -7,6 +7,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+# The metrics each kind of task can be scored by; the first is its default.
+METRICS = {"classification": ("accuracy", "macro_f1"), "generation": ("exact_match", "contains", "loglik")}
+
 Z95 = 1.959963984540054
 
 

@@ -10,9 +10,11 @@ from pathlib import Path
 
 from . import defaults
 from . import strategy as strategy_registry
+from .candidate import Candidate
 from .errors import PromptSearchError, RunInterrupted
 from .files import check_fields
 from .models.http_pool import ServerError
+from .plain import is_plain, text_alone_score
 from .search import SCHEDULES, Budget, Racing, Search
 from .store import RunStore
 
@@ -35,9 +37,12 @@ def default_strategies(proposer, final: bool = True) -> list[str]:
     """What `promptsearch run` runs when no strategy is named; ``final=False`` for a universal prompt (an
     ensemble's members would each have to suit every task)."""
     return list(DEFAULT_WITH_PROPOSER if proposer else DEFAULT_STRATEGIES) + (DEFAULT_FINAL if final else [])
+# The one set of defaults: the CLI (`promptsearch run`) and the Python API (api.py) both build their config with
+# make_config. ``strategies``/``schedule`` left None are resolved there: the default chain under the bandit when no
+# strategy is named, stages in order (``even``) when some are.
 DEFAULTS = {
     "task": None, "model": None, "device": "auto", "dtype": "float32", "chat": False, "batch_size": 16,
-    "strategies": DEFAULT_STRATEGIES, "schedule": "even", "options": {}, "seed": 0, "seed_prompt": None,
+    "strategies": None, "schedule": None, "options": {}, "seed": 0, "seed_prompt": None,
     "top_k": defaults.FINAL_CHECK, "budget": dict(defaults.BUDGET),  # shown by `run --help` (defaults.py)
     "racing": {"min_examples": 16, "eta": 3}, "proposals_per_round": 8,
     "executor": {"kind": "local"},  # or {"kind": "ray", "workers": 2, "threads": 1, "address": None, "chunk": 32}
@@ -47,7 +52,11 @@ DEFAULTS = {
     "proposer": None,  # the model that writes text for the search (default: the scored model)
     "multitask": None,  # a universal prompt for several tasks: {"tasks", "objective", "extend", "compare"} (multitask.py)
     "data": None,  # {split: content hash} of the data the run started on; a resume on changed data is refused
+    "plain": False,  # only prompts whose text alone is the whole prompt: no calibration, ensemble or demos rule (plain.py)
+    "metric": None,  # "package.module:function", a per-example metric in [0, 1] replacing the task's (custom_metric.py)
 }
+# Settings a config.json written before they existed reads as: older runs ran named stages evenly.
+LEGACY = {"schedule": "even"}
 
 
 def make_config(**given) -> dict:
@@ -57,6 +66,11 @@ def make_config(**given) -> dict:
             raise PromptSearchError(f"unknown setting {key!r}")
         if value is not None:
             config[key] = {**config[key], **value} if isinstance(config[key], dict) and key != "options" else value
+    named = bool(config["strategies"])
+    if not named:  # a universal prompt's default has no ensemble; a plain search has none either (plain.py)
+        config["strategies"] = default_strategies(config["proposer"], final=not (config["multitask"] or config["plain"]))
+    if config["schedule"] is None:
+        config["schedule"] = "even" if named else DEFAULT_SCHEDULE
     from .models import is_served
     from .models.urls import split_urls
 
@@ -118,7 +132,11 @@ def read_config(store: RunStore) -> dict:
         from .multitask import check_section
 
         check_section(config["multitask"], where, config["strategies"])
-    return {**make_config(), **config}
+    if config.get("plain") and not isinstance(config["plain"], bool):
+        raise PromptSearchError(f"{where}: field 'plain' must be true or false")
+    if config.get("metric") is not None and not isinstance(config["metric"], str):
+        raise PromptSearchError(f"{where}: field 'metric' must be a string package.module:function")
+    return {**make_config(), **LEGACY, **config}
 
 
 def load_task_of(config: dict):
@@ -130,7 +148,12 @@ def load_task_of(config: dict):
 
         return load_multitask(config)
     task = load_task(config["task"], seed=config["seed"])
-    return task.with_seed_prompt(config["seed_prompt"]) if config.get("seed_prompt") else task
+    task = task.with_seed_prompt(config["seed_prompt"]) if config.get("seed_prompt") else task
+    if config.get("metric"):  # the task scored by the user's metric: its name is what reports show
+        from .custom_metric import renamed
+
+        task = renamed(task, config["metric"])
+    return task
 
 
 def load_parts(config: dict, task=None, named=None):
@@ -182,6 +205,10 @@ def make_strategies(config: dict) -> list:
     unused = set(config["options"]) - set(config["strategies"])
     if unused:
         raise PromptSearchError(f"options given for strategy {sorted(unused)[0]!r}, which this run does not use")
+    if config.get("plain"):  # plain.py: only prompts whose text is the whole prompt
+        from .plain import plain_strategies
+
+        return plain_strategies(config)
     return [strategy_registry.make(name, config["options"].get(name)) for name in config["strategies"]]
 
 
@@ -286,6 +313,10 @@ def _load_and_run(config, run_dir, store, strategies, resume, progress, parts) -
 
 
 def _run(config, run_dir, store, task, model, scorer, strategies, resume, progress) -> dict:
+    if config.get("metric"):  # the user's per-example metric rescoring every result (custom_metric.py)
+        from .custom_metric import apply
+
+        task, scorer = apply(config["metric"], task, scorer)
     if config.get("feedback"):
         from .feedback.blend import blended_scorer
 
@@ -297,6 +328,9 @@ def _run(config, run_dir, store, task, model, scorer, strategies, resume, progre
         summary = search.run()
     except ServerError as e:  # every rung scored so far is logged, every answer received is cached
         raise RunInterrupted(f"{e}; nothing scored is lost") from None
+    best = None if config.get("multitask") else Candidate.from_json(summary["best"])
+    if best is not None and not is_plain(best):  # what best_prompt.txt says the text alone scores
+        summary["best"]["text_alone"] = text_alone_score(task, scorer, best)
     summary["run_dir"] = str(run_dir)
     summary["model"] = model.name
     summary["model_fingerprint"] = model.fingerprint
@@ -304,6 +338,8 @@ def _run(config, run_dir, store, task, model, scorer, strategies, resume, progre
     from .models import scoring_note
 
     summary["scoring"] = scoring_note.describe(model)  # what scoring the run got, not just what was asked (#30)
+    if task.kind == "generation" and not config.get("multitask"):  # the stop rule an artifact must record
+        summary["max_new_tokens"] = scorer.max_new_tokens(task)
     if getattr(model, "stats", None) is not None:
         summary["served"] = dict(model.stats)
     if scoring_note.note(model):

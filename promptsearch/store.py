@@ -3,7 +3,7 @@
     config.json       the resolved configuration (what --resume reads back)
     candidates.jsonl  one line per scored rung of a candidate, with per-example results
     summary.json      written at the end: leaderboard, best and seed prompts with dev/test scores
-    best_prompt.txt   the winning prompt as plain text
+    best_prompt.txt   the winning prompt's text (with a header saying what it lacks, if it is not all of it)
     ratings.jsonl     human ratings (promptsearch rate)
     lock              held (flock) by the one process writing the run; holds its pid for the message
 """
@@ -67,7 +67,10 @@ class RunStore:
             entries = [p.name for p in self.dir.iterdir()]
         except OSError as e:
             raise PromptSearchError(f"cannot read {self.dir}: {e.strerror or e}") from None
-        if entries and not self._is_run_setup():
+        # ps.search saves a task built in memory into RUN_DIR/task before the run starts (api.py): nothing else
+        # is there, so the run's files overwrite nothing
+        api_task = entries == ["task"] and (self.dir / "task" / "task.json").is_file()
+        if entries and not api_task and not self._is_run_setup():
             raise PromptSearchError(f"{self.dir} is not empty and is not a promptsearch run ({len(entries)} entries, such as "
                                     f"{sorted(entries)[0]!r}); choose a new or empty run directory")
 
@@ -188,7 +191,10 @@ class RunStore:
         self.write_json("summary.json", summary)
         best = summary.get("best") or {}
         with self._writing(self.dir / "best_prompt.txt"):
-            (self.dir / "best_prompt.txt").write_text((best.get("prompt") or "") + "\n", encoding="utf-8")
+            # never drops a scoring option silently: a header says what the text alone lacks (plain.py)
+            from .plain import best_prompt_text
+
+            (self.dir / "best_prompt.txt").write_text(best_prompt_text(best), encoding="utf-8")
 
     def leaderboard(self) -> list[dict]:
         """The leaderboard of a run that may never have finished: best-known score of each candidate."""

@@ -17,11 +17,11 @@ from pathlib import Path
 from .errors import PromptSearchError
 from .files import check_fields, parse_json, present, read_json, read_lines
 from .template import validate
+from .metrics import METRICS
 
 BUNDLED_DIR = Path(__file__).parent / "tasks"
 DEFAULT_TASK = "sst2-mini"
 KINDS = ("classification", "generation")
-METRICS = {"classification": ("accuracy", "macro_f1"), "generation": ("exact_match", "contains", "loglik")}
 DEV_FROM_TRAIN_MAX = 100  # dev rows drawn from train when a task ships no dev split
 ROW_FIELDS = ("input", "output", "outputs", "label", "id", "meta")  # meta: free-form, never read
 TASK_NAME = re.compile(r"^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,99}$")
@@ -68,6 +68,38 @@ class Task:
 
     def with_seed_prompt(self, prompt: str) -> Task:
         return replace(self, seed_prompt=validate(prompt))
+
+    @classmethod
+    def from_records(cls, rows, label_words=(), name: str = "custom", input: str = "input", output: str = "output",
+                     split: str | None = None, split_ratios=(0.6, 0.2, 0.2), seed: int = 0, metric: str | None = None,
+                     seed_prompt: str | None = None, instruction: str | None = None) -> Task:
+        """A task from rows in memory (dicts with an input and an output column; ``split`` names a column of
+        train/dev/test, else seeded splits by ``split_ratios``, stratified by label). Label words make it a
+        classification task. Checked as ``promptsearch tasks import`` checks a file (task_import.py)."""
+        from . import task_import
+
+        words = tuple(label_words or ())
+        if words:
+            check_label_words(list(words), "label_words")
+        splits = task_import.make_splits(list(rows), words, input, output, split, split_ratios, seed)
+        meta = task_import.task_meta(name, words, metric, seed_prompt, instruction)
+        task_import.check_meta(meta)
+        kind = meta["kind"]
+        made = {s: tuple(Example(r["input"], r["output"], label=r.get("label"), id=f"{s}-{i}")
+                         for i, r in enumerate(splits[s], 1)) for s in task_import.SPLITS}
+        if not made["dev"]:
+            raise PromptSearchError("the dev split is empty; give more rows or other split ratios")
+        return cls(name=name, kind=kind, train=made["train"], dev=made["dev"], test=made["test"],
+                   metric=metric or METRICS[kind][0], seed_prompt=seed_prompt or default_seed_prompt(kind, instruction or ""),
+                   label_words=words, description=instruction or "", source="")
+
+    @classmethod
+    def from_pandas(cls, frame, input: str = "input", output: str = "output", **options) -> Task:
+        """A task from a pandas DataFrame's columns (see ``from_records`` for the options)."""
+        from .task_import import rows_from_table
+
+        split = options.get("split")
+        return cls.from_records(rows_from_table(frame, input, output, split), input=input, output=output, **options)
 
 
 def bundled_tasks() -> list[str]:

@@ -1,9 +1,10 @@
 """Schedules: adaptive stages (one that stops raising the run's best hands over) and the bandit (strategies take turns)."""
+import importlib
+
 import pytest
 from click.testing import CliRunner
 
 from promptsearch import runner
-from promptsearch import search as search_module
 from promptsearch.candidate import Candidate
 from promptsearch.errors import PromptSearchError
 from promptsearch.scoring import Scorer
@@ -12,6 +13,8 @@ from promptsearch.strategy import Strategy
 from promptsearch.task import load_task
 
 from .conftest import cut_run
+
+search_module = importlib.import_module("promptsearch.search")  # ps.search is the API function
 
 
 @pytest.fixture(scope="module")

@@ -1,3 +1,4 @@
+import importlib
 import json
 
 import pytest

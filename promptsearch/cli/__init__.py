@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import click
 
-from . import cache, feedback, prompts, model, report, search, ui
+from . import cache, feedback, model, predict, prompts, report, search, tasks, ui
 from .common import Group
 
 
@@ -17,7 +17,8 @@ def main():
 
 
 COMMANDS = [
-    search.run, search.eval_, search.show, search.tasks, search.strategies,
+    search.run, search.eval_, search.show, tasks.tasks, search.strategies,
+    predict.predict,
     feedback.rate, feedback.refine,
     report.report,
     prompts.export, prompts.prompts,

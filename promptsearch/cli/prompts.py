@@ -77,6 +77,10 @@ def eval_artifact(path, task, split, check, allow_other_model, model, device, ba
     loaded = load_model(spec, device=device, dtype=art.model["dtype"], **(served or {})) if is_served(spec) else None
     monitor.check_model(art, artifact.model_fingerprint(spec, loaded=loaded), allow_other_model)
     t = load_task(task or art.task["source"], seed=art.task["seed"])
+    if ":" in art.metric:
+        from ..custom_metric import renamed
+
+        t = renamed(t, art.metric)
     monitor.check_task(art, t)
     examples = t.split(split)
     loaded = loaded or load_model(spec, device=device, dtype=art.model["dtype"])
@@ -85,6 +89,10 @@ def eval_artifact(path, task, split, check, allow_other_model, model, device, ba
 
         require_chat_template(loaded)
     scorer = Scorer(loaded, batch_size=batch_size, chat=art.chat)
+    if ":" in art.metric:  # found under the user's metric (run --metric): scored by it again
+        from ..custom_metric import apply
+
+        t, scorer = apply(art.metric, t, scorer)
     if art.soft:
         scorer.register_soft_prompt(art.candidate().soft, artifact.soft_vectors(art, path))
     score, rows = monitor.evaluate(art, t, scorer, examples)

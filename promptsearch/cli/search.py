@@ -1,4 +1,4 @@
-"""The search commands: tasks, strategies, eval, run, show."""
+"""The search commands: strategies, eval, run, show (tasks: tasks.py)."""
 
 from __future__ import annotations
 
@@ -13,35 +13,6 @@ from ..format import RANKED_BY, budget_line, fmt_score, members_lines, one_line,
 from ..outputs import example_rows, pick, render
 from ..defaults import BUDGET, FINAL_CHECK
 from .common import Limited, emit, examples_options, model_options, reporting, setup, stop_on_sigterm, unescape
-
-
-@click.command()
-@click.option("--task", default=None, help="Bundled task name or a task directory (default: sst2-mini).")
-@reporting
-def tasks(task, as_json, quiet):
-    """List bundled tasks (or describe one with --task)."""
-    from ..task import bundled_tasks, load_task
-
-    names = [task] if task else bundled_tasks()
-    rows = []
-    for name in names:
-        t = load_task(name)
-        rows.append({"name": t.name, "kind": t.kind, "metric": t.metric, "label_words": list(t.label_words),
-                     "train": len(t.train), "dev": len(t.dev), "test": len(t.test), "seed_prompt": t.seed_prompt,
-                     "description": t.description, "source": t.source})
-    text = "\n".join(f"{r['name']:<14} {r['kind']:<15} {r['metric']:<12} train/dev/test {r['train']}/{r['dev']}/{r['test']}"
-                     f"  {r['description']}" for r in rows)
-    if task:  # one task described: what a prompt for it needs, not only with --json (#30)
-        r = rows[0]
-        text += "".join(f"\n  {k + ':':<13}{v}" for k, v in (
-            ("label words", ", ".join(r["label_words"]) or "- (generation)"), ("seed prompt", unescaped(r["seed_prompt"])),
-            ("source", r["source"])))
-    emit(as_json, {"tasks": rows}, text)
-
-
-def unescaped(prompt: str) -> str:
-    """A prompt on one line as it is typed on the command line (newline as \\n)."""
-    return prompt.replace("\n", "\\n").replace("\t", "\\t")
 
 
 @click.command()
@@ -78,6 +49,8 @@ def strategies(name, as_json, quiet):
 @click.option("--demos", default=None, help="Demonstrations chosen from train: similar:K (per input) or balanced:K (per class).")
 @click.option("--artifact", "artifact_file", type=click.Path(dir_okay=False), default=None,
               help="Score an exported prompt artifact as recorded (its prompt, label words, chat mode, model).")
+@click.option("--metric", "metric", default=None, help="Your own per-example metric, package.module:function "
+              "(prediction, example) -> [0, 1], replacing the task's.")
 @click.option("--check", is_flag=True, help="With --artifact: exit 1 unless the recorded score reproduces (same data) "
                                            "or shows no significant drop (new data).")
 @click.option("--allow-other-model", is_flag=True, help="With --artifact: score on a model whose weights differ from the recorded ones.")
@@ -86,17 +59,17 @@ def strategies(name, as_json, quiet):
 @examples_options
 @model_options
 @reporting
-def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos, artifact_file, check, allow_other_model,
-          cached, n_examples, errors, model, model_name, concurrency, scoring, timeout, device, dtype, chat, batch_size,
-          as_json, quiet):
+def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos, metric, artifact_file, check,
+          allow_other_model, cached, n_examples, errors, model, model_name, concurrency, scoring, timeout, device, dtype,
+          chat, batch_size, as_json, quiet):
     """Score one prompt on a task split: metric, n and 95% CI."""
     setup(quiet)
     if artifact_file:
         if n_examples is not None or errors:
             raise PromptSearchError("--examples/--errors show a prompt's outputs with --prompt or --prompt-file, not --artifact")
-        if prompt or prompt_file or label_words or limit or chat or calibrate or demos:
+        if prompt or prompt_file or label_words or limit or chat or calibrate or demos or metric:
             raise PromptSearchError("--artifact scores the prompt, label words, options and chat mode it records, on the whole "
-                                    "split; drop --prompt/--prompt-file/--label-words/--calibrate/--demos/--limit/--chat")
+                                    "split; drop --prompt/--prompt-file/--label-words/--calibrate/--demos/--limit/--chat/--metric")
         from .prompts import eval_artifact
 
         served = {"model_name": model_name, "concurrency": concurrency, "scoring": scoring, "timeout": timeout,
@@ -145,6 +118,10 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
         from ..scoring.calibration import check as check_calibration
 
         check_calibration(t, cand)
+    if metric:  # the user's per-example metric (custom_metric.py)
+        from ..custom_metric import apply
+
+        t, scorer = apply(metric, t, scorer)
     results = []
     from tqdm.auto import tqdm
 
@@ -220,10 +197,15 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
 @click.option("--ray", "ray_address", default=None, help="Ray: 'auto' or ADDRESS of a running cluster (default: start a local one).")
 @click.option("--proposer", default=None, help="Model that writes candidates for the search (paraphrases, edits): "
               "a path or http(s) URL (default: the scored model).")
+@click.option("--plain", is_flag=True, help="Only prompts whose text alone is the whole prompt (no calibration, no "
+              "demonstration rule, no ensemble): for pasting the result into a generation API.")
+@click.option("--metric", "metric", default=None, help="Your own per-example metric, package.module:function taking "
+              "(prediction, example) and returning a score in [0, 1]; recorded, so --resume imports it again.")
 @model_options
 @reporting
 def run(task, objective, extend, compare, strategy_names, schedule, options, seed_prompt, max_candidates, max_evals, max_seconds, max_tokens, seed, no_racing, top_k,
-        top_k_old, out, resume, executor, workers, worker_threads, ray_address, proposer, model, model_name, concurrency, scoring,
+        top_k_old, out, resume, executor, workers, worker_threads, ray_address, proposer, plain, metric, model, model_name,
+        concurrency, scoring,
         timeout, device, dtype, chat, batch_size, as_json, quiet):
     """Search prompts for a task and print the best ones with dev and test scores."""
     setup(quiet)
@@ -255,14 +237,20 @@ def run(task, objective, extend, compare, strategy_names, schedule, options, see
                                                    max_tokens=max_tokens).items() if v}
         racing = {"min_examples": 10**9} if no_racing else None
         config = runner.make_config(task=task, model=model, device=device, dtype=dtype, chat=chat, batch_size=batch_size,
-                                    strategies=list(strategy_names) or runner.default_strategies(proposer, final=not multi),
-                                    options=parse_options(options), seed=seed,
-                                    schedule=schedule or ("even" if strategy_names else runner.DEFAULT_SCHEDULE),
+                                    strategies=list(strategy_names) or None,  # None: the default chain (runner)
+                                    options=parse_options(options), seed=seed, schedule=schedule, plain=plain,
+                                    metric=metric,
                                     seed_prompt=seed_prompt, top_k=top_k, budget=budget or None, racing=racing,
                                     executor=executor_config(executor or "local", workers, worker_threads, ray_address),
                                     proposer=proposer, served=dict(model_name=model_name, concurrency=concurrency,
                                                                    scoring=scoring, timeout=timeout),
                                     multitask=multi)
+        if metric:
+            from ..custom_metric import load as load_metric
+
+            load_metric(metric)  # a bad path is one line now, not after the model has loaded
+        if multi and (plain or metric):
+            raise PromptSearchError("--plain and --metric are for a single task's search")
         name = "+".join(load_task(t).name for t in multi["tasks"]) if multi else load_task(task).name
         run_dir = Path(out) if out else default_run_dir(name)
     try:
@@ -324,6 +312,8 @@ def render_single(s: dict) -> str:
         lines.append("    (soft prompt: trained vectors prepended; the text above is its nearest-token reading)")
     if options_note(best):
         lines.append(f"    scored with: {options_note(best).strip()}")
+    if best.get("text_alone"):  # what pasting the text without its options would score (plain.py)
+        lines.append(f"    the text alone: test {fmt_score(best['text_alone']['test'])}")
     lines += [f"  dev  {fmt_score(best['dev'])}", f"  test {fmt_score(best['test'])}",
               f"seed prompt: {one_line(seed['prompt'])}",
               f"  dev  {fmt_score(seed['dev'])}", f"  test {fmt_score(seed['test'])}",

@@ -81,6 +81,11 @@ class Scorer:
             self._max_new[task.name] = min(64, longest + 4)
         return self._max_new[task.name]
 
+    def set_max_new_tokens(self, task, n: int) -> None:
+        """Decode the task's answers with the limit a search recorded (prompt.py: predicting new inputs has no
+        train or dev answers to derive it from)."""
+        self._max_new[task.name] = int(n)
+
     # ---- the cache ----------------------------------------------------------------------------
     def preload(self, task, candidate, results: dict[str, ExampleResult]) -> None:
         """Put results read back from a run log into the cache (resume scores nothing twice)."""

@@ -1,0 +1,271 @@
+"""The public Python API: load a task and a model, score a prompt, search, and run what a search found.
+
+    import promptsearch as ps
+    task = ps.load_task("sst2-mini")
+    model = ps.load_model()
+    ps.evaluate(task, model, "Review: {input}\\nSentiment:", split="test")
+    result = ps.search(task, model, budget=ps.Budget(max_evals=2000), run_dir="runs/sst2", seed=0)
+    result.export("prompt.json")
+    prompt = ps.load_prompt("prompt.json")
+    prompt.predict(["a gripping film", "dull"], model)
+
+The CLI is a layer over the same pieces and the same defaults (``runner.make_config``): a search from here and
+``promptsearch run`` with the same settings and seed run the same search and pick the same winner.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import runner
+from .candidate import Candidate
+from .errors import PromptSearchError
+from .metrics import summarize
+from .prompt import Prediction, Prompt
+from .search import Budget
+from .task import BUNDLED_DIR, Example, Task
+
+__all__ = ["Budget", "EvalResult", "Example", "Prediction", "Prompt", "SearchResult", "Task", "evaluate",
+           "load_model", "load_prompt", "load_task", "search"]
+
+# Settings that define a search: a run directory holding another value for any of them is not resumed.
+SEARCH_FIELDS = ("strategies", "schedule", "options", "seed", "seed_prompt", "top_k", "budget", "racing", "plain",
+                 "metric", "chat", "proposer")
+
+
+def load_task(spec: str | None = None, seed: int = 0) -> Task:
+    """A bundled task by name (default ``sst2-mini``) or a task folder. ``seed`` draws dev from train for a
+    folder without a dev split. For your own rows: ``Task.from_records`` / ``Task.from_pandas``."""
+    from .task import load_task as load
+
+    return load(str(spec) if spec is not None else None, seed=seed)
+
+
+def load_model(spec: str | None = None, device: str = "auto", dtype: str = "float32", model_name: str | None = None,
+               concurrency: int = 4, scoring: str = "auto", timeout: float = 120.0):
+    """The embedded SmolLM2 (no spec), a Hugging Face model folder, a ``.gguf`` file, or an OpenAI-compatible
+    server (``http://host:8000/v1``; API key from PROMPTSEARCH_API_KEY or OPENAI_API_KEY). The spec is kept on
+    the model (``model.spec``) so a run's config names it and ``--resume`` or ``export`` can load it again."""
+    from .models import load_model as load
+
+    model = load(spec, device=device, dtype=dtype, model_name=model_name, concurrency=concurrency,
+                 scoring=scoring, timeout=timeout)
+    model.spec = str(spec) if spec is not None else None
+    return model
+
+
+def load_prompt(path: str | Path) -> Prompt:
+    """An exported prompt artifact (``promptsearch export`` or ``SearchResult.export``), ready to predict."""
+    from . import artifact
+
+    return Prompt.from_artifact(artifact.read(path), path)
+
+
+# ---- evaluate -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EvalResult:
+    """A prompt's score on a split: the metric's mean with n and a 95% interval, and every example's result
+    (id, input, prediction, score, and for classification each label's score)."""
+
+    metric: str
+    score: float
+    n: int
+    ci_low: float
+    ci_high: float
+    results: list[dict] = field(default_factory=list, repr=False)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def evaluate(task: Task | str | None, model, prompt: str | Prompt | Candidate | None = None, split: str = "dev",
+             label_words=None, calibrate: str | None = None, demos: str | None = None, chat: bool = False,
+             batch_size: int = 16, limit: int | None = None, metric: str | Callable | None = None,
+             progress: bool = False) -> EvalResult:
+    """Score a prompt (text with an ``{input}`` slot, a loaded ``Prompt``, or a ``Candidate``; default: the
+    task's seed prompt) on a split, as a search scores it. ``metric``: a callable ``(prediction, example) ->
+    [0, 1]`` or its ``module:function`` path, replacing the task's metric."""
+    from tqdm.auto import tqdm
+
+    from .scoring import Scorer
+    from .template import validate
+
+    task = task if isinstance(task, Task) else load_task(task)
+    model = _model(model)
+    if isinstance(prompt, Prompt):
+        candidate, chat = prompt.candidate, prompt.chat
+        task = prompt.task_on(task)
+    elif isinstance(prompt, Candidate):
+        candidate = prompt
+    else:
+        words = tuple(label_words) if label_words else None
+        if words and (task.kind != "classification" or len(words) != len(task.label_words)):
+            raise PromptSearchError(f"label_words: task {task.name} needs {len(task.label_words)} label words")
+        candidate = Candidate(validate(prompt if prompt is not None else task.seed_prompt), words,
+                              calibrate=calibrate, demos=demos)
+    _check_options(task, candidate)
+    scorer = Scorer(model, batch_size=batch_size, chat=chat)
+    if metric is not None:
+        from .custom_metric import apply
+
+        task, scorer = apply(metric, task, scorer)
+    examples = task.split(split)[:limit]
+    results = []
+    with tqdm(total=len(examples), disable=not progress, unit="ex", leave=False) as bar:
+        for start in range(0, len(examples), 64):
+            chunk = examples[start : start + 64]
+            results += scorer.evaluate(task, candidate, chunk)
+            bar.update(len(chunk))
+    words = candidate.label_words or task.label_words
+    score = summarize(task.metric, results, examples, words)
+    rows = [{"id": ex.id, "input": ex.input, "prediction": r.prediction, "score": r.score,
+             **({"label_scores": dict(zip(words, r.label_logprobs))} if task.kind == "classification" else {})}
+            for ex, r in zip(examples, results)]
+    return EvalResult(score.metric, score.score, score.n, score.ci_low, score.ci_high, rows)
+
+
+def _check_options(task: Task, candidate: Candidate) -> None:
+    if candidate.demos:
+        from .scoring.demos import parse
+
+        parse(candidate.demos)
+    if candidate.calibrate:
+        from .scoring.calibration import check
+
+        check(task, candidate)
+
+
+def model_spec(model) -> str | None:
+    """The spec a model was loaded from (recorded in the run's config): ``model.spec`` when ps.load_model set it,
+    else read from a local model's name (the embedded model's ``embedded:...``, or a path); a model built in memory
+    has none, and its runs cannot be exported."""
+    if hasattr(model, "spec"):
+        return model.spec
+    name = str(getattr(model, "name", ""))
+    if name.startswith("embedded:"):
+        return None
+    if name and Path(name).exists():
+        return name
+    raise PromptSearchError(f"model {name or model!r} was not loaded from a path; load it with ps.load_model(spec), "
+                            "so the run can name it")
+
+
+def _model(model):
+    """A loaded model, or one loaded from a spec (None: the embedded model)."""
+    return model if model is not None and not isinstance(model, (str, Path)) else load_model(model)
+
+
+# ---- search ---------------------------------------------------------------------------------------
+class SearchResult:
+    """A finished search: ``best`` (a ``Prompt`` that predicts), ``leaderboard`` (dicts, best first, with dev
+    scores), ``summary`` (what ``promptsearch run --json`` prints), and ``export(path)`` for an artifact."""
+
+    def __init__(self, summary: dict, run_dir: Path, task: Task, model, scorer, chat: bool):
+        self.summary, self.run_dir, self._task, self._model, self._scorer, self._chat = summary, run_dir, task, model, scorer, chat
+
+    def _prompt(self, record: dict) -> Prompt:
+        return Prompt.from_candidate(Candidate.from_json(record), self._task, self._chat,
+                                     self.summary.get("max_new_tokens"),
+                                     {k: record[k] for k in ("dev", "test") if k in record})
+
+    @property
+    def best(self) -> Prompt:
+        return self._prompt(self.summary["best"])
+
+    @property
+    def seed(self) -> Prompt:
+        return self._prompt(self.summary["seed"])
+
+    @property
+    def leaderboard(self) -> list[dict]:
+        return list(self.summary["leaderboard"])
+
+    def export(self, path: str | Path, rank: int = 1) -> Prompt:
+        """Write the ``rank``-th prompt as an artifact file (what ``promptsearch export`` writes); returns it
+        loaded."""
+        from .export import export_run
+
+        export_run(self.run_dir, path, rank=rank, parts=(self._task, self._model, self._scorer))
+        return load_prompt(path)
+
+    def __repr__(self) -> str:
+        best = self.summary["best"]
+        return f"SearchResult(best={best['prompt']!r}, test={best['test']['score']:.3f}, run_dir={str(self.run_dir)!r})"
+
+
+def search(task: Task | str | None = None, model=None, budget: Budget | None = None, run_dir: str | Path | None = None,
+           seed: int = 0, strategies: list[str] | None = None, schedule: str | None = None,
+           options: dict | None = None, plain: bool = False, metric: str | Callable | None = None,
+           seed_prompt: str | None = None, top_k: int = 3, chat: bool = False, batch_size: int = 16,
+           proposer: str | None = None, progress: bool = False) -> SearchResult:
+    """Search prompts for a task, as ``promptsearch run`` does with the same settings (same defaults: the default
+    strategies under the bandit schedule, then an ensemble when the budget holds it). A ``run_dir`` that holds
+    this search already is resumed (an unfinished one) or read back (a finished one), never overwritten.
+
+    ``plain=True`` keeps only prompts whose text alone is the whole prompt. ``metric`` is a callable
+    ``(prediction, example) -> score in [0, 1]`` or its ``module:function`` path; a resumed run needs it again
+    (the config records its path)."""
+    from .custom_metric import apply, importable, spec_of
+    from .scoring import Scorer
+    from .store import RunStore, default_run_dir
+
+    task = task if isinstance(task, Task) else load_task(task, seed=seed)
+    model = _model(model)
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(task.name)
+    metric_spec = metric if isinstance(metric, str) or metric is None else spec_of(metric)
+    config = runner.make_config(
+        task=_task_spec(task, run_dir), model=model_spec(model), chat=chat, batch_size=batch_size,
+        strategies=list(strategies) if strategies else None, schedule=schedule, options=options or {}, seed=seed,
+        seed_prompt=seed_prompt, top_k=top_k, budget={k: v for k, v in asdict(budget or Budget()).items() if v is not None} or None,
+        proposer=proposer, plain=plain, metric=metric_spec)
+    if seed_prompt:
+        task = task.with_seed_prompt(seed_prompt)
+    scorer = Scorer(model, batch_size=batch_size, chat=chat)
+    if metric is not None:
+        fn = metric if callable(metric) else None
+        if fn is not None and not importable(metric_spec):
+            import logging
+
+            logging.getLogger(__name__).warning("metric %s cannot be imported by another process: resume this run "
+                                                "from Python, passing the function again", metric_spec)
+        task, scorer = apply(metric_spec, task, scorer, fn=fn)
+    parts = (task, model, scorer)
+    resume = (run_dir / "config.json").exists()
+    if resume:
+        store = RunStore.open(run_dir)
+        _same_search(store.config, config, run_dir)
+        if store.summary is not None:  # finished: read back, nothing scored again
+            return SearchResult(store.summary, run_dir, task, model, scorer, chat)
+    summary = runner.run(config, run_dir, resume=resume, progress=progress, parts=parts)
+    return SearchResult(summary, run_dir, task, model, scorer, chat)
+
+
+def _task_spec(task: Task, run_dir: Path) -> str:
+    """What the config names the task by: a bundled task's name, its folder, or (a task built in memory) a copy
+    saved in the run directory, so the CLI's ``--resume`` and ``export`` can read it too."""
+    from .artifact import split_hash
+    from .task_import import save_task
+
+    source = Path(task.source) if task.source else None
+    if source is not None and source.resolve().parent == BUNDLED_DIR.resolve():
+        return source.name
+    if source is not None and source.is_dir():
+        return str(source.resolve())
+    saved = run_dir / "task"
+    if saved.exists():
+        known = load_task(str(saved))
+        if any(split_hash(known.split(s)) != split_hash(task.split(s)) for s in ("train", "dev", "test")):
+            raise PromptSearchError(f"{run_dir} holds a search of other data; choose another run_dir")
+        return str(saved.resolve())
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return str(save_task(task, saved).resolve())
+
+
+def _same_search(stored: dict, config: dict, run_dir: Path) -> None:
+    for key in SEARCH_FIELDS + ("task",):
+        if json.dumps(stored.get(key), sort_keys=True) != json.dumps(config.get(key), sort_keys=True):
+            raise PromptSearchError(f"{run_dir} holds another search ({key}: {stored.get(key)!r} there, "
+                                    f"{config.get(key)!r} here); choose another run_dir")

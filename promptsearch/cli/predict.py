@@ -1,0 +1,82 @@
+"""`promptsearch predict`: an exported prompt applied to new, unlabelled inputs, one JSON line out per input."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from ..errors import PromptSearchError
+from .common import emit, model_options, reporting, setup
+
+
+def read_inputs(path: str) -> list[str]:
+    """Inputs from a JSONL file or stdin ('-'): each line a JSON object with an "input" string (other fields are
+    ignored) or a JSON string. A bad line is one error naming it."""
+    from ..files import decode, parse_json, read_bytes
+
+    raw = sys.stdin.buffer.read() if path == "-" else read_bytes(path)
+    where = "stdin" if path == "-" else str(path)
+    texts = []
+    for lineno, line in enumerate(raw.splitlines(), 1):
+        line = decode(line, where, lineno)
+        if not line.strip():
+            continue
+        row = parse_json(line, f"{where}:{lineno}")
+        text = row.get("input") if isinstance(row, dict) else row
+        if not isinstance(text, str):
+            raise PromptSearchError(f"{where}:{lineno}: each line must be a JSON string or an object with an \"input\" string")
+        texts.append(text)
+    if not texts:
+        raise PromptSearchError(f"{where}: no inputs")
+    return texts
+
+
+@click.command()
+@click.option("--artifact", "artifact_file", required=True, type=click.Path(dir_okay=False),
+              help="An exported prompt (promptsearch export): scored exactly as the search scored it.")
+@click.option("--input-file", required=True, help="JSONL of inputs ({\"input\": ...} or a JSON string a line), or - for stdin.")
+@click.option("--output", "-o", "out", type=click.Path(dir_okay=False), default=None,
+              help="Write the predictions here (JSONL, written whole or not at all) instead of stdout.")
+@click.option("--allow-other-model", is_flag=True, help="Predict with a model whose weights differ from the recorded ones.")
+@model_options
+@reporting
+def predict(artifact_file, input_file, out, allow_other_model, model, model_name, concurrency, scoring, timeout, device,
+            dtype, chat, batch_size, as_json, quiet):
+    """Predict new inputs with an exported prompt: one JSON line per input (prediction; label probabilities
+    and scores for classification)."""
+    setup(quiet)
+    from .. import artifact, monitor
+    from ..models import is_served
+    from ..prompt import Prompt
+
+    if chat:
+        raise PromptSearchError("--chat: the artifact records its chat mode; drop --chat")
+    art = artifact.read(artifact_file)
+    texts = read_inputs(input_file)
+    spec = model if model is not None else art.model["spec"]
+    from ..api import load_model
+
+    loaded = load_model(spec, device=device, dtype=art.model["dtype"] if model is None else dtype,
+                        model_name=model_name, concurrency=concurrency, scoring=scoring, timeout=timeout)
+    monitor.check_model(art, artifact.model_fingerprint(spec, loaded=loaded if is_served(spec) else None), allow_other_model)
+    prompt = Prompt.from_artifact(art, artifact_file)
+    started = time.monotonic()
+    predictions = prompt.predict(texts, loaded, batch_size=batch_size, progress=not quiet)
+    seconds = time.monotonic() - started
+    lines = [json.dumps(p.to_json(), ensure_ascii=False) for p in predictions]
+    if out:
+        artifact.atomic_write(Path(out), ("\n".join(lines) + "\n").encode("utf-8"))
+    report = {"artifact": str(artifact_file), "n": len(texts), "seconds": round(seconds, 3),
+              "examples_per_second": round(len(texts) / seconds, 2) if seconds else None, "output": out,
+              "text_alone": prompt.plain}
+    if as_json:
+        emit(True, report if out else {**report, "predictions": [p.to_json() for p in predictions]}, "")
+    elif out:
+        if not quiet:
+            click.echo(f"wrote {len(lines)} predictions to {out} ({report['examples_per_second']} inputs/s)")
+    else:
+        click.echo("\n".join(lines))

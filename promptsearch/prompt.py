@@ -1,0 +1,186 @@
+"""A found prompt an application can run: ``Prompt.predict`` scores new, unlabelled inputs exactly as the
+search scored the prompt (the same scorer path: its demonstration rule choosing from its stored train pool, its
+calibration, its ensemble members, the same answer and stop rules), and ``render`` shows the text sent.
+
+A ``Prompt`` comes from an artifact (``load_prompt``, ``promptsearch predict --artifact``) or from a search
+result (``result.best``). ``scoring_rule`` is what an artifact records about how its answer is read.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .scoring import demos as demo_rules
+from .candidate import Candidate
+from .errors import PromptSearchError
+from .metrics import softmax
+from .plain import is_plain, lacks
+from .task import Example, Task
+
+PREDICT_CHUNK = 64  # inputs per scorer call: the progress bar moves between them
+
+
+def scoring_rule(kind: str, metric: str, candidate: Candidate, chat: bool, max_new_tokens: int | None) -> dict:
+    """How an answer follows the prompt and is read, in words and numbers (what an artifact records)."""
+    rule = {
+        "render": "each {input} slot replaced by the input text; {{ and }} are literal braces"
+                  + ("; then the model's chat template (one user message, generation prompt added)" if chat else ""),
+        "answer": "the answer follows the rendered prompt after one space, unless the prompt ends in white space",
+        "metric": metric,
+        "text_alone": is_plain(candidate),
+        "lacks": lacks(candidate),
+    }
+    if kind == "classification":
+        rule["mode"] = "classify"
+        rule["labels"] = ("each label word's log-likelihood after the prompt (summed over its tokens); the highest "
+                          "wins" + (", after the calibration" if candidate.calibrate else "")
+                          + (", from the members' weighted mean of softmaxed label scores" if candidate.members else ""))
+    elif metric == "loglik":
+        rule["mode"] = "loglik"
+    else:
+        rule["mode"] = "generate"
+        rule["generation"] = {"decoding": "greedy", "max_new_tokens": max_new_tokens,
+                              "stop": "a line end or the end token; the answer is the first line, stripped"}
+    return rule
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One input's answer: the predicted label word or generated answer, and for classification each label's
+    probability (softmax of the label scores as scored) and the label scores themselves."""
+
+    input: str
+    prediction: str
+    label_probs: dict[str, float] | None = None
+    label_scores: dict[str, float] | None = None
+
+    def to_json(self) -> dict:
+        out = {"input": self.input, "prediction": self.prediction}
+        if self.label_scores is not None:
+            out["label_probs"] = self.label_probs
+            out["label_scores"] = {k: (None if math.isinf(v) else v) for k, v in self.label_scores.items()}
+        return out
+
+
+@dataclass
+class Prompt:
+    """A prompt with everything its score depends on. ``candidate`` holds the text and scoring options."""
+
+    candidate: Candidate
+    kind: str
+    metric: str
+    label_words: tuple[str, ...] = ()
+    chat: bool = False
+    demo_pool: list | None = None  # train rows a demonstration rule chooses from (demos.pool_rows)
+    max_new_tokens: int | None = None  # generation: the limit the search decoded with
+    task_name: str = "prompt"
+    soft_vectors: object = None  # a soft prompt's tensor, when it has one
+    scores: dict = field(default_factory=dict)  # as recorded: dev, test (with n and CI)
+
+    @property
+    def text(self) -> str:
+        return self.candidate.prompt
+
+    @property
+    def options(self) -> dict:
+        return self.candidate.options()
+
+    @property
+    def plain(self) -> bool:
+        """Whether the text alone is the whole prompt (no option the text does not show)."""
+        return is_plain(self.candidate)
+
+    def lacks(self) -> list[str]:
+        return lacks(self.candidate)
+
+    @classmethod
+    def from_artifact(cls, art, path: str | Path | None = None) -> Prompt:
+        from .artifact import soft_vectors
+
+        scoring = art.scoring or {}
+        vectors = soft_vectors(art, path) if art.soft and path is not None else None
+        if art.soft and vectors is None:
+            raise PromptSearchError("a soft-prompt artifact needs its file path to find its vectors")
+        return cls(art.candidate(), art.task["kind"], art.metric, tuple(art.label_words or ()), art.chat,
+                   art.demo_pool, (scoring.get("generation") or {}).get("max_new_tokens"), art.task["name"],
+                   vectors, {k: art.scores[k] for k in ("dev", "test")})
+
+    @classmethod
+    def from_candidate(cls, candidate: Candidate, task: Task, chat: bool = False, max_new_tokens: int | None = None,
+                       scores: dict | None = None) -> Prompt:
+        pool = demo_rules.pool_rows(task) if _uses_pool(candidate) else None
+        return cls(candidate, task.kind, task.metric, tuple(candidate.label_words or task.label_words), chat, pool,
+                   max_new_tokens, task.name, None, dict(scores or {}))
+
+    # ---- what is sent -----------------------------------------------------------------------------
+    def task(self) -> Task:
+        """The task the prompt is scored on: its kind, metric and label words, and its stored demo pool as train."""
+        task = Task(self.task_name, self.kind, (), (), (), self.metric, self.candidate.prompt, self.label_words)
+        return demo_rules.with_pool(task, self.demo_pool) if self.demo_pool else task
+
+    def task_on(self, task: Task) -> Task:
+        """Another task's data scored as this prompt is: its demonstrations from the stored pool."""
+        return demo_rules.with_pool(task, self.demo_pool) if self.demo_pool else task
+
+    def render(self, text: str):
+        """The prompt text for one input as the model gets it (with its demonstrations, for a demos rule); chat
+        prompts as the messages list. An ensemble shows its first member; calibration changes no text."""
+        from .template import render
+
+        filled = render(self._prompts([text])[0], text)
+        return [{"role": "user", "content": filled}] if self.chat else filled
+
+    def _prompts(self, texts: list[str]) -> list[str]:
+        c = self.candidate.members[0] if self.candidate.members else self.candidate
+        if not c.demos:
+            return [c.prompt] * len(texts)
+        found = demo_rules.Demonstrations().prompts(self.task(), c, [Example(t, "") for t in texts])
+        return [found] * len(texts) if isinstance(found, str) else found
+
+    # ---- predictions ------------------------------------------------------------------------------
+    def predict(self, inputs, model, batch_size: int = 16, progress: bool = False) -> list[Prediction]:
+        """Answers for unlabelled inputs (strings), batched through the scorer the search used."""
+        from tqdm.auto import tqdm
+
+        from .scoring import Scorer
+
+        texts = [_text(x, i) for i, x in enumerate(inputs)]
+        scorer = Scorer(model, batch_size=batch_size, chat=self.chat)
+        task = self.task()
+        if self.soft_vectors is not None:
+            scorer.register_soft_prompt(self.candidate.soft, self.soft_vectors)
+        if self.kind == "generation" and self.metric != "loglik":
+            if self.max_new_tokens is None:
+                raise PromptSearchError("this prompt records no generation limit (an artifact from before it); "
+                                        "export it again from its run")
+            scorer.set_max_new_tokens(task, self.max_new_tokens)
+        elif self.metric == "loglik":
+            raise PromptSearchError("a loglik task scores given answers; it has no prediction for a new input")
+        examples = [Example(t, "", id=str(i)) for i, t in enumerate(texts)]
+        results = []
+        with tqdm(total=len(examples), disable=not progress, unit="ex", leave=False) as bar:
+            for start in range(0, len(examples), PREDICT_CHUNK):
+                chunk = examples[start : start + PREDICT_CHUNK]
+                results += scorer.evaluate(task, self.candidate, chunk)
+                bar.update(len(chunk))
+        words = self.candidate.label_words or self.label_words
+        out = []
+        for text, r in zip(texts, results):
+            if self.kind == "classification":
+                scores = dict(zip(words, r.label_logprobs))
+                out.append(Prediction(text, r.prediction, dict(zip(words, softmax(r.label_logprobs))), scores))
+            else:
+                out.append(Prediction(text, r.prediction))
+        return out
+
+
+def _uses_pool(c: Candidate) -> bool:
+    return bool(c.demos) or any(m.demos for m in c.members)
+
+
+def _text(x, i: int) -> str:
+    if isinstance(x, str):
+        return x
+    raise PromptSearchError(f"input {i}: must be a string, not {type(x).__name__}")

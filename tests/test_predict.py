@@ -1,0 +1,180 @@
+"""Prompts an application can run: an exported artifact predicts new, unlabelled inputs exactly as the search
+scored the prompt (a plain prompt, demonstration rules, calibration, an ensemble), from the artifact alone; the
+artifact states its scoring rule; best_prompt.txt never drops an option silently. Tiny model, tiny searches."""
+
+import json
+import math
+
+import pytest
+from click.testing import CliRunner
+
+import promptsearch as ps
+from promptsearch.cli import main
+from promptsearch.plain import HEADER
+from promptsearch.scoring import ExampleResult, Scorer
+from promptsearch.store import RunStore
+
+PROMPT = "Review: {input}\nSentiment:"
+KINDS = {  # how to find each kind of prompt on the leaderboard
+    "plain": lambda r: not (r.get("calibrate") or r.get("demos") or r.get("members")),
+    "similar": lambda r: r.get("demos") == "similar:2" and not r.get("members"),
+    "balanced": lambda r: r.get("demos") == "balanced:1" and not r.get("members"),
+    "contextual": lambda r: r.get("calibrate") == "contextual" and not r.get("members"),
+    "domain": lambda r: r.get("calibrate") == "domain" and not r.get("members"),
+    "ensemble": lambda r: bool(r.get("members")),
+}
+
+
+@pytest.fixture(scope="module")
+def searched(tiny_dir, small_task_dir, tmp_path_factory):
+    """A tiny clarify + ensemble run whose leaderboard holds every kind of prompt."""
+    import torch
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("predict")
+    model = ps.load_model(tiny_dir, device="cpu")
+    task = ps.load_task(small_task_dir)
+    result = ps.search(task, model, budget=ps.Budget(max_evals=900), run_dir=root / "run",
+                       strategies=["clarify", "ensemble"], seed_prompt=PROMPT,
+                       options={"clarify": {"draws": 0, "rounds": 1, "demo_rules": ["similar:2", "balanced:1"]}})
+    return root, model, task, result
+
+
+def _rank(run_dir, kind):
+    board = RunStore.open(run_dir).leaderboard()
+    return next(row["rank"] for row in board if KINDS[kind](row))
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_predict_from_the_artifact_alone_reproduces_the_scored_test_predictions(searched, kind, tmp_path):
+    root, model, task, result = searched
+    rank = _rank(root / "run", kind)
+    result.export(tmp_path / "prompt.json", rank=rank)
+    art = json.loads((tmp_path / "prompt.json").read_text())
+    prompt = ps.load_prompt(tmp_path / "prompt.json")
+    assert prompt.plain == (kind == "plain") == art["scoring"]["text_alone"]
+    predictions = prompt.predict([ex.input for ex in task.test], model)  # inputs only: no label reaches it
+    # the artifact's test outcomes (the run's own scoring of this prompt) match one by one
+    words = art["label_words"]
+    assert [p.prediction for p in predictions] == [words[i] for i in art["test_outcomes"]["preds"]]
+    # and so do the label scores of a fresh scorer on the labelled test split (the search's path)
+    scored = Scorer(model).evaluate(prompt.task_on(task), prompt.candidate, task.test)
+    for p, r in zip(predictions, scored):
+        assert p.prediction == r.prediction
+        assert list(p.label_scores.values()) == pytest.approx(list(r.label_logprobs), abs=1e-4)
+        assert math.isclose(sum(p.label_probs.values()), 1.0, abs_tol=1e-6)
+
+
+def test_the_winner_matches_the_logged_test_results_one_by_one(searched, tmp_path):
+    root, model, task, result = searched
+    logged = {rec["candidate"]["id"]: rec for rec in RunStore.open(root / "run").read("test.jsonl")}
+    best = logged[result.summary["best"]["id"]]
+    assert best["keys"] == [ex.key for ex in task.test]
+    result.export(tmp_path / "best.json")
+    predictions = ps.load_prompt(tmp_path / "best.json").predict([ex.input for ex in task.test], model)
+    for p, row in zip(predictions, best["results"]):
+        r = ExampleResult.from_json(row)
+        assert p.prediction == r.prediction
+        assert list(p.label_scores.values()) == pytest.approx(list(r.label_logprobs), abs=1e-4)
+    # the search result's own best predicts the same without an export
+    assert [p.prediction for p in result.best.predict([ex.input for ex in task.test], model)] == [p.prediction for p in predictions]
+
+
+def test_the_artifact_states_its_scoring_rule(searched, tmp_path):
+    root, _, _, result = searched
+    for kind, lacks in (("plain", []), ("contextual", ["calibration"]), ("similar", ["demonstrations"]),
+                        ("ensemble", ["an ensemble"])):
+        result.export(tmp_path / f"{kind}.json", rank=_rank(root / "run", kind))
+        scoring = json.loads((tmp_path / f"{kind}.json").read_text())["scoring"]
+        assert scoring["mode"] == "classify" and "log-likelihood" in scoring["labels"]
+        assert "after one space" in scoring["answer"]
+        assert [x.split(" ")[0] for x in scoring["lacks"]] == [x.split(" ")[0] for x in lacks], scoring["lacks"]
+        assert scoring["text_alone"] == (not lacks)
+
+
+def test_render_shows_the_text_sent_with_its_demonstrations(searched, tmp_path):
+    root, _, _, result = searched
+    result.export(tmp_path / "b.json", rank=_rank(root / "run", "balanced"))
+    prompt = ps.load_prompt(tmp_path / "b.json")
+    text = prompt.render("a gripping film")
+    assert text.endswith("Review: a gripping film\nSentiment:")
+    assert text.count("Review: ") == 3  # one demonstration per class, then the input
+    assert ps.load_prompt(tmp_path / "b.json").render("x") != PROMPT.replace("{input}", "x")
+
+
+def test_best_prompt_txt_names_what_the_text_lacks(searched):
+    root, _, _, result = searched
+    text = (root / "run" / "best_prompt.txt").read_text()
+    best = result.summary["best"]
+    if best.get("members") or best.get("calibrate") or best.get("demos"):
+        head, _, body = text.partition("# --- the prompt text starts on the next line\n")
+        assert body == best["prompt"] + "\n"
+        assert "NOT the whole prompt" in head and "the text alone scored test" in head
+        assert all(line.startswith(HEADER) for line in head.splitlines())
+        assert best["text_alone"]["test"]["n"] == len(searched[2].test)
+        shown = CliRunner().invoke(main, ["show", str(root / "run")], catch_exceptions=False).stdout
+        assert "    the text alone: test " in shown
+    else:
+        assert text == best["prompt"] + "\n"
+
+
+def test_cli_predict_stdin_file_and_json(searched, tmp_path):
+    root, _, task, result = searched
+    result.export(tmp_path / "p.json", rank=_rank(root / "run", "similar"))
+    inputs = [ex.input for ex in task.test[:7]]
+    stdin = "\n".join(json.dumps({"input": t, "id": i}) for i, t in enumerate(inputs)) + "\n"
+    r = CliRunner().invoke(main, ["predict", "--artifact", str(tmp_path / "p.json"), "--input-file", "-",
+                                  "--device", "cpu", "--quiet"], input=stdin, catch_exceptions=False)
+    assert r.exit_code == 0, r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    expected = ps.load_prompt(tmp_path / "p.json").predict(inputs, searched[1])
+    assert [x["prediction"] for x in lines] == [p.prediction for p in expected]
+    assert [x["input"] for x in lines] == inputs and set(lines[0]["label_probs"]) == {"negative", "positive"}
+    (tmp_path / "in.jsonl").write_text("\n".join(json.dumps(t) for t in inputs) + "\n")
+    r = CliRunner().invoke(main, ["predict", "--artifact", str(tmp_path / "p.json"), "--input-file", str(tmp_path / "in.jsonl"),
+                                  "-o", str(tmp_path / "out.jsonl"), "--json", "--device", "cpu"], catch_exceptions=False)
+    report = json.loads(r.stdout)
+    assert report["n"] == 7 and report["examples_per_second"] > 0 and report["text_alone"] is False
+    written = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [x["prediction"] for x in written] == [x["prediction"] for x in lines]
+
+
+@pytest.mark.parametrize("content, message", [("{\"text\": 1}\n", "in.jsonl:1: each line must be"),
+                                              ("not json\n", "in.jsonl:1: bad JSON"), ("\n", "no inputs")])
+def test_cli_predict_bad_input_is_one_line_and_writes_nothing(searched, tmp_path, content, message):
+    result = searched[3]
+    result.export(tmp_path / "p.json")
+    (tmp_path / "in.jsonl").write_text(content)
+    r = CliRunner().invoke(main, ["predict", "--artifact", str(tmp_path / "p.json"), "--input-file",
+                                  str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl")])
+    assert r.exit_code == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_generation_prompt_predicts_with_its_recorded_stop_rule(tiny_dir, tmp_path):
+    rows = [{"input": f"{w} one", "output": w} for w in ("fun", "dull", "love", "hate", "plot", "story", "acting",
+                                                          "great", "good", "bad", "awful", "funny")]
+    task = ps.Task.from_records(rows, name="echo", split_ratios=(0.5, 0.25, 0.25))
+    model = ps.load_model(tiny_dir, device="cpu")
+    result = ps.search(task, model, budget=ps.Budget(max_evals=40), run_dir=tmp_path / "run", strategies=["templates"])
+    prompt = result.export(tmp_path / "g.json")
+    assert json.loads((tmp_path / "g.json").read_text())["scoring"]["generation"]["max_new_tokens"] == result.summary["max_new_tokens"]
+    logged = {rec["candidate"]["id"]: rec for rec in RunStore.open(tmp_path / "run").read("test.jsonl")}
+    expected = [row[1] for row in logged[result.summary["best"]["id"]]["results"]]
+    assert [p.prediction for p in prompt.predict([ex.input for ex in task.test], model)] == expected
+
+
+@pytest.mark.integration
+def test_predict_on_smollm_reproduces_the_logged_test_predictions(smollm, tmp_path):
+    """The real model: a short templates + clarify run on the bundled task; its winner, exported and applied to
+    the test inputs without labels, gives the logged test predictions one by one."""
+    task = ps.load_task("sst2-mini")
+    result = ps.search(task, smollm, budget=ps.Budget(max_evals=400), run_dir=tmp_path / "run",
+                       strategies=["templates", "clarify"])
+    logged = {rec["candidate"]["id"]: rec for rec in RunStore.open(tmp_path / "run").read("test.jsonl")}
+    expected = [ExampleResult.from_json(row) for row in logged[result.summary["best"]["id"]]["results"]]
+    prompt = result.export(tmp_path / "best.json")
+    predictions = prompt.predict([ex.input for ex in task.test], smollm)
+    assert [p.prediction for p in predictions] == [r.prediction for r in expected]
+    for p, r in zip(predictions, expected):
+        assert list(p.label_scores.values()) == pytest.approx(list(r.label_logprobs), abs=1e-4)

@@ -1,0 +1,120 @@
+"""`promptsearch tasks import`: CSV, JSONL, Parquet and a datasets save_to_disk folder round-trip into a task
+folder; seeded stratified splits; one-line errors that leave nothing written."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from promptsearch.cli import main
+from promptsearch.task import load_task
+
+pd = pytest.importorskip("pandas")
+
+WORDS = ["negative", "positive"]
+
+
+def table(n=50):
+    """n rows, 2 in 5 positive, with extra columns a real table would have."""
+    return pd.DataFrame({"id": range(n), "sentence": [f"review number {i}, {'great' if i % 5 < 2 else 'dull'}" for i in range(n)],
+                         "sentiment": ["positive" if i % 5 < 2 else "negative" for i in range(n)],
+                         "part": ["train"] * (n - 20) + ["validation"] * 10 + ["test"] * 10})
+
+
+def write(frame, path, fmt):
+    if fmt == "csv":
+        frame.to_csv(path, index=False)
+    elif fmt == "jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    elif fmt == "parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        datasets = pytest.importorskip("datasets")
+        datasets.Dataset.from_pandas(frame, preserve_index=False).save_to_disk(str(path))
+    return path
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["tasks", "import", *[str(a) for a in args]])
+
+
+@pytest.mark.parametrize("fmt, name", [("csv", "t.csv"), ("jsonl", "t.jsonl"), ("parquet", "t.parquet"), ("datasets", "saved")])
+def test_each_format_round_trips_with_stratified_seeded_splits(tmp_path, fmt, name):
+    source = write(table(), tmp_path / name, fmt)
+    r = run(source, "--input", "sentence", "--output", "sentiment", "--label-words", "negative,positive",
+            "--out", tmp_path / "task", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["task"]["train"] == 30
+    task = load_task(str(tmp_path / "task"))
+    assert task.kind == "classification" and task.label_words == tuple(WORDS) and task.name == "task"
+    assert (len(task.train), len(task.dev), len(task.test)) == (30, 10, 10)
+    for split in (task.train, task.dev, task.test):  # 2 in 5 positive in every split
+        assert sum(ex.label for ex in split) * 5 == len(split) * 2
+    rows = {ex.input: ex.output for ex in task.train + task.dev + task.test}
+    assert rows == dict(zip(table()["sentence"], table()["sentiment"]))
+    again = tmp_path / "again"  # the same seed draws the same splits; another seed others
+    run(source, "--input", "sentence", "--output", "sentiment", "--label-words", "negative,positive", "--out", again)
+    assert load_task(str(again)).test == task.test
+    other = tmp_path / "other"
+    run(source, "--input", "sentence", "--output", "sentiment", "--label-words", "negative,positive", "--out", other, "--seed", 1)
+    assert load_task(str(other)).test != task.test
+
+
+def test_split_column_class_indices_and_generation(tmp_path):
+    frame = table()
+    frame["label"] = [int(s == "positive") for s in frame["sentiment"]]
+    source = write(frame, tmp_path / "t.parquet", "parquet")
+    assert run(source, "--input", "sentence", "--output", "label", "--label-words", "negative,positive",
+               "--split-column", "part", "--out", tmp_path / "c").exit_code == 0
+    task = load_task(str(tmp_path / "c"))
+    assert [ex.input for ex in task.test] == list(frame["sentence"][40:]) and task.test[0].output == WORDS[task.test[0].label]
+    assert run(source, "--input", "sentence", "--output", "sentiment", "--split-ratios", "0.5,0.25,0.25",
+               "--out", tmp_path / "g").exit_code == 0
+    gen = load_task(str(tmp_path / "g"))
+    assert gen.kind == "generation" and gen.metric == "exact_match" and len(gen.train) == 25
+
+
+def test_a_datasets_dict_keeps_its_own_splits(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    frame = table()
+    parts = {name: datasets.Dataset.from_pandas(frame[frame["part"] == name].drop(columns="part"), preserve_index=False)
+             for name in ("train", "validation", "test")}
+    datasets.DatasetDict(parts).save_to_disk(str(tmp_path / "dd"))
+    assert run(tmp_path / "dd", "--input", "sentence", "--output", "sentiment", "--label-words", "negative,positive",
+               "--out", tmp_path / "t").exit_code == 0
+    task = load_task(str(tmp_path / "t"))
+    assert (len(task.train), len(task.dev), len(task.test)) == (30, 10, 10)
+    assert [ex.input for ex in task.dev] == list(frame["sentence"][30:40])
+
+
+@pytest.mark.parametrize("change, args, message", [
+    (None, ["--input", "text"], "--input 'text': no such column; the table has id, sentence, sentiment, part"),
+    (lambda f: f.assign(sentence=f["sentence"].where(f.index != 3, "")), [], "row 4: empty 'sentence'"),
+    (lambda f: f.assign(sentence=f["sentence"].where(f.index != 7, f["sentence"][2])), [], "row 8: repeats the input of row 3"),
+    (lambda f: f.assign(sentiment=f["sentiment"].where(f.index != 5, "meh")), [], "row 6: label 'meh' is none of the label words"),
+    (None, ["--split-ratios", "0.5,0.5"], "three non-negative numbers summing to 1"),
+    (lambda f: f.iloc[:0], [], "the table has no rows"),
+])
+def test_bad_tables_are_one_line_and_write_nothing(tmp_path, change, args, message):
+    frame = change(table()) if change else table()
+    source = write(frame, tmp_path / "t.csv", "csv")
+    base = {"--input": "sentence", "--output": "sentiment", "--label-words": "negative,positive"}
+    for i in range(0, len(args), 2):
+        base[args[i]] = args[i + 1]
+    r = run(source, *[x for kv in base.items() for x in kv], "--out", tmp_path / "task")
+    assert r.exit_code == 2 and message in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "task").exists() and not any(p.name.startswith(".task") for p in tmp_path.iterdir())
+
+
+def test_refuses_a_folder_with_files_and_an_unknown_format(tmp_path):
+    source = write(table(), tmp_path / "t.csv", "csv")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "keep.txt").write_text("mine")
+    r = run(source, "--input", "sentence", "--output", "sentiment", "--out", tmp_path / "busy")
+    assert r.exit_code == 2 and "not an empty folder" in r.stderr and (tmp_path / "busy" / "keep.txt").read_text() == "mine"
+    (tmp_path / "t.xlsx").write_text("x")
+    r = run(tmp_path / "t.xlsx", "--input", "sentence", "--output", "sentiment", "--out", tmp_path / "x")
+    assert r.exit_code == 2 and "unknown format" in r.stderr
+    r = run(tmp_path / "missing.csv", "--input", "a", "--output", "b", "--out", tmp_path / "y")
+    assert r.exit_code == 2 and "file not found" in r.stderr
