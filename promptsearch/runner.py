@@ -12,6 +12,7 @@ from . import defaults
 from . import strategy as strategy_registry
 from .errors import PromptSearchError, RunInterrupted
 from .files import check_fields
+from .models.hardware import DEFAULT_DTYPE
 from .models.http_pool import ServerError
 from .search import SCHEDULES, Budget, Racing, Search
 from .store import RunStore
@@ -36,7 +37,7 @@ def default_strategies(proposer, final: bool = True) -> list[str]:
     ensemble's members would each have to suit every task)."""
     return list(DEFAULT_WITH_PROPOSER if proposer else DEFAULT_STRATEGIES) + (DEFAULT_FINAL if final else [])
 DEFAULTS = {
-    "task": None, "model": None, "device": "auto", "dtype": "float32", "chat": False, "batch_size": 16,
+    "task": None, "model": None, "device": "auto", "dtype": DEFAULT_DTYPE, "chat": False, "batch_size": 16,
     "strategies": DEFAULT_STRATEGIES, "schedule": "even", "options": {}, "seed": 0, "seed_prompt": None,
     "top_k": defaults.FINAL_CHECK, "budget": dict(defaults.BUDGET),  # shown by `run --help` (defaults.py)
     "racing": {"min_examples": 16, "eta": 3}, "proposals_per_round": 8,
@@ -45,6 +46,8 @@ DEFAULTS = {
     # A served model (--model http://...): which one, how hard to push it, how it scores. Never an API key.
     "served": {"model_name": None, "concurrency": 4, "scoring": "auto", "timeout": 120.0},
     "proposer": None,  # the model that writes text for the search (default: the scored model)
+    # "auto" is resolved when a run starts (resolve_dtype): config.json keeps the dtype used, and "auto" here
+    "dtype_asked": None,
     "multitask": None,  # a universal prompt for several tasks: {"tasks", "objective", "extend", "compare"} (multitask.py)
 }
 
@@ -95,7 +98,29 @@ def read_config(store: RunStore) -> dict:
         from .multitask import check_section
 
         check_section(config["multitask"], where, config["strategies"])
-    return {**make_config(), **config}
+    # runs from before --dtype auto all computed in the then default float32
+    return {**make_config(), "dtype": "float32", **config}
+
+
+def resolve_dtype(config: dict, model=None) -> dict:
+    """The config with ``dtype`` "auto" replaced by what this host computes in (the loaded ``model``'s, when
+    given), so config.json records the dtype used and ``--resume`` keeps it on any host (#33). A served
+    model's dtype is the server's business: left as asked."""
+    from .models import is_served
+
+    if config["dtype"] != "auto" or is_served(config["model"]):
+        return config
+    if model is not None:  # already loaded (a fake model in tests has no dtype: left as asked)
+        used = getattr(model, "dtype_name", None)
+        if used is None:
+            return config
+    else:
+        from .models.hardware import resolve_dtype as decide
+        from .models.local import pick_device
+
+        used, why = decide("auto", pick_device(config["device"]))
+        log.info("--dtype auto: %s (%s)", used, why)
+    return {**config, "dtype": used, "dtype_asked": "auto"}
 
 
 def load_task_of(config: dict):
@@ -161,6 +186,7 @@ def run(config: dict, run_dir: str | Path, resume: bool = False, progress: bool 
     strategies = make_strategies(config)  # bad names and options fail before the slow model load
     task = None
     if not resume:
+        config = resolve_dtype(config, parts[1] if parts else None)
         if parts is None:
             task = load_task_of(config)  # a bad task file stops here, before the run directory is written
         store = RunStore.create(run_dir, config)
@@ -197,6 +223,8 @@ def _run(config, run_dir, store, task, model, scorer, strategies, resume, progre
     summary["run_dir"] = str(run_dir)
     summary["model"] = model.name
     summary["model_fingerprint"] = model.fingerprint
+    if getattr(model, "dtype_name", None):  # what it computed in, whatever was asked (#33)
+        summary["dtype"] = model.dtype_name
     from .models import scoring_note
 
     summary["scoring"] = scoring_note.describe(model)  # what scoring the run got, not just what was asked (#30)

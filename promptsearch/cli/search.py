@@ -300,6 +300,8 @@ def render_single(s: dict) -> str:
               f"improvement on test: {s['improvement']['test']:+.3f}{paired_note(s.get('paired_test'))}", "",
               render_board(s["leaderboard"], "the blend of dev score and ratings" if s.get("refine") else "the dev score")]
     lines.append("\n" + budget_line(s))
+    if s.get("dtype"):  # what the model computed in (--dtype auto decides per host; #33)
+        lines.append(f"model: {s.get('model', '?')} in {s['dtype']}")
     if s.get("scoring_note"):
         lines.append(f"note: {s['scoring_note']}")
     return "\n".join(lines)
