@@ -115,3 +115,45 @@ def test_check_says_in_one_line_what_it_scores_with_instead(bf16_run, tmp_path, 
     r = CliRunner().invoke(main, ["eval", "--artifact", str(path), "--device", "cpu", "--json"])
     got = json.loads(r.stdout)
     assert got["dtype"] == "float32" and got["dtype_note"] == note
+
+
+@pytest.fixture(scope="module")
+def bf16_tiny():
+    from promptsearch.testing import tiny_model
+
+    m = tiny_model()
+    return FrozenModel(m.model.to(torch.bfloat16), m.tokenizer, name=m.name)
+
+
+def test_soft_prompt_trains_in_bf16_with_fp32_vectors(bf16_tiny):
+    import math
+    import random
+
+    from promptsearch.strategies.soft_prompt import SoftPromptTuning
+    from promptsearch.strategy import SearchContext
+
+    task = load_task("sst2-mini")
+    task = type(task)(task.name, task.kind, task.train[:24], task.dev[:16], task.test[:8], task.metric,
+                      "Review: {input}\nSentiment:", task.label_words, task.description)
+    ctx = SearchContext(task=task, scorer=Scorer(bf16_tiny), rng=random.Random(0), leaderboard=list,
+                        charge=lambda n: None, remaining_evals=lambda: math.inf)
+    strategy = SoftPromptTuning(n_virtual_tokens=4, init="vocab", lr=0.1, epochs=4, batch_size=8, patience=100)
+    init = strategy.initial_embeddings(ctx, torch.Generator().manual_seed(1))
+    result = strategy.train(ctx, Candidate(task.seed_prompt), list(task.dev))
+    assert result.embeddings.dtype == torch.float32  # the trained copy is fp32; the forward casts it
+    base = Candidate(task.seed_prompt)
+    assert strategy.train_loss(ctx, base, result.embeddings) < strategy.train_loss(ctx, base, init) - 1e-3
+
+
+def test_autoprompt_ranks_and_swaps_in_bf16(bf16_tiny):
+    from promptsearch.search import Budget, Racing, Search
+    from promptsearch.strategies.autoprompt import AutoPrompt
+
+    task = load_task("sst2-mini")
+    task = type(task)(task.name, task.kind, task.train, task.dev[:32], task.test[:16], task.metric,
+                      task.seed_prompt, task.label_words, task.description)
+    strategy = AutoPrompt(n_triggers=3, iterations=4, batch_size=4, top_k=4)
+    summary = Search(task, Scorer(bf16_tiny), [strategy], Budget(max_evals=5000), racing=Racing(8, 2)).run()
+    assert len(strategy.history) == 4
+    assert all(h["best_candidate_loss"] < h["loss"] for h in strategy.history if "swap" in h)
+    assert any(r["edit"].startswith("swap") for r in summary["leaderboard"] if r["strategy"] == "autoprompt")
