@@ -177,7 +177,7 @@ def bench(task, requests, methods: dict, repeat: int) -> dict:
             "max_abs_diff": diff,
         }
     return {"requests": len(requests), "examples": len(task.test), "request_tokens": n_tokens,
-            "accuracy": rows[[n for n in names if n.endswith("/scorer")][0]]["accuracy"], "methods": rows}
+            "accuracy": rows[next(n for n in names if n.endswith("/scorer"))]["accuracy"], "methods": rows}
 
 
 def print_table(name: str, res: dict, default: str = "") -> None:
@@ -198,7 +198,6 @@ def print_table(name: str, res: dict, default: str = "") -> None:
 
 def load_times() -> dict:
     """Cold: dequantise the GGUF into a fresh cache dir. Cached: the second load from that dir."""
-    from promptsearch.models.hardware import auto_dtype
     from promptsearch.models.local import FrozenModel
 
     old = os.environ.get("PROMPTSEARCH_CACHE")

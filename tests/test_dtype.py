@@ -130,6 +130,7 @@ def test_soft_prompt_trains_in_bf16_with_fp32_vectors(bf16_tiny):
     import random
 
     from promptsearch.strategies.soft_prompt import SoftPromptTuning
+
     from promptsearch.strategy import SearchContext
 
     task = load_task("sst2-mini")
@@ -146,8 +147,9 @@ def test_soft_prompt_trains_in_bf16_with_fp32_vectors(bf16_tiny):
 
 
 def test_autoprompt_ranks_and_swaps_in_bf16(bf16_tiny):
-    from promptsearch.search import Budget, Racing, Search
     from promptsearch.strategies.autoprompt import AutoPrompt
+
+    from promptsearch.search import Budget, Racing, Search
 
     task = load_task("sst2-mini")
     task = type(task)(task.name, task.kind, task.train, task.dev[:32], task.test[:16], task.metric,
