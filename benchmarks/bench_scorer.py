@@ -1,4 +1,5 @@
-"""Scorer speed: a naive HF loop vs lm-evaluation-harness vs the promptsearch scorer, same requests.
+"""Scorer speed: a naive HF loop vs lm-evaluation-harness vs the promptsearch scorer, same requests,
+in float32 and bfloat16 (the dtype column; ``--dtype auto``, the default, picks one of them per host).
 
     python benchmarks/bench_scorer.py [--quick]
 
@@ -10,7 +11,12 @@ Methods, all scoring the identical (context, continuation) requests:
   naive:   one request per forward pass, full logits (the reference for the max abs difference)
   lm-eval: ``HFLM(pretrained=model, tokenizer=tok, batch_size=32).loglikelihood`` (skipped if not installed)
   scorer:  ``Scorer.evaluate`` from a fresh Scorer (no result cache carried between repeats)
-Each method runs ``--repeat`` times, interleaved with the order rotated per round; the best time counts
+Every method runs in every dtype of ``--dtypes`` (one model loaded per dtype; lm-eval gets the same model, so
+it compares at the same dtype). max|diff| is against the naive loop of the same dtype (the tolerance is
+checked for float32 only: bf16 rounding differs with batch shapes), vs-fp32 against the float32 naive loop,
+and agree is the share of examples whose predicted label equals float32 naive's.
+Each method runs ``--repeat`` times, interleaved with the order rotated per round (so the dtypes alternate);
+the best time counts
 (the CPU is shared, so the minimum is the least-disturbed run; the JSON also keeps the best process
 CPU time). One torch thread by default (--threads). tokens/s counts the tokens of every
 request (context + continuation), i.e. the work a naive evaluation does, so it is comparable across
@@ -128,49 +134,66 @@ def tokenization_mismatches(model, requests, encode_pair) -> int:
     return bad
 
 
-def bench(model, task, requests, methods: dict, repeat: int) -> dict:
+def predictions(values, k: int) -> list[int]:
+    return [max(range(k), key=values[i * k: (i + 1) * k].__getitem__) for i in range(len(values) // k)]
+
+
+def bench(task, requests, methods: dict, repeat: int) -> dict:
+    """``methods``: "dtype/method" -> (model, run). Times, differences and agreement per entry."""
     best, cpu, values = {}, {}, {}
     names = list(methods)
     for rnd in range(repeat):
         order = names[rnd % len(names):] + names[: rnd % len(names)]  # rotate who goes first
         for name in order:
+            model, run = methods[name]
             t0, c0 = time.perf_counter(), time.process_time()
-            values[name] = methods[name](model, requests)
+            values[name] = run(model, requests)
             best[name] = min(best.get(name, float("inf")), time.perf_counter() - t0)
             cpu[name] = min(cpu.get(name, float("inf")), time.process_time() - c0)
+    model = methods[names[0]][0]
     n_tokens = sum(len(model.encode(c)) + len(model.encode(k)) for c, k in requests)
-    ref = values["naive"]
+    k = len(task.label_words)
+    fp32_ref = values.get("float32/naive") or values[names[0]]
+    fp32_preds = predictions(fp32_ref, k)
     rows = {}
     for name in names:
+        dtype = name.split("/")[0]
+        ref, naive = values[f"{dtype}/naive"], best[f"{dtype}/naive"]
         diff = max(abs(a - b) for a, b in zip(values[name], ref))
+        preds = predictions(values[name], k)
         rows[name] = {
+            "dtype": dtype,
+            "max_abs_diff_vs_fp32": max(abs(a - b) for a, b in zip(values[name], fp32_ref)),
+            "agree_with_fp32": sum(a == b for a, b in zip(preds, fp32_preds)) / len(preds),
+            "accuracy": sum(p % 2 == ex.label for p, ex in zip(preds, task.test)) / len(preds),
             "seconds": best[name],
             "cpu_seconds": cpu[name],
             "requests_per_s": len(requests) / best[name],
             "examples_per_s": len(task.test) / best[name],
             "tokens_per_s": n_tokens / best[name],
-            "speedup_vs_naive": best["naive"] / best[name],
-            "speedup_vs_lm_eval": best["lm-eval"] / best[name] if "lm-eval" in best else None,
+            "speedup_vs_naive": naive / best[name],
+            "speedup_vs_lm_eval": best[f"{dtype}/lm-eval"] / best[name] if f"{dtype}/lm-eval" in best else None,
+            "speedup_vs_fp32": best[f"float32/{name.split('/')[1]}"] / best[name] if f"float32/{name.split('/')[1]}" in best else None,
             "max_abs_diff": diff,
         }
-    k = len(task.label_words)
-    lps = [values["scorer"][i * k: (i + 1) * k] for i in range(len(task.test))]
-    acc = sum(max(range(k), key=lp.__getitem__) % 2 == ex.label for lp, ex in zip(lps, task.test)) / len(task.test)
     return {"requests": len(requests), "examples": len(task.test), "request_tokens": n_tokens,
-            "accuracy": acc, "methods": rows}
+            "accuracy": rows[next(n for n in names if n.endswith("/scorer"))]["accuracy"], "methods": rows}
 
 
-def print_table(name: str, res: dict) -> None:
+def print_table(name: str, res: dict, default: str = "") -> None:
     print(f"\n== {name}: {res['examples']} examples, {res['requests']} requests, {res['request_tokens']} tokens, "
           f"shared prefix {res['shared_prefix_tokens']} tokens, accuracy {res['accuracy']:.3f}")
     if res.get("tokenization_mismatches") is not None:
         print(f"   requests tokenised differently by lm-eval: {res['tokenization_mismatches']}")
-    print(f"{'method':<9}{'seconds':>9}{'req/s':>9}{'ex/s':>9}{'tok/s':>9}{'x naive':>9}{'x lm-eval':>10}{'max|diff|':>11}")
+    print(f"{'dtype':<10}{'method':<9}{'seconds':>9}{'ex/s':>8}{'tok/s':>8}{'x naive':>8}{'x lm-eval':>10}{'x fp32':>8}"
+          f"{'max|diff|':>11}{'vs fp32':>9}{'agree':>7}{'acc':>7}")
     for m, r in res["methods"].items():
         vs = f"{r['speedup_vs_lm_eval']:.2f}" if r["speedup_vs_lm_eval"] is not None else "-"
-        flag = "" if r["max_abs_diff"] <= TOLERANCE else "  DISAGREES"
-        print(f"{m:<9}{r['seconds']:>9.2f}{r['requests_per_s']:>9.1f}{r['examples_per_s']:>9.1f}"
-              f"{r['tokens_per_s']:>9.0f}{r['speedup_vs_naive']:>9.2f}{vs:>10}{r['max_abs_diff']:>11.1e}{flag}")
+        flag = "" if r["max_abs_diff"] <= TOLERANCE or r["dtype"] != "float32" else "  DISAGREES"
+        dtype = r["dtype"] + ("*" if r["dtype"] == default else "")
+        print(f"{dtype:<10}{m.split('/')[1]:<9}{r['seconds']:>9.2f}{r['examples_per_s']:>8.1f}"
+              f"{r['tokens_per_s']:>8.0f}{r['speedup_vs_naive']:>8.2f}{vs:>10}{r['speedup_vs_fp32'] or 0:>8.2f}"
+              f"{r['max_abs_diff']:>11.1e}{r['max_abs_diff_vs_fp32']:>9.1e}{r['agree_with_fp32']:>7.1%}{r['accuracy']:>7.3f}{flag}")
 
 
 def load_times() -> dict:
@@ -204,6 +227,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=None, help="rounds per method, best counts (default 3; quick 1)")
     ap.add_argument("--multi", action="store_true", help=f"add a third workload: short prompts, label words {MULTI_WORDS}")
     ap.add_argument("--no-load", action="store_true", help="skip the cold/cached load timing")
+    ap.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated dtypes to compare (float32 first: the reference)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads (default 1: on the shared 2-core machine, 2 threads ran 4-8x slower under load)")
     ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/scorer[-quick].json)")
@@ -222,6 +246,7 @@ def main() -> None:
     import torch
     import transformers
 
+    from promptsearch.models.hardware import auto_dtype
     from promptsearch.models.local import FrozenModel
 
     torch.set_num_threads(args.threads)
@@ -230,8 +255,13 @@ def main() -> None:
     load = None if args.no_load else load_times()
     if load:
         print(f"model load: cold (GGUF dequantise) {load['cold_s']:.1f} s, cached (safetensors) {load['cached_s']:.1f} s")
-    model = FrozenModel.load()
-    lm_eval_run = make_lm_eval(model)
+    dtypes = args.dtypes.split(",")
+    default, why = auto_dtype("cpu")
+    print(f"--dtype auto (the default) on this host: {default} ({why}); marked * below")
+    models = {d: FrozenModel.load(device="cpu", dtype=d) for d in dtypes}
+    model = models[dtypes[0]]
+    lm_evals = {d: make_lm_eval(m) for d, m in models.items()}  # lm-eval scores the very same model, same dtype
+    lm_eval_run = lm_evals[dtypes[0]]
     if lm_eval_run is None:
         print("lm-eval is not installed (pip install -e '.[bench]'): skipping its column")
     test = read_rows(sst2 / "test.jsonl")
@@ -241,18 +271,20 @@ def main() -> None:
         workloads.append(("short-multi", SHORT_PROMPT, test[:n_short], MULTI_WORDS))
     for name, prompt, rows, words in workloads:
         task, requests = workload(model, name, prompt, rows, words)
-        methods = {"naive": run_naive}
-        if lm_eval_run:
-            methods["lm-eval"] = lm_eval_run
-        methods["scorer"] = make_scorer_run(task, prompt)
+        methods = {}
+        for d in dtypes:  # dtype-major with rotation per round: fp32 and bf16 passes alternate
+            methods[f"{d}/naive"] = (models[d], run_naive)
+            if lm_evals[d]:
+                methods[f"{d}/lm-eval"] = (models[d], lm_evals[d])
+            methods[f"{d}/scorer"] = (models[d], make_scorer_run(task, prompt))
         res = {"prompt": prompt, "shared_prefix_tokens": shared_prefix_tokens(model, requests),
                "tokenization_mismatches": tokenization_mismatches(model, requests, lm_eval_run.encode_pair)
                if lm_eval_run else None}
         if name == "long" and res["shared_prefix_tokens"] < MIN_SHARED_TOKENS:
             sys.exit(f"the long prompt shares only {res['shared_prefix_tokens']} tokens (< {MIN_SHARED_TOKENS})")
-        res.update(bench(model, task, requests, methods, repeat))
+        res.update(bench(task, requests, methods, repeat))
         results[name] = res
-        print_table(name, res)
+        print_table(name, res, default)
     try:
         import lm_eval
 
@@ -264,12 +296,12 @@ def main() -> None:
         "machine": {**machine, "load_average_at_end": os.getloadavg()},
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
                      "transformers": transformers.__version__, "lm_eval": lm_eval_version},
-        "model": model.name, "dtype": str(model.dtype), "repeat": repeat, "quick": args.quick,
+        "model": model.name, "dtypes": dtypes, "auto_dtype": default, "auto_why": why, "repeat": repeat, "quick": args.quick,
         "load": load, "workloads": results,
     }
     common.write_json(out_path, out)
     print(f"\nwrote {out_path}")
-    worst = max(r["max_abs_diff"] for res in results.values() for r in res["methods"].values())
+    worst = max(r["max_abs_diff"] for res in results.values() for r in res["methods"].values() if r["dtype"] == "float32")
     if worst > TOLERANCE:
         sys.exit(f"the methods disagree: max abs difference {worst:.1e} > {TOLERANCE}")
 

@@ -27,6 +27,7 @@ from .metrics import summarize
 from .prompt import Prediction, Prompt
 from .search import Budget
 from .task import BUNDLED_DIR, Example, Task
+from .models.hardware import DEFAULT_DTYPE
 
 __all__ = ["Budget", "EvalResult", "Example", "Prediction", "Prompt", "SearchResult", "Task", "evaluate",
            "load_model", "load_prompt", "load_task", "search"]
@@ -44,7 +45,7 @@ def load_task(spec: str | None = None, seed: int = 0) -> Task:
     return load(str(spec) if spec is not None else None, seed=seed)
 
 
-def load_model(spec: str | None = None, device: str = "auto", dtype: str = "float32", model_name: str | None = None,
+def load_model(spec: str | None = None, device: str = "auto", dtype: str = DEFAULT_DTYPE, model_name: str | None = None,
                concurrency: int = 4, scoring: str = "auto", timeout: float = 120.0):
     """The embedded SmolLM2 (no spec), a Hugging Face model folder, a ``.gguf`` file, or an OpenAI-compatible
     server (``http://host:8000/v1``; API key from PROMPTSEARCH_API_KEY or OPENAI_API_KEY). The spec is kept on

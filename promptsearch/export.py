@@ -69,7 +69,7 @@ def export_run(run_dir: str | Path, out: str | Path, rank: int = 1, parts=None, 
     made = artifact.Artifact(
         prompt=best.prompt, label_words=tuple(words[best.id]) or None, chat=bool(config["chat"]),
         soft=_soft_record(out, soft_bytes) if best.soft else None,
-        model={"spec": config["model"], "name": summary.get("model") or str(config["model"]), "dtype": config["dtype"],
+        model={"spec": config["model"], "name": summary.get("model") or str(config["model"]), "dtype": summary.get("dtype") or config["dtype"],
                "fingerprint": artifact.model_fingerprint(config["model"], summary)},
         task=artifact.task_identity(task, config["seed"]),
         scores={"dev": dev[best.id], "test": score[best.id], "seed_dev": dev[seed.id], "seed_test": score[seed.id],

@@ -13,6 +13,7 @@ from . import strategy as strategy_registry
 from .candidate import Candidate
 from .errors import PromptSearchError, RunInterrupted
 from .files import check_fields
+from .models.hardware import DEFAULT_DTYPE
 from .models.http_pool import ServerError
 from .plain import is_plain, text_alone_score
 from .search import SCHEDULES, Budget, Racing, Search
@@ -41,7 +42,7 @@ def default_strategies(proposer, final: bool = True) -> list[str]:
 # make_config. ``strategies``/``schedule`` left None are resolved there: the default chain under the bandit when no
 # strategy is named, stages in order (``even``) when some are.
 DEFAULTS = {
-    "task": None, "model": None, "device": "auto", "dtype": "float32", "chat": False, "batch_size": 16,
+    "task": None, "model": None, "device": "auto", "dtype": DEFAULT_DTYPE, "chat": False, "batch_size": 16,
     "strategies": None, "schedule": None, "options": {}, "seed": 0, "seed_prompt": None,
     "top_k": defaults.FINAL_CHECK, "budget": dict(defaults.BUDGET),  # shown by `run --help` (defaults.py)
     "racing": {"min_examples": 16, "eta": 3}, "proposals_per_round": 8,
@@ -50,13 +51,16 @@ DEFAULTS = {
     # A served model (--model http://...): which one, how hard to push it, how it scores. Never an API key.
     "served": {"model_name": None, "concurrency": 4, "scoring": "auto", "timeout": 120.0},
     "proposer": None,  # the model that writes text for the search (default: the scored model)
+    # "auto" is resolved when a run starts (resolve_dtype): config.json keeps the dtype used, and "auto" here
+    "dtype_asked": None,
     "multitask": None,  # a universal prompt for several tasks: {"tasks", "objective", "extend", "compare"} (multitask.py)
     "data": None,  # {split: content hash} of the data the run started on; a resume on changed data is refused
     "plain": False,  # only prompts whose text alone is the whole prompt: no calibration, ensemble or demos rule (plain.py)
     "metric": None,  # "package.module:function", a per-example metric in [0, 1] replacing the task's (custom_metric.py)
 }
-# Settings a config.json written before they existed reads as: older runs ran named stages evenly.
-LEGACY = {"schedule": "even"}
+# Settings a config.json written before they existed reads as: older runs ran named stages evenly, in float32
+# (the default before --dtype auto).
+LEGACY = {"schedule": "even", "dtype": "float32"}
 
 
 def make_config(**given) -> dict:
@@ -137,6 +141,27 @@ def read_config(store: RunStore) -> dict:
     if config.get("metric") is not None and not isinstance(config["metric"], str):
         raise PromptSearchError(f"{where}: field 'metric' must be a string package.module:function")
     return {**make_config(), **LEGACY, **config}
+
+
+def resolve_dtype(config: dict, model=None) -> dict:
+    """The config with ``dtype`` "auto" replaced by what this host computes in (the loaded ``model``'s, when
+    given), so config.json records the dtype used and ``--resume`` keeps it on any host (#33). A served
+    model's dtype is the server's business: left as asked."""
+    from .models import is_served
+
+    if config["dtype"] != "auto" or is_served(config["model"]):
+        return config
+    if model is not None:  # already loaded (a fake model in tests has no dtype: left as asked)
+        used = getattr(model, "dtype_name", None)
+        if used is None:
+            return config
+    else:
+        from .models.hardware import resolve_dtype as decide
+        from .models.local import pick_device
+
+        used, why = decide("auto", pick_device(config["device"]))
+        log.info("--dtype auto: %s (%s)", used, why)
+    return {**config, "dtype": used, "dtype_asked": "auto"}
 
 
 def load_task_of(config: dict):
@@ -257,6 +282,7 @@ def run(config: dict, run_dir: str | Path, resume: bool = False, progress: bool 
     if resume:
         check_same_data(config, task, store)
     else:
+        config = resolve_dtype(config, parts[1] if parts else None)
         config = {**config, "data": data_hashes(task)}
         store = RunStore.create(run_dir, config)
     with store.locked():  # before anything is repaired or appended: one writer per run directory
@@ -335,6 +361,8 @@ def _run(config, run_dir, store, task, model, scorer, strategies, resume, progre
     summary["model"] = model.name
     summary["model_fingerprint"] = model.fingerprint
     summary["config_sha256"] = config_hash(store.config)  # what the run finished with (check_same_data)
+    if getattr(model, "dtype_name", None):  # what it computed in, whatever was asked (#33)
+        summary["dtype"] = model.dtype_name
     from .models import scoring_note
 
     summary["scoring"] = scoring_note.describe(model)  # what scoring the run got, not just what was asked (#30)

@@ -435,6 +435,10 @@ class AutoPrompt(Strategy):
         import torch
 
         emb = self._model.input_embeddings().weight
+        # Under bf16 the gradient and the vocabulary dot products are taken in float32 at least (the
+        # forward casts the leaf to the model's dtype): bf16's 8-bit mantissa would tie most of the
+        # first-order estimates the candidate tokens are ranked by.
+        emb = emb.to(torch.promote_types(emb.dtype, torch.float32))
         leaf = emb[torch.tensor(self.triggers, device=emb.device)].detach().clone().requires_grad_(True)
         label, fluent, golds, vocab = self._forward(ctx, rows, leaf, vocab_at=j if self.fluency else None)
         losses = self._losses(ctx, label, fluent, golds)

@@ -9,6 +9,7 @@ import sys
 import click
 
 from ..errors import PromptSearchError
+from ..models.hardware import DEFAULT_DTYPE, DTYPES
 
 
 class Group(click.Group):
@@ -109,7 +110,8 @@ def model_options(f):
     f = click.option("--model", default=None, help="Local HF model directory, .gguf file, or http(s)://HOST:PORT/v1 "
                      "(comma-separated URLs: replicas) (default: embedded SmolLM2-135M-Instruct).")(f)
     f = click.option("--device", default="auto", show_default=True, help="cpu, cuda, or auto.")(f)
-    f = click.option("--dtype", default="float32", show_default=True, type=click.Choice(["float32", "bfloat16", "float16"]))(f)
+    f = click.option("--dtype", default=DEFAULT_DTYPE, show_default=True, type=click.Choice(DTYPES),
+                     help="Local model: auto is bfloat16 on a CPU with AMX or a GPU with bf16, else float32.")(f)
     f = click.option("--chat", is_flag=True, help="Render prompts through the tokenizer's chat template.")(f)
     return click.option("--batch-size", default=16, show_default=True, type=Limited("batch_size"))(f)
 

@@ -83,7 +83,12 @@ def eval_artifact(path, task, split, check, allow_other_model, model, device, ba
         t = renamed(t, art.metric)
     monitor.check_task(art, t)
     examples = t.split(split)
-    loaded = loaded or load_model(spec, device=device, dtype=art.model["dtype"])
+    note = None
+    if loaded is None:  # in process: the recorded dtype where this host computes it, else one line saying what instead
+        dtype, note = artifact_dtype(art.model["dtype"], device)
+        if note and not as_json:
+            click.echo(f"note: {note}", err=True)
+        loaded = load_model(spec, device=device, dtype=dtype)
     if art.chat:
         from ..models import require_chat_template
 
@@ -97,7 +102,7 @@ def eval_artifact(path, task, split, check, allow_other_model, model, device, ba
         scorer.register_soft_prompt(art.candidate().soft, artifact.soft_vectors(art, path))
     score, rows = monitor.evaluate(art, t, scorer, examples)
     out = {**score.to_json(), "task": t.name, "split": split, "artifact": str(path), "prompt": art.prompt,
-           "recorded_test": art.scores["test"]}
+           "recorded_test": art.scores["test"], "dtype": getattr(loaded, "dtype_name", None), "dtype_note": note}
     text = f"{t.name} {split}: {score.metric} {score}   (recorded test: {fmt_score(art.scores['test'])})"
     if check:
         verdict = monitor.decide(art, examples, score, rows)
@@ -109,6 +114,14 @@ def eval_artifact(path, task, split, check, allow_other_model, model, device, ba
             sys.exit(1)
         return
     emit(as_json, out, text)
+
+
+def artifact_dtype(recorded: str, device: str) -> tuple[str, str | None]:
+    """(dtype to load, note or None): hardware.host_dtype on the device the model will load to."""
+    from ..models.hardware import host_dtype
+    from ..models.local import pick_device
+
+    return host_dtype(recorded, pick_device(device))
 
 
 @click.group("prompts")

@@ -134,7 +134,7 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
     seconds = time.monotonic() - loaded
     out = {**score.to_json(), "task": t.name, "split": split, "prompt": prompt, "label_words": list(words or t.label_words),
            **cand.options(),
-           "model": scorer.model.name, "seconds": round(seconds, 3), "load_seconds": round(loaded - started, 3),
+           "model": scorer.model.name, "dtype": getattr(loaded_model, "dtype_name", None), "seconds": round(seconds, 3), "load_seconds": round(loaded - started, 3),
            "examples_per_second": round(len(examples) / seconds, 2) if seconds else None,
            "scoring": scoring_note.describe(loaded_model),
            "results": example_rows(t, examples, results, words or t.label_words)}  # every task kind (#30)
@@ -320,6 +320,8 @@ def render_single(s: dict) -> str:
               f"improvement on test: {s['improvement']['test']:+.3f}{paired_note(s.get('paired_test'))}", "",
               render_board(s["leaderboard"], "the blend of dev score and ratings" if s.get("refine") else "the dev score")]
     lines.append("\n" + budget_line(s))
+    if s.get("dtype"):  # what the model computed in (--dtype auto decides per host; #33)
+        lines.append(f"model: {s.get('model', '?')} in {s['dtype']}")
     if s.get("scoring_note"):
         lines.append(f"note: {s['scoring_note']}")
     return "\n".join(lines)

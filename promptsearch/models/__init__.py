@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from .base import Capabilities, Model, require_chat_template, require_white_box  # noqa: F401
+from .hardware import DEFAULT_DTYPE
 
 
 def is_served(spec: str | None) -> bool:
     return bool(spec) and str(spec).split(",")[0].strip().lower().startswith(("http://", "https://"))
 
 
-def load_model(spec: str | None = None, device: str = "auto", dtype: str = "float32", model_name: str | None = None,
+def load_model(spec: str | None = None, device: str = "auto", dtype: str = DEFAULT_DTYPE, model_name: str | None = None,
                concurrency: int = 4, scoring: str = "auto", timeout: float = 120.0, cache: bool = True) -> Model:
     """The model a spec names: ``http(s)://HOST:PORT/v1`` (several, comma-separated, are replicas of one
     model) connects to a server; anything else (None, a directory, a .gguf file) loads in process."""

@@ -44,3 +44,26 @@ def resolve_dtype(dtype: str, device: str) -> tuple[str, str]:
     if dtype == "auto":
         return auto_dtype(device)
     return dtype, "asked for"
+
+
+DEFAULT_DTYPE = "auto"  # the one place the default lives: the CLI's --dtype and runner.DEFAULTS both read it
+
+
+def name_of(torch_dtype) -> str:
+    """"bfloat16" for torch.bfloat16: the spelling configs, summaries and artifacts use."""
+    return str(torch_dtype).removeprefix("torch.")
+
+
+def host_dtype(dtype: str, device: str, flags: set[str] | None = None) -> tuple[str, str | None]:
+    """The dtype to score a recorded artifact or run with on this host, and a one-line note when it is
+    not the recorded one. Reproducing scores matters more than speed here, so a dtype the host merely
+    computes slowly is kept (bf16 without AMX, float16 on a CPU: torch runs both, just slower); only one
+    the device cannot compute natively at all is replaced by float32, the dtype every device has."""
+    if dtype == "auto":
+        return auto_dtype(device, flags)[0], None
+    if device.startswith("cuda") and dtype == "bfloat16":
+        import torch
+
+        if not torch.cuda.is_bf16_supported():
+            return "float32", "this GPU has no bf16: scoring in float32 instead of the recorded bfloat16"
+    return dtype, None

