@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC_FILES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "benchmarks" / "RESULTS.md"]
+DOC_FILES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "benchmarks" / "RESULTS.md", ROOT / "README.md"]
 CHECKED = {"bash", "sh", "shell", "console", "python", "py", "python3"}
 NOT_RUN = re.compile(r"<!--\s*not-run:(.*?)-->", re.DOTALL)
 FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})\s*(?P<lang>[\w+-]*)")
