@@ -197,3 +197,49 @@ def _default_loglik(context: str, continuation: str) -> float:
     noise = int.from_bytes(digest[:4], "big") / 2**32  # in [0, 1)
     word = continuation.strip().lower()
     return -2.0 - noise + (1.0 if word and word in context.lower() else 0.0)
+
+
+class ScriptedServer:
+    """A real HTTP server on 127.0.0.1 for fault and security tests: ``answer(path)`` returns (status, headers,
+    body) for every GET and POST; ``seen`` records each request's path and headers. Content-Length is added
+    unless the script sets it or a ``Connection`` header (a body that runs to the connection's end)."""
+
+    def __init__(self, answer):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.seen: list[tuple[str, dict]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _any(self):
+                outer.seen.append((self.path, dict(self.headers)))
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                status, headers, body = answer(self.path)
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                if "Content-Length" not in headers and "Connection" not in headers:
+                    self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                try:
+                    self.wfile.write(body)
+                except OSError:  # the client stopped reading (a capped answer)
+                    pass
+
+            do_GET = do_POST = _any
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+

@@ -14,6 +14,7 @@ from promptsearch.cli import main
 from promptsearch.errors import PromptSearchError
 from promptsearch.files import parse_json
 from promptsearch.store import default_run_dir
+from promptsearch.testing import ScriptedServer
 from tests.test_registry import make_artifact
 
 
@@ -142,43 +143,7 @@ def test_a_task_folder_without_read_permission(task):
 
 
 # ---- 2, 3, 5, 6. where a key goes, what a URL may hold, how much is read --------------------------
-class Recorder:
-    """A real HTTP server on 127.0.0.1 that records every request's path and headers. ``answer(path)``
-    returns (status, headers, body)."""
-
-    def __init__(self, answer):
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        self.seen: list[tuple[str, dict]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _any(self):
-                outer.seen.append((self.path, dict(self.headers)))
-                status, headers, body = answer(self.path)
-                self.send_response(status)
-                for k, v in headers.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                try:
-                    self.wfile.write(body)
-                except OSError:
-                    pass
-
-            do_GET = do_POST = _any
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+Recorder = ScriptedServer  # records each request's path and headers
 
 
 MODELS = (200, {"Content-Type": "application/json"}, b'{"data": [{"id": "m", "owned_by": "x"}]}')

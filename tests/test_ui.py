@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from markupsafe import escape
 
-from .ui_helpers import HOSTILE_INPUTS, HOSTILE_PROMPT, get, hand_run, needs_ui, post, tiny_run, write_task
+from .ui_helpers import HOSTILE_INPUTS, HOSTILE_PROMPT, get, hand_run, make_runs, needs_ui, post, write_task
 
 needs_ui()
 
@@ -32,15 +32,7 @@ from .test_registry import make_artifact
 
 @pytest.fixture(scope="module")
 def root(tiny, small_task_dir, tmp_path_factory):
-    base = tmp_path_factory.mktemp("ui-runs")
-    runs = base / "runs"
-    summary = tiny_run(tiny, small_task_dir, runs / "real")
-    task_dir = write_task(base / "task-hand", dev=[(HOSTILE_INPUTS[0], 1), (HOSTILE_INPUTS[1], 0), (HOSTILE_INPUTS[2], 1),
-                                                   (HOSTILE_INPUTS[3], 0)], test=[("fine", 1), ("bad", 0)])
-    hostile = hand_run(runs / "hostile", task_dir, [("Input: {input}\nLabel:", ["negative"] * 4),
-                                                    (HOSTILE_PROMPT, ["positive", "negative", "negative", "negative"])])
-    hand_run(runs / "unfinished", task_dir, [("Text: {input}\nLabel:", ["positive"] * 4)], finished=False)
-    return {"runs": runs, "summary": summary, "hostile": hostile, "base": base}
+    return make_runs(tmp_path_factory.mktemp("ui-runs"), tiny, small_task_dir, "unfinished")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .ui_helpers import HOSTILE_INPUTS, HOSTILE_PROMPT, hand_run, needs_ui, tiny_run, write_task
+from .ui_helpers import HOSTILE_INPUTS, HOSTILE_PROMPT, make_runs, needs_ui
 
 needs_ui()
 
@@ -33,15 +33,7 @@ from promptsearch.ui.server import Background
 
 @pytest.fixture(scope="module")
 def root(tiny, small_task_dir, tmp_path_factory):
-    base = tmp_path_factory.mktemp("ui-browser")
-    runs = base / "runs"
-    summary = tiny_run(tiny, small_task_dir, runs / "real")
-    task_dir = write_task(base / "task-hand", dev=[(HOSTILE_INPUTS[0], 1), (HOSTILE_INPUTS[1], 0), (HOSTILE_INPUTS[2], 1),
-                                                   (HOSTILE_INPUTS[3], 0)], test=[("fine", 1), ("bad", 0)])
-    hostile = hand_run(runs / "hostile", task_dir, [("Input: {input}\nLabel:", ["negative"] * 4),
-                                                    (HOSTILE_PROMPT, ["positive", "negative", "negative", "negative"])])
-    hand_run(runs / "growing", task_dir, [("Text: {input}\nLabel:", ["positive"] * 4)], finished=False)
-    return {"runs": runs, "summary": summary, "hostile": hostile}
+    return make_runs(tmp_path_factory.mktemp("ui-browser"), tiny, small_task_dir, "growing")
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ def needs_ui():
     import pytest
 
     if os.environ.get("CI"):
-        import starlette
         return
     pytest.importorskip("starlette")
     pytest.importorskip("jinja2")
@@ -123,3 +122,17 @@ def post(url: str, form: dict, headers: dict | None = None) -> tuple[int, str, d
             return r.status, r.read().decode("utf-8"), dict(r.headers)
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode("utf-8"), dict(e.headers)
+
+
+def make_runs(base, tiny, small_task_dir, last: str = "unfinished") -> dict:
+    """The runs the UI tests look at, under ``base/runs``: a real tiny-model run, a hand-written one whose
+    prompt and inputs are hostile HTML, and an unfinished one named ``last``."""
+    runs = base / "runs"
+    summary = tiny_run(tiny, small_task_dir, runs / "real")
+    task_dir = write_task(base / "task-hand", dev=[(HOSTILE_INPUTS[0], 1), (HOSTILE_INPUTS[1], 0), (HOSTILE_INPUTS[2], 1),
+                                                   (HOSTILE_INPUTS[3], 0)], test=[("fine", 1), ("bad", 0)])
+    hostile = hand_run(runs / "hostile", task_dir, [("Input: {input}\nLabel:", ["negative"] * 4),
+                                                    (HOSTILE_PROMPT, ["positive", "negative", "negative", "negative"])])
+    hand_run(runs / last, task_dir, [("Text: {input}\nLabel:", ["positive"] * 4)], finished=False)
+    return {"runs": runs, "summary": summary, "hostile": hostile, "base": base}
+
