@@ -54,7 +54,7 @@ def test_generation_task_exact_match_and_demonstrations(smollm):
 
 def test_run_templates_and_clarify_beats_seed(smollm, tmp_path):
     task = load_task("sst2-mini")
-    config = runner.make_config(task="sst2-mini", budget={"max_evals": 1200, "max_seconds": None})
+    config = runner.make_config(task="sst2-mini", strategies=["templates", "clarify"], budget={"max_evals": 1200, "max_seconds": None})
     summary = runner.run(config, tmp_path / "run", parts=(task, smollm, Scorer(smollm)))
     assert summary["best"]["test"]["score"] > summary["seed"]["test"]["score"]
     assert summary["best"]["test"]["n"] == 200
