@@ -30,11 +30,11 @@ class TemplateEnumeration(Strategy):
         self.label_examples = label_examples
         self.search_labels = search_labels
         self.calibrations = tuple(calibrations)  # last phase: calibrated variants of the best templates
+        self._masks: dict = {}  # per vocabulary: which tokens can be label words (label_words works before start)
 
     def start(self, context: SearchContext) -> None:
         self._phase = 0
         self._queue: list[Candidate] = []
-        self._masks: dict = {}
 
     def propose(self, context: SearchContext, n: int) -> list[Candidate]:
         while not self._queue and self._phase < 4:
