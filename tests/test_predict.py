@@ -32,7 +32,7 @@ def searched(tiny_dir, small_task_dir, tmp_path_factory):
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("predict")
-    model = ps.load_model(tiny_dir, device="cpu")
+    model = ps.load_model(tiny_dir, device="cpu", dtype="float32")  # same numbers on any host
     task = ps.load_task(small_task_dir)
     result = ps.search(task, model, budget=ps.Budget(max_evals=900), run_dir=root / "run",
                        strategies=["clarify", "ensemble"], seed_prompt=PROMPT,
