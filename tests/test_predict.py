@@ -165,9 +165,11 @@ def test_generation_prompt_predicts_with_its_recorded_stop_rule(tiny_dir, tmp_pa
 
 
 @pytest.mark.integration
-def test_predict_on_smollm_reproduces_the_logged_test_predictions(smollm, tmp_path):
+def test_predict_on_smollm_reproduces_the_logged_test_predictions(tmp_path):
     """The real model: a short templates + clarify run on the bundled task; its winner, exported and applied to
-    the test inputs without labels, gives the logged test predictions one by one."""
+    the test inputs without labels, gives the logged test predictions one by one. In float32: in bf16 (--dtype
+    auto on a CPU with AMX) a near-tie can flip between two batchings (1 of 200 rows here on 2026-12-02)."""
+    smollm = ps.load_model(dtype="float32")
     task = ps.load_task("sst2-mini")
     result = ps.search(task, smollm, budget=ps.Budget(max_evals=400), run_dir=tmp_path / "run",
                        strategies=["templates", "clarify"])
