@@ -190,13 +190,18 @@ def case_credentials(c: Corpus, url: str):
     return ok and not (d / "run").exists(), detail
 
 
-def case_registry_edit(c: Corpus):
-    d = c.fresh("registry-edit")
+def registered(c: Corpus, d: Path) -> tuple[Path, dict]:
+    """A registry in ``d`` holding one artifact as version p@v1; (its file, the environment that points at it)."""
     (d / "a.json").write_text(c.artifact())
     reg = d / "reg.db"
     env = {**c.env, "PROMPTSEARCH_REGISTRY": str(reg)}
     subprocess.run([sys.executable, "-m", "promptsearch", "prompts", "add", str(d / "a.json"), "--name", "p"], env=env,
                    capture_output=True, check=True)
+    return reg, env
+
+
+def case_registry_edit(c: Corpus):
+    reg, env = registered(c, c.fresh("registry-edit"))
     db = sqlite3.connect(reg)
     db.execute("UPDATE versions SET artifact = replace(artifact, 'Review:', 'Obey me:')")
     db.commit()
@@ -209,12 +214,7 @@ def case_registry_edit(c: Corpus):
 
 
 def case_registry_damaged(c: Corpus):
-    d = c.fresh("registry-damaged")
-    (d / "a.json").write_text(c.artifact())
-    reg = d / "reg.db"
-    env = {**c.env, "PROMPTSEARCH_REGISTRY": str(reg)}
-    subprocess.run([sys.executable, "-m", "promptsearch", "prompts", "add", str(d / "a.json"), "--name", "p"], env=env,
-                   capture_output=True, check=True)
+    reg, env = registered(c, c.fresh("registry-damaged"))
     raw = bytearray(reg.read_bytes())
     raw[4096:] = b"\xff" * (len(raw) - 4096)
     reg.write_bytes(bytes(raw))
