@@ -201,14 +201,15 @@ def search(task: Task | str | None = None, model=None, budget: Budget | None = N
            seed: int = 0, strategies: list[str] | None = None, schedule: str | None = None,
            options: dict | None = None, plain: bool = False, metric: str | Callable | None = None,
            seed_prompt: str | None = None, top_k: int = 3, chat: bool = False, batch_size: int = 16,
-           proposer: str | None = None, progress: bool = False) -> SearchResult:
+           proposer: str | None = None, progress: bool = False, selection: str = "auto") -> SearchResult:
     """Search prompts for a task, as ``promptsearch run`` does with the same settings (same defaults: the default
     strategies under the bandit schedule, then an ensemble when the budget holds it). A ``run_dir`` that holds
     this search already is resumed (an unfinished one) or read back (a finished one), never overwritten.
 
     ``plain=True`` keeps only prompts whose text alone is the whole prompt. ``metric`` is a callable
     ``(prediction, example) -> score in [0, 1]`` or its ``module:function`` path; a resumed run needs it again
-    (the config records its path)."""
+    (the config records its path). ``selection`` says which labelled rows choose the prompt and which estimate it
+    (selection.py; ``auto``: with a small dev split, train rows score too and a quarter is held out)."""
     from .custom_metric import apply, importable, spec_of
     from .scoring import Scorer
     from .store import RunStore, default_run_dir
@@ -221,7 +222,7 @@ def search(task: Task | str | None = None, model=None, budget: Budget | None = N
         task=_task_spec(task, run_dir), model=model_spec(model), chat=chat, batch_size=batch_size,
         strategies=list(strategies) if strategies else None, schedule=schedule, options=options or {}, seed=seed,
         seed_prompt=seed_prompt, top_k=top_k, budget={k: v for k, v in asdict(budget or Budget()).items() if v is not None} or None,
-        proposer=proposer, plain=plain, metric=metric_spec)
+        proposer=proposer, plain=plain, metric=metric_spec, selection=selection)
     if seed_prompt:
         task = task.with_seed_prompt(seed_prompt)
     scorer = Scorer(model, batch_size=batch_size, chat=chat)
@@ -233,7 +234,8 @@ def search(task: Task | str | None = None, model=None, budget: Budget | None = N
             logging.getLogger(__name__).warning("metric %s cannot be imported by another process: resume this run "
                                                 "from Python, passing the function again", metric_spec)
         task, scorer = apply(metric_spec, task, scorer, fn=fn)
-    parts = (task, model, scorer)
+    parts = (task, model, scorer)  # runner.run prepares the task (selection.py); the result holds it as the run saw it
+    task = runner.prepare_task(task, config)
     resume = (run_dir / "config.json").exists()
     if resume:
         store = RunStore.open(run_dir)

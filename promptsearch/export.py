@@ -91,7 +91,7 @@ def export_run(run_dir: str | Path, out: str | Path, rank: int = 1, parts=None, 
 
 
 def _task_and_scorer(config: dict, parts):
-    return (parts[0], parts[2]) if parts is not None else (runner.load_task_of(config), None)
+    return (runner.prepare_task(parts[0], config), parts[2]) if parts is not None else (runner.load_task_of(config), None)
 
 
 def _logged_test_results(store: RunStore, task) -> dict[str, list[ExampleResult]]:

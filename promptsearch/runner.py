@@ -57,10 +57,12 @@ DEFAULTS = {
     "data": None,  # {split: content hash} of the data the run started on; a resume on changed data is refused
     "plain": False,  # only prompts whose text alone is the whole prompt: no calibration, ensemble or demos rule (plain.py)
     "metric": None,  # "package.module:function", a per-example metric in [0, 1] replacing the task's (custom_metric.py)
+    # which labelled rows choose and which estimate the winner (selection.py): auto | holdout | labelled | dev
+    "selection": "auto",
 }
 # Settings a config.json written before they existed reads as: older runs ran named stages evenly, in float32
 # (the default before --dtype auto).
-LEGACY = {"schedule": "even", "dtype": "float32"}
+LEGACY = {"schedule": "even", "dtype": "float32", "selection": "dev"}
 
 
 def make_config(**given) -> dict:
@@ -86,6 +88,10 @@ def make_config(**given) -> dict:
 
     check_config(config, "")
     check_text(config, "the run's settings")
+    from .selection import MODES
+
+    if config["selection"] not in MODES:
+        raise PromptSearchError(f"selection {config['selection']!r}: use one of {', '.join(MODES)}")
     if config["task"] and Path(config["task"]).is_dir():
         config["task"] = str(Path(config["task"]).resolve())
     return config
@@ -138,6 +144,10 @@ def read_config(store: RunStore) -> dict:
         check_section(config["multitask"], where, config["strategies"])
     if config.get("plain") and not isinstance(config["plain"], bool):
         raise PromptSearchError(f"{where}: field 'plain' must be true or false")
+    from .selection import MODES
+
+    if config.get("selection", "dev") not in MODES:
+        raise PromptSearchError(f"{where}: field 'selection' must be one of {', '.join(MODES)}")
     if config.get("metric") is not None and not isinstance(config["metric"], str):
         raise PromptSearchError(f"{where}: field 'metric' must be a string package.module:function")
     return {**make_config(), **LEGACY, **config}
@@ -164,8 +174,9 @@ def resolve_dtype(config: dict, model=None) -> dict:
     return {**config, "dtype": used, "dtype_asked": "auto"}
 
 
-def load_task_of(config: dict):
-    """The task a config names, with its seed prompt if the config overrides it."""
+def load_task_of(config: dict, prepared: bool = True):
+    """The task a config names, with its seed prompt if the config overrides it; ``prepared``: as the run's search
+    sees it (selection.py: the rows that choose and those held out), else the splits as the user gave them."""
     from .task import load_task
 
     if config.get("multitask"):
@@ -178,7 +189,16 @@ def load_task_of(config: dict):
         from .custom_metric import renamed
 
         task = renamed(task, config["metric"])
-    return task
+    return prepare_task(task, config) if prepared else task
+
+
+def prepare_task(task, config: dict):
+    """The task as the run's search sees it: which rows choose, which are held out (selection.py)."""
+    from .selection import prepare
+
+    if config.get("multitask"):
+        return task
+    return prepare(task, config.get("selection", "dev"), config["seed"])
 
 
 def load_parts(config: dict, task=None, named=None):
@@ -278,13 +298,16 @@ def run(config: dict, run_dir: str | Path, resume: bool = False, progress: bool 
             if parts is None:  # parts given: the caller connected, nothing is read from the file to connect to
                 require_named(config.get(key), named, key)
     strategies = make_strategies(config)  # bad names and options fail before the slow model load
-    task = parts[0] if parts is not None else load_task_of(config)  # a bad task file stops here, before anything is written
+    # a bad task file stops here, before anything is written; the data's hashes are of the splits as given
+    given = parts[0] if parts is not None else load_task_of(config, prepared=False)
     if resume:
-        check_same_data(config, task, store)
+        check_same_data(config, given, store)
     else:
         config = resolve_dtype(config, parts[1] if parts else None)
-        config = {**config, "data": data_hashes(task)}
+        config = {**config, "data": data_hashes(given)}
         store = RunStore.create(run_dir, config)
+    task = prepare_task(given, config)
+    parts = (task, *parts[1:]) if parts is not None else None
     with store.locked():  # before anything is repaired or appended: one writer per run directory
         if resume:
             store.repair()

@@ -60,9 +60,13 @@ class Task:
     description: str = ""
     source: str = ""
     notes: tuple[str, ...] = field(default=())
+    # selection.py: rows taken out of train and dev before a search, which only estimate its winner; and the
+    # selection mode the task was prepared with ("" when not prepared)
+    holdout: tuple[Example, ...] = ()
+    selection: str = ""
 
     def split(self, name: str) -> tuple[Example, ...]:
-        if name not in ("train", "dev", "test"):
+        if name not in ("train", "dev", "test", "holdout"):
             raise PromptSearchError(f"unknown split {name!r}; use train, dev or test")
         return getattr(self, name)
 

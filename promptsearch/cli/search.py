@@ -199,12 +199,16 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
               "a path or http(s) URL (default: the scored model).")
 @click.option("--plain", is_flag=True, help="Only prompts whose text alone is the whole prompt (no calibration, no "
               "demonstration rule, no ensemble): for pasting the result into a generation API.")
+@click.option("--selection", type=click.Choice(["auto", "holdout", "labelled", "dev"]), default="auto", show_default=True,
+              help="Which labelled rows choose the prompt: with a small dev split (auto), train rows score too and a "
+              "quarter of the rows is held out to estimate the winner honestly (holdout); labelled: train rows score, "
+              "nothing held out; dev: dev alone.")
 @click.option("--metric", "metric", default=None, help="Your own per-example metric, package.module:function taking "
               "(prediction, example) and returning a score in [0, 1]; recorded, so --resume imports it again.")
 @model_options
 @reporting
 def run(task, objective, extend, compare, strategy_names, schedule, options, seed_prompt, max_candidates, max_evals, max_seconds, max_tokens, seed, no_racing, top_k,
-        top_k_old, out, resume, executor, workers, worker_threads, ray_address, proposer, plain, metric, model, model_name,
+        top_k_old, out, resume, executor, workers, worker_threads, ray_address, proposer, plain, selection, metric, model, model_name,
         concurrency, scoring,
         timeout, device, dtype, chat, batch_size, as_json, quiet):
     """Search prompts for a task and print the best ones with dev and test scores."""
@@ -239,7 +243,7 @@ def run(task, objective, extend, compare, strategy_names, schedule, options, see
         config = runner.make_config(task=task, model=model, device=device, dtype=dtype, chat=chat, batch_size=batch_size,
                                     strategies=list(strategy_names) or None,  # None: the default chain (runner)
                                     options=parse_options(options), seed=seed, schedule=schedule, plain=plain,
-                                    metric=metric,
+                                    metric=metric, selection=selection,
                                     seed_prompt=seed_prompt, top_k=top_k, budget=budget or None, racing=racing,
                                     executor=executor_config(executor or "local", workers, worker_threads, ray_address),
                                     proposer=proposer, served=dict(model_name=model_name, concurrency=concurrency,
@@ -314,7 +318,9 @@ def render_single(s: dict) -> str:
         lines.append(f"    scored with: {options_note(best).strip()}")
     if best.get("text_alone"):  # what pasting the text without its options would score (plain.py)
         lines.append(f"    the text alone: test {fmt_score(best['text_alone']['test'])}")
-    lines += [f"  dev  {fmt_score(best['dev'])}", f"  test {fmt_score(best['test'])}",
+    held = [f"  held-out {fmt_score(best['holdout'])}  <- the estimate: rows no choice saw"] if best.get("holdout") else []
+    lines += [f"  dev  {fmt_score(best['dev'])}" + ("  (chose it: biased upward)" if held else ""), *held,
+              f"  test {fmt_score(best['test'])}",
               f"seed prompt: {one_line(seed['prompt'])}",
               f"  dev  {fmt_score(seed['dev'])}", f"  test {fmt_score(seed['test'])}",
               f"improvement on test: {s['improvement']['test']:+.3f}{paired_note(s.get('paired_test'))}", "",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from ..candidate import Candidate
 from ..metrics import summarize
 from ..stats import outcomes, paired_test
+from ..selection import Shown
 from .racing import dev_order
 
 
@@ -51,8 +52,16 @@ class SingleTask:
 
     # ---- scores -----------------------------------------------------------------------------------
     def __call__(self, c: Candidate, results, examples):
-        """A candidate's score on these rows (anything with ``score``, ``ci_low`` and ``to_json``)."""
+        """A candidate's score on these rows (anything with ``score``, ``ci_low`` and ``to_json``), leaving out
+        the train rows it shows (cross-fitting, selection.py: a row is never scored with its own answer shown)."""
         task = self.search.task
+        if task.selection not in ("", "dev"):
+            if getattr(self, "_shown", None) is None or self._shown.task is not task:
+                self._shown = Shown(task)
+            shown = self._shown.rows(c, examples)
+            if any(shown):
+                kept = [i for i, s in enumerate(shown) if not s]
+                results, examples = [results[i] for i in kept], [examples[i] for i in kept]
         return summarize(task.metric, results, examples, c.label_words or task.label_words)
 
     def on_test(self, c: Candidate):
@@ -61,13 +70,33 @@ class SingleTask:
         return self(c, self.search.scorer.evaluate(task, c, task.test), task.test)
 
     def final_extra_evals(self) -> int:
-        """Evaluations the final check spends beyond the top-k on dev and best and seed on test."""
-        return 0
+        """Evaluations the final check spends beyond the top-k on dev and best and seed on test: best and seed
+        on the held-out rows (selection.py)."""
+        return 2 * len(self.search.task.holdout)
 
     # ---- summary ----------------------------------------------------------------------------------
     def report(self, best: Candidate, seed: Candidate) -> dict:
-        """The summary's parts that name candidates (in the order they are computed and written)."""
-        return {"best": self.search.describe(best, test=True), "seed": self.search.describe(seed, test=True)}
+        """The summary's parts that name candidates (in the order they are computed and written), and the
+        estimate of the winner: its score on the held-out rows when the task has them (selection.py)."""
+        out = {"best": self.search.describe(best, test=True), "seed": self.search.describe(seed, test=True)}
+        holdout = self.search.task.holdout
+        if holdout:
+            for name, c in (("best", best), ("seed", seed)):
+                out[name]["holdout"] = self.on_rows(c, holdout).to_json()
+            out["estimate"] = {"which": "holdout", **out["best"]["holdout"],
+                               "note": f"the winner on {len(holdout)} held-out labelled rows no choice ever saw; its "
+                                       "dev score is biased upward by the choice among the candidates"}
+        else:
+            out["estimate"] = {"which": "dev", **out["best"]["dev"],
+                               "note": "the winner's dev score, on the rows that chose it (biased upward by the choice; "
+                                       "--selection holdout keeps rows back for an unbiased estimate)"}
+        return out
+
+    def on_rows(self, c: Candidate, rows):
+        """The score on rows outside the search (held-out), counted like the final check's."""
+        search = self.search
+        search.tokens_used += search._tokens(c, rows)
+        return self(c, search.scorer.evaluate(search.task, c, rows), rows)
 
     def paired_test(self, best: Candidate, seed: Candidate) -> dict | None:
         task = self.search.task

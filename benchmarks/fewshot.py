@@ -1,0 +1,227 @@
+"""The few-label protocol (LM-BFF, Gao et al. 2021): the default search against prompt baselines, on the same rows.
+
+    python benchmarks/fewshot.py                       # sst2, agnews, trec; 5 draws each
+    python benchmarks/fewshot.py --tasks antonyms,sum --draws 2   # instruction-induction tasks
+    python benchmarks/fewshot.py --variants auto,dev   # the default under two selection modes (design decisions)
+
+Per task and draw (rows from protocol.py: 16 labelled rows per class for train and for dev), every method scored on
+the same fixed test sample (reported only) and the search's winners also on the development split (the rows design
+decisions are read from; no search ever sees them):
+
+- ``seed``: the task's seed prompt; ``hand``: an instruction written before the first run (protocol.HAND_WRITTEN);
+- ``icl-random``: the seed prompt after K random demonstrations per class (``balanced:4``; 8 rows on generation);
+- ``icl-nearest``: KATE, the seed prompt after the 4 most similar labelled rows (``similar:4``);
+  both draw from all the labelled rows the search had (train + dev);
+- ``default/<selection>``: ``promptsearch.search`` with the default strategies and ``--max-evals`` (800), seeded by the
+  draw, under each selection mode asked (selection.py): its test score, its development-split score, its dev score
+  (the rows that chose it) and the estimate the run reports, with the estimate's gap to test.
+
+Prints a table per task (mean and standard deviation over draws) and writes JSON with every row's outcome (for
+paired tests pooled over draws) to ``results/fewshot-<date>.json``. The linear-probe ceiling is ceiling.py's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+try:
+    import protocol
+    from common import RESULTS, add_data_argument, data_root, load_model, machine, write_json
+except ImportError:  # imported as benchmarks.fewshot
+    from benchmarks import protocol
+    from benchmarks.common import RESULTS, add_data_argument, data_root, load_model, machine, write_json
+
+BASELINES = ("seed", "hand", "icl-random", "icl-nearest")
+
+
+def baseline_candidates(name: str, task) -> dict:
+    from promptsearch.candidate import Candidate
+
+    seed = task.seed_prompt
+    out = {"seed": Candidate(seed)}
+    if name in protocol.HAND_WRITTEN:
+        out["hand"] = Candidate(protocol.HAND_WRITTEN[name])
+    out["icl-random"] = Candidate(seed, demos="balanced:4" if task.kind == "classification" else "balanced:8")
+    out["icl-nearest"] = Candidate(seed, demos="similar:4")
+    return out
+
+
+def score_rows(scorer, task, candidate, rows) -> dict:
+    """A candidate's score on rows, with n, the 95% interval and each row's outcome."""
+    from promptsearch.metrics import summarize
+
+    results = scorer.evaluate(task, candidate, list(rows))
+    score = summarize(task.metric, results, list(rows), candidate.label_words or task.label_words).to_json()
+    return {**{k: score[k] for k in ("score", "n", "ci_low", "ci_high")}, "outcomes": [round(r.score, 4) for r in results]}
+
+
+def run_baselines(name: str, task, model) -> dict:
+    from dataclasses import replace
+
+    from promptsearch.scoring import Scorer
+
+    # demonstrations come from every labelled row the search had (train + dev)
+    pooled = replace(task, train=task.train + task.dev)
+    scorer = Scorer(model)
+    return {k: score_rows(scorer, pooled, c, task.test) for k, c in baseline_candidates(name, task).items()}
+
+
+def run_default(task, extra: dict, model, draw: int, selection: str, max_evals: int, workdir: Path) -> dict:
+    import promptsearch as ps
+    from promptsearch import runner
+    from promptsearch.candidate import Candidate
+
+    run_dir = workdir / f"{task.name}-{draw}-{selection}"
+    started = time.monotonic()
+    result = ps.search(task, model, budget=ps.Budget(max_evals=max_evals), run_dir=run_dir, seed=draw,
+                       selection=selection)
+    seconds = time.monotonic() - started
+    s = result.summary
+    best = Candidate.from_json(s["best"])
+    prepared = runner.prepare_task(task, {"selection": selection, "seed": draw})  # the rows the run chose on
+    test_rows = [json.loads(line) for line in (run_dir / "test.jsonl").open()]
+    outcomes = next(r for r in test_rows if Candidate.from_json(r["candidate"]).id == best.id)
+    from promptsearch.scoring import Scorer
+
+    devsplit = score_rows(Scorer(model), prepared, best, extra["devsplit"])
+    estimate = s["estimate"]
+    return {"test": {k: s["best"]["test"][k] for k in ("score", "n", "ci_low", "ci_high")}
+                    | {"outcomes": [round(r[0], 4) for r in outcomes["results"]]},
+            "devsplit": devsplit, "dev": s["best"]["dev"], "estimate": {k: estimate.get(k) for k in ("which", "score", "n")},
+            "estimate_gap": estimate["score"] - s["best"]["test"]["score"],
+            "dev_gap": s["best"]["dev"]["score"] - s["best"]["test"]["score"],
+            "prompt": s["best"]["prompt"], "options": {k: s["best"].get(k) for k in ("demos", "calibrate") if s["best"].get(k)},
+            "members": len(s["best"].get("members", ())), "evals": s["budget_used"]["evals"], "seconds": round(seconds, 1),
+            "stop_reason": s.get("stop_reason"), "selection_rows": len(prepared.dev), "holdout_rows": len(prepared.holdout)}
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    values = [v for v in values if v is not None and not math.isnan(v)]
+    if not values:
+        return math.nan, math.nan
+    m = sum(values) / len(values)
+    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return m, sd
+
+
+def pooled_paired(a_rows: list[list[float]], b_rows: list[list[float]]) -> dict:
+    """b against a over every (draw, row) pair: mean difference, and a paired sign-flip permutation p-value."""
+    import random
+
+    diffs = [y - x for xs, ys in zip(a_rows, b_rows) for x, y in zip(xs, ys)]
+    if not diffs:
+        return {}
+    observed = sum(diffs) / len(diffs)
+    rng, nonzero = random.Random(0), [d for d in diffs if d]
+    extreme = sum(abs(sum(d if rng.random() < 0.5 else -d for d in nonzero)) >= abs(sum(nonzero)) - 1e-9 for _ in range(2000))
+    return {"difference": observed, "p_value": (extreme + 1) / 2001, "pairs": len(diffs)}
+
+
+def table(results: list[dict], variants: list[str]) -> tuple[str, dict]:
+    lines, summary = [], {}
+    methods = list(BASELINES) + [f"default/{v}" for v in variants]
+    for name in dict.fromkeys(r["task"] for r in results):
+        rows = [r for r in results if r["task"] == name]
+        lines.append(f"\n{name} ({len(rows)} draws; test: {rows[0]['test_rows']} rows, the same every draw)")
+        lines.append(f"  {'method':<18} {'test mean ± sd':<16} {'devsplit':<10} {'dev (chose)':<12} {'estimate':<10} {'est-test':<9} dev-test")
+        task_summary = {}
+        for m in methods:
+            cells = [r["methods"].get(m) for r in rows if r["methods"].get(m)]
+            if not cells:
+                continue
+            t = mean_std([c["test"]["score"] if "test" in c else c["score"] for c in cells])
+            entry = {"test_mean": t[0], "test_sd": t[1], "draws": len(cells)}
+            line = f"  {m:<18} {t[0]:.3f} ± {t[1]:.3f}    "
+            if m.startswith("default"):
+                ds, dv, es = (mean_std([c[k]["score"] for c in cells]) for k in ("devsplit", "dev", "estimate"))
+                eg, dg = mean_std([c["estimate_gap"] for c in cells]), mean_std([c["dev_gap"] for c in cells])
+                entry.update(devsplit_mean=ds[0], dev_mean=dv[0], estimate_mean=es[0], estimate_gap=eg[0], dev_gap=dg[0])
+                line += f"{ds[0]:<10.3f} {dv[0]:<12.3f} {es[0]:<10.3f} {eg[0]:<+9.3f} {dg[0]:+.3f}"
+            lines.append(line)
+            task_summary[m] = entry
+        summary[name] = task_summary
+    return "\n".join(lines), summary
+
+
+def comparisons(results: list[dict], variants: list[str]) -> dict:
+    """Each default variant against the best prompt baseline (by mean test over draws), pooled over draws and tasks."""
+    out = {}
+    for v in variants:
+        key = f"default/{v}"
+        per_task = {}
+        for name in dict.fromkeys(r["task"] for r in results):
+            rows = [r for r in results if r["task"] == name and key in r["methods"]]
+            if not rows:
+                continue
+            means = {b: sum(r["methods"][b]["score"] for r in rows) / len(rows)
+                     for b in BASELINES if all(b in r["methods"] for r in rows)}
+            best = max(means, key=means.get)
+            per_task[name] = {"best_baseline": best, **pooled_paired([r["methods"][best]["outcomes"] for r in rows],
+                                                                     [r["methods"][key]["test"]["outcomes"] for r in rows])}
+        out[key] = per_task
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tasks", default=",".join(protocol.CLASSIFICATION))
+    p.add_argument("--draws", type=int, default=protocol.DRAWS)
+    p.add_argument("--first-draw", type=int, default=0)
+    p.add_argument("--variants", default="auto", help="selection modes of the default run, comma-separated")
+    p.add_argument("--max-evals", type=int, default=800)
+    p.add_argument("--no-baselines", action="store_true")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default=None)
+    p.add_argument("--merge", nargs="*", default=None, help="merge result files (same protocol) into one table")
+    add_data_argument(p)
+    args = p.parse_args(argv)
+    variants = [v for v in args.variants.split(",") if v]
+    if args.merge:
+        results = [r for f in args.merge for r in json.loads(Path(f).read_text())["results"]]
+        variants = sorted({m.split("/", 1)[1] for r in results for m in r["methods"] if m.startswith("default/")})
+        text, summary = table(results, variants)
+        print(text)
+        out = Path(args.out or RESULTS / f"fewshot-{date.today()}.json")
+        write_json(out, {"merged_from": args.merge, "results": results, "summary": summary,
+                         "vs_best_baseline": comparisons(results, variants)})
+        return 0
+    model = load_model(args.threads)
+    out = Path(args.out or RESULTS / f"fewshot-{date.today()}.json")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).parent).stdout.strip()
+    record = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if argv is None else "fewshot.py",
+              "date": str(date.today()), "commit": commit, "machine": machine(args.threads),
+              "model": getattr(model, "dtype_name", ""), "max_evals": args.max_evals, "results": []}
+    with tempfile.TemporaryDirectory(prefix="fewshot-") as tmp:
+        for name in [t for t in args.tasks.split(",") if t]:
+            for index in range(args.first_draw, args.first_draw + args.draws):
+                task, extra = protocol.draw(name, index, data_root(args.data))
+                row = {"task": name, "draw": index, "test_rows": len(task.test), "methods": {}}
+                started = time.monotonic()
+                if not args.no_baselines:
+                    row["methods"].update(run_baselines(name, task, model))
+                for v in variants:
+                    row["methods"][f"default/{v}"] = run_default(task, extra, model, index, v, args.max_evals, Path(tmp))
+                row["seconds"] = round(time.monotonic() - started, 1)
+                record["results"].append(row)
+                write_json(out, record)  # after every draw: a killed run keeps what it finished
+                shown = {m: round((c["test"]["score"] if "test" in c else c["score"]), 3) for m, c in row["methods"].items()}
+                print(f"{name} draw {index}: {shown} ({row['seconds']} s)", flush=True)
+    text, summary = table(record["results"], variants)
+    record["summary"], record["vs_best_baseline"] = summary, comparisons(record["results"], variants)
+    write_json(out, record)
+    print(text)
+    print(json.dumps(record["vs_best_baseline"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

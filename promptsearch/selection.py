@@ -1,0 +1,119 @@
+"""Which labelled rows choose the prompt and which estimate it: every labelled row used, the winner's score honest.
+
+A user with a few dozen labelled rows has them split into train (demonstrations) and dev (scoring). With 32 dev
+rows a 95% interval is +-15 points, and a search that picks the best of a hundred prompts on them reports the
+luckiest: its dev score overstates what it will do on new rows. Two changes, both decided here, before the search:
+
+- **Train rows score too.** When dev is small (fewer than ``SMALL_DEV`` rows), train rows join the rows racing
+  and the final pick score on (as many as dev has, class-balanced, seeded): twice the rows for the same task.
+  Train rows are still where demonstrations come from, so a prompt is never scored on a row it shows (the
+  Objective drops those rows for that prompt: ``shows``): cross-fitting, an example is never shown its own answer.
+- **A held-out slice estimates the winner.** ``HOLDOUT_SHARE`` of the labelled rows (class-balanced, seeded, at
+  least ``HOLDOUT_MIN``) are taken out of train and dev before the search: no rung, final pick or demonstration
+  ever sees them. The winner (and the seed) are scored on them once; that score, with its interval, is the run's
+  estimate of the winner, unbiased by the choice among many. The selection score stays in the summary, named as
+  what it is.
+
+``mode`` (config ``selection``): ``auto`` (both, when dev is small; the plain split otherwise), ``holdout`` (both,
+whatever the size), ``labelled`` (train rows score, no holdout), ``dev`` (dev alone, as before 2026-12-02; what a
+run made before then resumes with). The task records the mode it was prepared with, so preparing twice is a no-op.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+from .errors import PromptSearchError
+
+MODES = ("auto", "holdout", "labelled", "dev")
+SMALL_DEV = 200  # below this many dev rows, selection noise (+-7 points at 200, +-15 at 32) is worth the extra rows
+HOLDOUT_SHARE = 0.25
+HOLDOUT_MIN = 8
+HOLDOUT_MAX = 200  # beyond this an estimate's interval is tight enough; the rest choose
+
+
+def resolve(mode: str, task) -> str:
+    """The mode a run uses on this task (``auto`` decided by dev's size)."""
+    if mode not in MODES:
+        raise PromptSearchError(f"selection {mode!r}: use one of {', '.join(MODES)}")
+    if mode != "auto":
+        return mode
+    small = len(task.dev) < SMALL_DEV and task.kind in ("classification", "generation")
+    return "holdout" if small and len(task.train) + len(task.dev) >= 4 * HOLDOUT_MIN else "dev"
+
+
+def prepare(task, mode: str = "auto", seed: int = 0):
+    """The task as the search sees it: ``dev`` the rows that choose, ``train`` the demonstration pool,
+    ``holdout`` the rows that only estimate. Idempotent (a prepared task is returned as it is)."""
+    if task.selection:
+        return task
+    mode = resolve(mode, task)
+    if mode == "dev" or not task.train:
+        return replace(task, selection="dev")
+    rng = random.Random(f"selection:{seed}")
+    train, dev, holdout = list(task.train), list(task.dev), []
+    if mode == "holdout":
+        labelled = _balanced_order(train + dev, rng)
+        size = min(HOLDOUT_MAX, max(HOLDOUT_MIN, round(HOLDOUT_SHARE * len(labelled))))
+        held = {id(ex) for ex in labelled[:size]}
+        holdout = [ex for ex in train + dev if id(ex) in held]
+        train = [ex for ex in train if id(ex) not in held]
+        dev = [ex for ex in dev if id(ex) not in held]
+    if len(task.dev) < SMALL_DEV:
+        known = {ex.key for ex in dev}
+        extra = [ex for ex in _balanced_order(train, rng) if ex.key not in known][: max(len(dev), HOLDOUT_MIN)]
+        dev = dev + extra
+    notes = tuple(task.notes) + (f"selection {mode}: {len(dev)} rows choose ({len(task.dev)} dev"
+                                 f"{' incl. held-out' if holdout else ''} and train rows), {len(holdout)} held out "
+                                 f"to estimate the winner, {len(train)} train rows for demonstrations",)
+    return replace(task, train=tuple(train), dev=tuple(dev), holdout=tuple(holdout), selection=mode, notes=notes)
+
+
+def _balanced_order(rows: list, rng: random.Random) -> list:
+    """A seeded order in which classes take turns (generation rows: shuffled), so any prefix is balanced."""
+    rows = list(rows)
+    rng.shuffle(rows)
+    groups: dict = {}
+    for ex in rows:
+        groups.setdefault(ex.label, []).append(ex)
+    queues = [groups[k] for k in sorted(groups, key=lambda k: (k is None, k if k is not None else 0))]
+    return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
+
+
+# ---- cross-fitting: a prompt is never scored on a row it shows -------------------------------------------------
+
+class Shown:
+    """Which train rows a candidate shows (in its text, or through a fixed ``balanced`` demonstrations rule), so
+    the objective leaves them out of that candidate's score. ``similar`` rules never pick a row with the input
+    being scored (scoring/demos.py), so they show nothing here."""
+
+    def __init__(self, task):
+        self.task = task
+        self.train_keys = {ex.key for ex in task.train}
+        self._balanced: dict[str, set] = {}
+
+    def rows(self, candidate, examples) -> list[bool]:
+        """For each example: True when ``candidate`` shows it (only train rows can be shown)."""
+        flags = [False] * len(examples)
+        if not self.train_keys or not any(ex.key in self.train_keys for ex in examples):
+            return flags
+        texts = [m.prompt for m in (candidate.members or (candidate,))]
+        drawn = set().union(*(self._drawn(m.demos) for m in (candidate.members or (candidate,))))
+        from .template import escape
+
+        for i, ex in enumerate(examples):
+            if ex.key in self.train_keys:
+                shown = escape(ex.input)
+                flags[i] = ex.key in drawn or any(shown in t for t in texts)
+        return flags
+
+    def _drawn(self, rule) -> set:
+        if not rule or not str(rule).startswith("balanced"):
+            return set()
+        if rule not in self._balanced:
+            from .scoring import demos
+
+            kind, count, draw = demos.parse(rule)
+            self._balanced[rule] = {ex.key for ex in demos.balanced(demos.pool(self.task), self.task, count, draw)}
+        return self._balanced[rule]
