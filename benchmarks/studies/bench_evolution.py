@@ -1,6 +1,9 @@
 """Evolution vs template enumeration vs clarify, each alone from the seed prompt, same budget.
 
-    python benchmarks/bench_evolution.py --tasks sst2,antonyms,singular_to_plural,first_word_letter,letters_list \
+Kind: method study (benchmarks/studies/): run once to choose a default or an option; its numbers describe
+the code of the day it ran (benchmarks/RESULTS.md names the commit), and it is not rerun as the code changes.
+
+    python benchmarks/studies/bench_evolution.py --tasks sst2,antonyms,singular_to_plural,first_word_letter,letters_list \
         --max-evals 1500 --dev-limit 200 --test-limit 500
 
 Every strategy starts from the task's seed prompt (instruction-induction tasks: the first human
@@ -20,9 +23,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-if __package__:  # python -m benchmarks.bench_evolution
-    from . import common
-else:  # python benchmarks/bench_evolution.py: benchmarks/ is first on the path
+if __package__:  # benchmarks.studies.bench_evolution: the tests, python -m
+    from .. import common
+else:  # python benchmarks/studies/bench_evolution.py
+    import _benchmarks  # noqa: F401  (puts benchmarks/ on the path)
     import common
 
 

@@ -1,6 +1,9 @@
 """Prompt ensembles vs the best single prompt, on the scoreboard's protocol.
 
-    python benchmarks/bench_ensemble.py --threads 1            # sst2, agnews, trec
+Kind: method study (benchmarks/studies/): run once to choose a default or an option; its numbers describe
+the code of the day it ran (benchmarks/RESULTS.md names the commit), and it is not rerun as the code changes.
+
+    python benchmarks/studies/bench_ensemble.py --threads 1            # sst2, agnews, trec
 
 Per task: dev = 48 seeded class-balanced rows, test = 200 seeded rows, seed 0 (as benchmarks/scoreboard.py).
 One run chains ``templates`` (or ``--chain``) then ``ensemble`` (option weights, default "fit": it proposes
@@ -21,9 +24,10 @@ import logging
 import time
 from pathlib import Path
 
-if __package__:  # python -m benchmarks.bench_ensemble
-    from . import common
-else:  # python benchmarks/bench_ensemble.py: benchmarks/ is first on the path
+if __package__:  # benchmarks.studies.bench_ensemble: the tests, python -m
+    from .. import common
+else:  # python benchmarks/studies/bench_ensemble.py
+    import _benchmarks  # noqa: F401  (puts benchmarks/ on the path)
     import common
 
 
@@ -62,7 +66,7 @@ def main() -> None:
     model = FrozenModel.load()
     chain = [s for s in args.chain.split(",") if s] + ["ensemble"]
     started = time.time()
-    result = {"command": "python benchmarks/bench_ensemble.py " + " ".join(_given(args)),
+    result = {"command": "python benchmarks/studies/bench_ensemble.py " + " ".join(_given(args)),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": common.machine(args.threads),
               "model": model.name, "limits": {"dev": args.dev, "test": args.test, "seed": args.seed, "chain": chain,
                                               "single_stage_evals": args.max_evals, "pool": args.pool, "weights": args.weights},

