@@ -90,7 +90,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=256)
     ap.add_argument("--chunk", type=int, default=32)
     common.add_data_argument(ap)
-    ap.add_argument("--out", default=str(common.RESULTS / "scale.json"))
+    ap.add_argument("--out", default=str(common.result_path("scale")))
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from promptsearch.models.local import FrozenModel

@@ -37,11 +37,11 @@ else:  # python benchmarks/studies/bench_autoprompt.py
     import _benchmarks  # noqa: F401  (puts benchmarks/ on the path)
     import common
 
-OUT = common.RESULTS / "autoprompt_sst2.json"
+OUT = common.result_path("autoprompt_sst2")
 DICT = Path(os.environ.get("PROMPTSEARCH_WORDS", "/usr/share/dict/words"))  # a word per line
 
 # Label search is off in the base: on SmolLM2 the LM-BFF words it found ('the', 'The') gave a degenerate
-# verbalizer that won the small dev subset and lost on test (results/autoprompt_sst2_labelsearch.json).
+# verbalizer that won the small dev subset and lost on test (results/autoprompt_sst2_labelsearch-2026-11-27.json).
 BASE = {"n_triggers": 5, "top_k": 8, "batch_size": 8, "iterations": 4, "proposals": 2, "readable": True,
         "fluency": 0.0, "search_labels": False}
 PHRASE = "All in all it was"  # five one-token words of SmolLM2's vocabulary

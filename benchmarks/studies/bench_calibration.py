@@ -45,7 +45,7 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--tasks", default="sst2,agnews,trec")
-    ap.add_argument("--out", default=str(common.RESULTS / "calibration.json"))
+    ap.add_argument("--out", default=str(common.result_path("calibration")))
     common.add_data_argument(ap)
     args = ap.parse_args()
 

@@ -14,7 +14,7 @@ ensemble stage one more share: completing the pool on all of dev and racing the 
 per example. Reported on test (never used by the search): the best
 single prompt (the top prompt without members on the final leaderboard, all of dev), every ensemble the
 stage built, and the run's own pick, each ensemble with an exact McNemar test paired with the best single
-prompt on the same 200 examples. Prints a table; writes JSON (default benchmarks/results/ensemble.json).
+prompt on the same 200 examples. Prints a table; writes JSON (default benchmarks/results/ensemble-YYYY-MM-DD.json, dated today).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def main() -> None:
     ap.add_argument("--weights", default="fit", choices=["uniform", "fit"])
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the benchmark machine is shared).")
     ap.add_argument("--runs-dir", default="runs/bench-ensemble")
-    ap.add_argument("--out", default=str(common.RESULTS / "ensemble.json"))
+    ap.add_argument("--out", default=str(common.result_path("ensemble")))
     common.add_data_argument(ap)
     ap.add_argument("--table", metavar="JSON", default=None, help="Only print (and write as .md) the table of a result file.")
     args = ap.parse_args()

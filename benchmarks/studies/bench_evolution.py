@@ -10,7 +10,7 @@ Every strategy starts from the task's seed prompt (instruction-induction tasks: 
 annotation) with the same budget of example-evaluations on dev (racing included); the winner and the
 seed are then scored on test. One scorer per task is shared by the runs, so a prompt two runs both
 try is computed once (budgets are counted per run, so this changes wall time only). Prints a table
-and writes JSON (default benchmarks/results/evolution.json).
+and writes JSON (default benchmarks/results/evolution-YYYY-MM-DD.json, dated today).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the benchmark machine is shared).")
     ap.add_argument("--options", default='{"evolution": {"library_seeds": 4, "patience": 3}}',
                     help="JSON: per-strategy options, as -o STRATEGY.PARAM=VALUE would give.")
-    ap.add_argument("--out", default=str(common.RESULTS / "evolution.json"))
+    ap.add_argument("--out", default=str(common.result_path("evolution")))
     common.add_data_argument(ap)
     ap.add_argument("--table", nargs="+", default=None, metavar="JSON",
                     help="Only print the side-by-side table of earlier result files (no runs).")

@@ -13,7 +13,7 @@ full SST-2 test set (1821 rows). Two searches per seed, on one shared scorer and
 
 Both are evaluated on test with the same scorer and metric: the soft prompt, its text reading, the
 hard search's winner and the seed prompt. Prints a table; writes JSON to
-``benchmarks/results/soft_prompt.json`` (``--out`` to change).
+``benchmarks/results/soft_prompt-YYYY-MM-DD.json`` (today) (``--out`` to change).
 
     python benchmarks/studies/bench_soft_prompt.py                # all 5 seeds, full test set
     python benchmarks/studies/bench_soft_prompt.py --seeds 13 --test-sample 200   # a quick look
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-text-on-test", dest="text_on_test", action="store_false",
                    help="score the nearest-token reading on dev only")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is faster on a busy machine)")
-    p.add_argument("--out", default=str(common.RESULTS / "soft_prompt.json"))
+    p.add_argument("--out", default=str(common.result_path("soft_prompt")))
     common.add_data_argument(p)
     p.add_argument("--merge", nargs="+", metavar="JSON", help="merge result files of earlier runs and exit")
     args = p.parse_args(argv)

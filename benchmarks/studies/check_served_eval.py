@@ -5,12 +5,12 @@ Kind: method study (benchmarks/studies/): run once to choose a default or an opt
 the code of the day it ran (benchmarks/RESULTS.md names the commit), and it is not rerun as the code changes.
 
     promptsearch eval --model http://HOST:PORT/v1 --task ../shared/data/sst2 --split test --limit 200 \\
-        --prompt 'Review: {input}\\nSentiment:' --json > served.json
+        --prompt 'Review: {input}\\nSentiment:' --json > served-2026-11-30.json
     promptsearch eval --task ../shared/data/sst2 --split test --limit 200 --prompt '...' --json > local.json
-    python benchmarks/studies/check_served_eval.py served.json local.json
+    python benchmarks/studies/check_served_eval.py served-2026-11-30.json local.json
 
 The client sends every prompt as it is (a late-pairing echo server is read through plain completions), so
-the reference is the same text scored by llama_cpp. Writes benchmarks/results/served_eval.json.
+the reference is the same text scored by llama_cpp. Writes benchmarks/results/served_eval-YYYY-MM-DD.json (today).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("served")
     ap.add_argument("local")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "served_eval.json"))
+    ap.add_argument("--out", default=str(common.result_path("served_eval")))
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     from llama_cpp import Llama

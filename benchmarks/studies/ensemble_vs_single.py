@@ -9,7 +9,7 @@ The run's dev split and test rows are the ones it ran on (read back from its con
 scoreboard run's test sample; the sample's size is given with ``--test-cap``). The best single prompt is the
 leaderboard's first non-ensemble entry (dev ranked it); it is scored on test here, once, for the report only. The winner's per-example test outcomes
 come from the run's ``test.jsonl`` (read as ``export`` reads it); the two are paired on the same rows (exact McNemar for accuracy).
-Prints a table and writes ``benchmarks/results/ensemble_vs_single.json``.
+Prints a table and writes ``benchmarks/results/ensemble_vs_single-YYYY-MM-DD.json`` (today).
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--test-cap", type=int, default=None, help="Test rows the run used (a seeded sample), if capped.")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--out", default=str(common.RESULTS / "ensemble_vs_single.json"))
+    parser.add_argument("--out", default=str(common.result_path("ensemble_vs_single")))
     args = parser.parse_args(argv)
     from promptsearch.errors import PromptSearchError
 

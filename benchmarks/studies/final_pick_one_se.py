@@ -113,7 +113,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
-    args.out = args.out or str(common.RESULTS / ("final_pick_paired_se.json" if args.paired else "final_pick_one_se.json"))
+    args.out = args.out or str(common.result_path("final_pick_paired_se" if args.paired else "final_pick_one_se"))
     model = common.load_model(args.threads)
     from promptsearch.errors import PromptSearchError
 

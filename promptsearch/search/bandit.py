@@ -4,7 +4,7 @@ gets the next turn.
 Sequential stages must guess beforehand how much of the budget each strategy deserves. The adaptive one (hand
 over when a stage stalls) guessed wrong where a later strategy is far better: on first_word_letter templates kept
 nudging the best up and spent 304 of 400 evaluations, leaving clarify 48; clarify alone reaches 0.96 there,
-the default 0.54 (benchmarks/results/scoreboard-induction.json). Here every strategy gets a first turn early,
+the default 0.54 (benchmarks/results/scoreboard-induction-2026-11-30.json). Here every strategy gets a first turn early,
 in chain order, of a whole round of proposals (what a stage starts with: a strategy puts its most promising
 first; clarify's demonstration rules, which took TREC from 0.31 to 0.63, are in its first 8; with turns of 4
 from the start, the default never reached them on TREC), and then turns of ``PULL`` proposals:
