@@ -69,7 +69,7 @@ def time_ray(task, examples, model, workers: int, chunk: int) -> dict:
     from promptsearch.scoring.executors import ChunkedScorer, RayPool
 
     torch.set_num_threads(1)
-    pool = RayPool(None, workers=workers, threads=1)
+    pool = RayPool(None, workers=workers, threads=1, dtype=model.dtype_name)  # the driver's dtype (--dtype auto: bf16 on AMX)
     try:
         warm = ChunkedScorer(Scorer(model), pool, chunk)  # loads every replica's model before the clock
         warm.evaluate(task, Candidate("Text: {input}\nLabel:"), examples[: chunk * workers])
