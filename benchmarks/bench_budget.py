@@ -65,7 +65,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, nargs="+", default=[60.0])
     ap.add_argument("--threads", type=int, default=0, help="torch threads in the command (0: its default)")
-    ap.add_argument("--out", default=str(common.RESULTS / "budget.json"))
+    ap.add_argument("--out", default=str(common.result_path("budget")))
     args = ap.parse_args()
     machine = common.machine()  # the load average before the runs add their own
     rows = [one_run(t, busy, args.threads) for t in args.seconds for busy in (False, True)]

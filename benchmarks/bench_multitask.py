@@ -5,13 +5,13 @@
 1. A universal prompt for ``--tasks`` (each a seeded, class-balanced 48-row dev sample and a seeded 200-row
    test sample: the scoreboard's "full" protocol, so the test rows are the scoreboard's), searched by the
    default strategy chain under ``--max-evals``; per task, test score against the task's own seed prompt.
-   Single-task numbers come from ``benchmarks/results/scoreboard-full.json`` (same rows, 400 evaluations per
+   Single-task numbers come from the newest ``benchmarks/results/scoreboard-full-YYYY-MM-DD.json`` (same rows, 400 evaluations per
    task): the default chain's winner, and the best strategy's (chosen there on test, so optimistic).
 2. ``--extend`` the universal prompt to ``--new-task``: old tasks before/after with CIs and whether they
    stayed within their dev CI (the constraint) and test CI, and the new task's gain over its own seed.
 
 Both runs are kept under ``--runs-dir`` (``promptsearch show``/``report`` read them); a benchmark killed
-half-way resumes them when started again. Writes ``benchmarks/results/multitask.json`` and prints a table.
+half-way resumes them when started again. Writes ``benchmarks/results/multitask-YYYY-MM-DD.json`` (today) and prints a table.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ if __package__:
 else:
     import common
 
-RESULTS = common.REPO / "benchmarks" / "results"
 
 
 def write_task_dir(task, directory: Path) -> str:
@@ -68,10 +67,18 @@ def _store(run_dir):
     return RunStore.open(run_dir)
 
 
+def single_source() -> Path | None:
+    """The newest full scoreboard (benchmarks/results/scoreboard-full-DATE.json), None when there is none."""
+    try:
+        return common.latest("scoreboard-full")
+    except FileNotFoundError:
+        return None
+
+
 def scoreboard_single(name: str) -> dict:
     """The scoreboard's single-task numbers for a task (same dev/test rows, 400 evaluations)."""
-    path = RESULTS / "scoreboard-full.json"
-    if not path.exists():
+    path = single_source()
+    if path is None:
         return {}
     rows = [r for r in json.loads(path.read_text())["rows"] if r["task"] == name and r.get("status") == "ok"]
     if not rows:
@@ -137,7 +144,7 @@ def main(argv=None) -> dict:
     p.add_argument("--runs-dir", default="runs/bench-multitask")
     p.add_argument("--extend-run", default="extended", help="The extension's run folder under --runs-dir (another name "
                    "with another --extend-evals extends the same universal run again).")
-    p.add_argument("--out", default=str(RESULTS / "multitask.json"))
+    p.add_argument("--out", default=str(common.result_path("multitask")))
     common.add_data_argument(p)
     args = p.parse_args(argv)
 
@@ -185,7 +192,7 @@ def main(argv=None) -> dict:
                         "objective_dev": extended["best"]["dev"], "objective_test": extended["best"]["test"],
                         "budget_used": extended["budget_used"], "wall_seconds": round(t2 - t1, 1),
                         "tasks": task_rows(extended)},
-           "single_task_source": "benchmarks/results/scoreboard-full.json (same dev/test rows; 400 evaluations per task)",
+           "single_task_source": f"{single_source()} (same dev/test rows; 400 evaluations per task)",
            "wall_seconds": round(time.monotonic() - started, 1)}
     text = table(out["universal"]["tasks"], out["extended"]["tasks"])
     text += (f"\n\nuniversal prompt: {universal['best']['prompt']!r}{rule(universal)}\n"

@@ -69,7 +69,7 @@ def time_ray(task, examples, model, workers: int, chunk: int) -> dict:
     from promptsearch.scoring.executors import ChunkedScorer, RayPool
 
     torch.set_num_threads(1)
-    pool = RayPool(None, workers=workers, threads=1)
+    pool = RayPool(None, workers=workers, threads=1, dtype=model.dtype_name)  # the driver's dtype (--dtype auto: bf16 on AMX)
     try:
         warm = ChunkedScorer(Scorer(model), pool, chunk)  # loads every replica's model before the clock
         warm.evaluate(task, Candidate("Text: {input}\nLabel:"), examples[: chunk * workers])
@@ -90,7 +90,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=256)
     ap.add_argument("--chunk", type=int, default=32)
     common.add_data_argument(ap)
-    ap.add_argument("--out", default=str(common.RESULTS / "scale.json"))
+    ap.add_argument("--out", default=str(common.result_path("scale")))
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from promptsearch.models.local import FrozenModel

@@ -21,7 +21,7 @@ the best time counts
 CPU time). One torch thread by default (--threads). tokens/s counts the tokens of every
 request (context + continuation), i.e. the work a naive evaluation does, so it is comparable across
 methods. Also measures the model load cold (GGUF dequantise into a fresh PROMPTSEARCH_CACHE) and cached.
-Writes benchmarks/results/scorer.json (--quick: scorer-quick.json).
+Writes benchmarks/results/scorer-YYYY-MM-DD.json, dated today (--quick: scorer-quick-YYYY-MM-DD.json).
 """
 
 from __future__ import annotations
@@ -230,13 +230,13 @@ def main() -> None:
     ap.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated dtypes to compare (float32 first: the reference)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch CPU threads (default 1: on the shared 2-core machine, 2 threads ran 4-8x slower under load)")
-    ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/scorer[-quick].json)")
+    ap.add_argument("--out", default=None, help="JSON path (default benchmarks/results/scorer[-quick]-YYYY-MM-DD.json, today)")
     common.add_data_argument(ap)
     args = ap.parse_args()
     n_short = args.short or (24 if args.quick else 160)
     n_long = args.long or (16 if args.quick else 96)
     repeat = args.repeat or (1 if args.quick else 3)
-    out_path = Path(args.out or common.RESULTS / f"scorer{'-quick' if args.quick else ''}.json")
+    out_path = Path(args.out or common.result_path(f"scorer{'-quick' if args.quick else ''}"))
     sst2 = common.data_root(args.data) / "sst2"
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

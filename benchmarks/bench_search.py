@@ -7,7 +7,7 @@
    the test score of each winner. Target: >= 4x fewer passes for <= 1 point lower test accuracy.
 2. SST-2 with ``--strategy templates --strategy clarify`` against the task's seed prompt, full
    dev for selection and the full test set reported once.
-Prints tables and writes benchmarks/results/search.json.
+Prints tables and writes benchmarks/results/search-YYYY-MM-DD.json (today).
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="Smaller dev/test and budgets (a few minutes).")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default).")
     ap.add_argument("--dev", type=int, default=0, help="dev rows of the racing comparison (0: all 872; --quick: 120)")
-    ap.add_argument("--out", default=str(common.RESULTS / "search.json"))
+    ap.add_argument("--out", default=str(common.result_path("search")))
     common.add_data_argument(ap)
     args = ap.parse_args()
 

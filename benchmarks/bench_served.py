@@ -8,7 +8,7 @@ free loopback port. Workload: SST-2 test rows, ``Review: {input}\\nSentiment:``,
 " positive". Each served pass starts from an empty response cache (its own folder), so every pass sends
 its requests; the last pass runs again on its warm cache and must send none (the connect-time probe, a few
 small requests that check the server is there and how it scores, is counted apart). The in-process scorer
-is the fp32 model with one torch thread. Writes benchmarks/results/served.json.
+is the fp32 model with one torch thread. Writes benchmarks/results/served-YYYY-MM-DD.json (today).
 """
 
 from __future__ import annotations
@@ -22,6 +22,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+if __package__:  # python -m benchmarks.bench_served
+    from . import common
+else:  # python benchmarks/bench_served.py: benchmarks/ is first on the path
+    import common
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "sst2"
@@ -67,7 +72,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=40, help="SST-2 test rows (from the top)")
     ap.add_argument("--url", default=None, help="a running server's /v1 URL (default: start llama-cpp-python's)")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "served.json"))
+    ap.add_argument("--out", default=str(common.result_path("served")))
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     from promptsearch.models.local import cache_root, embedded_gguf

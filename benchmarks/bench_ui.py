@@ -5,7 +5,7 @@ on a 144-row dev split (every candidate on 16 rows, a third on 48, a ninth on 14
 a real log holds them). Starts ``promptsearch ui`` as its own process on a loopback port, times each page's first
 (cold: files read and parsed) and later (warm: cached) requests, and reads the server's resident memory.
 
-    python benchmarks/bench_ui.py [--repeat 5] [--out benchmarks/results/ui_bench.json]
+    python benchmarks/bench_ui.py [--repeat 5] [--out benchmarks/results/ui_bench-YYYY-MM-DD.json]
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--candidates", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=common.RESULTS / "ui_bench.json")
+    parser.add_argument("--out", type=Path, default=common.result_path("ui_bench"))
     args = parser.parse_args()
     rng = random.Random(0)
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,14 +18,14 @@ cut mid-way by hand), each resumed to the end. Every finished run is compared wi
   torn        lines of the finished log that do not parse
 The model is the tiny random Llama of promptsearch.testing saved to a folder, on a 40/30/30-row slice of
 sst2-mini, so that hundreds of process starts fit on a small machine: this checks the bookkeeping, not
-search quality. Writes benchmarks/results/chaos.json.
+search quality. Writes benchmarks/results/chaos-YYYY-MM-DD.json (today).
 
     python benchmarks/chaos.py --hostile  # the hostile-input corpus (benchmarks/hostile.py) instead
 
 runs bad, hostile and damaged input (path traversal, redirects with the API key, credentials in URLs, edited
 registry rows, huge answers, Ray addresses and server URLs read from files, changed data on resume, NaN from a
 server, numbers out of range, damaged model folders...) and prints cases tried / held / failed; writes
-benchmarks/results/hostile.json.
+benchmarks/results/hostile-YYYY-MM-DD.json (today).
 """
 
 from __future__ import annotations
@@ -43,7 +43,12 @@ import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results" / "chaos.json"
+if __package__:  # python -m benchmarks.chaos
+    from . import common
+else:  # python benchmarks/chaos.py: benchmarks/ is first on the path
+    import common
+
+RESULTS = common.result_path("chaos")  # --hostile: hostile-YYYY-MM-DD.json beside it
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 STRATEGIES = {  # name -> (run arguments, example-evaluation budget): references of a few seconds each
     "templates": (["--strategy", "templates"], 600),
@@ -321,7 +326,7 @@ def hostile(args) -> None:
     model, task = prepare(work)
     rows = run_corpus(work, model, task, ENV)
     failed = [r for r in rows if not r["held"]]
-    out = args.out if args.out != RESULTS else RESULTS.with_name("hostile.json")
+    out = args.out if args.out != RESULTS else common.result_path("hostile")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"tried": len(rows), "held": len(rows) - len(failed), "failed": len(failed),
                                "classes": len({r["class"] for r in rows}), "rows": rows}, indent=2) + "\n")

@@ -11,6 +11,9 @@ import json
 import os
 import platform
 import random
+import re
+import subprocess
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -88,10 +91,44 @@ def machine(threads: int | None = None) -> dict:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     info = {"platform": platform.platform(), "cpu": platform.processor() or platform.machine(),
             "cores": os.cpu_count(), "torch_threads": threads, "python": platform.python_version(),
-            "torch": torch.__version__, "load_avg_at_start": load}
+            "torch": torch.__version__, "load_avg_at_start": load, "commit": commit()}
     info["summary"] = (f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {threads} torch thread(s), "
                        f"load average {load:.1f} at start" if load is not None else "")
     return info
+
+
+def commit() -> str | None:
+    """The repository's commit, with "+dirty" when tracked files differ from it; None outside a git checkout."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+dirty" if dirty else "")
+
+
+def today() -> str:
+    """Today's date in UTC, as result files are named."""
+    return time.strftime("%Y-%m-%d", time.gmtime())
+
+
+def result_path(name: str, suffix: str = ".json", directory: str | Path | None = None) -> Path:
+    """Where a benchmark writes by default: ``<name>-<YYYY-MM-DD><suffix>`` under benchmarks/results/ (or
+    ``directory``), dated today, so a rerun lands beside the earlier result instead of over it."""
+    return Path(directory or RESULTS) / f"{name}-{today()}{suffix}"
+
+
+def latest(name: str, suffix: str = ".json", directory: str | Path | None = None) -> Path:
+    """The newest ``<name>-<YYYY-MM-DD><suffix>`` result (``scoreboard-full`` does not match
+    ``scoreboard-full-seed1-...``); FileNotFoundError naming the pattern when there is none."""
+    folder = Path(directory or RESULTS)
+    pattern = re.compile(re.escape(name) + r"-(\d{4}-\d{2}-\d{2})" + re.escape(suffix) + "$")
+    found = sorted((m[1], p) for p in folder.iterdir() if (m := pattern.match(p.name))) if folder.is_dir() else []
+    if not found:
+        raise FileNotFoundError(f"no {name}-YYYY-MM-DD{suffix} in {folder}")
+    return found[-1][1]
 
 
 def write_text(path: str | Path, text: str) -> Path:

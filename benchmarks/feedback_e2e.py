@@ -1,7 +1,7 @@
 """End-to-end feedback loop on an instruction-induction task with the real model (SmolLM2-135M).
 
 search (templates) -> rate (scripted: short outputs good, long ones "too long") -> refine -> rate the new best.
-Prints a table and writes benchmarks/results/feedback_e2e.json.
+Prints a table and writes benchmarks/results/feedback_e2e-YYYY-MM-DD.json (today).
 
     python benchmarks/feedback_e2e.py [--task antonyms] [--dev 24] [--weight 0.5]
 """
@@ -146,7 +146,7 @@ def main_(argv=None):
            "after": {"prompt": new_best["prompt"], "dev": r["best"]["dev"], "test": r["best"]["test"],
                      "predicted_rating": r["best"]["rating"], "actual_rating": new_actual},
            "seconds": {"search": round(t_search, 1), "refine": round(t_refine, 1)}}
-    common.write_json(common.RESULTS / "feedback_e2e.json", out)
+    common.write_json(common.result_path("feedback_e2e"), out)
     print(f"\nprompts you rated below 3/5 (old -> new rank): {out['low_rated_moves']}")
 
 

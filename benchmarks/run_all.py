@@ -9,7 +9,7 @@
     # split over two processes (one per core), then merge:
     python benchmarks/run_all.py --threads 1 --tasks sst2,agnews --results-dir /tmp/a &
     python benchmarks/run_all.py --threads 1 --tasks trec,antonyms --results-dir /tmp/b
-    python benchmarks/run_all.py --merge /tmp/a/scoreboard-full.json /tmp/b/scoreboard-full.json
+    python benchmarks/run_all.py --merge /tmp/a/scoreboard-full-*.json /tmp/b/scoreboard-full-*.json
 
 The work is in ``scoreboard.py`` (what runs, merging) and ``scoreboard_render.py`` (Markdown, table, figure);
 benchmarks/README.md says what is measured.

@@ -269,7 +269,7 @@ def merge(parts: list[dict], results_dir: Path) -> dict:
                         "strategies": list(dict.fromkeys(r["strategy"] for r in rows)),
                         "sizes": {k: v for p in parts for k, v in p["limits"]["sizes"].items()}}
     result.update(summaries(result["rows"]))
-    prefix = results_dir / f"scoreboard-{result['mode']}"
+    prefix = common.result_path(f"scoreboard-{result['mode']}", suffix="", directory=results_dir)
     write_results(result, prefix)
     print(text_table(result["rows"]) + f"\n\nwrote {prefix}.json, .md, .png")
     return result
@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None, model=None) -> dict:
                   "test results computed once per task; evaluations are counted per run as if computed.",
         "runs_dir": str(runs_dir), "rows": [], "best_per_task": [], "wall_seconds": 0.0,
     }
-    prefix = Path(args.results_dir) / f"scoreboard-{mode_name}"
+    prefix = common.result_path(f"scoreboard-{mode_name}", suffix="", directory=args.results_dir)
     total = len(tasks) * len(strategies)
     print(f"scoreboard ({mode_name}): {len(tasks)} tasks x {len(strategies)} strategies; dev {dev} / test {test} rows; "
           f"{max_evals} evals per run; model {model.name}; {torch.get_num_threads()} thread(s); runs in {runs_dir}",

@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common
 
-OUT = common.RESULTS / "ui"
+OUT = common.result_path("ui_screenshots", suffix="")
 TASKS = {"sst2": ("sst2", 64, 200), "antonyms": ("antonyms", 48, 100)}  # name: (data task, dev rows, test rows)
 
 

@@ -76,16 +76,19 @@ class ClarifyContext(Strategy):
         # A universal prompt (multitask.py) is scored task by task, so a rule draws each row's demonstrations
         # from its own task's train rows, answered in its own label words: one instruction, per-task
         # examples. Fixed draws there mix the tasks' rows, so the rules come first. On classification too:
-        # similar:4 took TREC's seed 0.305 -> 0.625 and AG News' 0.575 -> 0.660 where drawn ones reached 0.27 on
-        # TREC's dev, and a default run sharing 400 evaluations with templates ran out before reaching them
-        # (benchmarks/results/scoreboard-full.md, 2026-12-01). On generation tasks drawn ones stay first
-        # (first_word_letter 0.92).
+        # similar:4 took TREC's seed 0.305 -> 0.625 and AG News' 0.575 -> 0.660 on the scoreboard's 200 test rows
+        # where drawn ones reached 0.27 on TREC's dev, and a default run sharing 400 evaluations with templates ran
+        # out before reaching them (benchmarks/results/scoreboard-full-2026-12-01.md, 2026-12-01). On generation
+        # tasks drawn ones stay first (first_word_letter 0.92, also a test score). This order was decided on those
+        # test rows, before the rule that design decisions are measured on a development split; it is to be
+        # re-decided on dev (docs/decisions.md).
         universal = bool(getattr(task, "parts", ()))
         rules_first = universal or task.kind == "classification"
         if draws and not rules_first:
             add_demos(0)
         # Rules before calibration: on the seed prompts of TREC and AG News similar:4 gained +0.32 and +0.09
-        # on test, calibration lost (benchmarks/results/calibration.json).
+        # on test, calibration lost (benchmarks/results/calibration-2026-11-30.json): test rows too, read before
+        # the development-split rule (docs/decisions.md).
         if not base.demos and not any(e.startswith("demos") for e in done):
             for rule in self.demo_rules:
                 if not (base.calibrate and rule.startswith("similar")):

@@ -1,9 +1,9 @@
-"""benchmarks/default_across_seeds.py: the default against the best single strategy, over search seeds."""
+"""benchmarks/analyses/default_across_seeds.py: the default against the best single strategy, over search seeds."""
 import json
 
 import pytest
 
-from benchmarks import default_across_seeds as across
+from benchmarks.analyses import default_across_seeds as across
 
 
 def _run(tmp_path, name, keys, scores):

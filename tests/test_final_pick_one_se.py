@@ -1,5 +1,5 @@
-"""benchmarks/final_pick_one_se.py: the one-standard-error pick among a run's top prompts."""
-from benchmarks import final_pick_one_se as one_se
+"""benchmarks/studies/final_pick_one_se.py: the one-standard-error pick among a run's top prompts."""
+from benchmarks.studies import final_pick_one_se as one_se
 
 
 def _entry(id_, score, prompt="p {input}", edit="", demos=None, n=48):

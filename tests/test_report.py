@@ -151,7 +151,7 @@ def test_scoreboard_quick_path_on_the_tiny_model(tiny, small_task_dir, tmp_path,
     result = scoreboard.main(["--quick", "--tasks", small_task_dir, "--strategies", ",".join(strategies),
                               "--max-evals", "60", "--dev-limit", "24", "--test-limit", "20",
                               "--results-dir", str(tmp_path / "results"), "--runs-dir", str(tmp_path / "runs")], model=tiny)
-    data = json.loads((tmp_path / "results" / "scoreboard-quick.json").read_text())
+    data = json.loads(common.result_path("scoreboard-quick", ".json", tmp_path / "results").read_text())
     assert data["mode"] == "quick" and data["limits"]["max_evals"] == 60 and data["limits"]["dev"] == 24
     assert [(r["task"], r["strategy"]) for r in data["rows"]] == [("sst2-mini", s) for s in strategies]
     rows = {r["strategy"]: r for r in data["rows"]}
@@ -169,8 +169,8 @@ def test_scoreboard_quick_path_on_the_tiny_model(tiny, small_task_dir, tmp_path,
     # every run starts from the same seed prompt, so its test score is the same in every row
     assert len({r["seed_test"]["score"] for r in rows.values() if r["status"] == "ok"}) == 1
     assert data["best_per_task"][0]["strategy"] in ("templates", "clarify", "default")
-    assert_png(tmp_path / "results" / "scoreboard-quick.png")
-    md = (tmp_path / "results" / "scoreboard-quick.md").read_text()
+    assert_png(common.result_path("scoreboard-quick", ".png", tmp_path / "results"))
+    md = common.result_path("scoreboard-quick", ".md", tmp_path / "results").read_text()
     assert md.count("| sst2-mini |") == len(strategies) + 1 and "skipped: unknown strategy" in md  # + default vs best
     gap = data["default_vs_best"]["tasks"][0]
     assert gap["gap"] == pytest.approx(rows["default"]["best_test"]["score"] - max(

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import scoreboard
+from benchmarks import common, scoreboard
 
 from .conftest import SHARED_DATA
 
@@ -73,17 +73,17 @@ def test_default_against_the_best_single_strategy_and_merging_parts(tmp_path):
         scoreboard.read_part(str(tmp_path / "list.json"))
     with pytest.raises(SystemExit, match="different limits"):
         scoreboard.merge([part("full", rows[:4]), part("full", rows[4:], max_evals=3000)], tmp_path)
-    assert "within 0.02 on **1 of 1** tasks" in (tmp_path / "scoreboard-full.md").read_text()  # b's default left out
+    assert "within 0.02 on **1 of 1** tasks" in common.result_path("scoreboard-full", ".md", tmp_path).read_text()  # b's default left out
 
 
 def test_default_runs_the_default_chain_and_schedule_and_named_strategies_run_even(tiny, small_task_dir, tmp_path):
     scoreboard.main(["--mode", "induction", "--tasks", small_task_dir, "--strategies", "default,templates",
                      "--max-evals", "60", "--dev-limit", "24", "--test-limit", "20",
                      "--results-dir", str(tmp_path / "results"), "--runs-dir", str(tmp_path / "runs")], model=tiny)
-    data = json.loads((tmp_path / "results" / "scoreboard-induction.json").read_text())
+    data = json.loads(common.result_path("scoreboard-induction", ".json", tmp_path / "results").read_text())
     rows = {r["strategy"]: r for r in data["rows"]}
     config = lambda name: json.loads((Path(rows[name]["run_dir"]) / "config.json").read_text())
     assert config("default")["schedule"] == "bandit" and config("default")["strategies"] == ["templates", "clarify", "ensemble"]
     assert config("templates")["schedule"] == "even"
     assert set(data["means"]) == {"default", "templates"}
-    assert "Mean test score over tasks" in (tmp_path / "results" / "scoreboard-induction.md").read_text()
+    assert "Mean test score over tasks" in common.result_path("scoreboard-induction", ".md", tmp_path / "results").read_text()

@@ -1,8 +1,8 @@
 """Which dtype a local model computes in when the user says ``--dtype auto`` (the default).
 
 bf16 is the fast path only where the hardware has bf16 matrix units: on a CPU with AMX, SmolLM2 scores SST-2
-2.6x faster in bf16 than in fp32 with 99% of predictions equal, while on a CPU without AMX bf16 ran at 0.67x
-fp32's speed (torch then emulates it). GPUs with bf16 (Ampere and later) are fast in it too. So the choice is
+2.6x faster in bf16 than in fp32 with 119 of 120 predictions equal (0.992, 95% CI [0.954, 0.999]), while on a
+CPU without AMX bf16 ran at 0.67x fp32's speed (torch then emulates it). GPUs with bf16 (Ampere and later) are fast in it too. So the choice is
 a capability check, not a guess: no timing at start-up, and the same answer on every run of one machine.
 """
 

@@ -4,10 +4,10 @@ gets the next turn.
 Sequential stages must guess beforehand how much of the budget each strategy deserves. The adaptive one (hand
 over when a stage stalls) guessed wrong where a later strategy is far better: on first_word_letter templates kept
 nudging the best up and spent 304 of 400 evaluations, leaving clarify 48; clarify alone reaches 0.96 there,
-the default 0.54 (benchmarks/results/scoreboard-induction.json). Here every strategy gets a first turn early,
-in chain order, of a whole round of proposals (what a stage starts with: a strategy puts its most promising
-first; clarify's demonstration rules, which took TREC from 0.31 to 0.63, are in its first 8; with turns of 4
-from the start, the default never reached them on TREC), and then turns of ``PULL`` proposals:
+the default 0.54 (test scores, benchmarks/results/scoreboard-induction-2026-11-30.json). Here every strategy gets a
+first turn early, in chain order, of a whole round of proposals (what a stage starts with: a strategy puts its most
+promising first; clarify's demonstration rules, which took TREC from 0.31 to 0.63 on test, are in its first 8; with
+turns of 4 from the start, the default never reached them on TREC), and then turns of ``PULL`` proposals:
 
 - the strategy that proposed the run's leader pulls again (it is the one that is working);
 - a strategy not pulled for ``PATIENCE`` pulls gets the next one anyway (it may build on the new leader, and
@@ -17,6 +17,9 @@ from the start, the default never reached them on TREC), and then turns of ``PUL
 A strategy that has nothing more to propose is started again if the leader changed since it started (templates
 and clarify build on the best prompts they see at their start), else retired. Every decision depends on scores
 and counts only, so a resumed run (which replays the search on its cached scores) takes the same turns.
+
+The numbers above are the scoreboard's test rows: the first turn's size was decided on them, before the rule that
+design decisions are measured on a development split, and is to be re-decided on dev (docs/decisions.md).
 
 The whole turn logic is here: ``choose`` picks the arm, ``run`` drives a Search through the turns and then its
 final strategies (the loop asks, races and charges; schedules.py has the sequential stages).

@@ -1,5 +1,8 @@
 """AutoPrompt on SST-2: does it beat its initial triggers, readable vs unconstrained, and a small sweep.
 
+Kind: method study (benchmarks/studies/): run once to choose a default or an option; its numbers describe
+the code of the day it ran (benchmarks/RESULTS.md names the commit), and it is not rerun as the code changes.
+
 Protocol: train rows for the gradient batches, a seeded dev subset for racing/selection, a seeded test
 subset scored once per prompt at the end (the seed, the initial-trigger prompt and the winner). All
 settings share one scorer, so a prompt scored by one setting is not scored again by the next.
@@ -10,7 +13,7 @@ tokens in place, given the rendered prompt before them (mean over 16 dev example
 share of trigger tokens whose text (stripped, lower-cased) is in the word list (``/usr/share/dict/words``
 when it exists, else the heuristic "alphabetic ASCII, 3+ letters"; the JSON says which).
 
-    python benchmarks/bench_autoprompt.py [--dev 48] [--test 200] [--threads 1] [--only main,unconstrained]
+    python benchmarks/studies/bench_autoprompt.py [--dev 48] [--test 200] [--threads 1] [--only main,unconstrained]
 """
 
 from __future__ import annotations
@@ -28,16 +31,17 @@ from types import SimpleNamespace
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-if __package__:  # python -m benchmarks.bench_autoprompt
-    from . import common
-else:  # python benchmarks/bench_autoprompt.py: benchmarks/ is first on the path
+if __package__:  # benchmarks.studies.bench_autoprompt: the tests, python -m
+    from .. import common
+else:  # python benchmarks/studies/bench_autoprompt.py
+    import _benchmarks  # noqa: F401  (puts benchmarks/ on the path)
     import common
 
-OUT = common.RESULTS / "autoprompt_sst2.json"
+OUT = common.result_path("autoprompt_sst2")
 DICT = Path(os.environ.get("PROMPTSEARCH_WORDS", "/usr/share/dict/words"))  # a word per line
 
 # Label search is off in the base: on SmolLM2 the LM-BFF words it found ('the', 'The') gave a degenerate
-# verbalizer that won the small dev subset and lost on test (results/autoprompt_sst2_labelsearch.json).
+# verbalizer that won the small dev subset and lost on test (results/autoprompt_sst2_labelsearch-2026-11-27.json).
 BASE = {"n_triggers": 5, "top_k": 8, "batch_size": 8, "iterations": 4, "proposals": 2, "readable": True,
         "fluency": 0.0, "search_labels": False}
 PHRASE = "All in all it was"  # five one-token words of SmolLM2's vocabulary

@@ -1,13 +1,16 @@
 """Evolution vs template enumeration vs clarify, each alone from the seed prompt, same budget.
 
-    python benchmarks/bench_evolution.py --tasks sst2,antonyms,singular_to_plural,first_word_letter,letters_list \
+Kind: method study (benchmarks/studies/): run once to choose a default or an option; its numbers describe
+the code of the day it ran (benchmarks/RESULTS.md names the commit), and it is not rerun as the code changes.
+
+    python benchmarks/studies/bench_evolution.py --tasks sst2,antonyms,singular_to_plural,first_word_letter,letters_list \
         --max-evals 1500 --dev-limit 200 --test-limit 500
 
 Every strategy starts from the task's seed prompt (instruction-induction tasks: the first human
 annotation) with the same budget of example-evaluations on dev (racing included); the winner and the
 seed are then scored on test. One scorer per task is shared by the runs, so a prompt two runs both
 try is computed once (budgets are counted per run, so this changes wall time only). Prints a table
-and writes JSON (default benchmarks/results/evolution.json).
+and writes JSON (default benchmarks/results/evolution-YYYY-MM-DD.json, dated today).
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-if __package__:  # python -m benchmarks.bench_evolution
-    from . import common
-else:  # python benchmarks/bench_evolution.py: benchmarks/ is first on the path
+if __package__:  # benchmarks.studies.bench_evolution: the tests, python -m
+    from .. import common
+else:  # python benchmarks/studies/bench_evolution.py
+    import _benchmarks  # noqa: F401  (puts benchmarks/ on the path)
     import common
 
 
@@ -37,7 +41,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the benchmark machine is shared).")
     ap.add_argument("--options", default='{"evolution": {"library_seeds": 4, "patience": 3}}',
                     help="JSON: per-strategy options, as -o STRATEGY.PARAM=VALUE would give.")
-    ap.add_argument("--out", default=str(common.RESULTS / "evolution.json"))
+    ap.add_argument("--out", default=str(common.result_path("evolution")))
     common.add_data_argument(ap)
     ap.add_argument("--table", nargs="+", default=None, metavar="JSON",
                     help="Only print the side-by-side table of earlier result files (no runs).")

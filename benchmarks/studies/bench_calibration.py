@@ -1,5 +1,8 @@
 """Calibration and chosen demonstrations on the seed prompts of SST-2, AG News and TREC (embedded SmolLM2).
 
+Kind: method study (benchmarks/studies/): run once to choose a default or an option; its numbers describe
+the code of the day it ran (benchmarks/RESULTS.md names the commit), and it is not rerun as the code changes.
+
 Each task's seed prompt is scored plainly, with contextual and with domain calibration, with 4 random
 train demonstrations (one seeded draw, the same for every input) and with the 4 most similar ones per
 input (``demos=similar:4``), on a seeded class-balanced sample of the task's dev split and a seeded
@@ -7,7 +10,7 @@ sample of test rows; accuracy with n and 95% CI. The speed of fixed vs per-input
 measured on the test rows (examples per second, fresh cache). Nothing is searched: this shows what each
 option does to one prompt, the effect the strategies then race on dev.
 
-    python benchmarks/bench_calibration.py [--dev 48] [--test 200] [--threads 1] [--tasks sst2,agnews,trec]
+    python benchmarks/studies/bench_calibration.py [--dev 48] [--test 200] [--threads 1] [--tasks sst2,agnews,trec]
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ import argparse
 import random
 import time
 
-if __package__:  # python -m benchmarks.bench_calibration
-    from . import common
-else:  # python benchmarks/bench_calibration.py: benchmarks/ is first on the path
+if __package__:  # benchmarks.studies.bench_calibration: the tests, python -m
+    from .. import common
+else:  # python benchmarks/studies/bench_calibration.py
+    import _benchmarks  # noqa: F401  (puts benchmarks/ on the path)
     import common
 
 
@@ -41,7 +45,7 @@ def main() -> None:
     ap.add_argument("--test", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--tasks", default="sst2,agnews,trec")
-    ap.add_argument("--out", default=str(common.RESULTS / "calibration.json"))
+    ap.add_argument("--out", default=str(common.result_path("calibration")))
     common.add_data_argument(ap)
     args = ap.parse_args()
 
@@ -74,7 +78,7 @@ def main() -> None:
                   f"  ({row['test_seconds']:.1f} s)", flush=True)
     table = render(rows)
     print("\n" + table)
-    common.write_json(args.out, {"command": "python benchmarks/bench_calibration.py " + " ".join(
+    common.write_json(args.out, {"command": "python benchmarks/studies/bench_calibration.py " + " ".join(
         f"--{k} {v}" for k, v in (("dev", args.dev), ("test", args.test), ("threads", args.threads), ("tasks", args.tasks))),
         "model": model.name, "machine": machine, "rows": rows, "table": table})
     print(f"\nwrote {args.out}")

@@ -1,6 +1,9 @@
 """Prompt ensembles vs the best single prompt, on the scoreboard's protocol.
 
-    python benchmarks/bench_ensemble.py --threads 1            # sst2, agnews, trec
+Kind: method study (benchmarks/studies/): run once to choose a default or an option; its numbers describe
+the code of the day it ran (benchmarks/RESULTS.md names the commit), and it is not rerun as the code changes.
+
+    python benchmarks/studies/bench_ensemble.py --threads 1            # sst2, agnews, trec
 
 Per task: dev = 48 seeded class-balanced rows, test = 200 seeded rows, seed 0 (as benchmarks/scoreboard.py).
 One run chains ``templates`` (or ``--chain``) then ``ensemble`` (option weights, default "fit": it proposes
@@ -11,7 +14,7 @@ ensemble stage one more share: completing the pool on all of dev and racing the 
 per example. Reported on test (never used by the search): the best
 single prompt (the top prompt without members on the final leaderboard, all of dev), every ensemble the
 stage built, and the run's own pick, each ensemble with an exact McNemar test paired with the best single
-prompt on the same 200 examples. Prints a table; writes JSON (default benchmarks/results/ensemble.json).
+prompt on the same 200 examples. Prints a table; writes JSON (default benchmarks/results/ensemble-YYYY-MM-DD.json, dated today).
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ import logging
 import time
 from pathlib import Path
 
-if __package__:  # python -m benchmarks.bench_ensemble
-    from . import common
-else:  # python benchmarks/bench_ensemble.py: benchmarks/ is first on the path
+if __package__:  # benchmarks.studies.bench_ensemble: the tests, python -m
+    from .. import common
+else:  # python benchmarks/studies/bench_ensemble.py
+    import _benchmarks  # noqa: F401  (puts benchmarks/ on the path)
     import common
 
 
@@ -39,7 +43,7 @@ def main() -> None:
     ap.add_argument("--weights", default="fit", choices=["uniform", "fit"])
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (the benchmark machine is shared).")
     ap.add_argument("--runs-dir", default="runs/bench-ensemble")
-    ap.add_argument("--out", default=str(common.RESULTS / "ensemble.json"))
+    ap.add_argument("--out", default=str(common.result_path("ensemble")))
     common.add_data_argument(ap)
     ap.add_argument("--table", metavar="JSON", default=None, help="Only print (and write as .md) the table of a result file.")
     args = ap.parse_args()
@@ -62,7 +66,7 @@ def main() -> None:
     model = FrozenModel.load()
     chain = [s for s in args.chain.split(",") if s] + ["ensemble"]
     started = time.time()
-    result = {"command": "python benchmarks/bench_ensemble.py " + " ".join(_given(args)),
+    result = {"command": "python benchmarks/studies/bench_ensemble.py " + " ".join(_given(args)),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": common.machine(args.threads),
               "model": model.name, "limits": {"dev": args.dev, "test": args.test, "seed": args.seed, "chain": chain,
                                               "single_stage_evals": args.max_evals, "pool": args.pool, "weights": args.weights},

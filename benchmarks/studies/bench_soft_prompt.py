@@ -1,5 +1,8 @@
 """Soft-prompt tuning vs searched hard prompts on SST-2, 16 shots per class (RLPrompt protocol).
 
+Kind: method study (benchmarks/studies/): run once to choose a default or an option; its numbers describe
+the code of the day it ran (benchmarks/RESULTS.md names the commit), and it is not rerun as the code changes.
+
 For each of the 5 few-shot seeds: train and dev come from ``sst2/fewshot16/seed<S>/``, test is the
 full SST-2 test set (1821 rows). Two searches per seed, on one shared scorer and model:
 
@@ -10,14 +13,14 @@ full SST-2 test set (1821 rows). Two searches per seed, on one shared scorer and
 
 Both are evaluated on test with the same scorer and metric: the soft prompt, its text reading, the
 hard search's winner and the seed prompt. Prints a table; writes JSON to
-``benchmarks/results/soft_prompt.json`` (``--out`` to change).
+``benchmarks/results/soft_prompt-YYYY-MM-DD.json`` (today) (``--out`` to change).
 
-    python benchmarks/bench_soft_prompt.py                # all 5 seeds, full test set
-    python benchmarks/bench_soft_prompt.py --seeds 13 --test-sample 200   # a quick look
+    python benchmarks/studies/bench_soft_prompt.py                # all 5 seeds, full test set
+    python benchmarks/studies/bench_soft_prompt.py --seeds 13 --test-sample 200   # a quick look
     # split over processes, then merge their JSON files:
-    python benchmarks/bench_soft_prompt.py --seeds 13 21 42 --out a.json &
-    python benchmarks/bench_soft_prompt.py --seeds 87 100 --out b.json
-    python benchmarks/bench_soft_prompt.py --merge a.json b.json
+    python benchmarks/studies/bench_soft_prompt.py --seeds 13 21 42 --out a.json &
+    python benchmarks/studies/bench_soft_prompt.py --seeds 87 100 --out b.json
+    python benchmarks/studies/bench_soft_prompt.py --merge a.json b.json
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ import sys
 import time
 from pathlib import Path
 
-if __package__:  # python -m benchmarks.bench_soft_prompt
-    from . import common
-else:  # python benchmarks/bench_soft_prompt.py: benchmarks/ is first on the path
+if __package__:  # benchmarks.studies.bench_soft_prompt: the tests, python -m
+    from .. import common
+else:  # python benchmarks/studies/bench_soft_prompt.py
+    import _benchmarks  # noqa: F401  (puts benchmarks/ on the path)
     import common
 
 SEEDS = (13, 21, 42, 87, 100)
@@ -121,7 +125,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-text-on-test", dest="text_on_test", action="store_false",
                    help="score the nearest-token reading on dev only")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is faster on a busy machine)")
-    p.add_argument("--out", default=str(common.RESULTS / "soft_prompt.json"))
+    p.add_argument("--out", default=str(common.result_path("soft_prompt")))
     common.add_data_argument(p)
     p.add_argument("--merge", nargs="+", metavar="JSON", help="merge result files of earlier runs and exit")
     args = p.parse_args(argv)
@@ -156,7 +160,7 @@ def write(args, argv, model, machine: dict, rows: list[dict], started: float) ->
     """Write the results so far (after every seed, so a cut run keeps what it finished)."""
     result = {
         "benchmark": "soft-prompt vs templates+clarify, SST-2 16-shot (RLPrompt splits)",
-        "command": "python benchmarks/bench_soft_prompt.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python benchmarks/studies/bench_soft_prompt.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "model": model.name, "settings": {k: v for k, v in vars(args).items() if k not in ("out", "merge", "data")},
         "budget_rule": "hard-prompt search budget (example-evaluations) = total evals used by the soft-prompt run "
                        "(3 per train example per epoch for forward+backward, dev checks, dev scoring)",

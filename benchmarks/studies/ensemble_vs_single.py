@@ -1,12 +1,15 @@
 """A finished run whose winner is an ensemble: its best single prompt on test, paired with the winner.
 
-    python benchmarks/ensemble_vs_single.py RUN_DIR [RUN_DIR ...] --threads 1
+Kind: method study (benchmarks/studies/): run once to choose a default or an option; its numbers describe
+the code of the day it ran (benchmarks/RESULTS.md names the commit), and it is not rerun as the code changes.
+
+    python benchmarks/studies/ensemble_vs_single.py RUN_DIR [RUN_DIR ...] --threads 1
 
 The run's dev split and test rows are the ones it ran on (read back from its config, whose seed also drew a
 scoreboard run's test sample; the sample's size is given with ``--test-cap``). The best single prompt is the
 leaderboard's first non-ensemble entry (dev ranked it); it is scored on test here, once, for the report only. The winner's per-example test outcomes
 come from the run's ``test.jsonl`` (read as ``export`` reads it); the two are paired on the same rows (exact McNemar for accuracy).
-Prints a table and writes ``benchmarks/results/ensemble_vs_single.json``.
+Prints a table and writes ``benchmarks/results/ensemble_vs_single-YYYY-MM-DD.json`` (today).
 """
 
 from __future__ import annotations
@@ -15,7 +18,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import common
+if __package__:  # benchmarks.studies.ensemble_vs_single: the tests, python -m
+    from .. import common
+else:  # python benchmarks/studies/ensemble_vs_single.py
+    import _benchmarks  # noqa: F401  (puts benchmarks/ on the path)
+    import common
 
 
 def compare(run_dir: Path, model, test_cap: int | None) -> dict:
@@ -53,7 +60,7 @@ def main(argv=None) -> int:
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--test-cap", type=int, default=None, help="Test rows the run used (a seeded sample), if capped.")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--out", default=str(common.RESULTS / "ensemble_vs_single.json"))
+    parser.add_argument("--out", default=str(common.result_path("ensemble_vs_single")))
     args = parser.parse_args(argv)
     from promptsearch.errors import PromptSearchError
 
@@ -67,7 +74,7 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"{r['task']:<8} {r['n']:>5} {r['ensemble_test']:>9.3f} {r['single_test']:>7.3f}  {r['difference']:>+7.3f} "
               f"{r['p_value']:>9.2g}  {r['single']}")
-    common.write_json(args.out, {"command": "python benchmarks/ensemble_vs_single.py " + " ".join(sys.argv[1:] if argv is None else argv),
+    common.write_json(args.out, {"command": "python benchmarks/studies/ensemble_vs_single.py " + " ".join(sys.argv[1:] if argv is None else argv),
                                  "machine": common.machine(args.threads), "rows": rows})
     return 0
 
