@@ -34,10 +34,10 @@ from pathlib import Path
 
 try:
     import protocol
-    from common import RESULTS, add_data_argument, data_root, load_model, machine, write_json
+    from common import add_data_argument, data_root, load_model, machine, result_path, write_json
 except ImportError:  # imported as benchmarks.fewshot
     from benchmarks import protocol
-    from benchmarks.common import RESULTS, add_data_argument, data_root, load_model, machine, write_json
+    from benchmarks.common import add_data_argument, data_root, load_model, machine, result_path, write_json
 
 BASELINES = ("seed", "hand", "icl-random", "icl-nearest")
 
@@ -74,15 +74,30 @@ def run_baselines(name: str, task, model) -> dict:
     return {k: score_rows(scorer, pooled, c, task.test) for k, c in baseline_candidates(name, task).items()}
 
 
-def run_default(task, extra: dict, model, draw: int, selection: str, max_evals: int, workdir: Path) -> dict:
+# Variants of the default for the project's design questions, measured on the development split: "SELECTION" or
+# "SELECTION:TWEAK" with a tweak below (each the alternative to a default, set for that run only).
+TWEAKS = {
+    "rules-last": {"options": {"clarify": {"rules_first": False}}},  # clarify: drawn demonstrations before the rules
+    "first-turn-4": {"first_turn": 4},  # bandit: a first turn of 4 proposals, not a whole round of 8
+}
+
+
+def run_default(task, extra: dict, model, draw: int, variant: str, max_evals: int, workdir: Path) -> dict:
     import promptsearch as ps
     from promptsearch import runner
     from promptsearch.candidate import Candidate
+    from promptsearch.search import bandit
 
-    run_dir = workdir / f"{task.name}-{draw}-{selection}"
+    selection, _, tweak = variant.partition(":")
+    spec = TWEAKS[tweak] if tweak else {}
+    run_dir = workdir / f"{task.name}-{draw}-{variant.replace(':', '-')}"
     started = time.monotonic()
-    result = ps.search(task, model, budget=ps.Budget(max_evals=max_evals), run_dir=run_dir, seed=draw,
-                       selection=selection)
+    bandit.FIRST_TURN = spec.get("first_turn")
+    try:
+        result = ps.search(task, model, budget=ps.Budget(max_evals=max_evals), run_dir=run_dir, seed=draw,
+                           selection=selection, options=spec.get("options"))
+    finally:
+        bandit.FIRST_TURN = None
     seconds = time.monotonic() - started
     s = result.summary
     best = Candidate.from_json(s["best"])
@@ -178,6 +193,8 @@ def main(argv=None) -> int:
     p.add_argument("--variants", default="auto", help="selection modes of the default run, comma-separated")
     p.add_argument("--max-evals", type=int, default=800)
     p.add_argument("--no-baselines", action="store_true")
+    p.add_argument("--test-rows", type=int, default=None, help="fewer test rows (design-question variants: their test "
+                   "score is not looked at; the development split decides)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None)
     p.add_argument("--merge", nargs="*", default=None, help="merge result files (same protocol) into one table")
@@ -189,21 +206,26 @@ def main(argv=None) -> int:
         variants = sorted({m.split("/", 1)[1] for r in results for m in r["methods"] if m.startswith("default/")})
         text, summary = table(results, variants)
         print(text)
-        out = Path(args.out or RESULTS / f"fewshot-{date.today()}.json")
+        out = Path(args.out or result_path("fewshot"))
         write_json(out, {"merged_from": args.merge, "results": results, "summary": summary,
                          "vs_best_baseline": comparisons(results, variants)})
         return 0
     model = load_model(args.threads)
-    out = Path(args.out or RESULTS / f"fewshot-{date.today()}.json")
+    out = Path(args.out or result_path("fewshot"))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__file__).parent).stdout.strip()
     record = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if argv is None else "fewshot.py",
               "date": str(date.today()), "commit": commit, "machine": machine(args.threads),
               "model": getattr(model, "dtype_name", ""), "max_evals": args.max_evals, "results": []}
     with tempfile.TemporaryDirectory(prefix="fewshot-") as tmp:
-        for name in [t for t in args.tasks.split(",") if t]:
-            for index in range(args.first_draw, args.first_draw + args.draws):
+        # draw by draw across the tasks, so a run stopped early still covers every task
+        for index in range(args.first_draw, args.first_draw + args.draws):
+            for name in [t for t in args.tasks.split(",") if t]:
                 task, extra = protocol.draw(name, index, data_root(args.data))
+                if args.test_rows:
+                    from dataclasses import replace
+
+                    task = replace(task, test=task.test[: args.test_rows])
                 row = {"task": name, "draw": index, "test_rows": len(task.test), "methods": {}}
                 started = time.monotonic()
                 if not args.no_baselines:

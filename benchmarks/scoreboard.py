@@ -125,7 +125,10 @@ def run_one(task, spec: str, model, run_dir: Path, budget: dict, seed: int, opti
     config = runner.make_config(task=task.source, strategies=chain, seed=seed, top_k=top_k, budget=budget,
                                 racing=racing, batch_size=batch_size,
                                 schedule=runner.DEFAULT_SCHEDULE if spec == "default" else "even",
-                                options={k: v for k, v in options.items() if k in chain})
+                                options={k: v for k, v in options.items() if k in chain},
+                                # the scoreboard's rows are its dev sample alone, as before selection.py (which
+                                # benchmarks/fewshot.py measures): its numbers stay comparable across days
+                                selection="dev")
     scorer = Scorer(model, batch_size=batch_size)
     if warm:
         seed_cand = Candidate(task.seed_prompt)

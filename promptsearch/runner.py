@@ -208,7 +208,7 @@ def load_parts(config: dict, task=None, named=None):
     from someone else cannot send the API key to its own server. None: the config came from the command line."""
     from .scoring import Scorer
 
-    task = task or load_task_of(config)
+    task = task or load_task_of(config, prepared=False)  # runner.run prepares it (selection.py), once
     for key in ("model", "proposer"):
         require_named(config.get(key), named, key)
     model = load_configured_model(config, config["model"], (config.get("served") or {}).get("model_name"))

@@ -119,7 +119,7 @@ def test_show_examples_of_the_best_on_dev_and_test(small_run):
     assert shown["prompt"]["id"] == s["best"]["id"] and len(shown["examples"]) == 30
     assert sum(row["correct"] for row in shown["examples"]) / 30 == pytest.approx(s["best"]["test"]["score"])
     text = invoke("show", str(out), "--examples", "4").output
-    assert "dev outputs: 4 of 30 examples shown" in text
+    assert f"dev outputs: 4 of {s['seed']['dev']['n']} examples shown" in text
 
 
 def test_show_test_outputs_of_an_untested_prompt_is_one_line(small_run):

@@ -35,7 +35,7 @@ def searched(tiny_dir, small_task_dir, tmp_path_factory):
     model = ps.load_model(tiny_dir, device="cpu", dtype="float32")  # same numbers on any host
     task = ps.load_task(small_task_dir)
     result = ps.search(task, model, budget=ps.Budget(max_evals=900), run_dir=root / "run",
-                       strategies=["clarify", "ensemble"], seed_prompt=PROMPT,
+                       strategies=["clarify", "ensemble"], seed_prompt=PROMPT, selection="dev",  # held-out: test_selection
                        options={"clarify": {"draws": 0, "rounds": 1, "demo_rules": ["similar:2", "balanced:1"]}})
     return root, model, task, result
 

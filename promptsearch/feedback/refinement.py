@@ -84,6 +84,7 @@ def refine(parent_dir, out=None, weight: float = 0.5, edit_map=None, model_edits
     pconfig = runner.read_config(parent)
     parts = parts or runner.load_parts(pconfig, named=list(named))
     task, _, inner = parts
+    task = runner.prepare_task(task, pconfig)  # the rows the parent run scored on (selection.py)
     blendable(task)
     ratings = with_scores(ratings, task)
     mapping = load_edit_map(edit_map) if edit_map else None
@@ -120,6 +121,7 @@ def _run_and_explain(store: RunStore, parts, progress: bool, named=()) -> dict:
     with store.locked():  # held from the run through the summary with the explanation
         task, _, inner = parts = parts or runner.load_parts(runner.read_config(store), named=list(named))
         summary = runner.run(None, store.dir, resume=True, progress=progress, parts=parts)
+        task = runner.prepare_task(task, runner.read_config(store))  # as the run saw it (selection.py)
         summary["refine"] = explanation(store, task, blended_scorer(store, task, inner))
         store.write_summary(summary)
         return summary

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from .schedules import MAX_STALLS, run_stage
 
 log = logging.getLogger(__name__)
+FIRST_TURN = None  # proposals in a strategy's first turn; None: a whole round (the search's batch_size)
 PULL = 4  # proposals per turn after the first: small, so that the run follows the strategy that leads closely
 PATIENCE = 3  # a strategy waits at most this many turns
 FINAL_MAX_SHARE = 1 / 3  # a final strategy's reserve is kept only up to this share of max_evals
@@ -93,7 +94,7 @@ def run(search) -> None:
         if arm.started_on is None:
             strategy.start(ctx)
             arm.started_on = leader
-        size = search.batch_size if arm.pulls == 0 else PULL
+        size = (FIRST_TURN or search.batch_size) if arm.pulls == 0 else PULL
         fresh = search.ask(strategy, ctx, size)
         if fresh is None and arm.started_on != leader:  # done, but the leader moved on: begin again from it
             strategy.start(ctx)
