@@ -61,8 +61,13 @@ def export_run(run_dir: str | Path, out: str | Path, rank: int = 1, parts=None, 
             scorer.register_soft_prompt(best.soft, load(soft_bytes)["prompt_embeddings"])
     results = {c.id: logged.get(c.id) or scorer.evaluate(task, c, task.test) for c in (best, seed)}
     words = {c.id: c.label_words or task.label_words for c in (best, seed)}
-    dev = {c.id: summarize(task.metric, scorer.evaluate(task, c, task.dev), task.dev, words[c.id]).to_json()
-           for c in (best, seed)} if refined else {best.id: row["dev"], seed.id: summary["seed"]["dev"]}
+    from .selection import kept
+
+    def on_dev(c):  # as the search scored it: without the train rows the prompt shows (selection.py)
+        rows = [task.dev[i] for i in kept(task, c, task.dev)]
+        return summarize(task.metric, scorer.evaluate(task, c, rows), rows, words[c.id]).to_json()
+
+    dev = {c.id: on_dev(c) for c in (best, seed)} if refined else {best.id: row["dev"], seed.id: summary["seed"]["dev"]}
     score = {c.id: summarize(task.metric, results[c.id], task.test, words[c.id]).to_json() for c in (best, seed)}
     rows = {c.id: outcomes(results[c.id], task.test, words[c.id]) for c in (best, seed)}
     out = Path(out)

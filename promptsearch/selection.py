@@ -83,6 +83,14 @@ def _balanced_order(rows: list, rng: random.Random) -> list:
 
 # ---- cross-fitting: a prompt is never scored on a row it shows -------------------------------------------------
 
+def kept(task, candidate, examples, shown: Shown | None = None) -> list[int]:
+    """Indices of the examples the candidate is scored on: all, but the train rows it shows (prepared tasks)."""
+    if task.selection in ("", "dev"):
+        return list(range(len(examples)))
+    flags = (shown or Shown(task)).rows(candidate, examples)
+    return [i for i, f in enumerate(flags) if not f]
+
+
 class Shown:
     """Which train rows a candidate shows (in its text, or through a fixed ``balanced`` demonstrations rule), so
     the objective leaves them out of that candidate's score. ``similar`` rules never pick a row with the input
@@ -98,14 +106,12 @@ class Shown:
         flags = [False] * len(examples)
         if not self.train_keys or not any(ex.key in self.train_keys for ex in examples):
             return flags
-        texts = [m.prompt for m in (candidate.members or (candidate,))]
-        drawn = set().union(*(self._drawn(m.demos) for m in (candidate.members or (candidate,))))
-        from .template import escape
-
+        members = candidate.members or (candidate,)
+        drawn = set().union(*(self._drawn(m.demos) for m in members))
         for i, ex in enumerate(examples):
             if ex.key in self.train_keys:
-                shown = escape(ex.input)
-                flags[i] = ex.key in drawn or any(shown in t for t in texts)
+                words = (m.label_words or self.task.label_words for m in members)
+                flags[i] = ex.key in drawn or any(_demonstrated(m.prompt, ex, w) for m, w in zip(members, words))
         return flags
 
     def _drawn(self, rule) -> set:
@@ -117,3 +123,21 @@ class Shown:
             kind, count, draw = demos.parse(rule)
             self._balanced[rule] = {ex.key for ex in demos.balanced(demos.pool(self.task), self.task, count, draw)}
         return self._balanced[rule]
+
+
+ANSWER_WITHIN = 400  # characters after a shown input in which its answer must follow (a demonstration block)
+
+
+def _demonstrated(prompt: str, ex, words) -> bool:
+    """Whether the prompt text shows this row as a demonstration: its input, as a whole phrase, followed closely by
+    its answer (so an input that is a common word, "the" in an instruction, does not count as shown)."""
+    import re
+
+    from .template import escape
+
+    answers = [words[ex.label]] if words and ex.label is not None and ex.label < len(words) else list(ex.answers)
+    for match in re.finditer(r"(?<!\w)" + re.escape(escape(ex.input)) + r"(?!\w)", prompt):
+        after = prompt[match.end(): match.end() + ANSWER_WITHIN]
+        if any(re.search(r"(?<!\w)" + re.escape(escape(a)) + r"(?!\w)", after) for a in answers if a):
+            return True
+    return False

@@ -448,7 +448,8 @@ def test_refine_run_exports_the_plain_metric_not_the_blend(cls_run, tiny, tmp_pa
     plain = Scorer(tiny).evaluate(task, art.candidate(), task.test)
     assert art.test_outcomes["scores"] == [r.score for r in plain] and set(art.test_outcomes["scores"]) <= {0.0, 1.0}
     assert art.scores["test"]["score"] == sum(r.score for r in plain) / len(plain)
-    assert art.scores["dev"]["n"] == len(task.dev) and art.scores["paired_test"]["test"] == "exact McNemar"
+    run_task = runner.prepare_task(task, runner.read_config(RunStore.open(refined)))  # as the run saw it
+    assert art.scores["dev"]["n"] == len(run_task.dev) and art.scores["paired_test"]["test"] == "exact McNemar"
     assert art.provenance["feedback"]["weight"] == 0.3
 
 

@@ -72,7 +72,7 @@ def test_a_stage_stalls_after_its_share_of_evaluations_without_a_gain(tiny, task
 def test_adaptive_run_hands_over_and_replays_on_resume(tiny, task, tmp_path):
     config = runner.make_config(task="sst2-mini", strategies=["templates", "clarify"], schedule="adaptive",
                                 options={"templates": {"search_labels": False}},
-                                budget={"max_evals": 1500, "max_seconds": None}, selection="dev")
+                                budget={"max_evals": 1500, "max_seconds": None})
     full = runner.run(config, tmp_path / "a", parts=(task, tiny, Scorer(tiny)))
     stages = full["stages"]
     assert full["schedule"] == "adaptive" and [st["strategy"] for st in stages] == ["templates", "clarify"]
@@ -181,7 +181,8 @@ def test_bandit_run_gives_the_leading_strategy_the_turns(tiny, task):
 def test_bandit_run_resumes_to_the_same_turns(tiny, task, tmp_path):
     config = runner.make_config(task="sst2-mini", strategies=["templates", "clarify"], schedule="bandit",
                                 options={"templates": {"search_labels": False}},
-                                budget={"max_evals": 1500, "max_seconds": None})
+                                budget={"max_evals": 1500, "max_seconds": None},
+                                selection="dev")  # turns on dev alone, as the test was set up
     full = runner.run(config, tmp_path / "a", parts=(task, tiny, Scorer(tiny)))
     assert full["schedule"] == "bandit" and [st["strategy"] for st in full["stages"]] == ["templates", "clarify"]
     assert all(st["pulls"] >= 2 for st in full["stages"])

@@ -156,8 +156,11 @@ def explain(board, order, scorer: BlendedScorer, task, estimates, edits, model, 
     old = {r["id"]: r for r in estimates}
     shown = board[:10] + [row for row in board[10:] if row[0].id in old]
     moves = []
+    from ..selection import kept
+
     for c, rung, blended in shown:
-        d = scorer.details(task, c, order[:rung])
+        rows = order[:rung]
+        d = scorer.details(task, c, [rows[i] for i in kept(task, c, rows)])  # as the search scored it (cross-fitted)
         o = old.get(c.id)
         why = []
         if o and o["rating_source"].startswith("rated"):

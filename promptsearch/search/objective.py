@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..candidate import Candidate
 from ..metrics import summarize
 from ..stats import outcomes, paired_test
-from ..selection import Shown
+from ..selection import Shown, kept
 from .racing import dev_order
 
 
@@ -58,10 +58,9 @@ class SingleTask:
         if task.selection not in ("", "dev"):
             if getattr(self, "_shown", None) is None or self._shown.task is not task:
                 self._shown = Shown(task)
-            shown = self._shown.rows(c, examples)
-            if any(shown):
-                kept = [i for i, s in enumerate(shown) if not s]
-                results, examples = [results[i] for i in kept], [examples[i] for i in kept]
+            rows = kept(task, c, examples, self._shown)
+            if len(rows) < len(examples):
+                results, examples = [results[i] for i in rows], [examples[i] for i in rows]
         return summarize(task.metric, results, examples, c.label_words or task.label_words)
 
     def on_test(self, c: Candidate):
