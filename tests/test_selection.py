@@ -1,0 +1,110 @@
+"""selection.py: with few labelled rows, train rows score too (cross-fitted), and a held-out slice estimates the winner."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+from click.testing import CliRunner
+
+from promptsearch import runner, selection
+from promptsearch.candidate import Candidate
+from promptsearch.cli import main
+from promptsearch.scoring import Scorer
+from promptsearch.search import Budget, Search
+from promptsearch.task import Example, Task
+from promptsearch.testing import FakeModel
+
+WORDS = ("negative", "positive")
+
+
+def make_task(n_train=32, n_dev=32, n_test=20) -> Task:
+    def rows(prefix, n):
+        return tuple(Example(f"{prefix} review number {i} {'fine' if i % 2 else 'dull'}", WORDS[i % 2], label=i % 2)
+                     for i in range(n))
+
+    return Task("t", "classification", rows("train", n_train), rows("dev", n_dev), rows("test", n_test), "accuracy",
+                "Review: {input}\nLabel:", WORDS)
+
+
+def test_a_small_dev_split_gains_train_rows_and_holds_a_balanced_slice_out():
+    task = make_task()
+    prepared = selection.prepare(task, "auto", seed=0)
+    assert prepared.selection == "holdout"
+    held, chose, shown = ({ex.key for ex in s} for s in (prepared.holdout, prepared.dev, prepared.train))
+    assert len(held) == 16 and not held & (chose | shown)  # a quarter of 64, never seen by the search
+    assert sorted(ex.label for ex in prepared.holdout) == [0] * 8 + [1] * 8
+    assert len(prepared.dev) > len(task.dev) - 8 and chose & shown  # train rows score too
+    assert {ex.key for ex in task.train + task.dev} == held | chose | shown
+    assert selection.prepare(prepared, "auto", 0) is prepared  # preparing twice changes nothing
+    assert selection.prepare(task, "auto", 0) == prepared and selection.prepare(task, "auto", 1) != prepared
+
+
+def test_modes_and_a_large_dev_split():
+    task = make_task()
+    assert selection.prepare(task, "dev", 0).dev == task.dev and not selection.prepare(task, "dev", 0).holdout
+    labelled = selection.prepare(task, "labelled", 0)
+    assert not labelled.holdout and len(labelled.dev) == 64 and labelled.train == task.train
+    big = make_task(n_dev=400)
+    assert selection.prepare(big, "auto", 0).dev == big.dev and selection.prepare(big, "auto", 0).selection == "dev"
+    assert selection.prepare(big, "holdout", 0).holdout
+
+
+def copying_model():
+    """A model that copies: it answers a row right when the prompt shows that row with its answer, else guesses."""
+    def loglik(context, continuation):
+        *shown, asked = context.split("\n\n")
+        row = asked.split("\n")[0]
+        return 0.0 if any(row in block and block.endswith(continuation.strip()) for block in shown) else (
+            -1.0 if continuation.strip() == "negative" else -1.1)
+
+    return FakeModel(loglik=loglik)
+
+
+def test_a_prompt_is_never_scored_on_a_row_it_shows():
+    task = selection.prepare(make_task(), "holdout", 0)
+    scorer = Scorer(copying_model())
+    shown_rows = [ex for ex in task.dev if ex in task.train][:4]
+    demos = "\n\n".join(f"Review: {ex.input}\nLabel: {WORDS[ex.label]}" for ex in shown_rows)
+    plain, showing = Candidate(task.seed_prompt), Candidate(demos + "\n\n" + task.seed_prompt)
+    s = Search(task, scorer, [], Budget(max_evals=10_000))
+    for c in (plain, showing):
+        s.tell([c])
+    board = {t.candidate.id: t for t in s.leaderboard()}
+    full = len(task.dev)
+    s._score(board[showing.id], full)
+    s._score(board[plain.id], full)
+    scored_on = {c.id: s.objective(c, scorer.evaluate(task, c, list(task.dev)), list(task.dev)).n for c in (plain, showing)}
+    assert scored_on[plain.id] == full and scored_on[showing.id] == full - 4
+    # without cross-fitting the copying prompt would win on the rows it shows; with it, it ties the plain one
+    assert board[showing.id].rungs[full][0] == pytest.approx(board[plain.id].rungs[full][0])
+    # the balanced rule's drawn rows are left out the same way
+    rule = Candidate(task.seed_prompt, demos="balanced:2")
+    assert sum(selection.Shown(task).rows(rule, list(task.dev))) >= 1
+
+
+def test_a_common_word_input_is_not_counted_as_shown():
+    task = replace(make_task(), train=(Example("the", "negative", label=0),) + make_task().train)
+    task = selection.prepare(task, "labelled", 0)
+    row = next(ex for ex in task.train if ex.input == "the")
+    assert not selection.Shown(task).rows(Candidate("Say what the review feels.\nReview: {input}\nLabel:"), [row])[0]
+    assert selection.Shown(task).rows(Candidate("Review: the\nLabel: negative\n\nReview: {input}\nLabel:"), [row])[0]
+
+
+def test_the_run_reports_the_held_out_estimate_and_says_which(tiny_dir, small_task_dir, tmp_path):
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["run", "--model", tiny_dir, "--task", small_task_dir, "--strategy", "templates",
+                                  "--max-evals", "300", "--out", str(out), "--json"], catch_exceptions=False)
+    s = json.loads(r.stdout)
+    task = runner.load_task_of(json.loads((out / "config.json").read_text()))
+    assert s["estimate"]["which"] == "holdout" and s["estimate"]["n"] == len(task.holdout) == 18  # 25% of 40 + 30
+    assert s["estimate"]["score"] == s["best"]["holdout"]["score"] and "held-out" in s["estimate"]["note"]
+    assert s["seed"]["holdout"]["n"] == 18
+    text = CliRunner().invoke(main, ["show", str(out)]).output
+    assert "held-out" in text and "biased upward" in text
+
+
+def test_a_run_from_before_selection_resumes_on_dev_alone():
+    config = {k: v for k, v in runner.make_config(task="sst2-mini").items() if k != "selection"}
+    assert {**runner.make_config(), **runner.LEGACY, **config}["selection"] == "dev"
