@@ -234,15 +234,18 @@ def main(argv=None) -> int:
     common.add_data_argument(p)
     args = p.parse_args(argv)
     draws, many, test = (QUICK["draws"], QUICK["many"], QUICK["test"]) if args.quick else (args.draws, None, None)
-    start = time.time()
+    start, commit = time.time(), git_commit()  # the code that runs, not what HEAD is when it ends
     model = load_model(args.threads)
     table = probe_table(args.tasks.split(","), draws, model, many, test, data=common.data_root(args.data))
     print(render_table(table))
+    for t in table.values():
+        if t["note"]:
+            print(f"note: {t['note']}")
     today = datetime.date.today().isoformat()
     out = args.out or common.RESULTS / f"ceiling{'-quick' if args.quick else ''}-{today}.json"
     common.write_json(out, {
         "command": "python benchmarks/ceiling.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        "date": today, "git_commit": git_commit(), "machine": common.machine(args.threads),
+        "date": today, "git_commit": commit, "machine": common.machine(args.threads),
         "model": model.fingerprint, "seconds": round(time.time() - start, 1),
         "what": "logistic regression (standardized features) on the last-token hidden state of the input rendered "
                 "with the seed prompt; layer (middle or final, after the final norm) and C chosen by stratified "
