@@ -146,7 +146,7 @@ def table(results: list[dict], variants: list[str]) -> tuple[str, dict]:
     for name in dict.fromkeys(r["task"] for r in results):
         rows = [r for r in results if r["task"] == name]
         lines.append(f"\n{name} ({len(rows)} draws; test: {rows[0]['test_rows']} rows, the same every draw)")
-        lines.append(f"  {'method':<18} {'test mean ± sd':<16} {'devsplit':<10} {'dev (chose)':<12} {'estimate':<10} {'est-test':<9} dev-test")
+        lines.append(f"  {'method':<26} {'test mean ± sd':<16} {'devsplit':<10} {'dev (chose)':<12} {'estimate':<10} {'est-test':<9} dev-test")
         task_summary = {}
         for m in methods:
             cells = [r["methods"].get(m) for r in rows if r["methods"].get(m)]
@@ -154,16 +154,63 @@ def table(results: list[dict], variants: list[str]) -> tuple[str, dict]:
                 continue
             t = mean_std([c["test"]["score"] if "test" in c else c["score"] for c in cells])
             entry = {"test_mean": t[0], "test_sd": t[1], "draws": len(cells)}
-            line = f"  {m:<18} {t[0]:.3f} ± {t[1]:.3f}    "
+            # a design question's variant is decided on the development split; its test score is not looked at
+            line = f"  {m:<26} {'(not looked at)' if ':' in m else f'{t[0]:.3f} ± {t[1]:.3f}'}    "
+            if ":" in m:
+                entry.pop("test_mean"), entry.pop("test_sd")
             if m.startswith("default"):
                 ds, dv, es = (mean_std([c[k]["score"] for c in cells]) for k in ("devsplit", "dev", "estimate"))
                 eg, dg = mean_std([c["estimate_gap"] for c in cells]), mean_std([c["dev_gap"] for c in cells])
                 entry.update(devsplit_mean=ds[0], dev_mean=dv[0], estimate_mean=es[0], estimate_gap=eg[0], dev_gap=dg[0])
-                line += f"{ds[0]:<10.3f} {dv[0]:<12.3f} {es[0]:<10.3f} {eg[0]:<+9.3f} {dg[0]:+.3f}"
+                line += f"{ds[0]:<10.3f} {dv[0]:<12.3f} {es[0]:<10.3f}"
+                line += "" if ":" in m else f" {eg[0]:<+9.3f} {dg[0]:+.3f}"
+                if ":" in m:
+                    entry.pop("estimate_gap"), entry.pop("dev_gap")
             lines.append(line)
             task_summary[m] = entry
         summary[name] = task_summary
     return "\n".join(lines), summary
+
+
+def targets(results: list[dict], summary: dict, variant: str, ceiling: dict | None) -> tuple[str, dict]:
+    """Issue #34's targets for one default variant: against the best prompt baseline (pooled paired test over
+    draws and tasks), against the probe on the same labelled rows (every task) and the 2,000-row probe (mean over
+    the classification tasks), and the estimate's gap to test (mean over draws)."""
+    key, lines, out = f"default/{variant}", [], {}
+    tasks = [t for t in summary if key in summary[t]]
+    pairs_a, pairs_b = [], []
+    for t in tasks:
+        rows = [r for r in results if r["task"] == t and key in r["methods"]]
+        known = [b for b in BASELINES if b in summary[t]]
+        if not known:
+            continue
+        best = max(known, key=lambda b: summary[t][b]["test_mean"])
+        pairs_a += [r["methods"][best]["outcomes"] for r in rows]
+        pairs_b += [r["methods"][key]["test"]["outcomes"] for r in rows]
+    pooled = pooled_paired(pairs_a, pairs_b)
+    out["vs_best_baseline_pooled"] = pooled
+    if pooled:
+        lines.append(f"{key} vs each task's best prompt baseline, pooled over {len(pairs_a)} task-draws: "
+                     f"{pooled['difference']:+.3f} (sign-flip p={pooled['p_value']:.3f})")
+    gaps = [c["estimate_gap"] for r in results for m, c in r["methods"].items() if m == key]
+    if gaps:
+        out["estimate_gap_mean"] = sum(gaps) / len(gaps)
+        out["estimate_abs_gap_task_means"] = {t: summary[t][key]["estimate_gap"] for t in tasks}
+        lines.append(f"{key}: estimate - test, mean over {len(gaps)} task-draws: {out['estimate_gap_mean']:+.3f}; "
+                     "per task " + ", ".join(f"{t} {summary[t][key]['estimate_gap']:+.3f}" for t in tasks))
+    if ceiling:
+        probe = {t: ceiling["tasks"][t] for t in tasks if t in ceiling.get("tasks", {})}
+        for t, c in probe.items():
+            mine = summary[t][key]["test_mean"]
+            lines.append(f"{t}: {key} {mine:.3f} vs probe on the same rows {c['few_mean']:.3f} "
+                         f"({'beats' if mine > c['few_mean'] else 'does not beat'}), vs 2,000-row probe "
+                         f"{c['many']['accuracy']:.3f} ({mine - c['many']['accuracy']:+.3f})")
+        if probe:
+            gap = sum(summary[t][key]["test_mean"] - c["many"]["accuracy"] for t, c in probe.items()) / len(probe)
+            out["vs_many_probe_mean"] = gap
+            out["beats_few_probe"] = {t: summary[t][key]["test_mean"] > c["few_mean"] for t, c in probe.items()}
+            lines.append(f"{key} minus the 2,000-row probe, mean over {len(probe)} tasks: {gap:+.3f}")
+    return "\n".join(lines), out
 
 
 def comparisons(results: list[dict], variants: list[str]) -> dict:
@@ -178,11 +225,24 @@ def comparisons(results: list[dict], variants: list[str]) -> dict:
                 continue
             means = {b: sum(r["methods"][b]["score"] for r in rows) / len(rows)
                      for b in BASELINES if all(b in r["methods"] for r in rows)}
+            if not means:
+                continue
             best = max(means, key=means.get)
             per_task[name] = {"best_baseline": best, **pooled_paired([r["methods"][best]["outcomes"] for r in rows],
                                                                      [r["methods"][key]["test"]["outcomes"] for r in rows])}
         out[key] = per_task
     return out
+
+
+def _ceiling(path: str | None) -> dict | None:
+    try:
+        from common import latest
+    except ImportError:
+        from benchmarks.common import latest
+    try:
+        return json.loads(Path(path or latest("ceiling")).read_text())
+    except FileNotFoundError:
+        return None
 
 
 def main(argv=None) -> int:
@@ -198,17 +258,29 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None)
     p.add_argument("--merge", nargs="*", default=None, help="merge result files (same protocol) into one table")
+    p.add_argument("--ceiling", default=None, help="ceiling.py's result file, for the probe comparisons "
+                   "(default: the newest)")
     add_data_argument(p)
     args = p.parse_args(argv)
     variants = [v for v in args.variants.split(",") if v]
     if args.merge:
-        results = [r for f in args.merge for r in json.loads(Path(f).read_text())["results"]]
+        merged: dict = {}  # one row per task and draw, the methods of every file together
+        for f in args.merge:
+            for r in json.loads(Path(f).read_text())["results"]:
+                row = merged.setdefault((r["task"], r["draw"]), {**r, "methods": {}})
+                row["methods"].update(r["methods"])
+                row["test_rows"] = max(row["test_rows"], r["test_rows"])
+        results = list(merged.values())
         variants = sorted({m.split("/", 1)[1] for r in results for m in r["methods"] if m.startswith("default/")})
         text, summary = table(results, variants)
         print(text)
-        out = Path(args.out or result_path("fewshot"))
-        write_json(out, {"merged_from": args.merge, "results": results, "summary": summary,
-                         "vs_best_baseline": comparisons(results, variants)})
+        record = {"merged_from": args.merge, "results": results, "summary": summary,
+                  "vs_best_baseline": comparisons(results, variants), "targets": {}}
+        ceiling = _ceiling(args.ceiling)
+        for v in [v for v in variants if ":" not in v]:  # design variants: development split only
+            lines, record["targets"][v] = targets(results, summary, v, ceiling)
+            print("\n" + lines)
+        write_json(Path(args.out or result_path("fewshot")), record)
         return 0
     model = load_model(args.threads)
     out = Path(args.out or result_path("fewshot"))
