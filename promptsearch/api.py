@@ -170,7 +170,7 @@ class SearchResult:
     def _prompt(self, record: dict) -> Prompt:
         return Prompt.from_candidate(Candidate.from_json(record), self._task, self._chat,
                                      self.summary.get("max_new_tokens"),
-                                     {k: record[k] for k in ("dev", "test") if k in record})
+                                     {k: record[k] for k in ("dev", "holdout", "test") if k in record})
 
     @property
     def best(self) -> Prompt:
@@ -183,6 +183,12 @@ class SearchResult:
     @property
     def leaderboard(self) -> list[dict]:
         return list(self.summary["leaderboard"])
+
+    @property
+    def estimate(self) -> dict:
+        """What to expect of ``best`` on new rows: its score on the held-out labelled rows when the run kept some
+        (``which``: ``holdout``), else its dev score, which the choice among many prompts biases upward (``dev``)."""
+        return dict(self.summary.get("estimate") or {"which": "dev", **self.summary["best"]["dev"]})
 
     def export(self, path: str | Path, rank: int = 1) -> Prompt:
         """Write the ``rank``-th prompt as an artifact file (what ``promptsearch export`` writes); returns it
