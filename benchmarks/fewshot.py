@@ -307,7 +307,9 @@ def main(argv=None) -> int:
                 row["seconds"] = round(time.monotonic() - started, 1)
                 record["results"].append(row)
                 write_json(out, record)  # after every draw: a killed run keeps what it finished
-                shown = {m: round((c["test"]["score"] if "test" in c else c["score"]), 3) for m, c in row["methods"].items()}
+                # design variants show their development-split score: their test score is not looked at
+                shown = {m: round(c["devsplit"]["score"] if ":" in m else c["test"]["score"] if "test" in c else c["score"], 3)
+                         for m, c in row["methods"].items()}
                 print(f"{name} draw {index}: {shown} ({row['seconds']} s)", flush=True)
     text, summary = table(record["results"], variants)
     record["summary"], record["vs_best_baseline"] = summary, comparisons(record["results"], variants)
