@@ -257,6 +257,8 @@ def main(argv=None) -> int:
                    "score is not looked at; the development split decides)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None)
+    p.add_argument("--keep-runs", default=None, help="a folder to keep the run directories in (for "
+                   "analyses/winner_estimates.py); default: a temporary folder, removed at the end")
     p.add_argument("--merge", nargs="*", default=None, help="merge result files (same protocol) into one table")
     p.add_argument("--ceiling", default=None, help="ceiling.py's result file, for the probe comparisons "
                    "(default: the newest)")
@@ -290,6 +292,7 @@ def main(argv=None) -> int:
               "date": str(date.today()), "commit": commit, "machine": machine(args.threads),
               "model": getattr(model, "dtype_name", ""), "max_evals": args.max_evals, "results": []}
     with tempfile.TemporaryDirectory(prefix="fewshot-") as tmp:
+        tmp = args.keep_runs or tmp
         # draw by draw across the tasks, so a run stopped early still covers every task
         for index in range(args.first_draw, args.first_draw + args.draws):
             for name in [t for t in args.tasks.split(",") if t]:
