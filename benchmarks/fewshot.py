@@ -185,6 +185,7 @@ def targets(results: list[dict], summary: dict, variant: str, ceiling: dict | No
         if not known:
             continue
         best = max(known, key=lambda b: summary[t][b]["test_mean"])
+        rows = [r for r in rows if best in r["methods"]]  # the same draws on both sides
         pairs_a += [r["methods"][best]["outcomes"] for r in rows]
         pairs_b += [r["methods"][key]["test"]["outcomes"] for r in rows]
     pooled = pooled_paired(pairs_a, pairs_b)
@@ -211,6 +212,41 @@ def targets(results: list[dict], summary: dict, variant: str, ceiling: dict | No
             out["beats_few_probe"] = {t: summary[t][key]["test_mean"] > c["few_mean"] for t, c in probe.items()}
             lines.append(f"{key} minus the 2,000-row probe, mean over {len(probe)} tasks: {gap:+.3f}")
     return "\n".join(lines), out
+
+
+def on_devsplit(results: list[dict], a: str, b: str) -> dict:
+    """Method b against method a on the development split, over the task-draws both ran: the mean difference
+    and, per task, the mean difference (what a design question is decided on)."""
+    pairs = [(r["task"], r["methods"][b]["devsplit"]["score"] - r["methods"][a]["devsplit"]["score"])
+             for r in results if a in r["methods"] and b in r["methods"]]
+    if not pairs:
+        return {}
+    by_task: dict = {}
+    for t, d in pairs:
+        by_task.setdefault(t, []).append(d)
+    return {"b": b, "a": a, "task_draws": len(pairs), "mean_difference": sum(d for _, d in pairs) / len(pairs),
+            "better_in": sum(d > 0 for _, d in pairs), "worse_in": sum(d < 0 for _, d in pairs),
+            "per_task": {t: sum(ds) / len(ds) for t, ds in by_task.items()}}
+
+
+def markdown(summary: dict, ceiling: dict | None) -> str:
+    """One Markdown table per task: each method's test mean ± sd over draws, and the default's other columns."""
+    out = []
+    for name, methods in summary.items():
+        out += [f"**{name}**", "", "| method | test, mean ± sd over draws | development split | dev (chose it) | "
+                "estimate | estimate − test |", "|---|---|---|---|---|---|"]
+        for m, e in methods.items():
+            test = f"{e['test_mean']:.3f} ± {e['test_sd']:.3f}" if "test_mean" in e else "(not looked at)"
+            cells = [f"{e[k]:.3f}" if k in e else "" for k in ("devsplit_mean", "dev_mean", "estimate_mean")]
+            gap = f"{e['estimate_gap']:+.3f}" if "estimate_gap" in e else ""
+            out.append(f"| {m} ({e['draws']} draws) | {test} | {' | '.join(cells)} | {gap} |")
+        if ceiling and name in ceiling.get("tasks", {}):
+            c = ceiling["tasks"][name]
+            out.append(f"| probe, same labelled rows | {c['few_mean']:.3f} ± {c['few_std']:.3f} | | | | |")
+            out.append(f"| probe, {c['many']['n'] if 'n' in c['many'] else 2000}-row test; 2,000 rows | "
+                       f"{c['many']['accuracy']:.3f} | | | | |")
+        out.append("")
+    return "\n".join(out)
 
 
 def comparisons(results: list[dict], variants: list[str]) -> dict:
@@ -282,7 +318,18 @@ def main(argv=None) -> int:
         for v in [v for v in variants if ":" not in v]:  # design variants: development split only
             lines, record["targets"][v] = targets(results, summary, v, ceiling)
             print("\n" + lines)
-        write_json(Path(args.out or result_path("fewshot")), record)
+        record["development_split"] = []
+        for v in variants:  # each variant against the default it changes, on the development split
+            base = v.split(":")[0] if ":" in v else "auto"
+            if v != base:
+                d = on_devsplit(results, f"default/{base}", f"default/{v}")
+                record["development_split"].append(d)
+                if d:
+                    print(f"development split: {d['b']} - {d['a']} = {d['mean_difference']:+.3f} over {d['task_draws']} "
+                          f"task-draws (better in {d['better_in']}, worse in {d['worse_in']}); per task "
+                          + ", ".join(f"{t} {x:+.3f}" for t, x in d["per_task"].items()))
+        out = write_json(Path(args.out or result_path("fewshot")), record)
+        out.with_suffix(".md").write_text(markdown(summary, ceiling), encoding="utf-8")
         return 0
     model = load_model(args.threads)
     out = Path(args.out or result_path("fewshot"))

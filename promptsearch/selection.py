@@ -26,7 +26,7 @@ from dataclasses import replace
 
 from .errors import PromptSearchError
 
-MODES = ("auto", "holdout", "labelled", "dev")
+MODES = ("auto", "holdout", "holdout-dev", "labelled", "dev")
 SMALL_DEV = 200  # below this many dev rows, selection noise (+-7 points at 200, +-15 at 32) is worth the extra rows
 HOLDOUT_SHARE = 0.25
 HOLDOUT_MIN = 8
@@ -53,14 +53,14 @@ def prepare(task, mode: str = "auto", seed: int = 0):
         return replace(task, selection="dev")
     rng = random.Random(f"selection:{seed}")
     train, dev, holdout = list(task.train), list(task.dev), []
-    if mode == "holdout":
+    if mode in ("holdout", "holdout-dev"):
         labelled = _balanced_order(train + dev, rng)
         size = min(HOLDOUT_MAX, max(HOLDOUT_MIN, round(HOLDOUT_SHARE * len(labelled))))
         held = {id(ex) for ex in labelled[:size]}
         holdout = [ex for ex in train + dev if id(ex) in held]
         train = [ex for ex in train if id(ex) not in held]
         dev = [ex for ex in dev if id(ex) not in held]
-    if len(task.dev) < SMALL_DEV:
+    if len(task.dev) < SMALL_DEV and mode != "holdout-dev":  # holdout-dev: what is left of dev alone chooses
         known = {ex.key for ex in dev}
         extra = [ex for ex in _balanced_order(train, rng) if ex.key not in known][: max(len(dev), HOLDOUT_MIN)]
         dev = dev + extra

@@ -46,6 +46,9 @@ def test_modes_and_a_large_dev_split():
     assert selection.prepare(task, "dev", 0).dev == task.dev and not selection.prepare(task, "dev", 0).holdout
     labelled = selection.prepare(task, "labelled", 0)
     assert not labelled.holdout and len(labelled.dev) == 64 and labelled.train == task.train
+    held = selection.prepare(task, "holdout-dev", 0)  # held out, and what is left of dev alone chooses
+    assert len(held.holdout) == 16 and {ex.key for ex in held.dev} <= {ex.key for ex in task.dev}
+    assert not {ex.key for ex in held.holdout} & {ex.key for ex in held.dev + held.train}
     big = make_task(n_dev=400)
     assert selection.prepare(big, "auto", 0).dev == big.dev and selection.prepare(big, "auto", 0).selection == "dev"
     assert selection.prepare(big, "holdout", 0).holdout

@@ -199,7 +199,7 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
               "a path or http(s) URL (default: the scored model).")
 @click.option("--plain", is_flag=True, help="Only prompts whose text alone is the whole prompt (no calibration, no "
               "demonstration rule, no ensemble): for pasting the result into a generation API.")
-@click.option("--selection", type=click.Choice(["auto", "holdout", "labelled", "dev"]), default="auto", show_default=True,
+@click.option("--selection", type=click.Choice(["auto", "holdout", "holdout-dev", "labelled", "dev"]), default="auto", show_default=True,
               help="Which labelled rows choose the prompt: with a small dev split (auto), train rows score too and a "
               "quarter of the rows is held out to estimate the winner honestly (holdout); labelled: train rows score, "
               "nothing held out; dev: dev alone.")
