@@ -78,7 +78,8 @@ def run_baselines(name: str, task, model) -> dict:
 # "SELECTION:TWEAK" with a tweak below (each the alternative to a default, set for that run only).
 TWEAKS = {
     "rules-last": {"options": {"clarify": {"rules_first": False}}},  # clarify: drawn demonstrations before the rules
-    "first-turn-4": {"first_turn": 4},  # bandit: a first turn of 4 proposals, not a whole round of 8
+    "first-turn-4": {"first_turn": 4},  # bandit: a first turn of 4 proposals (the default since 2026-12-02)
+    "first-turn-round": {"first_turn": None},  # bandit: a first turn of a whole round (8), the default before
 }
 
 
@@ -92,12 +93,13 @@ def run_default(task, extra: dict, model, draw: int, variant: str, max_evals: in
     spec = TWEAKS[tweak] if tweak else {}
     run_dir = workdir / f"{task.name}-{draw}-{variant.replace(':', '-')}"
     started = time.monotonic()
-    bandit.FIRST_TURN = spec.get("first_turn")
+    default_first = bandit.FIRST_TURN
+    bandit.FIRST_TURN = spec.get("first_turn", default_first)
     try:
         result = ps.search(task, model, budget=ps.Budget(max_evals=max_evals), run_dir=run_dir, seed=draw,
                            selection=selection, options=spec.get("options"))
     finally:
-        bandit.FIRST_TURN = None
+        bandit.FIRST_TURN = default_first
     seconds = time.monotonic() - started
     s = result.summary
     best = Candidate.from_json(s["best"])

@@ -1,4 +1,4 @@
-"""Which labelled rows choose the prompt and which estimate it: every labelled row used, the winner's score honest.
+"""Which labelled rows choose the prompt and which estimate it: the winner's score honest on few labels.
 
 A user with a few dozen labelled rows has them split into train (demonstrations) and dev (scoring). With 32 dev
 rows a 95% interval is +-15 points, and a search that picks the best of a hundred prompts on them reports the
@@ -14,9 +14,16 @@ luckiest: its dev score overstates what it will do on new rows. Two changes, bot
   estimate of the winner, unbiased by the choice among many. The selection score stays in the summary, named as
   what it is.
 
-``mode`` (config ``selection``): ``auto`` (both, when dev is small; the plain split otherwise), ``holdout`` (both,
-whatever the size), ``labelled`` (train rows score, no holdout), ``dev`` (dev alone, as before 2026-12-02; what a
-run made before then resumes with). The task records the mode it was prepared with, so preparing twice is a no-op.
+``mode`` (config ``selection``): ``auto`` (the default: ``holdout-dev`` when dev is small, ``dev`` otherwise),
+``holdout-dev`` (the held-out slice; what is left of dev alone chooses), ``holdout`` (the slice, and train rows
+score too), ``labelled`` (train rows score, nothing held out), ``dev`` (dev alone, as before 2026-12-02; what a run
+made before then resumes with). The task records the mode it was prepared with, so preparing twice is a no-op.
+
+Measured on the few-label protocol (benchmarks/fewshot.py; 800 evaluations, SST-2, AG News, TREC, 16 rows per
+class, the development split deciding; docs/decisions.md, 2026-12-02): letting train rows score did not help on
+average at that budget -- more rows to score on leave the search fewer candidates (TREC: 144-192 rows, 800
+evaluations, the search never reached clarify's demonstration rules in some draws) -- so ``auto`` holds a slice
+out and lets dev alone choose, which chose as well as dev did and estimates the winner without the upward bias.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ def resolve(mode: str, task) -> str:
     if mode != "auto":
         return mode
     small = len(task.dev) < SMALL_DEV and task.kind in ("classification", "generation")
-    return "holdout" if small and len(task.train) + len(task.dev) >= 4 * HOLDOUT_MIN else "dev"
+    return "holdout-dev" if small and len(task.train) + len(task.dev) >= 4 * HOLDOUT_MIN else "dev"
 
 
 def prepare(task, mode: str = "auto", seed: int = 0):

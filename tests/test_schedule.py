@@ -165,7 +165,7 @@ def test_bandit_run_gives_the_leading_strategy_the_turns(tiny, task):
     assert len(weak) == 16
     helper = _Fixed("helper", [good] + [f"{good}\n{k}" for k in range(40)])
     idle = _Fixed("idle", weak)
-    first = 8  # a first turn is a whole round (batch_size), later ones bandit.PULL
+    first = bandit.FIRST_TURN or 8  # a first turn of FIRST_TURN proposals (None: the batch_size), later ones bandit.PULL
     s = Search(task, Scorer(tiny), [idle, helper], Budget(max_candidates=1 + 2 * first + 8 * bandit.PULL),
                racing=whole, batch_size=first, schedule="bandit")
     out = s.run()
@@ -235,7 +235,8 @@ def test_a_final_strategy_whose_reserve_is_over_a_third_of_the_budget_is_skipped
 def test_the_default_runs_the_ensemble_last_and_resumes_to_the_same(tiny, task, tmp_path):
     config = runner.make_config(task="sst2-mini", strategies=runner.default_strategies(None), schedule="bandit",
                                 options={"templates": {"search_labels": False}},
-                                budget={"max_evals": 1500, "max_seconds": None})
+                                budget={"max_evals": 1500, "max_seconds": None},
+                                selection="dev")  # the accounting below counts dev's 100 rows
     full = runner.run(config, tmp_path / "a", parts=(task, tiny, Scorer(tiny)))
     names = [st["strategy"] for st in full["stages"]]
     assert names == ["templates", "clarify", "ensemble"] and full["stages"][-1]["final"]

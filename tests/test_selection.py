@@ -30,7 +30,8 @@ def make_task(n_train=32, n_dev=32, n_test=20) -> Task:
 
 def test_a_small_dev_split_gains_train_rows_and_holds_a_balanced_slice_out():
     task = make_task()
-    prepared = selection.prepare(task, "auto", seed=0)
+    assert selection.prepare(task, "auto", seed=0).selection == "holdout-dev"  # the default on a small dev split
+    prepared = selection.prepare(task, "holdout", seed=0)
     assert prepared.selection == "holdout"
     held, chose, shown = ({ex.key for ex in s} for s in (prepared.holdout, prepared.dev, prepared.train))
     assert len(held) == 16 and not held & (chose | shown)  # a quarter of 64, never seen by the search
@@ -38,7 +39,7 @@ def test_a_small_dev_split_gains_train_rows_and_holds_a_balanced_slice_out():
     assert len(prepared.dev) > len(task.dev) - 8 and chose & shown  # train rows score too
     assert {ex.key for ex in task.train + task.dev} == held | chose | shown
     assert selection.prepare(prepared, "auto", 0) is prepared  # preparing twice changes nothing
-    assert selection.prepare(task, "auto", 0) == prepared and selection.prepare(task, "auto", 1) != prepared
+    assert selection.prepare(task, "holdout", 0) == prepared and selection.prepare(task, "holdout", 1) != prepared
 
 
 def test_modes_and_a_large_dev_split():

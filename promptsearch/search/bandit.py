@@ -5,9 +5,8 @@ Sequential stages must guess beforehand how much of the budget each strategy des
 over when a stage stalls) guessed wrong where a later strategy is far better: on first_word_letter templates kept
 nudging the best up and spent 304 of 400 evaluations, leaving clarify 48; clarify alone reaches 0.96 there,
 the default 0.54 (test scores, benchmarks/results/scoreboard-induction-2026-11-30.json). Here every strategy gets a
-first turn early, in chain order, of a whole round of proposals (what a stage starts with: a strategy puts its most
-promising first; clarify's demonstration rules, which took TREC from 0.31 to 0.63 on test, are in its first 8; with
-turns of 4 from the start, the default never reached them on TREC), and then turns of ``PULL`` proposals:
+first turn early, in chain order, of ``FIRST_TURN`` proposals (a strategy puts its most promising first), and then
+turns of ``PULL`` proposals:
 
 - the strategy that proposed the run's leader pulls again (it is the one that is working);
 - a strategy not pulled for ``PATIENCE`` pulls gets the next one anyway (it may build on the new leader, and
@@ -18,8 +17,8 @@ A strategy that has nothing more to propose is started again if the leader chang
 and clarify build on the best prompts they see at their start), else retired. Every decision depends on scores
 and counts only, so a resumed run (which replays the search on its cached scores) takes the same turns.
 
-The numbers above are the scoreboard's test rows: the first turn's size was decided on them, before the rule that
-design decisions are measured on a development split, and is to be re-decided on dev (docs/decisions.md).
+The first turn was a whole round (8) until 2026-12-02, decided on the scoreboard's test rows; re-decided on the
+few-label protocol's development split, a first turn of 4 chose better (FIRST_TURN; docs/decisions.md).
 
 The whole turn logic is here: ``choose`` picks the arm, ``run`` drives a Search through the turns and then its
 final strategies (the loop asks, races and charges; schedules.py has the sequential stages).
@@ -34,7 +33,10 @@ from dataclasses import dataclass
 from .schedules import MAX_STALLS, run_stage
 
 log = logging.getLogger(__name__)
-FIRST_TURN = None  # proposals in a strategy's first turn; None: a whole round (the search's batch_size)
+# Proposals in a strategy's first turn (None: a whole round, the search's batch_size). 4, as every later turn: on the
+# few-label protocol's development split (benchmarks/fewshot.py, 2026-12-02) a first turn of 4 chose better than a
+# whole round of 8 (+0.030 on average over 12 task-draws, better in 5, worse in 1); the 8 had been decided on test rows.
+FIRST_TURN = 4
 PULL = 4  # proposals per turn after the first: small, so that the run follows the strategy that leads closely
 PATIENCE = 3  # a strategy waits at most this many turns
 FINAL_MAX_SHARE = 1 / 3  # a final strategy's reserve is kept only up to this share of max_evals
@@ -74,8 +76,8 @@ def choose(arms: list[Arm], leader_arm: int | None, turn: int) -> int | None:
 
 
 def run(search) -> None:
-    """The bandit schedule on a Search: strategies take turns (``choose`` says who goes), a first turn of a
-    whole round of proposals (``batch_size``, as a stage would start), then turns of ``PULL``. Final strategies
+    """The bandit schedule on a Search: strategies take turns (``choose`` says who goes), a first turn of
+    ``FIRST_TURN`` proposals (None: a whole round, ``batch_size``), then turns of ``PULL``. Final strategies
     (ensemble) are not arms: they run last, as stages, on what the others found, in the budget they reserve."""
     strategies = search.strategies
     finals = affordable_finals(search)
