@@ -200,9 +200,9 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
 @click.option("--plain", is_flag=True, help="Only prompts whose text alone is the whole prompt (no calibration, no "
               "demonstration rule, no ensemble): for pasting the result into a generation API.")
 @click.option("--selection", type=click.Choice(["auto", "holdout", "holdout-dev", "labelled", "dev"]), default="auto", show_default=True,
-              help="Which labelled rows choose the prompt: with a small dev split (auto), train rows score too and a "
-              "quarter of the rows is held out to estimate the winner honestly (holdout); labelled: train rows score, "
-              "nothing held out; dev: dev alone.")
+              help="Which labelled rows choose and which estimate: with a small dev split, auto holds a quarter of the "
+              "labelled rows out to estimate the winner honestly and lets dev choose (holdout-dev); holdout also lets "
+              "train rows score; labelled: train rows score, nothing held out; dev: dev alone, nothing held out.")
 @click.option("--metric", "metric", default=None, help="Your own per-example metric, package.module:function taking "
               "(prediction, example) and returning a score in [0, 1]; recorded, so --resume imports it again.")
 @model_options
