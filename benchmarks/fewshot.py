@@ -245,8 +245,7 @@ def markdown(summary: dict, ceiling: dict | None) -> str:
         if ceiling and name in ceiling.get("tasks", {}):
             c = ceiling["tasks"][name]
             out.append(f"| probe, same labelled rows | {c['few_mean']:.3f} ± {c['few_std']:.3f} | | | | |")
-            out.append(f"| probe, {c['many']['n'] if 'n' in c['many'] else 2000}-row test; 2,000 rows | "
-                       f"{c['many']['accuracy']:.3f} | | | | |")
+            out.append(f"| probe, {c['many'].get('fit_rows', 2000):,} labelled rows | {c['many']['accuracy']:.3f} | | | | |")
         out.append("")
     return "\n".join(out)
 

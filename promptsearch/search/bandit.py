@@ -35,7 +35,7 @@ from .schedules import MAX_STALLS, run_stage
 log = logging.getLogger(__name__)
 # Proposals in a strategy's first turn (None: a whole round, the search's batch_size). 4, as every later turn: on the
 # few-label protocol's development split (benchmarks/fewshot.py, 2026-12-02) a first turn of 4 chose better than a
-# whole round of 8 (+0.030 on average over 12 task-draws, better in 5, worse in 1); the 8 had been decided on test rows.
+# whole round of 8 (+0.024 on average over 15 task-draws, better in 5, worse in 1); the 8 had been decided on test rows.
 FIRST_TURN = 4
 PULL = 4  # proposals per turn after the first: small, so that the run follows the strategy that leads closely
 PATIENCE = 3  # a strategy waits at most this many turns
