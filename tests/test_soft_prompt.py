@@ -196,7 +196,8 @@ def test_soft_prompt_on_the_real_model_lands_on_the_leaderboard(smollm, tmp_path
                 "Review: {input}\nSentiment:", task.label_words, task.description)
     options = {"soft-prompt": {"n_virtual_tokens": 4, "epochs": 1, "batch_size": 8, "dev_examples": 8}}
     config = runner.make_config(task="sst2-mini", strategies=["soft-prompt"], options=options,
-                                budget={"max_evals": 2000, "max_seconds": None}, racing={"min_examples": 16})
+                                budget={"max_evals": 2000, "max_seconds": None}, racing={"min_examples": 16},
+                                selection="dev")  # all 16 train rows train it, as the counts below say
     summary = runner.run(config, tmp_path / "run", parts=(task, smollm, Scorer(smollm)))
     board = summary["leaderboard"]
     soft = [r for r in board if r["soft"]]
