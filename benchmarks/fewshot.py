@@ -182,14 +182,8 @@ def targets(results: list[dict], summary: dict, variant: str, ceiling: dict | No
     tasks = [t for t in summary if key in summary[t]]
     pairs_a, pairs_b = [], []
     for t in tasks:
-        rows = [r for r in results if r["task"] == t and key in r["methods"]]
-        known = [b for b in BASELINES if b in summary[t]]
-        if not known:
-            continue
-        best = max(known, key=lambda b: summary[t][b]["test_mean"])
-        rows = [r for r in rows if best in r["methods"]]  # the same draws on both sides
-        pairs_a += [r["methods"][best]["outcomes"] for r in rows]
-        pairs_b += [r["methods"][key]["test"]["outcomes"] for r in rows]
+        _, a, b = best_baseline_pairs(results, summary, t, key)
+        pairs_a, pairs_b = pairs_a + a, pairs_b + b
     pooled = pooled_paired(pairs_a, pairs_b)
     out["vs_best_baseline_pooled"] = pooled
     if pooled:
@@ -235,8 +229,8 @@ def markdown(summary: dict, ceiling: dict | None) -> str:
     """One Markdown table per task: each method's test mean ± sd over draws, and the default's other columns."""
     out = []
     for name, methods in summary.items():
-        out += [f"**{name}**", "", "| method | test, mean ± sd over draws | development split | dev (chose it) | "
-                "estimate | estimate − test |", "|---|---|---|---|---|---|"]
+        out += [f"**{name}**", "", ("| method | test, mean ± sd over draws | development split | dev (chose it) | "
+                                    "estimate | estimate − test |"), "|---|---|---|---|---|---|"]
         for m, e in methods.items():
             test = f"{e['test_mean']:.3f} ± {e['test_sd']:.3f}" if "test_mean" in e else "(not looked at)"
             cells = [f"{e[k]:.3f}" if k in e else "" for k in ("devsplit_mean", "dev_mean", "estimate_mean")]
@@ -250,23 +244,27 @@ def markdown(summary: dict, ceiling: dict | None) -> str:
     return "\n".join(out)
 
 
-def comparisons(results: list[dict], variants: list[str]) -> dict:
-    """Each default variant against the best prompt baseline (by mean test over draws), pooled over draws and tasks."""
+def best_baseline_pairs(results: list[dict], summary: dict, task: str, key: str) -> tuple[str | None, list, list]:
+    """The task's best prompt baseline (by mean test over draws) and, over the draws where both it and ``key`` ran,
+    the two methods' per-row test outcomes (for paired tests)."""
+    known = [b for b in BASELINES if b in summary.get(task, {})]
+    if not known:
+        return None, [], []
+    best = max(known, key=lambda b: summary[task][b]["test_mean"])
+    rows = [r for r in results if r["task"] == task and key in r["methods"] and best in r["methods"]]
+    return best, [r["methods"][best]["outcomes"] for r in rows], [r["methods"][key]["test"]["outcomes"] for r in rows]
+
+
+def comparisons(results: list[dict], summary: dict, variants: list[str]) -> dict:
+    """Each default variant against each task's best prompt baseline, pooled over draws (design variants, whose test
+    score is not looked at, are left out)."""
     out = {}
-    for v in variants:
-        key = f"default/{v}"
-        per_task = {}
-        for name in dict.fromkeys(r["task"] for r in results):
-            rows = [r for r in results if r["task"] == name and key in r["methods"]]
-            if not rows:
-                continue
-            means = {b: sum(r["methods"][b]["score"] for r in rows) / len(rows)
-                     for b in BASELINES if all(b in r["methods"] for r in rows)}
-            if not means:
-                continue
-            best = max(means, key=means.get)
-            per_task[name] = {"best_baseline": best, **pooled_paired([r["methods"][best]["outcomes"] for r in rows],
-                                                                     [r["methods"][key]["test"]["outcomes"] for r in rows])}
+    for v in [v for v in variants if ":" not in v]:
+        key, per_task = f"default/{v}", {}
+        for name in summary:
+            best, a, b = best_baseline_pairs(results, summary, name, key)
+            if a:
+                per_task[name] = {"best_baseline": best, **pooled_paired(a, b)}
         out[key] = per_task
     return out
 
@@ -314,7 +312,7 @@ def main(argv=None) -> int:
         text, summary = table(results, variants)
         print(text)
         record = {"merged_from": args.merge, "results": results, "summary": summary,
-                  "vs_best_baseline": comparisons(results, variants), "targets": {}}
+                  "vs_best_baseline": comparisons(results, summary, variants), "targets": {}}
         ceiling = _ceiling(args.ceiling)
         for v in [v for v in variants if ":" not in v]:  # design variants: development split only
             lines, record["targets"][v] = targets(results, summary, v, ceiling)
@@ -335,7 +333,7 @@ def main(argv=None) -> int:
     model = load_model(args.threads)
     out = Path(args.out or result_path("fewshot"))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).parent).stdout.strip()
+                            cwd=Path(__file__).parent, check=False).stdout.strip()
     record = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if argv is None else "fewshot.py",
               "date": str(date.today()), "commit": commit, "machine": machine(args.threads),
               "model": getattr(model, "dtype_name", ""), "max_evals": args.max_evals, "results": []}
@@ -363,7 +361,7 @@ def main(argv=None) -> int:
                          for m, c in row["methods"].items()}
                 print(f"{name} draw {index}: {shown} ({row['seconds']} s)", flush=True)
     text, summary = table(record["results"], variants)
-    record["summary"], record["vs_best_baseline"] = summary, comparisons(record["results"], variants)
+    record["summary"], record["vs_best_baseline"] = summary, comparisons(record["results"], summary, variants)
     write_json(out, record)
     print(text)
     print(json.dumps(record["vs_best_baseline"], indent=1))

@@ -215,7 +215,8 @@ def search(task: Task | str | None = None, model=None, budget: Budget | None = N
     ``plain=True`` keeps only prompts whose text alone is the whole prompt. ``metric`` is a callable
     ``(prediction, example) -> score in [0, 1]`` or its ``module:function`` path; a resumed run needs it again
     (the config records its path). ``selection`` says which labelled rows choose the prompt and which estimate it
-    (selection.py; ``auto``: with a small dev split, train rows score too and a quarter is held out)."""
+    (selection.py; ``auto``: with a small dev split, a quarter of the labelled rows is held out to estimate the
+    winner, and dev alone chooses)."""
     from .custom_metric import apply, importable, spec_of
     from .scoring import Scorer
     from .store import RunStore, default_run_dir

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from functools import cached_property
 
 from .errors import PromptSearchError
 
@@ -71,9 +72,9 @@ def prepare(task, mode: str = "auto", seed: int = 0):
         known = {ex.key for ex in dev}
         extra = [ex for ex in _balanced_order(train, rng) if ex.key not in known][: max(len(dev), HOLDOUT_MIN)]
         dev = dev + extra
-    notes = tuple(task.notes) + (f"selection {mode}: {len(dev)} rows choose ({len(task.dev)} dev"
-                                 f"{' incl. held-out' if holdout else ''} and train rows), {len(holdout)} held out "
-                                 f"to estimate the winner, {len(train)} train rows for demonstrations",)
+    notes = tuple(task.notes) + ((f"selection {mode}: {len(dev)} rows choose ({len(task.dev)} dev"
+                                  f"{' incl. held-out' if holdout else ''} and train rows), {len(holdout)} held out "
+                                  f"to estimate the winner, {len(train)} train rows for demonstrations"),)
     return replace(task, train=tuple(train), dev=tuple(dev), holdout=tuple(holdout), selection=mode, notes=notes)
 
 
@@ -105,8 +106,12 @@ class Shown:
 
     def __init__(self, task):
         self.task = task
-        self.train_keys = {ex.key for ex in task.train}
         self._balanced: dict[str, set] = {}
+
+    @cached_property
+    def train_keys(self) -> set:
+        """Computed on first use: a run that scores dev alone (``kept`` returns early) never hashes its train rows."""
+        return {ex.key for ex in self.task.train}
 
     def rows(self, candidate, examples) -> list[bool]:
         """For each example: True when ``candidate`` shows it (only train rows can be shown)."""
@@ -115,9 +120,9 @@ class Shown:
             return flags
         members = candidate.members or (candidate,)
         drawn = set().union(*(self._drawn(m.demos) for m in members))
+        words = [m.label_words or self.task.label_words for m in members]
         for i, ex in enumerate(examples):
             if ex.key in self.train_keys:
-                words = (m.label_words or self.task.label_words for m in members)
                 flags[i] = ex.key in drawn or any(_demonstrated(m.prompt, ex, w) for m, w in zip(members, words))
         return flags
 
@@ -127,7 +132,7 @@ class Shown:
         if rule not in self._balanced:
             from .scoring import demos
 
-            kind, count, draw = demos.parse(rule)
+            _, count, draw = demos.parse(rule)
             self._balanced[rule] = {ex.key for ex in demos.balanced(demos.pool(self.task), self.task, count, draw)}
         return self._balanced[rule]
 

@@ -23,8 +23,9 @@ import sys
 from pathlib import Path
 
 
-def _rows(run: Path) -> tuple[dict, dict, dict]:
-    """Per candidate: the first-rung score, and its per-row results over every rung (key -> score)."""
+def _rows(run: Path) -> tuple[dict, dict, int]:
+    """Per candidate: the first-rung score, and its per-row results over every rung (key -> score); and the first
+    rung's size."""
     first, rows, size0 = {}, {}, None
     for line in (run / "candidates.jsonl").open(encoding="utf-8"):
         rec = json.loads(line)
@@ -33,7 +34,7 @@ def _rows(run: Path) -> tuple[dict, dict, dict]:
         if size == size0:
             first[cid] = rec["score"]["score"]
         rows.setdefault(cid, {}).update({k: v[0] for k, v in rec["results"].items()})
-    return first, rows, {"first_rung": size0}
+    return first, rows, size0
 
 
 def shrunk(best: float, n: int, first: list[float], n0: int) -> float:
@@ -72,11 +73,11 @@ def analyse(results_file: Path, runs: Path) -> list[dict]:
             if not (run / "summary.json").exists():
                 continue
             s = json.loads((run / "summary.json").read_text())
-            first, rows, info = _rows(run)
+            first, rows, first_rung = _rows(run)
             n = s["best"]["dev"]["n"]
             finalists = [rows[t["id"]] for t in s["leaderboard"][:3] if t["dev"]["n"] >= n]
             est = {"dev": s["best"]["dev"]["score"],
-                   "shrunk": shrunk(s["best"]["dev"]["score"], n, list(first.values()), info["first_rung"]),
+                   "shrunk": shrunk(s["best"]["dev"]["score"], n, list(first.values()), first_rung),
                    "bootstrap": bootstrap(finalists)}
             if s.get("estimate", {}).get("which") == "holdout":
                 est["holdout"] = s["estimate"]["score"]

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from ..candidate import Candidate
 from ..metrics import summarize
-from ..stats import outcomes, paired_test
 from ..selection import Shown, kept
+from ..stats import outcomes, paired_test
 from .racing import dev_order
 
 
@@ -55,12 +55,11 @@ class SingleTask:
         """A candidate's score on these rows (anything with ``score``, ``ci_low`` and ``to_json``), leaving out
         the train rows it shows (cross-fitting, selection.py: a row is never scored with its own answer shown)."""
         task = self.search.task
-        if task.selection not in ("", "dev"):
-            if getattr(self, "_shown", None) is None or self._shown.task is not task:
-                self._shown = Shown(task)
-            rows = kept(task, c, examples, self._shown)
-            if len(rows) < len(examples):
-                results, examples = [results[i] for i in rows], [examples[i] for i in rows]
+        if getattr(self, "_shown", None) is None or self._shown.task is not task:
+            self._shown = Shown(task)  # its caches (train keys, balanced draws) live as long as the task
+        rows = kept(task, c, examples, self._shown)
+        if len(rows) < len(examples):
+            results, examples = [results[i] for i in rows], [examples[i] for i in rows]
         return summarize(task.metric, results, examples, c.label_words or task.label_words)
 
     def on_test(self, c: Candidate):
