@@ -80,12 +80,14 @@ TWEAKS = {
     "rules-last": {"options": {"clarify": {"rules_first": False}}},  # clarify: drawn demonstrations before the rules
     "first-turn-4": {"first_turn": 4},  # bandit: a first turn of 4 proposals (the default since 2026-12-02)
     "first-turn-round": {"first_turn": None},  # bandit: a first turn of a whole round (8), the default before
+    "demos-train": {"demos_from_dev": False},  # demonstrations rules draw from train rows only (the default before)
+    "demos-all": {"demos_from_dev": True},  # ... from train and the choosing rows (the default since 2026-12-02)
 }
 
 
 def run_default(task, extra: dict, model, draw: int, variant: str, max_evals: int, workdir: Path) -> dict:
     import promptsearch as ps
-    from promptsearch import runner
+    from promptsearch import runner, selection as selection_rules
     from promptsearch.candidate import Candidate
     from promptsearch.search import bandit
 
@@ -93,17 +95,18 @@ def run_default(task, extra: dict, model, draw: int, variant: str, max_evals: in
     spec = TWEAKS[tweak] if tweak else {}
     run_dir = workdir / f"{task.name}-{draw}-{variant.replace(':', '-')}"
     started = time.monotonic()
-    default_first = bandit.FIRST_TURN
+    default_first, default_pool = bandit.FIRST_TURN, selection_rules.DEMOS_FROM_DEV
     bandit.FIRST_TURN = spec.get("first_turn", default_first)
+    selection_rules.DEMOS_FROM_DEV = spec.get("demos_from_dev", default_pool)
     try:
         result = ps.search(task, model, budget=ps.Budget(max_evals=max_evals), run_dir=run_dir, seed=draw,
                            selection=selection, options=spec.get("options"))
+        seconds = time.monotonic() - started
+        prepared = runner.prepare_task(task, {"selection": selection, "seed": draw})  # the rows the run chose on
     finally:
-        bandit.FIRST_TURN = default_first
-    seconds = time.monotonic() - started
+        bandit.FIRST_TURN, selection_rules.DEMOS_FROM_DEV = default_first, default_pool
     s = result.summary
     best = Candidate.from_json(s["best"])
-    prepared = runner.prepare_task(task, {"selection": selection, "seed": draw})  # the rows the run chose on
     test_rows = [json.loads(line) for line in (run_dir / "test.jsonl").open()]
     outcomes = next(r for r in test_rows if Candidate.from_json(r["candidate"]).id == best.id)
     from promptsearch.scoring import Scorer

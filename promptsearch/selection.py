@@ -8,6 +8,9 @@ luckiest: its dev score overstates what it will do on new rows. Two changes, bot
   and the final pick score on (as many as dev has, class-balanced, seeded): twice the rows for the same task.
   Train rows are still where demonstrations come from, so a prompt is never scored on a row it shows (the
   Objective drops those rows for that prompt: ``shows``): cross-fitting, an example is never shown its own answer.
+- **Demonstrations from every labelled row.** A demonstrations rule (scoring/demos.py) draws from train and the
+  rows that choose (``Task.demo_rows``): ``similar`` never shows a row to itself, and a ``balanced`` draw's rows
+  leave that prompt's score (cross-fitting, as above). With 16 rows per class the pool doubles.
 - **A held-out slice estimates the winner.** ``HOLDOUT_SHARE`` of the labelled rows (class-balanced, seeded, at
   least ``HOLDOUT_MIN``) are taken out of train and dev before the search: no rung, final pick or demonstration
   ever sees them. The winner (and the seed) are scored on them once; that score, with its interval, is the run's
@@ -39,6 +42,7 @@ SMALL_DEV = 200  # below this many dev rows, selection noise (+-7 points at 200,
 HOLDOUT_SHARE = 0.25
 HOLDOUT_MIN = 8
 HOLDOUT_MAX = 200  # beyond this an estimate's interval is tight enough; the rest choose
+DEMOS_FROM_DEV = True  # prepared tasks: the choosing rows join the demonstrations pool (a switch for the benchmark)
 
 
 def resolve(mode: str, task) -> str:
@@ -72,10 +76,13 @@ def prepare(task, mode: str = "auto", seed: int = 0):
         known = {ex.key for ex in dev}
         extra = [ex for ex in _balanced_order(train, rng) if ex.key not in known][: max(len(dev), HOLDOUT_MIN)]
         dev = dev + extra
+    shown = len({ex.key for ex in train + dev}) if DEMOS_FROM_DEV else len(train)
+    pool = f"{shown} train and choosing rows" if DEMOS_FROM_DEV else f"{shown} train rows"
     notes = tuple(task.notes) + ((f"selection {mode}: {len(dev)} rows choose ({len(task.dev)} dev"
                                   f"{' incl. held-out' if holdout else ''} and train rows), {len(holdout)} held out "
-                                  f"to estimate the winner, {len(train)} train rows for demonstrations"),)
-    return replace(task, train=tuple(train), dev=tuple(dev), holdout=tuple(holdout), selection=mode, notes=notes)
+                                  f"to estimate the winner, demonstrations from {pool}"),)
+    return replace(task, train=tuple(train), dev=tuple(dev), holdout=tuple(holdout), selection=mode, notes=notes,
+                   demo_rows=tuple(dev) if DEMOS_FROM_DEV else ())
 
 
 def _balanced_order(rows: list, rng: random.Random) -> list:
@@ -100,7 +107,7 @@ def kept(task, candidate, examples, shown: Shown | None = None) -> list[int]:
 
 
 class Shown:
-    """Which train rows a candidate shows (in its text, or through a fixed ``balanced`` demonstrations rule), so
+    """Which labelled rows a candidate shows (in its text, or through a fixed ``balanced`` demonstrations rule), so
     the objective leaves them out of that candidate's score. ``similar`` rules never pick a row with the input
     being scored (scoring/demos.py), so they show nothing here."""
 
@@ -109,20 +116,21 @@ class Shown:
         self._balanced: dict[str, set] = {}
 
     @cached_property
-    def train_keys(self) -> set:
-        """Computed on first use: a run that scores dev alone (``kept`` returns early) never hashes its train rows."""
-        return {ex.key for ex in self.task.train}
+    def pool_keys(self) -> set:
+        """The rows a prompt can show (train, and the demonstrations pool's other rows). Computed on first use: a
+        run that scores dev alone (``kept`` returns early) never hashes them."""
+        return {ex.key for ex in self.task.train + self.task.demo_rows}
 
     def rows(self, candidate, examples) -> list[bool]:
-        """For each example: True when ``candidate`` shows it (only train rows can be shown)."""
+        """For each example: True when ``candidate`` shows it (only pool rows can be shown)."""
         flags = [False] * len(examples)
-        if not self.train_keys or not any(ex.key in self.train_keys for ex in examples):
+        if not self.pool_keys or not any(ex.key in self.pool_keys for ex in examples):
             return flags
         members = candidate.members or (candidate,)
         drawn = set().union(*(self._drawn(m.demos) for m in members))
         words = [m.label_words or self.task.label_words for m in members]
         for i, ex in enumerate(examples):
-            if ex.key in self.train_keys:
+            if ex.key in self.pool_keys:
                 flags[i] = ex.key in drawn or any(_demonstrated(m.prompt, ex, w) for m, w in zip(members, words))
         return flags
 

@@ -64,6 +64,9 @@ class Task:
     # selection mode the task was prepared with ("" when not prepared)
     holdout: tuple[Example, ...] = ()
     selection: str = ""
+    # labelled rows beyond train that a demonstrations rule may also draw from (a prepared task's choosing rows:
+    # selection.py), never for the row being scored; empty for an unprepared task and for an artifact's stored pool
+    demo_rows: tuple[Example, ...] = ()
 
     def split(self, name: str) -> tuple[Example, ...]:
         if name not in ("train", "dev", "test", "holdout"):

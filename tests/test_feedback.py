@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from promptsearch.strategies.refine import Refine
 
-from promptsearch import feedback, runner
+from promptsearch import feedback, runner, selection
 from promptsearch.candidate import Candidate
 from promptsearch.cli import main
 from promptsearch.errors import PromptSearchError
@@ -445,11 +445,13 @@ def test_refine_run_exports_the_plain_metric_not_the_blend(cls_run, tiny, tmp_pa
     assert s["paired_test"]["test"] == "paired bootstrap"  # blended scores are not 0/1: no McNemar on them
     refined = Path(s["run_dir"])
     art = export_run(refined, tmp_path / "a.json", parts=(task, tiny, Scorer(tiny)))
-    plain = Scorer(tiny).evaluate(task, art.candidate(), task.test)
+    plain = Scorer(tiny).evaluate(art.task_for_scoring(task), art.candidate(), task.test)
     assert art.test_outcomes["scores"] == [r.score for r in plain] and set(art.test_outcomes["scores"]) <= {0.0, 1.0}
     assert art.scores["test"]["score"] == sum(r.score for r in plain) / len(plain)
     run_task = runner.prepare_task(task, runner.read_config(RunStore.open(refined)))  # as the run saw it
-    assert art.scores["dev"]["n"] == len(run_task.dev) and art.scores["paired_test"]["test"] == "exact McNemar"
+    # dev rows the prompt shows (a balanced draw from the pool, which holds the choosing rows) leave its score
+    scored = selection.kept(run_task, art.candidate(), run_task.dev)
+    assert art.scores["dev"]["n"] == len(scored) and art.scores["paired_test"]["test"] == "exact McNemar"
     assert art.provenance["feedback"]["weight"] == 0.3
 
 

@@ -112,3 +112,28 @@ def test_the_run_reports_the_held_out_estimate_and_says_which(tiny_dir, small_ta
 def test_a_run_from_before_selection_resumes_on_dev_alone():
     config = {k: v for k, v in runner.make_config(task="sst2-mini").items() if k != "selection"}
     assert {**runner.make_config(), **runner.LEGACY, **config}["selection"] == "dev"
+
+
+def test_demonstrations_draw_from_every_labelled_row_but_never_the_one_scored(monkeypatch):
+    from promptsearch.scoring import demos
+
+    task = selection.prepare(make_task(), "holdout-dev", 0)
+    pool = {ex.key for ex in demos.pool(task)}
+    assert pool == {ex.key for ex in task.train + task.dev} and not pool & {ex.key for ex in task.holdout}
+    # similar: a choosing row gets its neighbours from the pool, never itself
+    similar = Candidate(task.seed_prompt, demos="similar:4")
+    for ex, prompt in zip(task.dev, demos.Demonstrations().prompts(task, similar, list(task.dev))):
+        shown = prompt.rsplit("\n\n", 1)[0]
+        assert prompt.endswith(task.seed_prompt) and shown.count("Review: ") == 4 and f"Review: {ex.input}\n" not in shown
+    # balanced: the choosing rows it draws leave that prompt's score (cross-fitting)
+    rule = Candidate(task.seed_prompt, demos="balanced:4")
+    drawn = {ex.key for ex in demos.balanced(demos.pool(task), task, 4, 0)}
+    flags = selection.Shown(task).rows(rule, list(task.dev))
+    assert drawn & {ex.key for ex in task.dev} and [ex.key in drawn for ex in task.dev] == flags
+    assert len(selection.kept(task, rule, list(task.dev))) == len(task.dev) - sum(flags)
+    # an artifact stores the pool: the pool of the stored rows is itself, with nothing else to draw from
+    stored = demos.with_pool(replace(task, dev=make_task().test), demos.pool_rows(task))
+    assert [ex.key for ex in demos.pool(stored)] == [ex.key for ex in demos.pool(task)] and not stored.demo_rows
+    monkeypatch.setattr(selection, "DEMOS_FROM_DEV", False)  # the old rule: train rows only
+    old = selection.prepare(make_task(), "holdout-dev", 0)
+    assert {ex.key for ex in demos.pool(old)} == {ex.key for ex in old.train}

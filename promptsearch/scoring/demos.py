@@ -9,9 +9,12 @@ example and answered, blocks separated by a blank line).
   all otherwise), drawn seeded from the pool, interleaved by class, the same for every input: the
   scorer's shared-prefix cache applies as with a fixed prompt.
 
-The pool is the ``POOL_SIZE`` train rows with the smallest content hash, in that order: it depends on
-the data only (not on a run's seed), and the pool of a pool is itself, so an exported artifact stores the
-pool rows and ``eval --artifact`` rebuilds the same demonstrations from them alone.
+The pool is the ``POOL_SIZE`` labelled rows with the smallest content hash, in that order: train rows and,
+on a task prepared for a search with few labels (selection.py), the rows that choose too (``Task.demo_rows``:
+a row is never shown to itself, and a prompt is not scored on a row it shows, so every labelled row the
+search has can be a demonstration). It depends on the data only (not on a run's seed), and the pool of a
+pool is itself, so an exported artifact stores the pool rows and ``eval --artifact`` rebuilds the same
+demonstrations from them alone.
 """
 
 from __future__ import annotations
@@ -36,9 +39,11 @@ def parse(rule: str) -> tuple[str, int, int]:
 
 
 def pool(task) -> tuple:
-    """The train rows demonstrations are chosen from (see the module docstring). Not cached here: the
+    """The labelled rows demonstrations are chosen from (see the module docstring). Not cached here: the
     scorer's ``Demonstrations`` layer keeps the pools it uses."""
-    ranked = sorted(task.train, key=lambda ex: hashlib.sha1(("demo-pool:" + ex.key).encode()).hexdigest())
+    rows = {ex.key: ex for ex in task.demo_rows}
+    rows.update((ex.key, ex) for ex in task.train)  # a row in both is the train one
+    ranked = sorted(rows.values(), key=lambda ex: hashlib.sha1(("demo-pool:" + ex.key).encode()).hexdigest())
     if not ranked:
         raise PromptSearchError(f"task {task.name} has no train rows to draw demonstrations from")
     return tuple(ranked[:POOL_SIZE])
@@ -50,13 +55,13 @@ def pool_rows(task) -> list[dict]:
 
 
 def with_pool(task, rows: list[dict]):
-    """The task with its train split replaced by stored pool rows."""
+    """The task with its train split replaced by stored pool rows, and nothing else to draw from."""
     from dataclasses import replace
 
     from ..task import Example
 
     return replace(task, train=tuple(Example(r["input"], r["output"], tuple(r.get("outputs") or ()), r.get("label"))
-                                     for r in rows))
+                                     for r in rows), demo_rows=())
 
 
 def render(prompt: str, shots, words, kind: str) -> str:
@@ -109,7 +114,7 @@ class Demonstrations:
     kept = 8
 
     def __init__(self):
-        self.pools: dict[int, tuple] = {}  # id(train split) -> (the split, kept alive so the id stays its own; its pool)
+        self.pools: dict[tuple, tuple] = {}  # ids of (train, demo_rows) -> (both, kept alive so the ids stay theirs; the pool)
         self.retrievers: dict[tuple, Retriever] = {}
 
     def clear(self) -> None:
@@ -117,13 +122,14 @@ class Demonstrations:
         self.retrievers.clear()
 
     def pool(self, task) -> tuple:
-        known = self.pools.get(id(task.train))
-        if known is not None and known[0] is task.train:
+        ids = (id(task.train), id(task.demo_rows))
+        known = self.pools.get(ids)
+        if known is not None and known[0][0] is task.train and known[0][1] is task.demo_rows:
             return known[1]
         if len(self.pools) >= self.kept:
             self.pools.clear()
-        self.pools[id(task.train)] = (task.train, pool(task))
-        return self.pools[id(task.train)][1]
+        self.pools[ids] = ((task.train, task.demo_rows), pool(task))
+        return self.pools[ids][1]
 
     def retriever(self, task) -> Retriever:
         rows = self.pool(task)
