@@ -87,7 +87,8 @@ TWEAKS = {
 
 def run_default(task, extra: dict, model, draw: int, variant: str, max_evals: int, workdir: Path) -> dict:
     import promptsearch as ps
-    from promptsearch import runner, selection as selection_rules
+    from promptsearch import runner
+    from promptsearch import selection as selection_rules
     from promptsearch.candidate import Candidate
     from promptsearch.search import bandit
 

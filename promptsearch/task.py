@@ -16,8 +16,8 @@ from pathlib import Path
 
 from .errors import PromptSearchError
 from .files import check_fields, parse_json, present, read_json, read_lines
-from .template import validate
 from .metrics import METRICS
+from .template import validate
 
 BUNDLED_DIR = Path(__file__).parent / "tasks"
 DEFAULT_TASK = "sst2-mini"
