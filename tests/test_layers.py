@@ -131,3 +131,22 @@ def test_wrappers_implement_the_declared_protocol(task):
             w.no_such_thing  # noqa: B018 - nothing outside the protocol is forwarded
     chunked = wrappers[0]
     assert chunked.evaluate(task, Candidate(PROMPT), task.dev[:5]) == inner.evaluate(task, Candidate(PROMPT), task.dev[:5])
+
+
+def test_a_demonstrations_rule_is_cached_per_pool(task):
+    """One scorer, one candidate, two tasks that differ only in their train rows: a rule's demonstrations come from
+    each task's own pool, so the second task is scored, not served the first one's cached results."""
+    from dataclasses import replace
+
+    # the model answers with the label its demonstrations show most ("positive" when in doubt)
+    model = FakeModel(loglik=lambda c, k: -1.0 + 0.1 * c.count("Sentiment:" + k) - 0.05 * (k.strip() == "negative"))
+    negative = [ex for ex in task.train if ex.label == 0]
+    positive = [ex for ex in task.train if ex.label == 1]
+    scorer, rule = Scorer(model), Candidate(PROMPT, demos="balanced:2")
+    rows = list(task.dev[:6])
+    only_neg = [r.prediction for r in scorer.evaluate(replace(task, train=tuple(negative)), rule, rows)]
+    only_pos = [r.prediction for r in scorer.evaluate(replace(task, train=tuple(positive)), rule, rows)]
+    assert set(only_neg) == {"negative"} and set(only_pos) == {"positive"}
+    calibrated = Candidate(PROMPT, demos="balanced:2", calibrate="contextual")  # its bias rows show the pool too
+    biases = [scorer.calibration.label_bias(scorer, replace(task, train=tuple(t)), calibrated) for t in (negative, positive)]
+    assert biases[0] != biases[1]

@@ -93,7 +93,8 @@ class Calibration:
         from ..task import Example
 
         mode, words = candidate.calibrate, tuple(candidate.label_words or task.label_words)
-        key = (scorer.model.fingerprint, scorer.chat, bias_key(candidate), words)
+        pool = scorer.demos.fingerprint(task) if candidate.demos else None  # a balanced rule's rows are in the prompt
+        key = (scorer.model.fingerprint, scorer.chat, bias_key(candidate), words, pool)
         if key not in self.biases:
             if mode == "contextual":
                 prompt = scorer.demos.fixed_prompt(task, candidate) if candidate.demos else candidate.prompt

@@ -38,6 +38,11 @@ def parse(rule: str) -> tuple[str, int, int]:
     return kind, int(count), int(draw or 0)
 
 
+def draws_demonstrations(candidate) -> bool:
+    """Whether the candidate (or a member of it) has a demonstrations rule: its results depend on the pool."""
+    return bool(candidate.demos) or any(draws_demonstrations(m) for m in candidate.members)
+
+
 def pool(task) -> tuple:
     """The labelled rows demonstrations are chosen from (see the module docstring). Not cached here: the
     scorer's ``Demonstrations`` layer keeps the pools it uses."""
@@ -116,10 +121,12 @@ class Demonstrations:
     def __init__(self):
         self.pools: dict[tuple, tuple] = {}  # ids of (train, demo_rows) -> (both, kept alive so the ids stay theirs; the pool)
         self.retrievers: dict[tuple, Retriever] = {}
+        self.fingerprints: dict[tuple, str] = {}  # pool (a tuple of rows, kept alive here) -> its hash
 
     def clear(self) -> None:
         self.pools.clear()
         self.retrievers.clear()
+        self.fingerprints.clear()
 
     def pool(self, task) -> tuple:
         ids = (id(task.train), id(task.demo_rows))
@@ -130,6 +137,16 @@ class Demonstrations:
             self.pools.clear()
         self.pools[ids] = ((task.train, task.demo_rows), pool(task))
         return self.pools[ids][1]
+
+    def fingerprint(self, task) -> str:
+        """A short hash of the task's pool: a demonstrations rule's results depend on the rows it draws from, so
+        the scorer's cache keys carry it (one scorer may score a candidate on tasks with different train rows)."""
+        rows = self.pool(task)
+        if rows not in self.fingerprints:
+            if len(self.fingerprints) >= self.kept:
+                self.fingerprints.clear()
+            self.fingerprints[rows] = hashlib.sha1("\n".join(ex.key for ex in rows).encode()).hexdigest()[:16]
+        return self.fingerprints[rows]
 
     def retriever(self, task) -> Retriever:
         rows = self.pool(task)

@@ -6,8 +6,9 @@ texts, picks the mode, keys and caches the results, and applies a candidate's sc
 layers: calibration.py, demos.py, ensemble.py), composed in ``evaluate`` and charged by ``cost``. The
 numbers themselves come from the model's two scoring calls, ``loglikelihoods`` and ``generate``: how
 they are batched (models/hf_batching.py in process) or requested (models/served.py) is the model's.
-Results are cached per (model, chat, mode, prompt, label words, soft prompt, options, example), so no
-pair is computed twice in a process.
+Results are cached per (model, chat, mode, prompt, label words, soft prompt, options, demonstrations pool,
+example), so no pair is computed twice in a process, and a candidate with a demonstrations rule scored on two
+tasks with different train rows is scored on each.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .. import template
 from ..errors import PromptSearchError, TooLongError
 from ..results import ExampleResult, continuation, first_line
 from .calibration import Calibration
-from .demos import Demonstrations
+from .demos import Demonstrations, draws_demonstrations
 from .ensemble import Ensemble
 
 __all__ = ["ExampleResult", "Scorer", "continuation", "first_line"]
@@ -71,7 +72,8 @@ class Scorer:
         mode, extra = self.mode(task, candidate)
         options = candidate.options()  # calibration, demonstration rule, ensemble members: they change the scores
         options = json.dumps(options, sort_keys=True) if options else None
-        return [(self.model.fingerprint, self.chat, mode, candidate.prompt, extra, candidate.soft, options, k)
+        pool = self.demos.fingerprint(task) if draws_demonstrations(candidate) else None
+        return [(self.model.fingerprint, self.chat, mode, candidate.prompt, extra, candidate.soft, options, pool, k)
                 for k in example_keys]
 
     def max_new_tokens(self, task) -> int:
