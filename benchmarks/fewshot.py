@@ -82,6 +82,9 @@ TWEAKS = {
     "first-turn-round": {"first_turn": None},  # bandit: a first turn of a whole round (8), the default before
     "demos-train": {"demos_from_dev": False},  # demonstrations rules draw from train rows only (the default before)
     "demos-all": {"demos_from_dev": True},  # ... from train and the choosing rows (the default since 2026-12-02)
+    "similar-8": {"options": {"clarify": {"demo_rules": ["similar:4", "similar:8", "balanced:2"]}}},  # 8 neighbours too
+    # (the default since 2026-12-02); the rules before it:
+    "similar-4-only": {"options": {"clarify": {"demo_rules": ["similar:4", "balanced:2"]}}},
 }
 
 
