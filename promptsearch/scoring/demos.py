@@ -119,38 +119,37 @@ class Demonstrations:
     kept = 8
 
     def __init__(self):
-        self.pools: dict[tuple, tuple] = {}  # ids of (train, demo_rows) -> (both, kept alive so the ids stay theirs; the pool)
-        self.retrievers: dict[tuple, Retriever] = {}
-        self.fingerprints: dict[tuple, str] = {}  # pool (a tuple of rows, kept alive here) -> its hash
+        # ids of (train, demo_rows) -> (both, kept alive so the ids stay theirs; the pool; its hash)
+        self.pools: dict[tuple, tuple] = {}
+        self.retrievers: dict[str, Retriever] = {}  # pool hash -> its retriever
 
     def clear(self) -> None:
         self.pools.clear()
         self.retrievers.clear()
-        self.fingerprints.clear()
 
-    def pool(self, task) -> tuple:
+    def _entry(self, task) -> tuple:
         ids = (id(task.train), id(task.demo_rows))
         known = self.pools.get(ids)
         if known is not None and known[0][0] is task.train and known[0][1] is task.demo_rows:
-            return known[1]
+            return known
         if len(self.pools) >= self.kept:
             self.pools.clear()
-        self.pools[ids] = ((task.train, task.demo_rows), pool(task))
-        return self.pools[ids][1]
+        rows = pool(task)
+        self.pools[ids] = ((task.train, task.demo_rows), rows,
+                           hashlib.sha1("\n".join(ex.key for ex in rows).encode()).hexdigest()[:16])
+        return self.pools[ids]
+
+    def pool(self, task) -> tuple:
+        return self._entry(task)[1]
 
     def fingerprint(self, task) -> str:
-        """A short hash of the task's pool: a demonstrations rule's results depend on the rows it draws from, so
-        the scorer's cache keys carry it (one scorer may score a candidate on tasks with different train rows)."""
-        rows = self.pool(task)
-        if rows not in self.fingerprints:
-            if len(self.fingerprints) >= self.kept:
-                self.fingerprints.clear()
-            self.fingerprints[rows] = hashlib.sha1("\n".join(ex.key for ex in rows).encode()).hexdigest()[:16]
-        return self.fingerprints[rows]
+        """A short hash of the task's pool, computed with it: a demonstrations rule's results depend on the rows it
+        draws from, so the scorer's cache keys carry it (one scorer may score a candidate on tasks with different
+        train rows)."""
+        return self._entry(task)[2]
 
     def retriever(self, task) -> Retriever:
-        rows = self.pool(task)
-        key = tuple(ex.key for ex in rows)
+        _, rows, key = self._entry(task)
         if key not in self.retrievers:
             if len(self.retrievers) >= self.kept:
                 self.retrievers.clear()
