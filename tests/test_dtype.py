@@ -159,3 +159,20 @@ def test_autoprompt_ranks_and_swaps_in_bf16(bf16_tiny):
     assert len(strategy.history) == 4
     assert all(h["best_candidate_loss"] < h["loss"] for h in strategy.history if "swap" in h)
     assert any(r["edit"].startswith("swap") for r in summary["leaderboard"] if r["strategy"] == "autoprompt")
+
+
+def test_the_dequantised_cache_loads_without_the_gguf_entry(tiny_dir, tmp_path):
+    """transformers 5.x saves a GGUF model's quantization entry with its plain weights; loading the cache with it
+    warns (wrongly, for these plain weights) that bf16 is slow, so the cache is read without it."""
+    import shutil
+
+    from promptsearch.models.local import _plain_config
+
+    cached = tmp_path / "cache"
+    shutil.copytree(tiny_dir, cached)
+    config = json.loads((cached / "config.json").read_text())
+    config["quantization_config"] = {"quant_method": "gguf", "dequantize": False, "gguf_file": "x.gguf"}
+    (cached / "config.json").write_text(json.dumps(config))
+    plain = _plain_config(cached)
+    assert not hasattr(plain, "quantization_config")
+    assert plain.hidden_size == config["hidden_size"]

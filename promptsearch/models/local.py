@@ -237,6 +237,8 @@ class FrozenModel(Model):
             else:
                 source = directory
             tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+            if gguf is not None:
+                kwargs["config"] = _plain_config(source)
             model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
         except PromptSearchError:
             raise
@@ -246,6 +248,19 @@ class FrozenModel(Model):
             raise PromptSearchError(f"could not load model {spec or 'default'!r}: {first}") from None
         model.to(device)
         return cls(model, tokenizer, name=str(spec or f"embedded:{gguf}"), dtype_why=why)
+
+
+def _plain_config(cached: Path):
+    """The cached model's config without the GGUF quantization entry that transformers (5.x) saves with it. The
+    cached weights are plain fp32 tensors; the entry changes no number (the same logits to the last bit, fp32 and
+    bf16, 2026-12-02) but makes every load warn that bf16 is slow on packed weights, which this copy does not
+    have: on an AMX host bf16 scored 3.3x faster than fp32 here, with the same predictions."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(cached, trust_remote_code=False)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    return config
 
 
 def tokenizer_start_ids(tokenizer) -> list[int]:
