@@ -86,6 +86,8 @@ TWEAKS = {
     "similar-8": {"options": {"clarify": {"demo_rules": ["similar:4", "similar:8", "balanced:2"]}}},  # 8 neighbours too
     # (the default since 2026-12-02); the rules before it:
     "similar-4-only": {"options": {"clarify": {"demo_rules": ["similar:4", "balanced:2"]}}},
+    "labels-first": {"options": {"templates": {"labels_first": True}}},  # templates: LM-BFF label words before instructions
+    "eta-5": {"racing": {"eta": 5}},  # racing: the top fifth of a rung climbs on (the default: a third)
 }
 
 
@@ -101,8 +103,10 @@ def run_default(task, extra: dict, model, draw: int, variant: str, max_evals: in
     run_dir = workdir / f"{task.name}-{draw}-{variant.replace(':', '-')}"
     started = time.monotonic()
     default_first, default_pool = bandit.FIRST_TURN, selection_rules.DEMOS_FROM_DEV
+    default_racing = runner.DEFAULTS["racing"]
     bandit.FIRST_TURN = spec.get("first_turn", default_first)
     selection_rules.DEMOS_FROM_DEV = spec.get("demos_from_dev", default_pool)
+    runner.DEFAULTS["racing"] = {**default_racing, **spec.get("racing", {})}
     try:
         # evaluations bind, not the default 480 s: on a loaded machine the time limit cut one run to 276 of 800
         # evaluations (AG News draw 3, 2026-12-02), a measure of the load rather than of the search
@@ -112,6 +116,7 @@ def run_default(task, extra: dict, model, draw: int, variant: str, max_evals: in
         prepared = runner.prepare_task(task, {"selection": selection, "seed": draw})  # the rows the run chose on
     finally:
         bandit.FIRST_TURN, selection_rules.DEMOS_FROM_DEV = default_first, default_pool
+        runner.DEFAULTS["racing"] = default_racing
     s = result.summary
     best = Candidate.from_json(s["best"])
     test_rows = [json.loads(line) for line in (run_dir / "test.jsonl").open()]

@@ -24,12 +24,16 @@ class TemplateEnumeration(Strategy):
     description = "Enumerate instruction phrasings x input/answer formats x label words (LM-BFF label search)."
 
     def __init__(self, top: int = 3, label_candidates: int = 4, label_examples: int = 16, search_labels: bool = True,
-                 calibrations: tuple = ("contextual", "domain")):
+                 calibrations: tuple = ("contextual", "domain"), labels_first: bool = False):
         self.top = top
         self.label_candidates = label_candidates
         self.label_examples = label_examples
         self.search_labels = search_labels
         self.calibrations = tuple(calibrations)  # last phase: calibrated variants of the best templates
+        # the phases in order; labels_first: label words on the best formats before instructions (a small budget
+        # may never reach a later phase)
+        self.phases = ("formats", "labels", "instructions", "calibrations") if labels_first else \
+            ("formats", "instructions", "labels", "calibrations")
         self._masks: dict = {}  # per vocabulary: which tokens can be label words (label_words works before start)
 
     def start(self, context: SearchContext) -> None:
@@ -37,21 +41,21 @@ class TemplateEnumeration(Strategy):
         self._queue: list[Candidate] = []
 
     def propose(self, context: SearchContext, n: int) -> list[Candidate]:
-        while not self._queue and self._phase < 4:
-            self._queue = self._next_phase(context)
+        while not self._queue and self._phase < len(self.phases):
+            self._queue = self._next_phase(context, self.phases[self._phase])
             self._phase += 1
         batch, self._queue = self._queue[:n], self._queue[n:]
         return batch
 
-    def _next_phase(self, ctx: SearchContext) -> list[Candidate]:
+    def _next_phase(self, ctx: SearchContext, phase: str) -> list[Candidate]:
         task = ctx.task
         best = ctx.best(self.top)
-        if self._phase == 0:  # bare formats
+        if phase == "formats":  # bare formats
             out = []
             for fmt in library.formats(task):
                 out.append(Candidate(fmt, strategy=self.name, edit="format"))
             return out
-        if self._phase == 1:  # instructions on the best formats
+        if phase == "instructions":  # instructions on the best formats
             out = []
             for base in best:
                 for instruction in library.instructions(task):
@@ -62,7 +66,7 @@ class TemplateEnumeration(Strategy):
             return out
         if task.kind != "classification" or not task.label_words:
             return []  # no label words of its own (a multi-task run: each task keeps its own): nothing to search
-        if self._phase == 3:  # calibrated variants of the best plain templates (calibration.py)
+        if phase == "calibrations":  # calibrated variants of the best plain templates (calibration.py)
             return [Candidate(base.prompt, base.label_words, strategy=self.name, parents=(base.id,),
                               edit=f"calibrate:{mode}", calibrate=mode)
                     for base in [b for b in best if not b.calibrate and not b.demos][:2] for mode in self.calibrations]

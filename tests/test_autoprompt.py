@@ -284,3 +284,20 @@ def test_cli_run_autoprompt_on_smollm(tmp_path):
     assert summary["budget_used"]["charged"] > 0
     logged = [json.loads(x) for x in (out / "candidates.jsonl").read_text().splitlines()]
     assert any(rec["candidate"]["edit"] == "initial triggers" for rec in logged)
+
+
+@pytest.mark.parametrize("labels_first", [False, True])
+def test_templates_search_label_words_before_instructions_when_asked(tiny, task, labels_first):
+    from promptsearch.strategies.templates import TemplateEnumeration
+
+    strategy = TemplateEnumeration(labels_first=labels_first, label_examples=8, calibrations=())
+    search = Search(task, Scorer(tiny), [strategy], Budget(max_evals=100_000), racing=Racing(8, 2))
+    search.run()
+    edits = [t.candidate.edit for t in sorted(search.trials.values(), key=lambda t: t.order) if t.candidate.edit]
+    formats = [i for i, e in enumerate(edits) if e == "format"]
+    labels = [i for i, e in enumerate(edits) if e == "label words"]
+    instructions = [i for i, e in enumerate(edits) if e == "instruction"]
+    assert formats and labels and instructions  # every phase ran
+    assert max(formats) < min(labels + instructions)
+    assert (max(labels) < min(instructions)) == labels_first
+    assert (max(instructions) < min(labels)) == (not labels_first)
