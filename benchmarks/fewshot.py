@@ -86,7 +86,9 @@ TWEAKS = {
     "similar-8": {"options": {"clarify": {"demo_rules": ["similar:4", "similar:8", "balanced:2"]}}},  # 8 neighbours too
     # (the default since 2026-12-02); the rules before it:
     "similar-4-only": {"options": {"clarify": {"demo_rules": ["similar:4", "balanced:2"]}}},
-    "labels-first": {"options": {"templates": {"labels_first": True}}},  # templates: LM-BFF label words before instructions
+    "labels-first": {"options": {"templates": {"labels_at": "after-formats"}}},  # templates: LM-BFF label words before instructions
+    "labels-start": {"options": {"templates": {"labels_at": "start"}}},  # ... on the seed prompt, before the formats
+    "similar-16": {"options": {"clarify": {"demo_rules": ["similar:4", "similar:8", "similar:16", "balanced:2"]}}},
     "eta-5": {"racing": {"eta": 5}},  # racing: the top fifth of a rung climbs on (the default: a third)
 }
 

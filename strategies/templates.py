@@ -17,6 +17,13 @@ from promptsearch.strategy import SearchContext, Strategy
 from . import library
 
 log = logging.getLogger(__name__)
+# The phases in order, by where the label-word search goes: on the seed prompt before anything else, on the best
+# formats, or on the best instructed templates.
+LABEL_PHASES = {
+    "start": ("labels", "formats", "instructions", "calibrations"),
+    "after-formats": ("formats", "labels", "instructions", "calibrations"),
+    "after-instructions": ("formats", "instructions", "labels", "calibrations"),
+}
 
 
 class TemplateEnumeration(Strategy):
@@ -24,16 +31,16 @@ class TemplateEnumeration(Strategy):
     description = "Enumerate instruction phrasings x input/answer formats x label words (LM-BFF label search)."
 
     def __init__(self, top: int = 3, label_candidates: int = 4, label_examples: int = 16, search_labels: bool = True,
-                 calibrations: tuple = ("contextual", "domain"), labels_first: bool = False):
+                 calibrations: tuple = ("contextual", "domain"), labels_at: str = "after-instructions"):
         self.top = top
         self.label_candidates = label_candidates
         self.label_examples = label_examples
         self.search_labels = search_labels
         self.calibrations = tuple(calibrations)  # last phase: calibrated variants of the best templates
-        # the phases in order; labels_first: label words on the best formats before instructions (a small budget
-        # may never reach a later phase)
-        self.phases = ("formats", "labels", "instructions", "calibrations") if labels_first else \
-            ("formats", "instructions", "labels", "calibrations")
+        # where the label-word phase goes: a small budget may never reach a late phase
+        if labels_at not in LABEL_PHASES:
+            raise ValueError(f"labels_at must be one of {sorted(LABEL_PHASES)}, not {labels_at!r}")
+        self.phases = LABEL_PHASES[labels_at]
         self._masks: dict = {}  # per vocabulary: which tokens can be label words (label_words works before start)
 
     def start(self, context: SearchContext) -> None:

@@ -286,18 +286,20 @@ def test_cli_run_autoprompt_on_smollm(tmp_path):
     assert any(rec["candidate"]["edit"] == "initial triggers" for rec in logged)
 
 
-@pytest.mark.parametrize("labels_first", [False, True])
-def test_templates_search_label_words_before_instructions_when_asked(tiny, task, labels_first):
-    from promptsearch.strategies.templates import TemplateEnumeration
+@pytest.mark.parametrize("labels_at", ["start", "after-formats", "after-instructions"])
+def test_templates_search_label_words_in_the_phase_asked(tiny, task, labels_at):
+    from promptsearch.strategies.templates import LABEL_PHASES, TemplateEnumeration
 
-    strategy = TemplateEnumeration(labels_first=labels_first, label_examples=8, calibrations=())
+    strategy = TemplateEnumeration(labels_at=labels_at, label_examples=8, calibrations=())
     search = Search(task, Scorer(tiny), [strategy], Budget(max_evals=100_000), racing=Racing(8, 2))
     search.run()
     edits = [t.candidate.edit for t in sorted(search.trials.values(), key=lambda t: t.order) if t.candidate.edit]
-    formats = [i for i, e in enumerate(edits) if e == "format"]
-    labels = [i for i, e in enumerate(edits) if e == "label words"]
-    instructions = [i for i, e in enumerate(edits) if e == "instruction"]
-    assert formats and labels and instructions  # every phase ran
-    assert max(formats) < min(labels + instructions)
-    assert (max(labels) < min(instructions)) == labels_first
-    assert (max(instructions) < min(labels)) == (not labels_first)
+    first = {phase: edits.index(edit) for phase, edit in
+             (("formats", "format"), ("labels", "label words"), ("instructions", "instruction"))}
+    last = {phase: len(edits) - 1 - edits[::-1].index(edit) for phase, edit in
+            (("formats", "format"), ("labels", "label words"), ("instructions", "instruction"))}
+    order = [p for p in LABEL_PHASES[labels_at] if p in first]
+    assert len(order) == 3  # every phase proposed something
+    assert all(last[a] < first[b] for a, b in zip(order, order[1:]))  # one phase after another, in that order
+    with pytest.raises(ValueError, match="labels_at"):
+        TemplateEnumeration(labels_at="sometime")
