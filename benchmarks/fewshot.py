@@ -89,6 +89,8 @@ TWEAKS = {
     "labels-first": {"options": {"templates": {"labels_at": "after-formats"}}},  # templates: LM-BFF label words before instructions
     "labels-start": {"options": {"templates": {"labels_at": "start"}}},  # ... on the seed prompt, before the formats
     "similar-16": {"options": {"clarify": {"demo_rules": ["similar:4", "similar:8", "similar:16", "balanced:2"]}}},
+    "labels-first+similar-16": {"options": {"templates": {"labels_at": "after-formats"},  # the two together
+                                            "clarify": {"demo_rules": ["similar:4", "similar:8", "similar:16", "balanced:2"]}}},
     "eta-5": {"racing": {"eta": 5}},  # racing: the top fifth of a rung climbs on (the default: a third)
 }
 

@@ -240,8 +240,7 @@ def test_templates_and_clarify_propose_the_options_as_edits_of_their_bases(tiny,
     ctx = search.context(0)
     templates = make("templates")
     templates.start(ctx)
-    templates._phase = 3  # its last phase: calibrated variants of the best two
-    got = templates._next_phase(ctx)
+    got = templates._next_phase(ctx, "calibrations")  # its last phase: calibrated variants of the best two
     best = [t.candidate.id for t in search.leaderboard()[:2]]
     assert sorted((c.parents[0], c.calibrate) for c in got) == sorted((b, m) for b in best for m in ("contextual", "domain"))
     clarify = make("clarify", {"draws": 0})
