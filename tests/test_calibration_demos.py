@@ -245,18 +245,18 @@ def test_templates_and_clarify_propose_the_options_as_edits_of_their_bases(tiny,
     assert sorted((c.parents[0], c.calibrate) for c in got) == sorted((b, m) for b in best for m in ("contextual", "domain"))
     clarify = make("clarify", {"draws": 0})
     edits = clarify.edits(ctx, Candidate(PROMPT))
-    assert [(c.demos, c.calibrate) for c in edits[:5]] == [("similar:4", None), ("similar:8", None), ("balanced:2", None),
-                                                          (None, "contextual"), (None, "domain")]
-    calibrated = clarify.edits(ctx, edits[3])  # a calibrated base: no similar demonstrations, keeps its option
+    assert [(c.demos, c.calibrate) for c in edits[:6]] == [("similar:4", None), ("similar:8", None), ("similar:16", None),
+                                                          ("balanced:2", None), (None, "contextual"), (None, "domain")]
+    calibrated = clarify.edits(ctx, edits[4])  # a calibrated base: no similar demonstrations, keeps its option
     assert {c.demos for c in calibrated} == {"balanced:2", None} and all(c.calibrate == "contextual" for c in calibrated)
     # with drawn demonstrations too: on classification the rules come first, then one draw of each count
-    first = [c.edit for c in make("clarify").edits(ctx, Candidate(PROMPT))[:7]]
-    assert first == ["demos=similar:4", "demos=similar:8", "demos=balanced:2", "demos:1#0", "demos:2#0", "demos:4#0",
-                     "demos:8#0"]
+    first = [c.edit for c in make("clarify").edits(ctx, Candidate(PROMPT))[:8]]
+    assert first == ["demos=similar:4", "demos=similar:8", "demos=similar:16", "demos=balanced:2", "demos:1#0",
+                     "demos:2#0", "demos:4#0", "demos:8#0"]
     rows = tuple(Example(w, w[::-1]) for w in ("hot", "up", "left", "big", "wet", "old", "new", "dry", "low"))
     gen = Task("reverse", "generation", rows, rows, rows, "exact_match", "{input} ->")
     gen_search = Search(gen, Scorer(tiny), [], Budget(max_evals=10_000))
     gen_search.tell([Candidate(gen.seed_prompt)])
-    first = [c.edit for c in make("clarify").edits(gen_search.context(0), Candidate(gen.seed_prompt))[:7]]
+    first = [c.edit for c in make("clarify").edits(gen_search.context(0), Candidate(gen.seed_prompt))[:8]]
     assert first == ["demos:1#0", "demos:2#0", "demos:4#0", "demos:8#0", "demos=similar:4", "demos=similar:8",
-                     "demos=balanced:2"]
+                     "demos=similar:16", "demos=balanced:2"]

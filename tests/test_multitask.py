@@ -364,7 +364,7 @@ def test_clarify_proposes_the_rules_for_a_universal_prompt_and_an_extension_keep
     search = MultiSearch(task, Scorer(tiny), [], Budget(max_evals=10_000), racing=Racing(8, 3))
     search.tell([Candidate(task.seed_prompt)])
     edits = make("clarify").edits(search.context(0), Candidate(task.seed_prompt))
-    assert [c.demos for c in edits[:3]] == ["similar:4", "similar:8", "balanced:2"]  # first: the most promising lever here
+    assert [c.demos for c in edits[:4]] == ["similar:4", "similar:8", "similar:16", "balanced:2"]  # first: the most promising lever here
     assert all(c.calibrate is None for c in edits)  # no shared label words to calibrate
     # a finished universal run whose best has a rule: the extension starts from prompt and rule, and the
     # old tasks' "before" (the constraint) is that candidate, not the bare prompt
