@@ -1,0 +1,66 @@
+"""Method study: `make demo`'s run (the default search on the bundled task, seed 0) under today's default and under
+an earlier default given as strategy options, one after the other, with the winners' test outcomes paired (exact
+McNemar). "The demo does not get worse" is checked this way whenever a default changes.
+
+Kind: method study (benchmarks/studies/): its numbers describe the code of the day it ran (benchmarks/RESULTS.md
+names the commit).
+
+    python benchmarks/studies/demo_pair.py --old '{"clarify": {"demo_rules": ["similar:4", "balanced:2"]}}'
+
+Run it on an otherwise idle machine: the default budget has a time limit (480 s), so a loaded machine changes
+what the search reaches. Writes ``results/demo_pair-<date>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import machine, result_path, write_json
+
+
+def run_arm(run_dir: Path, options: dict | None) -> dict:
+    import promptsearch as ps
+    from promptsearch.candidate import Candidate
+
+    started = time.monotonic()
+    s = ps.search(run_dir=run_dir, options=options).summary
+    best = Candidate.from_json(s["best"])
+    rows = [json.loads(line) for line in (run_dir / "test.jsonl").open()]
+    outcomes = [r[0] for r in next(t for t in rows if Candidate.from_json(t["candidate"]).id == best.id)["results"]]
+    return {"test": {k: float(s["best"]["test"][k]) for k in ("score", "n", "ci_low", "ci_high")},
+            "evals": s["budget_used"]["evals"], "search_seconds": s["budget_used"]["seconds"],
+            "wall_seconds": round(time.monotonic() - started, 1), "best": s["best"].get("edit"),
+            "stop_reason": s.get("stop_reason"), "outcomes": outcomes}
+
+
+def main(argv=None) -> int:
+    from promptsearch.stats import mcnemar_exact
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--old", required=True, help="the earlier default, as strategy options (JSON)")
+    p.add_argument("--out", default=None)
+    args = p.parse_args(argv)
+    old = json.loads(args.old)
+    info = machine()
+    with tempfile.TemporaryDirectory() as tmp:
+        arms = {"today": run_arm(Path(tmp) / "today", None), "earlier": run_arm(Path(tmp) / "earlier", old)}
+    for name, arm in arms.items():
+        t = arm["test"]
+        print(f"{name:<8} {t['score']:.3f} [{t['ci_low']:.3f}, {t['ci_high']:.3f}] n={t['n']}  {arm['evals']} evaluations, "
+              f"{arm['search_seconds']:.0f} s of search, best: {arm['best']}")
+    test = mcnemar_exact(arms["earlier"]["outcomes"], arms["today"]["outcomes"])
+    print(f"today - earlier: {test}")
+    write_json(Path(args.out or result_path("demo_pair")),
+               {"command": "python benchmarks/studies/demo_pair.py --old " + json.dumps(args.old), "machine": info,
+                "earlier_options": old, "arms": arms, "mcnemar": str(test)})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
