@@ -33,7 +33,8 @@ def run_arm(run_dir: Path, options: dict | None) -> dict:
     best = Candidate.from_json(s["best"])
     rows = [json.loads(line) for line in (run_dir / "test.jsonl").open()]
     outcomes = [r[0] for r in next(t for t in rows if Candidate.from_json(t["candidate"]).id == best.id)["results"]]
-    return {"test": {k: float(s["best"]["test"][k]) for k in ("score", "n", "ci_low", "ci_high")},
+    test = s["best"]["test"]
+    return {"test": {"n": int(test["n"]), **{k: float(test[k]) for k in ("score", "ci_low", "ci_high")}},
             "evals": s["budget_used"]["evals"], "search_seconds": s["budget_used"]["seconds"],
             "wall_seconds": round(time.monotonic() - started, 1), "best": s["best"].get("edit"),
             "stop_reason": s.get("stop_reason"), "outcomes": outcomes}
