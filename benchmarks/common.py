@@ -141,5 +141,17 @@ def write_text(path: str | Path, text: str) -> Path:
     return path
 
 
+def winner_outcomes(run_dir: str | Path) -> tuple[list[str], list[float]]:
+    """A finished run's winner's per-example test scores, in its test order (keys, scores), from its test.jsonl."""
+    from promptsearch.store import RunStore
+
+    store = RunStore.open(run_dir)
+    best = store.summary["best"]["id"]
+    for row in store.read("test.jsonl"):
+        if row["candidate"]["id"] == best:
+            return row["keys"], [r[0] for r in row["results"]]  # results are in keys' order
+    raise SystemExit(f"error: {run_dir}: the winner {best} has no test row")
+
+
 def write_json(path: str | Path, obj, indent: int = 2) -> Path:
     return write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")

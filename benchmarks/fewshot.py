@@ -34,10 +34,18 @@ from pathlib import Path
 
 try:
     import protocol
-    from common import add_data_argument, data_root, load_model, machine, result_path, write_json
+    from common import add_data_argument, data_root, load_model, machine, result_path, winner_outcomes, write_json
 except ImportError:  # imported as benchmarks.fewshot
     from benchmarks import protocol
-    from benchmarks.common import add_data_argument, data_root, load_model, machine, result_path, write_json
+    from benchmarks.common import (
+        add_data_argument,
+        data_root,
+        load_model,
+        machine,
+        result_path,
+        winner_outcomes,
+        write_json,
+    )
 
 BASELINES = ("seed", "hand", "icl-random", "icl-nearest")
 TIME_LIMIT = 3600  # seconds per default run: far above what 800 evaluations take, so the evaluations bind
@@ -123,14 +131,12 @@ def run_default(task, extra: dict, model, draw: int, variant: str, max_evals: in
         runner.DEFAULTS["racing"] = default_racing
     s = result.summary
     best = Candidate.from_json(s["best"])
-    test_rows = [json.loads(line) for line in (run_dir / "test.jsonl").open()]
-    outcomes = next(r for r in test_rows if Candidate.from_json(r["candidate"]).id == best.id)
     from promptsearch.scoring import Scorer
 
     devsplit = score_rows(Scorer(model), prepared, best, extra["devsplit"])
     estimate = s["estimate"]
     return {"test": {k: s["best"]["test"][k] for k in ("score", "n", "ci_low", "ci_high")}
-                    | {"outcomes": [round(r[0], 4) for r in outcomes["results"]]},
+                    | {"outcomes": [round(x, 4) for x in winner_outcomes(run_dir)[1]]},
             "devsplit": devsplit, "dev": s["best"]["dev"], "estimate": {k: estimate.get(k) for k in ("which", "score", "n")},
             "estimate_gap": estimate["score"] - s["best"]["test"]["score"],
             "dev_gap": s["best"]["dev"]["score"] - s["best"]["test"]["score"],

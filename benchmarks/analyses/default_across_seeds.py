@@ -23,25 +23,18 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from collections import defaultdict
 from pathlib import Path
 
 from promptsearch.errors import PromptSearchError
 from promptsearch.stats import holm, paired_test
-from promptsearch.store import RunStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/, for common
+from common import winner_outcomes
 
 WITHIN = 0.02  # issue 17: the default within 2 points of the best single strategy
 ALPHA = 0.05
-
-
-def winner_outcomes(run_dir: str) -> tuple[list[str], list[float]]:
-    """The run's winner's per-example test scores, in its test order (keys, scores)."""
-    store = RunStore.open(run_dir)
-    best = store.summary["best"]["id"]
-    for row in store.read("test.jsonl"):
-        if row["candidate"]["id"] == best:
-            return row["keys"], [r[0] for r in row["results"]]  # results are in keys' order
-    raise SystemExit(f"error: {run_dir}: the winner {best} has no test row")
 
 
 def collect(paths: list[Path], strategies: set[str]) -> dict:

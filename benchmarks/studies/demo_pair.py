@@ -21,23 +21,19 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import machine, result_path, write_json
+from common import machine, result_path, winner_outcomes, write_json
 
 
 def run_arm(run_dir: Path, options: dict | None) -> dict:
     import promptsearch as ps
-    from promptsearch.candidate import Candidate
 
     started = time.monotonic()
     s = ps.search(run_dir=run_dir, options=options).summary
-    best = Candidate.from_json(s["best"])
-    rows = [json.loads(line) for line in (run_dir / "test.jsonl").open()]
-    outcomes = [r[0] for r in next(t for t in rows if Candidate.from_json(t["candidate"]).id == best.id)["results"]]
     test = s["best"]["test"]
     return {"test": {"n": int(test["n"]), **{k: float(test[k]) for k in ("score", "ci_low", "ci_high")}},
             "evals": s["budget_used"]["evals"], "search_seconds": s["budget_used"]["seconds"],
             "wall_seconds": round(time.monotonic() - started, 1), "best": s["best"].get("edit"),
-            "stop_reason": s.get("stop_reason"), "outcomes": outcomes}
+            "stop_reason": s.get("stop_reason"), "outcomes": winner_outcomes(run_dir)[1]}
 
 
 def main(argv=None) -> int:
