@@ -84,7 +84,8 @@ def run_baselines(name: str, task, model) -> dict:
 
 
 # Variants of the default for the project's design questions, measured on the development split: "SELECTION" or
-# "SELECTION:TWEAK" with a tweak below (each the alternative to a default, set for that run only).
+# "SELECTION:TWEAK" with a tweak below (each the alternative to a default, set for that run only), or several
+# joined by "+" ("auto:labels-first+similar-16": both at once; tweak_spec).
 TWEAKS = {
     "rules-last": {"options": {"clarify": {"rules_first": False}}},  # clarify: drawn demonstrations before the rules
     "first-turn-4": {"first_turn": 4},  # bandit: a first turn of 4 proposals (the default since 2026-12-02)
@@ -97,10 +98,23 @@ TWEAKS = {
     "labels-first": {"options": {"templates": {"labels_at": "after-formats"}}},  # templates: LM-BFF label words before instructions
     "labels-start": {"options": {"templates": {"labels_at": "start"}}},  # ... on the seed prompt, before the formats
     "similar-16": {"options": {"clarify": {"demo_rules": ["similar:4", "similar:8", "similar:16", "balanced:2"]}}},
-    "labels-first+similar-16": {"options": {"templates": {"labels_at": "after-formats"},  # the two together
-                                            "clarify": {"demo_rules": ["similar:4", "similar:8", "similar:16", "balanced:2"]}}},
     "eta-5": {"racing": {"eta": 5}},  # racing: the top fifth of a rung climbs on (the default: a third)
 }
+
+
+def tweak_spec(tweak: str) -> dict:
+    """The settings of one tweak or of several joined by "+", merged (a strategy's options and racing's, key by key)."""
+    spec: dict = {}
+    for name in filter(None, tweak.split("+")):
+        for key, value in TWEAKS[name].items():
+            if isinstance(value, dict):
+                merged = dict(spec.get(key, {}))
+                for k, v in value.items():
+                    merged[k] = {**merged[k], **v} if isinstance(v, dict) and isinstance(merged.get(k), dict) else v
+                spec[key] = merged
+            else:
+                spec[key] = value
+    return spec
 
 
 def run_default(task, extra: dict, model, draw: int, variant: str, max_evals: int, workdir: Path) -> dict:
@@ -111,7 +125,7 @@ def run_default(task, extra: dict, model, draw: int, variant: str, max_evals: in
     from promptsearch.search import bandit
 
     selection, _, tweak = variant.partition(":")
-    spec = TWEAKS[tweak] if tweak else {}
+    spec = tweak_spec(tweak)
     run_dir = workdir / f"{task.name}-{draw}-{variant.replace(':', '-')}"
     started = time.monotonic()
     default_first, default_pool = bandit.FIRST_TURN, selection_rules.DEMOS_FROM_DEV
