@@ -67,7 +67,7 @@ class TemplateEnumeration(Strategy):
             for fmt in library.formats(task):
                 out.append(Candidate(fmt, strategy=self.name, edit="format"))
             return out
-        if phase == "instructions":  # instructions on the best formats
+        if phase == "instructions":  # instructions on the best templates so far
             out = []
             for base in best:
                 for instruction in library.instructions(task):
@@ -82,7 +82,7 @@ class TemplateEnumeration(Strategy):
             return [Candidate(base.prompt, base.label_words, strategy=self.name, parents=(base.id,),
                               edit=f"calibrate:{mode}", calibrate=mode)
                     for base in [b for b in best if not b.calibrate and not b.demos][:2] for mode in self.calibrations]
-        if not self.search_labels:
+        if not self.search_labels:  # the one phase left: label words on the best two
             return []
         out = []
         for base in best[:2]:
