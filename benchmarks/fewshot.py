@@ -106,6 +106,8 @@ def tweak_spec(tweak: str) -> dict:
     """The settings of one tweak or of several joined by "+", merged (a strategy's options and racing's, key by key)."""
     spec: dict = {}
     for name in filter(None, tweak.split("+")):
+        if name not in TWEAKS:
+            raise SystemExit(f"error: unknown tweak {name!r}; known: {', '.join(TWEAKS)}")
         for key, value in TWEAKS[name].items():
             if isinstance(value, dict):
                 merged = dict(spec.get(key, {}))
@@ -339,6 +341,8 @@ def main(argv=None) -> int:
     add_data_argument(p)
     args = p.parse_args(argv)
     variants = [v for v in args.variants.split(",") if v]
+    for v in variants:
+        tweak_spec(v.partition(":")[2])  # an unknown tweak is one error line now, not after the model and baselines
     if args.merge:
         merged: dict = {}  # one row per task and draw, the methods of every file together
         for f in args.merge:

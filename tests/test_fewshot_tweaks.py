@@ -12,3 +12,10 @@ def test_tweaks_joined_by_plus_merge_their_settings_strategy_by_strategy():
     assert fewshot.tweak_spec("similar-8+similar-4-only")["options"]["clarify"]["demo_rules"] == ["similar:4", "balanced:2"]
     assert fewshot.tweak_spec("eta-5+first-turn-round") == {"racing": {"eta": 5}, "first_turn": None}
     assert fewshot.tweak_spec("") == {}
+
+
+def test_an_unknown_tweak_is_one_error_line():
+    import pytest
+
+    with pytest.raises(SystemExit, match="unknown tweak 'nope'"):
+        fewshot.tweak_spec("similar-16+nope")
