@@ -42,7 +42,7 @@ class Artifact:
     created: str
     promptsearch_version: str
     # Scoring options of the candidate (calibrate, demos, ensemble members and weights), and for a demos rule the train rows it chooses
-    # from (demos.pool: at most demos.POOL_SIZE rows), so eval --artifact needs no train split. Both are
+    # (batch calibration: whose inputs it reads) from (demos.pool: at most demos.POOL_SIZE rows), so eval --artifact needs no train split. Both are
     # left out of the file when unset, as artifacts written before them have neither.
     options: dict = field(default_factory=dict)
     demo_pool: list | None = None
@@ -136,10 +136,11 @@ def _validate(data: dict, where: str) -> None:
     if not set(data.get("options", {})) <= {"calibrate", "demos", "members", "weights"}:
         raise PromptSearchError(f"{where}: field 'options' holds only calibrate, demos, members and weights")
     options = data.get("options", {})
-    member_demos = isinstance(options.get("members"), list) and any(isinstance(m, dict) and m.get("demos") for m in options["members"])
-    if (options.get("demos") or member_demos) and not all(isinstance(r, dict) and isinstance(r.get("input"), str)
-                                                        and isinstance(r.get("output"), str) for r in data.get("demo_pool") or [None]):
-        raise PromptSearchError(f"{where}: a demos rule needs 'demo_pool' rows with input and output text")
+    members = [m for m in options.get("members") or [] if isinstance(m, dict)] if isinstance(options.get("members"), list) else []
+    reads_pool = any(o.get("demos") or o.get("calibrate") == "batch" for o in [options] + members)
+    if reads_pool and not all(isinstance(r, dict) and isinstance(r.get("input"), str)
+                              and isinstance(r.get("output"), str) for r in data.get("demo_pool") or [None]):
+        raise PromptSearchError(f"{where}: a demos rule or batch calibration needs 'demo_pool' rows with input and output text")
     if not isinstance(data.get("scoring", {}), dict):
         raise PromptSearchError(f"{where}: field 'scoring' must be an object")
     limit = (data.get("scoring", {}).get("generation") or {}).get("max_new_tokens")

@@ -88,7 +88,7 @@ def export_run(run_dir: str | Path, out: str | Path, rank: int = 1, parts=None, 
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         promptsearch_version=metadata.version("promptsearch"),
         options=best.options(),
-        demo_pool=demos.pool_rows(task) if best.demos or any(m.demos for m in best.members) else None,
+        demo_pool=demos.pool_rows(task) if demos.uses_pool(best) else None,
         scoring=scoring_rule(task.kind, task.metric, best, bool(config["chat"]), summary.get("max_new_tokens")),
     )
     artifact.write(made, out, soft_bytes)

@@ -110,7 +110,7 @@ class Prompt:
     @classmethod
     def from_candidate(cls, candidate: Candidate, task: Task, chat: bool = False, max_new_tokens: int | None = None,
                        scores: dict | None = None) -> Prompt:
-        pool = demo_rules.pool_rows(task) if _uses_pool(candidate) else None
+        pool = demo_rules.pool_rows(task) if demo_rules.uses_pool(candidate) else None
         return cls(candidate, task.kind, task.metric, tuple(candidate.label_words or task.label_words), chat, pool,
                    max_new_tokens, task.name, None, dict(scores or {}))
 
@@ -174,10 +174,6 @@ class Prompt:
             else:
                 out.append(Prediction(text, r.prediction))
         return out
-
-
-def _uses_pool(c: Candidate) -> bool:
-    return bool(c.demos) or any(m.demos for m in c.members)
 
 
 def _text(x, i: int) -> str:

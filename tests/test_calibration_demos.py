@@ -97,9 +97,16 @@ def test_the_bias_rows_are_charged_to_the_budget_once_per_prompt_also_on_resume(
     scorer = Scorer(tiny)
     first = searched(scorer)
     assert first.charged == 3 + 1
-    assert first.evals_used == sum(first.scored.values()) + 4
+    plain = Candidate(PROMPT).id
+    assert first.scored[plain] > max(n for cid, n in first.scored.items() if cid != plain)  # the twin got further
+    # a calibrated twin corrects its plain twin's cached scores: its rows within the twin's are not counted again
+    assert first.evals_used == first.scored[plain] + 4
     again = searched(scorer)  # every row cached now: the count must not change (resume replays it)
     assert again.charged == 4 and again.evals_used == first.evals_used
+    # a calibrated candidate scored past its plain twin counts the rows beyond the twin's
+    alone = Search(sst2, scorer, [], Budget(max_evals=10_000))
+    alone.tell([Candidate(PROMPT, calibrate="domain")])
+    assert alone.evals_used == alone.scored[Candidate(PROMPT, calibrate="domain").id] + 1
 
 
 def _pool_task(train):
@@ -158,7 +165,8 @@ def options_run(tiny_dir, small_task_dir, tmp_path_factory):
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("options-run")
     config = runner.make_config(task=small_task_dir, model=tiny_dir, strategies=["clarify"], seed_prompt=PROMPT,
-                                options={"clarify": {"draws": 0, "rounds": 1, "demo_rules": ["similar:2", "balanced:1"]}},
+                                options={"clarify": {"draws": 0, "rounds": 1, "demo_rules": ["similar:2", "balanced:1"],
+                                                        "calibrations": ["contextual", "domain", "batch"]}},
                                 budget={"max_evals": 600})
     model = FrozenModel.load(tiny_dir, device="cpu")
     summary = runner.run(config, out / "run", parts=(runner.load_task_of(config), model, Scorer(model)))
@@ -166,7 +174,7 @@ def options_run(tiny_dir, small_task_dir, tmp_path_factory):
 
 
 @pytest.mark.parametrize("option", [{"demos": "similar:2"}, {"demos": "balanced:1"}, {"calibrate": "contextual"},
-                                    {"calibrate": "domain"}])
+                                    {"calibrate": "domain"}, {"calibrate": "batch"}])
 def test_options_round_trip_through_export_and_eval_artifact(options_run, small_task_dir, option, tmp_path):
     out, _ = options_run
     from promptsearch.store import RunStore
@@ -177,8 +185,9 @@ def test_options_round_trip_through_export_and_eval_artifact(options_run, small_
     assert art.options == option and art.candidate().options() == option
     saved = json.loads((tmp_path / "a.json").read_text())
     assert saved["options"] == option
-    assert (saved.get("demo_pool") is not None) == ("demos" in option)
-    # another train split: the artifact's own pool, not the task's train, chooses the demonstrations
+    assert (saved.get("demo_pool") is not None) == ("demos" in option or option == {"calibrate": "batch"})
+    # another train split: the artifact's own pool, not the task's train, chooses the demonstrations (and the
+    # inputs batch calibration averages)
     moved = tmp_path / "task"
     shutil.copytree(small_task_dir, moved)
     (moved / "train.jsonl").write_text((moved / "train.jsonl").read_text().splitlines()[0] + "\n")
@@ -243,16 +252,20 @@ def test_templates_and_clarify_propose_the_options_as_edits_of_their_bases(tiny,
     got = templates._next_phase(ctx, "calibrations")  # its last phase: calibrated variants of the best two
     best = [t.candidate.id for t in search.leaderboard()[:2]]
     assert sorted((c.parents[0], c.calibrate) for c in got) == sorted((b, m) for b in best for m in ("contextual", "domain"))
+    early = templates._next_phase(ctx, "early-calibrations")  # right after the formats: batch-calibrated twins
+    assert sorted((c.parents[0], c.calibrate) for c in early) == sorted((b, "batch") for b in best)
     clarify = make("clarify", {"draws": 0})
     edits = clarify.edits(ctx, Candidate(PROMPT))
-    assert [(c.demos, c.calibrate) for c in edits[:6]] == [("similar:4", None), ("similar:8", None), ("similar:16", None),
-                                                          ("balanced:2", None), (None, "contextual"), (None, "domain")]
-    calibrated = clarify.edits(ctx, edits[4])  # a calibrated base: no similar demonstrations, keeps its option
+    assert [(c.demos, c.calibrate) for c in edits[:7]] == [("similar:4", None), ("similar:8", None), ("similar:16", None),
+                                                          ("balanced:2", None), (None, "batch"), (None, "contextual"),
+                                                          (None, "domain")]
+    calibrated = clarify.edits(ctx, edits[5])  # a contextual base: no similar demonstrations, keeps its option
     assert {c.demos for c in calibrated} == {"balanced:2", None} and all(c.calibrate == "contextual" for c in calibrated)
-    # with drawn demonstrations too: on classification the rules come first, then one draw of each count
-    first = [c.edit for c in make("clarify").edits(ctx, Candidate(PROMPT))[:8]]
-    assert first == ["demos=similar:4", "demos=similar:8", "demos=similar:16", "demos=balanced:2", "demos:1#0",
-                     "demos:2#0", "demos:4#0", "demos:8#0"]
+    # with drawn demonstrations too: on classification the rules come first, then calibration (cheap), then one
+    # draw of each count
+    first = [c.edit for c in make("clarify").edits(ctx, Candidate(PROMPT))[:11]]
+    assert first == ["demos=similar:4", "demos=similar:8", "demos=similar:16", "demos=balanced:2", "calibrate:batch",
+                     "calibrate:contextual", "calibrate:domain", "demos:1#0", "demos:2#0", "demos:4#0", "demos:8#0"]
     rows = tuple(Example(w, w[::-1]) for w in ("hot", "up", "left", "big", "wet", "old", "new", "dry", "low"))
     gen = Task("reverse", "generation", rows, rows, rows, "exact_match", "{input} ->")
     gen_search = Search(gen, Scorer(tiny), [], Budget(max_evals=10_000))

@@ -12,6 +12,7 @@ from ..errors import PromptSearchError, RunInterrupted
 from ..format import RANKED_BY, budget_line, fmt_score, members_lines, one_line, options_note
 from ..outputs import example_rows, pick, render
 from ..defaults import BUDGET, FINAL_CHECK
+from ..scoring.calibration import MODES as CALIBRATIONS
 from .common import Limited, emit, examples_options, model_options, reporting, setup, stop_on_sigterm, unescape
 
 
@@ -44,8 +45,9 @@ def strategies(name, as_json, quiet):
 @click.option("--split", default=None, type=click.Choice(["train", "dev", "test"]), help="[default: dev; test with --artifact]")
 @click.option("--limit", default=None, type=click.IntRange(1), help="Score only the first N examples.")
 @click.option("--label-words", default=None, help="Comma-separated label words overriding the task's.")
-@click.option("--calibrate", type=click.Choice(["contextual", "domain"]), default=None,
-              help="Correct the label scores for the prompt's own bias (classification).")
+@click.option("--calibrate", type=click.Choice(list(CALIBRATIONS)), default=None,
+              help="Correct the label scores for the prompt's own bias (classification): content-free inputs, "
+                   "the answer cue alone, or the mean over the task's train inputs (batch).")
 @click.option("--demos", default=None, help="Demonstrations chosen from train: similar:K (per input) or balanced:K (per class).")
 @click.option("--artifact", "artifact_file", type=click.Path(dir_okay=False), default=None,
               help="Score an exported prompt artifact as recorded (its prompt, label words, chat mode, model).")

@@ -38,9 +38,10 @@ def parse(rule: str) -> tuple[str, int, int]:
     return kind, int(count), int(draw or 0)
 
 
-def draws_demonstrations(candidate) -> bool:
-    """Whether the candidate (or a member of it) has a demonstrations rule: its results depend on the pool."""
-    return bool(candidate.demos) or any(draws_demonstrations(m) for m in candidate.members)
+def uses_pool(candidate) -> bool:
+    """Whether the candidate's results depend on the pool: a demonstrations rule draws from it, batch calibration
+    reads its inputs (calibration.py); so does a member's."""
+    return bool(candidate.demos) or candidate.calibrate == "batch" or any(uses_pool(m) for m in candidate.members)
 
 
 def pool(task) -> tuple:

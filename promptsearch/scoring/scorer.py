@@ -22,7 +22,7 @@ from .. import template
 from ..errors import PromptSearchError, TooLongError
 from ..results import ExampleResult, continuation, first_line
 from .calibration import Calibration
-from .demos import Demonstrations, draws_demonstrations
+from .demos import Demonstrations, uses_pool
 from .ensemble import Ensemble
 
 __all__ = ["ExampleResult", "Scorer", "continuation", "first_line"]
@@ -72,7 +72,7 @@ class Scorer:
         mode, extra = self.mode(task, candidate)
         options = candidate.options()  # calibration, demonstration rule, ensemble members: they change the scores
         options = json.dumps(options, sort_keys=True) if options else None
-        pool = self.demos.fingerprint(task) if draws_demonstrations(candidate) else None
+        pool = self.demos.fingerprint(task) if uses_pool(candidate) else None
         return [(self.model.fingerprint, self.chat, mode, candidate.prompt, extra, candidate.soft, options, pool, k)
                 for k in example_keys]
 
