@@ -99,9 +99,6 @@ TWEAKS = {
     "labels-start": {"options": {"templates": {"labels_at": "start"}}},  # ... on the seed prompt, before the formats
     "similar-16": {"options": {"clarify": {"demo_rules": ["similar:4", "similar:8", "similar:16", "balanced:2"]}}},
     "eta-5": {"racing": {"eta": 5}},  # racing: the top fifth of a rung climbs on (the default: a third)
-    # batch calibration (calibration.py) beside contextual and domain, in templates' and clarify's calibrations
-    "batch-cal": {"options": {"templates": {"calibrations": ["contextual", "domain", "batch"]},
-                              "clarify": {"calibrations": ["contextual", "domain", "batch"]}}},
 }
 
 

@@ -16,7 +16,7 @@ from .errors import PromptSearchError
 from .strategy import SearchContext, Strategy
 
 # What the built-in strategies would otherwise propose as options (unless the user set these themselves).
-NO_OPTIONS = {"templates": {"calibrations": [], "early_calibrations": []}, "clarify": {"calibrations": [], "demo_rules": []}}
+NO_OPTIONS = {"templates": {"calibrations": []}, "clarify": {"calibrations": [], "demo_rules": []}}
 HEADER = "#"  # header lines of best_prompt.txt start with this; the text starts after the '# ---' line
 
 

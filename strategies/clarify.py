@@ -4,7 +4,7 @@ labelled demonstrations from train in front of the current best prompts; keep wh
 Round by round: every edit is tried on the current bases (the best prompts so far); an edit whose
 prompt beats its parent makes that prompt a base for the next round, so helpful edits stack
 (e.g. demonstrations plus "Answer with one word."). The number and the draw of demonstrations
-are searched too, and so are two scoring options of each base: calibration (batch, contextual or domain,
+are searched too, and so are two scoring options of each base: calibration (contextual or domain,
 classification only; calibration.py) and demonstrations chosen by a rule (similar:K per input,
 balanced:K per class; demos.py) -- racing keeps them only where dev says they help. On a universal
 prompt (multitask.py) the rules choose each row's demonstrations from its own task.
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from promptsearch.candidate import Candidate
 from promptsearch.scoring import demos
-from promptsearch.scoring.calibration import usable
 from promptsearch.strategy import SearchContext, Strategy
 from promptsearch.template import escape
 
@@ -26,7 +25,7 @@ class ClarifyContext(Strategy):
     description = "Add clarifying instructions, a task description and train demonstrations; keep what helps."
 
     def __init__(self, bases: int = 2, demo_counts: tuple = (1, 2, 4, 8), draws: int = 2, rounds: int = 3,
-                 calibrations: tuple = ("batch", "contextual", "domain"),
+                 calibrations: tuple = ("contextual", "domain"),
                  demo_rules: tuple = ("similar:4", "similar:8", "similar:16", "balanced:2"),
                  rules_first: bool | None = None):
         self.bases = bases
@@ -75,12 +74,11 @@ class ClarifyContext(Strategy):
                 if demos:
                     add(demos + base.prompt, f"demos:{k}#{draw}")
 
-        # Most promising first, since a small budget may stop the round part-way: the demonstration rules,
-        # calibration and one draw of each demonstration count (in the order below), then the clarifiers and the
+        # Most promising first, since a small budget may stop the round part-way: the demonstration rules and
+        # one draw of each demonstration count (in the order below), calibration, then the clarifiers and the
         # description, then further draws.
         # Demonstrations come one way only: drawn into the text (demos:k#d) or chosen by a rule (the candidate's
-        # demos option); contextual and domain calibration need fixed ones (a content-free input has no similar
-        # examples), batch calibration takes either.
+        # demos option); calibration needs fixed ones (a content-free input has no similar examples).
         draws = 0 if any(e.startswith("demos") for e in done) or base.demos else self.draws
         # A universal prompt (multitask.py) is scored task by task, so a rule draws each row's demonstrations
         # from its own task's train rows, answered in its own label words: one instruction, per-task
@@ -100,17 +98,13 @@ class ClarifyContext(Strategy):
         # the development-split rule (docs/decisions.md).
         if not base.demos and not any(e.startswith("demos") for e in done):
             for rule in self.demo_rules:
-                if not (base.calibrate and base.calibrate != "batch" and rule.startswith("similar")):
+                if not (base.calibrate and rule.startswith("similar")):
                     add(base.prompt, f"demos={rule}", demos=rule)
-        # Calibration before the drawn demonstrations: a calibrated twin corrects its base's cached scores, so it
-        # costs only its bias rows (search/loop.py), where a draw costs a full rung.
-        if task.kind == "classification" and task.label_words and not base.calibrate:
-            similar = (base.demos or "").startswith("similar")  # only batch calibration reads real inputs' neighbours
-            for mode in self.calibrations:
-                if (mode == "batch" or not similar) and usable(task, mode):
-                    add(base.prompt, f"calibrate:{mode}", calibrate=mode)
         if draws and rules_first:
             add_demos(0)
+        if task.kind == "classification" and task.label_words and not base.calibrate and not (base.demos or "").startswith("similar"):
+            for mode in self.calibrations:
+                add(base.prompt, f"calibrate:{mode}", calibrate=mode)
         if not any(e.startswith("clarifier") for e in done):
             for sentence in library.clarifiers(task):
                 add(sentence + "\n" + base.prompt, f"clarifier:{sentence}")

@@ -1,11 +1,10 @@
 """Template enumeration: instruction phrasings x input/answer formats x label words.
 
 Searched as coordinate ascent rather than the full product (which racing could not afford):
-formats first, then the best two batch-calibrated, then label words on the best, then instructions on the best
-templates (each keeping its base's calibration).
+formats first, then label words on the best formats, then instructions on the best templates.
 Label words are themselves searched as in LM-BFF (Gao et al. 2021): for each class, the vocabulary
 words the model ranks highest after that class's train examples, relative to all classes. Last, the
-best two plain templates calibrated (contextual and domain; calibration.py), kept if dev agrees.
+best two templates calibrated (contextual and domain; calibration.py), kept if dev agrees.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from __future__ import annotations
 import logging
 
 from promptsearch.candidate import Candidate
-from promptsearch.scoring.calibration import usable
 from promptsearch.strategy import SearchContext, Strategy
 
 from . import library
@@ -26,12 +24,10 @@ log = logging.getLogger(__name__)
 # label words won), and +0.002 on top of similar:16 (a tie: better in 2, worse in 3). At the start, before any
 # format, it scored -0.037 (SST-2 -0.095: label words won dev on the seed prompt and did not hold).
 # docs/decisions.md, 2026-12-02 (evening).
-# Right after the formats come their early calibrations (batch, by default): calibrated twins cost only their bias
-# rows (the plain twin's scores are cached), and the label-word and instruction phases keep a winner's calibration.
 LABEL_PHASES = {
-    "start": ("labels", "formats", "early-calibrations", "instructions", "calibrations"),
-    "after-formats": ("formats", "early-calibrations", "labels", "instructions", "calibrations"),
-    "after-instructions": ("formats", "early-calibrations", "instructions", "labels", "calibrations"),
+    "start": ("labels", "formats", "instructions", "calibrations"),
+    "after-formats": ("formats", "labels", "instructions", "calibrations"),
+    "after-instructions": ("formats", "instructions", "labels", "calibrations"),
 }
 
 
@@ -40,15 +36,12 @@ class TemplateEnumeration(Strategy):
     description = "Enumerate instruction phrasings x input/answer formats x label words (LM-BFF label search)."
 
     def __init__(self, top: int = 3, label_candidates: int = 4, label_examples: int = 16, search_labels: bool = True,
-                 calibrations: tuple = ("contextual", "domain"), labels_at: str = "after-formats",
-                 early_calibrations: tuple = ("batch",)):
+                 calibrations: tuple = ("contextual", "domain"), labels_at: str = "after-formats"):
         self.top = top
         self.label_candidates = label_candidates
         self.label_examples = label_examples
         self.search_labels = search_labels
         self.calibrations = tuple(calibrations)  # last phase: calibrated variants of the best templates
-        # calibrated variants of the best formats, before the label words and instructions build on them
-        self.early_calibrations = tuple(early_calibrations)
         # where the label-word phase goes: a small budget may never reach a late phase
         if labels_at not in LABEL_PHASES:
             raise ValueError(f"labels_at must be one of {sorted(LABEL_PHASES)}, not {labels_at!r}")
@@ -81,22 +74,20 @@ class TemplateEnumeration(Strategy):
                     if instruction in base.prompt:
                         continue
                     out.append(Candidate(instruction + "\n" + base.prompt, base.label_words, strategy=self.name,
-                                         parents=(base.id,), edit="instruction", calibrate=base.calibrate))
+                                         parents=(base.id,), edit="instruction"))
             return out
         if task.kind != "classification" or not task.label_words:
             return []  # no label words of its own (a multi-task run: each task keeps its own): nothing to search
-        if phase in ("calibrations", "early-calibrations"):  # calibrated variants of the best plain templates
-            modes = [m for m in (self.calibrations if phase == "calibrations" else self.early_calibrations) if usable(task, m)]
+        if phase == "calibrations":  # calibrated variants of the best plain templates (calibration.py)
             return [Candidate(base.prompt, base.label_words, strategy=self.name, parents=(base.id,),
                               edit=f"calibrate:{mode}", calibrate=mode)
-                    for base in [b for b in best if not b.calibrate and not b.demos][:2] for mode in modes]
+                    for base in [b for b in best if not b.calibrate and not b.demos][:2] for mode in self.calibrations]
         if not self.search_labels:  # the one phase left: label words on the best two
             return []
         out = []
         for base in best[:2]:
             for words in self.label_words(ctx, base.prompt):
-                out.append(Candidate(base.prompt, words, strategy=self.name, parents=(base.id,), edit="label words",
-                                     calibrate=base.calibrate))
+                out.append(Candidate(base.prompt, words, strategy=self.name, parents=(base.id,), edit="label words"))
         return out
 
     def label_words(self, ctx: SearchContext, prompt: str) -> list[tuple[str, ...]]:

@@ -18,7 +18,6 @@ import logging
 import math
 import random
 import time
-from dataclasses import replace
 
 from .. import template
 from ..candidate import Candidate, Trial
@@ -79,7 +78,6 @@ class Search:
         self.trials: dict[str, Trial] = {}
         self.scored: dict[str, int] = {}  # candidate id -> dev prefix scored
         self.per_example: dict[str, int] = {}  # candidate id -> evaluations an example costs (ensembles: k)
-        self.twins: dict[str, str] = {}  # calibrated candidate id -> its plain twin's id (whose scores it corrects)
         self.charged = 0
         self.tokens_used = 0
         self._once_paid: set[tuple] = set()  # keys of the options' once-only rows charged (scorer.once_costs)
@@ -96,17 +94,7 @@ class Search:
     # ---- accounting ---------------------------------------------------------------------------
     @property
     def evals_used(self) -> int:
-        return sum(self._billed(cid, n) for cid, n in self.scored.items()) + self.charged
-
-    def _billed(self, cid: str, n: int) -> int:
-        """Evaluations a candidate's n scored rows count. A calibrated candidate corrects its plain twin's scores
-        of the same rows (the scorer's cache): only the rows beyond the twin's are new (both are prefixes of the
-        dev order), and its bias rows are charged once apart (once_costs). Read from what was scored, so a
-        resumed run counts the same."""
-        twin = self.twins.get(cid)
-        if twin is not None:
-            n = max(0, n - self.scored.get(twin, 0))
-        return n * self.per_example.get(cid, 1)
+        return sum(n * self.per_example.get(cid, 1) for cid, n in self.scored.items()) + self.charged
 
     @property
     def seconds(self) -> float:
@@ -269,8 +257,6 @@ class Search:
         finally:
             self._partial = 0
         self.scored[c.id] = max(done, size)
-        if c.calibrate and not c.members:
-            self.twins[c.id] = replace(c, calibrate=None).id
         for key, rows in self.scorer.once_costs(c).items():  # e.g. calibration's bias rows, once per key
             if key not in self._once_paid:
                 self._once_paid.add(key)
