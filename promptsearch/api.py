@@ -190,9 +190,9 @@ class SearchResult:
         (``which``: ``holdout``), else its dev score, which the choice among many prompts biases upward (``dev``)."""
         return dict(self.summary.get("estimate") or {"which": "dev", **self.summary["best"]["dev"]})
 
-    def export(self, path: str | Path, rank: int = 1) -> Prompt:
-        """Write the ``rank``-th prompt as an artifact file (what ``promptsearch export`` writes); returns it
-        loaded."""
+    def export(self, path: str | Path, rank: int | None = None) -> Prompt:
+        """Write the ``rank``-th prompt (default: the best) as an artifact file (what ``promptsearch export``
+        writes); returns it loaded."""
         from .export import export_run
 
         export_run(self.run_dir, path, rank=rank, parts=(self._task, self._model, self._scorer))
@@ -207,7 +207,8 @@ def search(task: Task | str | None = None, model=None, budget: Budget | None = N
            seed: int = 0, strategies: list[str] | None = None, schedule: str | None = None,
            options: dict | None = None, plain: bool = False, metric: str | Callable | None = None,
            seed_prompt: str | None = None, top_k: int = 3, chat: bool = False, batch_size: int = 16,
-           proposer: str | None = None, progress: bool = False, selection: str = "auto") -> SearchResult:
+           proposer: str | None = None, progress: bool = False, selection: str = "auto",
+           final_calibration: str | None = runner.DEFAULTS["final_calibration"]) -> SearchResult:
     """Search prompts for a task, as ``promptsearch run`` does with the same settings (same defaults: the default
     strategies under the bandit schedule, then an ensemble when the budget holds it). A ``run_dir`` that holds
     this search already is resumed (an unfinished one) or read back (a finished one), never overwritten.
@@ -216,7 +217,8 @@ def search(task: Task | str | None = None, model=None, budget: Budget | None = N
     ``(prediction, example) -> score in [0, 1]`` or its ``module:function`` path; a resumed run needs it again
     (the config records its path). ``selection`` says which labelled rows choose the prompt and which estimate it
     (selection.py; ``auto``: with a small dev split, a quarter of the labelled rows is held out to estimate the
-    winner, and dev alone chooses)."""
+    winner, and dev alone chooses). ``final_calibration`` calibrates the winner's label scores after the search
+    (classification; calibration.py): ``batch`` by default, None keeps the winner as found."""
     from .custom_metric import apply, importable, spec_of
     from .scoring import Scorer
     from .store import RunStore, default_run_dir
@@ -229,7 +231,8 @@ def search(task: Task | str | None = None, model=None, budget: Budget | None = N
         task=_task_spec(task, run_dir), model=model_spec(model), chat=chat, batch_size=batch_size,
         strategies=list(strategies) if strategies else None, schedule=schedule, options=options or {}, seed=seed,
         seed_prompt=seed_prompt, top_k=top_k, budget={k: v for k, v in asdict(budget or Budget()).items() if v is not None} or None,
-        proposer=proposer, plain=plain, metric=metric_spec, selection=selection)
+        proposer=proposer, plain=plain, metric=metric_spec, selection=selection,
+        final_calibration=final_calibration or "none")
     if seed_prompt:
         task = task.with_seed_prompt(seed_prompt)
     scorer = Scorer(model, batch_size=batch_size, chat=chat)

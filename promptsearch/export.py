@@ -24,8 +24,9 @@ from .store import RunStore
 LINEAGE_FIELDS = ("id", "strategy", "edit", "prompt", "label_words", "parents")
 
 
-def export_run(run_dir: str | Path, out: str | Path, rank: int = 1, parts=None, named=()) -> artifact.Artifact:
-    """Write the artifact of the run's ``rank``-th prompt to ``out``; returns it. ``parts`` (task,
+def export_run(run_dir: str | Path, out: str | Path, rank: int | None = None, parts=None, named=()) -> artifact.Artifact:
+    """Write the artifact of the run's ``rank``-th prompt (default: its best, the winner as the summary reports it:
+    the first of the leaderboard, or its calibrated twin, search/loop.py) to ``out``; returns it. ``parts`` (task,
     model, scorer) skips loading the run's model, for callers that hold it already. ``named``: server URLs
     given on the command line; a served run's model is connected to (to score on test) only when named."""
     store = RunStore.open(run_dir)
@@ -36,6 +37,8 @@ def export_run(run_dir: str | Path, out: str | Path, rank: int = 1, parts=None, 
     if summary is None:
         raise PromptSearchError(f"{run_dir}: the run has not finished (no test scores yet); finish it with run --resume {run_dir}")
     board = store.leaderboard()
+    if rank is None:
+        rank = next((i + 1 for i, row in enumerate(board) if row["id"] == summary["best"]["id"]), 1)
     if not 1 <= rank <= len(board):
         raise PromptSearchError(f"--rank {rank}: the run has {len(board)} ranked prompts")
     row = board[rank - 1]

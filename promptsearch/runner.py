@@ -59,10 +59,13 @@ DEFAULTS = {
     "metric": None,  # "package.module:function", a per-example metric in [0, 1] replacing the task's (custom_metric.py)
     # which labelled rows choose and which estimate the winner (selection.py): auto | holdout | labelled | dev
     "selection": "auto",
+    # the winner's label scores calibrated after the final check (classification): batch | contextual | domain | None
+    # (calibration.py; "none" turns it off). Not with --plain or a multi-task run.
+    "final_calibration": "batch",
 }
 # Settings a config.json written before they existed reads as: older runs ran named stages evenly, in float32
 # (the default before --dtype auto).
-LEGACY = {"schedule": "even", "dtype": "float32", "selection": "dev"}
+LEGACY = {"schedule": "even", "dtype": "float32", "selection": "dev", "final_calibration": None}
 
 
 def make_config(**given) -> dict:
@@ -92,9 +95,21 @@ def make_config(**given) -> dict:
 
     if config["selection"] not in MODES:
         raise PromptSearchError(f"selection {config['selection']!r}: use one of {', '.join(MODES)}")
+    check_final_calibration(config)
     if config["task"] and Path(config["task"]).is_dir():
         config["task"] = str(Path(config["task"]).resolve())
     return config
+
+
+def check_final_calibration(config: dict) -> None:
+    """"none" (the command line's word for off) is stored as None; anything else must be a calibration mode."""
+    from .scoring.calibration import MODES as CALIBRATIONS
+
+    if config.get("final_calibration") == "none":
+        config["final_calibration"] = None
+    if config.get("final_calibration") not in (None, *CALIBRATIONS):
+        raise PromptSearchError(f"final_calibration {config['final_calibration']!r}: use one of "
+                                f"{', '.join(CALIBRATIONS)} or none")
 
 
 REQUIRED = ("task", "strategies", "seed", "budget")  # in every config.json ever written; the rest has defaults
@@ -150,6 +165,10 @@ def read_config(store: RunStore) -> dict:
         raise PromptSearchError(f"{where}: field 'selection' must be one of {', '.join(MODES)}")
     if config.get("metric") is not None and not isinstance(config["metric"], str):
         raise PromptSearchError(f"{where}: field 'metric' must be a string package.module:function")
+    from .scoring.calibration import MODES as CALIBRATIONS
+
+    if config.get("final_calibration") not in (None, *CALIBRATIONS):
+        raise PromptSearchError(f"{where}: field 'final_calibration' must be one of {', '.join(CALIBRATIONS)} or null")
     return {**make_config(), **LEGACY, **config}
 
 
@@ -267,7 +286,14 @@ def build_search(config: dict, task, scorer, store=None, progress=False, strateg
     return Search(task, scorer, strategies, Budget(**config["budget"]), seed=config["seed"], store=store,
                   racing=Racing(**config["racing"]), batch_size=config["proposals_per_round"],
                   top_k=config["top_k"], progress=progress, schedule=config.get("schedule", "even"),
-                  objective=objective)
+                  objective=objective, final_calibration=final_calibration(config))
+
+
+def final_calibration(config: dict) -> str | None:
+    """How the run calibrates its winner (None: not at all; never a plain or a multi-task run's)."""
+    if config.get("plain") or config.get("multitask"):
+        return None
+    return config.get("final_calibration")
 
 
 def run(config: dict, run_dir: str | Path, resume: bool = False, progress: bool = False, parts=None,

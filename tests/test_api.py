@@ -81,8 +81,10 @@ def test_search_resumes_an_unfinished_run_and_reads_back_a_finished_one(tiny_dir
 
 
 def test_custom_metric_drives_a_search_and_resumes(tiny_dir, small_task_dir, tmp_path):
+    # the winner as found (not calibrated after the search), so that ps.evaluate below scores the same prompt
     args = ["--model", tiny_dir, "--task", small_task_dir, "--strategy", "templates", "--max-evals", 200,
-            "--metric", "tests.metric_fixture:says_positive", "--json", "--quiet", "--device", "cpu"]
+            "--metric", "tests.metric_fixture:says_positive", "--json", "--quiet", "--device", "cpu",
+            "--final-calibration", "none"]
     whole = json.loads(invoke("run", *args, "--out", tmp_path / "whole").stdout)
     assert whole["metric"] == "tests.metric_fixture:says_positive"
     assert RunStore.open(tmp_path / "whole").config["metric"] == "tests.metric_fixture:says_positive"

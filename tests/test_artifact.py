@@ -48,7 +48,10 @@ def exported(model_dirs, task_dir, tmp_path_factory):
 
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("exported")
-    config = runner.make_config(task=str(task_dir), model=model_dirs[0], strategies=["templates"], budget={"max_evals": 120})
+    # the winner as found: the monitor test rescores it with the `tiny` fixture (float32) where the run loaded the
+    # model in the host's dtype, and calibration puts the random model's labels on near-ties that the dtype flips
+    config = runner.make_config(task=str(task_dir), model=model_dirs[0], strategies=["templates"], budget={"max_evals": 120},
+                                final_calibration="none")
     model = FrozenModel.load(model_dirs[0], device="cpu")
     parts = (load_task(str(task_dir)), model, Scorer(model))
     summary = runner.run(config, out / "run", parts=parts)

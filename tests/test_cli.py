@@ -72,7 +72,11 @@ def test_run_show_and_json(tiny_dir, small_task_dir, tmp_path):
     assert s["seed"]["dev"]["n"] < 30 and s["best"]["test"]["n"] == 30 and s["seed"]["test"]["n"] == 30
     assert s["estimate"]["which"] == "holdout" and s["best"]["holdout"]["n"] == s["estimate"]["n"] > 0
     assert s["budget_used"]["evals"] >= 300
-    assert (out / "best_prompt.txt").read_text().strip() == s["best"]["prompt"].strip()
+    # the winner is calibrated after the search (final_calibration), so its text comes after a header naming that
+    lines = (out / "best_prompt.txt").read_text().splitlines()
+    cut = next(i for i, line in enumerate(lines) if line.startswith("# ---"))
+    assert any("calibration (batch)" in line for line in lines[:cut])
+    assert "\n".join(lines[cut + 1:]).strip() == s["best"]["prompt"].strip()
     shown = invoke("show", str(out), "--json")
     assert json.loads(shown.stdout)["leaderboard"][0]["id"] == s["leaderboard"][0]["id"]
     text = invoke("show", str(out), "--lineage").output

@@ -43,7 +43,7 @@ def _p(p: float) -> str:
 
 @click.command("export")
 @click.argument("run_dir", type=click.Path(file_okay=False))
-@click.option("--rank", type=click.IntRange(1), default=1, show_default=True, help="Which prompt of the leaderboard.")
+@click.option("--rank", type=click.IntRange(1), default=None, help="Which prompt of the leaderboard [default: the run's best].")
 @click.option("--output", "-o", "out", required=True, type=click.Path(dir_okay=False), help="Artifact file to write (JSON).")
 @click.option("--model", default=None, help="A served run: its server URL again, where the prompt must be scored on test "
               "(a URL read from the run's files is never connected to).")

@@ -205,12 +205,16 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
               help="Which labelled rows choose and which estimate: with a small dev split, auto holds a quarter of the "
               "labelled rows out to estimate the winner honestly and lets dev choose (holdout-dev); holdout also lets "
               "train rows score; labelled: train rows score, nothing held out; dev: dev alone, nothing held out.")
+@click.option("--final-calibration", type=click.Choice([*CALIBRATIONS, "none"]), default=None,
+              help="Calibrate the winner's label scores after the search (classification) [default: batch: the mean "
+              "over the task's own train inputs]; none keeps the winner as found. Not with --plain.")
 @click.option("--metric", "metric", default=None, help="Your own per-example metric, package.module:function taking "
               "(prediction, example) and returning a score in [0, 1]; recorded, so --resume imports it again.")
 @model_options
 @reporting
 def run(task, objective, extend, compare, strategy_names, schedule, options, seed_prompt, max_candidates, max_evals, max_seconds, max_tokens, seed, no_racing, top_k,
-        top_k_old, out, resume, executor, workers, worker_threads, ray_address, proposer, plain, selection, metric, model, model_name,
+        top_k_old, out, resume, executor, workers, worker_threads, ray_address, proposer, plain, selection, final_calibration,
+        metric, model, model_name,
         concurrency, scoring,
         timeout, device, dtype, chat, batch_size, as_json, quiet):
     """Search prompts for a task and print the best ones with dev and test scores."""
@@ -245,7 +249,7 @@ def run(task, objective, extend, compare, strategy_names, schedule, options, see
         config = runner.make_config(task=task, model=model, device=device, dtype=dtype, chat=chat, batch_size=batch_size,
                                     strategies=list(strategy_names) or None,  # None: the default chain (runner)
                                     options=parse_options(options), seed=seed, schedule=schedule, plain=plain,
-                                    metric=metric, selection=selection,
+                                    metric=metric, selection=selection, final_calibration=final_calibration,
                                     seed_prompt=seed_prompt, top_k=top_k, budget=budget or None, racing=racing,
                                     executor=executor_config(executor or "local", workers, worker_threads, ray_address),
                                     proposer=proposer, served=dict(model_name=model_name, concurrency=concurrency,
@@ -318,6 +322,9 @@ def render_single(s: dict) -> str:
         lines.append("    (soft prompt: trained vectors prepended; the text above is its nearest-token reading)")
     if options_note(best):
         lines.append(f"    scored with: {options_note(best).strip()}")
+    if best.get("strategy") == "final":  # the winner calibrated after the search (search/loop.py)
+        lines.append(f"    the search's winner with its label scores calibrated ({best.get('edit', '')}) after the search "
+                     "(--final-calibration none keeps the winner as found)")
     if best.get("text_alone"):  # what pasting the text without its options would score (plain.py)
         lines.append(f"    the text alone: test {fmt_score(best['text_alone']['test'])}")
     held = [f"  held-out {fmt_score(best['holdout'])}  <- the estimate: rows no choice saw"] if best.get("holdout") else []

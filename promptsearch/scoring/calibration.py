@@ -10,7 +10,7 @@
   or instruction; when nothing follows the slot it is the whole prompt with an empty input.
 
 - ``batch`` (Batch Calibration, Zhou et al. 2024): as ``contextual``, but p_cf is the mean label distribution
-  over the task's own inputs -- the first ``BATCH_ROWS`` rows of the demonstration pool (demos.py: train rows,
+  (the plain twin's, an ensemble's combined one) over the task's own inputs -- the first ``BATCH_ROWS`` rows of the demonstration pool (demos.py: train rows,
   and on a few-label search the rows that choose too), their inputs only, never their labels. Real inputs show
   the prompt's bias on this task where three content-free strings may not. It works with either demonstrations
   rule (a ``similar`` one shows each pool row its own neighbours, never itself). The pool travels with an
@@ -61,6 +61,20 @@ def check(task, candidate) -> None:
 def usable(task, mode: str) -> bool:
     """Whether a strategy may propose the mode on the task (batch calibration needs inputs to average)."""
     return mode != "batch" or bool(task.train or task.demo_rows)
+
+
+def twin(candidate, mode: str):
+    """The candidate with its label scores calibrated by ``mode``: an ensemble's members each (a member calibrated
+    already keeps its own); None when there is nothing left to calibrate."""
+    if candidate.members:
+        if all(m.calibrate for m in candidate.members):
+            return None
+        members = tuple(m if m.calibrate else replace(m, calibrate=mode) for m in candidate.members)
+        return replace(candidate, members=members, strategy="final", parents=(candidate.id,),
+                       edit=f"members calibrate:{mode}")
+    if candidate.calibrate:
+        return None
+    return replace(candidate, calibrate=mode, strategy="final", parents=(candidate.id,), edit=f"calibrate:{mode}")
 
 
 def extra_rows(candidate) -> int:
@@ -127,15 +141,27 @@ class Calibration:
                     prompt = scorer.demos.fixed_prompt(task, candidate) if candidate.demos else candidate.prompt
                     rows = [Example(text, "", id=f"content-free {text!r}") for text in CONTENT_FREE]
                     raw = [r.label_logprobs for r in scorer.classify(prompt, rows, words, soft=candidate.soft)]
-                else:  # batch: the plain twin's own results on those rows (cached, so rows the search scored it on
-                    # cost nothing again); a similar rule shows each row its own neighbours, never itself; labels unused
+                else:  # batch: the plain twin's results on those rows; labels unused
                     rows = list(scorer.demos.pool(task)[:BATCH_ROWS])
-                    raw = [r.label_logprobs for r in scorer.evaluate(task, replace(candidate, calibrate=None), rows)]
+                    raw = [r.label_logprobs for r in self.fresh(scorer, task, replace(candidate, calibrate=None), rows)]
                 mean = [sum(p[j] for p in map(softmax, raw)) / len(raw) for j in range(len(words))]
                 bias = [math.log(m) for m in mean]
             scorer.stats["calibration_rows"] += len(rows)
             self.biases[key] = bias
         return list(self.biases[key])
+
+    def fresh(self, scorer, task, candidate, rows) -> list[ExampleResult]:
+        """A candidate's results on rows computed in one call, never read from the cache: the same rows in the same
+        batches give the same floats when the search scores and when an artifact predicts, whatever was scored
+        before (a cached result may come from a batch padded otherwise). A similar rule shows each row its own
+        neighbours, never itself; an ensemble combines its members' fresh results."""
+        if candidate.members:
+            return scorer.ensemble.combine(task, candidate, [self.fresh(scorer, task, m, rows) for m in candidate.members], rows)
+        if candidate.calibrate:
+            return self.correct_results(scorer, task, candidate, rows,
+                                        self.fresh(scorer, task, replace(candidate, calibrate=None), rows))
+        prompt = scorer.demos.prompts(task, candidate, rows) if candidate.demos else candidate.prompt
+        return scorer.score(task, candidate, prompt, rows)
 
     def correct_results(self, scorer, task, candidate, examples, plain) -> list[ExampleResult]:
         """A calibrated candidate's results from its plain twin's on the same examples."""

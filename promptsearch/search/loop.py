@@ -61,7 +61,7 @@ class Search:
 
     def __init__(self, task, scorer, strategies: list[Strategy], budget: Budget, seed: int = 0,
                  store=None, racing: Racing | None = None, batch_size: int = 8, top_k: int = 3,
-                 progress: bool = False, schedule: str = "even", objective=None):
+                 progress: bool = False, schedule: str = "even", objective=None, final_calibration: str | None = None):
         if schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
         self.schedule = schedule
@@ -72,6 +72,8 @@ class Search:
         self.task, self.strategies, self.budget = task, strategies, budget
         self.scorer = self.objective.wrap_scorer(scorer)
         self.seed, self.store, self.batch_size, self.top_k = seed, store, batch_size, top_k
+        # the winner's label scores calibrated after the final check (classification; calibration.twin), or None
+        self.final_calibration = final_calibration
         self.racing = racing or Racing()
         self.dev_order = self.objective.dev_order(task, seed)
         self.rungs = self.objective.rungs(self.racing, len(task.dev))
@@ -152,8 +154,13 @@ class Search:
     def final_check_evals(self) -> int:
         n_dev, n_test = len(self.task.dev), len(self.task.test)
         board = self.leaderboard()[: self.top_k]
+        calibrated = 0
+        if self.final_calibration and board and self.task.kind == "classification":  # the winner's twin (below)
+            from ..scoring.calibration import BATCH_ROWS
+
+            calibrated = (n_dev + BATCH_ROWS) * self.scorer.cost(board[0].candidate)
         return (sum((n_dev - t.rung) * self.scorer.cost(t.candidate) for t in board) + 2 * n_test
-                + self.objective.final_extra_evals())
+                + self.objective.final_extra_evals() + calibrated)
 
     def stage_limits(self, stages_left: int, adaptive: bool = False) -> tuple[float, float, float, float]:
         b = self.budget
@@ -328,7 +335,10 @@ class Search:
                 schedules.run_stages(self)
             stopped = stopping.stop_fields(self, warning)  # before the final check, which runs past the limits
             self.limits = (math.inf,) * 4  # the final full-dev check always finishes
-            return {**finish(self, self._top_k_on_all_dev(), seed), **stopped}
+            board = self._top_k_on_all_dev()
+            # not past a hard limit: tokens may be billed, and a time limit is the user's
+            best = None if stopped["stop_reason"] in ("tokens", "time") else self._calibrated_winner(board[0].candidate)
+            return {**finish(self, self.leaderboard() if best is not None else board, seed, best), **stopped}
         finally:
             if self._bar is not None:
                 self._bar.close()
@@ -351,6 +361,32 @@ class Search:
             if full not in trial.rungs:
                 self._score(trial, full)
         return self.leaderboard()
+
+    def _calibrated_winner(self, winner: Candidate) -> Candidate | None:
+        """The winner's calibrated twin, scored on all of dev, when the run calibrates its winner; else None.
+        A fixed rule rather than a choice on dev: on a few dozen rows the twin's dev score cannot tell the two
+        apart (docs/decisions.md, batch calibration of the winner)."""
+        from ..scoring.calibration import twin, usable
+
+        mode, task = self.final_calibration, self.task
+        if not mode or task.kind != "classification" or not task.label_words or not usable(task, mode):
+            return None
+        found = twin(winner, mode)
+        if found is None:
+            return None
+        if self.budget.max_tokens is not None:  # tokens may be billed: only within what the run may spend
+            from ..scoring.calibration import BATCH_ROWS
+
+            rows = list(task.dev) + list(task.train[:BATCH_ROWS])  # about the rows it adds (pool rows are like train's)
+            if self.tokens_used + self._tokens(found, rows) > self.budget.max_tokens:
+                log.info("the winner is not calibrated: that would pass --max-tokens")
+                return None
+        trial = self.trials.get(found.id)
+        if trial is None:
+            trial = self.trials[found.id] = Trial(found, order=len(self.trials))
+        if len(task.dev) not in trial.rungs:
+            self._score(trial, len(task.dev))
+        return found
 
     def summary(self, board: list[Trial], **parts) -> dict:
         return build(self, board, **parts)

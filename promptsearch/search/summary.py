@@ -36,9 +36,10 @@ def build(search, board: list, **parts) -> dict:
     }
 
 
-def finish(search, board: list, seed: Candidate) -> dict:
-    """The summary after the final check (``board``: the leaderboard with the top-k on all of dev)."""
-    objective, best = search.objective, board[0].candidate
+def finish(search, board: list, seed: Candidate, best: Candidate | None = None) -> dict:
+    """The summary after the final check (``board``: the leaderboard with the top-k on all of dev; ``best``: the
+    winner when it is not the board's first, i.e. the first's calibrated twin)."""
+    objective, best = search.objective, best or board[0].candidate
     summary = build(search, board, **objective.report(best, seed))
     key = objective.headline
     summary["improvement"] = {s: summary["best"][s][key] - summary["seed"][s][key] for s in ("dev", "test")}

@@ -1,0 +1,108 @@
+"""The winner's calibration after the final check (``final_calibration``, search/loop.py): the summary's best is
+the winner's batch-calibrated twin scored on all of dev and test, export writes it by default, and ``none``,
+``--plain``, a generation task and a config.json from before the setting keep the winner as found."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from promptsearch import runner
+from promptsearch.candidate import Candidate
+from promptsearch.cli import main
+from promptsearch.errors import PromptSearchError
+from promptsearch.scoring import Scorer, calibration
+from promptsearch.search import Budget, Search
+from promptsearch.store import RunStore
+from promptsearch.task import Example, Task
+
+PROMPT = "Review: {input}\nSentiment:"
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_twin_calibrates_a_prompt_or_each_uncalibrated_member():
+    plain = Candidate(PROMPT, demos="similar:4")
+    twin = calibration.twin(plain, "batch")
+    assert (twin.calibrate, twin.demos, twin.parents, twin.strategy) == ("batch", "similar:4", (plain.id,), "final")
+    assert calibration.twin(twin, "batch") is None  # calibrated already
+    done = Candidate("Input: {input}\nLabel:", calibrate="contextual")
+    group = Candidate(PROMPT, members=(plain, done), weights=(0.5, 0.5))
+    both = calibration.twin(group, "batch")
+    assert [m.calibrate for m in both.members] == ["batch", "contextual"] and both.weights == group.weights
+    assert calibration.twin(both, "batch") is None
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_dir, small_task_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("final-calibration")
+    common = ["--model", tiny_dir, "--task", small_task_dir, "--strategy", "templates", "--max-evals", 300,
+              "--json", "--quiet", "--device", "cpu"]
+    found = {}
+    for name, extra in (("batch", []), ("none", ["--final-calibration", "none"]), ("plain", ["--plain"])):
+        r = invoke("run", *common, *extra, "--out", out / name)
+        assert r.exit_code == 0, r.output
+        found[name] = json.loads(r.stdout)
+    return out, found
+
+
+def test_the_best_is_the_winners_batch_twin_scored_on_all_of_dev_and_test(runs, small_task_dir):
+    out, found = runs
+    s, kept = found["batch"], found["none"]
+    winner = kept["best"]  # the same search without the last step: the same winner
+    best = s["best"]
+    assert best["calibrate"] == "batch" and best["strategy"] == "final" and best["parents"] == [winner["id"]]
+    assert best["prompt"] == winner["prompt"] and not winner.get("calibrate")
+    assert best["dev"]["n"] == winner["dev"]["n"]  # all of the choosing rows
+    assert best["test"]["n"] == winner["test"]["n"]
+    assert best["dev"]["score"] != winner["dev"]["score"] or best["test"]["score"] != winner["test"]["score"] or \
+        best["dev"]["ci_low"] != winner["dev"]["ci_low"]  # scored anew, not copied
+    board = RunStore.open(out / "batch").leaderboard()
+    assert best["id"] in {row["id"] for row in board}
+    assert s["budget_used"]["evals"] > kept["budget_used"]["evals"]  # its dev rows and bias rows are counted
+    # export writes the best by default (it need not be the leaderboard's first)
+    r = invoke("export", out / "batch", "-o", out / "best.json", "--json", "--quiet")
+    assert r.exit_code == 0, r.output
+    art = json.loads((out / "best.json").read_text())
+    assert art["options"] == {"calibrate": "batch"} and art["demo_pool"]
+    assert art["scores"]["test"]["score"] == pytest.approx(best["test"]["score"])
+    r = invoke("eval", "--artifact", out / "best.json", "--task", small_task_dir, "--device", "cpu", "--check")
+    assert r.exit_code == 0 and r.output.startswith("reproduced"), r.output
+
+
+def test_none_and_plain_keep_the_winner_as_found(runs):
+    out, found = runs
+    for name in ("none", "plain"):
+        best = found[name]["best"]
+        assert not best.get("calibrate") and best["strategy"] != "final"
+        assert best["id"] == RunStore.open(out / name).leaderboard()[0]["id"]
+    assert RunStore.open(out / "none").config["final_calibration"] is None
+
+
+def test_a_finished_run_resumes_to_the_same_best(runs):
+    out, found = runs
+    r = invoke("run", "--resume", out / "batch", "--json", "--quiet")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["best"] == found["batch"]["best"]
+
+
+def test_bad_values_and_old_configs(tmp_path):
+    with pytest.raises(PromptSearchError, match="final_calibration 'platt': use one of contextual, domain, batch or none"):
+        runner.make_config(final_calibration="platt")
+    assert runner.make_config()["final_calibration"] == "batch"
+    assert runner.final_calibration(runner.make_config(plain=True)) is None
+    store = RunStore.create(tmp_path / "old", {k: v for k, v in runner.make_config(task="sst2-mini").items()
+                                               if k != "final_calibration"})
+    assert runner.read_config(store)["final_calibration"] is None  # a run from before the setting finishes as it did
+    r = CliRunner().invoke(main, ["run", "--final-calibration", "sometimes"])
+    assert r.exit_code == 2 and "sometimes" in r.output
+
+
+def test_a_generation_task_is_left_alone(tiny):
+    rows = tuple(Example(w, w[::-1]) for w in ("hot", "up", "left", "big", "wet", "old"))
+    gen = Task("reverse", "generation", rows, rows, rows, "exact_match", "{input} ->")
+    search = Search(gen, Scorer(tiny), [], Budget(max_evals=100), final_calibration="batch")
+    summary = search.run()
+    assert summary["best"]["strategy"] == "seed" and not summary["best"].get("calibrate")
