@@ -148,7 +148,7 @@ def test_show_full_prints_a_long_prompt_whole_with_options(tiny_dir, small_task_
     assert long.replace("\\n", "\n") in text and "…" not in text
     assert "options: none" in text
     r = invoke("show", str(tmp_path / "r"), "--rank", "99", "--full")
-    assert r.exit_code == 2 and "has 1 scored prompts" in r.output
+    assert r.exit_code == 2 and "has 2 scored prompts" in r.output  # the seed and its calibrated twin
 
 
 def test_universal_leaderboard_shows_the_demonstration_option():

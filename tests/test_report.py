@@ -12,6 +12,7 @@ from promptsearch import report, runner
 from promptsearch.cli import main
 from promptsearch.errors import PromptSearchError
 from promptsearch.scoring import Scorer
+from promptsearch.scoring.calibration import BATCH_ROWS
 from promptsearch.task import load_task
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -51,10 +52,15 @@ def test_report_one_run_png_and_numbers_match_summary(runs, tmp_path):
     assert row["best_dev"] == summary["best"]["dev"]
     assert row["evals"] == summary["budget_used"]["evals"] and row["seconds"] == summary["budget_used"]["seconds"]
     assert row["best_prompt"].startswith(summary["best"]["prompt"])
-    # the overall best-so-far curve ends on the dev score of the prompt the search returned
+    # the overall best-so-far curve ends on the dev score of the search's winner (the summary's best, or the prompt
+    # it calibrated after the search: final_calibration)
     overall = row["curves"]["overall"]
-    assert overall[-1][1] == pytest.approx(summary["best"]["dev"]["score"])
-    assert {"seed", "overall"} <= set(row["curves"]) and set(row["curves"]) - {"seed", "overall"} <= {"templates", "clarify"}
+    best = summary["best"]
+    assert best["strategy"] == "final"  # the default: a classification winner is calibrated
+    winner = next(r for r in summary["leaderboard"] if r["id"] == best["parents"][0])
+    assert overall[-1][1] == pytest.approx(winner["dev"]["score"])
+    assert {"seed", "overall", "final"} <= set(row["curves"])
+    assert set(row["curves"]) - {"seed", "overall", "final"} <= {"templates", "clarify"}
     assert [x for x, _ in overall] == sorted(x for x, _ in overall)
     full = summary["best"]["dev"]["n"]
     first_full = next(i for i, p in enumerate(overall) if p[0] >= max(r["evals_used"] for r in _records(run_dir)
@@ -164,7 +170,8 @@ def test_scoreboard_quick_path_on_the_tiny_model(tiny, small_task_dir, tmp_path,
         summary = json.loads((Path(r["run_dir"]) / "summary.json").read_text())
         assert r["status"] == "ok" and r["best_test"] == summary["best"]["test"] and r["seed_test"] == summary["seed"]["test"]
         assert r["seed_test"]["n"] == 20 and r["best_dev"]["n"] == 24
-        assert r["evals"] == summary["budget_used"]["evals"] and 60 <= r["evals"] <= 60 + 3 * 24
+        # past the 60: the final checks on all of dev, and the winner's calibrated twin with its bias rows
+        assert r["evals"] == summary["budget_used"]["evals"] and 60 <= r["evals"] <= 60 + 3 * 24 + 24 + BATCH_ROWS
         assert r["gain_test"] == pytest.approx(r["best_test"]["score"] - r["seed_test"]["score"])
     # every run starts from the same seed prompt, so its test score is the same in every row
     assert len({r["seed_test"]["score"] for r in rows.values() if r["status"] == "ok"}) == 1

@@ -12,6 +12,7 @@ from promptsearch import runner
 from promptsearch.candidate import Candidate
 from promptsearch.errors import PromptSearchError
 from promptsearch.scoring import Scorer
+from promptsearch.scoring.calibration import BATCH_ROWS
 from promptsearch.strategy import SearchContext, make
 from promptsearch.task import Example, Task, load_task
 
@@ -155,7 +156,9 @@ def test_search_scores_soft_and_text_candidates_saves_peft_and_resumes(task, tmp
     folder = tmp_path / "a" / "artifacts" / f"soft-prompt-{soft[0]['soft']}"
     record = json.loads((folder / "training.json").read_text())
     assert record["nearest_text"] + PROMPT == text[0]["prompt"]
-    assert full["budget_used"]["charged"] == record["evals_charged"]
+    # the strategy's own charge, and the bias rows of the winner's calibration after the search (final_calibration)
+    assert full["best"]["strategy"] == "final"
+    assert full["budget_used"]["charged"] == record["evals_charged"] + BATCH_ROWS
     # PEFT loads the saved prompt onto a (separate) copy of the base model
     other = tiny_model()
     with warnings.catch_warnings():
@@ -200,14 +203,17 @@ def test_soft_prompt_on_the_real_model_lands_on_the_leaderboard(smollm, tmp_path
                                 selection="dev")  # all 16 train rows train it, as the counts below say
     summary = runner.run(config, tmp_path / "run", parts=(task, smollm, Scorer(smollm)))
     board = summary["leaderboard"]
-    soft = [r for r in board if r["soft"]]
+    soft = [r for r in board if r["soft"] and r["strategy"] == "soft-prompt"]
     text = [r for r in board if r["strategy"] == "soft-prompt" and not r["soft"]]
     assert len(soft) == 1 and len(text) == 1
     assert text[0]["parents"] == [soft[0]["id"]]
     assert soft[0]["dev"]["n"] == 16 and text[0]["dev"]["n"] == 16
     record = json.loads((tmp_path / "run" / "artifacts" / f"soft-prompt-{soft[0]['soft']}" / "training.json").read_text())
     assert record["steps"] == 2 and len(record["nearest_tokens"]) == 4
-    assert summary["budget_used"]["charged"] == record["evals_charged"] == 2 * EVALS_PER_TRAIN_EXAMPLE * 8 + 2 * 8
+    assert record["evals_charged"] == 2 * EVALS_PER_TRAIN_EXAMPLE * 8 + 2 * 8
+    # and the bias rows of the winner's calibration after the search (final_calibration), when there is one
+    calibrated = summary["best"]["strategy"] == "final"
+    assert summary["budget_used"]["charged"] == record["evals_charged"] + (BATCH_ROWS if calibrated else 0)
     # the soft prompt's dev score is the scorer's, on the same dev rows as every hard prompt
     assert 0.0 <= soft[0]["dev"]["score"] <= 1.0 and summary["best"]["test"]["n"] == 24
 

@@ -6,6 +6,7 @@ Kind: method study (benchmarks/studies/): its numbers describe the code of the d
 names the commit).
 
     python benchmarks/studies/demo_pair.py --old '{"clarify": {"demo_rules": ["similar:4", "balanced:2"]}}'
+    python benchmarks/studies/demo_pair.py --old-settings '{"final_calibration": null}'
 
 Run it on an otherwise idle machine: the default budget has a time limit (480 s), so a loaded machine changes
 what the search reaches. Writes ``results/demo_pair-<date>.json``.
@@ -24,11 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import machine, result_path, winner_outcomes, write_json
 
 
-def run_arm(run_dir: Path, options: dict | None) -> dict:
+def run_arm(run_dir: Path, options: dict | None, settings: dict | None = None) -> dict:
     import promptsearch as ps
 
     started = time.monotonic()
-    s = ps.search(run_dir=run_dir, options=options).summary
+    s = ps.search(run_dir=run_dir, options=options, **(settings or {})).summary
     test = s["best"]["test"]
     return {"test": {"n": int(test["n"]), **{k: float(test[k]) for k in ("score", "ci_low", "ci_high")}},
             "evals": s["budget_used"]["evals"], "search_seconds": s["budget_used"]["seconds"],
@@ -40,13 +41,16 @@ def main(argv=None) -> int:
     from promptsearch.stats import mcnemar_exact
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--old", required=True, help="the earlier default, as strategy options (JSON)")
+    p.add_argument("--old", default="{}", help="the earlier default, as strategy options (JSON)")
+    p.add_argument("--old-settings", default="{}", help="... and as other ps.search settings (JSON), e.g. "
+                   '\'{"final_calibration": null}\'')
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
-    old = json.loads(args.old)
+    old, settings = json.loads(args.old), json.loads(args.old_settings)
     info = machine()
     with tempfile.TemporaryDirectory() as tmp:
-        arms = {"today": run_arm(Path(tmp) / "today", None), "earlier": run_arm(Path(tmp) / "earlier", old)}
+        arms = {"today": run_arm(Path(tmp) / "today", None),
+                "earlier": run_arm(Path(tmp) / "earlier", old or None, settings)}
     for name, arm in arms.items():
         t = arm["test"]
         print(f"{name:<8} {t['score']:.3f} [{t['ci_low']:.3f}, {t['ci_high']:.3f}] n={t['n']}  {arm['evals']} evaluations, "
@@ -54,8 +58,9 @@ def main(argv=None) -> int:
     test = mcnemar_exact(arms["earlier"]["outcomes"], arms["today"]["outcomes"])
     print(f"today - earlier: {test}")
     write_json(Path(args.out or result_path("demo_pair")),
-               {"command": "python benchmarks/studies/demo_pair.py --old " + json.dumps(args.old), "machine": info,
-                "earlier_options": old, "arms": arms, "mcnemar": str(test)})
+               {"command": "python benchmarks/studies/demo_pair.py --old " + json.dumps(args.old)
+                + " --old-settings " + json.dumps(args.old_settings), "machine": info,
+                "earlier_options": old, "earlier_settings": settings, "arms": arms, "mcnemar": str(test)})
     return 0
 
 
