@@ -33,6 +33,7 @@ def test_twin_calibrates_a_prompt_or_each_uncalibrated_member():
     both = calibration.twin(group, "batch")
     assert [m.calibrate for m in both.members] == ["batch", "contextual"] and both.weights == group.weights
     assert calibration.twin(both, "batch") is None
+    assert calibration.twin(plain, "contextual") is None and calibration.twin(group, "domain") is None  # similar:4
 
 
 @pytest.fixture(scope="module")

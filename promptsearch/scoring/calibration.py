@@ -10,8 +10,9 @@
   or instruction; when nothing follows the slot it is the whole prompt with an empty input.
 
 - ``batch`` (Batch Calibration, Zhou et al. 2024): as ``contextual``, but p_cf is the mean label distribution
-  (the plain twin's, an ensemble's combined one) over the task's own inputs -- the first ``BATCH_ROWS`` rows of the demonstration pool (demos.py: train rows,
-  and on a few-label search the rows that choose too), their inputs only, never their labels. Real inputs show
+  (the plain twin's; an ensemble's combined one) over the task's own inputs -- the first ``BATCH_ROWS`` rows of
+  the demonstration pool (demos.py: train rows, and on a few-label search the rows that choose too), their
+  inputs only, never their labels. Real inputs show
   the prompt's bias on this task where three content-free strings may not. It works with either demonstrations
   rule (a ``similar`` one shows each pool row its own neighbours, never itself). The pool travels with an
   exported artifact, so a prediction reads the same bias.
@@ -39,9 +40,9 @@ from ..results import ExampleResult, continuation
 
 MODES = ("contextual", "domain", "batch")
 CONTENT_FREE = ("N/A", "", "[MASK]")
-# Inputs the batch bias is the mean over. On the few-label protocol's development split (3 tasks x 3 draws, two
-# formats each) the mean over 64-192 rows lifted the task's own label words by +0.01 to +0.10; a cap keeps the
-# bias rows of every calibrated candidate a small part of an 800-evaluation budget.
+# Inputs the batch bias is the mean over. On the few-label protocol's development split 32 did about as well as 64
+# or 256 (within 0.015; benchmarks/results/batch_calibration_adhoc-2026-12-02.txt), and a cap keeps the bias rows
+# a small part of an 800-evaluation budget.
 BATCH_ROWS = 32
 
 
@@ -65,7 +66,11 @@ def usable(task, mode: str) -> bool:
 
 def twin(candidate, mode: str):
     """The candidate with its label scores calibrated by ``mode``: an ensemble's members each (a member calibrated
-    already keeps its own); None when there is nothing left to calibrate."""
+    already keeps its own); None when there is nothing left to calibrate, or when the mode cannot calibrate it (a
+    content-free input has no similar demonstrations: only ``batch`` takes a ``similar`` rule)."""
+    todo = [m for m in candidate.members if not m.calibrate] if candidate.members else [candidate]
+    if mode != "batch" and any((c.demos or "").startswith("similar") for c in todo):
+        return None
     if candidate.members:
         if all(m.calibrate for m in candidate.members):
             return None
