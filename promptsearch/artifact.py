@@ -41,9 +41,10 @@ class Artifact:
     provenance: dict  # run dir, candidate id, rank, strategies, options, budget, seed, lineage
     created: str
     promptsearch_version: str
-    # Scoring options of the candidate (calibrate, demos, ensemble members and weights), and for a demos rule the train rows it chooses
-    # (batch calibration: whose inputs it reads) from (demos.pool: at most demos.POOL_SIZE rows), so eval --artifact needs no train split. Both are
-    # left out of the file when unset, as artifacts written before them have neither.
+    # Scoring options of the candidate (calibrate, demos, ensemble members and weights), and for a demos rule the train
+    # rows it chooses from, or for batch calibration the rows whose inputs it averages (demos.pool: at most
+    # demos.POOL_SIZE rows), so eval --artifact needs no train split. Both are left out of the file when unset, as
+    # artifacts written before them have neither.
     options: dict = field(default_factory=dict)
     demo_pool: list | None = None
     # How the answer is read (prompt.scoring_rule): rendering, answer spacing, label-word or generation rule with

@@ -68,17 +68,13 @@ def twin(candidate, mode: str):
     """The candidate with its label scores calibrated by ``mode``: an ensemble's members each (a member calibrated
     already keeps its own); None when there is nothing left to calibrate, or when the mode cannot calibrate it (a
     content-free input has no similar demonstrations: only ``batch`` takes a ``similar`` rule)."""
-    todo = [m for m in candidate.members if not m.calibrate] if candidate.members else [candidate]
-    if mode != "batch" and any((c.demos or "").startswith("similar") for c in todo):
+    todo = [c for c in (candidate.members or (candidate,)) if not c.calibrate]  # what this calibration would change
+    if not todo or (mode != "batch" and any((c.demos or "").startswith("similar") for c in todo)):
         return None
     if candidate.members:
-        if all(m.calibrate for m in candidate.members):
-            return None
         members = tuple(m if m.calibrate else replace(m, calibrate=mode) for m in candidate.members)
         return replace(candidate, members=members, strategy="final", parents=(candidate.id,),
                        edit=f"members calibrate:{mode}")
-    if candidate.calibrate:
-        return None
     return replace(candidate, calibrate=mode, strategy="final", parents=(candidate.id,), edit=f"calibrate:{mode}")
 
 

@@ -23,6 +23,7 @@ from .. import template
 from ..candidate import Candidate, Trial
 from ..errors import TooLongError
 from ..results import ExampleResult
+from ..scoring import calibration
 from ..strategy import SearchContext, Strategy
 from . import bandit, schedules, stopping
 from .budget import Budget
@@ -156,9 +157,7 @@ class Search:
         board = self.leaderboard()[: self.top_k]
         calibrated = 0
         if self.final_calibration and board and self.task.kind == "classification":  # the winner's twin (below)
-            from ..scoring.calibration import BATCH_ROWS
-
-            calibrated = (n_dev + BATCH_ROWS) * self.scorer.cost(board[0].candidate)
+            calibrated = (n_dev + calibration.BATCH_ROWS) * self.scorer.cost(board[0].candidate)
         return (sum((n_dev - t.rung) * self.scorer.cost(t.candidate) for t in board) + 2 * n_test
                 + self.objective.final_extra_evals() + calibrated)
 
@@ -366,18 +365,14 @@ class Search:
         """The winner's calibrated twin, scored on all of dev, when the run calibrates its winner; else None.
         A fixed rule rather than a choice on dev: on a few dozen rows the twin's dev score cannot tell the two
         apart (docs/decisions.md, batch calibration of the winner)."""
-        from ..scoring.calibration import twin, usable
-
         mode, task = self.final_calibration, self.task
-        if not mode or task.kind != "classification" or not task.label_words or not usable(task, mode):
+        if not mode or task.kind != "classification" or not task.label_words or not calibration.usable(task, mode):
             return None
-        found = twin(winner, mode)
+        found = calibration.twin(winner, mode)
         if found is None:
             return None
         if self.budget.max_tokens is not None:  # tokens may be billed: only within what the run may spend
-            from ..scoring.calibration import BATCH_ROWS
-
-            rows = list(task.dev) + list(task.train[:BATCH_ROWS])  # about the rows it adds (pool rows are like train's)
+            rows = list(task.dev) + list(task.train[:calibration.BATCH_ROWS])  # about the rows it adds (pool rows are like train's)
             if self.tokens_used + self._tokens(found, rows) > self.budget.max_tokens:
                 log.info("the winner is not calibrated: that would pass --max-tokens")
                 return None
