@@ -7,7 +7,7 @@ from promptsearch.strategies.evolution import Evolution
 
 from promptsearch import runner
 from promptsearch.candidate import Candidate
-from promptsearch.scoring import Scorer
+from promptsearch.scoring import Scorer, calibration
 from promptsearch.search import Budget, Search
 from promptsearch.store import RunStore
 from promptsearch.strategy import make
@@ -272,8 +272,9 @@ def test_evolution_on_smollm_through_the_cli(smollm, tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "load_parts", real_load)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    # limit, one rung past it, the final check, and the winner's calibrated twin on dev with its 32 bias rows
-    assert summary["budget_used"]["evals"] <= 120 + 32 + 32 + 32 + 32
+    # limit, one rung past it, the final check, and the winner's calibrated twin on dev with its bias rows
+    n_dev = len(task.dev)
+    assert summary["budget_used"]["evals"] <= 120 + n_dev + n_dev + n_dev + calibration.BATCH_ROWS
     assert any(r["strategy"] == "evolution" for r in summary["leaderboard"])
     shown = CliRunner().invoke(cli.main, ["show", str(out), "--lineage", "--json"])
     assert shown.exit_code == 0, shown.output
