@@ -107,3 +107,25 @@ def test_a_generation_task_is_left_alone(tiny):
     search = Search(gen, Scorer(tiny), [], Budget(max_evals=100), final_calibration="batch")
     summary = search.run()
     assert summary["best"]["strategy"] == "seed" and not summary["best"].get("calibrate")
+
+
+@pytest.mark.parametrize("mode, bias", [("batch", calibration.BATCH_ROWS), ("contextual", 3), ("domain", 1)])
+def test_the_final_check_reserves_what_the_twin_costs_in_its_mode(mode, bias):
+    """Time and token limits stop a run early enough for the final check; the winner's twin costs all of dev and
+    its mode's bias rows (32 inputs, 3 content-free ones or 1 premise), an ensemble's each member's."""
+    from promptsearch.testing import FakeModel
+
+    words = ("bad", "good")
+    rows = tuple(Example(f"review {i} {words[i % 2]}", words[i % 2], label=i % 2) for i in range(40))
+    task = Task("t", "classification", rows, rows[:20], rows[:10], "accuracy", PROMPT, words)
+
+    def reserved(winner, final_calibration):
+        search = Search(task, Scorer(FakeModel()), [], Budget(max_evals=1000), top_k=1, final_calibration=final_calibration)
+        search.trials = {"w": type("T", (), {"candidate": winner, "rung": 20, "sort_key": lambda self: (1,)})()}
+        return search.final_check_evals()
+
+    plain = Candidate(PROMPT, demos="balanced:2")
+    assert reserved(plain, mode) - reserved(plain, None) == 20 + bias
+    group = Candidate(PROMPT, members=(plain, Candidate("Text: {input}\nLabel:")), weights=(0.5, 0.5))
+    assert reserved(group, mode) - reserved(group, None) == 2 * 20 + 2 * bias
+    assert reserved(calibration.twin(plain, mode), mode) == reserved(plain, None)  # calibrated already: no twin

@@ -79,8 +79,26 @@ def twin(candidate, mode: str):
 
 
 def extra_rows(candidate) -> int:
-    """Forward rows the bias estimate costs (once per ``bias_key``)."""
+    """Forward rows the bias estimate costs (once per ``bias_key``); an ensemble's, its calibrated members'."""
+    if candidate.members:
+        return sum(extra_rows(m) for m in candidate.members)
     return {"contextual": len(CONTENT_FREE), "domain": 1, "batch": BATCH_ROWS}.get(candidate.calibrate or "", 0)
+
+
+def bias_rows(task, candidate) -> list:
+    """The rows a calibrated candidate's bias is read from, an ensemble's calibrated members' each (what the search
+    reserves and counts the tokens of before scoring a twin): batch, the pool's first inputs; contextual, the
+    content-free inputs; domain, the one premise (its tokens over-counted as the prompt with an empty input)."""
+    from ..task import Example
+    from .demos import pool
+
+    rows = []
+    for c in candidate.members or (candidate,):
+        if c.calibrate == "batch":
+            rows += [Example(ex.input, "") for ex in pool(task)[:BATCH_ROWS]]
+        elif c.calibrate:
+            rows += [Example(text, "") for text in (CONTENT_FREE if c.calibrate == "contextual" else ("",))]
+    return rows
 
 
 def bias_key(candidate) -> tuple:

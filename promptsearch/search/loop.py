@@ -159,9 +159,8 @@ class Search:
     def final_check_evals(self) -> int:
         n_dev, n_test = len(self.task.dev), len(self.task.test)
         board = self.leaderboard()[: self.top_k]
-        calibrated = 0
-        if self.final_calibration and board and self.task.kind == "classification":  # the winner's twin (below)
-            calibrated = (n_dev + calibration.BATCH_ROWS) * self.scorer.cost(board[0].candidate)
+        found = self._twin(board[0].candidate) if board else None  # the winner's calibrated twin (below)
+        calibrated = n_dev * self.scorer.cost(found) + calibration.extra_rows(found) if found else 0
         return (sum((n_dev - t.rung) * self.scorer.cost(t.candidate) for t in board) + 2 * n_test
                 + self.objective.final_extra_evals() + calibrated)
 
@@ -373,14 +372,11 @@ class Search:
         """The winner's calibrated twin, scored on all of dev, when the run calibrates its winner; else None.
         A fixed rule rather than a choice on dev: on a few dozen rows the twin's dev score cannot tell the two
         apart (docs/decisions.md, batch calibration of the winner)."""
-        mode, task = self.final_calibration, self.task
-        if not mode or task.kind != "classification" or not task.label_words or not calibration.usable(task, mode):
-            return None
-        found = calibration.twin(winner, mode)
+        task, found = self.task, self._twin(winner)
         if found is None:
             return None
         if self.budget.max_tokens is not None:  # tokens may be billed: only within what the run may spend
-            rows = list(task.dev) + list(task.train[:calibration.BATCH_ROWS])  # about the rows it adds (pool rows are like train's)
+            rows = list(task.dev) + calibration.bias_rows(task, found)
             if self.tokens_used + self._tokens(found, rows) > self.budget.max_tokens:
                 log.info("the winner is not calibrated: that would pass --max-tokens")
                 return None
@@ -390,6 +386,13 @@ class Search:
         if len(task.dev) not in trial.rungs:
             self._score(trial, len(task.dev))
         return found
+
+    def _twin(self, winner: Candidate) -> Candidate | None:
+        """The candidate calibrated as the run calibrates its winner; None when it does not, or cannot here."""
+        mode, task = self.final_calibration, self.task
+        if not mode or task.kind != "classification" or not task.label_words or not calibration.usable(task, mode):
+            return None
+        return calibration.twin(winner, mode)
 
     def summary(self, board: list[Trial], **parts) -> dict:
         return build(self, board, **parts)
