@@ -99,8 +99,6 @@ TWEAKS = {
     "labels-start": {"options": {"templates": {"labels_at": "start"}}},  # ... on the seed prompt, before the formats
     "similar-16": {"options": {"clarify": {"demo_rules": ["similar:4", "similar:8", "similar:16", "balanced:2"]}}},
     "eta-5": {"racing": {"eta": 5}},  # racing: the top fifth of a rung climbs on (the default: a third)
-    # generation tasks: ties on the metric go to the older candidate (before 2026-12-03), not the closer answers
-    "ties-by-age": {"graded_ties": False},
 }
 
 
@@ -126,15 +124,14 @@ def run_default(task, extra: dict, model, draw: int, variant: str, max_evals: in
     from promptsearch import runner
     from promptsearch import selection as selection_rules
     from promptsearch.candidate import Candidate
-    from promptsearch.search import bandit, loop
+    from promptsearch.search import bandit
 
     selection, _, tweak = variant.partition(":")
     spec = tweak_spec(tweak)
     run_dir = workdir / f"{task.name}-{draw}-{variant.replace(':', '-')}"
     started = time.monotonic()
     default_first, default_pool = bandit.FIRST_TURN, selection_rules.DEMOS_FROM_DEV
-    default_racing, default_ties = runner.DEFAULTS["racing"], loop.GRADED_TIES
-    loop.GRADED_TIES = spec.get("graded_ties", default_ties)
+    default_racing = runner.DEFAULTS["racing"]
     bandit.FIRST_TURN = spec.get("first_turn", default_first)
     selection_rules.DEMOS_FROM_DEV = spec.get("demos_from_dev", default_pool)
     runner.DEFAULTS["racing"] = {**default_racing, **spec.get("racing", {})}
@@ -147,7 +144,7 @@ def run_default(task, extra: dict, model, draw: int, variant: str, max_evals: in
         prepared = runner.prepare_task(task, {"selection": selection, "seed": draw})  # the rows the run chose on
     finally:
         bandit.FIRST_TURN, selection_rules.DEMOS_FROM_DEV = default_first, default_pool
-        runner.DEFAULTS["racing"], loop.GRADED_TIES = default_racing, default_ties
+        runner.DEFAULTS["racing"] = default_racing
     s = result.summary
     best = Candidate.from_json(s["best"])
     from promptsearch.scoring import Scorer

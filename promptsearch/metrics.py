@@ -84,17 +84,6 @@ def score_prediction(task, example, prediction: str, label_words=()) -> float:
     return float(any(a and a in p for a in answers))
 
 
-def closeness(prediction: str, answers) -> float:
-    """How near a generated answer is to the nearest accepted one, from 0 to 1 (difflib's ratio on the stripped,
-    lowercased texts): partial credit where exact match gives none. Racing breaks ties with it on generation
-    tasks, where there is no gold log-likelihood: on a dozen rows many prompts tie on exact match, and the one
-    whose misses are near misses is the better bet (docs/decisions.md, 2026-12-03)."""
-    from difflib import SequenceMatcher
-
-    p = (prediction or "").strip().lower()
-    return max((SequenceMatcher(None, p, a.strip().lower(), autojunk=False).ratio() for a in answers), default=0.0)
-
-
 def softmax(scores) -> list[float]:
     """Normalised probabilities from log-scores (label log-likelihoods), shifted by the max for stability."""
     top = max(scores)

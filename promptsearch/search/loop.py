@@ -22,7 +22,6 @@ import time
 from .. import template
 from ..candidate import Candidate, Trial
 from ..errors import TooLongError
-from ..metrics import closeness
 from ..results import ExampleResult
 from ..scoring import calibration
 from ..strategy import SearchContext, Strategy
@@ -43,9 +42,6 @@ RESERVE_SHARE = 0.15
 STALL_GAIN_EXAMPLES = 2  # a gain is the best's metric up by this many examples' worth of its rung, not a one-row flip
 STALL_EVALS_WITHOUT_LIMIT = 25  # first-rung candidates, when only time or candidates are limited
 CHUNK_BATCHES = 4  # a rung is scored in chunks of this many scorer batches, checking the clock between them
-# Generated answers have no gold log-likelihood to break ties on; their closeness to the accepted answers
-# (metrics.closeness) does it instead. False: ties go to the older candidate, as before 2026-12-03.
-GRADED_TIES = True
 
 
 class OutOfTime(Exception):
@@ -292,13 +288,9 @@ class Search:
 
     def rung_score(self, c: Candidate, results, examples):
         """What racing ranks a candidate by on a dev prefix: the objective's score (anything with ``score``
-        and ``to_json``) and the tie-break: the mean gold log-likelihood, or where there is none (generated
-        answers) the mean closeness of each answer to the accepted ones."""
+        and ``to_json``) and the tie-break, the mean gold log-likelihood."""
         score = self.objective(c, results, examples)
         ties = [r.logprob for r in results if not math.isnan(r.logprob)]
-        if not ties and GRADED_TIES:  # over the rows the score counts: a row shown with its answer is no evidence
-            rows = self.objective.kept_rows(c, examples) if hasattr(self.objective, "kept_rows") else range(len(examples))
-            ties = [closeness(results[i].prediction, examples[i].answers) for i in rows if getattr(examples[i], "answers", ())]
         return score, (sum(ties) / len(ties) if ties else math.nan)
 
     # ---- the whole run ------------------------------------------------------------------------

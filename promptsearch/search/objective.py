@@ -55,17 +55,12 @@ class SingleTask:
         """A candidate's score on these rows (anything with ``score``, ``ci_low`` and ``to_json``), leaving out
         the train rows it shows (cross-fitting, selection.py: a row is never scored with its own answer shown)."""
         task = self.search.task
-        rows = self.kept_rows(c, examples)
+        if getattr(self, "_shown", None) is None or self._shown.task is not task:
+            self._shown = Shown(task)  # its caches (train keys, balanced draws) live as long as the task
+        rows = kept(task, c, examples, self._shown)
         if len(rows) < len(examples):
             results, examples = [results[i] for i in rows], [examples[i] for i in rows]
         return summarize(task.metric, results, examples, c.label_words or task.label_words)
-
-    def kept_rows(self, c: Candidate, examples) -> list[int]:
-        """Indices of the rows a candidate's score counts: all but the train rows it shows (cross-fitting)."""
-        task = self.search.task
-        if getattr(self, "_shown", None) is None or self._shown.task is not task:
-            self._shown = Shown(task)  # its caches (train keys, balanced draws) live as long as the task
-        return kept(task, c, examples, self._shown)
 
     def on_test(self, c: Candidate):
         """The score on the test rows (reported, never used to choose)."""
