@@ -137,3 +137,13 @@ def test_demonstrations_draw_from_every_labelled_row_but_never_the_one_scored(mo
     monkeypatch.setattr(selection, "DEMOS_FROM_DEV", False)  # the old rule: train rows only
     old = selection.prepare(make_task(), "holdout-dev", 0)
     assert {ex.key for ex in demos.pool(old)} == {ex.key for ex in old.train}
+
+
+def test_auto_lets_train_rows_score_when_a_dozen_rows_would_be_left_to_choose():
+    """Instruction-induction sized (16 train, 16 dev): the held-out slice leaves fewer than FEW_CHOOSING dev rows,
+    so train rows score too (cross-fitted); with 32 dev rows dev alone still chooses."""
+    small = selection.prepare(make_task(n_train=16, n_dev=16), "auto", seed=0)
+    assert small.selection == "holdout" and len(small.holdout) == 8
+    assert len(small.dev) > 16 and {ex.key for ex in small.dev} & {ex.key for ex in small.train}
+    assert selection.prepare(make_task(n_train=16, n_dev=16), "holdout-dev", seed=0).selection == "holdout-dev"  # asked
+    assert selection.prepare(make_task(), "auto", seed=0).selection == "holdout-dev"

@@ -203,8 +203,8 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
               "demonstration rule, no ensemble): for pasting the result into a generation API.")
 @click.option("--selection", type=click.Choice(["auto", "holdout", "holdout-dev", "labelled", "dev"]), default="auto", show_default=True,
               help="Which labelled rows choose and which estimate: with a small dev split, auto holds a quarter of the "
-              "labelled rows out to estimate the winner honestly and lets dev choose (holdout-dev); holdout also lets "
-              "train rows score; labelled: train rows score, nothing held out; dev: dev alone, nothing held out.")
+              "labelled rows out to estimate the winner honestly and lets dev choose (holdout-dev; holdout when fewer than 16 "
+              "dev rows are left); holdout also lets train rows score; labelled: train rows score, nothing held out; dev: dev alone, nothing held out.")
 @click.option("--final-calibration", type=click.Choice([*CALIBRATIONS, "none"]), default=None,
               help="Calibrate the winner's label scores after the search (classification) [default: batch: the mean "
               "over the task's own train inputs]; none keeps the winner as found. Not with --plain.")
