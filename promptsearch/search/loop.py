@@ -368,7 +368,8 @@ class Search:
         if found is None:
             return None
         if self.budget.max_tokens is not None:  # tokens may be billed: only within what the run may spend
-            rows = list(task.dev) + calibration.bias_rows(task, found)
+            # its dev rows and bias rows, and the test check (best and seed) that runs after it whatever it costs
+            rows = list(task.dev) + calibration.bias_rows(task, found) + 2 * list(task.test)
             if self.tokens_used + self._tokens(found, rows) > self.budget.max_tokens:
                 log.info("the winner is not calibrated: that would pass --max-tokens")
                 return None
