@@ -53,7 +53,8 @@ DEMOS_FROM_DEV = True  # prepared tasks: the choosing rows join the demonstratio
 
 
 def resolve(mode: str, task) -> str:
-    """The mode a run uses on this task (``auto`` decided by dev's size)."""
+    """The mode a run uses on this task (``auto`` decided by dev's size; ``prepare`` then turns ``holdout-dev`` into
+    ``holdout`` when fewer than ``FEW_CHOOSING`` dev rows are left after the held-out slice)."""
     if mode not in MODES:
         raise PromptSearchError(f"selection {mode!r}: use one of {', '.join(MODES)}")
     if mode != "auto":

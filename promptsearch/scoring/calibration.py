@@ -95,10 +95,17 @@ def bias_rows(task, candidate) -> list:
     rows = []
     for c in candidate.members or (candidate,):
         if c.calibrate == "batch":
-            rows += [Example(ex.input, "") for ex in pool(task)[:BATCH_ROWS]]
+            rows += pool(task)[:BATCH_ROWS]
         elif c.calibrate:
-            rows += [Example(text, "") for text in (CONTENT_FREE if c.calibrate == "contextual" else ("",))]
+            rows += content_free_rows() if c.calibrate == "contextual" else [Example("", "")]
     return rows
+
+
+def content_free_rows() -> list:
+    """The content-free inputs contextual calibration reads the prompt's bias from, as rows to score."""
+    from ..task import Example
+
+    return [Example(text, "", id=f"content-free {text!r}") for text in CONTENT_FREE]
 
 
 def bias_key(candidate) -> tuple:
@@ -144,7 +151,6 @@ class Calibration:
     def label_bias(self, scorer, task, candidate) -> list[float]:
         """contextual: log p_cf(y), the mean content-free label distribution; batch: the mean over the pool's
         first inputs; domain: log P(y | premise)."""
-        from ..task import Example
 
         mode, words = candidate.calibrate, tuple(candidate.label_words or task.label_words)
         # a balanced rule's rows are in the prompt; batch calibration reads the pool's inputs
@@ -158,7 +164,7 @@ class Calibration:
             else:
                 if mode == "contextual":
                     prompt = scorer.demos.fixed_prompt(task, candidate) if candidate.demos else candidate.prompt
-                    rows = [Example(text, "", id=f"content-free {text!r}") for text in CONTENT_FREE]
+                    rows = content_free_rows()
                     raw = [r.label_logprobs for r in scorer.classify(prompt, rows, words, soft=candidate.soft)]
                 else:  # batch: the plain twin's results on those rows; labels unused
                     rows = list(scorer.demos.pool(task)[:BATCH_ROWS])
