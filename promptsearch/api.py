@@ -24,10 +24,10 @@ from . import runner
 from .candidate import Candidate
 from .errors import PromptSearchError
 from .metrics import summarize
+from .models.hardware import DEFAULT_DTYPE
 from .prompt import Prediction, Prompt
 from .search import Budget
 from .task import BUNDLED_DIR, Example, Task
-from .models.hardware import DEFAULT_DTYPE
 
 __all__ = ["Budget", "EvalResult", "Example", "Prediction", "Prompt", "SearchResult", "Task", "evaluate",
            "load_model", "load_prompt", "load_task", "search"]

@@ -16,8 +16,8 @@ from . import artifact, runner
 from .candidate import Candidate
 from .errors import PromptSearchError
 from .metrics import summarize
-from .scoring import ExampleResult, demos
 from .prompt import scoring_rule
+from .scoring import ExampleResult, demos
 from .stats import outcomes, paired_test
 from .store import RunStore
 

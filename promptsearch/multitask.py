@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .candidate import Candidate
 from .errors import PromptSearchError
-from .metrics import Z95, Score, summarize
+from .metrics import Z95, summarize
 from .scoring import ExampleResult
 from .scoring.protocol import WrappedScorer
 from .search import Search, SingleTask

@@ -12,11 +12,11 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .scoring import demos as demo_rules
 from .candidate import Candidate
 from .errors import PromptSearchError
 from .metrics import softmax
 from .plain import is_plain, lacks
+from .scoring import demos as demo_rules
 from .task import Example, Task
 
 PREDICT_CHUNK = 64  # inputs per scorer call: the progress bar moves between them

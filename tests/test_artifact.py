@@ -11,8 +11,8 @@ from promptsearch import artifact, monitor, runner
 from promptsearch.cli import main
 from promptsearch.errors import PromptSearchError
 from promptsearch.export import export_run
-from promptsearch.store import RunStore
 from promptsearch.scoring import Scorer
+from promptsearch.store import RunStore
 from promptsearch.task import load_task
 
 from .conftest import sst2_slice

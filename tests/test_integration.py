@@ -5,12 +5,12 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from promptsearch.store import RunStore
 from promptsearch import runner
 from promptsearch.candidate import Candidate
 from promptsearch.cli import main
 from promptsearch.metrics import summarize
 from promptsearch.scoring import Scorer
+from promptsearch.store import RunStore
 from promptsearch.task import load_task
 
 from .conftest import SHARED_DATA

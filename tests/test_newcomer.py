@@ -5,7 +5,6 @@ import logging
 from pathlib import Path
 
 import pytest
-
 from click.testing import CliRunner
 
 from promptsearch.candidate import Candidate
@@ -344,7 +343,7 @@ def test_first_gguf_load_says_what_it_writes_and_where(tmp_path, caplog):
     """Before #30: 517 MB written to the cache without a word (logged at INFO, which the CLI hides)."""
     from promptsearch.models import local
 
-    with caplog.at_level(logging.WARNING), pytest.raises(Exception):
+    with caplog.at_level(logging.WARNING), pytest.raises(OSError):
         local._dequantise_to_cache(tmp_path, local.EMBEDDED_FILE, tmp_path / "copy")  # no GGUF there: fails after the note
     assert [r.getMessage() for r in caplog.records][0] == local.cache_note(local.EMBEDDED_FILE, tmp_path / "copy")
     assert "about 540 MB" in caplog.records[0].getMessage() and str(tmp_path / "copy") in caplog.records[0].getMessage()

@@ -137,9 +137,8 @@ def prompts():
 def add(file, name, as_json, quiet):
     """Store an artifact file as the next version of NAME (an artifact identical to the latest version: nothing new)."""
     from .. import artifact
-    from ..registry import Registry
-
     from ..files import read_bytes
+    from ..registry import Registry
 
     raw_bytes = read_bytes(file)
     art = artifact.parse(raw_bytes, str(file))

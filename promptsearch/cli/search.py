@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
+from ..defaults import BUDGET, FINAL_CHECK
 from ..errors import PromptSearchError, RunInterrupted
 from ..format import RANKED_BY, budget_line, fmt_score, members_lines, one_line, options_note
 from ..outputs import example_rows, pick, render
-from ..defaults import BUDGET, FINAL_CHECK
 from ..scoring.calibration import MODES as CALIBRATIONS
 from .common import Limited, emit, examples_options, model_options, reporting, setup, stop_on_sigterm, unescape
 

@@ -16,7 +16,6 @@ def load_model(spec: str | None = None, device: str = "auto", dtype: str = DEFAU
     model) connects to a server; anything else (None, a directory, a .gguf file) loads in process."""
     if is_served(spec):
         from .served import ServedModel
-
         from .urls import split_urls
 
         return ServedModel.connect(split_urls(spec), model_name=model_name,
