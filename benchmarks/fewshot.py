@@ -336,6 +336,11 @@ def main(argv=None) -> int:
     p.add_argument("--keep-runs", default=None, help="a folder to keep the run directories in (for "
                    "analyses/winner_estimates.py); default: a temporary folder, removed at the end")
     p.add_argument("--merge", nargs="*", default=None, help="merge result files (same protocol) into one table")
+    p.add_argument("--rename", nargs=3, action="append", default=[], metavar=("FILE", "OLD", "NEW"),
+                   help="with --merge: method OLD of FILE counts as NEW (e.g. an earlier default/auto as "
+                   "default/before, beside today's); repeatable")
+    p.add_argument("--drop", action="append", default=[], metavar="METHOD",
+                   help="with --merge: leave METHOD out of every file; repeatable")
     p.add_argument("--ceiling", default=None, help="ceiling.py's result file, for the probe comparisons "
                    "(default: the newest)")
     add_data_argument(p)
@@ -344,17 +349,20 @@ def main(argv=None) -> int:
     for v in variants:
         tweak_spec(v.partition(":")[2])  # an unknown tweak is one error line now, not after the model and baselines
     if args.merge:
-        merged: dict = {}  # one row per task and draw, the methods of every file together
+        merged: dict = {}  # one row per task and draw, the methods of every file together (a later file wins)
+        renames = {(Path(f).resolve(), old): new for f, old, new in args.rename}
         for f in args.merge:
             for r in json.loads(Path(f).read_text())["results"]:
                 row = merged.setdefault((r["task"], r["draw"]), {**r, "methods": {}})
-                row["methods"].update(r["methods"])
+                row["methods"].update((renames.get((Path(f).resolve(), m), m), c) for m, c in r["methods"].items()
+                                      if m not in args.drop)
                 row["test_rows"] = max(row["test_rows"], r["test_rows"])
         results = list(merged.values())
         variants = sorted({m.split("/", 1)[1] for r in results for m in r["methods"] if m.startswith("default/")})
         text, summary = table(results, variants)
         print(text)
-        record = {"merged_from": args.merge, "results": results, "summary": summary,
+        record = {"merged_from": args.merge, **({"renamed": args.rename} if args.rename else {}),
+                  **({"dropped": args.drop} if args.drop else {}), "results": results, "summary": summary,
                   "vs_best_baseline": comparisons(results, summary, variants), "targets": {}}
         ceiling = _ceiling(args.ceiling)
         for v in [v for v in variants if ":" not in v]:  # design variants: development split only

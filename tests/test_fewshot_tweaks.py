@@ -19,3 +19,27 @@ def test_an_unknown_tweak_is_one_error_line():
 
     with pytest.raises(SystemExit, match="unknown tweak 'nope'"):
         fewshot.tweak_spec("similar-16+nope")
+
+
+def test_merge_renames_a_method_of_one_file_and_drops_another(tmp_path):
+    import json
+
+    def part(name, methods):
+        row = {"task": "sum", "draw": 0, "test_rows": 2, "methods": methods}
+        (tmp_path / name).write_text(json.dumps({"results": [row]}))
+        return str(tmp_path / name)
+
+    run = {"test": {"score": 0.5, "n": 2, "ci_low": 0.0, "ci_high": 1.0, "outcomes": [1.0, 0.0]},
+           "devsplit": {"score": 0.5}, "dev": {"score": 0.5}, "estimate": {"score": 0.5},
+           "estimate_gap": 0.0, "dev_gap": 0.0}
+    old = part("old.json", {"default/auto": {**run, "devsplit": {"score": 0.25}}, "default/auto-morning": run,
+                            "seed": {"score": 0.0, "n": 2, "outcomes": [0.0, 0.0]}})
+    new = part("new.json", {"default/auto": run})
+    out = tmp_path / "merged.json"
+    assert fewshot.main(["--merge", old, new, "--rename", old, "default/auto", "default/before",
+                         "--drop", "default/auto-morning", "--out", str(out)]) == 0
+    merged = json.loads(out.read_text())
+    methods = merged["results"][0]["methods"]
+    assert sorted(methods) == ["default/auto", "default/before", "seed"]  # today's run not overwritten by the old one
+    assert methods["default/before"]["devsplit"]["score"] == 0.25 and methods["default/auto"]["devsplit"]["score"] == 0.5
+    assert merged["development_split"][0]["mean_difference"] == -0.25  # before - auto, read on the development split
