@@ -13,8 +13,7 @@ reached the bar (+0.010 on the development split and better in more than worse),
 This study replays the guard on the winners recorded by fewshot.py (rebuilt from their prompt and options; an
 ensemble is skipped, its members are not recorded), on the same prepared rows the run chose on, for several ``c``;
 R is scored on the development split's first ``--split-rows`` rows (W's recorded outcomes on the same rows) only
-where some rule picks it. Test is not scored here (``--test RULE``
-scores it once, after the rule is decided, for the task-draws where that rule picks R).
+where some rule picks it. Test is not scored: no rule was adopted, so there was no change to report.
 
     python benchmarks/studies/reference_guard.py RESULTS.json [--tasks a,b] [--out FILE] [--threads 1]
     python benchmarks/studies/reference_guard.py --merge PART.json ... [--out FILE]   # parts run side by side
@@ -69,8 +68,6 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None)
     ap.add_argument("--split-rows", type=int, default=150, help="development-split rows R is scored on (the first)")
-    ap.add_argument("--test", default=None, help="after the decision: score R on test where this rule picks it")
-    ap.add_argument("--replay", default=None, help="a previous output of this study: reuse its rows (with --test)")
     args = ap.parse_args(argv)
     if args.merge:
         parts = [json.loads(Path(f).read_text()) for f in args.merge]
@@ -93,7 +90,6 @@ def main(argv=None) -> int:
     scorer = Scorer(model)
     record = json.loads(Path(args.results).read_text())
     wanted = set(args.tasks.split(",")) if args.tasks else None
-    previous = {(r["task"], r["draw"]): r for r in json.loads(Path(args.replay).read_text())["rows"]} if args.replay else {}
     out = Path(args.out or result_path("reference_guard"))
     rows = []
     for res in record["results"]:
@@ -104,12 +100,11 @@ def main(argv=None) -> int:
         task = replace(task, test=task.test[: res["test_rows"]])
         prepared = runner.prepare_task(task, {"selection": "auto", "seed": res["draw"]})
         split = list(extra["devsplit"])[: args.split_rows]  # W's recorded outcomes on the same rows
-        row = previous.get((res["task"], res["draw"])) or {
-            "task": res["task"], "draw": res["draw"],
-            "w_devsplit": sum(m["devsplit"]["outcomes"][: len(split)]) / len(split)}
+        row = {"task": res["task"], "draw": res["draw"],
+               "w_devsplit": sum(m["devsplit"]["outcomes"][: len(split)]) / len(split)}
         if m["members"]:
             row["skipped"] = "ensemble"
-        elif "pair" not in row:
+        else:
             w = Candidate(m["prompt"], demos=m["options"].get("demos"), calibrate=m["options"].get("calibrate"))
             r = reference(task)
             row["pair"] = paired(scorer, prepared, w, r)
@@ -117,10 +112,6 @@ def main(argv=None) -> int:
             if not all(row["keeps"].values()):
                 scored = scorer.evaluate(prepared, r, split)
                 row["r_devsplit"] = sum(x.score for x in scored) / len(scored)
-        if args.test and "pair" in row and not row["keeps"][args.test]:
-            scored = scorer.evaluate(prepared, reference(task), list(task.test))
-            row["r_test"] = sum(x.score for x in scored) / len(scored)
-            row["w_test"] = m["test"]["score"]
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "keeps"}), flush=True)
         write_json(out, {"results": args.results, "machine": machine(args.threads), "rules": RULES, "rows": rows})
@@ -142,12 +133,10 @@ def summarize(rows: list[dict]) -> dict:
             d = 0.0 if r["keeps"][name] else r["r_devsplit"] - r["w_devsplit"]
             diffs.append(d)
             per_task.setdefault(r["task"], []).append(d)
-        test = [r["r_test"] - r["w_test"] for r in done if "r_test" in r and not r["keeps"][name]]
         out[name] = {"task_draws": len(diffs), "picks_reference": sum(not r["keeps"][name] for r in done),
                      "devsplit_mean_difference": sum(diffs) / len(diffs) if diffs else None,
                      "better_in": sum(d > 0 for d in diffs), "worse_in": sum(d < 0 for d in diffs),
-                     "per_task": {t: round(sum(v) / len(v), 4) for t, v in per_task.items()},
-                     **({"test_difference_over_all": sum(test) / len(diffs)} if test else {})}
+                     "per_task": {t: round(sum(v) / len(v), 4) for t, v in per_task.items()}}
     return out
 
 
