@@ -352,9 +352,10 @@ def main(argv=None) -> int:
         merged: dict = {}  # one row per task and draw, the methods of every file together (a later file wins)
         renames = {(Path(f).resolve(), old): new for f, old, new in args.rename}
         for f in args.merge:
+            where = Path(f).resolve()
             for r in json.loads(Path(f).read_text())["results"]:
                 row = merged.setdefault((r["task"], r["draw"]), {**r, "methods": {}})
-                row["methods"].update((renames.get((Path(f).resolve(), m), m), c) for m, c in r["methods"].items()
+                row["methods"].update((renames.get((where, m), m), c) for m, c in r["methods"].items()
                                       if m not in args.drop)
                 row["test_rows"] = max(row["test_rows"], r["test_rows"])
         results = list(merged.values())

@@ -31,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import protocol
 from common import load_model, machine, result_path, write_json
+from fewshot import score_rows
 
 RULES = {"ties-to-R": 0.0, "c=0.5": 0.5, "c=1": 1.0, "c=1.645": 1.645}
 
@@ -110,15 +111,14 @@ def main(argv=None) -> int:
             row["pair"] = paired(scorer, prepared, w, r)
             row["keeps"] = {name: keeps_winner(row["pair"], c) for name, c in RULES.items()}
             if not all(row["keeps"].values()):
-                scored = scorer.evaluate(prepared, r, split)
-                row["r_devsplit"] = sum(x.score for x in scored) / len(scored)
+                row["r_devsplit"] = score_rows(scorer, prepared, r, split)["score"]  # as fewshot.py scored W there
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "keeps"}), flush=True)
-        write_json(out, {"results": args.results, "machine": machine(args.threads), "rules": RULES, "rows": rows})
-    summary = summarize(rows)
-    print(json.dumps(summary, indent=1))
-    write_json(out, {"results": args.results, "machine": machine(args.threads), "rules": RULES, "rows": rows,
-                     "summary": summary})
+        record = {"results": args.results, "machine": machine(args.threads), "rules": RULES, "rows": rows}
+        write_json(out, record)  # after every task-draw: a killed run keeps what it finished
+    record["summary"] = summarize(rows)
+    print(json.dumps(record["summary"], indent=1))
+    write_json(out, record)
     return 0
 
 
