@@ -351,13 +351,21 @@ def main(argv=None) -> int:
     if args.merge:
         merged: dict = {}  # one row per task and draw, the methods of every file together (a later file wins)
         renames = {(Path(f).resolve(), old): new for f, old, new in args.rename}
+        files = {Path(f).resolve() for f in args.merge}
+        for f, _, _ in args.rename:
+            if Path(f).resolve() not in files:
+                raise SystemExit(f"error: --rename names {f}, which is not one of the --merge files")
+        seen = set()  # (file, method): a rename of a method its file lacks is a typo, not a no-op
         for f in args.merge:
             where = Path(f).resolve()
             for r in json.loads(Path(f).read_text())["results"]:
+                seen.update((where, m) for m in r["methods"])
                 row = merged.setdefault((r["task"], r["draw"]), {**r, "methods": {}})
                 row["methods"].update((renames.get((where, m), m), c) for m, c in r["methods"].items()
                                       if m not in args.drop)
                 row["test_rows"] = max(row["test_rows"], r["test_rows"])
+        for where, old in set(renames) - seen:
+            raise SystemExit(f"error: --rename: {where.name} has no method {old!r}")
         results = list(merged.values())
         variants = sorted({m.split("/", 1)[1] for r in results for m in r["methods"] if m.startswith("default/")})
         text, summary = table(results, variants)

@@ -43,3 +43,11 @@ def test_merge_renames_a_method_of_one_file_and_drops_another(tmp_path):
     assert sorted(methods) == ["default/auto", "default/before", "seed"]  # today's run not overwritten by the old one
     assert methods["default/before"]["devsplit"]["score"] == 0.25 and methods["default/auto"]["devsplit"]["score"] == 0.5
     assert merged["development_split"][0]["mean_difference"] == -0.25  # before - auto, read on the development split
+    # a rename that matches nothing is a typo: one line, before anything is written
+    import pytest
+
+    for bad, says in (([str(tmp_path / "other.json"), "default/auto", "x"], "not one of the --merge files"),
+                      ([old, "default/autoo", "x"], "old.json has no method 'default/autoo'")):
+        with pytest.raises(SystemExit, match=says):
+            fewshot.main(["--merge", old, new, "--rename", *bad, "--out", str(tmp_path / "bad.json")])
+    assert not (tmp_path / "bad.json").exists()
