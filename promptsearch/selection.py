@@ -18,7 +18,8 @@ luckiest: its dev score overstates what it will do on new rows. Two changes, bot
   what it is.
 
 ``mode`` (config ``selection``): ``auto`` (the default: ``holdout-dev`` when dev is small -- ``holdout`` when fewer
-than ``FEW_CHOOSING`` dev rows would be left to choose on -- ``dev`` otherwise),
+than ``FEW_CHOOSING`` dev rows would be left to choose on, ``labelled`` when fewer than ``4 * HOLDOUT_MIN`` labelled
+rows leave none to hold out and fewer than ``FEW_CHOOSING`` dev rows -- ``dev`` otherwise),
 ``holdout-dev`` (the held-out slice; what is left of dev alone chooses), ``holdout`` (the slice, and train rows
 score too), ``labelled`` (train rows score, nothing held out), ``dev`` (dev alone, as before 2026-12-02; what a run
 made before then resumes with). The task records the mode it was prepared with, so preparing twice is a no-op.
@@ -60,7 +61,13 @@ def resolve(mode: str, task) -> str:
     if mode != "auto":
         return mode
     small = len(task.dev) < SMALL_DEV and task.kind in ("classification", "generation")
-    return "holdout-dev" if small and len(task.train) + len(task.dev) >= 4 * HOLDOUT_MIN else "dev"
+    if not small:
+        return "dev"
+    if len(task.train) + len(task.dev) >= 4 * HOLDOUT_MIN:
+        return "holdout-dev"
+    # too few labelled rows to hold any out: where fewer than FEW_CHOOSING dev rows would choose, train rows score
+    # too (cross-fitted), as ``prepare`` does after a held-out slice -- the point is the rows left to choose on
+    return "labelled" if len(task.dev) < FEW_CHOOSING and task.train else "dev"
 
 
 def prepare(task, mode: str = "auto", seed: int = 0):

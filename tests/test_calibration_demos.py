@@ -262,3 +262,16 @@ def test_templates_and_clarify_propose_the_options_as_edits_of_their_bases(tiny,
     first = [c.edit for c in make("clarify").edits(gen_search.context(0), Candidate(gen.seed_prompt))[:8]]
     assert first == ["demos:1#0", "demos:2#0", "demos:4#0", "demos:8#0", "demos=similar:4", "demos=similar:8",
                      "demos=similar:16", "demos=balanced:2"]
+
+
+def test_similar_demonstrations_need_no_words_in_the_inputs():
+    """Inputs without a word of two letters ("1+2") once failed the TF-IDF retriever (an empty vocabulary) with a
+    traceback mid-run: character n-grams take over, and a pool of empty inputs keeps its order."""
+    from promptsearch.scoring.demos import Retriever
+    from promptsearch.task import Example
+
+    rows = [Example(q, a) for q, a in (("1+2", "3"), ("7*8", "56"), ("1+3", "4"), ("9-1", "8"))]
+    near = [[ex.input for ex in group] for group in Retriever(rows).nearest(["1+4", "7*9", "1+2"], 2)]
+    assert near == [["1+2", "1+3"], ["7*8", "9-1"], ["1+3", "9-1"]]  # shared characters first; never itself
+    empty = [Example("", "a"), Example("", "b")]
+    assert [ex.output for ex in Retriever(empty).nearest(["x"], 2)[0]] == ["a", "b"]

@@ -147,3 +147,13 @@ def test_auto_lets_train_rows_score_when_a_dozen_rows_would_be_left_to_choose():
     assert len(small.dev) > 16 and {ex.key for ex in small.dev} & {ex.key for ex in small.train}
     assert selection.prepare(make_task(n_train=16, n_dev=16), "holdout-dev", seed=0).selection == "holdout-dev"  # asked
     assert selection.prepare(make_task(), "auto", seed=0).selection == "holdout-dev"
+
+
+def test_auto_lets_train_rows_score_when_too_few_rows_to_hold_any_out():
+    """Under 32 labelled rows nothing is held out; where fewer than FEW_CHOOSING dev rows would choose, train rows
+    score too (cross-fitted) rather than sitting idle while a handful of dev rows choose."""
+    tiny = selection.prepare(make_task(n_train=10, n_dev=4), "auto", seed=0)
+    assert tiny.selection == "labelled" and not tiny.holdout
+    assert len(tiny.dev) == 4 + 8 and set(ex.key for ex in tiny.dev) >= {ex.key for ex in make_task(n_train=10, n_dev=4).dev}
+    assert selection.prepare(make_task(n_train=0, n_dev=6), "auto", seed=0).selection == "dev"  # no train rows
+    assert selection.prepare(make_task(n_train=4, n_dev=20), "auto", seed=0).selection == "dev"  # 20 rows choose

@@ -95,17 +95,33 @@ def balanced(rows, task, count: int, draw: int) -> list:
 
 
 class Retriever:
-    """TF-IDF over the pool's inputs; ``nearest`` gives a query's K most similar rows."""
+    """TF-IDF over the pool's inputs; ``nearest`` gives a query's K most similar rows.
+
+    Words of two or more characters (scikit-learn's default) where the pool has any; inputs without them
+    ("1+2", "?", a single letter) fall back to character 1-3-grams, and a pool of empty inputs to the pool's
+    order: a task's inputs never make a run fail here. Deterministic in the pool, so an artifact that ships
+    its pool retrieves as the search did."""
 
     def __init__(self, rows):
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         self.rows = rows
-        self.vectorizer = TfidfVectorizer(lowercase=True, sublinear_tf=True)
-        self.matrix = self.vectorizer.fit_transform([ex.input for ex in rows])
+        texts = [ex.input for ex in rows]
+        self.vectorizer, self.matrix = None, None
+        for settings in ({}, {"analyzer": "char", "ngram_range": (1, 3)}):
+            vectorizer = TfidfVectorizer(lowercase=True, sublinear_tf=True, **settings)
+            try:
+                self.matrix = vectorizer.fit_transform(texts)
+            except ValueError:  # an empty vocabulary: no input has a token of this kind
+                continue
+            self.vectorizer = vectorizer
+            break
 
     def nearest(self, texts: list[str], count: int) -> list[list]:
-        sims = (self.vectorizer.transform(texts) @ self.matrix.T).toarray()
+        if self.vectorizer is None:
+            sims = [[0.0] * len(self.rows) for _ in texts]
+        else:
+            sims = (self.vectorizer.transform(texts) @ self.matrix.T).toarray()
         out = []
         for text, row in zip(texts, sims):
             order = sorted((i for i in range(len(self.rows)) if self.rows[i].input != text), key=lambda i: (-row[i], i))
