@@ -36,7 +36,7 @@ def wilson(successes: float, n: int) -> tuple[float, float]:
     denom = 1 + Z95**2 / n
     centre = (p + Z95**2 / (2 * n)) / denom
     half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))  # plain floats (a numpy sum in: numpy out)
 
 
 def macro_f1(golds: list[int], preds: list[int]) -> float:

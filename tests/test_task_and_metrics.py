@@ -81,6 +81,10 @@ def test_wilson_interval_known_values():
     lo, hi = wilson(82, 100)
     assert lo == pytest.approx(0.7333, abs=1e-3) and hi == pytest.approx(0.8829, abs=1e-3)
     assert wilson(0, 10)[0] == 0.0 and wilson(10, 10)[1] == pytest.approx(1.0)
+    import numpy as np
+
+    # a score's interval prints as plain numbers in the Python API, not np.float64(...), whatever summed the outcomes
+    assert all(type(x) is float for x in wilson(np.float64(3.0), 4) + wilson(np.int64(0), 4))
 
 
 def test_summarize_accuracy_and_macro_f1():
