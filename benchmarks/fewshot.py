@@ -99,7 +99,6 @@ TWEAKS = {
     "labels-start": {"options": {"templates": {"labels_at": "start"}}},  # ... on the seed prompt, before the formats
     "similar-16": {"options": {"clarify": {"demo_rules": ["similar:4", "similar:8", "similar:16", "balanced:2"]}}},
     "eta-5": {"racing": {"eta": 5}},  # racing: the top fifth of a rung climbs on (the default: a third)
-    "rank-calibrated": {"rank_calibrated": True},  # racing ranks by the score batch-calibrated on its own rows
 }
 
 
@@ -133,8 +132,6 @@ def run_default(task, extra: dict, model, draw: int, variant: str, max_evals: in
     started = time.monotonic()
     default_first, default_pool = bandit.FIRST_TURN, selection_rules.DEMOS_FROM_DEV
     default_racing = runner.DEFAULTS["racing"]
-    from promptsearch.search import objective
-    objective.RANK_CALIBRATED = spec.get("rank_calibrated", False)
     bandit.FIRST_TURN = spec.get("first_turn", default_first)
     selection_rules.DEMOS_FROM_DEV = spec.get("demos_from_dev", default_pool)
     runner.DEFAULTS["racing"] = {**default_racing, **spec.get("racing", {})}
@@ -148,7 +145,6 @@ def run_default(task, extra: dict, model, draw: int, variant: str, max_evals: in
     finally:
         bandit.FIRST_TURN, selection_rules.DEMOS_FROM_DEV = default_first, default_pool
         runner.DEFAULTS["racing"] = default_racing
-        objective.RANK_CALIBRATED = False
     s = result.summary
     best = Candidate.from_json(s["best"])
     from promptsearch.scoring import Scorer

@@ -289,7 +289,7 @@ class Search:
     def rung_score(self, c: Candidate, results, examples):
         """What racing ranks a candidate by on a dev prefix: the objective's score (anything with ``score``
         and ``to_json``) and the tie-break, the mean gold log-likelihood."""
-        score = getattr(self.objective, "rank", self.objective)(c, results, examples)
+        score = self.objective(c, results, examples)
         ties = [r.logprob for r in results if not math.isnan(r.logprob)]
         return score, (sum(ties) / len(ties) if ties else math.nan)
 

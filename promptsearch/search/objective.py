@@ -9,20 +9,11 @@ some rows (``__call__``; racing ranks by it), what the final check adds, and the
 
 from __future__ import annotations
 
-import math
-
 from ..candidate import Candidate
-from ..metrics import softmax, summarize
-from ..results import ExampleResult
-from ..scoring.calibration import correct
+from ..metrics import summarize
 from ..selection import Shown, kept
 from ..stats import outcomes, paired_test
 from .racing import dev_order
-
-# Under study (benchmarks/fewshot.py tweak "rank-calibrated"): racing ranks a classification candidate by its score
-# after batch calibration with the bias read from the rows being ranked on (their inputs' mean label distribution;
-# no model call), the form the winner ships in when the run calibrates its winner.
-RANK_CALIBRATED = False
 
 
 class SingleTask:
@@ -71,15 +62,6 @@ class SingleTask:
             results, examples = [results[i] for i in rows], [examples[i] for i in rows]
         return summarize(task.metric, results, examples, c.label_words or task.label_words)
 
-    def rank(self, c: Candidate, results, examples):
-        """What racing ranks by: the score, or under ``RANK_CALIBRATED`` the score of the label distributions
-        divided by their own mean over these rows (an uncalibrated classification candidate only)."""
-        task = self.search.task
-        if RANK_CALIBRATED and self.search.final_calibration and task.kind == "classification" and not _calibrated(c) \
-                and results and all(r.label_logprobs for r in results):
-            results = self_calibrated(results, examples, c.label_words or task.label_words)
-        return self(c, results, examples)
-
     def on_test(self, c: Candidate):
         """The score on the test rows (reported, never used to choose)."""
         task = self.search.task
@@ -127,20 +109,3 @@ class SingleTask:
             search.store.append("test.jsonl", {"candidate": c.to_json(), "keys": [ex.key for ex in task.test],
                                                "results": [r.to_json() for r in results]})
         return outcomes(results, task.test, c.label_words or task.label_words)
-
-
-def _calibrated(c: Candidate) -> bool:
-    return any(m.calibrate for m in (c.members or (c,)))
-
-
-def self_calibrated(results, examples, words) -> list[ExampleResult]:
-    """Results with each row's label distribution divided by the mean one over these rows (labels unused)."""
-    probs = [softmax(list(r.label_logprobs)) for r in results]
-    bias = [math.log(max(sum(p[j] for p in probs) / len(probs), 1e-300)) for j in range(len(words))]
-    out = []
-    for ex, r in zip(examples, results):
-        scores = correct(list(r.label_logprobs), bias, "batch")
-        best = max(range(len(scores)), key=scores.__getitem__)
-        gold = scores[ex.label] if ex.label is not None else math.nan
-        out.append(ExampleResult(float(best == ex.label), words[best], gold, tuple(scores)))
-    return out
