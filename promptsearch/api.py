@@ -208,7 +208,8 @@ def search(task: Task | str | None = None, model=None, budget: Budget | None = N
            options: dict | None = None, plain: bool = False, metric: str | Callable | None = None,
            seed_prompt: str | None = None, top_k: int = 3, chat: bool = False, batch_size: int = 16,
            proposer: str | None = None, progress: bool = False, selection: str = "auto",
-           final_calibration: str | None = runner.DEFAULTS["final_calibration"]) -> SearchResult:
+           final_calibration: str | None = runner.DEFAULTS["final_calibration"],
+           final_ensemble: int = runner.DEFAULTS["final_ensemble"]) -> SearchResult:
     """Search prompts for a task, as ``promptsearch run`` does with the same settings (same defaults: the default
     strategies under the bandit schedule, then an ensemble when the budget holds it). A ``run_dir`` that holds
     this search already is resumed (an unfinished one) or read back (a finished one), never overwritten.
@@ -218,7 +219,8 @@ def search(task: Task | str | None = None, model=None, budget: Budget | None = N
     (the config records its path). ``selection`` says which labelled rows choose the prompt and which estimate it
     (selection.py; ``auto``: with a small dev split, a quarter of the labelled rows is held out to estimate the
     winner, and dev alone chooses). ``final_calibration`` calibrates the winner's label scores after the search
-    (classification; calibration.py): ``batch`` by default, None keeps the winner as found."""
+    (classification; calibration.py): ``batch`` by default, None keeps the winner as found; with it, the final
+    check's top ``final_ensemble`` prompts are combined into one uniform ensemble, each calibrated (1: the winner)."""
     from .custom_metric import apply, importable, spec_of
     from .scoring import Scorer
     from .store import RunStore, default_run_dir
@@ -232,7 +234,7 @@ def search(task: Task | str | None = None, model=None, budget: Budget | None = N
         strategies=list(strategies) if strategies else None, schedule=schedule, options=options or {}, seed=seed,
         seed_prompt=seed_prompt, top_k=top_k, budget={k: v for k, v in asdict(budget or Budget()).items() if v is not None} or None,
         proposer=proposer, plain=plain, metric=metric_spec, selection=selection,
-        final_calibration=final_calibration or "none")
+        final_calibration=final_calibration or "none", final_ensemble=final_ensemble)
     if seed_prompt:
         task = task.with_seed_prompt(seed_prompt)
     scorer = Scorer(model, batch_size=batch_size, chat=chat)

@@ -62,10 +62,13 @@ DEFAULTS = {
     # the winner's label scores calibrated after the final check (classification): batch | contextual | domain | None
     # (calibration.py; "none" turns it off). Not with --plain or a multi-task run.
     "final_calibration": "batch",
+    # with it, the final check's top prompts combined into one uniform ensemble, each calibrated (1: the winner alone;
+    # docs/decisions.md, 2026-12-03 evening)
+    "final_ensemble": 3,
 }
 # Settings a config.json written before they existed reads as: older runs ran named stages evenly, in float32
 # (the default before --dtype auto).
-LEGACY = {"schedule": "even", "dtype": "float32", "selection": "dev", "final_calibration": None}
+LEGACY = {"schedule": "even", "dtype": "float32", "selection": "dev", "final_calibration": None, "final_ensemble": 1}
 
 
 def make_config(**given) -> dict:
@@ -101,15 +104,23 @@ def make_config(**given) -> dict:
     return config
 
 
-def check_final_calibration(config: dict) -> None:
-    """"none" (the command line's word for off) is stored as None; anything else must be a calibration mode."""
+def check_final_calibration(config: dict, where: str = "final_ensemble") -> None:
+    """"none" (the command line's word for off) is stored as None; anything else must be a calibration mode; the
+    final ensemble's size is a whole number from 1 (the winner alone) to MAX_FINAL_ENSEMBLE."""
     from .scoring.calibration import MODES as CALIBRATIONS
+
+    size = config.get("final_ensemble", 1)
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_FINAL_ENSEMBLE:
+        raise PromptSearchError(f"{where} {size!r}: a whole number from 1 (the winner alone) to {MAX_FINAL_ENSEMBLE}")
 
     if config.get("final_calibration") == "none":
         config["final_calibration"] = None
     if config.get("final_calibration") not in (None, *CALIBRATIONS):
         raise PromptSearchError(f"final_calibration {config['final_calibration']!r}: use one of "
                                 f"{', '.join(CALIBRATIONS)} or none")
+
+
+MAX_FINAL_ENSEMBLE = 10  # each member is one more forward pass per input, in the search and in every prediction
 
 
 REQUIRED = ("task", "strategies", "seed", "budget")  # in every config.json ever written; the rest has defaults
@@ -169,6 +180,7 @@ def read_config(store: RunStore) -> dict:
 
     if config.get("final_calibration") not in (None, *CALIBRATIONS):
         raise PromptSearchError(f"{where}: field 'final_calibration' must be one of {', '.join(CALIBRATIONS)} or null")
+    check_final_calibration({"final_ensemble": config.get("final_ensemble", 1)}, f"{where}: field 'final_ensemble'")
     return {**make_config(), **LEGACY, **config}
 
 
@@ -286,7 +298,8 @@ def build_search(config: dict, task, scorer, store=None, progress=False, strateg
     return Search(task, scorer, strategies, Budget(**config["budget"]), seed=config["seed"], store=store,
                   racing=Racing(**config["racing"]), batch_size=config["proposals_per_round"],
                   top_k=config["top_k"], progress=progress, schedule=config.get("schedule", "even"),
-                  objective=objective, final_calibration=final_calibration(config))
+                  objective=objective, final_calibration=final_calibration(config),
+                  final_ensemble=config.get("final_ensemble", 1))
 
 
 def final_calibration(config: dict) -> str | None:

@@ -51,6 +51,9 @@ def strategies(name, as_json, quiet):
 @click.option("--demos", default=None, help="Demonstrations chosen from train: similar:K (per input) or balanced:K (per class).")
 @click.option("--artifact", "artifact_file", type=click.Path(dir_okay=False), default=None,
               help="Score an exported prompt artifact as recorded (its prompt, label words, chat mode, model).")
+@click.option("--final-ensemble", type=int, default=None, help="With the final calibration, combine the final check's "
+              "top N prompts into one uniform ensemble, each calibrated [default: 3]; 1 keeps the winner alone. Each "
+              "member is one more forward pass per input.")
 @click.option("--metric", "metric", default=None, help="Your own per-example metric, package.module:function "
               "(prediction, example) -> [0, 1], replacing the task's.")
 @click.option("--check", is_flag=True, help="With --artifact: exit 1 unless the recorded score reproduces (same data) "
@@ -208,13 +211,16 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
 @click.option("--final-calibration", type=click.Choice([*CALIBRATIONS, "none"]), default=None,
               help="Calibrate the winner's label scores after the search (classification) [default: batch: the mean "
               "over the task's own train inputs]; none keeps the winner as found. Not with --plain.")
+@click.option("--final-ensemble", type=int, default=None, help="With the final calibration, combine the final check's "
+              "top N prompts into one uniform ensemble, each calibrated [default: 3]; 1 keeps the winner alone. Each "
+              "member is one more forward pass per input.")
 @click.option("--metric", "metric", default=None, help="Your own per-example metric, package.module:function taking "
               "(prediction, example) and returning a score in [0, 1]; recorded, so --resume imports it again.")
 @model_options
 @reporting
 def run(task, objective, extend, compare, strategy_names, schedule, options, seed_prompt, max_candidates, max_evals, max_seconds, max_tokens, seed, no_racing, top_k,
         top_k_old, out, resume, executor, workers, worker_threads, ray_address, proposer, plain, selection, final_calibration,
-        metric, model, model_name,
+        final_ensemble, metric, model, model_name,
         concurrency, scoring,
         timeout, device, dtype, chat, batch_size, as_json, quiet):
     """Search prompts for a task and print the best ones with dev and test scores."""
@@ -250,6 +256,7 @@ def run(task, objective, extend, compare, strategy_names, schedule, options, see
                                     strategies=list(strategy_names) or None,  # None: the default chain (runner)
                                     options=parse_options(options), seed=seed, schedule=schedule, plain=plain,
                                     metric=metric, selection=selection, final_calibration=final_calibration,
+                                    final_ensemble=final_ensemble,
                                     seed_prompt=seed_prompt, top_k=top_k, budget=budget or None, racing=racing,
                                     executor=executor_config(executor or "local", workers, worker_threads, ray_address),
                                     proposer=proposer, served=dict(model_name=model_name, concurrency=concurrency,
@@ -322,7 +329,10 @@ def render_single(s: dict) -> str:
         lines.append("    (soft prompt: trained vectors prepended; the text above is its nearest-token reading)")
     if options_note(best):
         lines.append(f"    scored with: {options_note(best).strip()}")
-    if best.get("strategy") == "final":  # the winner calibrated after the search (search/loop.py)
+    if best.get("strategy") == "final" and best.get("edit", "").startswith("the final check's"):  # search/loop.py
+        lines.append(f"    after the search: {best['edit']} (--final-ensemble 1 keeps the winner alone, "
+                     "--final-calibration none as found)")
+    elif best.get("strategy") == "final":  # the winner calibrated after the search (search/loop.py)
         lines.append(f"    the search's winner with its label scores calibrated ({best.get('edit', '')}) after the search "
                      "(--final-calibration none keeps the winner as found)")
     if best.get("text_alone"):  # what pasting the text without its options would score (plain.py)

@@ -18,12 +18,13 @@ import logging
 import math
 import random
 import time
+from dataclasses import replace
 
 from .. import template
 from ..candidate import Candidate, Trial
 from ..errors import TooLongError
 from ..results import ExampleResult
-from ..scoring import calibration
+from ..scoring import calibration, ensemble
 from ..strategy import SearchContext, Strategy
 from . import bandit, schedules, stopping
 from .budget import Budget
@@ -62,7 +63,8 @@ class Search:
 
     def __init__(self, task, scorer, strategies: list[Strategy], budget: Budget, seed: int = 0,
                  store=None, racing: Racing | None = None, batch_size: int = 8, top_k: int = 3,
-                 progress: bool = False, schedule: str = "even", objective=None, final_calibration: str | None = None):
+                 progress: bool = False, schedule: str = "even", objective=None, final_calibration: str | None = None,
+                 final_ensemble: int = 1):
         if schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
         self.schedule = schedule
@@ -75,6 +77,7 @@ class Search:
         self.seed, self.store, self.batch_size, self.top_k = seed, store, batch_size, top_k
         # the winner's label scores calibrated after the final check (classification; calibration.twin), or None
         self.final_calibration = final_calibration
+        self.final_ensemble = final_ensemble  # with it: the final check's top prompts combined, each calibrated
         self.racing = racing or Racing()
         self.dev_order = self.objective.dev_order(task, seed)
         self.rungs = self.objective.rungs(self.racing, len(task.dev))
@@ -156,8 +159,10 @@ class Search:
         n_dev, n_test = len(self.task.dev), len(self.task.test)
         board = self.leaderboard()[: self.top_k]
         found = self._twin(board[0].candidate) if board else None  # the winner's calibrated twin (below)
-        calibrated = n_dev * self.scorer.cost(found) + calibration.extra_rows(found) if found else 0
-        return (sum((n_dev - t.rung) * self.scorer.cost(t.candidate) for t in board) + 2 * n_test
+        # a final ensemble (below) costs as many evaluations per row as it has members, on dev, bias rows and test
+        k = max(self.final_ensemble, self.scorer.cost(found)) if found else 1
+        calibrated = n_dev * k + calibration.extra_rows(found) * max(1, k // self.scorer.cost(found)) if found else 0
+        return (sum((n_dev - t.rung) * self.scorer.cost(t.candidate) for t in board) + (1 + k) * n_test
                 + self.objective.final_extra_evals() + calibrated)
 
     def stage_limits(self, stages_left: int, adaptive: bool = False) -> tuple[float, float, float, float]:
@@ -335,7 +340,7 @@ class Search:
             self.limits = (math.inf,) * 4  # the final full-dev check always finishes
             board = self._top_k_on_all_dev()
             # not past a hard limit: tokens may be billed, and a time limit is the user's
-            best = None if stopped["stop_reason"] in ("tokens", "time") else self._calibrated_winner(board[0].candidate)
+            best = None if stopped["stop_reason"] in ("tokens", "time") else self._calibrated_winner(self._final_group(board))
             return {**finish(self, self.leaderboard() if best is not None else board, seed, best), **stopped}
         finally:
             if self._bar is not None:
@@ -360,6 +365,27 @@ class Search:
                 self._score(trial, full)
         return self.leaderboard()
 
+    def _final_group(self, board: list[Trial]) -> Candidate:
+        """The winner, or, when the run calibrates its winner and ``final_ensemble`` > 1, the first
+        ``final_ensemble`` distinct prompts the final check scored on all of dev (an ensemble's members each), in
+        the search's ranking, as one uniform ensemble. A fixed rule, not a choice on dev: on a few dozen rows the
+        top prompts are seldom apart by more than luck, and their calibrated label distributions averaged gained
+        on the development split (docs/decisions.md, 2026-12-03 evening)."""
+        winner = board[0].candidate
+        if self.final_ensemble < 2 or self._twin(winner) is None:
+            return winner
+        full, members, seen = len(self.task.dev), [], set()
+        for trial in board:
+            if full not in trial.rungs or trial.candidate.strategy == "final":
+                continue
+            for m in trial.candidate.members or (trial.candidate,):
+                if m.id not in seen and len(members) < self.final_ensemble:
+                    seen.add(m.id)
+                    members.append(m)
+        if len(members) < 2 or (winner.members and {m.id for m in winner.members} == seen):
+            return winner
+        return ensemble.make(members, strategy="final", edit=f"the final check's top {len(members)} as one uniform ensemble")
+
     def _calibrated_winner(self, winner: Candidate) -> Candidate | None:
         """The winner's calibrated twin, scored on all of dev, when the run calibrates its winner; else None.
         A fixed rule rather than a choice on dev: on a few dozen rows the twin's dev score cannot tell the two
@@ -367,6 +393,8 @@ class Search:
         task, found = self.task, self._twin(winner)
         if found is None:
             return None
+        if winner.strategy == "final":  # the final ensemble: its lineage is its members, as raced
+            found = replace(found, parents=winner.parents, edit=f"{winner.edit}, each member calibrate:{self.final_calibration}")
         if self.budget.max_tokens is not None:  # tokens may be billed: only within what the run may spend
             # its dev rows and bias rows, and the test check (best and seed) that runs after it whatever it costs
             rows = list(task.dev) + calibration.bias_rows(task, found) + 2 * list(task.test)
