@@ -42,7 +42,8 @@ def runs(tiny_dir, small_task_dir, tmp_path_factory):
     common = ["--model", tiny_dir, "--task", small_task_dir, "--strategy", "templates", "--max-evals", 300,
               "--json", "--quiet", "--device", "cpu"]
     found = {}
-    for name, extra in (("batch", []), ("none", ["--final-calibration", "none"]), ("plain", ["--plain"])):
+    for name, extra in (("batch", ["--final-ensemble", 1]), ("none", ["--final-calibration", "none"]),
+                        ("plain", ["--plain"]), ("ensemble", [])):
         r = invoke("run", *common, *extra, "--out", out / name)
         assert r.exit_code == 0, r.output
         found[name] = json.loads(r.stdout)
@@ -82,6 +83,30 @@ def test_none_and_plain_keep_the_winner_as_found(runs):
     assert RunStore.open(out / "none").config["final_calibration"] is None
 
 
+def test_the_default_combines_the_final_checks_top_three_each_calibrated(runs, small_task_dir):
+    """The final ensemble (search/loop.py): the first three distinct prompts the final check scored on all of dev, in
+    the search's ranking, one uniform ensemble, each member calibrated; its lineage is its members; exported, it
+    predicts as scored."""
+    out, found = runs
+    best = found["ensemble"]["best"]
+    board = [row for row in RunStore.open(out / "none").leaderboard() if row["dev"]["n"] == best["dev"]["n"]]
+    top = []
+    for row in board:  # the same search without the last step: the same final check
+        for m in row.get("members") or [row]:
+            if m["id"] not in top and len(top) < 3:
+                top.append(m["id"])
+    assert len(top) == 3 and best["strategy"] == "final" and best["parents"] == top
+    assert [m["calibrate"] for m in best["members"]] == ["batch"] * 3 and best["weights"] == [1.0, 1.0, 1.0]
+    assert best["edit"] == "the final check's top 3 as one uniform ensemble, each member calibrate:batch"
+    assert best["id"] in {row["id"] for row in RunStore.open(out / "ensemble").leaderboard()}
+    r = invoke("export", out / "ensemble", "-o", out / "ensemble.json", "--json", "--quiet")
+    assert r.exit_code == 0, r.output
+    r = invoke("eval", "--artifact", out / "ensemble.json", "--task", small_task_dir, "--device", "cpu", "--check")
+    assert r.exit_code == 0 and r.output.startswith("reproduced"), r.output
+    r = invoke("show", out / "ensemble")
+    assert "after the search: the final check's top 3 as one uniform ensemble" in r.output
+
+
 def test_a_finished_run_resumes_to_the_same_best(runs):
     out, found = runs
     r = invoke("run", "--resume", out / "batch", "--json", "--quiet")
@@ -95,8 +120,12 @@ def test_bad_values_and_old_configs(tmp_path):
     assert runner.make_config()["final_calibration"] == "batch"
     assert runner.final_calibration(runner.make_config(plain=True)) is None
     store = RunStore.create(tmp_path / "old", {k: v for k, v in runner.make_config(task="sst2-mini").items()
-                                               if k != "final_calibration"})
+                                               if k not in ("final_calibration", "final_ensemble")})
     assert runner.read_config(store)["final_calibration"] is None  # a run from before the setting finishes as it did
+    assert runner.make_config()["final_ensemble"] == 3 and runner.read_config(store)["final_ensemble"] == 1
+    for bad in (0, 11, 2.5, True, "3"):
+        with pytest.raises(PromptSearchError, match="a whole number from 1"):
+            runner.make_config(final_ensemble=bad)
     r = CliRunner().invoke(main, ["run", "--final-calibration", "sometimes"])
     assert r.exit_code == 2 and "sometimes" in r.output
 

@@ -51,9 +51,6 @@ def strategies(name, as_json, quiet):
 @click.option("--demos", default=None, help="Demonstrations chosen from train: similar:K (per input) or balanced:K (per class).")
 @click.option("--artifact", "artifact_file", type=click.Path(dir_okay=False), default=None,
               help="Score an exported prompt artifact as recorded (its prompt, label words, chat mode, model).")
-@click.option("--final-ensemble", type=int, default=None, help="With the final calibration, combine the final check's "
-              "top N prompts into one uniform ensemble, each calibrated [default: 3]; 1 keeps the winner alone. Each "
-              "member is one more forward pass per input.")
 @click.option("--metric", "metric", default=None, help="Your own per-example metric, package.module:function "
               "(prediction, example) -> [0, 1], replacing the task's.")
 @click.option("--check", is_flag=True, help="With --artifact: exit 1 unless the recorded score reproduces (same data) "

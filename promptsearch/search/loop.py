@@ -159,8 +159,9 @@ class Search:
         n_dev, n_test = len(self.task.dev), len(self.task.test)
         board = self.leaderboard()[: self.top_k]
         found = self._twin(board[0].candidate) if board else None  # the winner's calibrated twin (below)
-        # a final ensemble (below) costs as many evaluations per row as it has members, on dev, bias rows and test
-        k = max(self.final_ensemble, self.scorer.cost(found)) if found else 1
+        # what a row of the best costs: one per member of the winner, or of the final ensemble (below), whichever more
+        k = self.scorer.cost(board[0].candidate) if board else 1
+        k = max(k, self.final_ensemble) if found else k
         calibrated = n_dev * k + calibration.extra_rows(found) * max(1, k // self.scorer.cost(found)) if found else 0
         return (sum((n_dev - t.rung) * self.scorer.cost(t.candidate) for t in board) + (1 + k) * n_test
                 + self.objective.final_extra_evals() + calibrated)
