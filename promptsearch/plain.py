@@ -35,8 +35,10 @@ def lacks(c: Candidate | dict) -> list[str]:
         rule = c.demos.split(":")[0]
         out.append(f"demonstrations {c.demos}: " + ("train rows most similar to each input, chosen per input"
                                                    if rule == "similar" else "train rows per class, put in front"))
-    if c.calibrate:
-        out.append(f"calibration ({c.calibrate}): the label scores corrected for the prompt's own bias")
+    modes = list(dict.fromkeys(m.calibrate for m in (c, *c.members) if m.calibrate))  # an ensemble's members' too
+    if modes:
+        out.append(f"calibration ({', '.join(modes)}): the label scores corrected for the prompt's own bias"
+                   + (" (each member's)" if c.members and not c.calibrate else ""))
     if c.soft:
         out.append("a trained soft prompt: vectors before the text, which is only their nearest-token reading")
     return out

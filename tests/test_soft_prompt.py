@@ -158,7 +158,7 @@ def test_search_scores_soft_and_text_candidates_saves_peft_and_resumes(task, tmp
     assert record["nearest_text"] + PROMPT == text[0]["prompt"]
     # the strategy's own charge, and the bias rows of the winner's calibration after the search (final_calibration)
     assert full["best"]["strategy"] == "final"
-    assert full["budget_used"]["charged"] == record["evals_charged"] + BATCH_ROWS
+    assert full["budget_used"]["charged"] == record["evals_charged"] + BATCH_ROWS * len(full["best"].get("members") or [1])
     # PEFT loads the saved prompt onto a (separate) copy of the base model
     other = tiny_model()
     with warnings.catch_warnings():
@@ -213,7 +213,8 @@ def test_soft_prompt_on_the_real_model_lands_on_the_leaderboard(smollm, tmp_path
     assert record["evals_charged"] == 2 * EVALS_PER_TRAIN_EXAMPLE * 8 + 2 * 8
     # and the bias rows of the winner's calibration after the search (final_calibration), when there is one
     calibrated = summary["best"]["strategy"] == "final"
-    assert summary["budget_used"]["charged"] == record["evals_charged"] + (BATCH_ROWS if calibrated else 0)
+    members = len(summary["best"].get("members") or [1])  # the final ensemble's each (search/loop.py)
+    assert summary["budget_used"]["charged"] == record["evals_charged"] + (BATCH_ROWS * members if calibrated else 0)
     # the soft prompt's dev score is the scorer's, on the same dev rows as every hard prompt
     assert 0.0 <= soft[0]["dev"]["score"] <= 1.0 and summary["best"]["test"]["n"] == 24
 

@@ -146,7 +146,8 @@ class Calibration:
             del self.biases[key]
 
     def once_costs(self, candidate) -> dict[tuple, int]:
-        return {("calibration",) + bias_key(candidate): extra_rows(candidate)} if candidate.calibrate else {}
+        # an ensemble's calibrated members each (a member raced alone before has paid its key already)
+        return {("calibration",) + bias_key(c): extra_rows(c) for c in candidate.members or (candidate,) if c.calibrate}
 
     def label_bias(self, scorer, task, candidate) -> list[float]:
         """contextual: log p_cf(y), the mean content-free label distribution; batch: the mean over the pool's

@@ -161,7 +161,8 @@ class Search:
         found = self._twin(board[0].candidate) if board else None  # the winner's calibrated twin (below)
         # what a row of the best costs: one per member of the winner, or of the final ensemble (below), whichever more
         k = self.scorer.cost(board[0].candidate) if board else 1
-        k = max(k, self.final_ensemble) if found else k
+        # (under a token limit the final ensemble is built only where it still fits: the reserve is the twin's)
+        k = max(k, self.final_ensemble) if found and self.budget.max_tokens is None else k
         calibrated = n_dev * k + calibration.extra_rows(found) * max(1, k // self.scorer.cost(found)) if found else 0
         return (sum((n_dev - t.rung) * self.scorer.cost(t.candidate) for t in board) + (1 + k) * n_test
                 + self.objective.final_extra_evals() + calibrated)
@@ -341,7 +342,7 @@ class Search:
             self.limits = (math.inf,) * 4  # the final full-dev check always finishes
             board = self._top_k_on_all_dev()
             # not past a hard limit: tokens may be billed, and a time limit is the user's
-            best = None if stopped["stop_reason"] in ("tokens", "time") else self._calibrated_winner(self._final_group(board))
+            best = None if stopped["stop_reason"] in ("tokens", "time") else self._final_best(board)
             return {**finish(self, self.leaderboard() if best is not None else board, seed, best), **stopped}
         finally:
             if self._bar is not None:
@@ -365,6 +366,12 @@ class Search:
             if full not in trial.rungs:
                 self._score(trial, full)
         return self.leaderboard()
+
+    def _final_best(self, board: list[Trial]) -> Candidate | None:
+        """The final ensemble calibrated, else (past --max-tokens with it) the winner's calibrated twin, else None."""
+        group = self._final_group(board)
+        best = self._calibrated_winner(group)
+        return best if best is not None or group is board[0].candidate else self._calibrated_winner(board[0].candidate)
 
     def _final_group(self, board: list[Trial]) -> Candidate:
         """The winner, or, when the run calibrates its winner and ``final_ensemble`` > 1, the first
