@@ -171,8 +171,8 @@ def test_scoreboard_quick_path_on_the_tiny_model(tiny, small_task_dir, tmp_path,
         summary = json.loads((Path(r["run_dir"]) / "summary.json").read_text())
         assert r["status"] == "ok" and r["best_test"] == summary["best"]["test"] and r["seed_test"] == summary["seed"]["test"]
         assert r["seed_test"]["n"] == 20 and r["best_dev"]["n"] == 24
-        # past the 60: the final checks on all of dev, and the winner's calibrated twin with its bias rows
-        assert r["evals"] == summary["budget_used"]["evals"] and 60 <= r["evals"] <= 60 + 3 * 24 + 24 + BATCH_ROWS
+        # past the 60: the final checks on all of dev, and the final ensemble (three calibrated members) with its bias rows
+        assert r["evals"] == summary["budget_used"]["evals"] and 60 <= r["evals"] <= 60 + 3 * 24 + 3 * (24 + BATCH_ROWS)
         assert r["gain_test"] == pytest.approx(r["best_test"]["score"] - r["seed_test"]["score"])
     # every run starts from the same seed prompt, so its test score is the same in every row
     assert len({r["seed_test"]["score"] for r in rows.values() if r["status"] == "ok"}) == 1
