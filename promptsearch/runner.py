@@ -104,15 +104,12 @@ def make_config(**given) -> dict:
     return config
 
 
-def check_final_calibration(config: dict, where: str = "final_ensemble") -> None:
+def check_final_calibration(config: dict) -> None:
     """"none" (the command line's word for off) is stored as None; anything else must be a calibration mode; the
-    final ensemble's size is a whole number from 1 (the winner alone) to MAX_FINAL_ENSEMBLE."""
+    final ensemble's size is checked too."""
     from .scoring.calibration import MODES as CALIBRATIONS
 
-    size = config.get("final_ensemble", 1)
-    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_FINAL_ENSEMBLE:
-        raise PromptSearchError(f"{where} {size!r}: a whole number from 1 (the winner alone) to {MAX_FINAL_ENSEMBLE}")
-
+    check_final_ensemble(config.get("final_ensemble", 1), "final_ensemble")
     if config.get("final_calibration") == "none":
         config["final_calibration"] = None
     if config.get("final_calibration") not in (None, *CALIBRATIONS):
@@ -121,6 +118,12 @@ def check_final_calibration(config: dict, where: str = "final_ensemble") -> None
 
 
 MAX_FINAL_ENSEMBLE = 10  # each member is one more forward pass per input, in the search and in every prediction
+
+
+def check_final_ensemble(size, where: str) -> None:
+    """The final ensemble's size: a whole number from 1 (the winner alone) to MAX_FINAL_ENSEMBLE."""
+    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_FINAL_ENSEMBLE:
+        raise PromptSearchError(f"{where} {size!r}: a whole number from 1 (the winner alone) to {MAX_FINAL_ENSEMBLE}")
 
 
 REQUIRED = ("task", "strategies", "seed", "budget")  # in every config.json ever written; the rest has defaults
@@ -180,7 +183,7 @@ def read_config(store: RunStore) -> dict:
 
     if config.get("final_calibration") not in (None, *CALIBRATIONS):
         raise PromptSearchError(f"{where}: field 'final_calibration' must be one of {', '.join(CALIBRATIONS)} or null")
-    check_final_calibration({"final_ensemble": config.get("final_ensemble", 1)}, f"{where}: field 'final_ensemble'")
+    check_final_ensemble(config.get("final_ensemble", 1), f"{where}: field 'final_ensemble'")
     return {**make_config(), **LEGACY, **config}
 
 

@@ -85,10 +85,11 @@ def test_the_artifact_states_its_scoring_rule(searched, tmp_path):
     for kind, lacks in (("plain", []), ("contextual", ["calibration"]), ("similar", ["demonstrations"]),
                         ("ensemble", ["an ensemble"])):
         result.export(tmp_path / f"{kind}.json", rank=_rank(root / "run", kind))
-        scoring = json.loads((tmp_path / f"{kind}.json").read_text())["scoring"]
+        artifact = json.loads((tmp_path / f"{kind}.json").read_text())
+        scoring = artifact["scoring"]
         assert scoring["mode"] == "classify" and "log-likelihood" in scoring["labels"]
         assert "after one space" in scoring["answer"]
-        members = json.loads((tmp_path / f"{kind}.json").read_text()).get("options", {}).get("members") or []
+        members = artifact.get("options", {}).get("members") or []
         if any(m.get("calibrate") for m in members):  # an ensemble of calibrated prompts lacks their calibration too
             lacks = lacks + ["calibration"]
         assert [x.split(" ")[0] for x in scoring["lacks"]] == [x.split(" ")[0] for x in lacks], scoring["lacks"]
