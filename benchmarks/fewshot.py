@@ -99,6 +99,7 @@ TWEAKS = {
     "labels-start": {"options": {"templates": {"labels_at": "start"}}},  # ... on the seed prompt, before the formats
     "similar-16": {"options": {"clarify": {"demo_rules": ["similar:4", "similar:8", "similar:16", "balanced:2"]}}},
     "eta-5": {"racing": {"eta": 5}},  # racing: the top fifth of a rung climbs on (the default: a third)
+    "contrast": {"options": {"clarify": {"contrast": True}}},  # clarify: an instruction from the classes' contrast
 }
 
 

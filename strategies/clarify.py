@@ -27,7 +27,7 @@ class ClarifyContext(Strategy):
     def __init__(self, bases: int = 2, demo_counts: tuple = (1, 2, 4, 8), draws: int = 2, rounds: int = 3,
                  calibrations: tuple = ("contextual", "domain"),
                  demo_rules: tuple = ("similar:4", "similar:8", "similar:16", "balanced:2"),
-                 rules_first: bool | None = None):
+                 rules_first: bool | None = None, contrast: bool = False):
         self.bases = bases
         self.demo_counts = tuple(demo_counts)
         self.draws = draws
@@ -39,6 +39,7 @@ class ClarifyContext(Strategy):
         # News +0.009, SST-2 unchanged), where racing drops it when it does not help (docs/decisions.md, 2026-12-02)
         self.demo_rules = tuple(demo_rules)
         self.rules_first = rules_first  # None: rules first on classification and universal prompts (see edits)
+        self.contrast = contrast  # classification: an instruction written from the contrast between classes
 
     def start(self, context: SearchContext) -> None:
         self._round = 0
@@ -100,6 +101,10 @@ class ClarifyContext(Strategy):
             for rule in self.demo_rules:
                 if not (base.calibrate and rule.startswith("similar")):
                     add(base.prompt, f"demos={rule}", demos=rule)
+        if self.contrast and "contrast" not in done:
+            text = contrast(task)
+            if text and text not in base.prompt:
+                add(text + "\n" + base.prompt, "contrast")
         if draws and rules_first:
             add_demos(0)
         if task.kind == "classification" and task.label_words and not base.calibrate and not (base.demos or "").startswith("similar"):
@@ -133,6 +138,13 @@ class ClarifyContext(Strategy):
         model = ctx.scorer.model
         # leave at least half of the context to the input and the answer
         return text if model.count_tokens(text) <= (model.capabilities.context_length or 2048) // 2 else ""
+
+
+def contrast(task) -> str:
+    """The instruction written from the contrast between classes (library.contrast_instruction), read from the
+    train rows that never score: where train rows score too (selection.py), a row's own words would vouch for it."""
+    scoring = {ex.input for ex in task.dev}
+    return library.contrast_instruction(task, [ex for ex in task.train if ex.input not in scoring])
 
 
 def _beats(trial, parent) -> bool:
