@@ -39,7 +39,11 @@ class ClarifyContext(Strategy):
         # News +0.009, SST-2 unchanged), where racing drops it when it does not help (docs/decisions.md, 2026-12-02)
         self.demo_rules = tuple(demo_rules)
         self.rules_first = rules_first  # None: rules first on classification and universal prompts (see edits)
-        self.contrast = contrast  # classification: an instruction written from the contrast between classes
+        # classification: an instruction written from the contrast between classes (each class's distinctive words
+        # in the train rows that do not score). Off by default: on the few-label protocol's development split it
+        # scored +0.005 (15 task-draws, better in 2, worse in 1; AG News +0.019, TREC -0.007), under the +0.010 bar
+        # (docs/decisions.md, 2026-12-03 late)
+        self.contrast = contrast
 
     def start(self, context: SearchContext) -> None:
         self._round = 0

@@ -47,6 +47,16 @@ def top_singles(run_dir: Path, n_dev: int, k: int) -> list:
     return out
 
 
+def run_name(run_dir: Path) -> tuple[str, int]:
+    """The task and draw of a kept run (fewshot.py names it TASK-DRAW-VARIANT; a task's name may hold a "-")."""
+    import re
+
+    found = re.match(r"^(.+?)-(\d+)-", run_dir.name)
+    if found is None:
+        raise SystemExit(f"error: {run_dir} is not a kept few-label run (TASK-DRAW-VARIANT)")
+    return found[1], int(found[2])
+
+
 def compare(run_dirs: list[Path], model, k: int) -> list[dict]:
     from promptsearch import runner
     from promptsearch.candidate import Candidate
@@ -56,7 +66,7 @@ def compare(run_dirs: list[Path], model, k: int) -> list[dict]:
     out = []
     for run_dir in sorted(run_dirs):
         config = json.loads((run_dir / "config.json").read_text())
-        name, draw = run_dir.name.split("-")[:2]
+        name, draw = run_name(run_dir)
         task, extra = protocol.draw(name, int(draw))
         prepared = runner.prepare_task(task, config)
         best = Candidate.from_json(json.loads((run_dir / "summary.json").read_text())["best"])
@@ -65,7 +75,8 @@ def compare(run_dirs: list[Path], model, k: int) -> list[dict]:
             print(f"{name} {draw}: fewer than two prompts on all of dev; left out", flush=True)
             continue
         group = ensemble.make(members)
-        group = twin(group, "batch") or group
+        if task.kind == "classification":  # a generation task's ensemble is a vote: nothing to calibrate
+            group = twin(group, "batch") or group
         scorer, rows = Scorer(model), list(extra["devsplit"])
         row = {"task": name, "draw": int(draw), "winner": best.to_json(), "ensemble": group.to_json(),
                "winner_devsplit": score_rows(scorer, prepared, best, rows),
