@@ -11,6 +11,9 @@ replaces only the last step, so any kept runs of one search configuration tell w
 
     python benchmarks/studies/final_ensemble.py RUNS/*/ [--members 3]
 
+On a generation task the ensemble is a vote of the members' answers (scoring/ensemble.py), not calibrated; the
+same command measured that vote on the induction draws (not adopted: docs/decisions.md, 2026-12-03 late).
+
 Prints a row per task-draw and the mean per task; writes ``results/final_ensemble-<date>.json`` with every
 development-split outcome.
 """
