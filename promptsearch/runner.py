@@ -98,6 +98,7 @@ def make_config(**given) -> dict:
 
     if config["selection"] not in MODES:
         raise PromptSearchError(f"selection {config['selection']!r}: use one of {', '.join(MODES)}")
+    check_final_ensemble(config["final_ensemble"], "final_ensemble")
     check_final_calibration(config)
     if config["task"] and Path(config["task"]).is_dir():
         config["task"] = str(Path(config["task"]).resolve())
@@ -105,11 +106,9 @@ def make_config(**given) -> dict:
 
 
 def check_final_calibration(config: dict) -> None:
-    """"none" (the command line's word for off) is stored as None; anything else must be a calibration mode; the
-    final ensemble's size is checked too."""
+    """"none" (the command line's word for off) is stored as None; anything else must be a calibration mode."""
     from .scoring.calibration import MODES as CALIBRATIONS
 
-    check_final_ensemble(config.get("final_ensemble", 1), "final_ensemble")
     if config.get("final_calibration") == "none":
         config["final_calibration"] = None
     if config.get("final_calibration") not in (None, *CALIBRATIONS):

@@ -7,8 +7,8 @@ from strategies import clarify, library
 
 
 def _rows(texts_by_label):
-    return tuple(Example(text, str(label), label=label, id=f"r{i}-{j}")
-                 for label, texts in enumerate(texts_by_label) for j, (i, text) in enumerate(enumerate(texts)))
+    return tuple(Example(text, str(label), label=label, id=f"r{label}-{i}")
+                 for label, texts in enumerate(texts_by_label) for i, text in enumerate(texts))
 
 
 ROWS = _rows([
