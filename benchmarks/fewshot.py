@@ -100,6 +100,7 @@ TWEAKS = {
     "similar-16": {"options": {"clarify": {"demo_rules": ["similar:4", "similar:8", "similar:16", "balanced:2"]}}},
     "eta-5": {"racing": {"eta": 5}},  # racing: the top fifth of a rung climbs on (the default: a third)
     "contrast": {"options": {"clarify": {"contrast": True}}},  # clarify: an instruction from the classes' contrast
+    "ensemble-5": {"final_ensemble": 5},  # the final check's top five as the ensemble (the default: three)
 }
 
 
@@ -140,7 +141,8 @@ def run_default(task, extra: dict, model, draw: int, variant: str, max_evals: in
         # evaluations bind, not the default 480 s: on a loaded machine the time limit cut one run to 276 of 800
         # evaluations (AG News draw 3, 2026-12-02), a measure of the load rather than of the search
         result = ps.search(task, model, budget=ps.Budget(max_evals=max_evals, max_seconds=TIME_LIMIT), run_dir=run_dir, seed=draw,
-                           selection=selection, options=spec.get("options"))
+                           selection=selection, options=spec.get("options"),
+                           final_ensemble=spec.get("final_ensemble", runner.DEFAULTS["final_ensemble"]))
         seconds = time.monotonic() - started
         prepared = runner.prepare_task(task, {"selection": selection, "seed": draw})  # the rows the run chose on
     finally:
