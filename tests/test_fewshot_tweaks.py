@@ -11,6 +11,7 @@ def test_tweaks_joined_by_plus_merge_their_settings_strategy_by_strategy():
         "rules_first": False, "demo_rules": ["similar:4", "similar:8", "balanced:2"]}
     assert fewshot.tweak_spec("similar-8+similar-4-only")["options"]["clarify"]["demo_rules"] == ["similar:4", "balanced:2"]
     assert fewshot.tweak_spec("eta-5+first-turn-round") == {"racing": {"eta": 5}, "first_turn": None}
+    assert fewshot.tweak_spec("ensemble-5+contrast") == {"final_ensemble": 5, "options": {"clarify": {"contrast": True}}}
     assert fewshot.tweak_spec("") == {}
 
 
