@@ -105,8 +105,20 @@ def test_the_run_reports_the_held_out_estimate_and_says_which(tiny_dir, small_ta
     assert s["estimate"]["which"] == "holdout" and s["estimate"]["n"] == len(task.holdout) == 18  # 25% of 40 + 30
     assert s["estimate"]["score"] == s["best"]["holdout"]["score"] and "held-out" in s["estimate"]["note"]
     assert s["seed"]["holdout"]["n"] == 18
+    shown = CliRunner().invoke(main, ["show", str(out)])
+    assert "held-out" in shown.output and "(chose it: biased upward)\n" in shown.output
+    assert json.loads(CliRunner().invoke(main, ["show", str(out), "--json"]).stdout)["estimate"] == s["estimate"]
+
+
+def test_a_run_that_holds_nothing_out_says_its_dev_score_chose_it(tiny_dir, small_task_dir, tmp_path):
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["run", "--model", tiny_dir, "--task", small_task_dir, "--strategy", "templates",
+                                  "--max-evals", "100", "--selection", "dev", "--out", str(out), "--json"],
+                           catch_exceptions=False)
+    s = json.loads(r.stdout)
+    assert s["estimate"]["which"] == "dev" and "holdout" not in s["best"]
     text = CliRunner().invoke(main, ["show", str(out)]).output
-    assert "held-out" in text and "biased upward" in text
+    assert "(chose it: biased upward; no rows held out)" in text and "held-out" not in text
 
 
 def test_a_run_from_before_selection_resumes_on_dev_alone():

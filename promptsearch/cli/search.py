@@ -335,7 +335,11 @@ def render_single(s: dict) -> str:
     if best.get("text_alone"):  # what pasting the text without its options would score (plain.py)
         lines.append(f"    the text alone: test {fmt_score(best['text_alone']['test'])}")
     held = [f"  held-out {fmt_score(best['holdout'])}  <- the estimate: rows no choice saw"] if best.get("holdout") else []
-    lines += [f"  dev  {fmt_score(best['dev'])}" + ("  (chose it: biased upward)" if held else ""), *held,
+    # Say which estimate the dev line is: with nothing held out it is the score on the rows that chose the winner
+    # (summaries from before the estimate say nothing either way).
+    chose = "  (chose it: biased upward)" if held else (
+        "  (chose it: biased upward; no rows held out)" if (s.get("estimate") or {}).get("which") == "dev" else "")
+    lines += [f"  dev  {fmt_score(best['dev'])}{chose}", *held,
               f"  test {fmt_score(best['test'])}",
               f"seed prompt: {one_line(seed['prompt'])}",
               f"  dev  {fmt_score(seed['dev'])}", f"  test {fmt_score(seed['test'])}",
@@ -390,6 +394,8 @@ def show(run_dir, show_lineage, top, rank, full, split, n_examples, errors, as_j
     out = {"run_dir": str(run_dir), "finished": summary is not None, "leaderboard": board}
     if summary:
         out.update(best=summary["best"], seed=summary["seed"], budget_used=summary["budget_used"])  # checked by RunStore
+        if summary.get("estimate"):  # which score estimates the winner (held-out rows, or dev that chose it)
+            out["estimate"] = summary["estimate"]
         if summary.get("multitask"):  # every task's scores beside its own seed (and a single-task best)
             out.update(multitask=summary["multitask"], tasks=summary["tasks"])
     board_text = render_board
