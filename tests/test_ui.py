@@ -120,6 +120,12 @@ def test_run_page_best_prompt_paired_test_leaderboard_and_curve(server, root):
     assert status == 200
     s = root["summary"]
     assert html.escape(s["best"]["prompt"]) in body
+    # few labelled rows: the held-out estimate beside dev (which chose the winner), for the best and the seed
+    assert "<th>held-out</th>" in body and "no choice ever saw" in body
+    for who in ("best", "seed"):
+        assert f"<td>{html.escape(fmt(s[who]['holdout'], ci=True, n=True))}</td>" in body
+    _, hand, _ = get(server.url + "/run/hostile")  # nothing held out: the dev score is said to be the choosing one
+    assert "<th>held-out</th>" not in hand and "no rows held out" in hand
     assert f"p = <strong>{format_p(s['paired_test']['p_value'])}</strong>" in body
     assert f"{s['paired_test']['difference']:+.3f}" in body
     board = section(body, "leaderboard")

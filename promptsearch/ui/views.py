@@ -59,6 +59,9 @@ def run_row(run: Run) -> dict:
                seed_value=cfg.get("seed"), evals=run.evals,
                seed_dev=fmt(seed.get("dev"), ci=True, n=True), seed_test=fmt(seed.get("test"), ci=True, n=True),
                best_dev=fmt(best.get("dev"), ci=True, n=True), best_test=fmt(best.get("test"), ci=True, n=True),
+               # the winner's estimate on the held-out rows no choice saw (selection.py), where the run kept some
+               best_holdout=fmt(best["holdout"], ci=True, n=True) if best.get("holdout") else "",
+               seed_holdout=fmt(seed["holdout"], ci=True, n=True) if seed.get("holdout") else "",
                best_score=(best.get("test") or best.get("dev") or {}).get("score"),
                best_prompt=flat(best.get("prompt", ""), 90), resume=run.resume_command if run.status == "interrupted" else "")
     return row
