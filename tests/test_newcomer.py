@@ -143,9 +143,13 @@ def test_show_full_prints_a_long_prompt_whole_with_options(tiny_dir, small_task_
     long = "Read this movie review carefully and decide whether the writer liked the film or not. " * 2 + "{input}\\nVerdict:"
     invoke("run", "--model", tiny_dir, "--task", small_task_dir, "--seed-prompt", long, "--strategy", "templates",
            "--max-evals", "16", "--out", str(tmp_path / "r"), "-q")
-    text = invoke("show", str(tmp_path / "r"), "--full", "--rank", "1").output
-    assert long.replace("\\n", "\n") in text and "…" not in text
-    assert "options: none" in text
+    # the seed and its calibrated twin (the final calibration) score the same 16 rows; which ranks first depends on
+    # the tiny model's floats on this host, so each is found by its options rather than by its rank
+    texts = [invoke("show", str(tmp_path / "r"), "--full", "--rank", str(rank)).output for rank in (1, 2)]
+    for text in texts:
+        assert long.replace("\\n", "\n") in text and "…" not in text
+    assert sorted("options: none" in t for t in texts) == [False, True]
+    assert sorted("calibrate: batch" in t for t in texts) == [False, True]
     r = invoke("show", str(tmp_path / "r"), "--rank", "99", "--full")
     assert r.exit_code == 2 and "has 2 scored prompts" in r.output  # the seed and its calibrated twin
 

@@ -126,6 +126,15 @@ def test_run_page_best_prompt_paired_test_leaderboard_and_curve(server, root):
         assert f"<td>{html.escape(fmt(s[who]['holdout'], ci=True, n=True))}</td>" in body
     _, hand, _ = get(server.url + "/run/hostile")  # nothing held out: the dev score is said to be the choosing one
     assert "<th>held-out</th>" not in hand and "no rows held out" in hand
+    # a summary from before the estimate says nothing either way, as `promptsearch run`'s summary does
+    path = root["runs"] / "hostile" / "summary.json"
+    kept = path.read_text()
+    try:
+        path.write_text(json.dumps({k: v for k, v in json.loads(kept).items() if k != "estimate"}))
+        _, older, _ = get(server.url + "/run/hostile")
+        assert "Best prompt" in older and "no rows held out" not in older and "<th>held-out</th>" not in older
+    finally:
+        path.write_text(kept)
     assert f"p = <strong>{format_p(s['paired_test']['p_value'])}</strong>" in body
     assert f"{s['paired_test']['difference']:+.3f}" in body
     board = section(body, "leaderboard")

@@ -88,7 +88,8 @@ def hand_run(run_dir: Path, task_dir: Path, prompts: list[tuple[str, list[str]]]
                                                       "seconds": 1.0, "tokens": 0},
                    "stages": [{"strategy": "templates", "evals": evals, "stalled": False}],
                    "paired_test": {"test": "exact McNemar", "difference": 0.5, "p_value": 1.0, "detail": "1 vs 0 discordant"},
-                   "improvement": {"dev": 0.5, "test": 0.5}, "model": "hand-written"}
+                   "improvement": {"dev": 0.5, "test": 0.5}, "model": "hand-written",
+                   "estimate": {"which": "dev", **best["score"]}}  # nothing held out, as search/objective.py writes it
         (run_dir / "summary.json").write_text(json.dumps(summary), encoding="utf-8")
     return {"candidates": cands, "task": task}
 

@@ -62,6 +62,9 @@ def run_row(run: Run) -> dict:
                # the winner's estimate on the held-out rows no choice saw (selection.py), where the run kept some
                best_holdout=fmt(best["holdout"], ci=True, n=True) if best.get("holdout") else "",
                seed_holdout=fmt(seed["holdout"], ci=True, n=True) if seed.get("holdout") else "",
+               # which score the summary calls the estimate ("holdout" or "dev"; "" in summaries from before it):
+               # the run page notes a dev score that chose the winner exactly when `promptsearch run` does
+               estimate=((run.summary or {}).get("estimate") or {}).get("which", ""),
                best_score=(best.get("test") or best.get("dev") or {}).get("score"),
                best_prompt=flat(best.get("prompt", ""), 90), resume=run.resume_command if run.status == "interrupted" else "")
     return row
