@@ -72,15 +72,16 @@ def load_bench_task(name: str, dev: int | None, test: int | None, data: Path | N
                    test=subsample(task.test, test, seed))
 
 
-def load_model(threads: int | None = None):
-    """The embedded model, with torch held to ``threads`` CPU threads when given (benchmarks run side by side)."""
+def load_model(threads: int | None = None, spec: str | None = None):
+    """The embedded model (or ``spec``: a model folder or GGUF file), with torch held to ``threads`` CPU threads
+    when given (benchmarks run side by side)."""
     import torch
 
     from promptsearch.models.local import FrozenModel
 
     if threads:
         torch.set_num_threads(threads)
-    return FrozenModel.load()
+    return FrozenModel.load(spec)
 
 
 def machine(threads: int | None = None) -> dict:

@@ -104,6 +104,9 @@ TWEAKS = {
 }
 
 
+EMBEDDED = "embedded SmolLM2-135M-Instruct"  # the model every part ran on unless --model names another
+
+
 def tweak_spec(tweak: str) -> dict:
     """The settings of one tweak or of several joined by "+", merged (a strategy's options and racing's, key by key)."""
     spec: dict = {}
@@ -335,6 +338,8 @@ def main(argv=None) -> int:
     p.add_argument("--test-rows", type=int, default=None, help="fewer test rows (design-question variants: their test "
                    "score is not looked at; the development split decides)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--model", default=None, help="a model folder or GGUF file instead of the embedded SmolLM2 (does "
+                                                 "the default carry over to a model it was not designed on?)")
     p.add_argument("--out", default=None)
     p.add_argument("--keep-runs", default=None, help="a folder to keep the run directories in (for "
                    "analyses/winner_estimates.py); default: a temporary folder, removed at the end")
@@ -359,9 +364,12 @@ def main(argv=None) -> int:
             if Path(f).resolve() not in files:
                 raise SystemExit(f"error: --rename names {f}, which is not one of the --merge files")
         seen = set()  # (file, method): a rename of a method its file lacks is a typo, not a no-op
+        models = set()  # what each part ran on: the latest ceiling is the embedded model's probe
         for f in args.merge:
             where = Path(f).resolve()
-            for r in json.loads(Path(f).read_text())["results"]:
+            part = json.loads(Path(f).read_text())
+            models.add(part.get("model_spec", EMBEDDED))
+            for r in part["results"]:
                 seen.update((where, m) for m in r["methods"])
                 row = merged.setdefault((r["task"], r["draw"]), {**r, "methods": {}})
                 row["methods"].update((renames.get((where, m), m), c) for m, c in r["methods"].items()
@@ -376,7 +384,10 @@ def main(argv=None) -> int:
         record = {"merged_from": args.merge, **({"renamed": args.rename} if args.rename else {}),
                   **({"dropped": args.drop} if args.drop else {}), "results": results, "summary": summary,
                   "vs_best_baseline": comparisons(results, summary, variants), "targets": {}}
-        ceiling = _ceiling(args.ceiling)
+        ceiling = _ceiling(args.ceiling) if args.ceiling or models == {EMBEDDED} else None
+        if ceiling is None and not args.ceiling and models != {EMBEDDED}:
+            print(f"\n(no probe comparison: the parts ran on {', '.join(sorted(models))}, and the latest ceiling file is "
+                  f"the embedded model's; give --ceiling for one fitted on the same model)")
         for v in [v for v in variants if ":" not in v]:  # design variants: development split only
             lines, record["targets"][v] = targets(results, summary, v, ceiling)
             print("\n" + lines)
@@ -393,13 +404,13 @@ def main(argv=None) -> int:
         out = write_json(Path(args.out or result_path("fewshot")), record)
         out.with_suffix(".md").write_text(markdown(summary, ceiling), encoding="utf-8")
         return 0
-    model = load_model(args.threads)
+    model = load_model(args.threads, args.model)
     out = Path(args.out or result_path("fewshot"))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__file__).parent, check=False).stdout.strip()
     record = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if argv is None else "fewshot.py",
               "date": str(date.today()), "commit": commit, "machine": machine(args.threads),
-              "model": getattr(model, "dtype_name", ""), "max_evals": args.max_evals, "results": []}
+              "model": getattr(model, "dtype_name", ""), "model_spec": args.model or EMBEDDED, "max_evals": args.max_evals, "results": []}
     with tempfile.TemporaryDirectory(prefix="fewshot-") as tmp:
         tmp = args.keep_runs or tmp
         # draw by draw across the tasks, so a run stopped early still covers every task

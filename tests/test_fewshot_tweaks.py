@@ -52,3 +52,33 @@ def test_merge_renames_a_method_of_one_file_and_drops_another(tmp_path):
         with pytest.raises(SystemExit, match=says):
             fewshot.main(["--merge", old, new, "--rename", *bad, "--out", str(tmp_path / "bad.json")])
     assert not (tmp_path / "bad.json").exists()
+
+
+def test_merge_compares_with_the_probe_only_when_the_parts_ran_on_the_probes_model(tmp_path, capsys):
+    """The latest ceiling file is the embedded model's probe: parts run on another model (--model) are not held
+    against it unless --ceiling names one."""
+    import json
+
+    run = {"test": {"score": 0.75, "n": 4, "ci_low": 0.3, "ci_high": 0.95, "outcomes": [1.0, 1.0, 1.0, 0.0]},
+           "devsplit": {"score": 0.5}, "dev": {"score": 0.5}, "estimate": {"score": 0.5},
+           "estimate_gap": 0.0, "dev_gap": 0.0}
+    ceiling = tmp_path / "ceiling.json"
+    ceiling.write_text(json.dumps({"tasks": {"sst2": {"few_mean": 0.5, "few_std": 0.1, "many": {"accuracy": 0.9}}}}))
+
+    def part(name, extra):
+        row = {"task": "sst2", "draw": 0, "test_rows": 4,
+               "methods": {"default/auto": run, "seed": {"score": 0.25, "n": 4, "outcomes": [1.0, 0.0, 0.0, 0.0]}}}
+        (tmp_path / name).write_text(json.dumps({"results": [row], **extra}))
+        return str(tmp_path / name)
+
+    other = part("other.json", {"model_spec": "/models/other.gguf"})
+    embedded = part("embedded.json", {})  # parts from before --model ran on the embedded model
+    for files, args, compared in (([other], [], False), ([other], ["--ceiling", str(ceiling)], True),
+                                  ([embedded], ["--ceiling", str(ceiling)], True)):
+        assert fewshot.main(["--merge", *files, *args, "--out", str(tmp_path / "m.json")]) == 0
+        text = capsys.readouterr().out
+        targets = json.loads((tmp_path / "m.json").read_text())["targets"]["auto"]
+        assert ("vs_many_probe_mean" in targets) is compared
+        assert ("vs probe on the same rows" in text) is compared
+        assert ("no probe comparison" in text) is (not compared)
+    assert abs(targets["vs_many_probe_mean"] - (0.75 - 0.9)) < 1e-12
