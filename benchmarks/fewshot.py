@@ -49,6 +49,7 @@ except ImportError:  # imported as benchmarks.fewshot
 
 BASELINES = ("seed", "hand", "icl-random", "icl-nearest")
 TIME_LIMIT = 3600  # seconds per default run: far above what 800 evaluations take, so the evaluations bind
+EMBEDDED = "embedded SmolLM2-135M-Instruct"  # the model every part ran on unless --model names another
 
 
 def baseline_candidates(name: str, task) -> dict:
@@ -102,9 +103,6 @@ TWEAKS = {
     "contrast": {"options": {"clarify": {"contrast": True}}},  # clarify: an instruction from the classes' contrast
     "ensemble-5": {"final_ensemble": 5},  # the final check's top five as the ensemble (the default: three)
 }
-
-
-EMBEDDED = "embedded SmolLM2-135M-Instruct"  # the model every part ran on unless --model names another
 
 
 def tweak_spec(tweak: str) -> dict:
@@ -384,10 +382,12 @@ def main(argv=None) -> int:
         record = {"merged_from": args.merge, **({"renamed": args.rename} if args.rename else {}),
                   **({"dropped": args.drop} if args.drop else {}), "results": results, "summary": summary,
                   "vs_best_baseline": comparisons(results, summary, variants), "targets": {}}
-        ceiling = _ceiling(args.ceiling) if args.ceiling or models == {EMBEDDED} else None
-        if ceiling is None and not args.ceiling and models != {EMBEDDED}:
+        if models != {EMBEDDED} and not args.ceiling:
+            ceiling = None
             print(f"\n(no probe comparison: the parts ran on {', '.join(sorted(models))}, and the latest ceiling file is "
                   f"the embedded model's; give --ceiling for one fitted on the same model)")
+        else:
+            ceiling = _ceiling(args.ceiling)
         for v in [v for v in variants if ":" not in v]:  # design variants: development split only
             lines, record["targets"][v] = targets(results, summary, v, ceiling)
             print("\n" + lines)

@@ -31,6 +31,12 @@ def missing(score: dict | None) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def estimate_kind(summary: dict | None) -> str:
+    """Which score a run's summary calls the winner's estimate: "holdout", "dev" (the rows that chose it), or ""
+    in summaries from before the estimate (they say nothing either way). The CLI and the web page both read it."""
+    return ((summary or {}).get("estimate") or {}).get("which", "")
+
+
 def fmt(score: dict | None, ci: bool = False, n: bool = False) -> str:
     """``0.850``, with ``ci`` ``0.850 [0.783, 0.884]``, with ``n`` also `` n=200``; ``-`` when unscored."""
     if missing(score):

@@ -10,7 +10,7 @@ import click
 
 from ..defaults import BUDGET, FINAL_CHECK
 from ..errors import PromptSearchError, RunInterrupted
-from ..format import RANKED_BY, budget_line, fmt_score, members_lines, one_line, options_note
+from ..format import RANKED_BY, budget_line, estimate_kind, fmt_score, members_lines, one_line, options_note
 from ..outputs import example_rows, pick, render
 from ..scoring.calibration import MODES as CALIBRATIONS
 from .common import Limited, emit, examples_options, model_options, reporting, setup, stop_on_sigterm, unescape
@@ -338,7 +338,7 @@ def render_single(s: dict) -> str:
     # Say which estimate the dev line is: with nothing held out it is the score on the rows that chose the winner
     # (summaries from before the estimate say nothing either way).
     chose = "  (chose it: biased upward)" if held else (
-        "  (chose it: biased upward; no rows held out)" if (s.get("estimate") or {}).get("which") == "dev" else "")
+        "  (chose it: biased upward; no rows held out)" if estimate_kind(s) == "dev" else "")
     lines += [f"  dev  {fmt_score(best['dev'])}{chose}", *held,
               f"  test {fmt_score(best['test'])}",
               f"seed prompt: {one_line(seed['prompt'])}",

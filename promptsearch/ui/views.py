@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import PromptSearchError
-from ..format import flat, fmt, options_note
+from ..format import estimate_kind, flat, fmt, options_note
 from ..stats import PROPORTION_METRICS, format_p, outcomes, paired_test
 from .runs import Run
 from .svg import best_so_far, curve_chart
@@ -62,9 +62,8 @@ def run_row(run: Run) -> dict:
                # the winner's estimate on the held-out rows no choice saw (selection.py), where the run kept some
                best_holdout=fmt(best["holdout"], ci=True, n=True) if best.get("holdout") else "",
                seed_holdout=fmt(seed["holdout"], ci=True, n=True) if seed.get("holdout") else "",
-               # which score the summary calls the estimate ("holdout" or "dev"; "" in summaries from before it):
                # the run page notes a dev score that chose the winner exactly when `promptsearch run` does
-               estimate=((run.summary or {}).get("estimate") or {}).get("which", ""),
+               estimate=estimate_kind(run.summary),
                best_score=(best.get("test") or best.get("dev") or {}).get("score"),
                best_prompt=flat(best.get("prompt", ""), 90), resume=run.resume_command if run.status == "interrupted" else "")
     return row
