@@ -21,6 +21,7 @@ from .conftest import cut_run
 
 AMX = {"avx512f", "amx_tile", "amx_bf16", "amx_int8"}
 NO_AMX = {"avx2", "avx512f"}
+AVX512_BF16 = {"avx2", "avx512f", "avx512_bf16", "avx512_vnni"}  # e.g. AMD Zen 4: bf16 dot products, no AMX
 
 
 def fake_cpu(monkeypatch, flags):
@@ -30,6 +31,9 @@ def fake_cpu(monkeypatch, flags):
 def test_auto_resolves_by_cpu_flags(tmp_path):
     assert hardware.auto_dtype("cpu", AMX)[0] == "bfloat16"
     assert hardware.auto_dtype("cpu", NO_AMX)[0] == "float32"
+    dtype, why = hardware.auto_dtype("cpu", AVX512_BF16)
+    assert dtype == "bfloat16" and "avx512_bf16" in why
+    assert "no bf16 units" in hardware.auto_dtype("cpu", NO_AMX)[1]
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nflags\t\t: fpu sse2 amx_bf16 amx_tile\n")
     assert {"amx_bf16", "amx_tile"} <= hardware.cpu_flags(info)
