@@ -158,3 +158,49 @@ def test_the_final_check_reserves_what_the_twin_costs_in_its_mode(mode, bias):
     group = Candidate(PROMPT, members=(plain, Candidate("Text: {input}\nLabel:")), weights=(0.5, 0.5))
     assert reserved(group, mode) - reserved(group, None) == 2 * 20 + 2 * bias
     assert reserved(calibration.twin(plain, mode), mode) == reserved(plain, None)  # calibrated already: no twin
+
+
+def test_under_a_time_limit_the_final_ensemble_is_built_only_where_it_fits(tiny, small_task_dir, monkeypatch, caplog):
+    """The reserve for the final check is the twin's, not the ensemble's (an optional last step must not end the
+    search early); at the end the ensemble is built only if scoring it on test, at its members' own measured
+    speeds, still ends the run within --max-seconds; otherwise the winner's twin alone, and the log says why."""
+    from promptsearch.strategies.templates import TemplateEnumeration
+    from promptsearch.task import load_task
+
+    task = load_task(small_task_dir)
+
+    def run(**budget):
+        search = Search(task, Scorer(tiny), [TemplateEnumeration()], Budget(max_evals=300, **budget), final_calibration="batch",
+                        final_ensemble=3)
+        return search, search.run()
+
+    _, roomy = run(max_seconds=10_000)
+    assert roomy["best"]["edit"].startswith("the final check's top 3") and len(roomy["best"]["members"]) == 3
+    monkeypatch.setattr(Search, "row_cost_seconds", lambda self, c: 1e6 if c.members else 0.0)
+    with caplog.at_level("INFO", logger="promptsearch.search.loop"):
+        search, tight = run(max_seconds=10_000)
+    assert "the final ensemble is not built" in caplog.text
+    best = tight["best"]
+    assert not best.get("members") and best["calibrate"] == "batch" and best["strategy"] == "final"
+    assert best["parents"] == [next(r["id"] for r in tight["leaderboard"] if r["strategy"] != "final")]  # the winner's
+    # the reserve is the same whatever the final ensemble's size
+    one = Search(task, Scorer(tiny), [], Budget(max_seconds=100), final_calibration="batch", final_ensemble=1)
+    one.trials = search.trials
+    assert search.final_check_evals() == one.final_check_evals()
+
+
+def test_whether_the_final_ensemble_fits_reads_each_members_measured_speed(tiny, small_task_dir):
+    from promptsearch.task import load_task
+
+    task = load_task(small_task_dir)
+    search = Search(task, Scorer(tiny), [], Budget(max_seconds=100), final_calibration="batch", final_ensemble=3)
+    fast, slow = Candidate(PROMPT), Candidate(PROMPT, demos="similar:8")
+    search.row_seconds = {fast.id: [1.0, 100], slow.id: [30.0, 100]}  # 0.01 s and 0.3 s a row
+    group = Candidate(PROMPT, members=(fast, slow), weights=(0.5, 0.5))
+    assert search.row_cost_seconds(group) == pytest.approx(0.31)
+    n_test = len(task.test)
+    search.elapsed_before = 100 - 0.31 * n_test - 1  # just room for the members (the run's mean speed is 0 here)
+    assert search._fits_in_time(group)
+    search.elapsed_before += 2
+    assert not search._fits_in_time(group)
+    assert Search(task, Scorer(tiny), [], Budget(max_evals=10), final_ensemble=3)._fits_in_time(group)  # no time limit

@@ -84,6 +84,9 @@ class Search:
         self.trials: dict[str, Trial] = {}
         self.scored: dict[str, int] = {}  # candidate id -> dev prefix scored
         self.per_example: dict[str, int] = {}  # candidate id -> evaluations an example costs (ensembles: k)
+        # candidate id -> [seconds, rows] its scoring took: what a row of it costs here (nearest demonstrations
+        # make a prompt many times longer than its text), for what the run can still afford under a time limit
+        self.row_seconds: dict[str, list[float]] = {}
         self.charged = 0
         self.tokens_used = 0
         self._once_paid: set[tuple] = set()  # keys of the options' once-only rows charged (scorer.once_costs)
@@ -159,10 +162,10 @@ class Search:
         n_dev, n_test = len(self.task.dev), len(self.task.test)
         board = self.leaderboard()[: self.top_k]
         found = self._twin(board[0].candidate) if board else None  # the winner's calibrated twin (below)
-        # what a row of the best costs: one per member of the winner, or of the final ensemble (below), whichever more
+        # what a row of the best costs: one per member of the winner. The final ensemble (below) is not reserved:
+        # under a time or token limit it is built only where it still fits, so that an optional last step does
+        # not end the search early (with nearest demonstrations among the top 3 it cost most of a slow host's time)
         k = self.scorer.cost(board[0].candidate) if board else 1
-        # (under a token limit the final ensemble is built only where it still fits: the reserve is the twin's)
-        k = max(k, self.final_ensemble) if found and self.budget.max_tokens is None else k
         calibrated = n_dev * k + calibration.extra_rows(found) * max(1, k // self.scorer.cost(found)) if found else 0
         return (sum((n_dev - t.rung) * self.scorer.cost(t.candidate) for t in board) + (1 + k) * n_test
                 + self.objective.final_extra_evals() + calibrated)
@@ -259,6 +262,7 @@ class Search:
         # With a time limit, score a long rung in chunks and check the clock between them. Without one, one
         # call: the scorer then batches the rung exactly as before (same floats, same ties).
         chunk = CHUNK_BATCHES * getattr(self.scorer, "batch_size", 16) if self.limits[2] < math.inf else size
+        began, rows = time.monotonic(), None
         try:
             for end in range(done + chunk, size, chunk):  # the time limit holds within a long rung too
                 self.scorer.evaluate(self.task, c, examples[:end])
@@ -266,7 +270,11 @@ class Search:
                 if c.strategy != "seed" and self.out_of_time(self.limits[2]):  # the seed is always reported
                     raise OutOfTime
             results = self.scorer.evaluate(self.task, c, examples)
-        finally:
+            rows = max(0, size - done)
+        finally:  # out of time mid-rung: the chunks done count
+            spent = self.row_seconds.setdefault(c.id, [0.0, 0])
+            spent[0] += time.monotonic() - began
+            spent[1] += self._partial if rows is None else rows
             self._partial = 0
         self.scored[c.id] = max(done, size)
         for key, rows in self.scorer.once_costs(c).items():  # e.g. calibration's bias rows, once per key
@@ -370,6 +378,9 @@ class Search:
     def _final_best(self, board: list[Trial]) -> Candidate | None:
         """The final ensemble calibrated, else (past --max-tokens with it) the winner's calibrated twin, else None."""
         group = self._final_group(board)
+        if group is not board[0].candidate and not self._fits_in_time(group):
+            log.info("the final ensemble is not built: scoring it on test would pass --max-seconds")
+            group = board[0].candidate
         best = self._calibrated_winner(group)
         return best if best is not None or group is board[0].candidate else self._calibrated_winner(board[0].candidate)
 
@@ -393,6 +404,26 @@ class Search:
         if len(members) < 2 or (winner.members and {m.id for m in winner.members} == seen):
             return winner
         return ensemble.make(members, strategy="final", edit=f"the final check's top {len(members)} as one uniform ensemble")
+
+    def row_cost_seconds(self, c: Candidate) -> float:
+        """Seconds a row of ``c`` took to score in this run (each member's, for an ensemble); the run's mean
+        per evaluation where it was not scored yet."""
+        if c.members:
+            return sum(self.row_seconds_of(m) for m in c.members)
+        return self.row_seconds_of(c)
+
+    def row_seconds_of(self, c: Candidate) -> float:
+        seconds, rows = self.row_seconds.get(c.id, (0.0, 0))
+        return seconds / rows if rows else self.seconds_per_eval() * self.scorer.cost(c)
+
+    def _fits_in_time(self, group: Candidate) -> bool:
+        """Under a time limit: whether the final ensemble can still be scored on test, with the seed and the
+        text alone beside it, at each member's own measured speed, before the limit (its dev rows are the final
+        check's, already scored)."""
+        if self.budget.max_seconds is None:
+            return True
+        left = self.budget.max_seconds - self.seconds
+        return (self.row_cost_seconds(group) + 2 * self.seconds_per_eval()) * len(self.task.test) <= left
 
     def _calibrated_winner(self, winner: Candidate) -> Candidate | None:
         """The winner's calibrated twin, scored on all of dev, when the run calibrates its winner; else None.
