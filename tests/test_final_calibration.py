@@ -165,6 +165,7 @@ def test_under_a_time_limit_the_final_ensemble_is_built_only_where_it_fits(tiny,
     search early); at the end the ensemble is built only if scoring it on test, at its members' own measured
     speeds, still ends the run within --max-seconds; otherwise the winner's twin alone, and the log says why."""
     from promptsearch.strategies.templates import TemplateEnumeration
+
     from promptsearch.task import load_task
 
     task = load_task(small_task_dir)

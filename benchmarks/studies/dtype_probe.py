@@ -44,9 +44,9 @@ def main(argv=None) -> int:
 
     from promptsearch import runner
     from promptsearch.candidate import Candidate
+    from promptsearch.metrics import wilson
     from promptsearch.models import load_model
     from promptsearch.models.hardware import cpu_flags
-    from promptsearch.metrics import wilson
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=100, help="development-split rows per task (default 100)")
