@@ -102,6 +102,7 @@ TWEAKS = {
     "eta-5": {"racing": {"eta": 5}},  # racing: the top fifth of a rung climbs on (the default: a third)
     "contrast": {"options": {"clarify": {"contrast": True}}},  # clarify: an instruction from the classes' contrast
     "ensemble-5": {"final_ensemble": 5},  # the final check's top five as the ensemble (the default: three)
+    "ladder": {"options": {"clarify": {"demo_ladder": True}}},  # clarify: similar:8/16 only after the smaller one helped
 }
 
 

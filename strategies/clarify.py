@@ -27,7 +27,7 @@ class ClarifyContext(Strategy):
     def __init__(self, bases: int = 2, demo_counts: tuple = (1, 2, 4, 8), draws: int = 2, rounds: int = 3,
                  calibrations: tuple = ("contextual", "domain"),
                  demo_rules: tuple = ("similar:4", "similar:8", "similar:16", "balanced:2"),
-                 rules_first: bool | None = None, contrast: bool = False):
+                 rules_first: bool | None = None, contrast: bool = False, demo_ladder: bool = False):
         self.bases = bases
         self.demo_counts = tuple(demo_counts)
         self.draws = draws
@@ -38,6 +38,9 @@ class ClarifyContext(Strategy):
         # labelled row could be a demonstration; similar:16 too: +0.014 (better in 4, worse in 0; TREC +0.031, AG
         # News +0.009, SST-2 unchanged), where racing drops it when it does not help (docs/decisions.md, 2026-12-02)
         self.demo_rules = tuple(demo_rules)
+        # a larger similar:K only after the next smaller one beat its base: nearest demonstrations make every
+        # row's prompt longer, so each step up costs more than a plain prompt's row (14-17x at similar:16 on sst2-mini)
+        self.demo_ladder = demo_ladder
         self.rules_first = rules_first  # None: rules first on classification and universal prompts (see edits)
         # classification: an instruction written from the contrast between classes (each class's distinctive words
         # in the train rows that do not score). Off by default: on the few-label protocol's development split it
@@ -49,6 +52,7 @@ class ClarifyContext(Strategy):
         self._round = 0
         self._queue: list[Candidate] = []
         self._bases = context.best(self.bases)
+        self._held: dict[tuple[str, str], Candidate] = {}  # (base id, similar rule) -> the next larger, held back
 
     def propose(self, context: SearchContext, n: int) -> list[Candidate]:
         while not self._queue and self._round < self.rounds and self._bases:
@@ -62,6 +66,9 @@ class ClarifyContext(Strategy):
         board = {t.candidate.id: t for t in context.leaderboard()}
         for t in trials:
             parent = board.get(t.candidate.parents[0]) if t.candidate.parents else None
+            larger = self._held.pop((t.candidate.parents[0], t.candidate.demos), None) if parent is not None else None
+            if larger is not None and _beats(t, parent):  # the ladder's next step, before the rest of the round
+                self._queue.insert(0, larger)
             if parent is not None and _beats(t, parent) and len(self._bases) < self.bases:
                 self._bases.append(t.candidate)
 
@@ -102,9 +109,14 @@ class ClarifyContext(Strategy):
         # on test, calibration lost (benchmarks/results/calibration-2026-11-30.json): test rows too, read before
         # the development-split rule (docs/decisions.md).
         if not base.demos and not any(e.startswith("demos") for e in done):
-            for rule in self.demo_rules:
-                if not (base.calibrate and rule.startswith("similar")):
-                    add(base.prompt, f"demos={rule}", demos=rule)
+            rules = [r for r in self.demo_rules if not (base.calibrate and r.startswith("similar"))]
+            ladder = sorted((r for r in rules if r.startswith("similar")), key=lambda r: demos.parse(r)[1])
+            ladder = ladder if self.demo_ladder else []
+            for rule in rules:
+                add(base.prompt, f"demos={rule}", demos=rule)
+                if rule in ladder[1:]:  # held back until the next smaller one beats this base (observe)
+                    smaller = ladder[ladder.index(rule) - 1]
+                    self._held[(base.id, smaller)] = out.pop()
         if self.contrast and "contrast" not in done:
             text = contrast(task)
             if text and text not in base.prompt:
