@@ -262,7 +262,7 @@ class Search:
         # With a time limit, score a long rung in chunks and check the clock between them. Without one, one
         # call: the scorer then batches the rung exactly as before (same floats, same ties).
         chunk = CHUNK_BATCHES * getattr(self.scorer, "batch_size", 16) if self.limits[2] < math.inf else size
-        began, rows = time.monotonic(), None
+        began, scored_rows = time.monotonic(), None
         try:
             for end in range(done + chunk, size, chunk):  # the time limit holds within a long rung too
                 self.scorer.evaluate(self.task, c, examples[:end])
@@ -270,11 +270,11 @@ class Search:
                 if c.strategy != "seed" and self.out_of_time(self.limits[2]):  # the seed is always reported
                     raise OutOfTime
             results = self.scorer.evaluate(self.task, c, examples)
-            rows = max(0, size - done)
+            scored_rows = max(0, size - done)
         finally:  # out of time mid-rung: the chunks done count
             spent = self.row_seconds.setdefault(c.id, [0.0, 0])
             spent[0] += time.monotonic() - began
-            spent[1] += self._partial if rows is None else rows
+            spent[1] += self._partial if scored_rows is None else scored_rows
             self._partial = 0
         self.scored[c.id] = max(done, size)
         for key, rows in self.scorer.once_costs(c).items():  # e.g. calibration's bias rows, once per key
@@ -376,7 +376,8 @@ class Search:
         return self.leaderboard()
 
     def _final_best(self, board: list[Trial]) -> Candidate | None:
-        """The final ensemble calibrated, else (past --max-tokens with it) the winner's calibrated twin, else None."""
+        """The final ensemble calibrated, else (where it would pass --max-seconds or --max-tokens) the winner's
+        calibrated twin, else None."""
         group = self._final_group(board)
         if group is not board[0].candidate and not self._fits_in_time(group):
             log.info("the final ensemble is not built: scoring it on test would pass --max-seconds")
