@@ -69,10 +69,11 @@ class ClarifyContext(Strategy):
         board = {t.candidate.id: t for t in context.leaderboard()}
         for t in trials:
             parent = board.get(t.candidate.parents[0]) if t.candidate.parents else None
-            larger = self._held.pop((t.candidate.parents[0], t.candidate.demos), None) if parent is not None else None
-            if larger is not None and _beats(t, parent):  # the ladder's next step, before the rest of the round
+            beats = parent is not None and _beats(t, parent)
+            larger = self._held.pop((parent.candidate.id, t.candidate.demos), None) if parent is not None else None
+            if larger is not None and beats:  # the ladder's next step, before the rest of the round
                 self._queue.insert(0, larger)
-            if parent is not None and _beats(t, parent) and len(self._bases) < self.bases:
+            if beats and len(self._bases) < self.bases:
                 self._bases.append(t.candidate)
 
     def edits(self, ctx: SearchContext, base: Candidate) -> list[Candidate]:
@@ -113,8 +114,8 @@ class ClarifyContext(Strategy):
         # the development-split rule (docs/decisions.md).
         if not base.demos and not any(e.startswith("demos") for e in done):
             rules = [r for r in self.demo_rules if not (base.calibrate and r.startswith("similar"))]
-            ladder = sorted((r for r in rules if r.startswith("similar")), key=lambda r: demos.parse(r)[1])
-            ladder = ladder if self.demo_ladder else []
+            similar = [r for r in rules if r.startswith("similar")] if self.demo_ladder else []
+            ladder = sorted(similar, key=lambda r: demos.parse(r)[1])
             for rule in rules:
                 add(base.prompt, f"demos={rule}", demos=rule)
                 if rule in ladder[1:]:  # held back until the next smaller one beats this base (observe)

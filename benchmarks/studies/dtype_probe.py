@@ -30,7 +30,7 @@ FORMAT = "Sentence: {input}\nCategory:"
 DEMOS = (None, "similar:4")
 
 
-def score(model, prepared, candidate, rows) -> tuple[float, dict]:
+def score(model, prepared, candidate, rows) -> tuple[float, list[str]]:
     """(seconds, the predicted label of each row) for one candidate."""
     from promptsearch.scoring import Scorer
 

@@ -407,15 +407,13 @@ class Search:
         return ensemble.make(members, strategy="final", edit=f"the final check's top {len(members)} as one uniform ensemble")
 
     def row_cost_seconds(self, c: Candidate) -> float:
-        """Seconds a row of ``c`` took to score in this run (each member's, for an ensemble); the run's mean
-        per evaluation where it was not scored yet."""
-        if c.members:
-            return sum(self.row_seconds_of(m) for m in c.members)
-        return self.row_seconds_of(c)
-
-    def row_seconds_of(self, c: Candidate) -> float:
-        seconds, rows = self.row_seconds.get(c.id, (0.0, 0))
-        return seconds / rows if rows else self.seconds_per_eval() * self.scorer.cost(c)
+        """Seconds a row of ``c`` took to score in this run (the sum of its members', for an ensemble); the run's
+        mean per evaluation for a prompt not scored yet."""
+        total = 0.0
+        for m in c.members or (c,):
+            seconds, rows = self.row_seconds.get(m.id, (0.0, 0))
+            total += seconds / rows if rows else self.seconds_per_eval() * self.scorer.cost(m)
+        return total
 
     def _fits_in_time(self, group: Candidate) -> bool:
         """Under a time limit: whether the final ensemble can still be scored on test, with the seed and the
