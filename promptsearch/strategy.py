@@ -122,10 +122,13 @@ def make(name: str, options: dict | None = None) -> Strategy:
     except Exception as e:
         raise PromptSearchError(f"strategy {name!r} failed to load: {e}") from None
     options = options or {}
-    accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-    unknown = sorted(set(options) - set(accepted))
+    params = {p.name: p for p in inspect.signature(cls.__init__).parameters.values() if p.name != "self"}
+    unknown = sorted(set(options) - set(params))
     if unknown:
-        raise PromptSearchError(f"strategy {name!r} has no option {unknown[0]!r}; it takes: {', '.join(accepted) or 'none'}")
+        raise PromptSearchError(f"strategy {name!r} has no option {unknown[0]!r}; it takes: {', '.join(params) or 'none'}")
+    for key, value in options.items():  # a switch given "maybe" or 1 would silently count as on
+        if isinstance(params[key].default, bool) and not isinstance(value, bool):
+            raise PromptSearchError(f"strategy {name!r}: option {key} takes true or false, not {value!r}")
     try:
         return cls(**options)
     except (TypeError, ValueError) as e:
