@@ -88,6 +88,7 @@ def run_baselines(name: str, task, model) -> dict:
 # "SELECTION:TWEAK" with a tweak below (each the alternative to a default, set for that run only), or several
 # joined by "+" ("auto:labels-first+similar-16": both at once; tweak_spec).
 TWEAKS = {
+    "none": {},  # the default itself, as a design arm: paired with a variant run on the same host (same floats)
     "rules-last": {"options": {"clarify": {"rules_first": False}}},  # clarify: drawn demonstrations before the rules
     "first-turn-4": {"first_turn": 4},  # bandit: a first turn of 4 proposals (the default since 2026-12-02)
     "first-turn-round": {"first_turn": None},  # bandit: a first turn of a whole round (8), the default before

@@ -41,8 +41,9 @@ class ClarifyContext(Strategy):
         # a larger similar:K only after the next smaller one beat its base: nearest demonstrations make every
         # row's prompt longer, so each step up costs more than a plain prompt's row (14-17x at similar:16 on
         # sst2-mini). Off by default: a cost change, it was to hold the score on the few-label protocol's development
-        # split; it scored +0.003 but worse in more task-draws than better (5 better, 8 worse), the bar's second half
-        # (docs/decisions.md, 2026-12-04 evening). Where time is short (float32 hosts) it lets a run finish.
+        # split; it scored +0.003 paired across hosts (5 better, 8 worse) and +0.001 on one host (3 better, 4 worse):
+        # the bar's second half failed both times (docs/decisions.md, 2026-12-04 evening and night). Where time is
+        # short (float32 hosts) it lets a run finish.
         self.demo_ladder = demo_ladder
         self.rules_first = rules_first  # None: rules first on classification and universal prompts (see edits)
         # classification: an instruction written from the contrast between classes (each class's distinctive words
