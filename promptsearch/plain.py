@@ -33,8 +33,10 @@ def lacks(c: Candidate | dict) -> list[str]:
                    "scores are the members' weighted mean)")
     if c.demos:
         rule = c.demos.split(":")[0]
-        out.append(f"demonstrations {c.demos}: " + ("train rows most similar to each input, chosen per input"
-                                                   if rule == "similar" else "train rows per class, put in front"))
+        out.append(f"demonstrations {c.demos}: " + {
+            "similar": "train rows most similar to each input, chosen per input",
+            "similar-per-class": "the train rows of each class most similar to each input, chosen per input",
+        }.get(rule, "train rows per class, put in front"))
     modes = list(dict.fromkeys(m.calibrate for m in (c, *c.members) if m.calibrate))  # an ensemble's members' too
     if modes:
         out.append(f"calibration ({', '.join(modes)}): the label scores corrected for the prompt's own bias"

@@ -114,8 +114,8 @@ class ClarifyContext(Strategy):
         # on test, calibration lost (benchmarks/results/calibration-2026-11-30.json): test rows too, read before
         # the development-split rule (docs/decisions.md).
         if not base.demos and not any(e.startswith("demos") for e in done):
-            rules = [r for r in self.demo_rules if not (base.calibrate and r.startswith("similar"))]
-            similar = [r for r in rules if r.startswith("similar")] if self.demo_ladder else []
+            rules = [r for r in self.demo_rules if not (base.calibrate and demos.per_input(r))]
+            similar = [r for r in rules if demos.parse(r)[0] == "similar"] if self.demo_ladder else []
             ladder = sorted(similar, key=lambda r: demos.parse(r)[1])
             for rule in rules:
                 add(base.prompt, f"demos={rule}", demos=rule)
@@ -128,7 +128,7 @@ class ClarifyContext(Strategy):
                 add(text + "\n" + base.prompt, "contrast")
         if draws and rules_first:
             add_demos(0)
-        if task.kind == "classification" and task.label_words and not base.calibrate and not (base.demos or "").startswith("similar"):
+        if task.kind == "classification" and task.label_words and not base.calibrate and not demos.per_input(base.demos):
             for mode in self.calibrations:
                 add(base.prompt, f"calibrate:{mode}", calibrate=mode)
         if not any(e.startswith("clarifier") for e in done):

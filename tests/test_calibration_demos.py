@@ -119,6 +119,29 @@ def test_similar_returns_the_nearest_pool_rows_and_never_the_input_itself():
     assert prompt == ["the cat sat on the mat\nLabel: x\n\n{input}\nLabel:"]  # clarify's format, escaped
 
 
+def test_similar_per_class_shows_the_nearest_rows_of_every_class_most_similar_last():
+    task = _pool_task([("the cat sat on the mat", "x", 0), ("a cat and a dog on a mat", "x", 0),
+                       ("stock markets fell sharply today", "y", 1), ("the cat watched stock prices", "y", 1),
+                       ("rain and wind tonight", "x", 0)])
+    retriever = demos.Demonstrations().retriever(task)
+    assert [ex.input for ex in retriever.nearest(["my cat on the mat"], 2)[0]] == [
+        "the cat sat on the mat", "a cat and a dog on a mat"]  # similar:2: one class only
+    got = retriever.nearest(["my cat on the mat"], 1, classes=2)[0]
+    assert [ex.input for ex in got] == ["the cat sat on the mat", "the cat watched stock prices"]  # one of each
+    assert len(retriever.nearest(["my cat on the mat"], 2, classes=2)[0]) == 4
+    cand = Candidate("{input}\nLabel:", demos="similar-per-class:1")
+    prompt = demos.Demonstrations().prompts(task, cand, [Example("my cat on the mat", "x", label=0)])
+    assert prompt == ["the cat watched stock prices\nLabel: y\n\nthe cat sat on the mat\nLabel: x\n\n{input}\nLabel:"]
+    assert demos.parse("similar-per-class:2") == ("similar-per-class", 2, 0) and demos.per_input("similar-per-class:2")
+    with pytest.raises(PromptSearchError, match="content-free"):  # per input, as similar: no fixed prompt to calibrate
+        from promptsearch.scoring import calibration
+        calibration.check(task, Candidate("{input}\nLabel:", demos="similar-per-class:1", calibrate="contextual"))
+    gen = Task("gen", "generation", task.train, task.dev, task.test, "exact_match", "{input}\nAnswer:")
+    same = [demos.Demonstrations().prompts(gen, Candidate("{input}\nAnswer:", demos=r), task.dev)
+            for r in ("similar:2", "similar-per-class:2")]
+    assert same[0] == same[1]  # without classes it is similar:K
+
+
 def test_balanced_gives_k_per_class_the_same_for_every_input_and_keeps_the_prefix_cache(tiny, sst2):
     shots = demos.balanced(demos.pool(sst2), sst2, 3, 0)
     assert sorted(ex.label for ex in shots) == [0, 0, 0, 1, 1, 1]
@@ -144,7 +167,7 @@ def test_pool_of_a_pool_is_itself():
     task = load_task("sst2-mini")
     small = demos.with_pool(task, demos.pool_rows(task))
     assert [ex.key for ex in demos.pool(small)] == [ex.key for ex in demos.pool(task)]
-    with pytest.raises(PromptSearchError, match="use similar:K or balanced:K"):
+    with pytest.raises(PromptSearchError, match="use similar:K, similar-per-class:K or balanced:K"):
         demos.parse("similar:0")
 
 

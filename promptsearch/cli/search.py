@@ -48,7 +48,7 @@ def strategies(name, as_json, quiet):
 @click.option("--calibrate", type=click.Choice(list(CALIBRATIONS)), default=None,
               help="Correct the label scores for the prompt's own bias (classification): content-free inputs, "
                    "the answer cue alone, or the mean over the task's train inputs (batch).")
-@click.option("--demos", default=None, help="Demonstrations chosen from train: similar:K (per input) or balanced:K (per class).")
+@click.option("--demos", default=None, help="Demonstrations chosen from train: similar:K (per input), similar-per-class:K (per input, K of each class) or balanced:K (per class).")
 @click.option("--artifact", "artifact_file", type=click.Path(dir_okay=False), default=None,
               help="Score an exported prompt artifact as recorded (its prompt, label words, chat mode, model).")
 @click.option("--metric", "metric", default=None, help="Your own per-example metric, package.module:function "

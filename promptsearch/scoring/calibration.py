@@ -34,6 +34,7 @@ import math
 from dataclasses import replace
 
 from .. import template
+from . import demos
 from ..errors import PromptSearchError
 from ..metrics import softmax
 from ..results import ExampleResult, continuation
@@ -54,7 +55,7 @@ def check(task, candidate) -> None:
         raise PromptSearchError(f"calibrate={mode}: calibration corrects label scores; task {task.name} is {task.kind}")
     if not usable(task, mode):
         raise PromptSearchError(f"calibrate=batch: task {task.name} has no train rows whose inputs show the prompt's bias")
-    if mode != "batch" and candidate.demos and candidate.demos.startswith("similar"):
+    if mode != "batch" and demos.per_input(candidate.demos):
         raise PromptSearchError(f"calibrate={mode} with demos={candidate.demos}: a content-free input has no "
                                 "similar demonstrations; calibrate fixed demonstrations (balanced:K) instead")
 
@@ -69,7 +70,7 @@ def twin(candidate, mode: str):
     already keeps its own); None when there is nothing left to calibrate, or when the mode cannot calibrate it (a
     content-free input has no similar demonstrations: only ``batch`` takes a ``similar`` rule)."""
     todo = [c for c in (candidate.members or (candidate,)) if not c.calibrate]  # what this calibration would change
-    if not todo or (mode != "batch" and any((c.demos or "").startswith("similar") for c in todo)):
+    if not todo or (mode != "batch" and any(demos.per_input(c.demos) for c in todo)):
         return None
     if candidate.members:
         members = tuple(m if m.calibrate else replace(m, calibrate=mode) for m in candidate.members)

@@ -5,6 +5,9 @@ example and answered, blocks separated by a blank line).
 - ``similar:K`` -- per input, the K pool rows most similar to it (TF-IDF cosine, scikit-learn; KATE,
   Liu et al. 2021), never a row with the same input; ties go to the earlier pool row; the most similar
   is shown last, next to the input. The prompt differs per input, so no shared prefix: slower.
+- ``similar-per-class:K`` -- per input, the K pool rows of each class most similar to it (classification; on
+  other tasks the same as ``similar:K``), all shown in order of similarity, the most similar last: the nearest
+  example of every answer, where ``similar`` may show one class only and invite copying its label.
 - ``balanced:K`` (or ``balanced:K#D``, another draw) -- K rows per class (classification; K rows in
   all otherwise), drawn seeded from the pool, interleaved by class, the same for every input: the
   scorer's shared-prefix cache applies as with a fixed prompt.
@@ -26,7 +29,8 @@ from ..errors import PromptSearchError
 from ..results import continuation
 
 POOL_SIZE = 256
-RULES = ("similar", "balanced")
+RULES = ("similar", "similar-per-class", "balanced")
+PER_INPUT = ("similar", "similar-per-class")  # rules whose demonstrations differ per input
 
 
 def parse(rule: str) -> tuple[str, int, int]:
@@ -34,8 +38,14 @@ def parse(rule: str) -> tuple[str, int, int]:
     kind, _, rest = str(rule).partition(":")
     count, _, draw = rest.partition("#")
     if kind not in RULES or not count.isdigit() or int(count) < 1 or (draw and not draw.isdigit()) or (draw and kind != "balanced"):
-        raise PromptSearchError(f"demos={rule!r}: use similar:K or balanced:K (balanced:K#D for another draw), K >= 1")
+        raise PromptSearchError(f"demos={rule!r}: use similar:K, similar-per-class:K or balanced:K (balanced:K#D "
+                                "for another draw), K >= 1")
     return kind, int(count), int(draw or 0)
+
+
+def per_input(rule: str | None) -> bool:
+    """Whether a rule's demonstrations are chosen per input (no fixed prompt: no content-free calibration)."""
+    return bool(rule) and str(rule).partition(":")[0] in PER_INPUT
 
 
 def uses_pool(candidate) -> bool:
@@ -117,7 +127,9 @@ class Retriever:
             self.vectorizer = vectorizer
             break
 
-    def nearest(self, texts: list[str], count: int) -> list[list]:
+    def nearest(self, texts: list[str], count: int, classes: int = 0) -> list[list]:
+        """Each text's ``count`` most similar rows, the most similar first; with ``classes``, ``count`` of each
+        class (rows labelled 0..classes-1) in one list, still in order of similarity."""
         if self.vectorizer is None:
             sims = [[0.0] * len(self.rows) for _ in texts]
         else:
@@ -125,7 +137,16 @@ class Retriever:
         out = []
         for text, row in zip(texts, sims):
             order = sorted((i for i in range(len(self.rows)) if self.rows[i].input != text), key=lambda i: (-row[i], i))
-            out.append([self.rows[i] for i in order[:count]])
+            if not classes:
+                out.append([self.rows[i] for i in order[:count]])
+                continue
+            taken, per = [], [0] * classes
+            for i in order:
+                label = self.rows[i].label
+                if isinstance(label, int) and 0 <= label < classes and per[label] < count:
+                    per[label] += 1
+                    taken.append(self.rows[i])
+            out.append(taken)
         return out
 
 
@@ -174,7 +195,7 @@ class Demonstrations:
         return self.retrievers[key]
 
     def fixed_prompt(self, task, candidate) -> str:
-        """The prompt with its ``balanced`` demonstrations in front (a ``similar`` rule has none fixed)."""
+        """The prompt with its ``balanced`` demonstrations in front (a per-input rule has none fixed)."""
         kind, count, draw = parse(candidate.demos)
         if kind != "balanced":
             raise PromptSearchError(f"demos={candidate.demos}: the demonstrations depend on the input")
@@ -182,10 +203,12 @@ class Demonstrations:
         return render(candidate.prompt, balanced(self.pool(task), task, count, draw), words, task.kind) + candidate.prompt
 
     def prompts(self, task, candidate, examples) -> str | list[str]:
-        """What the scorer fills with each example: one prompt (balanced) or one per example (similar)."""
+        """What the scorer fills with each example: one prompt (balanced) or one per example (similar, and
+        similar-per-class)."""
         kind, count, _ = parse(candidate.demos)
         if kind == "balanced":
             return self.fixed_prompt(task, candidate)
         words = candidate.label_words or task.label_words
-        shots = self.retriever(task).nearest([ex.input for ex in examples], count)
+        classes = len(task.label_words) if kind == "similar-per-class" and task.kind == "classification" else 0
+        shots = self.retriever(task).nearest([ex.input for ex in examples], count, classes)
         return [render(candidate.prompt, list(reversed(s)), words, task.kind) + candidate.prompt for s in shots]
