@@ -181,7 +181,7 @@ def options_run(tiny_dir, small_task_dir, tmp_path_factory):
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("options-run")
     config = runner.make_config(task=small_task_dir, model=tiny_dir, strategies=["clarify"], seed_prompt=PROMPT,
-                                options={"clarify": {"draws": 0, "rounds": 1, "demo_rules": ["similar:2", "balanced:1"],
+                                options={"clarify": {"draws": 0, "rounds": 1, "demo_rules": ["similar:2", "similar-per-class:1", "balanced:1"],
                                                         "calibrations": ["contextual", "domain", "batch"]}},
                                 budget={"max_evals": 600})
     model = FrozenModel.load(tiny_dir, device="cpu")
@@ -189,7 +189,8 @@ def options_run(tiny_dir, small_task_dir, tmp_path_factory):
     return out, summary
 
 
-@pytest.mark.parametrize("option", [{"demos": "similar:2"}, {"demos": "balanced:1"}, {"calibrate": "contextual"},
+@pytest.mark.parametrize("option", [{"demos": "similar:2"}, {"demos": "similar-per-class:1"}, {"demos": "balanced:1"},
+                                    {"calibrate": "contextual"},
                                     {"calibrate": "domain"}, {"calibrate": "batch"}])
 def test_options_round_trip_through_export_and_eval_artifact(options_run, small_task_dir, option, tmp_path):
     out, _ = options_run
