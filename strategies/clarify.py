@@ -36,7 +36,8 @@ class ClarifyContext(Strategy):
         # demonstrations chosen per input or per class (demos.py). similar:8 beside similar:4: +0.014 on the
         # few-label protocol's development split (15 task-draws, better in 3, worse in 2; TREC +0.041), once every
         # labelled row could be a demonstration; similar:16 too: +0.014 (better in 4, worse in 0; TREC +0.031, AG
-        # News +0.009, SST-2 unchanged), where racing drops it when it does not help (docs/decisions.md, 2026-12-02)
+        # News +0.009, SST-2 unchanged), where racing drops it when it does not help (docs/decisions.md, 2026-12-02).
+        # similar-per-class:1 in front of them did not pass its bar (+0.005, better in 4, worse in 6; 2026-12-04 night).
         self.demo_rules = tuple(demo_rules)
         # a larger similar:K only after the next smaller one beat its base: nearest demonstrations make every
         # row's prompt longer, so each step up costs more than a plain prompt's row (14-17x at similar:16 on
