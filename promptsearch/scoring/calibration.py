@@ -34,10 +34,10 @@ import math
 from dataclasses import replace
 
 from .. import template
-from . import demos
 from ..errors import PromptSearchError
 from ..metrics import softmax
 from ..results import ExampleResult, continuation
+from . import demos
 
 MODES = ("contextual", "domain", "batch")
 CONTENT_FREE = ("N/A", "", "[MASK]")
