@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import math
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -35,7 +36,7 @@ GROUP = "promptsearch.strategies"
 @dataclass
 class SearchContext:
     """What a strategy may look at: the task, the scorer, the scored trials so far (best first),
-    a seeded random generator, and a way to account for forward passes it runs itself."""
+    a seeded random generator, a way to account for forward passes it runs itself, and what is left of the budget."""
 
     task: Task
     scorer: Scorer
@@ -46,6 +47,10 @@ class SearchContext:
     seed: int = 0
     artifacts: Path | None = None  # a folder of the run where a strategy may save files (soft prompts)
     stage_best: list[Candidate] = field(default_factory=list)  # best of earlier strategies in the run
+    # The seconds the stage has left (inf: no time limit) and what a row of a scored candidate took in this run (0.0
+    # where none was scored), so that a strategy can leave out what time would not let it finish
+    seconds_left: Callable[[], float] = lambda: math.inf
+    row_seconds: Callable[[Candidate], float] = lambda candidate: 0.0
 
     def best(self, k: int = 1) -> list[Candidate]:
         return [t.candidate for t in self.leaderboard()[:k]]

@@ -12,12 +12,16 @@ prompt (multitask.py) the rules choose each row's demonstrations from its own ta
 
 from __future__ import annotations
 
+import logging
+
 from promptsearch.candidate import Candidate
 from promptsearch.scoring import demos
 from promptsearch.strategy import SearchContext, Strategy
 from promptsearch.template import escape
 
 from . import library
+
+log = logging.getLogger(__name__)
 
 
 class ClarifyContext(Strategy):
@@ -27,7 +31,7 @@ class ClarifyContext(Strategy):
     def __init__(self, bases: int = 2, demo_counts: tuple = (1, 2, 4, 8), draws: int = 2, rounds: int = 3,
                  calibrations: tuple = ("contextual", "domain"),
                  demo_rules: tuple = ("similar:4", "similar:8", "similar:16", "balanced:2"),
-                 rules_first: bool | None = None, contrast: bool = False, demo_ladder: bool = False):
+                 rules_first: bool | None = None, contrast: bool = False, demo_ladder: bool | str = "auto"):
         self.bases = bases
         self.demo_counts = tuple(demo_counts)
         self.draws = draws
@@ -41,10 +45,14 @@ class ClarifyContext(Strategy):
         self.demo_rules = tuple(demo_rules)
         # a larger similar:K only after the next smaller one beat its base: nearest demonstrations make every
         # row's prompt longer, so each step up costs more than a plain prompt's row (14-17x at similar:16 on
-        # sst2-mini). Off by default: a cost change, it was to hold the score on the few-label protocol's development
-        # split; it scored +0.003 paired across hosts (5 better, 8 worse) and +0.001 on one host (3 better, 4 worse):
-        # the bar's second half failed both times (docs/decisions.md, 2026-12-04 evening and night). Where time is
-        # short (float32 hosts) it lets a run finish.
+        # sst2-mini). Always on, it did not lose on the few-label protocol's development split, and it did not pass
+        # the bar's second half either: +0.003 paired across hosts (5 better, 8 worse), +0.001 on one host (3 better,
+        # 4 worse, 8 tied; docs/decisions.md, 2026-12-04 evening and night). So "auto": on only where time can run
+        # out, when the evaluations left, at a row of the base times (K + 1) for the rules' mean K, would take longer
+        # than the seconds left; a run that evaluations end (the protocol's: 800 under an hour) never climbs it,
+        # and a slow host's run (float32, the 480 s default) no longer spends its time on 16 neighbours a row.
+        if demo_ladder not in (True, False, "auto"):
+            raise ValueError(f"option demo_ladder takes true, false or auto, not {demo_ladder!r}")
         self.demo_ladder = demo_ladder
         self.rules_first = rules_first  # None: rules first on classification and universal prompts (see edits)
         # classification: an instruction written from the contrast between classes (each class's distinctive words
@@ -58,6 +66,7 @@ class ClarifyContext(Strategy):
         self._queue: list[Candidate] = []
         self._bases = context.best(self.bases)
         self._held: dict[tuple[str, str], Candidate] = {}  # (base id, similar rule) -> the next larger, held back
+        self._told = False  # the "auto" ladder said, once, that it climbs
 
     def propose(self, context: SearchContext, n: int) -> list[Candidate]:
         while not self._queue and self._round < self.rounds and self._bases:
@@ -116,7 +125,7 @@ class ClarifyContext(Strategy):
         # the development-split rule (docs/decisions.md).
         if not base.demos and not any(e.startswith("demos") for e in done):
             rules = [r for r in self.demo_rules if not (base.calibrate and demos.per_input(r))]
-            similar = [r for r in rules if demos.parse(r)[0] == "similar"] if self.demo_ladder else []
+            similar = [r for r in rules if demos.parse(r)[0] == "similar"] if self._ladder(ctx, base, rules) else []
             ladder = sorted(similar, key=lambda r: demos.parse(r)[1])
             for rule in rules:
                 add(base.prompt, f"demos={rule}", demos=rule)
@@ -140,6 +149,20 @@ class ClarifyContext(Strategy):
         for draw in range(1, draws):
             add_demos(draw)
         return out
+
+    def _ladder(self, ctx: SearchContext, base: Candidate, rules) -> bool:
+        """Whether to climb similar:K one step at a time on this base (``demo_ladder``; "auto": where time is short)."""
+        if self.demo_ladder != "auto":
+            return self.demo_ladder
+        sizes = [demos.parse(r)[1] for r in rules if demos.parse(r)[0] == "similar"]
+        per_row = ctx.row_seconds(base) * (1 + sum(sizes) / len(sizes)) if sizes else 0.0
+        # a demonstration is about as long as the input it is shown with, so a row of similar:K costs about K + 1
+        # rows of its base; nothing measured (0.0) or no time limit (inf left) leaves every rule to racing
+        short = per_row > 0 and ctx.remaining_evals() * per_row > ctx.seconds_left()
+        if short and not getattr(self, "_told", False):  # edits() may run before start() (tests, a caller's own loop)
+            self._told = True
+            log.info("time is short: clarify tries similar:8 and similar:16 only after the next smaller one helped")
+        return short
 
     def demonstrations(self, ctx: SearchContext, base: Candidate, k: int) -> str:
         """k train examples rendered with the base prompt and answered, classes balanced; escaped."""

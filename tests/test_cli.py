@@ -44,7 +44,7 @@ def test_eval_prompt_file_and_label_words(tiny_dir, tmp_path):
     (["show", "/does/not/exist"], "not a run directory"),
     (["run", "--strategy", "nope", "--max-evals", "10"], "unknown strategy"),
     (["run", "-o", "templates.bogus=1", "--strategy", "templates"], "has no option"),
-    (["run", "-o", "clarify.demo_ladder=maybe", "--strategy", "clarify"], "takes true or false"),
+    (["run", "-o", "clarify.demo_ladder=maybe", "--strategy", "clarify"], "takes true, false or auto"),
 ])
 def test_bad_input_is_one_line_no_traceback(args, message, tmp_path):
     r = subprocess.run([sys.executable, "-m", "promptsearch", *args, "--out", str(tmp_path / "r")] if args[0] == "run"

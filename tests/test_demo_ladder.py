@@ -1,5 +1,7 @@
 """clarify's demonstration ladder (``demo_ladder``): a larger similar:K is proposed only after the next smaller
 one beat its base, so that a prompt whose neighbours do not help does not pay for 8 and 16 of them."""
+import pytest
+
 from promptsearch.candidate import Candidate, Trial
 from promptsearch.task import Example, Task
 from strategies import clarify
@@ -13,8 +15,11 @@ class Ctx:
     task = TASK
     scorer = None
 
-    def __init__(self, board):
+    def __init__(self, board, evals_left=1e9, seconds_left=float("inf"), row=0.0):
         self.board = board
+        self.remaining_evals = lambda: evals_left
+        self.seconds_left = lambda: seconds_left
+        self.row_seconds = lambda candidate: row
 
     def best(self, n):
         return [t.candidate for t in self.board[:n]]
@@ -27,10 +32,10 @@ def rules(cands):
     return [c.demos for c in cands if c.demos]
 
 
-def run(ladder: bool, beats: dict):
+def run(ladder, beats: dict, **time):
     """Propose everything, scoring each similar:K trial above or below its base as ``beats`` says."""
     base = Trial(Candidate(TASK.seed_prompt), rungs={16: (0.5, 0.0)})
-    ctx = Ctx([base])
+    ctx = Ctx([base], **time)
     strategy = clarify.ClarifyContext(draws=0, rounds=1, demo_ladder=ladder)
     strategy.start(ctx)
     proposed = []
@@ -52,3 +57,21 @@ def test_the_ladder_climbs_only_while_each_step_beats_the_base():
     assert run(True, {"similar:4": True, "similar:8": True}) == ["similar:4", "balanced:2", "similar:8", "similar:16"]
     # a step that beats the base although the one below did not is never reached: the ladder stops at the first miss
     assert run(True, {"similar:8": True}) == ["similar:4", "balanced:2"]
+
+
+def test_auto_climbs_only_where_the_evaluations_left_would_outlast_the_seconds_left():
+    every = ["similar:4", "similar:8", "similar:16", "balanced:2"]
+    assert run("auto", {}) == every  # no time limit
+    assert run("auto", {}, evals_left=1000, seconds_left=60.0) == every  # the base's row not measured yet
+    # a row of the base takes 0.01 s; a similar:K row about (K + 1) times that, K = 28/3 on average: 1000
+    # evaluations of them take about 103 s
+    assert run("auto", {}, evals_left=1000, seconds_left=110.0, row=0.01) == every
+    assert run("auto", {}, evals_left=1000, seconds_left=100.0, row=0.01) == ["similar:4", "balanced:2"]
+    assert run("auto", {"similar:4": True}, evals_left=1000, seconds_left=100.0, row=0.01) == [
+        "similar:4", "balanced:2", "similar:8"]
+
+
+def test_the_option_takes_true_false_or_auto():
+    assert clarify.ClarifyContext().demo_ladder == "auto"
+    with pytest.raises(ValueError, match="true, false or auto"):
+        clarify.ClarifyContext(demo_ladder="sometimes")

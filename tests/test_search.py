@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 
@@ -149,6 +150,23 @@ def test_time_budget_holds_within_a_rung_and_counts_the_final_check(tiny, task, 
     assert summary["best"]["test"]["n"] == 200 and summary["seed"]["test"]["n"] == 200
     logged_sizes = {t.rung for t in search.trials.values()}
     assert logged_sizes == {100}  # a rung cut by the clock is dropped, never kept half-scored
+
+
+def test_the_context_tells_strategies_the_seconds_left_and_a_row_s_measured_seconds(tiny, task, monkeypatch):
+    from promptsearch.search import loop as search_module
+
+    scorer = Scorer(tiny, batch_size=4)
+    clock = FakeClock(scorer, 0.01)  # 0.01 s per example scored
+    monkeypatch.setattr(search_module.time, "monotonic", clock)
+    unlimited = Search(task, scorer, [], Budget(max_evals=10_000))
+    assert unlimited.context(0).seconds_left() == math.inf
+    search = Search(task, scorer, [], Budget(max_seconds=100.0), racing=Racing(10**9, 3))
+    (trial,) = search.tell([Candidate(PROMPTS[0])])
+    ctx = search.context(0)
+    assert ctx.row_seconds(trial.candidate) == pytest.approx(0.01)
+    assert ctx.row_seconds(Candidate(PROMPTS[1])) == 0.0  # not scored: nothing measured
+    assert ctx.seconds_left() == pytest.approx(search.limits[2] - search.seconds)
+    assert 0 < ctx.seconds_left() < 100.0
 
 
 def test_ask_tell_by_hand_honours_the_budget(tiny, task):

@@ -327,6 +327,7 @@ class Search:
         return SearchContext(task=self.task, scorer=self.scorer, rng=random.Random(self.seed * 1000 + index),
                              leaderboard=self.leaderboard, charge=self.charge,
                              remaining_evals=lambda: self.limits[1] - self.evals_used, seed=self.seed,
+                             seconds_left=lambda: self.limits[2] - self.seconds, row_seconds=self.measured_row_seconds,
                              artifacts=(self.store.dir / "artifacts") if self.store is not None else None,
                              stage_best=[t.candidate for t in self.leaderboard()[: self.top_k]])
 
@@ -414,6 +415,11 @@ class Search:
             seconds, rows = self.row_seconds.get(m.id, (0.0, 0))
             total += seconds / rows if rows else self.seconds_per_eval() * self.scorer.cost(m)
         return total
+
+    def measured_row_seconds(self, c: Candidate) -> float:
+        """Seconds a row of ``c`` took in this run, 0.0 where none was scored (the context's ``row_seconds``)."""
+        seconds, rows = self.row_seconds.get(c.id, (0.0, 0))
+        return seconds / rows if rows else 0.0
 
     def _fits_in_time(self, group: Candidate) -> bool:
         """Under a time limit: whether the final ensemble can still be scored on test, with the seed and the
