@@ -54,6 +54,7 @@ class ClarifyContext(Strategy):
         if demo_ladder not in (True, False, "auto"):
             raise ValueError(f"option demo_ladder takes true, false or auto, not {demo_ladder!r}")
         self.demo_ladder = demo_ladder
+        self._told = False  # the "auto" ladder said, once per run, that it climbs (edits() may run before start())
         self.rules_first = rules_first  # None: rules first on classification and universal prompts (see edits)
         # classification: an instruction written from the contrast between classes (each class's distinctive words
         # in the train rows that do not score). Off by default: on the few-label protocol's development split it
@@ -66,7 +67,6 @@ class ClarifyContext(Strategy):
         self._queue: list[Candidate] = []
         self._bases = context.best(self.bases)
         self._held: dict[tuple[str, str], Candidate] = {}  # (base id, similar rule) -> the next larger, held back
-        self._told = False  # the "auto" ladder said, once, that it climbs
 
     def propose(self, context: SearchContext, n: int) -> list[Candidate]:
         while not self._queue and self._round < self.rounds and self._bases:
@@ -125,7 +125,8 @@ class ClarifyContext(Strategy):
         # the development-split rule (docs/decisions.md).
         if not base.demos and not any(e.startswith("demos") for e in done):
             rules = [r for r in self.demo_rules if not (base.calibrate and demos.per_input(r))]
-            similar = [r for r in rules if demos.parse(r)[0] == "similar"] if self._ladder(ctx, base, rules) else []
+            similar = [r for r in rules if demos.parse(r)[0] == "similar"]
+            similar = similar if self._ladder(ctx, base, similar) else []
             ladder = sorted(similar, key=lambda r: demos.parse(r)[1])
             for rule in rules:
                 add(base.prompt, f"demos={rule}", demos=rule)
@@ -150,16 +151,17 @@ class ClarifyContext(Strategy):
             add_demos(draw)
         return out
 
-    def _ladder(self, ctx: SearchContext, base: Candidate, rules) -> bool:
-        """Whether to climb similar:K one step at a time on this base (``demo_ladder``; "auto": where time is short)."""
+    def _ladder(self, ctx: SearchContext, base: Candidate, similar: list[str]) -> bool:
+        """Whether to climb the ``similar`` rules one step at a time on this base (``demo_ladder``; "auto": where time
+        is short)."""
         if self.demo_ladder != "auto":
             return self.demo_ladder
-        sizes = [demos.parse(r)[1] for r in rules if demos.parse(r)[0] == "similar"]
+        sizes = [demos.parse(r)[1] for r in similar]
         per_row = ctx.row_seconds(base) * (1 + sum(sizes) / len(sizes)) if sizes else 0.0
         # a demonstration is about as long as the input it is shown with, so a row of similar:K costs about K + 1
         # rows of its base; nothing measured (0.0) or no time limit (inf left) leaves every rule to racing
         short = per_row > 0 and ctx.remaining_evals() * per_row > ctx.seconds_left()
-        if short and not getattr(self, "_told", False):  # edits() may run before start() (tests, a caller's own loop)
+        if short and not self._told:
             self._told = True
             log.info("time is short: clarify tries similar:8 and similar:16 only after the next smaller one helped")
         return short

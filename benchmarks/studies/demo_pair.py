@@ -12,7 +12,7 @@ names the commit).
 Run it on an otherwise idle machine: the default budget has a time limit (480 s), so a loaded machine changes
 what the search reaches. Each arm runs in a fresh process: in one process the second arm would find the first
 one's calibration biases and neighbour indexes built and the kernels warm, and under a time limit reach further
-(a float32 arm with the ladder off: 5,496 evaluations after the other arm in its process, 940 in its own).
+(a float32 arm with the ladder off: 5,496 evaluations after the other arm in its process, 4,701 in its own).
 Writes ``results/demo_pair-<date>.json``.
 """
 

@@ -410,16 +410,14 @@ class Search:
     def row_cost_seconds(self, c: Candidate) -> float:
         """Seconds a row of ``c`` took to score in this run (the sum of its members', for an ensemble); the run's
         mean per evaluation for a prompt not scored yet."""
-        total = 0.0
-        for m in c.members or (c,):
-            seconds, rows = self.row_seconds.get(m.id, (0.0, 0))
-            total += seconds / rows if rows else self.seconds_per_eval() * self.scorer.cost(m)
-        return total
+        return sum(self.measured_row_seconds(m, self.seconds_per_eval() * self.scorer.cost(m))
+                   for m in c.members or (c,))
 
-    def measured_row_seconds(self, c: Candidate) -> float:
-        """Seconds a row of ``c`` took in this run, 0.0 where none was scored (the context's ``row_seconds``)."""
+    def measured_row_seconds(self, c: Candidate, unmeasured: float = 0.0) -> float:
+        """Seconds a row of ``c`` took in this run, ``unmeasured`` where none was scored (the context's
+        ``row_seconds``, with 0.0)."""
         seconds, rows = self.row_seconds.get(c.id, (0.0, 0))
-        return seconds / rows if rows else 0.0
+        return seconds / rows if rows else unmeasured
 
     def _fits_in_time(self, group: Candidate) -> bool:
         """Under a time limit: whether the final ensemble can still be scored on test, with the seed and the
