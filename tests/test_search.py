@@ -169,6 +169,28 @@ def test_the_context_tells_strategies_the_seconds_left_and_a_row_s_measured_seco
     assert 0 < ctx.seconds_left() < 100.0
 
 
+def test_a_resumed_run_keeps_the_measured_seconds_of_a_row(tiny, task, monkeypatch, tmp_path):
+    from promptsearch.search import loop as search_module
+    from promptsearch.store import RunStore
+
+    # the first run scores at 0.01 s per example; its log says so
+    scorer = Scorer(tiny, batch_size=4)
+    monkeypatch.setattr(search_module.time, "monotonic", FakeClock(scorer, 0.01))
+    first = Search(task, scorer, [], Budget(max_seconds=100.0), racing=Racing(10**9, 3),
+                   store=RunStore.create(tmp_path / "run", {}))
+    (trial,) = first.tell([Candidate(PROMPTS[0])])
+    assert first.measured_row_seconds(trial.candidate) == pytest.approx(0.01)
+    # resumed with a warm cache the rung costs nothing to replay; a row still costs what was measured
+    scorer = Scorer(tiny, batch_size=4)
+    monkeypatch.setattr(search_module.time, "monotonic", FakeClock(scorer, 0.01))
+    resumed = Search(task, scorer, [], Budget(max_seconds=100.0), racing=Racing(10**9, 3),
+                     store=RunStore.open(tmp_path / "run"))
+    resumed.resume_from_log()
+    resumed.tell([Candidate(PROMPTS[0])])
+    assert scorer.stats["examples_scored"] == 0  # replayed from the log
+    assert resumed.measured_row_seconds(Candidate(PROMPTS[0])) == pytest.approx(0.01)
+
+
 def test_ask_tell_by_hand_honours_the_budget(tiny, task):
     search = Search(task, Scorer(tiny), [], Budget(max_candidates=2))
     trials = search.tell([Candidate(p) for p in PROMPTS[:5]])

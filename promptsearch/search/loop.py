@@ -87,6 +87,7 @@ class Search:
         # candidate id -> [seconds, rows] its scoring took: what a row of it costs here (nearest demonstrations
         # make a prompt many times longer than its text), for what the run can still afford under a time limit
         self.row_seconds: dict[str, list[float]] = {}
+        self._replayed_seconds: dict[tuple[str, int], tuple[float, int]] = {}  # (id, size) -> the log's [seconds, rows]
         self.charged = 0
         self.tokens_used = 0
         self._once_paid: set[tuple] = set()  # keys of the options' once-only rows charged (scorer.once_costs)
@@ -272,9 +273,12 @@ class Search:
             results = self.scorer.evaluate(self.task, c, examples)
             scored_rows = max(0, size - done)
         finally:  # out of time mid-rung: the chunks done count
+            # a rung replayed from the log (--resume) took what the log says, not the cache's near-zero seconds
+            took = self._replayed_seconds.pop((c.id, size), None) or (
+                time.monotonic() - began, self._partial if scored_rows is None else scored_rows)
             spent = self.row_seconds.setdefault(c.id, [0.0, 0])
-            spent[0] += time.monotonic() - began
-            spent[1] += self._partial if scored_rows is None else scored_rows
+            spent[0] += took[0]
+            spent[1] += took[1]
             self._partial = 0
         self.scored[c.id] = max(done, size)
         for key, rows in self.scorer.once_costs(c).items():  # e.g. calibration's bias rows, once per key
@@ -291,7 +295,8 @@ class Search:
             new = {ex.key: r.to_json() for ex, r in zip(examples[done:], results[done:])}
             self.store.append("candidates.jsonl", {
                 "candidate": c.to_json(), "size": size, "score": score.to_json(), "tie": tie,
-                "evals_used": self.evals_used, "seconds": round(self.seconds, 3), "results": new})
+                "evals_used": self.evals_used, "seconds": round(self.seconds, 3),
+                "row_seconds": [round(took[0], 4), took[1]], "results": new})
 
     def _tokens(self, c: Candidate, examples) -> int:
         """Tokens of the texts these example-evaluations send: the rendered prompt with each input (the model's
@@ -317,6 +322,8 @@ class Search:
             results = {k: ExampleResult.from_json(v) for k, v in rec["results"].items()}
             self.scorer.preload(self.task, cand, results)
             self._logged.add((cand.id, rec["size"]))
+            if "row_seconds" in rec:  # logs written before 2026-12-05 lack it: those rungs are timed afresh
+                self._replayed_seconds[(cand.id, rec["size"])] = tuple(rec["row_seconds"])
             self.elapsed_before = max(self.elapsed_before, rec.get("seconds", 0.0))
         if self.store is not None:
             self.objective.resume(self.store)
