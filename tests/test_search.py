@@ -189,6 +189,14 @@ def test_a_resumed_run_keeps_the_measured_seconds_of_a_row(tiny, task, monkeypat
     resumed.tell([Candidate(PROMPTS[0])])
     assert scorer.stats["examples_scored"] == 0  # replayed from the log
     assert resumed.measured_row_seconds(Candidate(PROMPTS[0])) == pytest.approx(0.01)
+    # a damaged field in the log is not trusted: that rung is timed afresh (here: the cache's zero seconds)
+    log = tmp_path / "run" / "candidates.jsonl"
+    log.write_text(log.read_text().replace('"row_seconds": [', '"row_seconds": ["x", '))
+    damaged = Search(task, scorer, [], Budget(max_seconds=100.0), racing=Racing(10**9, 3),
+                     store=RunStore.open(tmp_path / "run"))
+    damaged.resume_from_log()
+    damaged.tell([Candidate(PROMPTS[0])])
+    assert damaged.measured_row_seconds(Candidate(PROMPTS[0])) == 0.0
 
 
 def test_ask_tell_by_hand_honours_the_budget(tiny, task):
