@@ -106,7 +106,8 @@ TWEAKS = {
     "ladder": {"options": {"clarify": {"demo_ladder": True}}},  # clarify: similar:8/16 only after the smaller one helped
     "ladder-off": {"options": {"clarify": {"demo_ladder": False}}},  # the default until 2026-12-05 (now "auto")
     # clarify without its drawn demonstrations (demos:K#j) and its calibrated variants (batch calibration comes after
-    # the search): on AG News the runs that never reached templates' label words spent that budget there
+    # the search): on AG News the runs that never reached templates' label words spent that budget there.
+    # -0.013 on the development split (better in 2, worse in 5; docs/decisions.md, 2026-12-05): not adopted
     "lean-clarify": {"options": {"clarify": {"demo_counts": [], "calibrations": []}}},
     # clarify: the nearest row of each class first, before the default's rules
     "per-class": {"options": {"clarify": {"demo_rules": ["similar-per-class:1", "similar:4", "similar:8", "similar:16",
