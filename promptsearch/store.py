@@ -296,6 +296,15 @@ def _result_row(row) -> bool:
             and _number(row[2], nullable=True) and isinstance(row[3], list) and all(_number(v) for v in row[3]))
 
 
+def logged_row_seconds(rec: dict) -> tuple[float, int] | None:
+    """What a rung took, ``[seconds, rows]`` as the search logs it (since 2026-12-05); None where a line lacks it or
+    holds it damaged: optional, so a bad value costs only the timing (the rung is timed afresh), never the line."""
+    took = rec.get("row_seconds")
+    if isinstance(took, list) and len(took) == 2 and all(_number(x) and x >= 0 for x in took):
+        return float(took[0]), int(took[1])
+    return None
+
+
 RECORD_CHECKS = {"candidates.jsonl": _candidate_problem}
 
 

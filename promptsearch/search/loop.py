@@ -25,6 +25,7 @@ from ..candidate import Candidate, Trial
 from ..errors import TooLongError
 from ..results import ExampleResult
 from ..scoring import calibration, ensemble
+from ..store import logged_row_seconds
 from ..strategy import SearchContext, Strategy
 from . import bandit, schedules, stopping
 from .budget import Budget
@@ -322,10 +323,9 @@ class Search:
             results = {k: ExampleResult.from_json(v) for k, v in rec["results"].items()}
             self.scorer.preload(self.task, cand, results)
             self._logged.add((cand.id, rec["size"]))
-            took = rec.get("row_seconds")  # logs written before 2026-12-05 lack it: those rungs are timed afresh
-            if (isinstance(took, list) and len(took) == 2 and all(isinstance(x, (int, float)) for x in took)
-                    and took[0] >= 0 and took[1] >= 0):  # a damaged field is timed afresh too, never trusted
-                self._replayed_seconds[(cand.id, rec["size"])] = (float(took[0]), int(took[1]))
+            took = logged_row_seconds(rec)  # None in older logs or where damaged: that rung is timed afresh
+            if took is not None:
+                self._replayed_seconds[(cand.id, rec["size"])] = took
             self.elapsed_before = max(self.elapsed_before, rec.get("seconds", 0.0))
         if self.store is not None:
             self.objective.resume(self.store)
