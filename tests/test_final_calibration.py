@@ -181,6 +181,12 @@ def test_under_a_time_limit_the_final_ensemble_is_built_only_where_it_fits(tiny,
     with caplog.at_level("INFO", logger="promptsearch.search.loop"):
         search, tight = run(max_seconds=10_000)
     assert "the final ensemble is not built" in caplog.text
+    assert tight["final_notes"] == ["the final ensemble is not built: scoring it on test would pass --max-seconds"]
+    assert "final_notes" not in roomy
+    from promptsearch.cli.search import render_single
+
+    assert "    after the search: the final ensemble is not built: scoring it on test would pass --max-seconds (raise " \
+           "the limit to have it)" in render_single(tight).splitlines()
     best = tight["best"]
     assert not best.get("members") and best["calibrate"] == "batch" and best["strategy"] == "final"
     assert best["parents"] == [next(r["id"] for r in tight["leaderboard"] if r["strategy"] != "final")]  # the winner's
@@ -205,3 +211,47 @@ def test_whether_the_final_ensemble_fits_reads_each_members_measured_speed(tiny,
     search.elapsed_before += 2
     assert not search._fits_in_time(group)
     assert Search(task, Scorer(tiny), [], Budget(max_evals=10), final_ensemble=3)._fits_in_time(group)  # no time limit
+
+
+def test_the_time_reserve_reads_the_top_prompts_measured_speed(tiny, small_task_dir):
+    """A prompt with nearest demonstrations costs many plain rows a row: the reserve for the final checks counts its
+    own measured seconds per row (its rows left on dev, the twin's bias rows, and test), not the run's mean."""
+    from promptsearch.task import load_task
+
+    task = load_task(small_task_dir)
+    search = Search(task, Scorer(tiny), [], Budget(max_seconds=100), top_k=1, final_calibration="batch")
+    slow = Candidate(PROMPT, demos="similar:8")
+    search.trials = {slow.id: type("T", (), {"candidate": slow, "rung": 4, "sort_key": lambda self: (1,)})()}
+    search.seconds_per_eval = lambda: 0.01
+    search.row_seconds = {slow.id: [3.0, 10]}  # 0.3 s a row
+    n_dev, n_test = len(task.dev), len(task.test)
+    bias = calibration.extra_rows(calibration.twin(slow, "batch"))
+    want = (n_dev - 4) * 0.3 + bias * 0.3 + (0.3 + 0.01 + 0.01) * n_test
+    assert search.final_check_seconds() == pytest.approx(want)
+    assert search.final_check_seconds() > 10 * search.final_check_evals() * search.seconds_per_eval()
+
+
+def test_under_a_time_limit_the_winner_is_calibrated_only_where_its_bias_rows_fit(tiny, small_task_dir, caplog):
+    """Batch calibration scores 32 more rows of the winner: where those rows show long nearest demonstrations
+    they can cost more than the search did, so under --max-seconds the twin is made only if its bias rows and the
+    test check still end the run in time; otherwise the winner ships as found, and the log says why."""
+    from promptsearch.task import load_task
+
+    task = load_task(small_task_dir)
+    search = Search(task, Scorer(tiny), [], Budget(max_seconds=100), final_calibration="batch")
+    winner = Candidate(PROMPT, demos="similar:8")
+    found = calibration.twin(winner, "batch")
+    search.row_seconds = {winner.id: [30.0, 100]}  # 0.3 s a row
+    search.seconds_per_eval = lambda: 0.0
+    need = calibration.extra_rows(found) * 0.3 + 0.3 * len(task.test)
+    search.elapsed_before = 100 - need - 1
+    assert search._twin_fits_in_time(winner, found)
+    search.elapsed_before += 2
+    assert not search._twin_fits_in_time(winner, found)
+    with caplog.at_level("INFO", logger="promptsearch.search.loop"):
+        assert search._calibrated_winner(winner) is None
+    assert "the winner is not calibrated: its bias rows would pass --max-seconds" in caplog.text
+    assert search.final_notes == ["the winner is not calibrated: its bias rows would pass --max-seconds"]
+    roomy = Search(task, Scorer(tiny), [], Budget(max_evals=1000), final_calibration="batch")
+    roomy.row_seconds = search.row_seconds
+    assert roomy._calibrated_winner(winner) == found  # no time limit: always calibrated

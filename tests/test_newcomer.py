@@ -65,6 +65,7 @@ def test_time_reserve_for_the_final_checks_is_named_with_its_numbers(tiny, small
     task = load_task(small_task_dir)
     search = Search(task, Scorer(tiny, batch_size=8), [Two()], Budget(max_seconds=100))
     search.seconds_per_eval = lambda: 10.0 if search.scored else 0.0  # as slow as a busy machine: each final-check row ~10 s
+    search.row_cost_seconds = lambda c: 10.0 if search.scored else 0.0
     with caplog.at_level(logging.WARNING):
         s = search.run()
     assert s["stop_reason"] == "final_reserve" and s["strategies_run"] == []

@@ -179,7 +179,8 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
                    "check (the --final-check best on all of dev) always finishes, so the total can go past it.")
 @click.option("--max-seconds", type=Limited("budget.max_seconds"), default=None,
               help=f"Budget: wall time [default: {BUDGET['max_seconds']}]. The search stops early enough for the final "
-                   "check and the test scores at the speed measured so far.")
+                   "check and the test scores at the top prompts' measured speed; the winner's calibration and the "
+                   "final ensemble are left out where they would pass it (the summary says so).")
 @click.option("--max-tokens", type=Limited("budget.max_tokens"), default=None,
               help="Budget: tokens of the texts scored (rendered prompt + input per evaluation), what a served model bills.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -332,6 +333,8 @@ def render_single(s: dict) -> str:
     elif best.get("strategy") == "final":  # the winner calibrated after the search (search/loop.py)
         lines.append(f"    the search's winner with its label scores calibrated ({best.get('edit', '')}) after the search "
                      "(--final-calibration none keeps the winner as found)")
+    for note in s.get("final_notes", ()):  # an after-search step a limit left out (search/loop.py)
+        lines.append(f"    after the search: {note} (raise the limit to have it)")
     if best.get("text_alone"):  # what pasting the text without its options would score (plain.py)
         lines.append(f"    the text alone: test {fmt_score(best['text_alone']['test'])}")
     held = [f"  held-out {fmt_score(best['holdout'])}  <- the estimate: rows no choice saw"] if best.get("holdout") else []

@@ -21,6 +21,7 @@ import time
 from dataclasses import replace
 
 from .. import template
+from ..plain import is_plain
 from ..candidate import Candidate, Trial
 from ..errors import TooLongError
 from ..results import ExampleResult
@@ -101,6 +102,7 @@ class Search:
         self.rejected: set[str] = set()  # candidates dropped as too long for the model
         self._logged: set[tuple[str, int]] = set()  # (candidate id, size) already in the run log
         self._partial = 0  # examples of the rung being scored that are done (for the speed estimate)
+        self.final_notes: list[str] = []  # the after-search steps a limit left out, for the summary to say
 
     # ---- accounting ---------------------------------------------------------------------------
     @property
@@ -154,7 +156,7 @@ class Search:
         test) will still cost at the speed measured so far, so that the whole run ends near the limit."""
         if max_s == math.inf:
             return False
-        return self.seconds + self.final_check_evals() * self.seconds_per_eval() >= max_s
+        return self.seconds + self.final_check_seconds() >= max_s
 
     def seconds_per_eval(self) -> float:
         scored = sum(self.scored.values()) + self._partial
@@ -171,6 +173,24 @@ class Search:
         calibrated = n_dev * k + calibration.extra_rows(found) * max(1, k // self.scorer.cost(found)) if found else 0
         return (sum((n_dev - t.rung) * self.scorer.cost(t.candidate) for t in board) + (1 + k) * n_test
                 + self.objective.final_extra_evals() + calibrated)
+
+    def final_check_seconds(self) -> float:
+        """What the final checks will still take, at each prompt's own measured seconds per row (the run's mean per
+        evaluation for one not scored yet): the top-k's rows left on dev, the bias rows of the winner's calibrated
+        twin (its dev rows re-read the plain twin's cached scores), the held-out rows and the test rows of the
+        winner, the seed and the text alone. A mean over every evaluation so far misjudged it where the top prompts
+        show nearest demonstrations: each row of those is many inputs long (docs/decisions.md, 2026-12-05)."""
+        board = self.leaderboard()[: self.top_k]
+        if not board:
+            return self.final_check_evals() * self.seconds_per_eval()
+        best, mean = board[0].candidate, self.seconds_per_eval()
+        per_row = self.row_cost_seconds(best)
+        found = self._twin(best)
+        bias = calibration.extra_rows(found) * per_row / max(1, self.scorer.cost(best)) if found else 0.0
+        dev = sum((len(self.task.dev) - t.rung) * self.row_cost_seconds(t.candidate) for t in board)
+        held = self.objective.final_extra_evals() / 2 * (per_row + mean)
+        alone = mean if found is not None or not is_plain(best) else 0.0  # a winner that is not its text alone
+        return dev + bias + held + (per_row + mean + alone) * len(self.task.test)
 
     def stage_limits(self, stages_left: int, adaptive: bool = False) -> tuple[float, float, float, float]:
         b = self.budget
@@ -390,7 +410,7 @@ class Search:
         calibrated twin, else None."""
         group = self._final_group(board)
         if group is not board[0].candidate and not self._fits_in_time(group):
-            log.info("the final ensemble is not built: scoring it on test would pass --max-seconds")
+            self._skip("the final ensemble is not built: scoring it on test would pass --max-seconds")
             group = board[0].candidate
         best = self._calibrated_winner(group)
         return best if best is not None or group is board[0].candidate else self._calibrated_winner(board[0].candidate)
@@ -446,11 +466,14 @@ class Search:
             return None
         if winner.strategy == "final":  # the final ensemble: its lineage is its members, as raced
             found = replace(found, parents=winner.parents, edit=f"{winner.edit}, each member calibrate:{self.final_calibration}")
+        if self.budget.max_seconds is not None and not self._twin_fits_in_time(winner, found):
+            self._skip("the winner is not calibrated: its bias rows would pass --max-seconds")
+            return None
         if self.budget.max_tokens is not None:  # tokens may be billed: only within what the run may spend
             # its dev rows and bias rows, and the test check (best and seed) that runs after it whatever it costs
             rows = list(task.dev) + calibration.bias_rows(task, found) + 2 * list(task.test)
             if self.tokens_used + self._tokens(found, rows) > self.budget.max_tokens:
-                log.info("the winner is not calibrated: that would pass --max-tokens")
+                self._skip("the winner is not calibrated: that would pass --max-tokens")
                 return None
         trial = self.trials.get(found.id)
         if trial is None:
@@ -458,6 +481,21 @@ class Search:
         if len(task.dev) not in trial.rungs:
             self._score(trial, len(task.dev))
         return found
+
+    def _skip(self, note: str) -> None:
+        """An after-search step left out for a limit: logged, and said in the summary (``final_notes``)."""
+        log.info(note)
+        if note not in self.final_notes:
+            self.final_notes.append(note)
+
+    def _twin_fits_in_time(self, winner: Candidate, found: Candidate) -> bool:
+        """Whether the calibrated twin's bias rows, at the winner's measured speed, and then the test check (the
+        twin, the seed and the text alone) still end the run within --max-seconds. Where the winner shows nearest
+        demonstrations of long inputs, its 32 bias rows can cost more than the whole search did."""
+        per_row = self.row_cost_seconds(winner)
+        bias = calibration.extra_rows(found) * per_row / max(1, self.scorer.cost(winner))
+        test = (per_row + 2 * self.seconds_per_eval()) * len(self.task.test)
+        return self.seconds + bias + test <= self.budget.max_seconds
 
     def _twin(self, winner: Candidate) -> Candidate | None:
         """The candidate calibrated as the run calibrates its winner; None when it does not, or cannot here."""

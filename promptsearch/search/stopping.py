@@ -3,7 +3,7 @@
 A run whose budget is eaten by the seed prompt and the reserve for the final checks used to end silently
 with the seed as its best; these helpers make it say so, with the numbers, at the start and at the end.
 They read the search's public counters only (``budget``, ``trials``, ``evals_used``, ``seconds``,
-``tokens_used``, ``seconds_per_eval()``, ``final_check_evals()``, ``handovers``)."""
+``tokens_used``, ``seconds_per_eval()``, ``final_check_evals()``, ``final_check_seconds()``, ``handovers``)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def budget_stop(search) -> str | None:
 
 
 def final_reserve_seconds(search) -> float:
-    return search.final_check_evals() * search.seconds_per_eval()
+    return search.final_check_seconds()
 
 
 def stop_reason(search) -> str:
@@ -64,7 +64,7 @@ def no_room_warning(search) -> str | None:
         return f"{head} the token budget of {b.max_tokens} is spent ({search.tokens_used} tokens); raise --max-tokens"
     need, spent = final_reserve_seconds(search), search.seconds
     return (f"{head} the final checks still need about {search.final_check_evals()} example-evaluations "
-            f"(~{need:.0f} s at {search.seconds_per_eval():.2f} s each), so --max-seconds {b.max_seconds:g} leaves "
+            f"(~{need:.0f} s at the speed measured so far), so --max-seconds {b.max_seconds:g} leaves "
             f"nothing for the strategies; raise it to well over {spent + need:.0f} s")
 
 
