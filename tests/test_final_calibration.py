@@ -255,3 +255,26 @@ def test_under_a_time_limit_the_winner_is_calibrated_only_where_its_bias_rows_fi
     roomy = Search(task, Scorer(tiny), [], Budget(max_evals=1000), final_calibration="batch")
     roomy.row_seconds = search.row_seconds
     assert roomy._calibrated_winner(winner) == found  # no time limit: always calibrated
+
+
+def test_where_only_the_ensembles_calibration_would_pass_the_limit_the_winner_alone_is_calibrated(tiny, small_task_dir):
+    """The final ensemble ships calibrated or not at all: where its members' bias rows would pass --max-seconds but
+    the winner's alone fit, the winner alone is calibrated, and the summary names the ensemble as left out, not
+    the calibration."""
+    from promptsearch.strategies.templates import TemplateEnumeration
+    from promptsearch.task import load_task
+
+    task = load_task(small_task_dir)
+    search = Search(task, Scorer(tiny), [TemplateEnumeration()], Budget(max_evals=300, max_seconds=10_000),
+                    final_calibration="batch", final_ensemble=3)
+    search._twin_fits_in_time = lambda winner, found: not winner.members
+    s = search.run()
+    assert s["final_notes"] == ["the final ensemble is not built: calibrating its members would pass the limit"]
+    assert not s["best"].get("members") and s["best"]["calibrate"] == "batch" and s["best"]["strategy"] == "final"
+    search = Search(task, Scorer(tiny), [TemplateEnumeration()], Budget(max_evals=300, max_seconds=10_000),
+                    final_calibration="batch", final_ensemble=3)
+    search._twin_fits_in_time = lambda winner, found: False
+    s = search.run()
+    assert s["final_notes"] == ["the final ensemble is not built: calibrating its members would pass the limit",
+                                "the winner is not calibrated: its bias rows would pass --max-seconds"]
+    assert not s["best"].get("members") and not s["best"].get("calibrate")

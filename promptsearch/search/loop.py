@@ -153,7 +153,7 @@ class Search:
 
     def out_of_time(self, max_s: float) -> bool:
         """Past the time limit, counting what the final check (top-k on all of dev, best and seed on
-        test) will still cost at the speed measured so far, so that the whole run ends near the limit."""
+        test) will still cost at its prompts' measured speeds, so that the whole run ends near the limit."""
         if max_s == math.inf:
             return False
         return self.seconds + self.final_check_seconds() >= max_s
@@ -412,8 +412,15 @@ class Search:
         if group is not board[0].candidate and not self._fits_in_time(group):
             self._skip("the final ensemble is not built: scoring it on test would pass --max-seconds")
             group = board[0].candidate
+        before = len(self.final_notes)
         best = self._calibrated_winner(group)
-        return best if best is not None or group is board[0].candidate else self._calibrated_winner(board[0].candidate)
+        if best is not None or group is board[0].candidate:
+            return best
+        refused = bool(self.final_notes[before:])  # a limit refused the ensemble's calibration (said below instead)
+        del self.final_notes[before:]
+        if refused:  # the ensemble is only ever shipped calibrated: without it, the winner alone
+            self._skip("the final ensemble is not built: calibrating its members would pass the limit")
+        return self._calibrated_winner(board[0].candidate)
 
     def _final_group(self, board: list[Trial]) -> Candidate:
         """The winner, or, when the run calibrates its winner and ``final_ensemble`` > 1, the first
