@@ -262,6 +262,7 @@ def test_where_only_the_ensembles_calibration_would_pass_the_limit_the_winner_al
     the winner's alone fit, the winner alone is calibrated, and the summary names the ensemble as left out, not
     the calibration."""
     from promptsearch.strategies.templates import TemplateEnumeration
+
     from promptsearch.task import load_task
 
     task = load_task(small_task_dir)

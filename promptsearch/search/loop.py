@@ -21,9 +21,9 @@ import time
 from dataclasses import replace
 
 from .. import template
-from ..plain import is_plain
 from ..candidate import Candidate, Trial
 from ..errors import TooLongError
+from ..plain import is_plain
 from ..results import ExampleResult
 from ..scoring import calibration, ensemble
 from ..store import logged_row_seconds
@@ -186,7 +186,7 @@ class Search:
         best, mean = board[0].candidate, self.seconds_per_eval()
         per_row = self.row_cost_seconds(best)
         found = self._twin(best)
-        bias = calibration.extra_rows(found) * per_row / max(1, self.scorer.cost(best)) if found else 0.0
+        bias = self._bias_seconds(best, found) if found else 0.0
         dev = sum((len(self.task.dev) - t.rung) * self.row_cost_seconds(t.candidate) for t in board)
         held = self.objective.final_extra_evals() / 2 * (per_row + mean)
         alone = mean if found is not None or not is_plain(best) else 0.0  # a winner that is not its text alone
@@ -462,7 +462,16 @@ class Search:
         if self.budget.max_seconds is None:
             return True
         left = self.budget.max_seconds - self.seconds
-        return (self.row_cost_seconds(group) + 2 * self.seconds_per_eval()) * len(self.task.test) <= left
+        return self._test_check_seconds(group) <= left
+
+    def _test_check_seconds(self, c: Candidate) -> float:
+        """The test check after the search: ``c``, the seed and the text alone on every test row, ``c`` at its
+        measured speed, the other two at the run's mean."""
+        return (self.row_cost_seconds(c) + 2 * self.seconds_per_eval()) * len(self.task.test)
+
+    def _bias_seconds(self, winner: Candidate, found: Candidate) -> float:
+        """The bias rows of ``found`` (the winner's calibrated twin) at the winner's measured speed per member."""
+        return calibration.extra_rows(found) * self.row_cost_seconds(winner) / max(1, self.scorer.cost(winner))
 
     def _calibrated_winner(self, winner: Candidate) -> Candidate | None:
         """The winner's calibrated twin, scored on all of dev, when the run calibrates its winner; else None.
@@ -499,10 +508,8 @@ class Search:
         """Whether the calibrated twin's bias rows, at the winner's measured speed, and then the test check (the
         twin, the seed and the text alone) still end the run within --max-seconds. Where the winner shows nearest
         demonstrations of long inputs, its 32 bias rows can cost more than the whole search did."""
-        per_row = self.row_cost_seconds(winner)
-        bias = calibration.extra_rows(found) * per_row / max(1, self.scorer.cost(winner))
-        test = (per_row + 2 * self.seconds_per_eval()) * len(self.task.test)
-        return self.seconds + bias + test <= self.budget.max_seconds
+        need = self._bias_seconds(winner, found) + self._test_check_seconds(winner)
+        return self.seconds + need <= self.budget.max_seconds
 
     def _twin(self, winner: Candidate) -> Candidate | None:
         """The candidate calibrated as the run calibrates its winner; None when it does not, or cannot here."""
