@@ -52,6 +52,6 @@ def finish(search, board: list, seed: Candidate, best: Candidate | None = None) 
             (log.warning if what == "tokens" else log.info)("the run used %d %s, over its limit of %d: the seed prompt on all of dev and the final check "
                         "on test always run; raise the limit or use a smaller dev/test split", used, what, limit)
     summary["paired_test"] = objective.paired_test(best, seed)
-    if getattr(search, "final_notes", None):
+    if search.final_notes:
         summary["final_notes"] = list(search.final_notes)
     return summary
