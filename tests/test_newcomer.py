@@ -73,6 +73,26 @@ def test_time_reserve_for_the_final_checks_is_named_with_its_numbers(tiny, small
     assert "--max-seconds 100" in msg and "74 example-evaluations" in msg and "~740 s" in msg  # 14 dev + 60 test rows
 
 
+def test_bandit_arms_stopped_by_the_time_kept_for_the_finals_say_so(tiny, small_task_dir, caplog):
+    """Before 2026-12-05 (evening): on a slow host a default run (bandit, ensemble last) searched nothing, with no
+    warning, and ended "the strategies had nothing new left to propose": the reserve fit the run-wide limit but not
+    the arms' share of it (the rest kept for the final strategies), and only the run-wide limit was checked."""
+    from promptsearch.strategies.ensemble import EnsembleSelection
+
+    task = load_task(small_task_dir)
+    search = Search(task, Scorer(tiny, batch_size=8), [Two(), EnsembleSelection()], Budget(max_seconds=100),
+                    schedule="bandit")
+    search.final_check_seconds = lambda: 90.0 if search.scored else 0.0  # under the run's 100 s, over the arms' 85% of it
+    with caplog.at_level(logging.WARNING):
+        s = search.run()
+    assert s["stop_reason"] == "final_reserve" and "two" not in s["strategies_run"]
+    assert s["stop_detail"].startswith("the time left is reserved for what runs after the search")
+    msg = s["no_room_warning"]
+    assert "15% of the rest is kept for the final strategies" in msg and "--max-seconds 100" in msg
+    assert "well over 106 s" in msg  # 90 s of checks at 85% of the time left: about 106 s
+    assert any(msg == rec.getMessage() for rec in caplog.records)
+
+
 def test_a_strategy_with_nothing_to_propose_is_the_reason(tiny, small_task_dir):
     task = load_task(small_task_dir)
     s = Search(task, Scorer(tiny, batch_size=8), [Two(), Nothing()], Budget(max_evals=10_000)).run()

@@ -30,6 +30,7 @@ import logging
 import math
 from dataclasses import dataclass
 
+from . import stopping
 from .schedules import MAX_STALLS, run_stage
 
 log = logging.getLogger(__name__)
@@ -75,14 +76,18 @@ def choose(arms: list[Arm], leader_arm: int | None, turn: int) -> int | None:
     return min(live, key=lambda i: (arms[i].last, i))  # no strategy leads: round robin
 
 
-def run(search) -> None:
+def run(search, warned: bool = False) -> str | None:
     """The bandit schedule on a Search: strategies take turns (``choose`` says who goes), a first turn of
     ``FIRST_TURN`` proposals (None: a whole round, ``batch_size``), then turns of ``PULL``. Final strategies
-    (ensemble) are not arms: they run last, as stages, on what the others found, in the budget they reserve."""
+    (ensemble) are not arms: they run last, as stages, on what the others found, in the budget they reserve.
+    Returns the warning when the arms' limits leave them no room from the start (unless one was given:
+    ``warned``); ``search.arms_stop`` says which limit, if any, ended the arms' turns."""
     strategies = search.strategies
     finals = affordable_finals(search)
     arm_ids = [i for i, s in enumerate(strategies) if not s.final]
     search.limits = arm_limits(search, [strategies[i] for i in finals])
+    # the run-wide limits may leave room where the arms' share (the rest kept for the finals) does not
+    warning = None if warned else stopping.warn_no_room(search, search.limits)
     arms = [Arm(strategies[i].name) for i in arm_ids]
     contexts = [search.context(i) for i in arm_ids]
     owner: dict[str, int] = {}  # candidate id -> the arm that proposed it
@@ -116,6 +121,7 @@ def run(search) -> None:
         turn += 1
         now = search.leaderboard()[0].candidate.id
         arm.leads += now != leader and owner.get(now) == i
+    search.arms_stop = stopping.budget_stop(search, search.limits)  # None: the arms had nothing left to propose
     search.handovers = [a.to_json() for a in arms] + [
         {"strategy": s.name, "evals": 0, "final": True, "skipped": "budget"}
         for i, s in enumerate(strategies) if s.final and i not in finals]
@@ -124,6 +130,7 @@ def run(search) -> None:
         before = search.evals_used
         run_stage(search, strategies[i], search.context(i))
         search.handovers.append({"strategy": strategies[i].name, "evals": search.evals_used - before, "final": True})
+    return warning
 
 
 def affordable_finals(search) -> list[int]:

@@ -103,6 +103,7 @@ class Search:
         self._logged: set[tuple[str, int]] = set()  # (candidate id, size) already in the run log
         self._partial = 0  # examples of the rung being scored that are done (for the speed estimate)
         self.final_notes: list[str] = []  # the after-search steps a limit left out, for the summary to say
+        self.arms_stop: str | None = None  # the limit the bandit's arms stopped at (stopping.stop_reason), if any
 
     # ---- accounting ---------------------------------------------------------------------------
     @property
@@ -373,7 +374,7 @@ class Search:
             self.tell([seed])
             warning = stopping.warn_no_room(self)  # #30: a run the limits leave no room in says so at once
             if self.schedule == "bandit":
-                bandit.run(self)
+                warning = bandit.run(self, warned=warning is not None) or warning
             else:
                 schedules.run_stages(self)
             stopped = stopping.stop_fields(self, warning)  # before the final check, which runs past the limits
