@@ -6,7 +6,8 @@ import math
 
 # A leaderboard's header: racing ranks a prompt scored on more dev rows above one with a higher score on fewer
 # (a 16-row score is noise), which reads as a mis-sort unless the table says so (#30).
-RANKED_BY = "ranked as the search ranks (its winner is #1): most dev examples scored (n) first, then {what}"
+RANKED_BY = ("ranked as the search ranks (its winner is #1): most dev rows reached first (n, fewer where a prompt shows "
+             "some of them as demonstrations), then {what}")
 
 
 def flat(text: str, width: int | None = None, markdown: bool = False) -> str:

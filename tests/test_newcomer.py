@@ -156,7 +156,7 @@ def test_leaderboard_header_says_how_it_ranks(small_run):
     """Before #30: `0.500 n=48` above `0.562 n=16` with nothing saying why."""
     out, _ = small_run
     text = invoke("show", str(out)).output
-    assert "most dev examples scored (n) first, then the dev score" in text
+    assert "most dev rows reached first (n, fewer where a prompt shows some of them as demonstrations), then the dev score" in text
 
 
 def test_show_full_prints_a_long_prompt_whole_with_options(tiny_dir, small_task_dir, tmp_path):

@@ -144,7 +144,8 @@ def test_cli_predict_stdin_file_and_json(searched, tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [("{\"text\": 1}\n", "in.jsonl:1: each line must be"),
-                                              ("not json\n", "in.jsonl:1: bad JSON"), ("\n", "no inputs")])
+                                              ("not json\n", "in.jsonl:1: bad JSON"), ("\n", "no inputs"),
+                                              ("a plain line\n", "each line must be a JSON string or an object")])
 def test_cli_predict_bad_input_is_one_line_and_writes_nothing(searched, tmp_path, content, message):
     result = searched[3]
     result.export(tmp_path / "p.json")
@@ -153,6 +154,14 @@ def test_cli_predict_bad_input_is_one_line_and_writes_nothing(searched, tmp_path
                                   str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl")])
     assert r.exit_code == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_cli_predict_on_a_run_folder_names_the_export_step(searched, tmp_path):
+    """Before 2026-12-05 (evening): click's "is a directory", after the run a user had just made."""
+    root = searched[0]
+    r = CliRunner().invoke(main, ["predict", "--artifact", str(root / "run"), "--input-file", "-"], input="\"x\"\n")
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert f"it is a run folder: export its winner first (promptsearch export {root / 'run'} -o prompt.json)" in r.stderr
 
 
 def test_generation_prompt_predicts_with_its_recorded_stop_rule(tiny_dir, tmp_path):

@@ -25,7 +25,11 @@ def read_inputs(path: str) -> list[str]:
         line = decode(line, where, lineno)
         if not line.strip():
             continue
-        row = parse_json(line, f"{where}:{lineno}")
+        try:
+            row = parse_json(line, f"{where}:{lineno}")
+        except PromptSearchError as e:  # most often a plain text file: say what a line must be
+            raise PromptSearchError(f"{e}; each line must be a JSON string or an object with an \"input\" string, "
+                                    "such as {\"input\": \"a gripping film\"}") from None
         text = row.get("input") if isinstance(row, dict) else row
         if not isinstance(text, str):
             raise PromptSearchError(f"{where}:{lineno}: each line must be a JSON string or an object with an \"input\" string")
@@ -36,7 +40,7 @@ def read_inputs(path: str) -> list[str]:
 
 
 @click.command()
-@click.option("--artifact", "artifact_file", required=True, type=click.Path(dir_okay=False),
+@click.option("--artifact", "artifact_file", required=True, type=click.Path(),
               help="An exported prompt (promptsearch export): scored exactly as the search scored it.")
 @click.option("--input-file", required=True, help="JSONL of inputs ({\"input\": ...} or a JSON string a line), or - for stdin.")
 @click.option("--output", "-o", "out", type=click.Path(dir_okay=False), default=None,
@@ -55,6 +59,11 @@ def predict(artifact_file, input_file, out, allow_other_model, model, model_name
 
     if chat:
         raise PromptSearchError("--chat: the artifact records its chat mode; drop --chat")
+    if Path(artifact_file).is_dir():  # the natural first try after a run: say the one step between
+        run = Path(artifact_file)
+        hint = (f"it is a run folder: export its winner first (promptsearch export {run} -o prompt.json), then "
+                "--artifact prompt.json" if (run / "summary.json").is_file() else "it is a folder, not a file")
+        raise PromptSearchError(f"--artifact {artifact_file}: {hint}")
     art = artifact.read(artifact_file)
     texts = read_inputs(input_file)
     spec = model if model is not None else art.model["spec"]
