@@ -18,6 +18,7 @@ from .models.http_pool import ServerError
 from .plain import is_plain, text_alone_score
 from .search import SCHEDULES, Budget, Racing, Search
 from .store import RunStore
+from .task import label_gaps
 
 log = logging.getLogger(__name__)
 
@@ -347,12 +348,16 @@ def run(config: dict, run_dir: str | Path, resume: bool = False, progress: bool 
         config = resolve_dtype(config, parts[1] if parts else None)
         config = {**config, "data": data_hashes(given)}
         store = RunStore.create(run_dir, config)
+    gaps = label_gaps(given)
+    for line in gaps:  # said as the run starts (stderr), and kept in the summary (_run)
+        log.warning(line)
     task = prepare_task(given, config)
     parts = (task, *parts[1:]) if parts is not None else None
     with store.locked():  # before anything is repaired or appended: one writer per run directory
         if resume:
             store.repair()
-        return _load_and_run(config, run_dir, store, strategies, resume, progress, parts or load_parts(config, task, named))
+        return _load_and_run(config, run_dir, store, strategies, resume, progress, parts or load_parts(config, task, named),
+                             gaps)
 
 
 def data_hashes(task) -> dict:
@@ -390,19 +395,19 @@ def check_same_data(config: dict, task, store: RunStore) -> None:
                                 f"({task.source or task.name}); resuming would mix two datasets in one log. Start a new run")
 
 
-def _load_and_run(config, run_dir, store, strategies, resume, progress, parts) -> dict:
+def _load_and_run(config, run_dir, store, strategies, resume, progress, parts, gaps=()) -> dict:
     task, model, local = parts
     from .scoring.executors import make_executor
 
     scorer = make_executor(config, local)  # the local scorer itself, or one that fans chunks out
     try:
-        return _run(config, run_dir, store, task, model, scorer, strategies, resume, progress)
+        return _run(config, run_dir, store, task, model, scorer, strategies, resume, progress, gaps)
     finally:
         if scorer is not local:
             scorer.close()
 
 
-def _run(config, run_dir, store, task, model, scorer, strategies, resume, progress) -> dict:
+def _run(config, run_dir, store, task, model, scorer, strategies, resume, progress, gaps=()) -> dict:
     if config.get("metric"):  # the user's per-example metric rescoring every result (custom_metric.py)
         from .custom_metric import apply
 
@@ -422,6 +427,8 @@ def _run(config, run_dir, store, task, model, scorer, strategies, resume, progre
     if best is not None and not is_plain(best):  # what best_prompt.txt says the text alone scores
         summary["best"]["text_alone"] = text_alone_score(task, scorer, best)
     summary["run_dir"] = str(run_dir)
+    if gaps:  # task.label_gaps of the data as given: what the run warned of as it started
+        summary["data_warnings"] = list(gaps)
     summary["model"] = model.name
     summary["model_fingerprint"] = model.fingerprint
     summary["config_sha256"] = config_hash(store.config)  # what the run finished with (check_same_data)

@@ -194,6 +194,26 @@ def check_label_words(words, where: str) -> tuple[str, ...]:
     return tuple(words)
 
 
+def label_gaps(task) -> list[str]:
+    """Classification: what the labelled rows lack for a search to mean anything, one line each (empty when
+    nothing): label words that no train or dev row has (no prompt is ever checked on them), and a dev split of
+    one class (a prompt that always gives that answer scores 1.0 there). Warnings, not errors: the user may know."""
+    if task.kind != "classification" or not task.label_words:
+        return []
+    labelled = [ex for ex in (*task.train, *task.dev, *task.holdout) if ex.label is not None]
+    out = []
+    missing = [w for i, w in enumerate(task.label_words) if not any(ex.label == i for ex in labelled)]
+    if missing:
+        out.append(f"no train or dev row has the label {', '.join(repr(w) for w in missing)}: a search cannot "
+                   "check a prompt on it; add such rows")
+    dev_labels = {ex.label for ex in task.dev if ex.label is not None}
+    if len(task.dev) > 1 and len(dev_labels) == 1:
+        only = task.label_words[next(iter(dev_labels))]
+        out.append(f"every dev row has the label {only!r}: a prompt that always answers {only!r} scores 1.0 on "
+                   "dev; add rows of the other labels")
+    return out
+
+
 def default_seed_prompt(kind: str, instruction: str) -> str:
     head = (instruction.rstrip() + "\n") if instruction else ""
     return head + ("Input: {input}\nLabel:" if kind == "classification" else "Input: {input}\nOutput:")

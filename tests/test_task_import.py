@@ -118,3 +118,32 @@ def test_refuses_a_folder_with_files_and_an_unknown_format(tmp_path):
     assert r.exit_code == 2 and "unknown format" in r.stderr
     r = run(tmp_path / "missing.csv", "--input", "a", "--output", "b", "--out", tmp_path / "y")
     assert r.exit_code == 2 and "file not found" in r.stderr
+
+
+def test_a_label_no_row_has_and_a_one_class_dev_are_warned_at_import_and_by_the_run(tmp_path, tiny_dir):
+    """Before 2026-12-05 (evening): eight rows all of one class made a task, and a search on it, with no word of it:
+    every prompt that answered that class scored 1.0 on dev."""
+    frame = table(30)
+    frame["sentiment"] = "negative"  # the user's file, sorted by label and cut: one class
+    source = write(frame, tmp_path / "one.csv", "csv")
+    r = run(source, "--input", "sentence", "--output", "sentiment", "--label-words", "negative,positive",
+            "--out", tmp_path / "task")
+    assert r.exit_code == 0, r.stderr
+    assert r.stdout.startswith("wrote ") and "warning" not in r.stdout
+    assert r.stderr.splitlines() == [
+        "warning: no train or dev row has the label 'positive': a search cannot check a prompt on it; add such rows",
+        "warning: every dev row has the label 'negative': a prompt that always answers 'negative' scores 1.0 on dev; "
+        "add rows of the other labels"]
+    shown = json.loads(run(source, "--input", "sentence", "--output", "sentiment", "--label-words",
+                           "negative,positive", "--out", tmp_path / "again", "--json").stdout)
+    assert len(shown["warnings"]) == 2
+    r = CliRunner().invoke(main, ["run", "--task", str(tmp_path / "task"), "--model", tiny_dir, "--max-evals", "40",
+                                  "--strategy", "templates", "--out", str(tmp_path / "r"), "--json", "--quiet"])
+    assert r.exit_code == 0, r.stderr
+    assert [w.split(":")[0] for w in json.loads(r.stdout)["data_warnings"]] == [
+        "no train or dev row has the label 'positive'", "every dev row has the label 'negative'"]
+    shown = CliRunner().invoke(main, ["show", str(tmp_path / "r")]).stdout
+    assert "warning: no train or dev row has the label 'positive'" in shown
+    balanced = run(write(table(), tmp_path / "ok.csv", "csv"), "--input", "sentence", "--output", "sentiment",
+                   "--label-words", "negative,positive", "--out", tmp_path / "fine")
+    assert balanced.exit_code == 0 and balanced.stderr == ""

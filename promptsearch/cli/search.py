@@ -353,6 +353,8 @@ def render_single(s: dict) -> str:
         lines.append(f"model: {s.get('model', '?')} in {s['dtype']}")
     if s.get("scoring_note"):
         lines.append(f"note: {s['scoring_note']}")
+    for line in s.get("data_warnings", ()):  # task.label_gaps: said as the run started, and again under its result
+        lines.append(f"warning: {line}")
     return "\n".join(lines)
 
 

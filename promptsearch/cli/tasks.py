@@ -65,11 +65,14 @@ def import_(file, input_col, output_col, label_words, split_ratios, split_column
     if split_ratios and split_column:
         raise PromptSearchError("--split-ratios draws the splits, --split-column reads them: give one")
     words = tuple(w.strip() for w in label_words.split(",")) if label_words else ()
-    from ..task import load_task
+    from ..task import label_gaps, load_task
 
     folder = import_file(file, out, input_col, output_col, words, split_column,
                          parse_ratios(split_ratios) if split_ratios else DEFAULT_RATIOS, seed, name, metric,
                          unescape(seed_prompt) if seed_prompt else None)
-    row = describe(load_task(str(folder), seed=seed))
-    emit(as_json, {"task": row, "out": str(out)},
+    task = load_task(str(folder), seed=seed)
+    row, gaps = describe(task), label_gaps(task)
+    for line in gaps if not as_json else ():  # on stderr, as a run's warnings are; --json carries them
+        click.echo(f"warning: {line}", err=True)
+    emit(as_json, {"task": row, "out": str(out), "warnings": gaps},
          f"wrote {out}: {row['kind']} ({row['metric']}), train/dev/test {row['train']}/{row['dev']}/{row['test']}")
