@@ -108,6 +108,15 @@ def test_the_run_reports_the_held_out_estimate_and_says_which(tiny_dir, small_ta
     shown = CliRunner().invoke(main, ["show", str(out)])
     assert "held-out" in shown.output and "(chose it: biased upward)\n" in shown.output
     assert json.loads(CliRunner().invoke(main, ["show", str(out), "--json"]).stdout)["estimate"] == s["estimate"]
+    # the winner against the seed on the held-out rows, paired (2026-12-05 evening; before: test alone, read last)
+    paired = s["paired_holdout"]
+    assert paired["difference"] == pytest.approx(s["best"]["holdout"]["score"] - s["seed"]["holdout"]["score"])
+    assert paired["test"] == "exact McNemar" and 0 <= paired["p_value"] <= 1
+    lines = shown.output.splitlines()
+    seed_at = lines.index(next(x for x in lines if x.startswith("seed prompt:")))
+    assert lines[seed_at + 2].startswith("  held-out ") and lines[seed_at + 3].startswith("  test ")
+    assert lines[seed_at + 4].startswith(f"improvement on held-out: {paired['difference']:+.3f} (exact McNemar p=")
+    assert lines[seed_at + 5].startswith("improvement on test: ")
 
 
 def test_a_run_that_holds_nothing_out_says_its_dev_score_chose_it(tiny_dir, small_task_dir, tmp_path):

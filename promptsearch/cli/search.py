@@ -342,10 +342,14 @@ def render_single(s: dict) -> str:
     # (summaries from before the estimate say nothing either way).
     chose = "  (chose it: biased upward)" if held else (
         "  (chose it: biased upward; no rows held out)" if estimate_kind(s) == "dev" else "")
+    seed_held = [f"  held-out {fmt_score(seed['holdout'])}"] if seed.get("holdout") else []
+    # the winner against the seed on the held-out rows: a gain there is one no choice made (summaries before it: none)
+    paired_held = s.get("paired_holdout")
+    held_gain = [f"improvement on held-out: {paired_held['difference']:+.3f}{paired_note(paired_held)}"] if paired_held else []
     lines += [f"  dev  {fmt_score(best['dev'])}{chose}", *held,
               f"  test {fmt_score(best['test'])}",
               f"seed prompt: {one_line(seed['prompt'])}",
-              f"  dev  {fmt_score(seed['dev'])}", f"  test {fmt_score(seed['test'])}",
+              f"  dev  {fmt_score(seed['dev'])}", *seed_held, f"  test {fmt_score(seed['test'])}", *held_gain,
               f"improvement on test: {s['improvement']['test']:+.3f}{paired_note(s.get('paired_test'))}", "",
               render_board(s["leaderboard"], "the blend of dev score and ratings" if s.get("refine") else "the dev score")]
     lines.append("\n" + budget_line(s))

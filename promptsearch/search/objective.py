@@ -81,6 +81,10 @@ class SingleTask:
         if holdout:
             for name, c in (("best", best), ("seed", seed)):
                 out[name]["holdout"] = self.on_rows(c, holdout).to_json()
+            # the winner against the seed on rows no choice saw: whether the search found more than luck, before
+            # anyone looks at test
+            out["paired_holdout"] = paired_test(self.search.task.metric, self.outcomes_on(seed, holdout),
+                                                self.outcomes_on(best, holdout)).to_json()
             out["estimate"] = {"which": "holdout", **out["best"]["holdout"],
                                "note": f"the winner on {len(holdout)} held-out labelled rows no choice ever saw; its "
                                        "dev score is biased upward by the choice among the candidates"}
@@ -95,6 +99,11 @@ class SingleTask:
         search = self.search
         search.tokens_used += search._tokens(c, rows)
         return self(c, search.scorer.evaluate(search.task, c, rows), rows)
+
+    def outcomes_on(self, c: Candidate, rows) -> dict:
+        """A candidate's per-example results on ``rows`` (cached where on_rows scored them: nothing is sent again)."""
+        task = self.search.task
+        return outcomes(self.search.scorer.evaluate(task, c, rows), rows, c.label_words or task.label_words)
 
     def paired_test(self, best: Candidate, seed: Candidate) -> dict | None:
         task = self.search.task
