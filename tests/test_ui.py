@@ -137,6 +137,10 @@ def test_run_page_best_prompt_paired_test_leaderboard_and_curve(server, root):
         path.write_text(kept)
     assert f"p = <strong>{format_p(s['paired_test']['p_value'])}</strong>" in body
     assert f"{s['paired_test']['difference']:+.3f}" in body
+    held = s["paired_holdout"]  # the winner against the seed on the held-out rows, as `promptsearch run` prints it
+    assert (f"Best − seed on the same held-out rows: <strong>{held['difference']:+.3f}</strong>,\n  exact McNemar "
+            f"p = <strong>{format_p(held['p_value'])}</strong>") in body
+    assert "same held-out rows" not in hand
     board = section(body, "leaderboard")
     ids = {r["candidate"]["id"] for r in records(root["runs"] / "real")}
     assert board.count(">examples</a>") == len(ids) and all(f"/prompt/{cid}" in board for cid in ids)

@@ -125,9 +125,10 @@ def _run_view(run: Run) -> dict:
             parents = cand.get("parents") or []
             cid = parents[0] if parents else None
     summary = run.summary or {}
-    paired = summary.get("paired_test")
+    paired, held = summary.get("paired_test"), summary.get("paired_holdout")
     return {"best": candidate_view(best) if best else None, "best_scores": best,
             "seed": run.seed or {}, "paired": paired and {**paired, "p": format_p(paired["p_value"])},
+            "paired_holdout": held and {**held, "p": format_p(held["p_value"])},
             "improvement": summary.get("improvement"), "board": leaderboard(run), "chart": chart,
             "stages": summary.get("stages") or [], "schedule": run.config.get("schedule", ""),
             "lineage": lineage, "budget": summary.get("budget_used"), "multitask": task_rows(summary.get("tasks"))}
