@@ -93,6 +93,31 @@ def test_bandit_arms_stopped_by_the_time_kept_for_the_finals_say_so(tiny, small_
     assert any(msg == rec.getMessage() for rec in caplog.records)
 
 
+class Endless(Strategy):
+    """Proposes new prompts for ever: only a limit stops it."""
+
+    name = "endless"
+
+    def start(self, context):
+        self.k = getattr(self, "k", 0)
+
+    def propose(self, context, n):
+        self.k += n
+        return [Candidate(f"Text {i}: {{input}}\nLabel:", strategy="endless") for i in range(self.k - n, self.k)]
+
+
+def test_bandit_arms_stopped_by_their_share_of_the_evaluations_say_so(tiny, small_task_dir):
+    """Before 2026-12-05 (evening): "the strategies had nothing new left to propose" when the arms had spent all but
+    the final strategy's reserve and the final strategy then used less than it."""
+    from promptsearch.strategies.ensemble import EnsembleSelection
+
+    task = load_task(small_task_dir)
+    s = Search(task, Scorer(tiny, batch_size=8), [Endless(), EnsembleSelection()], Budget(max_evals=400),
+               schedule="bandit").run()
+    assert s["search_evals"] < 400  # the final strategy left some of its reserve: the whole budget was not hit
+    assert s["stop_reason"] == "evals" and s["strategies_run"][0] == "endless"
+
+
 def test_a_strategy_with_nothing_to_propose_is_the_reason(tiny, small_task_dir):
     task = load_task(small_task_dir)
     s = Search(task, Scorer(tiny, batch_size=8), [Two(), Nothing()], Budget(max_evals=10_000)).run()

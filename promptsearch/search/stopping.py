@@ -66,7 +66,9 @@ def no_room_warning(search, limits=None) -> str | None:
     b, used = search.budget, search.evals_used
     head = f"the limits leave no room to search: after the seed prompt ({used} example-evaluations, {search.seconds:.0f} s)"
     if reason == "evals":
-        return f"{head} the evaluation budget of {b.max_evals} is spent; raise --max-evals well above {used}"
+        kept = b.max_evals - limits[1] if limits is not None and limits[1] < b.max_evals else 0
+        less = f", less the {kept:.0f} kept for the final strategies," if kept else ""
+        return f"{head} the evaluation budget of {b.max_evals}{less} is spent; raise --max-evals well above {used + kept:.0f}"
     if reason == "candidates":
         return f"{head} the candidate limit of {b.max_candidates} is reached; raise --max-candidates"
     if reason == "tokens":
