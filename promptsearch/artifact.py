@@ -200,6 +200,10 @@ def parse(raw: bytes, where: str) -> Artifact:
 
 def read(path: str | Path) -> Artifact:
     path = Path(path)
+    if path.is_dir():  # a run folder is the natural first try after a run: say the one step between
+        hint = (f"it is a run folder: export its winner first (promptsearch export {path} -o prompt.json), then use "
+                "prompt.json" if (path / "summary.json").is_file() else "it is a folder, not a file")
+        raise PromptSearchError(f"{path}: {hint}")
     try:
         raw = path.read_bytes()
     except OSError as e:

@@ -13,6 +13,9 @@ from ..errors import PromptSearchError
 from .common import emit, model_options, reporting, setup
 
 
+LINE_FORM = 'each line must be a JSON string or an object with an "input" string'
+
+
 def read_inputs(path: str) -> list[str]:
     """Inputs from a JSONL file or stdin ('-'): each line a JSON object with an "input" string (other fields are
     ignored) or a JSON string. A bad line is one error naming it."""
@@ -28,11 +31,10 @@ def read_inputs(path: str) -> list[str]:
         try:
             row = parse_json(line, f"{where}:{lineno}")
         except PromptSearchError as e:  # most often a plain text file: say what a line must be
-            raise PromptSearchError(f"{e}; each line must be a JSON string or an object with an \"input\" string, "
-                                    "such as {\"input\": \"a gripping film\"}") from None
+            raise PromptSearchError(f"{e}; {LINE_FORM}, such as {{\"input\": \"a gripping film\"}}") from None
         text = row.get("input") if isinstance(row, dict) else row
         if not isinstance(text, str):
-            raise PromptSearchError(f"{where}:{lineno}: each line must be a JSON string or an object with an \"input\" string")
+            raise PromptSearchError(f"{where}:{lineno}: {LINE_FORM}")
         texts.append(text)
     if not texts:
         raise PromptSearchError(f"{where}: no inputs")
@@ -59,11 +61,6 @@ def predict(artifact_file, input_file, out, allow_other_model, model, model_name
 
     if chat:
         raise PromptSearchError("--chat: the artifact records its chat mode; drop --chat")
-    if Path(artifact_file).is_dir():  # the natural first try after a run: say the one step between
-        run = Path(artifact_file)
-        hint = (f"it is a run folder: export its winner first (promptsearch export {run} -o prompt.json), then "
-                "--artifact prompt.json" if (run / "summary.json").is_file() else "it is a folder, not a file")
-        raise PromptSearchError(f"--artifact {artifact_file}: {hint}")
     art = artifact.read(artifact_file)
     texts = read_inputs(input_file)
     spec = model if model is not None else art.model["spec"]

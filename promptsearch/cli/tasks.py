@@ -72,7 +72,8 @@ def import_(file, input_col, output_col, label_words, split_ratios, split_column
                          unescape(seed_prompt) if seed_prompt else None)
     task = load_task(str(folder), seed=seed)
     row, gaps = describe(task), label_gaps(task)
-    for line in gaps if not as_json else ():  # on stderr, as a run's warnings are; --json carries them
-        click.echo(f"warning: {line}", err=True)
+    if not as_json:  # on stderr, as a run's warnings are; --json carries them
+        for line in gaps:
+            click.echo(f"warning: {line}", err=True)
     emit(as_json, {"task": row, "out": str(out), "warnings": gaps},
          f"wrote {out}: {row['kind']} ({row['metric']}), train/dev/test {row['train']}/{row['dev']}/{row['test']}")
