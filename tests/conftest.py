@@ -1,4 +1,5 @@
 import os
+from contextlib import contextmanager
 
 import pytest
 
@@ -8,16 +9,34 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 
 
+# torch's thread count as the session found it. Read once, here: a per-test read saw whatever a module fixture had
+# left (one thread), and from then on every real-model test ran on one core of two (the suite took 43 min in float32).
+HOST_THREADS = __import__("torch").get_num_threads()
+
+
 @pytest.fixture(autouse=True)
 def _threads(request):
     """The tiny model's matrices are too small for threads: one thread is ~30x faster when the
-    machine is busy (spinning OpenMP workers). The real model keeps torch's default."""
+    machine is busy (spinning OpenMP workers). The real model (the `smollm` fixture, or a test marked `real_model`
+    that loads it itself) gets the host's threads."""
     import torch
 
-    default = torch.get_num_threads()
-    torch.set_num_threads(default if "smollm" in request.fixturenames else 1)
+    real = "smollm" in request.fixturenames or request.node.get_closest_marker("real_model")
+    torch.set_num_threads(HOST_THREADS if real else 1)
     yield
-    torch.set_num_threads(default)
+    torch.set_num_threads(HOST_THREADS)
+
+
+@contextmanager
+def one_thread():
+    """For a module fixture's tiny run (set up before `_threads` runs): one thread, then the host's again."""
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(HOST_THREADS)
 
 
 @pytest.fixture(scope="session")

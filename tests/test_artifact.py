@@ -15,7 +15,7 @@ from promptsearch.scoring import Scorer
 from promptsearch.store import RunStore
 from promptsearch.task import load_task
 
-from .conftest import sst2_slice
+from .conftest import one_thread, sst2_slice
 
 
 @pytest.fixture(scope="module")
@@ -42,21 +42,19 @@ def task_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def exported(model_dirs, task_dir, tmp_path_factory):
     """A finished tiny run and its best prompt exported: (run dir, artifact path, artifact, summary)."""
-    import torch
-
     from promptsearch.models.local import FrozenModel
 
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("exported")
-    # the winner as found: the monitor test rescores it with the `tiny` fixture (float32) where the run loaded the
-    # model in the host's dtype, and calibration puts the random model's labels on near-ties that the dtype flips
-    config = runner.make_config(task=str(task_dir), model=model_dirs[0], strategies=["templates"], budget={"max_evals": 120},
-                                final_calibration="none")
-    model = FrozenModel.load(model_dirs[0], device="cpu")
-    parts = (load_task(str(task_dir)), model, Scorer(model))
-    summary = runner.run(config, out / "run", parts=parts)
-    art = export_run(out / "run", out / "best.json")
-    return out / "run", out / "best.json", art, summary
+    with one_thread():
+        out = tmp_path_factory.mktemp("exported")
+        # the winner as found: the monitor test rescores it with the `tiny` fixture (float32) where the run loaded the
+        # model in the host's dtype, and calibration puts the random model's labels on near-ties that the dtype flips
+        config = runner.make_config(task=str(task_dir), model=model_dirs[0], strategies=["templates"], budget={"max_evals": 120},
+                                    final_calibration="none")
+        model = FrozenModel.load(model_dirs[0], device="cpu")
+        parts = (load_task(str(task_dir)), model, Scorer(model))
+        summary = runner.run(config, out / "run", parts=parts)
+        art = export_run(out / "run", out / "best.json")
+        return out / "run", out / "best.json", art, summary
 
 
 def invoke(*args):

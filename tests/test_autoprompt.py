@@ -256,6 +256,7 @@ def test_label_search_proposes_verbalizers_and_tunes_for_the_best(tiny, task):
 
 
 @pytest.mark.integration
+@pytest.mark.real_model
 def test_cli_run_autoprompt_on_smollm(tmp_path):
     from click.testing import CliRunner
 

@@ -20,6 +20,7 @@ from promptsearch.search import Budget, Search
 from promptsearch.task import Example, Task, load_task
 from promptsearch.testing import naive_loglik
 
+from .conftest import one_thread
 from .test_cli import ONE_THREAD, _cli, kill_halfway
 
 PROMPT = "Review: {input}\nSentiment:"
@@ -174,19 +175,17 @@ def test_pool_of_a_pool_is_itself():
 @pytest.fixture(scope="module")
 def options_run(tiny_dir, small_task_dir, tmp_path_factory):
     """A finished tiny clarify run whose leaderboard holds calibrated and demos-rule candidates."""
-    import torch
-
     from promptsearch.models.local import FrozenModel
 
-    torch.set_num_threads(1)
-    out = tmp_path_factory.mktemp("options-run")
-    config = runner.make_config(task=small_task_dir, model=tiny_dir, strategies=["clarify"], seed_prompt=PROMPT,
-                                options={"clarify": {"draws": 0, "rounds": 1, "demo_rules": ["similar:2", "similar-per-class:1", "balanced:1"],
-                                                        "calibrations": ["contextual", "domain", "batch"]}},
-                                budget={"max_evals": 600})
-    model = FrozenModel.load(tiny_dir, device="cpu")
-    summary = runner.run(config, out / "run", parts=(runner.load_task_of(config), model, Scorer(model)))
-    return out, summary
+    with one_thread():
+        out = tmp_path_factory.mktemp("options-run")
+        config = runner.make_config(task=small_task_dir, model=tiny_dir, strategies=["clarify"], seed_prompt=PROMPT,
+                                    options={"clarify": {"draws": 0, "rounds": 1, "demo_rules": ["similar:2", "similar-per-class:1", "balanced:1"],
+                                                            "calibrations": ["contextual", "domain", "batch"]}},
+                                    budget={"max_evals": 600})
+        model = FrozenModel.load(tiny_dir, device="cpu")
+        summary = runner.run(config, out / "run", parts=(runner.load_task_of(config), model, Scorer(model)))
+        return out, summary
 
 
 @pytest.mark.parametrize("option", [{"demos": "similar:2"}, {"demos": "similar-per-class:1"}, {"demos": "balanced:1"},

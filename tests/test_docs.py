@@ -14,7 +14,9 @@ How a block is treated (docs/testing-docs.md says the same for people writing pa
   included) run through bash; ``export NAME=VALUE`` sets the environment for the rest of the page. Any other
   line (python, pip, make, curl, ...) fails the test: run it here or mark the block.
 - Console: lines starting ``$ `` are commands, as above; the rest is output and is not compared.
-- Python: executed in a fresh namespace.
+- Python: executed in a fresh namespace, pointed at the tiny model as commands are: ``ps.load_model()`` with no
+  model loads the tiny one, and ``max_evals=N`` is cut to 100 (the real model's 2,000 evaluations took 11
+  minutes of a float32 host's suite; tests/test_integration.py runs the real model).
 - Each page runs in its own empty folder, blocks in order, with its own model cache and prompt registry, so a
   later block can use what an earlier one wrote (``runs/sst2``, ``sst2.json``).
 """
@@ -139,6 +141,12 @@ def adapt(main, args: list[str], tiny_dir: str) -> list[str]:
     return args
 
 
+def adapt_python(code: str, tiny_dir: str) -> str:
+    """A documented Python block pointed at the tiny model and a small budget (see the module docstring)."""
+    code = code.replace("ps.load_model()", f"ps.load_model({tiny_dir!r}, device='cpu')")
+    return re.sub(r"max_evals=(\d+)", lambda m: f"max_evals={min(int(m.group(1)), MAX_EVALS)}", code)
+
+
 def run_promptsearch(line: str, block: Block, tiny_dir: str, cwd: Path) -> None:
     from click.testing import CliRunner
 
@@ -182,7 +190,7 @@ def run_shell(line: str, block: Block, cwd: Path) -> None:
 
 def run_block(block: Block, tiny_dir: str, cwd: Path) -> None:
     if block.lang.startswith("py"):
-        code = compile(block.code, block.where, "exec")
+        code = compile(adapt_python(block.code, tiny_dir), block.where, "exec")
         exec(code, {"__name__": "__docs__"})  # noqa: S102 - the docs' own example code
         return
     for _, line in commands(block):
@@ -242,6 +250,9 @@ def test_commands_are_pointed_at_the_tiny_model():
     assert adapt(main, ["eval", "--model", "m"], "TINY") == ["eval", "--model", "m"]
     assert adapt(main, ["prompts", "list"], "TINY") == ["prompts", "list"]
     assert adapt(main, ["run", "--help"], "TINY") == ["run", "--help"]
+    code = "m = ps.load_model()\nr = ps.search(t, m, budget=ps.Budget(max_evals=2000))\nq = ps.Budget(max_evals=50)"
+    assert adapt_python(code, "TINY") == ("m = ps.load_model('TINY', device='cpu')\n"
+                                          "r = ps.search(t, m, budget=ps.Budget(max_evals=100))\nq = ps.Budget(max_evals=50)")
 
 
 @pytest.mark.parametrize("path", [p for p in DOC_FILES if any(b.not_run is None for b in checked(p))],
