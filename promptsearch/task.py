@@ -194,11 +194,19 @@ def check_label_words(words, where: str) -> tuple[str, ...]:
     return tuple(words)
 
 
+# A generation task whose answers look like classes: each of at most this many values, each given at least twice.
+FEW_ANSWERS = 20
+
+
 def label_gaps(task) -> list[str]:
-    """Classification: what the labelled rows lack for a search to mean anything, one line each (empty when
-    nothing): label words that no train or dev row has (no prompt is ever checked on them), and a dev split of
-    one class (a prompt that always gives that answer scores 1.0 there). Warnings, not errors: the user may know."""
-    if task.kind != "classification" or not task.label_words:
+    """What the labelled rows lack for a search to mean anything, one line each (empty when nothing).
+    Classification: label words that no train or dev row has (no prompt is ever checked on them), and a dev split
+    of one class (a prompt that always gives that answer scores 1.0 there). Generation: answers that look like
+    classes given without label words (they are then generated and matched as text, "0" and "positive" alike, not
+    scored as a choice among words). Warnings, not errors: the user may know."""
+    if task.kind != "classification":
+        return _classes_without_label_words(task)
+    if not task.label_words:
         return []
     labelled = [ex for ex in (*task.train, *task.dev, *task.holdout) if ex.label is not None]
     out = []
@@ -212,6 +220,21 @@ def label_gaps(task) -> list[str]:
         out.append(f"every dev row has the label {only!r}: a prompt that always answers {only!r} scores 1.0 on "
                    "dev; add rows of the other labels")
     return out
+
+
+def _classes_without_label_words(task) -> list[str]:
+    answers = [ex.output for ex in (*task.train, *task.dev, *task.holdout)]
+    counts = {}
+    for answer in answers:
+        counts[answer] = counts.get(answer, 0) + 1
+    if len(answers) < 8 or len(counts) > min(FEW_ANSWERS, len(answers) // 3) or min(counts.values()) < 2:
+        return []
+    values = sorted(counts, key=lambda a: (not a.isdigit(), int(a) if a.isdigit() else 0, a))
+    shown = ", ".join(repr(v[:30]) for v in values[:8]) + (", ..." if len(values) > 8 else "")
+    return [f"every answer is one of {len(values)} values ({shown}): if they are classes, give label words "
+            "(--label-words w1,w2,... or label_words=[...], one word per class, in class-index order where the "
+            "answers are indexes) for a classification task; without them the model must write each answer "
+            "exactly"]
 
 
 def default_seed_prompt(kind: str, instruction: str) -> str:

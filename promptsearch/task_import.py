@@ -67,7 +67,9 @@ def rows_from_table(table, input_col: str, output_col: str, split_col: str | Non
     columns = [str(c) for c in table.columns]
     for what, col in (("--input", input_col), ("--output", output_col), ("--split-column", split_col)):
         if col is not None and col not in columns:
-            raise PromptSearchError(f"{what} {col!r}: no such column; the table has {', '.join(columns)}")
+            # "--input 'input'" also when the default was taken: the flag to give is named either way
+            raise PromptSearchError(f"{what} {col!r}: no such column (name it with {what} COLUMN); the table has "
+                                    f"{', '.join(columns)}")
     keep = [c for c in (input_col, output_col, split_col) if c is not None]
     return [dict(zip(keep, values)) for values in table[keep].itertuples(index=False, name=None)]
 

@@ -6,8 +6,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
+import promptsearch as ps
 from promptsearch.cli import main
-from promptsearch.task import load_task
+from promptsearch.task import label_gaps, load_task
 
 pd = pytest.importorskip("pandas")
 
@@ -88,7 +89,8 @@ def test_a_datasets_dict_keeps_its_own_splits(tmp_path):
 
 
 @pytest.mark.parametrize("change, args, message", [
-    (None, ["--input", "text"], "--input 'text': no such column; the table has id, sentence, sentiment, part"),
+    (None, ["--input", "text"], "--input 'text': no such column (name it with --input COLUMN); the table has id, "
+                                "sentence, sentiment, part"),
     (lambda f: f.assign(sentence=f["sentence"].where(f.index != 3, "")), [], "row 4: empty 'sentence'"),
     (lambda f: f.assign(sentence=f["sentence"].where(f.index != 7, f["sentence"][2])), [], "row 8: repeats the input of row 3"),
     (lambda f: f.assign(sentiment=f["sentiment"].where(f.index != 5, "meh")), [], "row 6: label 'meh' is none of the label words"),
@@ -147,3 +149,37 @@ def test_a_label_no_row_has_and_a_one_class_dev_are_warned_at_import_and_by_the_
     balanced = run(write(table(), tmp_path / "ok.csv", "csv"), "--input", "sentence", "--output", "sentiment",
                    "--label-words", "negative,positive", "--out", tmp_path / "fine")
     assert balanced.exit_code == 0 and balanced.stderr == ""
+
+
+def test_columns_default_to_input_and_output_as_in_python(tmp_path):
+    """Before 2026-12-06 the command required --input and --output where Task.from_records defaults to "input"
+    and "output"; a usage error named "promptsearch import --help", a command that does not exist."""
+    rows = table().rename(columns={"sentence": "input", "sentiment": "output"})
+    r = run(write(rows, tmp_path / "t.jsonl", "jsonl"), "--label-words", "negative,positive", "--out", tmp_path / "task")
+    assert r.exit_code == 0, r.stderr
+    assert len(load_task(str(tmp_path / "task")).train) == 30
+    r = run(write(table(), tmp_path / "other.csv", "csv"), "--out", tmp_path / "x")
+    assert r.exit_code == 2 and r.stderr.strip() == ("error: --input 'input': no such column (name it with --input "
+                                                     "COLUMN); the table has id, sentence, sentiment, part")
+    r = run(tmp_path / "t.jsonl", "--out", tmp_path / "y", "--bogus")
+    assert r.exit_code == 2 and r.stderr.strip().endswith(" tasks import --help)"), r.stderr  # CliRunner: "main"
+
+
+@pytest.mark.parametrize("answers, said", [(["negative", "positive"], "2 values ('negative', 'positive')"),
+                                           (["0", "1", "2"], "3 values ('0', '1', '2')")])
+def test_class_like_answers_without_label_words_are_warned(tmp_path, tiny_dir, answers, said):
+    """A user's classes given without --label-words made a generation task silently: the model had to write
+    "2" or "positive" exactly. Import, the API's task and the run say so; distinct answers stay quiet."""
+    frame = table(60)
+    frame["sentiment"] = [answers[i % len(answers)] for i in range(60)]
+    r = run(write(frame, tmp_path / "t.csv", "csv"), "--input", "sentence", "--output", "sentiment", "--out", tmp_path / "task")
+    assert r.exit_code == 0 and "generation (exact_match)" in r.stdout
+    assert r.stderr.startswith(f"warning: every answer is one of {said}: if they are classes, give label words")
+    rows = [{"input": s, "output": a} for s, a in zip(frame["sentence"], frame["sentiment"])]
+    assert label_gaps(ps.Task.from_records(rows))[0].startswith(f"every answer is one of {said}")
+    out = CliRunner().invoke(main, ["run", "--task", str(tmp_path / "task"), "--model", tiny_dir, "--max-evals", "30",
+                                    "--strategy", "templates", "--out", str(tmp_path / "r"), "--json", "--quiet"])
+    assert out.exit_code == 0, out.stderr
+    assert json.loads(out.stdout)["data_warnings"][0].startswith(f"every answer is one of {said}")
+    distinct = [{"input": s, "output": f"answer {i}"} for i, s in enumerate(frame["sentence"])]
+    assert label_gaps(ps.Task.from_records(distinct)) == []

@@ -23,7 +23,7 @@ class Group(click.Group):
             click.echo(f"error: {e}", err=True)
             sys.exit(2)
         except click.UsageError as e:
-            command = f"{ctx.command_path} {e.ctx.info_name}" if e.ctx is not None and e.ctx is not ctx else ctx.command_path
+            command = (e.ctx or ctx).command_path  # the whole path: "promptsearch tasks import", not "... import"
             message = " ".join(e.format_message().split())
             click.echo(f"error: {message} (see {command} --help)", err=True)
             sys.exit(2)

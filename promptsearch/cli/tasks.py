@@ -42,8 +42,10 @@ def describe(t) -> dict:
 
 @tasks.command("import")
 @click.argument("file", type=click.Path())
-@click.option("--input", "input_col", required=True, help="The column holding each example's input text.")
-@click.option("--output", "output_col", required=True, help="The column holding the answer (a label word or class index).")
+@click.option("--input", "input_col", default="input", show_default=True,
+              help="The column holding each example's input text.")
+@click.option("--output", "output_col", default="output", show_default=True,
+              help="The column holding the answer (a label word or class index).")
 @click.option("--label-words", default=None, help="Comma-separated label words: a classification task (else generation).")
 @click.option("--split-ratios", default=None, help="train,dev,test shares of a seeded split [default: 0.6,0.2,0.2; "
               "stratified by label for classification].")
