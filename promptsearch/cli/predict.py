@@ -12,7 +12,6 @@ import click
 from ..errors import PromptSearchError
 from .common import emit, model_options, reporting, setup
 
-
 LINE_FORM = 'each line must be a JSON string or an object with an "input" string'
 
 
