@@ -198,9 +198,22 @@ class SearchResult:
         export_run(self.run_dir, path, rank=rank, parts=(self._task, self._model, self._scorer))
         return load_prompt(path)
 
+    @property
+    def stopped(self) -> str:
+        """Why the search stopped, and which strategies spent evaluations: the last line `promptsearch run` prints."""
+        from .search.stopping import stop_line
+
+        return stop_line(self.summary)
+
     def __repr__(self) -> str:
-        best = self.summary["best"]
-        return f"SearchResult(best={best['prompt']!r}, test={best['test']['score']:.3f}, run_dir={str(self.run_dir)!r})"
+        from .format import options_note
+
+        best, estimate = self.summary["best"], self.estimate
+        # the options too: a winner whose text is the seed's may still differ from it (demonstrations, calibration)
+        note = options_note(best).strip()
+        return (f"SearchResult(best={best['prompt']!r}{' ' + note if note else ''}, estimate={estimate['score']:.3f} "
+                f"({estimate['which']}, n={estimate['n']}), test={best['test']['score']:.3f}, "
+                f"run_dir={str(self.run_dir)!r})")
 
 
 def search(task: Task | str | None = None, model=None, budget: Budget | None = None, run_dir: str | Path | None = None,

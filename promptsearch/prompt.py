@@ -79,6 +79,20 @@ class Prompt:
     soft_vectors: object = None  # a soft prompt's tensor, when it has one
     scores: dict = field(default_factory=dict)  # as recorded: dev, test (with n and CI)
 
+    def __repr__(self) -> str:
+        """What decides its score, short: the text, its scoring options and its recorded scores (the generated
+        repr printed the whole demonstration pool)."""
+        c = self.candidate
+        shown = [repr(self.text), self.kind]
+        if c.members:
+            shown.append(f"ensemble of {len(c.members)}")
+        shown += [f"{key}={getattr(c, key)}" for key in ("calibrate", "demos") if getattr(c, key, None)]
+        if c.soft:
+            shown.append("soft prompt")
+        shown += [f"{split}={self.scores[split]['score']:.3f} (n={self.scores[split]['n']})"
+                  for split in ("dev", "holdout", "test") if (self.scores.get(split) or {}).get("score") is not None]
+        return f"Prompt({', '.join(shown)})"
+
     @property
     def text(self) -> str:
         return self.candidate.prompt

@@ -11,8 +11,11 @@ from click.testing import CliRunner
 
 import promptsearch as ps
 from promptsearch import runner
+from promptsearch.candidate import Candidate
 from promptsearch.cli import main
 from promptsearch.errors import PromptSearchError
+from promptsearch.prompt import Prompt
+from promptsearch.search.stopping import stop_line
 from promptsearch.store import RunStore
 
 from .conftest import cut_run
@@ -65,6 +68,22 @@ def test_api_and_cli_pick_the_same_winner(tiny_dir, small_task_dir, tmp_path):
     assert result.summary["best"] == cli["best"]
     assert result.leaderboard == cli["leaderboard"] and result.summary["stages"] == cli["stages"]
     assert result.best.text == cli["best"]["prompt"] and result.best.scores["test"] == cli["best"]["test"]
+    # what a newcomer prints: why it stopped (the CLI's last line), and a result that shows the winner's options
+    assert result.stopped.startswith("stopped: ") and result.stopped == stop_line(cli)
+    assert f"estimate={result.estimate['score']:.3f} ({result.estimate['which']}, n={result.estimate['n']})" in repr(result)
+    shown = repr(result)
+    for key in ("calibrate", "demos"):
+        assert (f"{key}: {cli['best'].get(key)}" in shown) == bool(cli["best"].get(key))
+
+
+def test_a_prompt_prints_short_with_what_decides_its_score(small_task_dir):
+    """Before 2026-12-06 `print(result.best)` printed the dataclass, demonstration pool and all (6,786 characters
+    for a TREC winner of 90 rows), and a winner whose text is the seed's looked like the seed."""
+    task = ps.load_task(small_task_dir)
+    cand = Candidate("Review: {input}\nSentiment:", calibrate="batch", demos="similar:2")
+    prompt = Prompt.from_candidate(cand, task, scores={"dev": {"score": 0.75, "n": 20}, "test": {"score": 0.7, "n": 30}})
+    assert prompt.demo_pool and repr(prompt) == ("Prompt('Review: {input}\\nSentiment:', classification, calibrate=batch, "
+                                                 "demos=similar:2, dev=0.750 (n=20), test=0.700 (n=30))")
 
 
 def test_search_resumes_an_unfinished_run_and_reads_back_a_finished_one(tiny_dir, small_task_dir, tmp_path):
