@@ -11,6 +11,7 @@ import hashlib
 import json
 import random
 import re
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -224,17 +225,15 @@ def label_gaps(task) -> list[str]:
 
 def _classes_without_label_words(task) -> list[str]:
     answers = [ex.output for ex in (*task.train, *task.dev, *task.holdout)]
-    counts = {}
-    for answer in answers:
-        counts[answer] = counts.get(answer, 0) + 1
+    counts = Counter(answers)
     if len(answers) < 8 or len(counts) > min(FEW_ANSWERS, len(answers) // 3) or min(counts.values()) < 2:
         return []
     values = sorted(counts, key=lambda a: (not a.isdigit(), int(a) if a.isdigit() else 0, a))
     shown = ", ".join(repr(v[:30]) for v in values[:8]) + (", ..." if len(values) > 8 else "")
-    return [f"every answer is one of {len(values)} values ({shown}): if they are classes, give label words "
+    return [(f"every answer is one of {len(values)} values ({shown}): if they are classes, give label words "
             "(--label-words w1,w2,... or label_words=[...], one word per class, in class-index order where the "
             "answers are indexes) for a classification task; without them the model must write each answer "
-            "exactly"]
+            "exactly")]
 
 
 def default_seed_prompt(kind: str, instruction: str) -> str:
