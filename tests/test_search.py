@@ -61,6 +61,28 @@ def test_budget_stops_cleanly(tiny, task):
     assert search.evals_used - 100 * 0 <= 150 + 100  # at most one rung past the limit, plus the final check
 
 
+class EndlessStrategy(Strategy):
+    name = "endless"
+    description = "proposes a new prompt every time"
+
+    def __init__(self):
+        self.made = 0
+
+    def propose(self, context, n):
+        self.made += n
+        return [Candidate(f"Review {i}: {{input}}\nSentiment:", strategy=self.name) for i in range(self.made - n, self.made)]
+
+
+def test_the_progress_bar_ends_at_the_time_limit_where_it_binds(tiny, task):
+    """The bar's total was --max-evals alone: a run that its time limit ended showed a small share of 6,000
+    evaluations and an ETA of many minutes. Now the bar ends where the seconds left, at the pace so far, take it."""
+    search = Search(task, Scorer(tiny), [EndlessStrategy()], Budget(max_evals=1_000_000, max_seconds=4), progress=True)
+    summary = search.run()
+    assert summary["stop_reason"] in ("time", "final_reserve")
+    bar = search._bar
+    assert bar.n <= bar.total < 1_000_000 / 10 and bar.total <= 2 * bar.n + 200, (bar.n, bar.total)
+
+
 def test_same_seed_same_result(tiny, task):
     a = Search(task, Scorer(tiny), [make("templates")], Budget(max_evals=800), seed=3).run()
     b = Search(task, Scorer(tiny), [make("templates")], Budget(max_evals=800), seed=3).run()
