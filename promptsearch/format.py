@@ -39,13 +39,14 @@ def estimate_kind(summary: dict | None) -> str:
 
 
 def fmt(score: dict | None, ci: bool = False, n: bool = False) -> str:
-    """``0.850``, with ``ci`` ``0.850 [0.783, 0.884]``, with ``n`` also `` n=200``; ``-`` when unscored."""
+    """``0.850``, with ``ci`` ``0.850 [0.783, 0.884]``, with ``n`` also `` n=200``; ``-`` when unscored (a score
+    recorded without its interval or n shows without them)."""
     if missing(score):
         return "-"
     text = f"{score['score']:.3f}"
-    if ci:
+    if ci and score.get("ci_low") is not None and score.get("ci_high") is not None:
         text += f" [{score['ci_low']:.3f}, {score['ci_high']:.3f}]"
-    if n:
+    if n and score.get("n") is not None:
         text += f" n={score['n']}"
     return text
 

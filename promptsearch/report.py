@@ -151,14 +151,14 @@ def run_row(run: RunData) -> dict:
            "finished": run.finished}
     if s:
         row.update(seed_test=s["seed"].get("test"), best_test=s["best"].get("test"), seed_dev=s["seed"]["dev"],
-                   best_dev=s["best"]["dev"], evals=s["budget_used"]["evals"], seconds=s["budget_used"]["seconds"],
-                   candidates=s["budget_used"]["candidates"], best_prompt=prompt_text(s["best"]),
-                   best_strategy=s["best"].get("strategy"))
+                   best_dev=s["best"]["dev"], estimate=s.get("estimate"), evals=s["budget_used"]["evals"],
+                   seconds=s["budget_used"]["seconds"], candidates=s["budget_used"]["candidates"],
+                   best_prompt=prompt_text(s["best"]), best_strategy=s["best"].get("strategy"))
     else:
         top = incumbent(run)
         seed = [r for r in run.records if r["candidate"].get("strategy") == "seed"]
         seed_dev = max(seed, key=lambda r: r["size"])["score"] if seed else None
-        row.update(seed_test=None, best_test=None, seed_dev=seed_dev, best_dev=top["score"],
+        row.update(seed_test=None, best_test=None, seed_dev=seed_dev, best_dev=top["score"], estimate=None,
                    evals=max(r["evals_used"] for r in run.records), seconds=last.get("seconds"),
                    candidates=len({r["candidate"]["id"] for r in run.records}),
                    best_prompt=prompt_text(top["candidate"]), best_strategy=top["candidate"].get("strategy"))
@@ -187,20 +187,33 @@ def gain_text(r: dict) -> str:
     return f"{r['best_test']['score'] - r['seed_test']['score']:+.3f}"
 
 
+def estimate_text(r: dict) -> str:
+    """The winner's estimate as ``run`` prints it, with n, CI and which rows gave it: the held-out rows no choice
+    saw, or the dev rows that chose it (biased upward by that choice; also an unfinished run's leader). The table
+    showed the dev score alone, without n or CI, where the run had printed a held-out estimate beside it."""
+    est = r.get("estimate")
+    if est and not missing(est):
+        which = "held-out" if est.get("which") == "holdout" else "dev, chose it"
+        return f"{fmt(est, ci=True, n=True)} ({which})"
+    return "-" if missing(r.get("best_dev")) else f"{fmt(r['best_dev'], ci=True, n=True)} (dev, chose it)"
+
+
 # ---- Markdown -----------------------------------------------------------------------------------
 def markdown_table(rows: list[dict], prompt_width: int = 80) -> str:
     """Rows from ``run_row`` as a Markdown table."""
-    lines = ["| run | task | strategies | seed test | best test [95% CI] | best dev | gain (test) | evals | seconds | best prompt |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    header = ("| run | task | strategies | seed test | best test [95% CI] | best estimate [95% CI] | gain (test) | evals | "
+              "seconds | best prompt |")
+    lines = [header, "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         name = r["name"] + ("" if r["finished"] else " (unfinished)")
         seconds = f"{r['seconds']:.0f}" if r.get("seconds") is not None else "-"
         u = r.get("universal")
         if u:  # raw scores in the raw-score columns: each the mean over the run's tasks
             mean = f" (mean of {u['tasks']} tasks)"
-            scores = f"{u['seed_test']:.3f}{mean} | {u['best_test']:.3f}{mean} | {u['best_dev']:.3f}{mean}"
+            scores = (f"{u['seed_test']:.3f}{mean} | {u['best_test']:.3f}{mean} | "
+                      f"{u['best_dev']:.3f} (mean of {u['tasks']} tasks; dev, chose it)")
         else:
-            scores = f"{fmt(r['seed_test'])} | {fmt(r['best_test'], ci=True)} | {fmt(r['best_dev'])}"
+            scores = f"{fmt(r['seed_test'], n=True)} | {fmt(r['best_test'], ci=True, n=True)} | {estimate_text(r)}"
         strategies = r.get("strategies_text") or "+".join(r["strategies"])
         lines.append(f"| {md_cell(name)} | {md_cell(r['task'])} | {md_cell(strategies)} | {scores} | {gain_text(r)} | "
                      f"{r['evals']} | {seconds} | `{md_cell(r['best_prompt'], prompt_width)}` |")

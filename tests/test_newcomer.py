@@ -322,7 +322,8 @@ def test_universal_report_row_holds_raw_scores_and_a_gain_column(tmp_path):
                "budget_used": {"evals": 10, "seconds": 1.0, "candidates": 2}}
     row = markdown_table([run_row(_synthetic_run(tmp_path, summary))]).splitlines()[-1]
     cells = [c.strip() for c in row.split("|")]
-    assert cells[4:8] == ["0.600 (mean of 2 tasks)", "0.650 (mean of 2 tasks)", "0.650 (mean of 2 tasks)", "+0.050 (mean over tasks)"]
+    assert cells[4:8] == ["0.600 (mean of 2 tasks)", "0.650 (mean of 2 tasks)", "0.650 (mean of 2 tasks; dev, chose it)",
+                          "+0.050 (mean over tasks)"]
 
 
 # ---- 5: refine tries what it announces; a predictor of a handful of ratings is modest ------------------------

@@ -49,7 +49,12 @@ def test_report_one_run_png_and_numbers_match_summary(runs, tmp_path):
     row = out["runs"][0]
     assert row["finished"] and row["task"] == summary["task"] and row["strategies"] == ["templates", "clarify"]
     assert row["seed_test"] == summary["seed"]["test"] and row["best_test"] == summary["best"]["test"]
-    assert row["best_dev"] == summary["best"]["dev"]
+    assert row["best_dev"] == summary["best"]["dev"] and row["estimate"] == summary["estimate"]
+    # the table gives the winner's estimate as `run` prints it (n, CI, which rows), not its dev score alone
+    est = summary["estimate"]
+    which = "held-out" if est["which"] == "holdout" else "dev, chose it"
+    assert f"| {est['score']:.3f} [{est['ci_low']:.3f}, {est['ci_high']:.3f}] n={est['n']} ({which}) |" in out["table"]
+    assert f"| {summary['seed']['test']['score']:.3f} n={summary['seed']['test']['n']} |" in out["table"]
     assert row["evals"] == summary["budget_used"]["evals"] and row["seconds"] == summary["budget_used"]["seconds"]
     assert row["best_prompt"].startswith(summary["best"]["prompt"])
     # the overall best-so-far curve ends on the dev score of the search's winner (the summary's best, or the prompt
@@ -70,7 +75,7 @@ def test_report_one_run_png_and_numbers_match_summary(runs, tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert f"{summary['best']['test']['score']:.3f} [{summary['best']['test']['ci_low']:.3f}, " \
            f"{summary['best']['test']['ci_high']:.3f}]" in md
-    assert f"| {summary['seed']['test']['score']:.3f} |" in md and f"| {summary['budget_used']['evals']} |" in md
+    assert f"| {summary['seed']['test']['score']:.3f} n={summary['seed']['test']['n']} |" in md and f"| {summary['budget_used']['evals']} |" in md
     assert "curve.png" in md
 
 
@@ -205,3 +210,18 @@ def test_bench_subsample_is_seeded_and_class_balanced():
     test = common.subsample(rows, 30, seed=0)
     assert len({ex.label for ex in test}) > 2 and test != rows[:30]
     assert common.subsample(rows, None, seed=0) == rows == common.subsample(rows, 500, seed=0)
+
+
+def test_the_table_names_the_estimate_and_says_a_dev_score_chose_the_winner():
+    """Before: a `best dev` column with no n or CI, where `run` had printed a held-out estimate beside the biased
+    dev score (#34: the summary says which estimate it shows)."""
+    score = lambda v, n: {"score": v, "n": n, "ci_low": v - 0.1, "ci_high": v + 0.05}
+    row = {"name": "r", "task": "t", "strategies": ["templates"], "finished": True, "seed_test": score(0.5, 40),
+           "best_test": score(0.8, 40), "best_dev": score(0.97, 20), "evals": 10, "seconds": 1.0, "best_prompt": "p"}
+    held = report.markdown_table([{**row, "estimate": {**score(0.9, 24), "which": "holdout"}}]).splitlines()[-1]
+    assert "| 0.900 [0.800, 0.950] n=24 (held-out) |" in held and "0.970" not in held
+    chose = report.markdown_table([{**row, "estimate": {**score(0.97, 20), "which": "dev"}}]).splitlines()[-1]
+    assert "| 0.970 [0.870, 1.020] n=20 (dev, chose it) |" in chose
+    old = report.markdown_table([{**row, "estimate": None}]).splitlines()[-1]  # a summary from before the estimate
+    assert "| 0.970 [0.870, 1.020] n=20 (dev, chose it) |" in old
+    assert "| 0.500 n=40 | 0.800 [0.700, 0.850] n=40 |" in held
