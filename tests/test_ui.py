@@ -70,6 +70,9 @@ def test_runs_page_lists_each_run_with_status_scores_and_resume_command(server, 
     assert "status-finished" in real and html.escape(fmt(s["best"]["test"], ci=True, n=True)) in real
     assert fmt(s["seed"]["dev"], ci=True, n=True) in real and f">{s['budget_used']['evals']}<" in real
     assert "templates + clarify" in real and "tiny-llama-0" in real
+    # the honest number first: a held-out estimate where the run kept rows, the dev score that chose it beside it
+    assert s["estimate"]["which"] == "holdout"
+    assert f"{fmt(s['best']['holdout'], ci=True, n=True)} held-out<br>{fmt(s['best']['dev'], ci=True, n=True)} dev, chose it" in real
     unfinished = row_of(body, "unfinished")
     assert "status-interrupted" in unfinished
     assert f"promptsearch run --resume {root['runs'] / 'unfinished'}" in unfinished
