@@ -378,7 +378,7 @@ def check_same_data(config: dict, task, store: RunStore) -> None:
     """A resumed run must read the data it started on: a changed split would mix two datasets in one log.
     A finished run resumes only as it finished (the replay ends where it ended); one whose config.json was edited
     since is refused, as the replay would overwrite its summary with another run's result."""
-    if (store.dir / "summary.json").exists():
+    if store.summary is not None:
         finished_with = store.summary.get("config_sha256")
         if finished_with is not None and finished_with != config_hash(store.config):
             raise PromptSearchError(f"{store.dir} has finished, and its config.json changed since; resuming would "

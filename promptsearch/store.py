@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from .errors import PromptSearchError, RunInterrupted
-from .files import parse_json, read_bytes, read_json
+from .files import link_refused, open_append, parse_json, present, read_bytes, read_json, write_replacing
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class RunStore:
     @classmethod
     def create(cls, run_dir: str | Path, config: dict) -> RunStore:
         store = cls(run_dir)
-        if (store.dir / "candidates.jsonl").exists():
+        if present(store.dir / "candidates.jsonl"):
             raise PromptSearchError(f"{store.dir} already holds a run; resume it or choose another run directory")
         store._refuse_foreign_directory()
         try:
@@ -72,7 +72,7 @@ class RunStore:
         api_task = entries == ["task"] and (self.dir / "task" / "task.json").is_file()
         if entries and not api_task and not self._is_run_setup():
             raise PromptSearchError(f"{self.dir} is not empty and is not a promptsearch run ({len(entries)} entries, such as "
-                                    f"{sorted(entries)[0]!r}); choose a new or empty run directory")
+                                    f"{min(entries)!r}); choose a new or empty run directory")
 
     def _is_run_setup(self) -> bool:
         if (self.dir / "lock").is_file() and (self.dir / "config.json").is_file():
@@ -86,18 +86,22 @@ class RunStore:
     @classmethod
     def open(cls, run_dir: str | Path) -> RunStore:
         store = cls(run_dir)
-        if not (store.dir / "config.json").exists():
+        if not present(store.dir / "config.json"):
             raise PromptSearchError(f"{run_dir} is not a run directory (no config.json)")
         return store
 
     def repair(self, name: str = "candidates.jsonl") -> None:
         """Cut a torn last line left by a kill, so the next append starts on a line of its own."""
         path = self.dir / name
-        if path.exists():
+        if present(path):
             data = read_bytes(path)
             if data and not data.endswith(b"\n"):
-                with self._writing(path), open(path, "r+b") as f:
-                    f.truncate(data.rfind(b"\n") + 1)
+                with self._writing(path):
+                    fd = open_append(path)
+                    try:
+                        os.ftruncate(fd, data.rfind(b"\n") + 1)
+                    finally:
+                        os.close(fd)
 
     @contextlib.contextmanager
     def _writing(self, path: Path):
@@ -105,7 +109,7 @@ class RunStore:
         try:
             yield
         except OSError as e:
-            raise RunInterrupted(f"cannot write {path}: {e.strerror or e}") from None
+            raise RunInterrupted(link_refused(path, e)) from None
 
     @contextlib.contextmanager
     def locked(self):
@@ -130,7 +134,7 @@ class RunStore:
 
     @property
     def summary(self) -> dict | None:
-        return self.read_json("summary.json") if (self.dir / "summary.json").exists() else None
+        return self.read_json("summary.json") if present(self.dir / "summary.json") else None
 
     def checked_summary(self) -> dict | None:
         """The finished run's summary with the fields a report of it reads checked (a hand-edited or foreign file
@@ -153,13 +157,13 @@ class RunStore:
     def append(self, name: str, record: dict) -> None:
         """Append one JSON line and push it to disk, so a kill loses at most the line being written."""
         data = _utf8(json.dumps(record, ensure_ascii=False) + "\n", self.dir / name)  # before the file is opened
-        with self._writing(self.dir / name), open(self.dir / name, "ab") as f:
+        with self._writing(self.dir / name), os.fdopen(open_append(self.dir / name), "ab") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
 
     def append_raw(self, name: str, data: bytes) -> None:
-        with self._writing(self.dir / name), open(self.dir / name, "ab") as f:
+        with self._writing(self.dir / name), os.fdopen(open_append(self.dir / name), "ab") as f:
             f.write(data)
 
     def read(self, name: str) -> list[dict]:
@@ -167,7 +171,7 @@ class RunStore:
         a corrupt line elsewhere (not UTF-8, not JSON, or not a record of this log) is reported and
         skipped, so nothing else is lost."""
         path = self.dir / name
-        if not path.exists():
+        if not present(path):  # a dangling or looping link is there: reading it says so in one line
             return []
         records = []
         lines = read_bytes(path).splitlines()
@@ -194,7 +198,7 @@ class RunStore:
             # never drops a scoring option silently: a header says what the text alone lacks (plain.py)
             from .plain import best_prompt_text
 
-            (self.dir / "best_prompt.txt").write_text(best_prompt_text(best), encoding="utf-8")
+            write_replacing(self.dir / "best_prompt.txt", best_prompt_text(best).encode("utf-8"))
 
     def leaderboard(self) -> list[dict]:
         """The leaderboard of a run that may never have finished: best-known score of each candidate."""
@@ -215,22 +219,18 @@ class RunStore:
 
     def write_json(self, name: str, data: dict) -> None:
         """Whole-file writes go through a temporary file, so a reader sees the old file or the new one."""
-        tmp = self.dir / (name + ".tmp")
         raw = _utf8(json.dumps(data, indent=2, ensure_ascii=False), self.dir / name)
         with self._writing(self.dir / name):
-            tmp.write_bytes(raw)
-            os.replace(tmp, self.dir / name)
+            write_replacing(self.dir / name, raw)
 
     def read_json(self, name: str) -> dict:
         return read_json(self.dir / name)
 
     def write_jsonl(self, name: str, records: list[dict]) -> None:
         """A whole log at once (through a temporary file): a kill leaves all of it or none."""
-        tmp = self.dir / (name + ".tmp")
         raw = _utf8("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), self.dir / name)
         with self._writing(self.dir / name):
-            tmp.write_bytes(raw)
-            os.replace(tmp, self.dir / name)
+            write_replacing(self.dir / name, raw)
 
 
 def _utf8(text: str, path: Path) -> bytes:
@@ -245,9 +245,9 @@ _HELD: dict[str, list] = {}  # run directory -> [lock descriptor, depth]: the lo
 
 def _take_lock(path: Path) -> int:
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_append(path)  # never through a link: the lock is truncated and rewritten below
     except OSError as e:
-        raise PromptSearchError(f"cannot write {path}: {e.strerror or e}") from None
+        raise PromptSearchError(link_refused(path, e)) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

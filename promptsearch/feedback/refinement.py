@@ -69,7 +69,9 @@ def refine(parent_dir, out=None, weight: float = 0.5, edit_map=None, model_edits
     from .. import runner
 
     if resume:
-        if not (Path(out) / REFINE_FILE).exists():
+        from ..files import present
+
+        if not present(Path(out) / REFINE_FILE):
             RunStore.open(out)  # not a run at all: say so first
             raise PromptSearchError(f"{out} is not a refine run (no {REFINE_FILE})")
         return _run_and_explain(RunStore.open(out), parts, progress, named)

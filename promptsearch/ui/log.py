@@ -15,7 +15,7 @@ import json
 import logging
 from pathlib import Path
 
-from ..files import read_bytes
+from ..files import present, read_bytes
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ MARK = b', "results": '
 def read_log(path: Path) -> list[dict]:
     """The log's rungs; each record's ``results`` is replaced by ``_raw``, the results' JSON bytes (or, for a
     line parsed whole, ``_parsed``). Read them with ``results_of``."""
-    if not path.exists():
+    if not present(path):
         return []
     data = read_bytes(path)
     lines = data.split(b"\n")
