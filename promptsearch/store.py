@@ -120,6 +120,7 @@ class RunStore:
         if key in _HELD:
             _HELD[key][1] += 1
         else:
+            self._refuse_links()
             _HELD[key] = [_take_lock(self.dir / "lock"), 1]
         try:
             yield self
@@ -127,6 +128,18 @@ class RunStore:
             _HELD[key][1] -= 1
             if not _HELD[key][1]:
                 os.close(_HELD.pop(key)[0])  # closing the descriptor releases the lock
+
+    def _refuse_links(self) -> None:
+        """A run about to be written holds no symbolic links among its files: an append, a truncation or a rewrite
+        must land in this folder, never in a file elsewhere a link names. Checked before anything is scored, so a
+        resume is refused at once rather than at its first logged line."""
+        try:
+            links = sorted(p.name for p in self.dir.iterdir() if p.is_symlink()) if self.dir.is_dir() else []
+        except OSError as e:
+            raise PromptSearchError(f"cannot read {self.dir}: {e.strerror or e}") from None
+        if links:
+            raise PromptSearchError(f"{self.dir / links[0]} is a symbolic link; a run's files must be plain files in "
+                                    "its folder (copy the file in place of the link)")
 
     @property
     def config(self) -> dict:
@@ -150,8 +163,31 @@ class RunStore:
             for split in ("dev", "test"):
                 if not isinstance(part.get(split), dict) or not isinstance(part[split].get("score"), (int, float)):
                     raise PromptSearchError(f"{where}: field '{key}.{split}' must be a score object")
-        if not isinstance(summary.get("budget_used"), dict):
-            raise PromptSearchError(f"{where}: field 'budget_used' must be an object")
+        used = summary.get("budget_used")
+        if not isinstance(used, dict) or not all(_number(used.get(k)) for k in ("candidates", "evals", "seconds")):
+            raise PromptSearchError(f"{where}: field 'budget_used' must be an object with numbers 'candidates', 'evals' "
+                                    "and 'seconds'")
+        gain = summary.get("improvement", {"dev": 0, "test": 0})  # absent in multi-task summaries
+        if not isinstance(gain, dict) or not all(_number(gain.get(k)) for k in ("dev", "test")):
+            raise PromptSearchError(f"{where}: field 'improvement' must be an object with numbers 'dev' and 'test'")
+        for key, (kinds, what) in SUMMARY_SHAPES.items():
+            if summary.get(key) is not None and not isinstance(summary[key], kinds):
+                raise PromptSearchError(f"{where}: field {key!r} must be {what}")
+        for key in ("leaderboard", "stages", "tasks"):
+            for i, row in enumerate(summary.get(key) or ()):
+                if not isinstance(row, dict) or (key != "stages" and not isinstance(row.get("name" if key == "tasks" else "prompt"), str)):
+                    raise PromptSearchError(f"{where}: field {key!r} entry {i + 1} must be an object"
+                                            + ("" if key == "stages" else f" with a {'name' if key == 'tasks' else 'prompt'}"))
+        if not all(isinstance(n, str) for n in summary.get("strategies_run") or ()):
+            raise PromptSearchError(f"{where}: field 'strategies_run' must list strategy names")
+        for key in ("estimate", "paired_test", "paired_holdout"):
+            part = summary.get(key)
+            if part is not None and not all(isinstance(v, (str, int, float, bool, type(None))) for v in part.values()):
+                raise PromptSearchError(f"{where}: field {key!r} must hold plain values")
+        if summary.get("estimate") is not None and not _number(summary["estimate"].get("score")):
+            raise PromptSearchError(f"{where}: field 'estimate' must have a number 'score'")
+        if summary.get("multitask") and not isinstance(summary.get("tasks"), list):
+            raise PromptSearchError(f"{where}: field 'tasks' must list the tasks of a multi-task run")
         return summary
 
     def append(self, name: str, record: dict) -> None:
@@ -306,6 +342,16 @@ def logged_row_seconds(rec: dict) -> tuple[float, int] | None:
 
 
 RECORD_CHECKS = {"candidates.jsonl": _candidate_problem}
+
+# summary.json's fields beyond best, seed and budget_used (checked_summary): each absent, null, or of these types
+SUMMARY_SHAPES = {
+    **{key: (str, "a string") for key in ("task", "metric", "model", "dtype", "scoring", "stop_reason", "stop_detail",
+                                          "run_dir", "model_fingerprint", "config_sha256", "schedule")},
+    **{key: (dict, "an object") for key in ("estimate", "paired_test", "paired_holdout", "improvement", "budget",
+                                            "racing", "served", "multitask")},
+    **{key: (list, "a list") for key in ("leaderboard", "stages", "strategies_run", "tasks", "final_notes")},
+    "search_evals": ((int, float), "a number"),
+}
 
 
 # ---- reading a run log -----------------------------------------------------------------------
