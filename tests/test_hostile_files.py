@@ -862,3 +862,59 @@ def test_a_damaged_cached_answer_is_a_miss(work):
     assert cache.get("k") is None
     cache.put("k", "fp", "/completions", {"a": 2})
     assert cache.get("k") == {"a": 2}
+
+
+# ---- 9. runs read by another command: run --extend, and the web app's run list --------------------------------
+EXTEND_DAMAGE = [("summary.json", p) for p in ("empty", "top-list", "deep-object", "truncated", "dangling-link")] + \
+    [("config.json", p) for p in ("empty", "top-null", "lone-surrogate")]
+
+
+@pytest.mark.parametrize("name, payload", EXTEND_DAMAGE, ids=[f"{n}-{p}" for n, p in EXTEND_DAMAGE])
+def test_run_extend_from_a_damaged_run(work, tiny_dir, small_task_dir, name, payload):
+    run = work / "run"
+    damage(run / name, payload, OBJECT_PAYLOADS)
+    before = snapshot(run)
+    refused(invoke("run", "--extend", run, "--task", small_task_dir, "--model", tiny_dir, "--out", work / "out"))
+    assert snapshot(run) == before and not (work / "out").exists()
+
+
+@pytest.mark.parametrize("key, value", [("best", []), ("best", {"prompt": 5}), ("leaderboard", "x"), ("budget_used", {}),
+                                        ("estimate", [1])])
+def test_run_extend_from_a_summary_with_a_wrong_typed_field(work, tiny_dir, small_task_dir, key, value):
+    run = work / "run"
+    good = json.loads((run / "summary.json").read_text())
+    (run / "summary.json").write_text(json.dumps({**good, key: value}))
+    refused(invoke("run", "--extend", run, "--task", small_task_dir, "--model", tiny_dir, "--out", work / "out"))
+    assert not (work / "out").exists()
+
+
+@pytest.mark.parametrize("name, payload", [("summary.json", "top-list"), ("summary.json", "deep-list"),
+                                           ("config.json", "empty"), ("config.json", "lone-surrogate")])
+def test_the_web_apps_run_list_shows_a_damaged_run_as_an_error(work, name, payload):
+    from promptsearch.ui.runs import RunIndex
+
+    damage(work / "run" / name, payload, OBJECT_PAYLOADS)
+    runs = RunIndex([str(work)]).runs()
+    assert len(runs) == 1 and runs[0].error and "\n" not in runs[0].error
+
+
+LABELS_CASES = [p for p in OBJECT_PAYLOADS if p != "top-list"] + [*LINKS, "object", "one-word", "numbers", "twice"]
+
+
+@pytest.mark.parametrize("payload", LABELS_CASES)
+def test_labels_json(work, payload):
+    """labels.json (the label words, where task.json gives none)."""
+    task = work / "task"
+    meta = json.loads((task / "task.json").read_text())
+    words = meta.pop("label_words")
+    (task / "task.json").write_text(json.dumps(meta))
+    (task / "labels.json").write_text(json.dumps(words))
+    extra = {"object": b'{"0": "negative", "1": "positive"}', "one-word": b'["positive"]', "numbers": b"[0, 1]",
+             "twice": b'["positive", "positive"]'}
+    damage(task / "labels.json", payload, {**OBJECT_PAYLOADS, **extra})
+    before = snapshot(task)
+    msg = refused(invoke("tasks", "--task", task))
+    assert "labels.json" in msg or "task.json" in msg, msg
+    with pytest.raises(PromptSearchError):
+        ps.load_task(str(task))
+    assert snapshot(task) == before
