@@ -918,3 +918,18 @@ def test_labels_json(work, payload):
     with pytest.raises(PromptSearchError):
         ps.load_task(str(task))
     assert snapshot(task) == before
+
+
+@pytest.mark.parametrize("payload", LOG_LINE_CASES)
+def test_the_web_apps_log_reader_skips_a_bad_line(work, payload):
+    """ui/log.py reads candidates.jsonl its own way (results parsed on demand): a bad line is skipped there too."""
+    from promptsearch.store import RunStore
+    from promptsearch.ui.log import read_log, results_of
+
+    log = work / "run" / "candidates.jsonl"
+    good = read_log(log)
+    damage(log, payload, LINE_PAYLOADS)
+    damaged = read_log(log)
+    assert [r["candidate"]["id"] for r in damaged] == [r["candidate"]["id"] for r in good]
+    assert all(isinstance(results_of(r), dict) for r in damaged)
+    assert len(RunStore(work / "run").read("candidates.jsonl")) == len(damaged)

@@ -56,7 +56,7 @@ def _split(line: bytes) -> dict | None:
         return None
     try:
         rec = json.loads(line[:cut] + b"}")
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: JSON nested past the limit
         return None
     if not isinstance(rec, dict) or "results" in rec:
         return None
@@ -67,7 +67,7 @@ def _split(line: bytes) -> dict | None:
 def _whole(line: bytes) -> dict | None:
     try:
         rec = json.loads(line)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: JSON nested past the limit
         return None
     if isinstance(rec, dict) and isinstance(rec.get("results"), dict):
         rec["_parsed"] = rec.pop("results")
@@ -98,7 +98,7 @@ def results_of(rec: dict) -> dict[str, list]:
     if "_parsed" not in rec:
         try:
             parsed = json.loads(rec["_raw"])
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: JSON nested past the limit
             parsed = None
         rec["_parsed"] = parsed if isinstance(parsed, dict) else {}
         rec.pop("_raw", None)
