@@ -341,7 +341,23 @@ def logged_row_seconds(rec: dict) -> tuple[float, int] | None:
     return None
 
 
-RECORD_CHECKS = {"candidates.jsonl": _candidate_problem}
+def _test_problem(rec) -> str | None:
+    """Why a test.jsonl line is not a prompt's logged test results (None when it is)."""
+    if not isinstance(rec, dict):
+        return "not a JSON object"
+    if not isinstance(rec.get("candidate"), dict) or not isinstance(rec["candidate"].get("id"), str):
+        return "field 'candidate' must be an object with an 'id'"
+    keys, results = rec.get("keys"), rec.get("results")
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        return "field 'keys' must list example keys"
+    if not isinstance(results, list) or len(results) != len(keys) or not all(_result_row(r) for r in results):
+        return "field 'results' must hold one [score, prediction, log-likelihood or null, [label scores]] per key"
+    if rec.get("task") is not None and not isinstance(rec["task"], str):
+        return "field 'task' must be a string"
+    return None
+
+
+RECORD_CHECKS = {"candidates.jsonl": _candidate_problem, "test.jsonl": _test_problem}
 
 # summary.json's fields beyond best, seed and budget_used (checked_summary): each absent, null, or of these types
 SUMMARY_SHAPES = {

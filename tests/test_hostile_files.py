@@ -933,3 +933,24 @@ def test_the_web_apps_log_reader_skips_a_bad_line(work, payload):
     assert [r["candidate"]["id"] for r in damaged] == [r["candidate"]["id"] for r in good]
     assert all(isinstance(results_of(r), dict) for r in damaged)
     assert len(RunStore(work / "run").read("candidates.jsonl")) == len(damaged)
+
+
+TEST_LOG_LINES = {
+    **{p: LINE_PAYLOADS[p] for p in LOG_LINE_CASES},
+    "keys-not-a-list": lambda good: good + b'{"candidate": {"id": "x"}, "keys": "k", "results": []}\n',
+    "candidate-a-string": lambda good: good + b'{"candidate": "x", "keys": [], "results": []}\n',
+    "results-short": lambda good: good + b'{"candidate": {"id": "x"}, "keys": ["a", "b"], "results": [[1, "p", null, []]]}\n',
+    "result-row-wrong": lambda good: good + b'{"candidate": {"id": "x"}, "keys": ["a"], "results": [["1", 2, 3]]}\n',
+}
+
+
+@pytest.mark.parametrize("payload", list(TEST_LOG_LINES))
+def test_the_runs_test_log_with_a_bad_line(work, payload):
+    """run/test.jsonl (the best and seed prompts' test results, which export and show --split test read): a bad
+    line is skipped with a warning, as in candidates.jsonl; nothing crashes, the run is not changed."""
+    run = work / "run"
+    damage(run / "test.jsonl", payload, TEST_LOG_LINES)
+    before = snapshot(run)
+    succeeded(invoke("export", run, "-o", work / "out.json", "--quiet"))
+    succeeded(invoke("show", run, "--examples", "2", "--split", "test"))
+    assert snapshot(run) == before
