@@ -801,15 +801,28 @@ def test_registry_file(work, payload):
 
 
 # ---- 7. the Python API on a damaged run folder ---------------------------------------------------------------
-@pytest.mark.parametrize("name, payload", [("config.json", p) for p in ("empty", "top-list", "deep-list", "lone-surrogate")]
-                         + [("summary.json", p) for p in ("empty", "top-list", "top-null", "deep-object")])
-def test_api_search_on_a_damaged_run_dir(work, tiny, name, payload):
+API_DAMAGE = [("config.json", p) for p in ("empty", "top-list", "deep-list", "lone-surrogate")] + \
+    [("summary.json", p) for p in ("empty", "top-list", "top-null", "deep-object", "best-a-number", "budget-used-a-list")]
+
+
+@pytest.mark.parametrize("name, payload", API_DAMAGE, ids=[f"{n}-{p}" for n, p in API_DAMAGE])
+def test_api_search_on_a_damaged_run_dir(work, tiny_dir, small_task_dir, name, payload):
+    """ps.search on a run folder that holds this search: a finished one is read back, so its damaged files must be
+    a PromptSearchError (the same search's settings, so the summary is what is read)."""
     run = work / "run"
-    damage(run / name, payload, OBJECT_PAYLOADS)
+    config = json.loads((run / "config.json").read_text())
+    model = ps.load_model(tiny_dir, dtype=config["dtype"])
+    args = {"strategies": ["templates"], "budget": ps.Budget(max_candidates=config["budget"]["max_candidates"]),
+            "final_ensemble": config["final_ensemble"], "schedule": config["schedule"]}
+    assert isinstance(ps.search(small_task_dir, model, run_dir=run, **args), ps.SearchResult)  # as it is: read back
+    good = json.loads((run / "summary.json").read_text())
+    extra = {"best-a-number": json.dumps({**good, "best": 5}).encode(),
+             "budget-used-a-list": json.dumps({**good, "budget_used": []}).encode()}
+    damage(run / name, payload, {**OBJECT_PAYLOADS, **extra})
     before = snapshot(run)
     with pytest.raises(PromptSearchError) as e:
-        ps.search(str(work / "task"), tiny, run_dir=run, strategies=["templates"])
-    assert "\n" not in str(e.value)
+        ps.search(small_task_dir, model, run_dir=run, **args)
+    assert "\n" not in str(e.value) and name in str(e.value), str(e.value)
     assert snapshot(run) == before
 
 
