@@ -410,6 +410,141 @@ def case_summary_without_best(c: Corpus):
     return refused(c, c.cli("show", run), expect="field 'best'")
 
 
+
+# ---- damaged and hostile files (the sweep of 2026-12-06: tests/test_hostile_files.py holds the matrix) --------
+def finished_run(c: Corpus, d: Path, **summary_changes) -> Path:
+    """A run as one that finished leaves it (config, one logged rung, a summary), written by hand: no search runs."""
+    run = c.run_dir(d)
+    rung = {"candidate": {"id": "a", "prompt": "{input}", "strategy": "seed"}, "size": 2,
+            "score": {"metric": "accuracy", "score": 0.5, "n": 2, "ci_low": 0.1, "ci_high": 0.9},
+            "results": {"k": [1, "positive", None, [-1.0, -2.0]]}, "evals_used": 2}
+    (run / "candidates.jsonl").write_text(json.dumps(rung) + "\n")
+    score = {"metric": "accuracy", "score": 0.5, "n": 2, "ci_low": 0.1, "ci_high": 0.9}
+    best = {"id": "a", "prompt": "{input}", "strategy": "seed", "dev": score, "test": score}
+    summary = {"task": "t", "metric": "accuracy", "best": best, "seed": best, "leaderboard": [{**best, "rank": 1}],
+               "budget_used": {"candidates": 1, "evals": 2, "seconds": 1.0}, "improvement": {"dev": 0.0, "test": 0.0},
+               "stop_reason": "candidates", "strategies_run": ["templates"], **summary_changes}
+    (run / "summary.json").write_text(json.dumps(summary))
+    return run
+
+
+def outward(d: Path, path: Path) -> Path:
+    """``path`` made a symbolic link to a file outside its folder (holding its content, or a line); returns the file."""
+    target = d / ("victim-" + path.name)
+    target.write_bytes(path.read_bytes() if path.is_file() else b"keep me\n")
+    path.unlink(missing_ok=True)
+    os.symlink(target, path)
+    return target
+
+
+def case_bom(c: Corpus, what: str):
+    d = c.fresh(f"bom-{what}")
+    bom = b"\xef\xbb\xbf"
+    if what == "task":
+        t = c.task_copy(d)
+        (t / "dev.jsonl").write_bytes(bom + (t / "dev.jsonl").read_bytes())
+        proc = c.cli("tasks", "--task", t)
+    else:
+        (d / "a.json").write_bytes(bom + c.artifact().encode())
+        proc = c.cli("prompts", "add", d / "a.json", "--name", "bom")
+    ok = proc.returncode == 0 and "Traceback" not in proc.stderr
+    return ok, "read as UTF-8 text" if ok else proc.stderr.strip()[-150:]
+
+
+def case_duplicate_key(c: Corpus):
+    d = c.fresh("duplicate-key")
+    t = c.task_copy(d)
+    with open(t / "dev.jsonl", "a") as f:
+        f.write('{"input": "a fine film", "output": "negative", "output": "positive"}\n')
+    before = snapshot(t)
+    return refused(c, c.cli("run", "--task", t, "--model", c.model, "--out", d / "run"), (t,), before, expect="given twice")
+
+
+def case_linked_run_file(c: Corpus, name: str):
+    d = c.fresh(f"linked-{name}")
+    run = c.run_dir(d)
+    victim = outward(d, run / name)
+    before = snapshot(victim)
+    if name == "ratings.jsonl":
+        (d / "r.jsonl").write_text(json.dumps({"prompt": "{input}", "input": "x", "rating": 4}) + "\n")
+        proc = c.cli("rate", run, "--from-file", d / "r.jsonl")
+    else:
+        proc = c.cli("run", "--resume", run)
+    return refused(c, proc, (victim,), before, expect="is a symbolic link")
+
+
+def case_summary_field(c: Corpus, command: str, **changes):
+    d = c.fresh(f"summary-{command}")
+    run = finished_run(c, d, **changes)
+    before = snapshot(run)
+    args = ("report", run, "--out", d / "rep") if command == "report" else (command, run)
+    ok, detail = refused(c, c.cli(*args), (run,), before, expect="summary.json: field")
+    return ok and not (d / "rep").exists(), detail
+
+
+def case_summary_link(c: Corpus):
+    d = c.fresh("summary-dangling")
+    run = finished_run(c, d)
+    (run / "summary.json").unlink()
+    os.symlink(d / "gone.json", run / "summary.json")
+    return refused(c, c.cli("show", run), expect="summary.json")
+
+
+def case_config_field(c: Corpus, command: str, **edit):
+    d = c.fresh(f"config-{command}")
+    run = finished_run(c, d)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, **edit}))
+    before = snapshot(run)
+    args = ("export", run, "-o", d / "a.json") if command == "export" else ("report", run, "--out", d / "rep")
+    ok, detail = refused(c, c.cli(*args), (run,), before, expect="config.json: field")
+    return ok and not (d / "a.json").exists() and not (d / "rep").exists(), detail
+
+
+def case_refine_meta(c: Corpus):
+    d = c.fresh("refine-meta")
+    parent = c.run_dir(d)
+    run = c.run_dir(d / "refine", feedback={"parent": str(parent), "weight": 0.5})
+    (run / "refine.json").write_text(json.dumps({"parent": str(parent), "weight": 0.5, "ratings": {}, "edits": []}))
+    before = snapshot(run)
+    return refused(c, c.cli("refine", "--resume", run), (run,), before, expect="refine.json: field 'ratings'")
+
+
+def case_import_jsonl(c: Corpus, content: bytes, expect: str):
+    d = c.fresh("import-jsonl")
+    (d / "t.jsonl").write_bytes(content)
+    proc = c.cli("tasks", "import", d / "t.jsonl", "--out", d / "task")
+    ok, detail = refused(c, proc, expect=expect)
+    return ok and not (d / "task").exists(), detail
+
+
+def case_foreign_sqlite(c: Corpus, which: str):
+    d = c.fresh(f"foreign-sqlite-{which}")
+    db_path = d / "other.db"
+    db = sqlite3.connect(db_path)
+    db.execute("CREATE TABLE notes (x TEXT)")
+    db.execute("INSERT INTO notes VALUES ('mine')")
+    db.commit()
+    db.close()
+    before = snapshot(db_path)
+    saved = c.env
+    if which == "registry":
+        c.env = {**saved, "PROMPTSEARCH_REGISTRY": str(db_path)}
+        (d / "a.json").write_text(c.artifact())
+        args = ("prompts", "add", d / "a.json", "--name", "p")
+    else:
+        (d / "cache").mkdir()
+        os.replace(db_path, d / "cache" / "responses.sqlite")
+        db_path = d / "cache" / "responses.sqlite"
+        before = snapshot(db_path)
+        c.env = {**saved, "PROMPTSEARCH_CACHE": str(d / "cache")}
+        args = ("cache", "clear")
+    try:
+        return refused(c, c.cli(*args), (db_path,), before, expect="not ")
+    finally:
+        c.env = saved
+
+
 CASES = [
     ("1 path traversal", "soft.file /etc/hostname", lambda c: case_soft_file(c, "/etc/hostname")),
     ("1 path traversal", "soft.file ../victim.txt", lambda c: case_soft_file(c, "../victim.txt")),
@@ -457,6 +592,23 @@ CASES = [
     ("15 settings", "junk safetensors", lambda c: case_model_setting(c, "weights")),
     ("15 settings", "show: summary without best", case_summary_without_best),
     ("15 settings", "damaged registry page", case_registry_damaged),
+    ("12 parser", "BOM-prefixed dev.jsonl", lambda c: case_bom(c, "task")),
+    ("12 parser", "BOM-prefixed artifact", lambda c: case_bom(c, "artifact")),
+    ("12 parser", "a row with 'output' twice", case_duplicate_key),
+    ("12 parser", "tasks import: JSONL with a null line", lambda c: case_import_jsonl(c, b'{"input": "a", "output": "b"}\nnull\n', "JSON object")),
+    ("12 parser", "tasks import: JSONL 100k deep", lambda c: case_import_jsonl(c, b"[" * 100_000 + b"]" * 100_000 + b"\n", "nested too deeply")),
+    ("12 parser", "summary.json a dangling link: show", case_summary_link),
+    ("11 data loss", "ratings.jsonl linked outside: rate", lambda c: case_linked_run_file(c, "ratings.jsonl")),
+    ("11 data loss", "lock linked outside: resume", lambda c: case_linked_run_file(c, "lock")),
+    ("11 data loss", "candidates.jsonl linked outside: resume", lambda c: case_linked_run_file(c, "candidates.jsonl")),
+    ("11 data loss", "registry is another program's SQLite", lambda c: case_foreign_sqlite(c, "registry")),
+    ("11 data loss", "cache is another program's SQLite", lambda c: case_foreign_sqlite(c, "cache")),
+    ("15 settings", "summary leaderboard a string: show", lambda c: case_summary_field(c, "show", leaderboard="x")),
+    ("15 settings", "summary budget_used {}: report", lambda c: case_summary_field(c, "report", budget_used={})),
+    ("15 settings", "summary improvement null: show", lambda c: case_summary_field(c, "show", improvement=None)),
+    ("15 settings", "config task 5: export", lambda c: case_config_field(c, "export", task=5)),
+    ("15 settings", "config strategies 1.5: report", lambda c: case_config_field(c, "report", strategies=1.5)),
+    ("15 settings", "refine.json ratings {}: refine --resume", case_refine_meta),
 ]
 
 

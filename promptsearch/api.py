@@ -264,9 +264,11 @@ def search(task: Task | str | None = None, model=None, budget: Budget | None = N
     resume = (run_dir / "config.json").exists()
     if resume:
         store = RunStore.open(run_dir)
+        runner.read_config(store)  # a damaged config.json: one line naming the field
         _same_search(store.config, config, run_dir)
-        if store.summary is not None:  # finished: read back, nothing scored again
-            return SearchResult(store.summary, run_dir, task, model, scorer, chat)
+        summary = store.checked_summary()  # likewise summary.json, before a SearchResult reads it
+        if summary is not None:  # finished: read back, nothing scored again
+            return SearchResult(summary, run_dir, task, model, scorer, chat)
     summary = runner.run(config, run_dir, resume=resume, progress=progress, parts=parts)
     return SearchResult(summary, run_dir, task, model, scorer, chat)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -189,13 +188,9 @@ def _validate_options(options, where: str) -> None:
 # ---- files ---------------------------------------------------------------------------------------
 def parse(raw: bytes, where: str) -> Artifact:
     """An artifact from a file's bytes; a bad file is explained in one line."""
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise PromptSearchError(f"{where}: not UTF-8 text (byte {e.start})") from None
-    from .files import parse_json
+    from .files import decode, parse_json
 
-    return Artifact.from_json(parse_json(text, where), where)
+    return Artifact.from_json(parse_json(decode(raw, where), where), where)
 
 
 def read(path: str | Path) -> Artifact:
@@ -204,11 +199,9 @@ def read(path: str | Path) -> Artifact:
         hint = (f"it is a run folder: export its winner first (promptsearch export {path} -o prompt.json), then use "
                 "prompt.json" if (path / "summary.json").is_file() else "it is a folder, not a file")
         raise PromptSearchError(f"{path}: {hint}")
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise PromptSearchError(f"{path}: cannot read ({e.strerror or e})") from None
-    return parse(raw, str(path))
+    from .files import read_bytes
+
+    return parse(read_bytes(path), str(path))
 
 
 def dumps(artifact: Artifact) -> str:
@@ -255,15 +248,11 @@ def soft_path(artifact: Artifact, artifact_path: str | Path) -> Path:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    from .files import write_replacing
+
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_replacing(path, data)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise PromptSearchError(f"{path}: cannot write ({e.strerror or e})") from None
 
 

@@ -30,7 +30,7 @@ def export_run(run_dir: str | Path, out: str | Path, rank: int | None = None, pa
     model, scorer) skips loading the run's model, for callers that hold it already. ``named``: server URLs
     given on the command line; a served run's model is connected to (to score on test) only when named."""
     store = RunStore.open(run_dir)
-    config, summary = store.config, store.checked_summary()
+    config, summary = runner.read_config(store), store.checked_summary()
     if config.get("multitask"):
         raise PromptSearchError(f"{run_dir}: a multi-task run has no single-task artifact yet; extend it with "
                                 f"promptsearch run --extend {run_dir} --task NEW")

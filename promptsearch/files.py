@@ -23,8 +23,14 @@ def read_bytes(path) -> bytes:
         raise PromptSearchError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
+BOM = b"\xef\xbb\xbf"
+
+
 def decode(data: bytes, where: str, first_line: int = 1) -> str:
-    """UTF-8 text, else an error naming the line of the first bad byte."""
+    """UTF-8 text, else an error naming the line of the first bad byte. A byte-order mark opening a file (as
+    Windows editors save UTF-8) is no text: dropped, so the file reads as it does without one."""
+    if first_line == 1 and data.startswith(BOM):
+        data = data[len(BOM):]
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -50,7 +56,9 @@ def parse_json(text: str, where: str):
     raises RecursionError there), and lone surrogates (\\ud800: valid JSON, but no UTF-8 file can hold it,
     so writing it back later would fail half-way through a run)."""
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=_no_repeats)
+    except _Repeated as e:
+        raise PromptSearchError(f"{where}: field {e.args[0][:40]!r} is given twice; keep one") from None
     except json.JSONDecodeError as e:
         raise PromptSearchError(f"{where}: bad JSON at line {e.lineno}: {e.msg}") from None
     except RecursionError:
@@ -58,6 +66,23 @@ def parse_json(text: str, where: str):
     if _SURROGATE_ESCAPE.search(text) and not _encodable(value):
         raise PromptSearchError(f"{where}: holds a lone surrogate escape (such as \\ud800), which is not text")
     return value
+
+
+class _Repeated(ValueError):
+    pass
+
+
+def _no_repeats(pairs):
+    """An object's fields, refusing one given twice (json keeps the last silently: a row with two "output"s
+    would be read as whichever came last)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Repeated(key)
+            seen.add(key)
+    return obj
 
 
 def check_text(value, where: str) -> None:
@@ -136,3 +161,40 @@ def check_fields(record: dict, known, where: str, hint: str = "") -> None:
     unknown = sorted(set(record) - set(known))
     if unknown:
         raise PromptSearchError(f"{where}: unknown field {unknown[0]!r}; known fields are {', '.join(known)}{hint}")
+
+
+# ---- writing into a folder a file may have planted links in -------------------------------------------------
+def open_append(path) -> int:
+    """A descriptor appending to ``path`` (created if absent), never through a symbolic link: a run folder handed
+    over with ``ratings.jsonl`` or ``lock`` linked to a file elsewhere must not have that file appended to or
+    truncated. Raises OSError (ELOOP for a link) for the caller's own one-line message."""
+    return os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+
+
+def link_refused(path, e: OSError) -> str:
+    """The reason to give for an OSError from open_append / write_replacing."""
+    if Path(path).is_symlink():
+        return f"cannot write {path}: it is a symbolic link; a run's files must be plain files in its folder"
+    return f"cannot write {path}: {e.strerror or e}"
+
+
+def write_replacing(path, data: bytes) -> None:
+    """``path`` replaced whole by ``data`` through a new temporary file beside it (created afresh: a link left
+    at the temporary name is removed, never written through), so a reader sees the old file or the new one.
+    Raises OSError."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.unlink()
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -162,10 +162,15 @@ def extend_source(source: str) -> dict:
     path = Path(source)
     if path.is_dir():
         store = RunStore.open(path)
-        config, summary = store.config, store.summary
+        config, summary = store.config, store.checked_summary()  # damaged files: one line naming the field
         if summary is None:
             raise PromptSearchError(f"--extend {source}: the run has not finished; finish it with run --resume {source}")
         multi = config.get("multitask")
+        where = str(store.dir / "config.json")
+        if multi:
+            check_section(multi, where, config.get("strategies") if isinstance(config.get("strategies"), list) else [])
+        elif config.get("task") is not None and not isinstance(config["task"], str):
+            raise PromptSearchError(f"{where}: field 'task' must name a task (a bundled task or a folder) or be null")
         tasks = list(multi["tasks"]) if multi else [_resolve(config["task"] or "sst2-mini")]
         best = summary["best"]
         kind = "run"

@@ -15,6 +15,13 @@ def single_task_best(run_dir: str, task) -> dict:
 
     store = RunStore.open(run_dir)
     summary, config = store.summary, store.config
+    if config.get("task") is not None and not isinstance(config["task"], str):  # this module sits below runner
+        raise PromptSearchError(f"{store.dir / 'config.json'}: field 'task' must name a task (a bundled task or a folder)")
+    best = (summary or {}).get("best", {})
+    if summary is not None and not (isinstance(best, dict) and isinstance(best.get("prompt"), str)
+                                    and all(isinstance(best.get(s), dict) for s in ("dev", "test"))):
+        raise PromptSearchError(f"{store.dir / 'summary.json'}: field 'best' must be an object with a 'prompt' and "
+                                "'dev' and 'test' scores")
     if summary is None:
         raise PromptSearchError(f"--compare-run {task.name}={run_dir}: the run has not finished")
     if config.get("multitask"):

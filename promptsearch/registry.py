@@ -72,15 +72,28 @@ class Registry:
         self.path = Path(path) if path is not None else default_path()
 
     def _connect(self, create: bool = False) -> sqlite3.Connection:
+        if self.path.is_symlink() and not self.path.exists():  # sqlite would create the file the link names
+            raise PromptSearchError(f"registry {self.path}: a symbolic link to nothing (or a loop of links); point "
+                                    "PROMPTSEARCH_REGISTRY at the registry file itself")
         if not create and not self.path.exists():
             raise PromptSearchError(f"no registry at {self.path} yet; add a prompt with: promptsearch prompts add FILE --name NAME")
+        if self.path.is_dir():
+            raise PromptSearchError(f"registry {self.path}: is a folder, not a file; point PROMPTSEARCH_REGISTRY at a file")
+        conn = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: transactions are ours (BEGIN IMMEDIATE), not the module's implicit ones.
             conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_S * 1000}")
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and "versions" not in tables:  # someone else's database: never add a table to it
+                conn.close()
+                raise PromptSearchError(f"registry {self.path}: an SQLite database, but not a promptsearch registry "
+                                        f"(it holds {', '.join(sorted(tables)[:3])}); point PROMPTSEARCH_REGISTRY elsewhere")
             conn.execute(SCHEMA)
         except (OSError, sqlite3.Error) as e:
+            if conn is not None:
+                conn.close()
             raise PromptSearchError(f"registry {self.path}: {e}") from None
         return conn
 

@@ -81,11 +81,13 @@ def load_run(run_dir: str | Path) -> RunData:
     if not path.is_dir():
         raise PromptSearchError(f"{run_dir}: no such run directory")
     store = RunStore.open(path)
-    config = store.config
+    from .runner import read_config
+
+    config = read_config(store)  # checked: a damaged config.json is one line, not a TypeError in a plot
     records = [r for r in store.read("candidates.jsonl") if _valid(r)]
     if not records:
         raise PromptSearchError(f"{run_dir}: no scored candidates yet (candidates.jsonl is missing or empty)")
-    return RunData(dir=path, config=config, records=records, summary=store.summary, name=path.name,
+    return RunData(dir=path, config=config, records=records, summary=store.checked_summary(), name=path.name,
                    strategies=list(config.get("strategies") or []))
 
 

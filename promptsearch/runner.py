@@ -141,6 +141,18 @@ def read_config(store: RunStore) -> dict:
     from .models import is_served
     from .models.urls import split_urls
 
+    if config["task"] is not None and (not isinstance(config["task"], str) or not config["task"]):  # null: the default
+        raise PromptSearchError(f"{where}: field 'task' must name a task (a bundled task or a folder) or be null")
+    for key in ("device", "dtype", "dtype_asked"):
+        if config.get(key) is not None and not isinstance(config[key], str):
+            raise PromptSearchError(f"{where}: field {key!r} must be a string")
+    if "chat" in config and not isinstance(config["chat"], bool):
+        raise PromptSearchError(f"{where}: field 'chat' must be true or false")
+    if config.get("served") is not None and not isinstance(config["served"], dict):
+        raise PromptSearchError(f"{where}: field 'served' must be a JSON object or null")
+    data = config.get("data")
+    if data is not None and (not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values())):
+        raise PromptSearchError(f"{where}: field 'data' must be an object of split hashes or null")
     for key in ("model", "proposer"):
         if config.get(key) is not None and not isinstance(config[key], str):
             raise PromptSearchError(f"{where}: field {key!r} must be a string or null")
@@ -165,8 +177,9 @@ def read_config(store: RunStore) -> dict:
     check_config(config, f"{where}: field")
     if config.get("schedule", "even") not in SCHEDULES:
         raise PromptSearchError(f"{where}: field 'schedule' must be one of {', '.join(SCHEDULES)}")
-    if config.get("feedback") is not None and not isinstance(config["feedback"], dict):
-        raise PromptSearchError(f"{where}: field 'feedback' must be a JSON object or null")
+    feedback = config.get("feedback")
+    if feedback is not None and (not isinstance(feedback, dict) or not isinstance(feedback.get("parent"), str)):
+        raise PromptSearchError(f"{where}: field 'feedback' must be a JSON object with the parent run, or null")
     if config.get("multitask") is not None:
         from .multitask import check_section
 
@@ -378,7 +391,7 @@ def check_same_data(config: dict, task, store: RunStore) -> None:
     """A resumed run must read the data it started on: a changed split would mix two datasets in one log.
     A finished run resumes only as it finished (the replay ends where it ended); one whose config.json was edited
     since is refused, as the replay would overwrite its summary with another run's result."""
-    if (store.dir / "summary.json").exists():
+    if store.summary is not None:
         finished_with = store.summary.get("config_sha256")
         if finished_with is not None and finished_with != config_hash(store.config):
             raise PromptSearchError(f"{store.dir} has finished, and its config.json changed since; resuming would "

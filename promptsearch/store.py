@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from .errors import PromptSearchError, RunInterrupted
-from .files import parse_json, read_bytes, read_json
+from .files import link_refused, open_append, parse_json, present, read_bytes, read_json, write_replacing
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class RunStore:
     @classmethod
     def create(cls, run_dir: str | Path, config: dict) -> RunStore:
         store = cls(run_dir)
-        if (store.dir / "candidates.jsonl").exists():
+        if present(store.dir / "candidates.jsonl"):
             raise PromptSearchError(f"{store.dir} already holds a run; resume it or choose another run directory")
         store._refuse_foreign_directory()
         try:
@@ -72,7 +72,7 @@ class RunStore:
         api_task = entries == ["task"] and (self.dir / "task" / "task.json").is_file()
         if entries and not api_task and not self._is_run_setup():
             raise PromptSearchError(f"{self.dir} is not empty and is not a promptsearch run ({len(entries)} entries, such as "
-                                    f"{sorted(entries)[0]!r}); choose a new or empty run directory")
+                                    f"{min(entries)!r}); choose a new or empty run directory")
 
     def _is_run_setup(self) -> bool:
         if (self.dir / "lock").is_file() and (self.dir / "config.json").is_file():
@@ -86,18 +86,22 @@ class RunStore:
     @classmethod
     def open(cls, run_dir: str | Path) -> RunStore:
         store = cls(run_dir)
-        if not (store.dir / "config.json").exists():
+        if not present(store.dir / "config.json"):
             raise PromptSearchError(f"{run_dir} is not a run directory (no config.json)")
         return store
 
     def repair(self, name: str = "candidates.jsonl") -> None:
         """Cut a torn last line left by a kill, so the next append starts on a line of its own."""
         path = self.dir / name
-        if path.exists():
+        if present(path):
             data = read_bytes(path)
             if data and not data.endswith(b"\n"):
-                with self._writing(path), open(path, "r+b") as f:
-                    f.truncate(data.rfind(b"\n") + 1)
+                with self._writing(path):
+                    fd = open_append(path)
+                    try:
+                        os.ftruncate(fd, data.rfind(b"\n") + 1)
+                    finally:
+                        os.close(fd)
 
     @contextlib.contextmanager
     def _writing(self, path: Path):
@@ -105,7 +109,7 @@ class RunStore:
         try:
             yield
         except OSError as e:
-            raise RunInterrupted(f"cannot write {path}: {e.strerror or e}") from None
+            raise RunInterrupted(link_refused(path, e)) from None
 
     @contextlib.contextmanager
     def locked(self):
@@ -116,6 +120,7 @@ class RunStore:
         if key in _HELD:
             _HELD[key][1] += 1
         else:
+            self._refuse_links()
             _HELD[key] = [_take_lock(self.dir / "lock"), 1]
         try:
             yield self
@@ -124,13 +129,25 @@ class RunStore:
             if not _HELD[key][1]:
                 os.close(_HELD.pop(key)[0])  # closing the descriptor releases the lock
 
+    def _refuse_links(self) -> None:
+        """A run about to be written holds no symbolic links among its files: an append, a truncation or a rewrite
+        must land in this folder, never in a file elsewhere a link names. Checked before anything is scored, so a
+        resume is refused at once rather than at its first logged line."""
+        try:
+            links = sorted(p.name for p in self.dir.iterdir() if p.is_symlink()) if self.dir.is_dir() else []
+        except OSError as e:
+            raise PromptSearchError(f"cannot read {self.dir}: {e.strerror or e}") from None
+        if links:
+            raise PromptSearchError(f"{self.dir / links[0]} is a symbolic link; a run's files must be plain files in "
+                                    "its folder (copy the file in place of the link)")
+
     @property
     def config(self) -> dict:
         return self.read_json("config.json")
 
     @property
     def summary(self) -> dict | None:
-        return self.read_json("summary.json") if (self.dir / "summary.json").exists() else None
+        return self.read_json("summary.json") if present(self.dir / "summary.json") else None
 
     def checked_summary(self) -> dict | None:
         """The finished run's summary with the fields a report of it reads checked (a hand-edited or foreign file
@@ -146,20 +163,43 @@ class RunStore:
             for split in ("dev", "test"):
                 if not isinstance(part.get(split), dict) or not isinstance(part[split].get("score"), (int, float)):
                     raise PromptSearchError(f"{where}: field '{key}.{split}' must be a score object")
-        if not isinstance(summary.get("budget_used"), dict):
-            raise PromptSearchError(f"{where}: field 'budget_used' must be an object")
+        used = summary.get("budget_used")
+        if not isinstance(used, dict) or not all(_number(used.get(k)) for k in ("candidates", "evals", "seconds")):
+            raise PromptSearchError(f"{where}: field 'budget_used' must be an object with numbers 'candidates', 'evals' "
+                                    "and 'seconds'")
+        gain = summary.get("improvement", {"dev": 0, "test": 0})  # absent in multi-task summaries
+        if not isinstance(gain, dict) or not all(_number(gain.get(k)) for k in ("dev", "test")):
+            raise PromptSearchError(f"{where}: field 'improvement' must be an object with numbers 'dev' and 'test'")
+        for key, (kinds, what) in SUMMARY_SHAPES.items():
+            if summary.get(key) is not None and not isinstance(summary[key], kinds):
+                raise PromptSearchError(f"{where}: field {key!r} must be {what}")
+        for key in ("leaderboard", "stages", "tasks"):
+            for i, row in enumerate(summary.get(key) or ()):
+                if not isinstance(row, dict) or (key != "stages" and not isinstance(row.get("name" if key == "tasks" else "prompt"), str)):
+                    raise PromptSearchError(f"{where}: field {key!r} entry {i + 1} must be an object"
+                                            + ("" if key == "stages" else f" with a {'name' if key == 'tasks' else 'prompt'}"))
+        if not all(isinstance(n, str) for n in summary.get("strategies_run") or ()):
+            raise PromptSearchError(f"{where}: field 'strategies_run' must list strategy names")
+        for key in ("estimate", "paired_test", "paired_holdout"):
+            part = summary.get(key)
+            if part is not None and not all(isinstance(v, (str, int, float, bool, type(None))) for v in part.values()):
+                raise PromptSearchError(f"{where}: field {key!r} must hold plain values")
+        if summary.get("estimate") is not None and not _number(summary["estimate"].get("score")):
+            raise PromptSearchError(f"{where}: field 'estimate' must have a number 'score'")
+        if summary.get("multitask") and not isinstance(summary.get("tasks"), list):
+            raise PromptSearchError(f"{where}: field 'tasks' must list the tasks of a multi-task run")
         return summary
 
     def append(self, name: str, record: dict) -> None:
         """Append one JSON line and push it to disk, so a kill loses at most the line being written."""
         data = _utf8(json.dumps(record, ensure_ascii=False) + "\n", self.dir / name)  # before the file is opened
-        with self._writing(self.dir / name), open(self.dir / name, "ab") as f:
+        with self._writing(self.dir / name), os.fdopen(open_append(self.dir / name), "ab") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
 
     def append_raw(self, name: str, data: bytes) -> None:
-        with self._writing(self.dir / name), open(self.dir / name, "ab") as f:
+        with self._writing(self.dir / name), os.fdopen(open_append(self.dir / name), "ab") as f:
             f.write(data)
 
     def read(self, name: str) -> list[dict]:
@@ -167,7 +207,7 @@ class RunStore:
         a corrupt line elsewhere (not UTF-8, not JSON, or not a record of this log) is reported and
         skipped, so nothing else is lost."""
         path = self.dir / name
-        if not path.exists():
+        if not present(path):  # a dangling or looping link is there: reading it says so in one line
             return []
         records = []
         lines = read_bytes(path).splitlines()
@@ -194,7 +234,7 @@ class RunStore:
             # never drops a scoring option silently: a header says what the text alone lacks (plain.py)
             from .plain import best_prompt_text
 
-            (self.dir / "best_prompt.txt").write_text(best_prompt_text(best), encoding="utf-8")
+            write_replacing(self.dir / "best_prompt.txt", best_prompt_text(best).encode("utf-8"))
 
     def leaderboard(self) -> list[dict]:
         """The leaderboard of a run that may never have finished: best-known score of each candidate."""
@@ -215,22 +255,18 @@ class RunStore:
 
     def write_json(self, name: str, data: dict) -> None:
         """Whole-file writes go through a temporary file, so a reader sees the old file or the new one."""
-        tmp = self.dir / (name + ".tmp")
         raw = _utf8(json.dumps(data, indent=2, ensure_ascii=False), self.dir / name)
         with self._writing(self.dir / name):
-            tmp.write_bytes(raw)
-            os.replace(tmp, self.dir / name)
+            write_replacing(self.dir / name, raw)
 
     def read_json(self, name: str) -> dict:
         return read_json(self.dir / name)
 
     def write_jsonl(self, name: str, records: list[dict]) -> None:
         """A whole log at once (through a temporary file): a kill leaves all of it or none."""
-        tmp = self.dir / (name + ".tmp")
         raw = _utf8("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), self.dir / name)
         with self._writing(self.dir / name):
-            tmp.write_bytes(raw)
-            os.replace(tmp, self.dir / name)
+            write_replacing(self.dir / name, raw)
 
 
 def _utf8(text: str, path: Path) -> bytes:
@@ -245,9 +281,9 @@ _HELD: dict[str, list] = {}  # run directory -> [lock descriptor, depth]: the lo
 
 def _take_lock(path: Path) -> int:
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = open_append(path)  # never through a link: the lock is truncated and rewritten below
     except OSError as e:
-        raise PromptSearchError(f"cannot write {path}: {e.strerror or e}") from None
+        raise PromptSearchError(link_refused(path, e)) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -305,7 +341,33 @@ def logged_row_seconds(rec: dict) -> tuple[float, int] | None:
     return None
 
 
-RECORD_CHECKS = {"candidates.jsonl": _candidate_problem}
+def _test_problem(rec) -> str | None:
+    """Why a test.jsonl line is not a prompt's logged test results (None when it is)."""
+    if not isinstance(rec, dict):
+        return "not a JSON object"
+    if not isinstance(rec.get("candidate"), dict) or not isinstance(rec["candidate"].get("id"), str):
+        return "field 'candidate' must be an object with an 'id'"
+    keys, results = rec.get("keys"), rec.get("results")
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        return "field 'keys' must list example keys"
+    if not isinstance(results, list) or len(results) != len(keys) or not all(_result_row(r) for r in results):
+        return "field 'results' must hold one [score, prediction, log-likelihood or null, [label scores]] per key"
+    if rec.get("task") is not None and not isinstance(rec["task"], str):
+        return "field 'task' must be a string"
+    return None
+
+
+RECORD_CHECKS = {"candidates.jsonl": _candidate_problem, "test.jsonl": _test_problem}
+
+# summary.json's fields beyond best, seed and budget_used (checked_summary): each absent, null, or of these types
+SUMMARY_SHAPES = {
+    **{key: (str, "a string") for key in ("task", "metric", "model", "dtype", "scoring", "stop_reason", "stop_detail",
+                                          "run_dir", "model_fingerprint", "config_sha256", "schedule")},
+    **{key: (dict, "an object") for key in ("estimate", "paired_test", "paired_holdout", "improvement", "budget",
+                                            "racing", "served", "multitask")},
+    **{key: (list, "a list") for key in ("leaderboard", "stages", "strategies_run", "tasks", "final_notes")},
+    "search_evals": ((int, float), "a number"),
+}
 
 
 # ---- reading a run log -----------------------------------------------------------------------

@@ -159,6 +159,8 @@ def _example(row, path: Path, lineno: int, label_words: tuple[str, ...]) -> Exam
             raise PromptSearchError(f"{where}: output {output!r} contradicts label {label} ({label_words[label]!r}); "
                                     "give one of them, or both agreeing")
         output = output if isinstance(output, str) else label_words[label]
+    if row.get("id") is not None and (isinstance(row["id"], bool) or not isinstance(row["id"], (str, int))):
+        raise PromptSearchError(f"{where}: field 'id' must be a string or a whole number")
     outputs = row.get("outputs") or ()
     if not isinstance(outputs, (list, tuple)) or not all(isinstance(o, str) for o in outputs):
         raise PromptSearchError(f"{where}: field 'outputs' must be a list of strings")

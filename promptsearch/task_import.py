@@ -39,9 +39,9 @@ def read_table(path: str | Path):
             raise PromptSearchError(f"{path}: file not found")
         suffix = path.suffix.lower()
         if suffix == ".csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
         if suffix in (".jsonl", ".ndjson"):
-            return pd.read_json(path, lines=True, dtype=False)
+            return pd.DataFrame.from_records(_jsonl_rows(path))
         if suffix == ".parquet":
             _need("pyarrow")
             return pd.read_parquet(path)
@@ -51,6 +51,22 @@ def read_table(path: str | Path):
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise PromptSearchError(f"{path}: cannot read as a table ({first})") from None
     raise PromptSearchError(f"{path}: unknown format; use .csv, .jsonl, .parquet or a datasets save_to_disk folder")
+
+
+def _jsonl_rows(path: Path) -> list[dict]:
+    """A JSONL table's rows, read as every other JSON file is (files.py: a BOM dropped, bad bytes, bad JSON, deep
+    nesting and lone surrogates one line naming the line); each line must be an object of column to value."""
+    from .files import parse_json, read_lines
+
+    rows = []
+    for lineno, line in read_lines(path):
+        if not line.strip():
+            continue
+        row = parse_json(line, f"{path}:{lineno}")
+        if not isinstance(row, dict):
+            raise PromptSearchError(f"{path}:{lineno}: a row must be a JSON object of column to value")
+        rows.append(row)
+    return rows
 
 
 def _need(module: str):

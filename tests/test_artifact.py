@@ -122,7 +122,7 @@ def test_cli_refuses_a_bad_artifact_with_exit_2(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_bytes(b"\xff not json")
     r = invoke("eval", "--artifact", str(bad))
-    assert r.exit_code == 2 and r.output.strip().splitlines() == [f"error: {bad}: not UTF-8 text (byte 0)"]
+    assert r.exit_code == 2 and r.output.strip().splitlines() == [f"error: {bad}:1: not UTF-8 text (byte 0xff); save the file as UTF-8"]
 
 
 def test_other_model_is_refused_unless_allowed(exported, model_dirs):

@@ -253,7 +253,8 @@ def test_second_writer_is_refused_with_the_holders_pid_and_a_killed_holder_frees
 def test_refine_resume_is_refused_while_held(run, tmp_path):
     refined = tmp_path / "refined"
     refined.mkdir()
-    (refined / "refine.json").write_text("{}")
+    # a refine.json that reads (refine --resume checks it before it takes the lock)
+    (refined / "refine.json").write_text(json.dumps({"parent": str(run), "weight": 0.5, "ratings": [], "edits": []}))
     (refined / "config.json").write_text((run / "config.json").read_text())
     holder = hold_lock(refined)
     try:

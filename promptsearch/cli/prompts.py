@@ -137,12 +137,11 @@ def prompts():
 def add(file, name, as_json, quiet):
     """Store an artifact file as the next version of NAME (an artifact identical to the latest version: nothing new)."""
     from .. import artifact
-    from ..files import read_bytes
+    from ..files import decode, read_bytes
     from ..registry import Registry
 
-    raw_bytes = read_bytes(file)
-    art = artifact.parse(raw_bytes, str(file))
-    raw = raw_bytes.decode("utf-8")
+    raw = decode(read_bytes(file), str(file))  # a BOM dropped: the registry holds the text
+    art = artifact.parse(raw.encode("utf-8"), str(file))
     soft = None
     if art.soft:
         vectors = artifact.soft_path(art, file)

@@ -91,7 +91,8 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
     if prompt_file:
         from ..files import read_text
 
-        prompt = read_text(prompt_file).rstrip("\n")
+        # a file saved on Windows ends its lines in CR LF: the prompt is the same text
+        prompt = read_text(prompt_file).replace("\r\n", "\n").rstrip("\n")
     t = load_task(task)
     prompt = validate(unescape(prompt) if prompt is not None else t.seed_prompt)
     if label_words is not None:
@@ -408,7 +409,9 @@ def show(run_dir, show_lineage, top, rank, full, split, n_examples, errors, as_j
         if summary.get("multitask"):  # every task's scores beside its own seed (and a single-task best)
             out.update(multitask=summary["multitask"], tasks=summary["tasks"])
     board_text = render_board
-    if store.config.get("multitask"):
+    from ..runner import read_config
+
+    if read_config(store).get("multitask"):
         from ..multitask_report import render_board as board_text
     text = render_summary({**summary, "leaderboard": board}) if summary else "(unfinished run)\n" + board_text(board)
     if show_lineage:

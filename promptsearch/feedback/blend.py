@@ -93,10 +93,24 @@ def with_scores(ratings: list[Rating], task) -> list[Rating]:
 
 
 def read_meta(store: RunStore) -> dict:
+    """refine.json, checked: a damaged or hand-edited file is one line naming the field, before anything runs."""
     meta = store.read_json(REFINE_FILE)
     where = store.dir / REFINE_FILE
-    return {**meta, "ratings": [parse_rating(r, str(where)) for r in meta["ratings"]],
-            "edits": [Edit(e["instruction"], e["comments"], e["source"]) for e in meta["edits"]]}
+    if not isinstance(meta.get("parent"), str) or not meta["parent"]:
+        raise PromptSearchError(f"{where}: field 'parent' must name the rated run's folder")
+    weight = meta.get("weight")
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0.0 <= weight <= 1.0:
+        raise PromptSearchError(f"{where}: field 'weight' must be a number in 0-1")
+    for key in ("ratings", "edits"):
+        if not isinstance(meta.get(key), list):
+            raise PromptSearchError(f"{where}: field {key!r} must be a JSON list")
+    for i, e in enumerate(meta["edits"], 1):
+        if not (isinstance(e, dict) and isinstance(e.get("instruction"), str) and isinstance(e.get("source", ""), str)
+                and isinstance(e.get("comments", []), list) and all(isinstance(c, str) for c in e.get("comments", []))):
+            raise PromptSearchError(f"{where}: field 'edits' entry {i} must be an object with an 'instruction' string, "
+                                    "'comments' strings and a 'source'")
+    return {**meta, "ratings": [parse_rating(r, f"{where}: field 'ratings' entry {i}") for i, r in enumerate(meta["ratings"], 1)],
+            "edits": [Edit(e["instruction"], list(e.get("comments", [])), e.get("source", "built-in")) for e in meta["edits"]]}
 
 
 def blended_scorer(store: RunStore, task, scorer) -> BlendedScorer:

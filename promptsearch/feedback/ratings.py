@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import PromptSearchError
-from ..files import check_fields, decode, parse_json, read_bytes
+from ..files import check_fields, decode, parse_json, present, read_bytes
 from ..store import RunStore
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def read_ratings(path: Path, strict: bool = False) -> tuple[list[Rating], list[s
     """Ratings in a JSONL file and one message per line that could not be read. With ``strict`` the
     first bad line raises instead (used for files a user hands in). The file is never rewritten."""
     path = Path(path)
-    if not path.exists():
+    if not present(path):
         if strict:
             raise PromptSearchError(f"{path}: file not found")
         return [], []
@@ -151,7 +151,7 @@ class Feedback:
     def add(self, rating: Rating) -> dict:
         """Append one rating now (fsynced). A torn last line is closed first so it stays on its own line."""
         check_rating(rating.rating)
-        if self.path.exists():
+        if present(self.path):
             data = read_bytes(self.path)
             if data and not data.endswith(b"\n"):
                 self.store.append_raw(RATINGS, b"\n")

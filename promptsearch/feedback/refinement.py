@@ -69,10 +69,15 @@ def refine(parent_dir, out=None, weight: float = 0.5, edit_map=None, model_edits
     from .. import runner
 
     if resume:
-        if not (Path(out) / REFINE_FILE).exists():
+        from ..files import present
+
+        if not present(Path(out) / REFINE_FILE):
             RunStore.open(out)  # not a run at all: say so first
             raise PromptSearchError(f"{out} is not a refine run (no {REFINE_FILE})")
-        return _run_and_explain(RunStore.open(out), parts, progress, named)
+        store = RunStore.open(out)
+        runner.read_config(store)
+        read_meta(store)  # a damaged refine.json: one line before the lock is taken (its pid rewritten) or a model loaded
+        return _run_and_explain(store, parts, progress, named)
     if not 0.0 <= weight <= 1.0:
         raise PromptSearchError(f"rating weight {weight} is outside 0-1")
     parent = RunStore.open(parent_dir)

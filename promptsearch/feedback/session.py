@@ -41,7 +41,7 @@ class Item:
 
 def board_of(store: RunStore) -> list[dict]:
     """The run's leaderboard: from summary.json when finished, else from the log."""
-    summary = store.summary
+    summary = store.checked_summary()
     board = (summary or {}).get("leaderboard") or store.leaderboard()
     if not board:
         raise PromptSearchError(f"{store.dir}: no candidate has been scored yet")

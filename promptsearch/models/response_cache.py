@@ -3,12 +3,19 @@ rerun, a resumed run or a second strategy never sends the same request twice."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 import time
 from pathlib import Path
+
+from ..errors import PromptSearchError
+from ..files import present
+
+log = logging.getLogger(__name__)
 
 
 def default_path() -> Path:
@@ -30,41 +37,69 @@ class ResponseCache:
         self._db = None
         self._lock = threading.Lock()
 
+    @contextlib.contextmanager
+    def _guard(self):
+        """A damaged, foreign or unwritable cache file is one line naming it, not an sqlite3 traceback."""
+        try:
+            yield
+        except (OSError, sqlite3.Error) as e:
+            raise PromptSearchError(f"response cache {self.path}: {e}; delete the file (and its -wal, -shm) to start "
+                                    "an empty cache") from None
+
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, fingerprint TEXT, path TEXT,"
-                       " response TEXT, created REAL)")
-            db.commit()
+            if self.path.is_symlink() and not self.path.exists():  # sqlite would create what the link names
+                raise PromptSearchError(f"response cache {self.path}: a symbolic link to nothing (or a loop of links)")
+            if self.path.is_dir():
+                raise PromptSearchError(f"response cache {self.path}: is a folder, not a file")
+            with self._guard():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+                try:
+                    tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                    if tables and "responses" not in tables:  # another program's database: never written into
+                        raise PromptSearchError(f"response cache {self.path}: an SQLite database, but not "
+                                                "promptsearch's response cache; set PROMPTSEARCH_CACHE elsewhere")
+                    db.execute("PRAGMA journal_mode=WAL")
+                    db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, fingerprint TEXT, path TEXT,"
+                               " response TEXT, created REAL)")
+                    db.commit()
+                except BaseException:
+                    db.close()
+                    raise
             self._db = db
         return self._db
 
     def get(self, key: str):
-        with self._lock:
+        with self._lock, self._guard():
             row = self._conn().execute("SELECT response FROM responses WHERE key = ?", (key,)).fetchone()
-        return None if row is None else json.loads(row[0])
+        if row is None:
+            return None
+        try:
+            return json.loads(row[0])
+        except (TypeError, ValueError, RecursionError):  # a damaged entry is a miss: asked again, then replaced
+            log.warning("response cache %s: a damaged entry is asked again", self.path)
+            return None
 
     def put(self, key: str, fingerprint: str, path: str, response) -> None:
-        with self._lock:
+        with self._lock, self._guard():
             db = self._conn()
             db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
                        (key, fingerprint, path, json.dumps(response, ensure_ascii=False), time.time()))
             db.commit()
 
     def info(self) -> dict:
-        if not self.path.exists():
+        if not present(self.path):  # a dangling link is there: _conn says so
             return {"path": str(self.path), "entries": 0, "bytes": 0, "models": {}}
-        with self._lock:
+        with self._lock, self._guard():
             rows = self._conn().execute("SELECT fingerprint, COUNT(*) FROM responses GROUP BY fingerprint").fetchall()
         size = sum(p.stat().st_size for p in self.path.parent.glob(self.path.name + "*"))
         return {"path": str(self.path), "entries": sum(n for _, n in rows), "bytes": size, "models": dict(rows)}
 
     def clear(self, fingerprint: str | None = None) -> int:
-        if not self.path.exists():
+        if not present(self.path):  # a dangling link is there: _conn says so
             return 0
-        with self._lock:
+        with self._lock, self._guard():
             db = self._conn()
             if fingerprint is None:
                 n = db.execute("DELETE FROM responses").rowcount

@@ -15,7 +15,7 @@ import json
 import logging
 from pathlib import Path
 
-from ..files import read_bytes
+from ..files import present, read_bytes
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ MARK = b', "results": '
 def read_log(path: Path) -> list[dict]:
     """The log's rungs; each record's ``results`` is replaced by ``_raw``, the results' JSON bytes (or, for a
     line parsed whole, ``_parsed``). Read them with ``results_of``."""
-    if not path.exists():
+    if not present(path):
         return []
     data = read_bytes(path)
     lines = data.split(b"\n")
@@ -56,7 +56,7 @@ def _split(line: bytes) -> dict | None:
         return None
     try:
         rec = json.loads(line[:cut] + b"}")
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: JSON nested past the limit
         return None
     if not isinstance(rec, dict) or "results" in rec:
         return None
@@ -67,7 +67,7 @@ def _split(line: bytes) -> dict | None:
 def _whole(line: bytes) -> dict | None:
     try:
         rec = json.loads(line)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: JSON nested past the limit
         return None
     if isinstance(rec, dict) and isinstance(rec.get("results"), dict):
         rec["_parsed"] = rec.pop("results")
@@ -98,7 +98,7 @@ def results_of(rec: dict) -> dict[str, list]:
     if "_parsed" not in rec:
         try:
             parsed = json.loads(rec["_raw"])
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: JSON nested past the limit
             parsed = None
         rec["_parsed"] = parsed if isinstance(parsed, dict) else {}
         rec.pop("_raw", None)

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..errors import PromptSearchError
 from ..feedback.ratings import RATINGS, Feedback, Rating, check_rating
 from ..feedback.session import rating_items
+from ..files import link_refused, open_append
 from ..store import RunStore
 
 TOP, INPUTS, SEED = 3, 3, 0  # what `promptsearch rate` shows by default
@@ -47,9 +48,9 @@ def append_rating(run_dir: Path, rating: Rating) -> dict:
     line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
     path = Path(run_dir) / RATINGS
     try:
-        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = open_append(path)  # never through a link to a file elsewhere
     except OSError as e:
-        raise PromptSearchError(f"cannot write {path}: {e.strerror or e}") from None
+        raise PromptSearchError(link_refused(path, e)) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # released when fd closes
         size = os.fstat(fd).st_size

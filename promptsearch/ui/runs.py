@@ -262,7 +262,7 @@ class RunIndex:
     def _read(self, run_id: str, folder: Path) -> Run:
         store = RunStore(folder)
         try:
-            config, summary = store.config, store.summary
+            config, summary = store.config, store.checked_summary()  # a damaged run is shown with its one line
         except PromptSearchError as e:
             return Run(run_id, folder, {}, None, error=str(e))
         if not isinstance(config, dict) or (summary is not None and not isinstance(summary, dict)):
