@@ -34,7 +34,8 @@ class Artifact:
     soft: dict | None  # {"file", "sha256", "note"} for a soft prompt
     model: dict  # {"spec", "name", "dtype", "fingerprint"}
     task: dict  # {"name", "kind", "metric", "source", "seed", "splits": {split: {"n", "sha256"}}}
-    scores: dict  # {"dev", "test", "seed_dev", "seed_test": Score json, "paired_test": TestResult json}
+    scores: dict  # {"dev", "test", "seed_dev", "seed_test": Score json, "paired_test": TestResult json; optional
+    #               "holdout", "seed_holdout": the held-out estimate where the run kept rows}
     test_outcomes: dict  # {"keys", "scores", "golds", "preds"} aligned by test example
     seed_prompt: str
     provenance: dict  # run dir, candidate id, rank, strategies, options, budget, seed, lineage
@@ -123,6 +124,9 @@ def _validate(data: dict, where: str) -> None:
         _check_fields(info if isinstance(info, dict) else {}, {"n": (int,), "sha256": TEXT}, where, f"task.splits.{split}.")
     if "test" not in data["task"]["splits"]:
         raise PromptSearchError(f"{where}: missing field 'task.splits.test'")
+    for name in ("holdout", "seed_holdout"):  # optional: the held-out estimate, where the run kept rows (export.py)
+        if name in data["scores"]:
+            _check_fields(data["scores"][name] if isinstance(data["scores"][name], dict) else {}, SCORE, where, f"scores.{name}.")
     outcomes = data["test_outcomes"]
     n = len(outcomes["keys"])
     if any(len(outcomes[k]) != n for k in ("scores", "golds", "preds")) or n != data["scores"]["test"]["n"]:

@@ -24,6 +24,18 @@ from .store import RunStore
 LINEAGE_FIELDS = ("id", "strategy", "edit", "prompt", "label_words", "parents")
 
 
+def held_out(summary: dict, best_id: str) -> dict:
+    """The winner's and the seed's scores on the held-out rows no choice saw (``holdout``, ``seed_holdout``), for
+    the run's winner where the run kept such rows: the estimate `run` reports, which its dev score (it chose the
+    winner) overstates. An application reading the artifact sees the same honest number the run printed."""
+    if summary["best"].get("id") != best_id or not summary["best"].get("holdout"):
+        return {}
+    out = {"holdout": summary["best"]["holdout"]}
+    if summary["seed"].get("holdout"):
+        out["seed_holdout"] = summary["seed"]["holdout"]
+    return out
+
+
 def export_run(run_dir: str | Path, out: str | Path, rank: int | None = None, parts=None, named=()) -> artifact.Artifact:
     """Write the artifact of the run's ``rank``-th prompt (default: its best, the winner as the summary reports it:
     the first of the leaderboard, or its calibrated twin, search/loop.py) to ``out``; returns it. ``parts`` (task,
@@ -81,7 +93,8 @@ def export_run(run_dir: str | Path, out: str | Path, rank: int | None = None, pa
                "fingerprint": artifact.model_fingerprint(config["model"], summary)},
         task=artifact.task_identity(task, config["seed"]),
         scores={"dev": dev[best.id], "test": score[best.id], "seed_dev": dev[seed.id], "seed_test": score[seed.id],
-                "paired_test": paired_test(task.metric, rows[seed.id], rows[best.id]).to_json()},
+                "paired_test": paired_test(task.metric, rows[seed.id], rows[best.id]).to_json(),
+                **({} if refined else held_out(summary, best.id))},
         test_outcomes={k: rows[best.id][k] for k in ("keys", "scores", "golds", "preds")},
         seed_prompt=seed.prompt,
         provenance={"run_dir": str(Path(run_dir).resolve()), "candidate_id": best.id, "rank": rank,

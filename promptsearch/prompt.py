@@ -119,7 +119,7 @@ class Prompt:
             raise PromptSearchError("a soft-prompt artifact needs its file path to find its vectors")
         return cls(art.candidate(), art.task["kind"], art.metric, tuple(art.label_words or ()), art.chat,
                    art.demo_pool, (scoring.get("generation") or {}).get("max_new_tokens"), art.task["name"],
-                   vectors, {k: art.scores[k] for k in ("dev", "test")})
+                   vectors, {k: art.scores[k] for k in ("dev", "holdout", "test") if k in art.scores})
 
     @classmethod
     def from_candidate(cls, candidate: Candidate, task: Task, chat: bool = False, max_new_tokens: int | None = None,

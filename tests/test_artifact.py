@@ -9,8 +9,11 @@ from click.testing import CliRunner
 
 from promptsearch import artifact, monitor, runner
 from promptsearch.cli import main
+from promptsearch.cli.prompts import describe
 from promptsearch.errors import PromptSearchError
 from promptsearch.export import export_run
+from promptsearch.format import fmt_score
+from promptsearch.prompt import Prompt
 from promptsearch.scoring import Scorer
 from promptsearch.store import RunStore
 from promptsearch.task import load_task
@@ -77,6 +80,14 @@ def test_export_records_what_was_found_and_round_trips(exported, model_dirs):
     assert len(outcomes) == 200 and sum(outcomes) / 200 == art.scores["test"]["score"]
     assert art.provenance["lineage"][0]["id"] == art.provenance["candidate_id"] == summary["best"]["id"]
     assert art.provenance["strategies"] == ["templates"] and art.label_words == ("negative", "positive")
+    # the held-out estimate `run` printed travels with the winner (a few labelled rows: a quarter held out)
+    assert summary["estimate"]["which"] == "holdout" and art.scores["holdout"] == summary["best"]["holdout"]
+    assert art.scores["seed_holdout"] == summary["seed"]["holdout"]
+    assert Prompt.from_artifact(art).scores["holdout"] == summary["best"]["holdout"]
+    shown = describe(art)
+    assert f"  held-out {fmt_score(summary['best']['holdout'])}  <- the estimate: rows no choice saw" in shown
+    assert shown[shown.index(f"  held-out {fmt_score(summary['best']['holdout'])}  <- the estimate: rows no choice saw") - 1] \
+        .endswith("(chose it: biased upward)")
 
 
 def _broken(data, **changes):
@@ -103,6 +114,8 @@ def _broken(data, **changes):
     ({"prompt": "no slot"}, "field 'prompt'"),
     ({"label_words": ["", "x"]}, "non-empty strings"),
     ({"test_outcomes__scores": [1.0]}, "'test_outcomes' lists must all hold scores.test.n = 200 entries"),
+    ({"scores__holdout": {"score": 0.5}}, "missing field 'scores.holdout.metric'"),
+    ({"scores__seed_holdout": [0.5]}, "missing field 'scores.seed_holdout.metric'"),
     ({"test_outcomes__preds": ["positive"] * 200}, "'test_outcomes.preds' must hold only int"),
 ])
 def test_bad_artifact_is_one_clear_line(exported, change, message):
@@ -196,6 +209,7 @@ def test_export_of_a_lower_rank_scores_it_on_test(exported, tmp_path):
     assert r.exit_code == 0, r.output
     second = artifact.read(tmp_path / "second.json")
     assert second.provenance["rank"] == 2 and second.prompt != best.prompt
+    assert "holdout" not in second.scores  # the held-out rows estimate the winner only
     assert second.scores["test"]["n"] == 200 and len(second.test_outcomes["scores"]) == 200
     assert invoke("export", str(run_dir), "--rank", "99", "-o", str(tmp_path / "x.json")).exit_code == 2
     assert not (tmp_path / "x.json").exists()

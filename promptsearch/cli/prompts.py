@@ -25,8 +25,12 @@ def describe(art) -> list[str]:
     if art.soft:
         lines.append(f"    (soft prompt, {art.soft.get('note', 'not text')}; vectors: {art.soft['file']})")
     s, paired = art.scores, art.scores["paired_test"]
-    lines += [f"  dev  {fmt_score(s['dev'])}", f"  test {fmt_score(s['test'])}",
-              f"seed prompt: {one_line(art.seed_prompt)}", f"  dev  {fmt_score(s['seed_dev'])}", f"  test {fmt_score(s['seed_test'])}",
+    # as `run` prints them: the held-out estimate where the run kept rows (export.held_out), the dev score that chose it
+    held = [f"  held-out {fmt_score(s['holdout'])}  <- the estimate: rows no choice saw"] if s.get("holdout") else []
+    seed_held = [f"  held-out {fmt_score(s['seed_holdout'])}"] if s.get("seed_holdout") else []
+    lines += [f"  dev  {fmt_score(s['dev'])}" + ("  (chose it: biased upward)" if held else ""), *held,
+              f"  test {fmt_score(s['test'])}", f"seed prompt: {one_line(art.seed_prompt)}", f"  dev  {fmt_score(s['seed_dev'])}",
+              *seed_held, f"  test {fmt_score(s['seed_test'])}",
               f"improvement on test: {paired['difference']:+.3f} ({paired['test']} p={_p(paired['p_value'])}, {paired['detail']})",
               f"model: {art.model['name']} ({art.model['fingerprint'][:23]}…, {art.model['dtype']}{', chat' if art.chat else ''})",
               f"task: {art.task['name']} ({art.metric}), test n={art.task['splits']['test']['n']} {art.task['splits']['test']['sha256'][:23]}…",
