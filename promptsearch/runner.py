@@ -79,11 +79,14 @@ def make_config(**given) -> dict:
             raise PromptSearchError(f"unknown setting {key!r}")
         if value is not None:
             config[key] = {**config[key], **value} if isinstance(config[key], dict) and key != "options" else value
+    check_shapes(config)
     named = bool(config["strategies"])
     if not named:  # a universal prompt's default has no ensemble; a plain search has none either (plain.py)
         config["strategies"] = default_strategies(config["proposer"], final=not (config["multitask"] or config["plain"]))
     if config["schedule"] is None:
         config["schedule"] = "even" if named else DEFAULT_SCHEDULE
+    if config["schedule"] not in SCHEDULES:
+        raise PromptSearchError(f"schedule {config['schedule']!r:.40}: use one of {', '.join(SCHEDULES)}")
     from .models import is_served
     from .models.urls import split_urls
 
@@ -104,6 +107,27 @@ def make_config(**given) -> dict:
     if config["task"] and Path(config["task"]).is_dir():
         config["task"] = str(Path(config["task"]).resolve())
     return config
+
+
+def check_shapes(config: dict) -> None:
+    """What each setting must be before any is used (the API passes what it is given; the CLI's flags are already
+    strings): a strategy list of names, text where text is meant, switches that are true or false."""
+    strategies = config["strategies"]
+    if strategies is not None and (not isinstance(strategies, list) or not all(isinstance(n, str) and n for n in strategies)):
+        raise PromptSearchError(f"strategies {strategies!r:.60}: a list of strategy names")
+    for key in ("model", "proposer", "seed_prompt", "metric", "task"):
+        if config[key] is not None and not isinstance(config[key], str):
+            raise PromptSearchError(f"{key} {config[key]!r:.40}: must be a string")
+    if config["seed_prompt"] is not None:
+        from .template import validate
+
+        validate(config["seed_prompt"])
+    for key in ("chat", "plain"):
+        if not isinstance(config[key], bool):
+            raise PromptSearchError(f"{key} {config[key]!r:.40}: must be true or false")
+    if not isinstance(config["options"], dict) or not all(isinstance(v, dict) or v is None for v in config["options"].values()):
+        raise PromptSearchError(f"options {config['options']!r:.60}: must map a strategy's name to its options, "
+                                "{'clarify': {'rounds': 2}}")
 
 
 def check_final_calibration(config: dict) -> None:

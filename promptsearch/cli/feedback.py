@@ -42,7 +42,7 @@ def _ask_rating(echo_err: bool) -> int | str:
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--top", type=click.IntRange(1), default=3, show_default=True, help="Rate the outputs of this many best prompts.")
 @click.option("--inputs", "n_inputs", type=click.IntRange(1), default=3, show_default=True, help="Sample dev inputs per prompt.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Which dev inputs are drawn.")
+@click.option("--seed", type=Limited("seed"), default=0, show_default=True, help="Which dev inputs are drawn.")
 @click.option("--again", is_flag=True, help="Also show pairs rated before (default: continue where you stopped).")
 @click.option("--from-file", "from_file", type=click.Path(dir_okay=False), default=None,
               help="Take ratings from a JSONL file (fields: prompt or candidate, input, rating, optional output, comment).")
