@@ -363,7 +363,14 @@ def run(config: dict, run_dir: str | Path, resume: bool = False, progress: bool 
         for key in ("model", "proposer"):  # before the lock file is touched: a refusal leaves the run as it was
             if parts is None:  # parts given: the caller connected, nothing is read from the file to connect to
                 require_named(config.get(key), named, key)
-    strategies = make_strategies(config)  # bad names and options fail before the slow model load
+    try:
+        strategies = make_strategies(config)  # bad names and options fail before the slow model load
+    except PromptSearchError as e:
+        if not resume:
+            raise
+        # read from config.json: the line names the file and the field (limits.OPTION_RULES checked the values)
+        field = "options" if "option" in str(e) else "strategies"
+        raise PromptSearchError(f"{store.dir / 'config.json'}: field {field!r}: {e}") from None
     # a bad task file stops here, before anything is written; the data's hashes are of the splits as given
     given = parts[0] if parts is not None else load_task_of(config, prepared=False)
     if resume:
