@@ -93,6 +93,8 @@ def make_config(**given) -> dict:
     for key, flag in (("model", "--model"), ("proposer", "--proposer")):
         if is_served(config[key]):
             split_urls(config[key], flag)  # no credentials in a URL that config.json would keep
+    if (config["served"] or {}).get("model_name") and not is_served(config["model"]):  # as eval and load_model say
+        raise PromptSearchError("--model-name picks a model on a server; it needs --model http://HOST:PORT/v1")
     from .files import check_text
     from .limits import check_config
 
@@ -376,6 +378,13 @@ def run(config: dict, run_dir: str | Path, resume: bool = False, progress: bool 
     if resume:
         check_same_data(config, given, store)
     else:
+        if parts is None:  # a model path that is not there fails before the run folder is made, as a bad task does
+            from .models import is_served
+            from .models.local import resolve
+
+            for key in ("model", "proposer"):
+                if (config.get(key) or (key == "model" and config.get(key) == "")) and not is_served(config[key]):
+                    resolve(config[key])
         config = resolve_dtype(config, parts[1] if parts else None)
         config = {**config, "data": data_hashes(given)}
         store = RunStore.create(run_dir, config)
