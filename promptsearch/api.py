@@ -64,7 +64,23 @@ def load_prompt(path: str | Path) -> Prompt:
     """An exported prompt artifact (``promptsearch export`` or ``SearchResult.export``), ready to predict."""
     from . import artifact
 
+    _check_path(path, "path")
     return Prompt.from_artifact(artifact.read(path), path)
+
+
+def _check_path(path, name: str) -> None:
+    if not isinstance(path, (str, Path)) or not str(path):
+        raise PromptSearchError(f"{name} {path!r:.40}: must be a path (a string or a pathlib.Path)")
+
+
+def _check_chat(model, chat) -> None:
+    """``chat`` as the CLI's --chat: true or false, and true only with a model that has a chat template."""
+    if not isinstance(chat, bool):
+        raise PromptSearchError(f"chat {chat!r:.40}: must be True or False")
+    if chat:
+        from .models import require_chat_template
+
+        require_chat_template(model)
 
 
 # ---- evaluate -------------------------------------------------------------------------------------
@@ -103,6 +119,8 @@ def evaluate(task: Task | str | None, model, prompt: str | Prompt | Candidate | 
     check_rule("batch_size", batch_size, "batch_size")
     if split not in ("train", "dev", "test"):
         raise PromptSearchError(f"split {split!r:.40}: use train, dev or test")
+    if prompt is not None and not isinstance(prompt, (str, Prompt, Candidate)):
+        raise PromptSearchError(f"prompt {prompt!r:.40}: text with an {{input}} slot, a Prompt or a Candidate")
     for name, value in (("calibrate", calibrate), ("demos", demos)):
         if value is not None and not isinstance(value, str):
             raise PromptSearchError(f"{name} {value!r:.40}: must be a string or None")
@@ -113,6 +131,7 @@ def evaluate(task: Task | str | None, model, prompt: str | Prompt | Candidate | 
                                         "label_words")
     task = task if isinstance(task, Task) else load_task(task)
     model = _model(model)
+    _check_chat(model, prompt.chat if isinstance(prompt, Prompt) else chat)
     if isinstance(prompt, Prompt):
         candidate, chat = prompt.candidate, prompt.chat
         task = prompt.task_on(task)
@@ -263,6 +282,9 @@ def search(task: Task | str | None = None, model=None, budget: Budget | None = N
         raise PromptSearchError(f"final_calibration {final_calibration!r:.40}: a calibration mode, or None")
     task = task if isinstance(task, Task) else load_task(task, seed=seed)
     model = _model(model)
+    _check_chat(model, chat)
+    if run_dir is not None:
+        _check_path(run_dir, "run_dir")
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(task.name)
     metric_spec = metric if isinstance(metric, str) or metric is None else spec_of(metric)
     settings = dict(  # noqa: C408 (keywords of make_config) checked (make_config) before _task_spec may save an in-memory task into run_dir
