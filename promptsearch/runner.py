@@ -6,6 +6,7 @@ The config is what ``config.json`` holds, so ``--resume`` rebuilds exactly the s
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from . import defaults
@@ -117,6 +118,9 @@ def check_shapes(config: dict) -> None:
     strategies = config["strategies"]
     if strategies is not None and (not isinstance(strategies, list) or not all(isinstance(n, str) and n for n in strategies)):
         raise PromptSearchError(f"strategies {strategies!r:.60}: a list of strategy names")
+    for key in ("model", "proposer", "task"):  # a pathlib.Path is a path too; config.json keeps text
+        if isinstance(config[key], os.PathLike):
+            config[key] = os.fspath(config[key])
     for key in ("model", "proposer", "seed_prompt", "metric", "task"):
         if config[key] is not None and not isinstance(config[key], str):
             raise PromptSearchError(f"{key} {config[key]!r:.40}: must be a string")
