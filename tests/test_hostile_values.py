@@ -207,7 +207,7 @@ OTHER_FLAGS = [  # (command before the flag, flag, values, command after)
     (["rate", "RUN"], "--inputs", ["0", "-1", "nan", "", "abc"], []),
     (["rate", "RUN"], "--seed", ["-1", "nan", "", "abc", "2.5", str(2**63)], []),
     (["refine", "RUN"], "--rating-weight", ["nan", "inf", "-0.5", "1.5", "", "abc"], ["--out", "OUT"]),
-    (["refine", "RUN"], "--bases", ["0", "-1", "nan", "abc"], ["--out", "OUT"]),
+    (["refine", "RUN"], "--bases", ["0", "-1", "nan", "abc", "1001"], ["--out", "OUT"]),
     (["refine", "RUN"], "--max-evals", ["0", "-5", "nan", "inf", "abc"], ["--out", "OUT"]),
     (["refine", "RUN"], "--max-seconds", ["0", "nan", "inf", "abc"], ["--out", "OUT"]),
     (["show", "RUN"], "--top", ["0", "-1", "nan", "abc"], []),

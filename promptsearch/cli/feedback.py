@@ -10,6 +10,7 @@ import click
 
 from ..errors import PromptSearchError, RunInterrupted
 from ..format import one_line
+from ..limits import OPTION_RULES
 from .common import Limited, emit, reporting, setup, stop_on_sigterm
 
 RATE_HELP = "rating 1-5 (s skip, q quit)"
@@ -144,7 +145,7 @@ def rate(run_dir, top, n_inputs, seed, again, from_file, export, model, as_json,
               help='JSON file {"comment regex": "instruction"} extending the built-in comment -> edit mapping.')
 @click.option("--model-edits", is_flag=True, help="Let the model propose an edit for comments no pattern matches.")
 @click.option("--strategy", "strategy_names", multiple=True, help="Strategies after the refine stage (default: clarify).")
-@click.option("--bases", type=click.IntRange(1), default=3, show_default=True, help="Rated prompts the edits are applied to.")
+@click.option("--bases", type=click.IntRange(*OPTION_RULES["refine.bases"][1:]), default=3, show_default=True, help="Rated prompts the edits are applied to.")
 @click.option("--max-candidates", type=Limited("budget.max_candidates"), default=None, help="Budget: candidates scored (default: the run's).")
 @click.option("--max-evals", type=Limited("budget.max_evals"), default=None, help="Budget: example-evaluations for the search (the final check on all of dev can go past it).")
 @click.option("--max-seconds", type=Limited("budget.max_seconds"), default=None, help="Budget: wall time.")
