@@ -612,6 +612,70 @@ CASES = [
 ]
 
 
+# ---- hostile values (tests/test_hostile_values.py has the whole matrix): strategy options, config.json's options,
+#      each server dialect's fields. One block, so that a merge with other additions stays easy.
+def case_run_value(c: Corpus, *args, expect: str = ""):
+    d = c.fresh("run-value")
+    proc = c.cli("run", "--task", c.task, "--model", c.model, "--out", d / "run", "--max-evals", "40", *args)
+    ok, detail = refused(c, proc, expect=expect)
+    return ok and not (d / "run" / "config.json").exists(), detail
+
+
+def case_server_answer(c: Corpus, scoring: str, path: str, body: str):
+    server = Server(lambda p: (200, {}, listing()) if p.endswith("/models") else
+                    (200, {}, body.encode()) if p.endswith(path) else (404, {}, b"{}"))
+    try:
+        return refused(c, c.cli("eval", "--model", server.url, "--scoring", scoring, "--task", c.task, "--limit", "1",
+                                "--quiet", "--timeout", "2"), expect="server ")
+    finally:
+        server.close()
+
+
+def case_retry_after(c: Corpus, value: str):
+    server = Server(lambda p: (200, {}, listing()) if p.endswith("/models") else
+                    (429, {"Retry-After": value}, b'{"error": {"message": "slow down"}}'))
+    started = time.monotonic()
+    try:
+        ok, detail = refused(c, c.cli("eval", "--model", server.url, "--scoring", "topk", "--task", c.task, "--limit", "1",
+                                      "--quiet", "--timeout", "2"), expect="HTTP 429")
+    finally:
+        server.close()
+    return ok and time.monotonic() - started < 60, detail
+
+
+CASES += [
+    ("13 ranges", "-o clarify.bases=NaN", lambda c: case_run_value(c, "-o", "clarify.bases=NaN", expect="clarify.bases")),
+    ("13 ranges", "-o templates.top=-1", lambda c: case_run_value(c, "-o", "templates.top=-1", expect="templates.top")),
+    ("13 ranges", "-o clarify.rounds=1e30", lambda c: case_run_value(c, "-o", f"clarify.rounds={10**30}",
+                                                                     expect="clarify.rounds")),
+    ("13 ranges", "-o evolution.population=2.5", lambda c: case_run_value(
+        c, "--strategy", "evolution", "-o", "evolution.population=2.5", expect="evolution.population")),
+    ("13 ranges", "-o autoprompt.iterations=Infinity", lambda c: case_run_value(
+        c, "--strategy", "autoprompt", "-o", "autoprompt.iterations=Infinity", expect="autoprompt.iterations")),
+    ("13 ranges", "-o templates.calibrations=[x]", lambda c: case_run_value(
+        c, "-o", 'templates.calibrations=["x"]', expect="calibration")),
+    ("13 ranges", "-o evolution.operators=[]", lambda c: case_run_value(
+        c, "--strategy", "evolution", "-o", "evolution.operators=[]", expect="operators")),
+    ("13 ranges", "-o given twice", lambda c: case_run_value(c, "-o", "clarify.bases=1", "-o", "clarify.bases=2",
+                                                              expect="given twice")),
+    ("13 ranges", "-o clarify.nope=1", lambda c: case_run_value(c, "-o", "clarify.nope=1", expect="no option 'nope'")),
+    ("13 ranges", "config.json options NaN", lambda c: case_config_number(c, options={"templates": {"top": float("nan")}})),
+    ("13 ranges", "config.json options not an object", lambda c: case_config_number(c, options={"templates": 5})),
+    ("14 server types", "echo top_logprobs null", lambda c: case_server_answer(
+        c, "echo", "/completions", '{"choices": [{"text": "x", "logprobs": {"tokens": [" a", " b"], '
+                                   '"token_logprobs": [null, -1], "top_logprobs": null}}]}')),
+    ("14 server types", "vllm prompt_logprobs a string", lambda c: case_server_answer(
+        c, "vllm", "/completions", '{"choices": [{"text": "x", "prompt_logprobs": "abc"}]}')),
+    ("14 server types", "sglang log-probability abc", lambda c: case_server_answer(
+        c, "sglang", "/generate", '{"meta_info": {"input_token_logprobs": [[null, 1, " a"], ["abc", 2, " b"]]}}')),
+    ("14 server types", "chat token a number", lambda c: case_server_answer(
+        c, "topk-chat", "/chat/completions", '{"choices": [{"logprobs": {"content": [{"token": "x", "logprob": -1, '
+                                             '"top_logprobs": [{"token": 1, "logprob": -1}]}]}}]}')),
+    ("14 server types", "Retry-After 1e9", lambda c: case_retry_after(c, "1e9")),
+    ("14 server types", "Retry-After abc", lambda c: case_retry_after(c, "abc")),
+]
+
+
 def run_corpus(work: Path, model: str, task: str, env: dict) -> list[dict]:
     corpus = Corpus(work, model, task, env)
     rows = []

@@ -40,8 +40,10 @@ SEARCH_FIELDS = ("strategies", "schedule", "options", "seed", "seed_prompt", "to
 def load_task(spec: str | None = None, seed: int = 0) -> Task:
     """A bundled task by name (default ``sst2-mini``) or a task folder. ``seed`` draws dev from train for a
     folder without a dev split. For your own rows: ``Task.from_records`` / ``Task.from_pandas``."""
+    from .limits import check_given
     from .task import load_task as load
 
+    check_given(seed=seed)
     return load(str(spec) if spec is not None else None, seed=seed)
 
 
@@ -62,7 +64,23 @@ def load_prompt(path: str | Path) -> Prompt:
     """An exported prompt artifact (``promptsearch export`` or ``SearchResult.export``), ready to predict."""
     from . import artifact
 
+    _check_path(path, "path")
     return Prompt.from_artifact(artifact.read(path), path)
+
+
+def _check_path(path, name: str) -> None:
+    if not isinstance(path, (str, Path)) or not str(path):
+        raise PromptSearchError(f"{name} {path!r:.40}: must be a path (a string or a pathlib.Path)")
+
+
+def _check_chat(model, chat) -> None:
+    """``chat`` as the CLI's --chat: true or false, and true only with a model that has a chat template."""
+    if not isinstance(chat, bool):
+        raise PromptSearchError(f"chat {chat!r:.40}: must be True or False")
+    if chat:
+        from .models import require_chat_template
+
+        require_chat_template(model)
 
 
 # ---- evaluate -------------------------------------------------------------------------------------
@@ -91,11 +109,29 @@ def evaluate(task: Task | str | None, model, prompt: str | Prompt | Candidate | 
     [0, 1]`` or its ``module:function`` path, replacing the task's metric."""
     from tqdm.auto import tqdm
 
+    from .limits import check as check_rule
+    from .limits import check_given
     from .scoring import Scorer
     from .template import validate
 
+    # every argument checked before a model is loaded or a row scored (limits.py: the rules of eval's flags)
+    check_given(limit=limit)
+    check_rule("batch_size", batch_size, "batch_size")
+    if split not in ("train", "dev", "test"):
+        raise PromptSearchError(f"split {split!r:.40}: use train, dev or test")
+    if prompt is not None and not isinstance(prompt, (str, Prompt, Candidate)):
+        raise PromptSearchError(f"prompt {prompt!r:.40}: text with an {{input}} slot, a Prompt or a Candidate")
+    for name, value in (("calibrate", calibrate), ("demos", demos)):
+        if value is not None and not isinstance(value, str):
+            raise PromptSearchError(f"{name} {value!r:.40}: must be a string or None")
+    if label_words is not None:
+        from .task import check_label_words
+
+        label_words = check_label_words(list(label_words) if isinstance(label_words, tuple) else label_words,
+                                        "label_words")
     task = task if isinstance(task, Task) else load_task(task)
     model = _model(model)
+    _check_chat(model, prompt.chat if isinstance(prompt, Prompt) else chat)
     if isinstance(prompt, Prompt):
         candidate, chat = prompt.candidate, prompt.chat
         task = prompt.task_on(task)
@@ -235,22 +271,33 @@ def search(task: Task | str | None = None, model=None, budget: Budget | None = N
     (classification; calibration.py): ``batch`` by default, None keeps the winner as found; with it, the final
     check's top ``final_ensemble`` prompts are combined into one uniform ensemble, each calibrated (1: the winner)."""
     from .custom_metric import apply, importable, spec_of
+    from .limits import check_given
     from .scoring import Scorer
     from .store import RunStore, default_run_dir
 
+    check_given(seed=seed)  # before load_task draws dev with it; the rest is make_config's (limits.py)
+    if budget is not None and not isinstance(budget, Budget):
+        raise PromptSearchError(f"budget {budget!r:.40}: must be a ps.Budget(max_evals=...)")
+    if final_calibration is not None and not isinstance(final_calibration, str):
+        raise PromptSearchError(f"final_calibration {final_calibration!r:.40}: a calibration mode, or None")
     task = task if isinstance(task, Task) else load_task(task, seed=seed)
     model = _model(model)
+    _check_chat(model, chat)
+    if run_dir is not None:
+        _check_path(run_dir, "run_dir")
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(task.name)
     metric_spec = metric if isinstance(metric, str) or metric is None else spec_of(metric)
-    config = runner.make_config(
-        task=_task_spec(task, run_dir), model=model_spec(model), chat=chat, batch_size=batch_size,
-        strategies=list(strategies) if strategies else None, schedule=schedule, options=options or {}, seed=seed,
+    settings = dict(  # noqa: C408 (keywords of make_config) checked (make_config) before _task_spec may save an in-memory task into run_dir
+        model=model_spec(model), chat=chat, batch_size=batch_size,
+        strategies=list(strategies) if isinstance(strategies, tuple) else strategies, schedule=schedule, options=options or {}, seed=seed,
         seed_prompt=seed_prompt, top_k=top_k, budget={k: v for k, v in asdict(budget or Budget()).items() if v is not None} or None,
         proposer=proposer, plain=plain, metric=metric_spec, selection=selection,
         final_calibration=final_calibration or "none", final_ensemble=final_ensemble)
+    runner.make_config(**settings)
+    config = runner.make_config(task=_task_spec(task, run_dir), **settings)
     if seed_prompt:
         task = task.with_seed_prompt(seed_prompt)
-    scorer = Scorer(model, batch_size=batch_size, chat=chat)
+    scorer = Scorer(model, batch_size=config["batch_size"], chat=chat)
     if metric is not None:
         fn = metric if callable(metric) else None
         if fn is not None and not importable(metric_spec):

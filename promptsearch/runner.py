@@ -6,6 +6,7 @@ The config is what ``config.json`` holds, so ``--resume`` rebuilds exactly the s
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from . import defaults
@@ -79,17 +80,22 @@ def make_config(**given) -> dict:
             raise PromptSearchError(f"unknown setting {key!r}")
         if value is not None:
             config[key] = {**config[key], **value} if isinstance(config[key], dict) and key != "options" else value
+    check_shapes(config)
     named = bool(config["strategies"])
     if not named:  # a universal prompt's default has no ensemble; a plain search has none either (plain.py)
         config["strategies"] = default_strategies(config["proposer"], final=not (config["multitask"] or config["plain"]))
     if config["schedule"] is None:
         config["schedule"] = "even" if named else DEFAULT_SCHEDULE
+    if config["schedule"] not in SCHEDULES:
+        raise PromptSearchError(f"schedule {config['schedule']!r:.40}: use one of {', '.join(SCHEDULES)}")
     from .models import is_served
     from .models.urls import split_urls
 
     for key, flag in (("model", "--model"), ("proposer", "--proposer")):
         if is_served(config[key]):
             split_urls(config[key], flag)  # no credentials in a URL that config.json would keep
+    if (config["served"] or {}).get("model_name") and not is_served(config["model"]):  # as eval and load_model say
+        raise PromptSearchError("--model-name picks a model on a server; it needs --model http://HOST:PORT/v1")
     from .files import check_text
     from .limits import check_config
 
@@ -104,6 +110,30 @@ def make_config(**given) -> dict:
     if config["task"] and Path(config["task"]).is_dir():
         config["task"] = str(Path(config["task"]).resolve())
     return config
+
+
+def check_shapes(config: dict) -> None:
+    """What each setting must be before any is used (the API passes what it is given; the CLI's flags are already
+    strings): a strategy list of names, text where text is meant, switches that are true or false."""
+    strategies = config["strategies"]
+    if strategies is not None and (not isinstance(strategies, list) or not all(isinstance(n, str) and n for n in strategies)):
+        raise PromptSearchError(f"strategies {strategies!r:.60}: a list of strategy names")
+    for key in ("model", "proposer", "task"):  # a pathlib.Path is a path too; config.json keeps text
+        if isinstance(config[key], os.PathLike):
+            config[key] = os.fspath(config[key])
+    for key in ("model", "proposer", "seed_prompt", "metric", "task"):
+        if config[key] is not None and not isinstance(config[key], str):
+            raise PromptSearchError(f"{key} {config[key]!r:.40}: must be a string")
+    if config["seed_prompt"] is not None:
+        from .template import validate
+
+        validate(config["seed_prompt"])
+    for key in ("chat", "plain"):
+        if not isinstance(config[key], bool):
+            raise PromptSearchError(f"{key} {config[key]!r:.40}: must be true or false")
+    if not isinstance(config["options"], dict) or not all(isinstance(v, dict) or v is None for v in config["options"].values()):
+        raise PromptSearchError(f"options {config['options']!r:.60}: must map a strategy's name to its options, "
+                                "{'clarify': {'rounds': 2}}")
 
 
 def check_final_calibration(config: dict) -> None:
@@ -352,12 +382,26 @@ def run(config: dict, run_dir: str | Path, resume: bool = False, progress: bool 
         for key in ("model", "proposer"):  # before the lock file is touched: a refusal leaves the run as it was
             if parts is None:  # parts given: the caller connected, nothing is read from the file to connect to
                 require_named(config.get(key), named, key)
-    strategies = make_strategies(config)  # bad names and options fail before the slow model load
+    try:
+        strategies = make_strategies(config)  # bad names and options fail before the slow model load
+    except PromptSearchError as e:
+        if not resume:
+            raise
+        # read from config.json: the line names the file and the field (limits.OPTION_RULES checked the values)
+        field = "options" if "option" in str(e) else "strategies"
+        raise PromptSearchError(f"{store.dir / 'config.json'}: field {field!r}: {e}") from None
     # a bad task file stops here, before anything is written; the data's hashes are of the splits as given
     given = parts[0] if parts is not None else load_task_of(config, prepared=False)
     if resume:
         check_same_data(config, given, store)
     else:
+        if parts is None:  # a model path that is not there fails before the run folder is made, as a bad task does
+            from .models import is_served
+            from .models.local import resolve
+
+            for key in ("model", "proposer"):
+                if (config.get(key) or (key == "model" and config.get(key) == "")) and not is_served(config[key]):
+                    resolve(config[key])
         config = resolve_dtype(config, parts[1] if parts else None)
         config = {**config, "data": data_hashes(given)}
         store = RunStore.create(run_dir, config)

@@ -106,7 +106,10 @@ def parse_options(pairs: list[str]) -> dict[str, dict]:
             value = raw
         except RecursionError:
             raise PromptSearchError(f"option {key}: value nested too deeply") from None
-        options.setdefault(strategy, {})[param.replace("-", "_")] = value
+        param = param.replace("-", "_")
+        if param in options.get(strategy, {}):  # the later one silently winning hides a typo in a long command
+            raise PromptSearchError(f"option {strategy}.{param} is given twice; give it once")
+        options.setdefault(strategy, {})[param] = value
     return options
 
 
@@ -126,7 +129,11 @@ def make(name: str, options: dict | None = None) -> Strategy:
         cls = matches[0].load()
     except Exception as e:
         raise PromptSearchError(f"strategy {name!r} failed to load: {e}") from None
-    options = options or {}
+    from .limits import check_option
+
+    options = {} if options is None else options
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        raise PromptSearchError(f"options of strategy {name!r} must be an object of OPTION: VALUE, not {options!r:.60}")
     params = {p.name: p for p in inspect.signature(cls.__init__).parameters.values() if p.name != "self"}
     unknown = sorted(set(options) - set(params))
     if unknown:
@@ -134,7 +141,12 @@ def make(name: str, options: dict | None = None) -> Strategy:
     for key, value in options.items():  # a switch given "maybe" or 1 would silently count as on
         if isinstance(params[key].default, bool) and not isinstance(value, bool):
             raise PromptSearchError(f"strategy {name!r}: option {key} takes true or false, not {value!r}")
+    # every value against its type and range (limits.py): 2.5 proposals, NaN or 1e30 iterations are one line here,
+    # not a traceback or a search that never ends later
+    options = {key: check_option(name, key, value, params[key].annotation,
+                                 None if params[key].default is inspect.Parameter.empty else params[key].default)
+               for key, value in options.items()}
     try:
         return cls(**options)
-    except (TypeError, ValueError) as e:
+    except (TypeError, ValueError, ArithmeticError) as e:
         raise PromptSearchError(f"strategy {name!r}: {e}") from None

@@ -72,6 +72,12 @@ class AutoPrompt(Strategy):
             raise ValueError(f"position must be one of {', '.join(POSITIONS)}, not {position!r}")
         if float(fluency) < 0:
             raise ValueError("fluency must be >= 0")
+        if template is not None:  # said when the run is set up, not after its first stages
+            if MARK not in template:
+                raise ValueError(f"template {template!r} has no {MARK} trigger slot")
+            tmpl.validate(template)
+        if init != "seed" and not str(init).split():
+            raise ValueError("init must be 'seed' or words whose tokens start the triggers, not an empty string")
         self.n_triggers = int(n_triggers)
         self.position = position
         self.template = template

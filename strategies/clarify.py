@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 
 from promptsearch.candidate import Candidate
+from promptsearch.errors import PromptSearchError
 from promptsearch.scoring import demos
 from promptsearch.strategy import SearchContext, Strategy
 from promptsearch.template import escape
@@ -51,6 +52,12 @@ class ClarifyContext(Strategy):
         # out, when the evaluations left, at a row of the base times (K + 1) for the rules' mean K, would take longer
         # than the seconds left; a run that evaluations end (the protocol's: 800 under an hour) never climbs it,
         # and a slow host's run (float32, the 480 s default) no longer spends its time on 16 neighbours a row.
+        library.check_calibrations(calibrations)
+        for rule in demo_rules:
+            try:
+                demos.parse(rule)
+            except PromptSearchError as e:
+                raise ValueError(f"demo_rules: {e}") from None
         if demo_ladder not in (True, False, "auto"):
             raise ValueError(f"option demo_ladder takes true, false or auto, not {demo_ladder!r}")
         self.demo_ladder = demo_ladder

@@ -45,6 +45,8 @@ class Evolution(Strategy):
         unknown = [op for op in operators if op not in ALL_OPERATORS]
         if unknown:
             raise ValueError(f"unknown operator {unknown[0]!r}; choose from {', '.join(ALL_OPERATORS)}")
+        if not operators:
+            raise ValueError(f"operators must name at least one of {', '.join(ALL_OPERATORS)}")
         if population < 1 or tournament < 1 or patience < 1 or not 0 < similarity <= 1:
             raise ValueError("population, tournament and patience must be >= 1 and similarity in (0, 1]")
         self.population = population

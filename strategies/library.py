@@ -58,6 +58,15 @@ CLARIFIERS = [
 ]
 
 
+def check_calibrations(calibrations) -> None:
+    """A strategy's ``calibrations`` option: calibration modes (scoring/calibration.py), each known."""
+    from promptsearch.scoring.calibration import MODES
+
+    for mode in calibrations:
+        if mode not in MODES:
+            raise ValueError(f"calibrations: {mode!r} is not a calibration; use {', '.join(MODES)}")
+
+
 def fill_labels(fragment: str, label_words) -> str:
     """Put the task's label words where a fragment says <labels>; drop fragments that need them when there are none."""
     if "<labels>" not in fragment:

@@ -21,6 +21,14 @@ class Refine(Strategy):
     description = "Apply the edits that ratings' comments ask for to the rated prompts (promptsearch refine)."
 
     def __init__(self, prompts: list = (), edits: list = (), bases: int = 3, pairs: bool = True, blended: bool = False):
+        for p in prompts:  # a prompt text, or a rated prompt {"prompt": ..., "label_words": [...]}
+            text = p.get("prompt") if isinstance(p, dict) else p
+            if not isinstance(text, str):
+                raise TypeError(f"prompts must be prompt texts or objects with a 'prompt' text, not {p!r:.60}")
+            try:
+                validate(text)
+            except PromptSearchError as e:
+                raise ValueError(f"prompts: {e}") from None
         self.prompts = list(prompts)
         self.edits = [e for e in edits if isinstance(e, str) and e.strip()]
         self.bases = bases

@@ -41,6 +41,7 @@ class TemplateEnumeration(Strategy):
         self.label_candidates = label_candidates
         self.label_examples = label_examples
         self.search_labels = search_labels
+        library.check_calibrations(calibrations)
         self.calibrations = tuple(calibrations)  # last phase: calibrated variants of the best templates
         # where the label-word phase goes: a small budget may never reach a late phase
         if labels_at not in LABEL_PHASES:

@@ -141,7 +141,7 @@ def test_ape_runs_charges_its_generations_and_replays_on_resume(tiny, task, tmp_
 def test_options_are_checked():
     from promptsearch.errors import PromptSearchError
 
-    with pytest.raises(PromptSearchError, match="must be >= 1"):
+    with pytest.raises(PromptSearchError, match="option ape.proposals: 0 is out of range"):  # limits.OPTION_RULES
         make("ape", {"proposals": 0})
     assert make("ape", {"demo_counts": [2, 4]}).demo_counts == (2, 4)
 

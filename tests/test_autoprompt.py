@@ -48,8 +48,8 @@ def test_template_from_seed_and_explicit_template(tiny, task):
     assert s.trigger_tokens[s.current.prompt] == s.triggers
     s, _ = started(task, Scorer(tiny), n_triggers=2, init="seed")  # words of the starting prompt
     assert s.current.prompt == "{input} this positive\nIs this positive or negative?"
-    with pytest.raises(PromptSearchError, match="no \\[T\\]"):
-        started(task, Scorer(tiny), template="{input} Sentiment:")
+    with pytest.raises(PromptSearchError, match="no \\[T\\]"):  # when the run is set up, before anything is written
+        make("autoprompt", {"template": "{input} Sentiment:"})
     with pytest.raises(PromptSearchError, match="not a single token"):
         started(task, Scorer(tiny), init="zzzqqq")
     with pytest.raises(PromptSearchError, match="position must be"):

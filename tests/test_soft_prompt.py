@@ -129,7 +129,7 @@ def test_nearest_tokens_projects_a_token_embedding_to_itself(tiny):
 def test_options_are_validated():
     with pytest.raises(PromptSearchError, match="init must be one of"):
         make("soft-prompt", {"init": "zeros"})
-    with pytest.raises(PromptSearchError, match="n_virtual_tokens must be a positive integer"):
+    with pytest.raises(PromptSearchError, match="option soft-prompt.n_virtual_tokens: 0 is out of range"):
         make("soft-prompt", {"n_virtual_tokens": 0})
     with pytest.raises(PromptSearchError, match="no {input} slot"):
         make("soft-prompt", {"template": "no slot"})

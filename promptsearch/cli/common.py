@@ -20,7 +20,9 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except PromptSearchError as e:
-            click.echo(f"error: {e}", err=True)
+            # one line whatever the message holds: a model id, a token or a file name read from a server or a
+            # file may carry a newline or a carriage return
+            click.echo("error: " + " ".join(str(e).replace("\r", "\n").splitlines()), err=True)
             sys.exit(2)
         except click.UsageError as e:
             command = (e.ctx or ctx).command_path  # the whole path: "promptsearch tasks import", not "... import"

@@ -10,6 +10,7 @@ import click
 
 from ..errors import PromptSearchError, RunInterrupted
 from ..format import one_line
+from ..limits import OPTION_RULES
 from .common import Limited, emit, reporting, setup, stop_on_sigterm
 
 RATE_HELP = "rating 1-5 (s skip, q quit)"
@@ -42,7 +43,7 @@ def _ask_rating(echo_err: bool) -> int | str:
 @click.argument("run_dir", type=click.Path(file_okay=False))
 @click.option("--top", type=click.IntRange(1), default=3, show_default=True, help="Rate the outputs of this many best prompts.")
 @click.option("--inputs", "n_inputs", type=click.IntRange(1), default=3, show_default=True, help="Sample dev inputs per prompt.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Which dev inputs are drawn.")
+@click.option("--seed", type=Limited("seed"), default=0, show_default=True, help="Which dev inputs are drawn.")
 @click.option("--again", is_flag=True, help="Also show pairs rated before (default: continue where you stopped).")
 @click.option("--from-file", "from_file", type=click.Path(dir_okay=False), default=None,
               help="Take ratings from a JSONL file (fields: prompt or candidate, input, rating, optional output, comment).")
@@ -144,7 +145,7 @@ def rate(run_dir, top, n_inputs, seed, again, from_file, export, model, as_json,
               help='JSON file {"comment regex": "instruction"} extending the built-in comment -> edit mapping.')
 @click.option("--model-edits", is_flag=True, help="Let the model propose an edit for comments no pattern matches.")
 @click.option("--strategy", "strategy_names", multiple=True, help="Strategies after the refine stage (default: clarify).")
-@click.option("--bases", type=click.IntRange(1), default=3, show_default=True, help="Rated prompts the edits are applied to.")
+@click.option("--bases", type=click.IntRange(*OPTION_RULES["refine.bases"][1:]), default=3, show_default=True, help="Rated prompts the edits are applied to.")
 @click.option("--max-candidates", type=Limited("budget.max_candidates"), default=None, help="Budget: candidates scored (default: the run's).")
 @click.option("--max-evals", type=Limited("budget.max_evals"), default=None, help="Budget: example-evaluations for the search (the final check on all of dev can go past it).")
 @click.option("--max-seconds", type=Limited("budget.max_seconds"), default=None, help="Budget: wall time.")

@@ -43,7 +43,7 @@ def strategies(name, as_json, quiet):
 @click.option("--prompt-file", type=click.Path(dir_okay=False), default=None, help="Read the prompt from a file.")
 @click.option("--task", default=None, help="Bundled task name or a task directory (default: sst2-mini).")
 @click.option("--split", default=None, type=click.Choice(["train", "dev", "test"]), help="[default: dev; test with --artifact]")
-@click.option("--limit", default=None, type=click.IntRange(1), help="Score only the first N examples.")
+@click.option("--limit", default=None, type=Limited("limit"), help="Score only the first N examples.")
 @click.option("--label-words", default=None, help="Comma-separated label words overriding the task's.")
 @click.option("--calibrate", type=click.Choice(list(CALIBRATIONS)), default=None,
               help="Correct the label scores for the prompt's own bias (classification): content-free inputs, "
@@ -184,7 +184,7 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
                    "final ensemble are left out where they would pass it (the summary says so).")
 @click.option("--max-tokens", type=Limited("budget.max_tokens"), default=None,
               help="Budget: tokens of the texts scored (rendered prompt + input per evaluation), what a served model bills.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=Limited("seed"), default=0, show_default=True)
 @click.option("--no-racing", is_flag=True, help="Score every candidate on all of dev (for comparison).")
 @click.option("--final-check", "top_k", type=Limited("top_k"), default=None,
               help=f"How many of the best candidates are checked on all of dev at the end [default: {FINAL_CHECK}].")

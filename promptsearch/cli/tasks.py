@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .common import emit, reporting, setup
+from .common import Limited, emit, reporting, setup
 
 
 @click.group(invoke_without_command=True)
@@ -50,7 +50,7 @@ def describe(t) -> dict:
 @click.option("--split-ratios", default=None, help="train,dev,test shares of a seeded split [default: 0.6,0.2,0.2; "
               "stratified by label for classification].")
 @click.option("--split-column", default=None, help="A column saying each row's split (train, dev or validation, test).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the drawn splits.")
+@click.option("--seed", type=Limited("seed"), default=0, show_default=True, help="Seed of the drawn splits.")
 @click.option("--name", default=None, help="The task's name [default: the --out folder's name].")
 @click.option("--metric", default=None, help="accuracy or macro_f1 (classification); exact_match or contains (generation).")
 @click.option("--seed-prompt", default=None, help="The task's starting prompt, with an {input} slot.")

@@ -38,9 +38,16 @@ def reader(fn):
     return read
 
 
+# The least log-probability a server may give: far below any real token's (float32 logits give at most a few
+# hundred below 0; OpenAI floors at -9999). -Infinity, or -1e308 that two tokens' sum turns into -inf, would
+# make calibration's differences NaN (-inf - -inf) and print NaN into JSON.
+LEAST_LOGPROB = -1e5
+
+
 def logprob(value, what: str = "a log-probability") -> float:
-    """A log-probability as a server must give it: a number, not NaN, not above 0 (rounding aside)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or value > 1e-4:
+    """A log-probability as a server must give it: a finite number from LEAST_LOGPROB to 0 (rounding aside)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value > 1e-4 \
+            or value < LEAST_LOGPROB:
         raise BadAnswer(f"{what} is {value!r:.40}, not a log-probability")
     return float(value)
 

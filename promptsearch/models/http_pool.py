@@ -41,6 +41,9 @@ class ServerError(PromptSearchError):
 
     def __init__(self, url: str, what: str):
         self.url = url
+        key = api_key()
+        if key and len(key) >= 4 and key in what:  # a server that echoes the key back (an error body, a
+            what = what.replace(key, "***")      # garbage answer) must not have it printed
         super().__init__(f"server {url}: {what}")
 
 

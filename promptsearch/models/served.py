@@ -272,6 +272,9 @@ class ServedModel(Model):
         while rest:
             path, body, root = d.topk_request(self.dialect, self.model_id, context, self.top_k)
             entries = self._ask(path, body, root, lambda a: d.topk_entries(self.dialect, a))
+            self.stats["listed"] += bool(entries)
+            if not entries:  # the text ended at once (no list), or a server that lists nothing: asked as _listing does
+                entries = self._empty_list(path, body, root)
             fits = [t for t in entries if t and rest.startswith(t)]
             if not fits:
                 self.stats["outside_topk"] += 1
@@ -280,6 +283,27 @@ class ServedModel(Model):
             total += entries[token]
             context, rest = context + token, rest[len(token):]
         return total
+
+    def _empty_list(self, path: str, body: dict, root: bool) -> dict[str, float]:
+        """An answer without a top-k list, asked again with ``min_tokens`` 1 (no end of text at once). A server
+        that never lists a token (top_logprobs null or empty in every answer) gives nothing to score label words
+        with: every word would get the same bound and every prediction tie, a run that searches nothing. So
+        once two answers listed nothing and none ever listed anything, that is one line, not a score."""
+        try:
+            entries = self._ask(path, {**body, "min_tokens": 1}, root, lambda a: d.topk_entries(self.dialect, a))
+        except ServerError as e:
+            if "HTTP 4" not in str(e):  # a server that knows no min_tokens: keep the empty list's bound
+                raise
+            entries = {}
+        if entries:
+            self.stats["listed"] += 1
+            return entries
+        self.stats["empty_lists"] += 1
+        if self.stats["empty_lists"] >= 2 and not self.stats["listed"]:
+            raise ServerError(self.pool.urls[0], f"answered {path} with no top-k token list (top_logprobs null or "
+                                                 "empty) every time, with min_tokens 1 too: it gives no "
+                                                 "log-probabilities to score label words with; try another --scoring")
+        return entries
 
     def _ask(self, path: str, body: dict, root: bool, read, keep=None, key_extra=None):
         """One request through the cache: answers are read (and so checked) before they are kept. ``keep``
