@@ -143,9 +143,9 @@ def check_option(strategy: str, name: str, value, annotation, default):
             if bad:
                 raise PromptSearchError(f"{where}: must be a list of strings, not {value!r:.60}")
         elif items and all(isinstance(x, int) and not isinstance(x, bool) for x in items):
+            # an empty list is a setting (clarify.demo_counts=[]: no drawn demonstrations); a strategy that needs
+            # one entry at least (ape) says so in its constructor
             rule = OPTION_RULES.get(f"{strategy}.{name}[]", OPTION_WHOLE)
-            if not value:
-                raise PromptSearchError(f"{where}: must be a non-empty list of whole numbers{_range(*rule[1:])}")
             for x in value:
                 _check_rule((True, *rule[1:]), x, f"{where}: an entry")
         return list(value)
