@@ -256,7 +256,7 @@ def search(task: Task | str | None = None, model=None, budget: Budget | None = N
            seed: int = 0, strategies: list[str] | None = None, schedule: str | None = None,
            options: dict | None = None, plain: bool = False, metric: str | Callable | None = None,
            seed_prompt: str | None = None, top_k: int = 3, chat: bool = False, batch_size: int = 16,
-           proposer: str | None = None, progress: bool = False, selection: str = "auto",
+           proposer=None, progress: bool = False, selection: str = "auto",
            final_calibration: str | None = runner.DEFAULTS["final_calibration"],
            final_ensemble: int = runner.DEFAULTS["final_ensemble"]) -> SearchResult:
     """Search prompts for a task, as ``promptsearch run`` does with the same settings (same defaults: the default
@@ -269,7 +269,9 @@ def search(task: Task | str | None = None, model=None, budget: Budget | None = N
     (selection.py; ``auto``: with a small dev split, a quarter of the labelled rows is held out to estimate the
     winner, and dev alone chooses). ``final_calibration`` calibrates the winner's label scores after the search
     (classification; calibration.py): ``batch`` by default, None keeps the winner as found; with it, the final
-    check's top ``final_ensemble`` prompts are combined into one uniform ensemble, each calibrated (1: the winner)."""
+    check's top ``final_ensemble`` prompts are combined into one uniform ensemble, each calibrated (1: the winner).
+    ``proposer`` (a spec or a model from ``load_model``) writes the text the search proposes, as ``run --proposer``
+    does; ape joins the default strategies then."""
     from .custom_metric import apply, importable, spec_of
     from .limits import check_given
     from .scoring import Scorer
@@ -283,6 +285,9 @@ def search(task: Task | str | None = None, model=None, budget: Budget | None = N
     task = task if isinstance(task, Task) else load_task(task, seed=seed)
     model = _model(model)
     _check_chat(model, chat)
+    proposer_model = None  # a loaded proposer is used as given; its spec is what the config records
+    if hasattr(proposer, "generate") and not isinstance(proposer, (str, Path)):  # else make_config checks the spec
+        proposer_model, proposer = proposer, model_spec(proposer)
     if run_dir is not None:
         _check_path(run_dir, "run_dir")
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(task.name)
@@ -297,7 +302,9 @@ def search(task: Task | str | None = None, model=None, budget: Budget | None = N
     config = runner.make_config(task=_task_spec(task, run_dir), **settings)
     if seed_prompt:
         task = task.with_seed_prompt(seed_prompt)
-    scorer = Scorer(model, batch_size=config["batch_size"], chat=chat)
+    if config.get("proposer") and proposer_model is None:  # as `run --proposer` loads it (runner.load_parts)
+        proposer_model = runner.load_configured_model(config, config["proposer"], None)
+    scorer = Scorer(model, batch_size=config["batch_size"], chat=chat, proposer=proposer_model)
     if metric is not None:
         fn = metric if callable(metric) else None
         if fn is not None and not importable(metric_spec):

@@ -186,3 +186,22 @@ def test_evaluate_matches_cli_eval(tiny_dir):
                       calibrate="contextual")
     assert (got.score, got.n, got.ci_low, got.ci_high) == (cli["score"], cli["n"], cli["ci_low"], cli["ci_high"])
     assert [r["prediction"] for r in got.results] == [r["prediction"] for r in cli["results"]]
+
+
+def test_a_proposer_writes_the_text_as_run_proposer_does(tiny_dir, small_task_dir, tmp_path, monkeypatch):
+    """Before: ps.search(proposer=...) recorded the proposer and added ape to the strategies, but built its scorer
+    without it, so the scored model wrote the instructions (`run --proposer` loads it: runner.load_parts)."""
+    proposer = ps.load_model(tiny_dir)
+    calls = []
+    generate = proposer.generate
+    monkeypatch.setattr(proposer, "generate", lambda texts, *a, **k: calls.append(len(texts)) or generate(texts, *a, **k))
+    model = ps.load_model(tiny_dir)
+    result = ps.search(small_task_dir, model, budget=ps.Budget(max_evals=60), run_dir=tmp_path / "given",
+                       strategies=["ape"], proposer=proposer, final_calibration=None)
+    assert calls and RunStore.open(result.run_dir).config["proposer"] == tiny_dir  # it wrote; the config names it
+    seen = {}
+    run = runner.run
+    monkeypatch.setattr(runner, "run", lambda config, run_dir, **kw: seen.update(kw["parts"][2].__dict__) or run(config, run_dir, **kw))
+    ps.search(small_task_dir, model, budget=ps.Budget(max_evals=30), run_dir=tmp_path / "spec", strategies=["ape"],
+              proposer=tiny_dir, final_calibration=None)
+    assert seen["proposer"] is not model and seen["proposer"].name == proposer.name  # loaded from the spec
