@@ -142,11 +142,20 @@ def test_cli_predict_stdin_file_and_json(searched, tmp_path):
     assert report["n"] == 7 and report["examples_per_second"] > 0 and report["text_alone"] is False
     written = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [x["prediction"] for x in written] == [x["prediction"] for x in lines]
+    # a .txt file: a line an input, as it is (what a newcomer writes first; it was refused as bad JSON), even a line
+    # that looks like JSON, and CR LF ends
+    texts = inputs[:3] + ['{"input": "not parsed"}', '"quoted"']
+    (tmp_path / "new.txt").write_bytes(("\r\n".join(texts) + "\r\n\r\n").encode())
+    r = CliRunner().invoke(main, ["predict", "--artifact", str(tmp_path / "p.json"), "--input-file", str(tmp_path / "new.txt"),
+                                  "--device", "cpu", "--quiet"], catch_exceptions=False)
+    assert r.exit_code == 0, r.stderr
+    plain = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["input"] for x in plain] == texts and [x["prediction"] for x in plain[:3]] == [x["prediction"] for x in lines[:3]]
 
 
 @pytest.mark.parametrize("content, message", [("{\"text\": 1}\n", "in.jsonl:1: each line must be"),
                                               ("not json\n", "in.jsonl:1: bad JSON"), ("\n", "no inputs"),
-                                              ("a plain line\n", "each line must be a JSON string or an object")])
+                                              ("a plain line\n", "(or name the file *.txt: a line an input, as it is)")])
 def test_cli_predict_bad_input_is_one_line_and_writes_nothing(searched, tmp_path, content, message):
     result = searched[3]
     result.export(tmp_path / "p.json")

@@ -113,7 +113,7 @@ def model_options(f):
                      "(comma-separated URLs: replicas) (default: embedded SmolLM2-135M-Instruct).")(f)
     f = click.option("--device", default="auto", show_default=True, help="cpu, cuda, or auto.")(f)
     f = click.option("--dtype", default=DEFAULT_DTYPE, show_default=True, type=click.Choice(DTYPES),
-                     help="Local model: auto is bfloat16 on a CPU with AMX or a GPU with bf16, else float32.")(f)
+                     help="Local model: auto is bfloat16 on a CPU with AMX or AVX-512 bf16 or a GPU with bf16, else float32.")(f)
     f = click.option("--chat", is_flag=True, help="Render prompts through the tokenizer's chat template.")(f)
     return click.option("--batch-size", default=16, show_default=True, type=Limited("batch_size"))(f)
 

@@ -17,20 +17,26 @@ LINE_FORM = 'each line must be a JSON string or an object with an "input" string
 
 def read_inputs(path: str) -> list[str]:
     """Inputs from a JSONL file or stdin ('-'): each line a JSON object with an "input" string (other fields are
-    ignored) or a JSON string. A bad line is one error naming it."""
+    ignored) or a JSON string; from a ``.txt`` file, each line as it is (no JSON: a line that looks like JSON is
+    still text). A bad line is one error naming it. Blank lines are skipped."""
     from ..files import decode, parse_json, read_bytes
 
     raw = sys.stdin.buffer.read() if path == "-" else read_bytes(path)
     where = "stdin" if path == "-" else str(path)
+    plain = path != "-" and Path(path).suffix.lower() == ".txt"  # what a newcomer writes first: a line an input
     texts = []
     for lineno, line in enumerate(raw.splitlines(), 1):
         line = decode(line, where, lineno)
         if not line.strip():
             continue
+        if plain:
+            texts.append(line.rstrip("\r"))
+            continue
         try:
             row = parse_json(line, f"{where}:{lineno}")
         except PromptSearchError as e:  # most often a plain text file: say what a line must be
-            raise PromptSearchError(f"{e}; {LINE_FORM}, such as {{\"input\": \"a gripping film\"}}") from None
+            raise PromptSearchError(f"{e}; {LINE_FORM}, such as {{\"input\": \"a gripping film\"}} (or name the file "
+                                    "*.txt: a line an input, as it is)") from None
         text = row.get("input") if isinstance(row, dict) else row
         if not isinstance(text, str):
             raise PromptSearchError(f"{where}:{lineno}: {LINE_FORM}")
@@ -43,7 +49,8 @@ def read_inputs(path: str) -> list[str]:
 @click.command()
 @click.option("--artifact", "artifact_file", required=True, type=click.Path(),
               help="An exported prompt (promptsearch export): scored exactly as the search scored it.")
-@click.option("--input-file", required=True, help="JSONL of inputs ({\"input\": ...} or a JSON string a line), or - for stdin.")
+@click.option("--input-file", required=True, help="JSONL of inputs ({\"input\": ...} or a JSON string a line), a .txt "
+              "file (a line an input, as it is), or - for stdin (JSONL).")
 @click.option("--output", "-o", "out", type=click.Path(dir_okay=False), default=None,
               help="Write the predictions here (JSONL, written whole or not at all) instead of stdout.")
 @click.option("--allow-other-model", is_flag=True, help="Predict with a model whose weights differ from the recorded ones.")
