@@ -56,6 +56,17 @@ def fmt_score(score: dict | None) -> str:
     return fmt(score, ci=True, n=True)
 
 
+CHOSE = "  (chose it: biased upward)"  # after a dev score that chose the prompt it scores
+
+
+def score_lines(dev: dict, test: dict, holdout: dict | None = None, chose: str = "", estimate: bool = False) -> list[str]:
+    """A prompt's scores as `run` prints them (and `prompts show` for an artifact): dev (``chose`` says what chose
+    it), the held-out rows where the run kept some (``estimate``: marked as the winner's estimate), test."""
+    held = [f"  held-out {fmt_score(holdout)}" + ("  <- the estimate: rows no choice saw" if estimate else "")] \
+        if holdout else []
+    return [f"  dev  {fmt_score(dev)}{chose}", *held, f"  test {fmt_score(test)}"]
+
+
 def options_note(cand: dict) -> str:
     """A candidate's scoring options as shown next to its prompt: ``  {calibrate: contextual, demos: similar:4}``."""
     shown = [f"{k}: {cand[k]}" for k in ("calibrate", "demos") if cand.get(k)]

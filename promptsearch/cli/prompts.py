@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from ..errors import PromptSearchError
-from ..format import fmt_score, members_lines, one_line, options_note
+from ..format import CHOSE, fmt_score, members_lines, one_line, options_note, score_lines
 from .common import emit, reporting, setup
 
 
@@ -26,11 +26,8 @@ def describe(art) -> list[str]:
         lines.append(f"    (soft prompt, {art.soft.get('note', 'not text')}; vectors: {art.soft['file']})")
     s, paired = art.scores, art.scores["paired_test"]
     # as `run` prints them: the held-out estimate where the run kept rows (export.held_out), the dev score that chose it
-    held = [f"  held-out {fmt_score(s['holdout'])}  <- the estimate: rows no choice saw"] if s.get("holdout") else []
-    seed_held = [f"  held-out {fmt_score(s['seed_holdout'])}"] if s.get("seed_holdout") else []
-    lines += [f"  dev  {fmt_score(s['dev'])}" + ("  (chose it: biased upward)" if held else ""), *held,
-              f"  test {fmt_score(s['test'])}", f"seed prompt: {one_line(art.seed_prompt)}", f"  dev  {fmt_score(s['seed_dev'])}",
-              *seed_held, f"  test {fmt_score(s['seed_test'])}",
+    lines += [*score_lines(s["dev"], s["test"], s.get("holdout"), CHOSE if s.get("holdout") else "", estimate=True),
+              f"seed prompt: {one_line(art.seed_prompt)}", *score_lines(s["seed_dev"], s["seed_test"], s.get("seed_holdout")),
               f"improvement on test: {paired['difference']:+.3f} ({paired['test']} p={_p(paired['p_value'])}, {paired['detail']})",
               f"model: {art.model['name']} ({art.model['fingerprint'][:23]}…, {art.model['dtype']}{', chat' if art.chat else ''})",
               f"task: {art.task['name']} ({art.metric}), test n={art.task['splits']['test']['n']} {art.task['splits']['test']['sha256'][:23]}…",

@@ -10,7 +10,17 @@ import click
 
 from ..defaults import BUDGET, FINAL_CHECK
 from ..errors import PromptSearchError, RunInterrupted
-from ..format import RANKED_BY, budget_line, estimate_kind, fmt_score, members_lines, one_line, options_note
+from ..format import (
+    CHOSE,
+    RANKED_BY,
+    budget_line,
+    estimate_kind,
+    fmt_score,
+    members_lines,
+    one_line,
+    options_note,
+    score_lines,
+)
 from ..outputs import example_rows, pick, render
 from ..scoring.calibration import MODES as CALIBRATIONS
 from .common import Limited, emit, examples_options, model_options, reporting, setup, stop_on_sigterm, unescape
@@ -338,19 +348,16 @@ def render_single(s: dict) -> str:
         lines.append(f"    after the search: {note} (raise the limit to have it)")
     if best.get("text_alone"):  # what pasting the text without its options would score (plain.py)
         lines.append(f"    the text alone: test {fmt_score(best['text_alone']['test'])}")
-    held = [f"  held-out {fmt_score(best['holdout'])}  <- the estimate: rows no choice saw"] if best.get("holdout") else []
     # Say which estimate the dev line is: with nothing held out it is the score on the rows that chose the winner
     # (summaries from before the estimate say nothing either way).
-    chose = "  (chose it: biased upward)" if held else (
+    chose = CHOSE if best.get("holdout") else (
         "  (chose it: biased upward; no rows held out)" if estimate_kind(s) == "dev" else "")
-    seed_held = [f"  held-out {fmt_score(seed['holdout'])}"] if seed.get("holdout") else []
     # the winner against the seed on the held-out rows: a gain there is one no choice made (summaries before it: none)
     paired_held = s.get("paired_holdout")
     held_gain = [f"improvement on held-out: {paired_held['difference']:+.3f}{paired_note(paired_held)}"] if paired_held else []
-    lines += [f"  dev  {fmt_score(best['dev'])}{chose}", *held,
-              f"  test {fmt_score(best['test'])}",
+    lines += [*score_lines(best["dev"], best["test"], best.get("holdout"), chose, estimate=True),
               f"seed prompt: {one_line(seed['prompt'])}",
-              f"  dev  {fmt_score(seed['dev'])}", *seed_held, f"  test {fmt_score(seed['test'])}", *held_gain,
+              *score_lines(seed["dev"], seed["test"], seed.get("holdout")), *held_gain,
               f"improvement on test: {s['improvement']['test']:+.3f}{paired_note(s.get('paired_test'))}", "",
               render_board(s["leaderboard"], "the blend of dev score and ratings" if s.get("refine") else "the dev score")]
     lines.append("\n" + budget_line(s))
