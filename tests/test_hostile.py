@@ -440,6 +440,15 @@ def test_out_of_range_numbers_on_the_command_line_are_one_line(tmp_path, small_t
 
 
 # ---- 10, 14. every field read from a server is checked ---------------------------------------------
+def served_eval_error(server, task_dir, scoring: str = "topk", *extra, limit: int = 2) -> str:
+    """``eval`` against ``server`` ends in one line (closing the server after); the message."""
+    try:
+        return one_line_error("eval", "--model", server.url, "--task", task_dir, "--limit", str(limit), "--scoring", scoring,
+                              "--timeout", "2", "--quiet", *extra)
+    finally:
+        server.close()
+
+
 def odd_server(models=None, completion=None):
     listing = {"data": models or [{"id": "m", "owned_by": "x"}]}
 
@@ -470,11 +479,7 @@ ECHO = '{"choices": [{"text": "x", "logprobs": {"tokens": [" a", " b", " c"], "t
 ])
 def test_server_answers_of_the_wrong_type_are_one_line(tmp_path, small_task_dir, tmp_cache, models, completion, scoring, expected):
     server = odd_server(models, completion)
-    try:
-        msg = one_line_error("eval", "--model", server.url, "--task", small_task_dir, "--limit", "2", "--scoring", scoring,
-                             "--timeout", "2", "--quiet")
-    finally:
-        server.close()
+    msg = served_eval_error(server, small_task_dir, scoring)
     assert msg.startswith(f"server {server.url}: ") and expected in msg, msg
 
 

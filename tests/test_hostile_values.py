@@ -21,7 +21,7 @@ from promptsearch import strategy as registry
 from promptsearch.cli import main
 from promptsearch.errors import PromptSearchError
 from promptsearch.testing import ScriptedServer
-from tests.test_hostile import make_run_dir, one_line_error, snapshot
+from tests.test_hostile import make_run_dir, one_line_error, served_eval_error, snapshot
 
 NAN, INF = float("nan"), float("inf")
 HUGE = 10**30
@@ -516,11 +516,7 @@ SERVER_CASES = [
 @pytest.mark.parametrize("case, scoring, answers, expected", SERVER_CASES, ids=[c[0] for c in SERVER_CASES])
 def test_every_server_field_of_the_wrong_kind_is_one_line(small_task_dir, tmp_cache, case, scoring, answers, expected):
     server = served(answers)
-    try:
-        msg = one_line_error("eval", "--model", server.url, "--task", small_task_dir, "--limit", "2", "--scoring", scoring,
-                             "--timeout", "2", "--quiet")
-    finally:
-        server.close()
+    msg = served_eval_error(server, small_task_dir, scoring)
     assert msg.startswith(f"server {server.url}: ") and expected in msg, msg
 
 
@@ -533,11 +529,7 @@ def test_server_errors_are_retried_briefly_and_end_in_one_line(small_task_dir, t
 
     server = served({"/completions": b'{"error": {"message": "overloaded"}}'}, status=status, headers=headers)
     start = time.monotonic()
-    try:
-        msg = one_line_error("eval", "--model", server.url, "--task", small_task_dir, "--limit", "1", "--scoring", "topk",
-                             "--timeout", "2", "--quiet")
-    finally:
-        server.close()
+    msg = served_eval_error(server, small_task_dir, limit=1)
     assert time.monotonic() - start < 30  # never sleeps what Retry-After asks
     assert msg.startswith(f"server {server.url}: HTTP {status} on /completions") and "overloaded" in msg, msg
 
@@ -562,11 +554,7 @@ def test_log_probabilities_below_any_real_one_are_refused_not_nan(small_task_dir
     """Before: -Infinity (or -1e308, whose sum of two is -inf) was taken; with --calibrate domain the label scores
     became -inf - -inf = NaN, printed into eval's JSON."""
     server = served({"/completions": topk({" positive": value, " negative": value})})
-    try:
-        msg = one_line_error("eval", "--model", server.url, "--task", small_task_dir, "--limit", "2", "--scoring", "topk",
-                             "--timeout", "2", "--quiet", "--json", *(["--calibrate", calibrate] if calibrate else []))
-    finally:
-        server.close()
+    msg = served_eval_error(server, small_task_dir, "topk", "--json", *(["--calibrate", calibrate] if calibrate else []))
     assert "not a log-probability" in msg
 
 
@@ -584,11 +572,7 @@ def test_a_very_unlikely_token_is_still_scored(small_task_dir, tmp_cache):
 def test_the_api_key_is_never_printed_by_a_hostile_server(small_task_dir, tmp_cache, monkeypatch):
     monkeypatch.setenv("PROMPTSEARCH_API_KEY", "sk-values-secret")
     server = served({"/completions": b'{"error": {"message": "bad key sk-values-secret"}}'}, status=401)
-    try:
-        msg = one_line_error("eval", "--model", server.url, "--task", small_task_dir, "--limit", "1", "--scoring", "topk",
-                             "--timeout", "2", "--quiet")
-    finally:
-        server.close()
+    msg = served_eval_error(server, small_task_dir, limit=1)
     assert "HTTP 401" in msg and "sk-values-secret" not in msg, msg
 
 
