@@ -231,11 +231,12 @@ def soft_vectors(artifact: Artifact, artifact_path: str | Path):
     against the recorded hash."""
     from safetensors.torch import load
 
+    from .files import read_bytes
+
     path = soft_path(artifact, artifact_path)
-    try:
-        raw = path.read_bytes()
-    except OSError:
-        raise PromptSearchError(f"{path}: the soft prompt's vectors are missing (they travel beside the artifact)") from None
+    if not path.exists():
+        raise PromptSearchError(f"{path}: the soft prompt's vectors are missing (they travel beside the artifact)")
+    raw = read_bytes(path)
     if hashlib.sha256(raw).hexdigest() != artifact.soft["sha256"]:
         raise PromptSearchError(f"{path}: the soft prompt's vectors differ from the ones the artifact was scored with")
     tensors = load(raw)

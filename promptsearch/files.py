@@ -7,20 +7,66 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from pathlib import Path
 
 from .errors import PromptSearchError
 
+# The most a file we read may hold. Every reader takes a whole file into memory (then parses it into rows several
+# times its size), so a file past this is refused in one line rather than read until the machine runs out of memory;
+# /dev/zero or /dev/urandom given as a file would otherwise never end. 1 GiB of rows is far past what a prompt
+# search scores; PROMPTSEARCH_MAX_FILE_MB raises it.
+MAX_FILE_MB_ENV = "PROMPTSEARCH_MAX_FILE_MB"
+DEFAULT_MAX_FILE_MB = 1024
+
+
+def max_file_bytes() -> int:
+    given = os.environ.get(MAX_FILE_MB_ENV, "").strip()
+    if not given:
+        return DEFAULT_MAX_FILE_MB << 20
+    try:
+        mb = int(given)
+    except ValueError:
+        mb = 0
+    if mb < 1:
+        raise PromptSearchError(f"${MAX_FILE_MB_ENV}={given[:40]!r}: must be a whole number of MB, 1 or more")
+    return mb << 20
+
 
 def read_bytes(path) -> bytes:
+    """A file's bytes: a regular file or a pipe (``<(...)``), never a device or socket, and at most
+    ``max_file_bytes()``, counted as it is read (a pipe or a growing file has no size up front)."""
     try:
-        return Path(path).read_bytes()
+        with open(path, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+                raise PromptSearchError(f"{path}: not a file (a device or socket); give a file's path")
+            return _read_capped(f, str(path))
     except FileNotFoundError:
         raise PromptSearchError(f"{path}: file not found") from None
     except IsADirectoryError:
         raise PromptSearchError(f"{path}: is a folder, not a file") from None
     except OSError as e:
         raise PromptSearchError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
+def read_stdin() -> bytes:
+    """Standard input's bytes, under the same cap as a file (``< /dev/zero`` would never end)."""
+    import sys
+
+    try:
+        return _read_capped(sys.stdin.buffer, "stdin")
+    except OSError as e:
+        raise PromptSearchError(f"stdin: cannot read ({e.strerror or e})") from None
+
+
+def _read_capped(f, where: str) -> bytes:
+    cap = max_file_bytes()
+    data = f.read(cap + 1)
+    if len(data) > cap:
+        raise PromptSearchError(f"{where}: larger than {cap >> 20} MB, the most promptsearch reads from one file; "
+                                f"split it, or raise ${MAX_FILE_MB_ENV}")
+    return data
 
 
 BOM = b"\xef\xbb\xbf"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from promptsearch import artifact
+from promptsearch import artifact, files
 from promptsearch.cli import main
 from promptsearch.errors import PromptSearchError
 from promptsearch.files import parse_json
@@ -595,3 +595,52 @@ def test_command_line_bytes_that_are_not_utf8_are_one_line(tmp_path, small_task_
                                                  "--out", out)
     assert not out.exists()
     assert "not valid Unicode" in one_line_error("eval", "--task", small_task_dir, "--model", tiny_dir, "--prompt", bad)
+
+
+# ---- files that never end, or are larger than anything a search reads -------------------------------------------
+
+
+def test_a_device_given_as_a_file_is_refused_not_read_forever(task, tmp_path):
+    """/dev/zero as a task file (through a link the user made) or as predict's inputs: one line, at once."""
+    art = tmp_path / "a.json"
+    art.write_text(make_artifact())
+    assert "not a file (a device or socket)" in one_line_error("predict", "--artifact", art, "--input-file",
+                                                               "/dev/zero")
+    (task / "train.jsonl").unlink()
+    (task / "train.jsonl").symlink_to("/dev/zero")
+    with pytest.raises(PromptSearchError, match="not a file"):
+        files.read_bytes(task / "train.jsonl")
+
+
+def test_a_file_past_the_cap_is_one_line_and_the_cap_can_be_raised(tmp_path, monkeypatch):
+    big = tmp_path / "big.jsonl"
+    big.write_bytes(b'{"input": "x"}\n' * 80_000)  # 1.2 MB
+    monkeypatch.setenv(files.MAX_FILE_MB_ENV, "1")
+    with pytest.raises(PromptSearchError, match=r"larger than 1 MB.*PROMPTSEARCH_MAX_FILE_MB"):
+        files.read_bytes(big)
+    monkeypatch.setenv(files.MAX_FILE_MB_ENV, "2")
+    assert len(files.read_bytes(big)) == 1_200_000
+    monkeypatch.setenv(files.MAX_FILE_MB_ENV, "lots")
+    with pytest.raises(PromptSearchError, match="whole number of MB"):
+        files.read_bytes(big)
+
+
+def test_stdin_past_the_cap_is_one_line(monkeypatch, tmp_path):
+    art = tmp_path / "a.json"
+    art.write_text(make_artifact())
+    monkeypatch.setenv(files.MAX_FILE_MB_ENV, "1")
+    result = CliRunner().invoke(main, ["predict", "--artifact", str(art), "--input-file", "-"],
+                                input=b'"x"\n' * 300_000)
+    assert result.exit_code == 2 and "stdin: larger than 1 MB" in result.stderr, result.output
+
+
+def test_a_pipe_is_read_as_a_file(tmp_path):
+    """Process substitution (``--input-file <(cmd)``) hands a pipe: it is read, not refused."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    import threading
+
+    writer = threading.Thread(target=lambda: fifo.write_bytes(b'"a"\n"b"\n'))
+    writer.start()
+    assert files.read_bytes(fifo) == b'"a"\n"b"\n'
+    writer.join()

@@ -168,3 +168,40 @@ def test_a_proposer_model_writes_what_the_search_asks_for(tiny):
     scorer.complete(texts, max_new_tokens=6)
     assert tiny.stats["rows"] == 0 and other.stats["rows"] == 2  # the scored model ran nothing
     assert tiny.capabilities.white_box and tiny.generate(texts, 6) == Scorer(tiny).complete(texts, 6)
+
+
+def test_retry_after_is_waited_before_the_next_try():
+    """A rate-limited server's Retry-After (seconds) is waited, not the shorter backoff; then the answer is read."""
+    import time
+
+    from promptsearch.testing import ScriptedServer
+
+    answers = iter([(429, {"Retry-After": "1"}, b'{"error": "slow down"}'), (200, {}, b'{"data": []}')])
+    server = ScriptedServer(lambda path: next(answers))
+    try:
+        start = time.monotonic()
+        _, answer = HttpPool([server.url], backoff=0.01).request("/models")
+        assert answer == {"data": []} and len(server.seen) == 2
+        assert time.monotonic() - start >= 1.0
+    finally:
+        server.close()
+
+
+def test_a_retry_after_past_the_cap_is_reported_at_once():
+    from promptsearch.testing import ScriptedServer
+
+    server = ScriptedServer(lambda path: (503, {"Retry-After": "3600"}, b'{"error": "maintenance"}'))
+    try:
+        with pytest.raises(PromptSearchError, match=r"HTTP 503 on /models.*asks to wait 3600 s"):
+            HttpPool([server.url], backoff=0.01).request("/models")
+        assert len(server.seen) == 1  # no try wasted before the time it named
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("value, expected", [("7", 7.0), ("0", 0.0), ("-5", None), ("abc", None), ("nan", None),
+                                             ("inf", None), ("", None), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0)])
+def test_retry_after_values(value, expected):
+    from promptsearch.models.http_pool import retry_after
+
+    assert retry_after(value) == expected

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -19,9 +18,9 @@ def read_inputs(path: str) -> list[str]:
     """Inputs from a JSONL file or stdin ('-'): each line a JSON object with an "input" string (other fields are
     ignored) or a JSON string; from a ``.txt`` file, each line as it is (no JSON: a line that looks like JSON is
     still text). A bad line is one error naming it. Blank lines are skipped."""
-    from ..files import decode, parse_json, read_bytes
+    from ..files import decode, parse_json, read_bytes, read_stdin
 
-    raw = sys.stdin.buffer.read() if path == "-" else read_bytes(path)
+    raw = read_stdin() if path == "-" else read_bytes(path)
     where = "stdin" if path == "-" else str(path)
     plain = path != "-" and Path(path).suffix.lower() == ".txt"  # what a newcomer writes first: a line an input
     texts = []

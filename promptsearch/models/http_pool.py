@@ -1,5 +1,6 @@
 """Requests to one or more replicas of a served model: a bounded pool of threads, retries with backoff
-on timeouts, 429 and 5xx, and failures reported in one line naming the server. Stdlib only."""
+on timeouts, 429 and 5xx (waiting at least what a Retry-After header asks, within a cap), and failures reported in
+one line naming the server. Stdlib only."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ API_KEY_VARIABLES = ("PROMPTSEARCH_API_KEY", "OPENAI_API_KEY")
 # leaves room for long prompts while a server sending without end cannot fill the memory.
 MAX_RESPONSE_BYTES = 64 * 2**20
 ERROR_BODY_BYTES = 4096  # of an error answer only the message is shown
+# A rate-limited server's Retry-After is honoured up to this many seconds a try (the waits stay under a minute with
+# the default three retries); a server asking for longer is reported at once rather than retried too early.
+MAX_RETRY_AFTER = 20.0
 
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
@@ -48,8 +52,34 @@ class ServerError(PromptSearchError):
 
 
 class _Retryable(Exception):
-    def __init__(self, what: str):
+    def __init__(self, what: str, wait: float | None = None):
         self.what = what
+        self.wait = wait  # seconds the server asked for (Retry-After), if it said
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header: a number of seconds or an HTTP date; None when absent or unreadable
+    (a negative, non-finite or garbled value is no request at all)."""
+    import email.utils
+    import math
+
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when is None or when.tzinfo is None:
+            return None
+        import datetime
+
+        seconds = (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
+        return max(0.0, seconds)
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def api_key() -> str | None:
@@ -105,8 +135,12 @@ class HttpPool:
                 with self._lock:
                     self.failed_tries += 1
                 if attempt < self.retries:
-                    log.debug("server %s: %s; retrying", url, e.what)
-                    time.sleep(self.backoff * 2 ** attempt)
+                    if e.wait is not None and e.wait > MAX_RETRY_AFTER:
+                        raise ServerError(url, f"{e.what} (it asks to wait {e.wait:.0f} s before a retry, longer than "
+                                               f"the {MAX_RETRY_AFTER:.0f} s promptsearch waits; try again later)")
+                    delay = max(e.wait or 0.0, self.backoff * 2 ** attempt)
+                    log.debug("server %s: %s; retrying in %.1f s", url, e.what, delay)
+                    time.sleep(delay)
         tries = f" (after {self.retries + 1} tries)" if self.retries else ""
         if last.startswith("cannot connect") and last_url in self._answered:
             # It answered before and now refuses: the server process most likely died (a crash in the
@@ -137,7 +171,7 @@ class HttpPool:
                                        "(the API key goes only to the URL given): give the final URL with --model") from None
             detail = _first_line(e.read(ERROR_BODY_BYTES).decode("utf-8", "replace"))
             if e.code == 429 or e.code >= 500:
-                raise _Retryable(f"HTTP {e.code} on {path}{detail}") from None
+                raise _Retryable(f"HTTP {e.code} on {path}{detail}", retry_after(e.headers.get("Retry-After"))) from None
             hint = " (is this the server's /v1 URL?)" if e.code == 404 else ""
             raise ServerError(url, f"HTTP {e.code} on {path}{hint}{detail}") from None
         except TimeoutError:
