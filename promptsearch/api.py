@@ -292,14 +292,13 @@ def search(task: Task | str | None = None, model=None, budget: Budget | None = N
         _check_path(run_dir, "run_dir")
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(task.name)
     metric_spec = metric if isinstance(metric, str) or metric is None else spec_of(metric)
-    settings = dict(  # noqa: C408 (keywords of make_config) checked (make_config) before _task_spec may save an in-memory task into run_dir
+    config = runner.make_config(  # checked before _task_spec may save an in-memory task into run_dir
         model=model_spec(model), chat=chat, batch_size=batch_size,
         strategies=list(strategies) if isinstance(strategies, tuple) else strategies, schedule=schedule, options=options or {}, seed=seed,
         seed_prompt=seed_prompt, top_k=top_k, budget={k: v for k, v in asdict(budget or Budget()).items() if v is not None} or None,
         proposer=proposer, plain=plain, metric=metric_spec, selection=selection,
         final_calibration=final_calibration or "none", final_ensemble=final_ensemble)
-    runner.make_config(**settings)
-    config = runner.make_config(task=_task_spec(task, run_dir), **settings)
+    config["task"] = _task_spec(task, run_dir)
     if seed_prompt:
         task = task.with_seed_prompt(seed_prompt)
     if config.get("proposer") and proposer_model is None:  # as `run --proposer` loads it (runner.load_parts)
