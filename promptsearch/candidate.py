@@ -76,7 +76,15 @@ class Candidate:
                    tuple(d.get("parents", ())), d.get("edit", ""), calibrate=d.get("calibrate"), demos=d.get("demos"),
                    members=tuple(cls.from_json(m) for m in d.get("members", ())),
                    weights=tuple(float(w) for w in d.get("weights", ())),
-                   verbalizer=tuple(tuple(ws) for ws in d.get("verbalizer", ())))
+                   verbalizer=_verbalizer(d.get("verbalizer", [])))
+
+
+def _verbalizer(value) -> tuple[tuple[str, ...], ...]:
+    """A logged verbalizer: a list of word lists (one per class), each word non-empty text."""
+    if not isinstance(value, list) or not all(isinstance(ws, list) and ws and all(isinstance(w, str) and w.strip()
+                                                                               for w in ws) for ws in value):
+        raise ValueError("verbalizer: a list of word lists, one per class")
+    return tuple(tuple(ws) for ws in value)
 
 
 @dataclass

@@ -167,6 +167,7 @@ class Scorer:
 
     def classify(self, prompt: str | list[str], examples, label_words, soft: str | None = None,
                  verbalizer=()) -> list[ExampleResult]:
+        verbalizers.check(label_words, verbalizer)
         contexts = self.contexts(prompt, examples)
         words = verbalizers.words(label_words, verbalizer)
         conts = [[continuation(c, w) for w in words] for c in contexts]

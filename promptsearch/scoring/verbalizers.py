@@ -7,6 +7,15 @@ from __future__ import annotations
 
 import math
 
+from ..errors import PromptSearchError
+
+
+def check(label_words, verbalizer) -> None:
+    """One word list per class (or none at all)."""
+    if verbalizer and len(verbalizer) != len(label_words):
+        raise PromptSearchError(f"verbalizer: {len(verbalizer)} word lists for {len(label_words)} classes; give one per "
+                                "class, in label order")
+
 
 def words(label_words, verbalizer) -> list[str]:
     """Every word scored: the label words in class order, then each class's extra words."""
