@@ -34,7 +34,7 @@ class ClarifyContext(Strategy):
                  calibrations: tuple = ("contextual", "domain"),
                  demo_rules: tuple = ("similar:4", "similar:8", "similar:16", "balanced:2"),
                  rules_first: bool | None = None, contrast: bool = False, demo_ladder: bool | str = "auto",
-                 verbalizer_size: int = 10):
+                 verbalizer_size: int = 1):
         self.bases = bases
         self.demo_counts = tuple(demo_counts)
         self.draws = draws
@@ -72,7 +72,10 @@ class ClarifyContext(Strategy):
         self.contrast = contrast
         # classification: before the calibrations, each base with a verbalizer of this many words per class (its label
         # word and the words mined for the class from the train rows, as templates mines label words), batch-calibrated;
-        # 1: none. Here rather than only in templates' label-word phase, which a few-label run's budget seldom reaches.
+        # 1: none. Here as well as in templates' label-word phase, which a few-label run's budget seldom reaches. Off by
+        # default: 10 words scored -0.009 on the few-label protocol's development split (9 of 15 task-draws, better in
+        # 2, worse in 4; stopped, the rest could not reach the +0.010 bar), though on fixed formats it gained on AG
+        # News (+0.055) and TREC (+0.035) and lost on SST-2 (-0.149) (docs/decisions.md, 2026-12-06 third session)
         self.verbalizer_size = verbalizer_size
         self._finder = None
 

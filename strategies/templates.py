@@ -38,7 +38,7 @@ class TemplateEnumeration(Strategy):
 
     def __init__(self, top: int = 3, label_candidates: int = 4, label_examples: int = 16, search_labels: bool = True,
                  calibrations: tuple = ("contextual", "domain"), labels_at: str = "after-formats",
-                 verbalizer_size: int = 10):
+                 verbalizer_size: int = 1):
         self.top = top
         self.label_candidates = label_candidates
         self.label_examples = label_examples
@@ -49,7 +49,9 @@ class TemplateEnumeration(Strategy):
         if labels_at not in LABEL_PHASES:
             raise ValueError(f"labels_at must be one of {sorted(LABEL_PHASES)}, not {labels_at!r}")
         self.phases = LABEL_PHASES[labels_at]
-        self.verbalizer_size = verbalizer_size  # words per class of the mined verbalizer (1: none proposed)
+        # words per class of the verbalizer proposed first in the label-word phase (1: none); off by default, as in
+        # clarify (its comment has the measurement)
+        self.verbalizer_size = verbalizer_size
         self._scores: dict = {}  # prompt -> the word scores after it (label words and verbalizers)
         self._masks: dict = {}  # per vocabulary: which tokens can be label words (label_words works before start)
 
@@ -128,8 +130,8 @@ class TemplateEnumeration(Strategy):
     def verbalizer(self, ctx: SearchContext, prompt: str, label_words) -> tuple[tuple[str, ...], ...]:
         """Per class, the ``verbalizer_size - 1`` words (besides its label word) ranked highest for it by the same
         score, each word given only to the class it scores highest for; () when nothing can be mined."""
-        found = self._word_scores(ctx, prompt)
-        if found is None or self.verbalizer_size < 2:
+        found = self._word_scores(ctx, prompt) if self.verbalizer_size >= 2 else None
+        if found is None:
             return ()
         score, decode = found
         owner = score.argmax(0)
@@ -150,19 +152,21 @@ class TemplateEnumeration(Strategy):
         return tuple(out) if all(out) else ()
 
     def _word_scores(self, ctx: SearchContext, prompt: str):
-        """(class x vocabulary scores, id -> word) after the prompt over the train rows, or None; computed once
-        per prompt (label words and the verbalizer read the same scores)."""
+        """(class x vocabulary scores, id -> word) after the prompt over the train rows, or None. Computed once per
+        prompt (label words and the verbalizer read the same scores) but charged at every call, as when each call
+        computed them: the budget a search spends stays what it was before the cache."""
         import torch
 
-        if prompt in self._scores:
-            return self._scores[prompt]
         task, scorer = ctx.task, ctx.scorer
         n_classes = len(task.label_words)
         by_class = [[ex for ex in task.train if ex.label == c][: self.label_examples] for c in range(n_classes)]
         if any(not exs for exs in by_class):
-            self._scores[prompt] = None
             return None
         examples = [ex for exs in by_class for ex in exs]
+        if prompt in self._scores:
+            if self._scores[prompt] is not None:
+                ctx.charge(len(examples))
+            return self._scores[prompt]
         contexts = [scorer.render(prompt, ex.input) for ex in examples]
         space = not (contexts[0][-1:].isspace())
         # in process: the whole distribution (every token listed); served: its top-k lists, kept words only

@@ -101,3 +101,20 @@ def test_an_exported_verbalizer_predicts_as_it_was_scored(searched, tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps(art))
     with pytest.raises(PromptSearchError, match=r"options\.verbalizer' must list one list of words per class"):
         ps.load_prompt(tmp_path / "bad.json")
+
+
+def test_clarify_proposes_it_on_its_bases_only_when_asked(tiny_dir, small_task_dir, tmp_path):
+    with one_thread():
+        model = ps.load_model(tiny_dir, device="cpu", dtype="float32")
+        task = ps.load_task(small_task_dir)
+        runs = {}
+        for size in (1, 4):
+            ps.search(task, model, budget=ps.Budget(max_evals=600), run_dir=tmp_path / f"run{size}",
+                      strategies=["clarify"], selection="dev", final_calibration=None,
+                      options={"clarify": {"draws": 0, "rounds": 1, "demo_rules": [], "verbalizer_size": size}})
+            runs[size] = RunStore.open(tmp_path / f"run{size}").leaderboard()
+    assert not any(row.get("verbalizer") for row in runs[1])  # the default: none proposed, nothing mined
+    found = [row for row in runs[4] if row.get("verbalizer")]
+    assert len(found) == 1 and found[0]["edit"] == "verbalizer" and found[0]["calibrate"] == "batch"
+    assert all(len(words) == 3 for words in found[0]["verbalizer"])
+    assert {row["id"] for row in runs[1]} < {row["id"] for row in runs[4]}  # the rest of the round is the same
