@@ -41,7 +41,7 @@ class Artifact:
     provenance: dict  # run dir, candidate id, rank, strategies, options, budget, seed, lineage
     created: str
     promptsearch_version: str
-    # Scoring options of the candidate (calibrate, demos, ensemble members and weights), and for a demos rule the train
+    # Scoring options of the candidate (calibrate, demos, ensemble members and weights, verbalizer), and for a demos rule the train
     # rows it chooses from, or for batch calibration the rows whose inputs it averages (demos.pool: at most
     # demos.POOL_SIZE rows), so eval --artifact needs no train split. Both are left out of the file when unset, as
     # artifacts written before them have neither.
@@ -137,8 +137,8 @@ def _validate(data: dict, where: str) -> None:
             raise PromptSearchError(f"{where}: 'test_outcomes.{name}' must hold only {'/'.join(t.__name__ for t in want)}")
     if not isinstance(data.get("options", {}), dict) or not isinstance(data.get("demo_pool") or [], list):
         raise PromptSearchError(f"{where}: fields 'options' and 'demo_pool' must be an object and a list")
-    if not set(data.get("options", {})) <= {"calibrate", "demos", "members", "weights"}:
-        raise PromptSearchError(f"{where}: field 'options' holds only calibrate, demos, members and weights")
+    if not set(data.get("options", {})) <= {"calibrate", "demos", "members", "weights", "verbalizer"}:
+        raise PromptSearchError(f"{where}: field 'options' holds only calibrate, demos, members, weights and verbalizer")
     options = data.get("options", {})
     members = [m for m in options.get("members") or [] if isinstance(m, dict)] if isinstance(options.get("members"), list) else []
     reads_pool = any(o.get("demos") or o.get("calibrate") == "batch" for o in [options] + members)
@@ -178,6 +178,15 @@ def _validate_options(options, where: str) -> None:
     if not isinstance(weights, list) or len(weights) != len(members) or not all(
             isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weights):
         raise PromptSearchError(f"{where}: field 'options.weights' must hold one non-negative number per member")
+    from .candidate import _verbalizer
+
+    for i, record in enumerate([options] + members):
+        if "verbalizer" in record:
+            try:
+                _verbalizer(record["verbalizer"])
+            except ValueError:
+                at = "options" if i == 0 else f"options.members[{i - 1}]"
+                raise PromptSearchError(f"{where}: field '{at}.verbalizer' must list one list of words per class") from None
     from .template import validate
 
     for i, m in enumerate(members):

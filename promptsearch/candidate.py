@@ -17,8 +17,9 @@ class Candidate:
     Options that change how a prompt is scored are part of its identity, each left out of the id and the
     JSON when unset so that older runs keep their ids: ``calibrate`` ("contextual" or "domain": the label
     scores are corrected for the prompt's own bias), ``demos`` (a rule that picks demonstrations per input,
-    such as "similar:4" or "balanced:4"), and ``members``/``weights`` (an ensemble: the members' scores
-    combined)."""
+    such as "similar:4" or "balanced:4"), ``members``/``weights`` (an ensemble: the members' scores
+    combined), and ``verbalizer`` (per class, more words whose probabilities count toward it: a class's score is
+    the log of the summed probability of its label word and these)."""
 
     prompt: str
     label_words: tuple[str, ...] | None = None
@@ -30,6 +31,7 @@ class Candidate:
     demos: str | None = None
     members: tuple[Candidate, ...] = ()
     weights: tuple[float, ...] = ()
+    verbalizer: tuple[tuple[str, ...], ...] = ()
 
     @property
     def id(self) -> str:
@@ -51,6 +53,8 @@ class Candidate:
         if self.members:
             out["members"] = [m.to_json() for m in self.members]
             out["weights"] = list(self.weights)
+        if self.verbalizer:
+            out["verbalizer"] = [list(words) for words in self.verbalizer]
         return out
 
     def to_json(self) -> dict:
@@ -71,7 +75,16 @@ class Candidate:
         return cls(d["prompt"], tuple(words) if words else None, d.get("soft"), d.get("strategy", "seed"),
                    tuple(d.get("parents", ())), d.get("edit", ""), calibrate=d.get("calibrate"), demos=d.get("demos"),
                    members=tuple(cls.from_json(m) for m in d.get("members", ())),
-                   weights=tuple(float(w) for w in d.get("weights", ())))
+                   weights=tuple(float(w) for w in d.get("weights", ())),
+                   verbalizer=_verbalizer(d.get("verbalizer", [])))
+
+
+def _verbalizer(value) -> tuple[tuple[str, ...], ...]:
+    """A logged verbalizer: a list of word lists (one per class), each word non-empty text."""
+    if not isinstance(value, list) or not all(isinstance(ws, list) and ws and all(isinstance(w, str) and w.strip()
+                                                                               for w in ws) for ws in value):
+        raise ValueError("verbalizer: a list of word lists, one per class")
+    return tuple(tuple(ws) for ws in value)
 
 
 @dataclass

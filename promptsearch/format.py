@@ -70,9 +70,18 @@ def score_lines(dev: dict, test: dict, holdout: dict | None = None, chose: str =
 def options_note(cand: dict) -> str:
     """A candidate's scoring options as shown next to its prompt: ``  {calibrate: contextual, demos: similar:4}``."""
     shown = [f"{k}: {cand[k]}" for k in ("calibrate", "demos") if cand.get(k)]
+    if cand.get("verbalizer"):
+        shown.append(verbalizer_note(cand["verbalizer"]))
     if cand.get("members"):
         shown.append(f"ensemble of {len(cand['members'])}")
     return "  {" + ", ".join(shown) + "}" if shown else ""
+
+
+def verbalizer_note(verbalizer) -> str:
+    """``verbalizer: +9 words a class``: how many words besides its label word each class's score sums."""
+    sizes = sorted({len(words) for words in verbalizer})
+    count = str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
+    return f"verbalizer: +{count} words a class"
 
 
 def members_lines(cand: dict, indent: str = "    ", width: int = 80) -> list[str]:
@@ -116,8 +125,10 @@ def full_prompt_lines(cand: dict) -> list[str]:
     for key in ("calibrate", "demos"):
         if cand.get(key):
             lines.append(f"{key}: {cand[key]}")
+    for c, words in enumerate(cand.get("verbalizer") or []):
+        lines.append(f"verbalizer, class {c}: {', '.join(words)}")
     if cand.get("members"):
         lines += members_lines(cand, indent="", width=10**6)
-    if not any(cand.get(k) for k in ("label_words", "soft", "calibrate", "demos", "members")):
+    if not any(cand.get(k) for k in ("label_words", "soft", "calibrate", "demos", "members", "verbalizer")):
         lines.append("options: none (the task's label words, no demonstrations or calibration)")
     return lines

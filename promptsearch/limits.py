@@ -81,7 +81,7 @@ OPTION_RULES = {
     "autoprompt.proposals": (True, 1, 1000), "autoprompt.fluency": (False, 0, 1e6),
     "autoprompt.label_candidates": (True, 1, 1000), "autoprompt.label_examples": (True, 1, 100_000),
     "clarify.bases": (True, 1, 1000), "clarify.demo_counts[]": (True, 1, 1000), "clarify.draws": (True, 0, 1000),
-    "clarify.rounds": (True, 1, 1000),
+    "clarify.rounds": (True, 1, 1000), "clarify.verbalizer_size": (True, 1, 100),
     "ensemble.pool": (True, 2, 1000), "ensemble.max_members": (True, 2, 100),
     "evolution.population": (True, 1, 10_000), "evolution.tournament": (True, 1, 1000),
     "evolution.elites": (True, 0, 10_000), "evolution.patience": (True, 1, 100_000),
@@ -93,7 +93,7 @@ OPTION_RULES = {
     "soft-prompt.patience": (True, 1, 100_000), "soft-prompt.eval_every": (True, 1, 10**9),
     "soft-prompt.dev_examples": (True, 1, 10**9), "soft-prompt.max_seconds": (False, 1, None),
     "templates.top": (True, 1, 1000), "templates.label_candidates": (True, 1, 1000),
-    "templates.label_examples": (True, 1, 100_000),
+    "templates.label_examples": (True, 1, 100_000), "templates.verbalizer_size": (True, 1, 100),
 }
 _KINDS = {"int": "a whole number", "float": "a number", "str": "a string", "bool": "true or false",
           "list": "a list", "None": "null"}

@@ -21,7 +21,7 @@ HEADER = "#"  # header lines of best_prompt.txt start with this; the text starts
 
 
 def is_plain(c: Candidate) -> bool:
-    return not (c.calibrate or c.demos or c.members or c.soft)
+    return not (c.calibrate or c.demos or c.members or c.soft or c.verbalizer)
 
 
 def lacks(c: Candidate | dict) -> list[str]:
@@ -41,6 +41,8 @@ def lacks(c: Candidate | dict) -> list[str]:
     if modes:
         out.append(f"calibration ({', '.join(modes)}): the label scores corrected for the prompt's own bias"
                    + (" (each member's)" if c.members and not c.calibrate else ""))
+    if any(m.verbalizer for m in (c, *c.members)):
+        out.append("a verbalizer: each class's score sums the probabilities of more words than its label word")
     if c.soft:
         out.append("a trained soft prompt: vectors before the text, which is only their nearest-token reading")
     return out

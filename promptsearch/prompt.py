@@ -87,6 +87,8 @@ class Prompt:
         if c.members:
             shown.append(f"ensemble of {len(c.members)}")
         shown += [f"{key}={getattr(c, key)}" for key in ("calibrate", "demos") if getattr(c, key, None)]
+        if c.verbalizer:
+            shown.append(f"verbalizer of {sum(map(len, c.verbalizer)) + len(c.verbalizer)} words")
         if c.soft:
             shown.append("soft prompt")
         shown += [f"{split}={self.scores[split]['score']:.3f} (n={self.scores[split]['n']})"

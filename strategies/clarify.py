@@ -4,9 +4,10 @@ labelled demonstrations from train in front of the current best prompts; keep wh
 Round by round: every edit is tried on the current bases (the best prompts so far); an edit whose
 prompt beats its parent makes that prompt a base for the next round, so helpful edits stack
 (e.g. demonstrations plus "Answer with one word."). The number and the draw of demonstrations
-are searched too, and so are two scoring options of each base: calibration (contextual or domain,
-classification only; calibration.py) and demonstrations chosen by a rule (similar:K per input,
-balanced:K per class; demos.py) -- racing keeps them only where dev says they help. On a universal
+are searched too, and so are three scoring options of each base: calibration (contextual or domain,
+classification only; calibration.py), a verbalizer of several words per class mined from the train rows
+(classification; verbalizers.py), and demonstrations chosen by a rule (similar:K per input, balanced:K per class;
+demos.py) -- racing keeps them only where dev says they help. On a universal
 prompt (multitask.py) the rules choose each row's demonstrations from its own task.
 """
 
@@ -16,7 +17,7 @@ import logging
 
 from promptsearch.candidate import Candidate
 from promptsearch.errors import PromptSearchError
-from promptsearch.scoring import demos
+from promptsearch.scoring import calibration, demos
 from promptsearch.strategy import SearchContext, Strategy
 from promptsearch.template import escape
 
@@ -32,7 +33,8 @@ class ClarifyContext(Strategy):
     def __init__(self, bases: int = 2, demo_counts: tuple = (1, 2, 4, 8), draws: int = 2, rounds: int = 3,
                  calibrations: tuple = ("contextual", "domain"),
                  demo_rules: tuple = ("similar:4", "similar:8", "similar:16", "balanced:2"),
-                 rules_first: bool | None = None, contrast: bool = False, demo_ladder: bool | str = "auto"):
+                 rules_first: bool | None = None, contrast: bool = False, demo_ladder: bool | str = "auto",
+                 verbalizer_size: int = 1):
         self.bases = bases
         self.demo_counts = tuple(demo_counts)
         self.draws = draws
@@ -68,8 +70,17 @@ class ClarifyContext(Strategy):
         # scored +0.005 (15 task-draws, better in 2, worse in 1; AG News +0.019, TREC -0.007), under the +0.010 bar
         # (docs/decisions.md, 2026-12-03 late)
         self.contrast = contrast
+        # classification: before the calibrations, each base with a verbalizer of this many words per class (its label
+        # word and the words mined for the class from the train rows, as templates mines label words), batch-calibrated;
+        # 1: none. Here as well as in templates' label-word phase, which a few-label run's budget seldom reaches. Off by
+        # default: 10 words scored -0.009 on the few-label protocol's development split (9 of 15 task-draws, better in
+        # 2, worse in 4; stopped, the rest could not reach the +0.010 bar), though on fixed formats it gained on AG
+        # News (+0.055) and TREC (+0.035) and lost on SST-2 (-0.149) (docs/decisions.md, 2026-12-06 third session)
+        self.verbalizer_size = verbalizer_size
+        self._finder = None
 
     def start(self, context: SearchContext) -> None:
+        self._finder = None
         self._round = 0
         self._queue: list[Candidate] = []
         self._bases = context.best(self.bases)
@@ -98,9 +109,9 @@ class ClarifyContext(Strategy):
         task, out = ctx.task, []
         done = base.edit.split("+") if base.strategy == self.name else []
 
-        def add(prompt: str, edit: str, calibrate=base.calibrate, demos=base.demos):
+        def add(prompt: str, edit: str, calibrate=base.calibrate, demos=base.demos, verbalizer=base.verbalizer):
             out.append(Candidate(prompt, base.label_words, strategy=self.name, parents=(base.id,),
-                                 edit="+".join(done + [edit]), calibrate=calibrate, demos=demos))
+                                 edit="+".join(done + [edit]), calibrate=calibrate, demos=demos, verbalizer=verbalizer))
 
         def add_demos(draw: int):
             for k in self.demo_counts:
@@ -147,6 +158,9 @@ class ClarifyContext(Strategy):
         if draws and rules_first:
             add_demos(0)
         if task.kind == "classification" and task.label_words and not base.calibrate and not demos.per_input(base.demos):
+            extra = self._verbalizer(ctx, base) if not base.verbalizer else ()
+            if extra:
+                add(base.prompt, "verbalizer", calibrate="batch", verbalizer=extra)
             for mode in self.calibrations:
                 add(base.prompt, f"calibrate:{mode}", calibrate=mode)
         if not any(e.startswith("clarifier") for e in done):
@@ -157,6 +171,18 @@ class ClarifyContext(Strategy):
         for draw in range(1, draws):
             add_demos(draw)
         return out
+
+    def _verbalizer(self, ctx: SearchContext, base: Candidate) -> tuple:
+        """The base's verbalizer, mined on its text without demonstrations (their answers would tell the words)."""
+        shown = base.demos or (base.strategy == self.name and "demos" in base.edit)
+        if self.verbalizer_size < 2 or shown or not calibration.usable(ctx.task, "batch"):
+            return ()
+        if self._finder is None:  # templates' word scores, each prompt's computed once a run
+            from .templates import TemplateEnumeration
+
+            self._finder = TemplateEnumeration(verbalizer_size=self.verbalizer_size)
+            self._finder.start(ctx)
+        return self._finder.verbalizer(ctx, base.prompt, base.label_words or ctx.task.label_words)
 
     def _ladder(self, ctx: SearchContext, base: Candidate, similar: list[str]) -> bool:
         """Whether to climb the ``similar`` rules one step at a time on this base (``demo_ladder``; "auto": where time

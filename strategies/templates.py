@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from promptsearch.candidate import Candidate
+from promptsearch.scoring import calibration
 from promptsearch.strategy import SearchContext, Strategy
 
 from . import library
@@ -36,7 +37,8 @@ class TemplateEnumeration(Strategy):
     description = "Enumerate instruction phrasings x input/answer formats x label words (LM-BFF label search)."
 
     def __init__(self, top: int = 3, label_candidates: int = 4, label_examples: int = 16, search_labels: bool = True,
-                 calibrations: tuple = ("contextual", "domain"), labels_at: str = "after-formats"):
+                 calibrations: tuple = ("contextual", "domain"), labels_at: str = "after-formats",
+                 verbalizer_size: int = 1):
         self.top = top
         self.label_candidates = label_candidates
         self.label_examples = label_examples
@@ -47,11 +49,16 @@ class TemplateEnumeration(Strategy):
         if labels_at not in LABEL_PHASES:
             raise ValueError(f"labels_at must be one of {sorted(LABEL_PHASES)}, not {labels_at!r}")
         self.phases = LABEL_PHASES[labels_at]
+        # words per class of the verbalizer proposed first in the label-word phase (1: none); off by default, as in
+        # clarify (its comment has the measurement)
+        self.verbalizer_size = verbalizer_size
+        self._scores: dict = {}  # prompt -> the word scores after it (label words and verbalizers)
         self._masks: dict = {}  # per vocabulary: which tokens can be label words (label_words works before start)
 
     def start(self, context: SearchContext) -> None:
         self._phase = 0
         self._queue: list[Candidate] = []
+        self._scores: dict = {}  # prompt -> the word scores after it (label words and verbalizers)
 
     def propose(self, context: SearchContext, n: int) -> list[Candidate]:
         while not self._queue and self._phase < len(self.phases):
@@ -86,6 +93,11 @@ class TemplateEnumeration(Strategy):
         if not self.search_labels:  # the one phase left: label words on the best two
             return []
         out = []
+        for base in best[:2]:  # first a verbalizer of many words per class on each, batch-calibrated
+            extra = self.verbalizer(ctx, base.prompt, base.label_words or task.label_words)
+            if extra and calibration.usable(task, "batch"):
+                out.append(Candidate(base.prompt, base.label_words, strategy=self.name, parents=(base.id,),
+                                     edit="verbalizer", calibrate="batch", verbalizer=extra))
         for base in best[:2]:
             for words in self.label_words(ctx, base.prompt):
                 out.append(Candidate(base.prompt, words, strategy=self.name, parents=(base.id,), edit="label words"))
@@ -94,30 +106,12 @@ class TemplateEnumeration(Strategy):
     def label_words(self, ctx: SearchContext, prompt: str) -> list[tuple[str, ...]]:
         """LM-BFF: per class, words whose log-probability after the prompt is highest for that
         class's train examples relative to the mean over classes; candidates combine the top ones."""
-        import torch
-
-        task, scorer = ctx.task, ctx.scorer
-        n_classes = len(task.label_words)
-        by_class = [[ex for ex in task.train if ex.label == c][: self.label_examples] for c in range(n_classes)]
-        if any(not exs for exs in by_class):
-            return []
-        examples = [ex for exs in by_class for ex in exs]
-        contexts = [scorer.render(prompt, ex.input) for ex in examples]
-        space = not (contexts[0][-1:].isspace())
-        # in process: the whole distribution (every token listed); served: its top-k lists, kept words only
-        found = scorer.model.next_token_logprobs(contexts, lambda token: _is_label_word(token, space),
-                                                 f"label words, space={space}")
+        found = self._word_scores(ctx, prompt)
         if found is None:
-            log.info("label-word search skipped: the model lists no next tokens")
             return []
-        logprobs, vocabulary = found
-        mask = self._word_mask(vocabulary, space)
-        decode = lambda i: vocabulary[i].strip()
-        ctx.charge(len(contexts))
-        class_mean = torch.stack([logprobs[[i for i, ex in enumerate(examples) if ex.label == c]].mean(0) for c in range(n_classes)])
-        relative = class_mean - class_mean.mean(0, keepdim=True)
-        score = relative + 0.5 * class_mean  # discriminative, but still a word the model says here
-        score[:, ~mask] = -float("inf")
+        score, decode = found
+        task = ctx.task
+        n_classes = len(task.label_words)
         n_top = min(self.label_candidates, score.shape[1])  # a served model may list few words
         tops = [score[c].topk(n_top).indices.tolist() for c in range(n_classes)]
         options = []
@@ -132,6 +126,65 @@ class TemplateEnumeration(Strategy):
             if len(set(w.lower() for w in words)) == n_classes:
                 options.append(tuple(words))
         return [w for i, w in enumerate(options) if w not in options[:i] and w != tuple(task.label_words)]
+
+    def verbalizer(self, ctx: SearchContext, prompt: str, label_words) -> tuple[tuple[str, ...], ...]:
+        """Per class, the ``verbalizer_size - 1`` words (besides its label word) ranked highest for it by the same
+        score, each word given only to the class it scores highest for; () when nothing can be mined."""
+        found = self._word_scores(ctx, prompt) if self.verbalizer_size >= 2 else None
+        if found is None:
+            return ()
+        score, decode = found
+        owner = score.argmax(0)
+        taken = {w.lower() for w in label_words}
+        out = []
+        for c in range(len(label_words)):
+            mine = score[c].clone()
+            mine[owner != c] = -float("inf")
+            ranked = [decode(i) for i in mine.topk(min(4 * self.verbalizer_size, mine.shape[0])).indices.tolist()
+                      if mine[i] > -float("inf")]
+            extra = []
+            for w in ranked:
+                if w.lower() not in taken and w not in extra:
+                    extra.append(w)
+                if len(extra) == self.verbalizer_size - 1:
+                    break
+            out.append(tuple(extra))
+        return tuple(out) if all(out) else ()
+
+    def _word_scores(self, ctx: SearchContext, prompt: str):
+        """(class x vocabulary scores, id -> word) after the prompt over the train rows, or None. Computed once per
+        prompt (label words and the verbalizer read the same scores) but charged at every call, as when each call
+        computed them: the budget a search spends stays what it was before the cache."""
+        import torch
+
+        task, scorer = ctx.task, ctx.scorer
+        n_classes = len(task.label_words)
+        by_class = [[ex for ex in task.train if ex.label == c][: self.label_examples] for c in range(n_classes)]
+        if any(not exs for exs in by_class):
+            return None
+        examples = [ex for exs in by_class for ex in exs]
+        if prompt in self._scores:
+            if self._scores[prompt] is not None:
+                ctx.charge(len(examples))
+            return self._scores[prompt]
+        contexts = [scorer.render(prompt, ex.input) for ex in examples]
+        space = not (contexts[0][-1:].isspace())
+        # in process: the whole distribution (every token listed); served: its top-k lists, kept words only
+        found = scorer.model.next_token_logprobs(contexts, lambda token: _is_label_word(token, space),
+                                                 f"label words, space={space}")
+        if found is None:
+            log.info("label-word search skipped: the model lists no next tokens")
+            self._scores[prompt] = None
+            return None
+        logprobs, vocabulary = found
+        mask = self._word_mask(vocabulary, space)
+        ctx.charge(len(contexts))
+        class_mean = torch.stack([logprobs[[i for i, ex in enumerate(examples) if ex.label == c]].mean(0) for c in range(n_classes)])
+        relative = class_mean - class_mean.mean(0, keepdim=True)
+        score = relative + 0.5 * class_mean  # discriminative, but still a word the model says here
+        score[:, ~mask] = -float("inf")
+        self._scores[prompt] = (score, lambda i: vocabulary[i].strip())
+        return self._scores[prompt]
 
     def _word_mask(self, vocabulary: list[str], leading_space: bool):
         """Listed tokens that are one ASCII alphabetic word of 3+ letters, not a function word (kept per

@@ -37,7 +37,7 @@ from .. import template
 from ..errors import PromptSearchError
 from ..metrics import softmax
 from ..results import ExampleResult, continuation
-from . import demos
+from . import demos, verbalizers
 
 MODES = ("contextual", "domain", "batch")
 CONTENT_FREE = ("N/A", "", "[MASK]")
@@ -110,7 +110,8 @@ def content_free_rows() -> list:
 
 
 def bias_key(candidate) -> tuple:
-    return (candidate.calibrate, candidate.prompt, candidate.label_words, candidate.soft, candidate.demos)
+    return (candidate.calibrate, candidate.prompt, candidate.label_words, candidate.soft, candidate.demos,
+            candidate.verbalizer)
 
 
 def domain_premise(prompt: str) -> str:
@@ -143,7 +144,7 @@ class Calibration:
 
     def forget_soft(self, soft_id: str) -> None:
         """A soft prompt's vectors changed: its bias rows were read with the old ones."""
-        for key in [k for k in self.biases if k[2][3] == soft_id]:  # bias_key: (mode, prompt, words, soft, demos)
+        for key in [k for k in self.biases if k[2][3] == soft_id]:  # bias_key: (mode, prompt, words, soft, demos, verbalizer)
             del self.biases[key]
 
     def once_costs(self, candidate) -> dict[tuple, int]:
@@ -162,12 +163,15 @@ class Calibration:
             if mode == "domain":
                 context = scorer.render("{input}", domain_premise(candidate.prompt))
                 rows = [context]
-                bias = scorer.loglikelihoods([context], [[continuation(context, w) for w in words]], soft=candidate.soft)[0]
+                conts = [continuation(context, w) for w in verbalizers.words(words, candidate.verbalizer)]
+                bias = verbalizers.class_scores(scorer.loglikelihoods([context], [conts], soft=candidate.soft)[0], words,
+                                                candidate.verbalizer)
             else:
                 if mode == "contextual":
                     prompt = scorer.demos.fixed_prompt(task, candidate) if candidate.demos else candidate.prompt
                     rows = content_free_rows()
-                    raw = [r.label_logprobs for r in scorer.classify(prompt, rows, words, soft=candidate.soft)]
+                    raw = [r.label_logprobs for r in scorer.classify(prompt, rows, words, soft=candidate.soft,
+                                                                     verbalizer=candidate.verbalizer)]
                 else:  # batch: the plain twin's results on those rows; labels unused
                     rows = list(scorer.demos.pool(task)[:BATCH_ROWS])
                     raw = [r.label_logprobs for r in self.fresh(scorer, task, replace(candidate, calibrate=None), rows)]

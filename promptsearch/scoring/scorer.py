@@ -21,6 +21,7 @@ from dataclasses import replace
 from .. import template
 from ..errors import PromptSearchError, TooLongError
 from ..results import ExampleResult, continuation, first_line
+from . import verbalizers
 from .calibration import Calibration
 from .demos import Demonstrations, uses_pool
 from .ensemble import Ensemble
@@ -159,15 +160,19 @@ class Scorer:
         """Results of a prompt (or one per example) without the cache, in the candidate's mode."""
         mode, extra = self.mode(task, candidate)
         if mode == "classify":
-            return self.classify(prompt, examples, extra, soft=candidate.soft)
+            return self.classify(prompt, examples, extra, soft=candidate.soft, verbalizer=candidate.verbalizer)
         if mode == "loglik":
             return self.target_loglik(prompt, examples, soft=candidate.soft)
         return self.generate(prompt, examples, extra, soft=candidate.soft, metric=task.metric)
 
-    def classify(self, prompt: str | list[str], examples, label_words, soft: str | None = None) -> list[ExampleResult]:
+    def classify(self, prompt: str | list[str], examples, label_words, soft: str | None = None,
+                 verbalizer=()) -> list[ExampleResult]:
+        verbalizers.check(label_words, verbalizer)
         contexts = self.contexts(prompt, examples)
-        conts = [[continuation(c, w) for w in label_words] for c in contexts]
+        words = verbalizers.words(label_words, verbalizer)
+        conts = [[continuation(c, w) for w in words] for c in contexts]
         scores = self.loglikelihoods(contexts, conts, soft=soft, ids=[ex.id for ex in examples])
+        scores = [verbalizers.class_scores(lps, label_words, verbalizer) for lps in scores]
         out = []
         for ex, lps in zip(examples, scores):
             best = max(range(len(lps)), key=lps.__getitem__)
