@@ -75,7 +75,7 @@ class ClarifyContext(Strategy):
         # 1: none. Here as well as in templates' label-word phase, which a few-label run's budget seldom reaches. Off by
         # default: 10 words scored -0.009 on the few-label protocol's development split (9 of 15 task-draws, better in
         # 2, worse in 4; stopped, the rest could not reach the +0.010 bar), though on fixed formats it gained on AG
-        # News (+0.055) and TREC (+0.035) and lost on SST-2 (-0.149) (docs/decisions.md, 2026-12-06 third session)
+        # News (+0.055) and TREC (+0.035) and lost on SST-2 (-0.161) (docs/decisions.md, 2026-12-06 third session)
         self.verbalizer_size = verbalizer_size
         self._finder = None
 
