@@ -178,12 +178,12 @@ def _validate_options(options, where: str) -> None:
     if not isinstance(weights, list) or len(weights) != len(members) or not all(
             isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weights):
         raise PromptSearchError(f"{where}: field 'options.weights' must hold one non-negative number per member")
-    from .candidate import _verbalizer
+    from .candidate import read_verbalizer
 
     for i, record in enumerate([options] + members):
         if "verbalizer" in record:
             try:
-                _verbalizer(record["verbalizer"])
+                read_verbalizer(record["verbalizer"])
             except ValueError:
                 at = "options" if i == 0 else f"options.members[{i - 1}]"
                 raise PromptSearchError(f"{where}: field '{at}.verbalizer' must list one list of words per class") from None

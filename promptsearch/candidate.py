@@ -76,10 +76,10 @@ class Candidate:
                    tuple(d.get("parents", ())), d.get("edit", ""), calibrate=d.get("calibrate"), demos=d.get("demos"),
                    members=tuple(cls.from_json(m) for m in d.get("members", ())),
                    weights=tuple(float(w) for w in d.get("weights", ())),
-                   verbalizer=_verbalizer(d.get("verbalizer", [])))
+                   verbalizer=read_verbalizer(d.get("verbalizer", [])))
 
 
-def _verbalizer(value) -> tuple[tuple[str, ...], ...]:
+def read_verbalizer(value) -> tuple[tuple[str, ...], ...]:
     """A logged verbalizer: a list of word lists (one per class), each word non-empty text."""
     if not isinstance(value, list) or not all(isinstance(ws, list) and ws and all(isinstance(w, str) and w.strip()
                                                                                for w in ws) for ws in value):
