@@ -676,6 +676,36 @@ CASES += [
 ]
 
 
+
+# ---- what a reader is handed: a device instead of a file, a stream past the cap, an artifact's verbalizer of letters
+def case_device_input(c: Corpus):
+    d = c.fresh("device-input")
+    (d / "a.json").write_text(c.artifact())
+    return refused(c, c.cli("predict", "--artifact", d / "a.json", "--input-file", "/dev/zero"), expect="not a file")
+
+
+def case_stdin_past_cap(c: Corpus):
+    d = c.fresh("stdin-cap")
+    (d / "a.json").write_text(c.artifact())
+    proc = subprocess.run([sys.executable, "-m", "promptsearch", "predict", "--artifact", str(d / "a.json"),
+                           "--input-file", "-"], input='"x"\n' * 600_000, capture_output=True, text=True,
+                          env={**c.env, "PROMPTSEARCH_MAX_FILE_MB": "1"}, timeout=300)
+    return refused(c, proc, expect="larger than 1 MB")
+
+
+def case_artifact_verbalizer(c: Corpus):
+    d = c.fresh("artifact-verbalizer")
+    (d / "a.json").write_text(c.artifact(options={"calibrate": "batch", "verbalizer": "abc"},
+                                         demo_pool=[{"input": "a", "output": "negative"}]))
+    return refused(c, c.cli("eval", "--artifact", d / "a.json", "--task", c.task), expect="verbalizer")
+
+
+CASES += [
+    ("16 reads", "predict --input-file /dev/zero", case_device_input),
+    ("16 reads", "predict stdin past the cap", case_stdin_past_cap),
+    ("15 settings", "artifact verbalizer a string: eval", case_artifact_verbalizer),
+]
+
 def run_corpus(work: Path, model: str, task: str, env: dict) -> list[dict]:
     corpus = Corpus(work, model, task, env)
     rows = []
