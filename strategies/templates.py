@@ -117,13 +117,13 @@ class TemplateEnumeration(Strategy):
         options = []
         for rank in range(n_top):
             words = tuple(decode(tops[c][rank]) for c in range(n_classes))
-            if len(set(w.lower() for w in words)) == n_classes:
+            if len({w.lower() for w in words}) == n_classes:
                 options.append(words)
         # also the best word of each class paired with the task's own words for the others
         for c in range(n_classes):
             words = list(task.label_words)
             words[c] = decode(tops[c][0])
-            if len(set(w.lower() for w in words)) == n_classes:
+            if len({w.lower() for w in words}) == n_classes:
                 options.append(tuple(words))
         return [w for i, w in enumerate(options) if w not in options[:i] and w != tuple(task.label_words)]
 

@@ -10,8 +10,7 @@ import pytest
 import promptsearch as ps
 from promptsearch.candidate import Candidate
 from promptsearch.errors import PromptSearchError
-from promptsearch.scoring import Scorer, continuation
-from promptsearch.scoring import verbalizers
+from promptsearch.scoring import Scorer, continuation, verbalizers
 from promptsearch.store import RunStore
 
 from .conftest import one_thread
