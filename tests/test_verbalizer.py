@@ -117,3 +117,15 @@ def test_clarify_proposes_it_on_its_bases_only_when_asked(tiny_dir, small_task_d
     assert len(found) == 1 and found[0]["edit"] == "verbalizer" and found[0]["calibrate"] == "batch"
     assert all(len(words) == 3 for words in found[0]["verbalizer"])
     assert {row["id"] for row in runs[1]} < {row["id"] for row in runs[4]}  # the rest of the round is the same
+
+
+def test_what_the_text_alone_lacks_and_show_full_name_the_words():
+    from promptsearch import format as fmt
+    from promptsearch.plain import is_plain, lacks
+
+    cand = Candidate("Review: {input}\nSentiment:", calibrate="batch", verbalizer=EXTRA)
+    assert not is_plain(cand) and not is_plain(Candidate(cand.prompt, verbalizer=EXTRA))
+    assert any(line.startswith("a verbalizer") for line in lacks(cand))
+    lines = fmt.full_prompt_lines(cand.to_json())
+    assert "verbalizer, class 0: bad, awful" in lines and "verbalizer, class 1: good, great" in lines
+    assert "verbalizer: +2 words a class" in fmt.options_note(cand.to_json())
