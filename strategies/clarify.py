@@ -4,10 +4,10 @@ labelled demonstrations from train in front of the current best prompts; keep wh
 Round by round: every edit is tried on the current bases (the best prompts so far); an edit whose
 prompt beats its parent makes that prompt a base for the next round, so helpful edits stack
 (e.g. demonstrations plus "Answer with one word."). The number and the draw of demonstrations
-are searched too, and so are three scoring options of each base: calibration (contextual or domain,
-classification only; calibration.py), a verbalizer of several words per class mined from the train rows
-(classification; verbalizers.py), and demonstrations chosen by a rule (similar:K per input, balanced:K per class;
-demos.py) -- racing keeps them only where dev says they help. On a universal
+are searched too, and so are the scoring options of each base: calibration (contextual or domain,
+classification only; calibration.py), demonstrations chosen by a rule (similar:K per input, balanced:K per class;
+demos.py) and, with ``verbalizer_size`` above 1 (off by default), a verbalizer of several words per class mined from
+the train rows (classification; verbalizers.py) -- racing keeps them only where dev says they help. On a universal
 prompt (multitask.py) the rules choose each row's demonstrations from its own task.
 """
 
