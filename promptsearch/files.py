@@ -8,6 +8,7 @@ import json
 import os
 import re
 import stat
+import sys
 from pathlib import Path
 
 from .errors import PromptSearchError
@@ -52,8 +53,6 @@ def read_bytes(path) -> bytes:
 
 def read_stdin() -> bytes:
     """Standard input's bytes, under the same cap as a file (``< /dev/zero`` would never end)."""
-    import sys
-
     try:
         return _read_capped(sys.stdin.buffer, "stdin")
     except OSError as e:

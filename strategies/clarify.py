@@ -124,7 +124,8 @@ class ClarifyContext(Strategy):
         # description, then further draws.
         # Demonstrations come one way only: drawn into the text (demos:k#d) or chosen by a rule (the candidate's
         # demos option); calibration needs fixed ones (a content-free input has no similar examples).
-        draws = 0 if any(e.startswith("demos") for e in done) or base.demos else self.draws
+        shows_demos = any(e.startswith("demos") for e in done) or bool(base.demos)
+        draws = 0 if shows_demos else self.draws
         # A universal prompt (multitask.py) is scored task by task, so a rule draws each row's demonstrations
         # from its own task's train rows, answered in its own label words: one instruction, per-task
         # examples. Fixed draws there mix the tasks' rows, so the rules come first. On classification too:
@@ -141,7 +142,7 @@ class ClarifyContext(Strategy):
         # Rules before calibration: on the seed prompts of TREC and AG News similar:4 gained +0.32 and +0.09
         # on test, calibration lost (benchmarks/results/calibration-2026-11-30.json): test rows too, read before
         # the development-split rule (docs/decisions.md).
-        if not base.demos and not any(e.startswith("demos") for e in done):
+        if not shows_demos:
             rules = [r for r in self.demo_rules if not (base.calibrate and demos.per_input(r))]
             similar = [r for r in rules if demos.parse(r)[0] == "similar"]
             similar = similar if self._ladder(ctx, base, similar) else []
@@ -158,7 +159,7 @@ class ClarifyContext(Strategy):
         if draws and rules_first:
             add_demos(0)
         if task.kind == "classification" and task.label_words and not base.calibrate and not demos.per_input(base.demos):
-            extra = self._verbalizer(ctx, base) if not base.verbalizer else ()
+            extra = self._verbalizer(ctx, base) if not (base.verbalizer or shows_demos) else ()
             if extra:
                 add(base.prompt, "verbalizer", calibrate="batch", verbalizer=extra)
             for mode in self.calibrations:
@@ -173,9 +174,9 @@ class ClarifyContext(Strategy):
         return out
 
     def _verbalizer(self, ctx: SearchContext, base: Candidate) -> tuple:
-        """The base's verbalizer, mined on its text without demonstrations (their answers would tell the words)."""
-        shown = base.demos or (base.strategy == self.name and "demos" in base.edit)
-        if self.verbalizer_size < 2 or shown or not calibration.usable(ctx.task, "batch"):
+        """The base's verbalizer, mined on its text (a base without demonstrations: their answers would tell the
+        words)."""
+        if self.verbalizer_size < 2 or not calibration.usable(ctx.task, "batch"):
             return ()
         if self._finder is None:  # templates' word scores, each prompt's computed once a run
             from .templates import TemplateEnumeration

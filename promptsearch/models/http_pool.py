@@ -4,10 +4,13 @@ one line naming the server. Stdlib only."""
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import http.client
 import itertools
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -60,9 +63,6 @@ class _Retryable(Exception):
 def retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header: a number of seconds or an HTTP date; None when absent or unreadable
     (a negative, non-finite or garbled value is no request at all)."""
-    import email.utils
-    import math
-
     if not value:
         return None
     value = value.strip()
@@ -75,8 +75,6 @@ def retry_after(value: str | None) -> float | None:
             return None
         if when is None or when.tzinfo is None:
             return None
-        import datetime
-
         seconds = (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds()
         return max(0.0, seconds)
     return seconds if math.isfinite(seconds) and seconds >= 0 else None

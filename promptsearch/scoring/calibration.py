@@ -36,8 +36,8 @@ from dataclasses import replace
 from .. import template
 from ..errors import PromptSearchError
 from ..metrics import softmax
-from ..results import ExampleResult, continuation
-from . import demos, verbalizers
+from ..results import ExampleResult
+from . import demos
 
 MODES = ("contextual", "domain", "batch")
 CONTENT_FREE = ("N/A", "", "[MASK]")
@@ -160,12 +160,13 @@ class Calibration:
         pool = scorer.demos.fingerprint(task) if candidate.demos or mode == "batch" else None
         key = (scorer.model.fingerprint, scorer.chat, bias_key(candidate), words, pool)
         if key not in self.biases:
-            if mode == "domain":
-                context = scorer.render("{input}", domain_premise(candidate.prompt))
-                rows = [context]
-                conts = [continuation(context, w) for w in verbalizers.words(words, candidate.verbalizer)]
-                bias = verbalizers.class_scores(scorer.loglikelihoods([context], [conts], soft=candidate.soft)[0], words,
-                                                candidate.verbalizer)
+            if mode == "domain":  # the premise scored as a row of the template "{input}", as any row is classified
+                from ..task import Example
+
+                premise = domain_premise(candidate.prompt)
+                rows = [Example(premise, "", id=f"domain premise {premise!r}")]
+                bias = list(scorer.classify("{input}", rows, words, soft=candidate.soft,
+                                            verbalizer=candidate.verbalizer)[0].label_logprobs)
             else:
                 if mode == "contextual":
                     prompt = scorer.demos.fixed_prompt(task, candidate) if candidate.demos else candidate.prompt
