@@ -112,28 +112,59 @@ def make_config(**given) -> dict:
     return config
 
 
+# The type of each setting, checked wherever a config comes from: the API's keywords and the CLI's flags
+# (make_config, before any is used) and a run's config.json (read_config), so the two readings cannot drift apart.
+# NULLABLE: the settings a run's config.json may leave null (a default, or a setting the run did not use); in
+# make_config None is the default of every setting, resolved there.
+KINDS = {
+    "task": "text", "model": "text", "proposer": "text", "seed_prompt": "text", "metric": "text",
+    "device": "text", "dtype": "text", "dtype_asked": "text", "schedule": "text", "selection": "text",
+    "chat": "switch", "plain": "switch",
+    "strategies": "names", "options": "object",  # and each strategy's options an object (their values: strategy.make)
+    "budget": "object", "racing": "object", "executor": "object", "served": "object",
+    "seed": "integer", "top_k": "integer", "batch_size": "integer", "proposals_per_round": "integer",
+}
+NULLABLE = {"task", "model", "proposer", "seed_prompt", "metric", "device", "dtype", "dtype_asked", "served"}
+MUST_BE = {"text": "a string", "switch": "true or false", "names": "a JSON list of strategy names",
+           "object": "a JSON object", "integer": "an integer"}
+
+
+def is_kind(value, kind: str) -> bool:
+    if kind == "text":
+        return isinstance(value, str)
+    if kind == "switch":
+        return isinstance(value, bool)
+    if kind == "names":
+        return isinstance(value, list) and all(isinstance(n, str) and n for n in value)
+    if kind == "object":
+        return isinstance(value, dict)
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_types(config: dict, field=lambda key, value: f"{key} {value!r:.40}:", nullable=tuple(KINDS)) -> None:
+    """Each setting of ``config`` of the kind KINDS names, or None where ``nullable``; ``field`` words where the bad
+    one sits."""
+    for key, kind in KINDS.items():
+        value = config.get(key)
+        if key in config and not (value is None and key in nullable) and not is_kind(value, kind):
+            raise PromptSearchError(f"{field(key, value)} must be {MUST_BE[kind]}")
+    for name, options in (config.get("options") or {}).items():
+        if not (options is None or isinstance(options, dict)):
+            raise PromptSearchError(f"{field('options', config['options'])} must give each strategy an object of "
+                                    f"OPTION: VALUE; the options of strategy {name!r} are {options!r:.40}")
+
+
 def check_shapes(config: dict) -> None:
     """What each setting must be before any is used (the API passes what it is given; the CLI's flags are already
-    strings): a strategy list of names, text where text is meant, switches that are true or false."""
-    strategies = config["strategies"]
-    if strategies is not None and (not isinstance(strategies, list) or not all(isinstance(n, str) and n for n in strategies)):
-        raise PromptSearchError(f"strategies {strategies!r:.60}: a list of strategy names")
+    strings)."""
     for key in ("model", "proposer", "task"):  # a pathlib.Path is a path too; config.json keeps text
         if isinstance(config[key], os.PathLike):
             config[key] = os.fspath(config[key])
-    for key in ("model", "proposer", "seed_prompt", "metric", "task"):
-        if config[key] is not None and not isinstance(config[key], str):
-            raise PromptSearchError(f"{key} {config[key]!r:.40}: must be a string")
+    check_types(config)
     if config["seed_prompt"] is not None:
         from .template import validate
 
         validate(config["seed_prompt"])
-    for key in ("chat", "plain"):
-        if not isinstance(config[key], bool):
-            raise PromptSearchError(f"{key} {config[key]!r:.40}: must be true or false")
-    if not isinstance(config["options"], dict) or not all(isinstance(v, dict) or v is None for v in config["options"].values()):
-        raise PromptSearchError(f"options {config['options']!r:.60}: must map a strategy's name to its options, "
-                                "{'clarify': {'rounds': 2}}")
 
 
 def check_final_calibration(config: dict) -> None:
@@ -171,32 +202,17 @@ def read_config(store: RunStore) -> dict:
     from .models import is_served
     from .models.urls import split_urls
 
-    if config["task"] is not None and (not isinstance(config["task"], str) or not config["task"]):  # null: the default
+    check_types(config, lambda key, value: f"{where}: field {key!r}", NULLABLE)
+    if config["task"] == "":  # null: the default task
         raise PromptSearchError(f"{where}: field 'task' must name a task (a bundled task or a folder) or be null")
-    for key in ("device", "dtype", "dtype_asked"):
-        if config.get(key) is not None and not isinstance(config[key], str):
-            raise PromptSearchError(f"{where}: field {key!r} must be a string")
-    if "chat" in config and not isinstance(config["chat"], bool):
-        raise PromptSearchError(f"{where}: field 'chat' must be true or false")
-    if config.get("served") is not None and not isinstance(config["served"], dict):
-        raise PromptSearchError(f"{where}: field 'served' must be a JSON object or null")
     data = config.get("data")
     if data is not None and (not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values())):
         raise PromptSearchError(f"{where}: field 'data' must be an object of split hashes or null")
     for key in ("model", "proposer"):
-        if config.get(key) is not None and not isinstance(config[key], str):
-            raise PromptSearchError(f"{where}: field {key!r} must be a string or null")
         if is_served(config.get(key)):
             split_urls(config[key], f"{where}: field {key!r}")
-    shapes = {"strategies": list, "options": dict, "budget": dict, "racing": dict, "executor": dict}
-    for key, kind in shapes.items():
-        if key in config and not isinstance(config[key], kind):
-            raise PromptSearchError(f"{where}: field {key!r} must be a JSON {'list' if kind is list else 'object'}")
-    if not config["strategies"] or not all(isinstance(n, str) for n in config["strategies"]):
+    if not config["strategies"]:  # a run records the strategies it resolved
         raise PromptSearchError(f"{where}: field 'strategies' must list strategy names")
-    for key in ("seed", "top_k", "batch_size", "proposals_per_round"):
-        if key in config and (isinstance(config[key], bool) or not isinstance(config[key], int)):
-            raise PromptSearchError(f"{where}: field {key!r} must be an integer")
     for key, known in (("budget", Budget.__dataclass_fields__), ("racing", Racing.__dataclass_fields__)):
         check_fields(config.get(key, {}), tuple(known), f"{where}: field {key!r}")
         for name, value in config.get(key, {}).items():
@@ -214,14 +230,10 @@ def read_config(store: RunStore) -> dict:
         from .multitask import check_section
 
         check_section(config["multitask"], where, config["strategies"])
-    if config.get("plain") and not isinstance(config["plain"], bool):
-        raise PromptSearchError(f"{where}: field 'plain' must be true or false")
     from .selection import MODES
 
     if config.get("selection", "dev") not in MODES:
         raise PromptSearchError(f"{where}: field 'selection' must be one of {', '.join(MODES)}")
-    if config.get("metric") is not None and not isinstance(config["metric"], str):
-        raise PromptSearchError(f"{where}: field 'metric' must be a string package.module:function")
     from .scoring.calibration import MODES as CALIBRATIONS
 
     if config.get("final_calibration") not in (None, *CALIBRATIONS):
