@@ -153,3 +153,36 @@ def test_label_word_search_reads_the_served_top_k_lists(llama_server, in_process
     listed, _ = model.next_token_tables([context], lambda t: _is_label_word(t, True), "label words, space=True")[0]
     word = max(listed, key=listed.get)
     assert abs(listed[word] - llama_cpp_loglik(in_process_llama, context + word, word)) < 1e-4
+
+
+def test_a_verbalizer_mined_and_scored_on_the_server_agrees_with_llama_cpp(llama_server, in_process_llama, tmp_cache):
+    """The verbalizer option on a served model: words mined from the served top-k lists, and a class scored as the
+    log of its words' summed probability, with the values llama_cpp gives in process."""
+    import math
+
+    from promptsearch.candidate import Candidate
+    from promptsearch.scoring import continuation
+    from promptsearch.strategies.templates import TemplateEnumeration, _is_label_word
+    from promptsearch.strategy import SearchContext
+    from promptsearch.testing import llama_cpp_loglik
+
+    model = ServedModel.connect([llama_server.url], concurrency=2)
+    task = load_task(None)
+    scorer, charged = Scorer(model), []
+    ctx = SearchContext(task, scorer, random.Random(0), leaderboard=list, charge=charged.append, remaining_evals=lambda: 1e9)
+    prompt = "Review: {input}\nSentiment:"
+    extra = TemplateEnumeration(label_examples=4, verbalizer_size=3).verbalizer(ctx, prompt, task.label_words)
+    assert charged == [8] and len(extra) == 2 and all(len(words) == 2 for words in extra)
+    mined = [w for words in extra for w in words]
+    assert len(set(mined)) == 4 and all(_is_label_word(" " + w, True) for w in mined)
+    assert not {w.lower() for w in mined} & {w.lower() for w in task.label_words}
+    results = scorer.evaluate(task, Candidate(prompt, verbalizer=extra), task.dev[:3])
+    for ex, r in zip(task.dev[:3], results):
+        context = scorer.render(prompt, ex.input)
+        expected = []
+        for label, words in zip(task.label_words, extra):
+            each = [llama_cpp_loglik(in_process_llama, context + continuation(context, w), continuation(context, w))
+                    for w in (label, *words)]
+            expected.append(math.log(sum(math.exp(x) for x in each)))
+        assert list(r.label_logprobs) == pytest.approx(expected, abs=1e-4)
+        assert r.prediction == task.label_words[max(range(2), key=expected.__getitem__)]
