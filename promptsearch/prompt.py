@@ -78,6 +78,10 @@ class Prompt:
     task_name: str = "prompt"
     soft_vectors: object = None  # a soft prompt's tensor, when it has one
     scores: dict = field(default_factory=dict)  # as recorded: dev, test (with n and CI)
+    # Calibration bias rows computed by earlier predict calls, keyed by model fingerprint (calibration.py): batch
+    # calibration averages 32 pool inputs per member, which dominated a predict call of a few inputs (17 s for 2
+    # inputs of a 3-member ensemble on a 2-core CPU) and is the same floats every time on the same model.
+    _biases: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __repr__(self) -> str:
         """What decides its score, short: the text, its scoring options and its recorded scores (the generated
@@ -175,12 +179,14 @@ class Prompt:
         elif self.metric == "loglik":
             raise PromptSearchError("a loglik task scores given answers; it has no prediction for a new input")
         examples = [Example(t, "", id=str(i)) for i, t in enumerate(texts)]
+        scorer.calibration.biases.update(self._biases)
         results = []
         with tqdm(total=len(examples), disable=not progress, unit="ex", leave=False) as bar:
             for start in range(0, len(examples), PREDICT_CHUNK):
                 chunk = examples[start : start + PREDICT_CHUNK]
                 results += scorer.evaluate(task, self.candidate, chunk)
                 bar.update(len(chunk))
+        self._biases.update(scorer.calibration.biases)
         words = self.candidate.label_words or self.label_words
         out = []
         for text, r in zip(texts, results):

@@ -66,6 +66,33 @@ def test_predict_from_the_artifact_alone_reproduces_the_scored_test_predictions(
         assert math.isclose(sum(p.label_probs.values()), 1.0, abs_tol=1e-6)
 
 
+def test_a_prompt_keeps_its_calibration_between_predict_calls(searched):
+    """The batch calibration's bias rows (32 pool inputs a member) are read once per prompt and model: a second call
+    scores only its own inputs, with the same predictions; another Prompt object computes them afresh."""
+    from promptsearch.candidate import Candidate
+    from promptsearch.prompt import Prompt
+
+    _, model, task, _ = searched
+    members = (Candidate(PROMPT, calibrate="batch"), Candidate("Text: {input}\nLabel:", calibrate="batch", demos="similar:2"))
+    found = Candidate(PROMPT, members=members, strategy="final")
+    prompt = Prompt.from_candidate(found, task)
+    inputs = [ex.input for ex in task.test[:5]]
+
+    def rows_run(call):
+        before = model.batching.stats["rows"]
+        out = call()
+        return out, model.batching.stats["rows"] - before
+
+    first, cost_first = rows_run(lambda: prompt.predict(inputs, model))
+    second, cost_second = rows_run(lambda: prompt.predict(inputs, model))
+    assert cost_second == len(inputs) * len(members) < cost_first
+    again, cost_again = rows_run(lambda: Prompt.from_candidate(found, task).predict(inputs, model))
+    assert cost_again == cost_first
+    for a, b, c in zip(first, second, again):
+        assert a.prediction == b.prediction == c.prediction
+        assert list(b.label_scores.values()) == pytest.approx(list(a.label_scores.values()), abs=1e-5)
+
+
 def test_the_winner_matches_the_logged_test_results_one_by_one(searched, tmp_path):
     root, model, task, result = searched
     logged = {rec["candidate"]["id"]: rec for rec in RunStore.open(root / "run").read("test.jsonl")}
