@@ -178,6 +178,22 @@ def test_cli_predict_stdin_file_and_json(searched, tmp_path):
     assert r.exit_code == 0, r.stderr
     plain = [json.loads(line) for line in r.stdout.splitlines()]
     assert [x["input"] for x in plain] == texts and [x["prediction"] for x in plain[:3]] == [x["prediction"] for x in lines[:3]]
+    # the inputs as arguments: what a newcomer tries first on one sentence; the same predictions
+    r = CliRunner().invoke(main, ["predict", "--artifact", str(tmp_path / "p.json"), *inputs[:3], "--device", "cpu",
+                                  "--quiet"], catch_exceptions=False)
+    assert r.exit_code == 0, r.stderr
+    inline = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(x["input"], x["prediction"]) for x in inline] == [(x["input"], x["prediction"]) for x in lines[:3]]
+    for a, b in zip(inline, lines):  # batched with 3 inputs, not 7: the same scores to float noise
+        assert list(a["label_scores"].values()) == pytest.approx(list(b["label_scores"].values()), abs=1e-4)
+
+
+@pytest.mark.parametrize("args, message", [([], "no inputs: give them as arguments"),
+                                           (["a film", "--input-file", "-"], "as arguments or as --input-file")])
+def test_cli_predict_takes_arguments_or_a_file_not_both(searched, tmp_path, args, message):
+    searched[3].export(tmp_path / "p.json")
+    r = CliRunner().invoke(main, ["predict", "--artifact", str(tmp_path / "p.json"), *args], input="\"x\"\n")
+    assert r.exit_code == 2 and message in r.stderr and len(r.stderr.strip().splitlines()) == 1 and not r.stdout
 
 
 @pytest.mark.parametrize("content, message", [("{\"text\": 1}\n", "in.jsonl:1: each line must be"),

@@ -48,18 +48,24 @@ def read_inputs(path: str) -> list[str]:
 @click.command()
 @click.option("--artifact", "artifact_file", required=True, type=click.Path(),
               help="An exported prompt (promptsearch export): scored exactly as the search scored it.")
-@click.option("--input-file", required=True, help="JSONL of inputs ({\"input\": ...} or a JSON string a line), a .txt "
-              "file (a line an input, as it is), or - for stdin (JSONL).")
+@click.argument("inputs", nargs=-1)
+@click.option("--input-file", default=None, help="JSONL of inputs ({\"input\": ...} or a JSON string a line), a .txt "
+              "file (a line an input, as it is), or - for stdin (JSONL). Or give the inputs as arguments.")
 @click.option("--output", "-o", "out", type=click.Path(dir_okay=False), default=None,
               help="Write the predictions here (JSONL, written whole or not at all) instead of stdout.")
 @click.option("--allow-other-model", is_flag=True, help="Predict with a model whose weights differ from the recorded ones.")
 @model_options
 @reporting
-def predict(artifact_file, input_file, out, allow_other_model, model, model_name, concurrency, scoring, timeout, device,
-            dtype, chat, batch_size, as_json, quiet):
+def predict(artifact_file, inputs, input_file, out, allow_other_model, model, model_name, concurrency, scoring, timeout,
+            device, dtype, chat, batch_size, as_json, quiet):
     """Predict new inputs with an exported prompt: one JSON line per input (prediction; label probabilities
-    and scores for classification)."""
+    and scores for classification). The inputs are arguments (promptsearch predict --artifact prompt.json
+    "a gripping film" "dull") or a file (--input-file)."""
     setup(quiet)
+    if bool(inputs) == bool(input_file):
+        raise click.UsageError("give the inputs as arguments or as --input-file FILE (- for stdin), one of the two"
+                               if inputs else "no inputs: give them as arguments (\"a gripping film\") or as "
+                               "--input-file FILE (- for stdin)")
     from .. import artifact, monitor
     from ..models import is_served
     from ..prompt import Prompt
@@ -67,7 +73,7 @@ def predict(artifact_file, input_file, out, allow_other_model, model, model_name
     if chat:
         raise PromptSearchError("--chat: the artifact records its chat mode; drop --chat")
     art = artifact.read(artifact_file)
-    texts = read_inputs(input_file)
+    texts = list(inputs) if inputs else read_inputs(input_file)
     spec = model if model is not None else art.model["spec"]
     from ..api import load_model
 
