@@ -700,7 +700,16 @@ def case_artifact_verbalizer(c: Corpus):
     return refused(c, c.cli("eval", "--artifact", d / "a.json", "--task", c.task), expect="verbalizer")
 
 
+def case_argument_not_utf8(c: Corpus):
+    d = c.fresh("argument-bytes")
+    (d / "a.json").write_text(c.artifact())
+    proc = subprocess.run([sys.executable, "-m", "promptsearch", "predict", "--artifact", str(d / "a.json"), "fine",
+                           b"caf\xe9"], capture_output=True, text=True, env=c.env, timeout=300, check=False)
+    return refused(c, proc, expect="input argument 2")
+
+
 CASES += [
+    ("16 reads", "predict argument not UTF-8", case_argument_not_utf8),
     ("16 reads", "predict --input-file /dev/zero", case_device_input),
     ("16 reads", "predict stdin past the cap", case_stdin_past_cap),
     ("15 settings", "artifact verbalizer a string: eval", case_artifact_verbalizer),

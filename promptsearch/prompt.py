@@ -199,6 +199,9 @@ class Prompt:
 
 
 def _text(x, i: int) -> str:
-    if isinstance(x, str):
-        return x
-    raise PromptSearchError(f"input {i}: must be a string, not {type(x).__name__}")
+    if not isinstance(x, str):
+        raise PromptSearchError(f"input {i}: must be a string, not {type(x).__name__}")
+    from .files import check_text
+
+    check_text(x, f"input {i}")  # command-line bytes that are not UTF-8: one line, not the tokenizer's TypeError
+    return x

@@ -93,6 +93,16 @@ def test_a_prompt_keeps_its_calibration_between_predict_calls(searched):
         assert list(b.label_scores.values()) == pytest.approx(list(a.label_scores.values()), abs=1e-5)
 
 
+@pytest.mark.parametrize("bad, message", [(5, "input 1: must be a string, not int"),
+                                          ("caf\udce9", "input 1: holds text that is not valid Unicode")])
+def test_predict_refuses_an_input_no_tokenizer_takes_in_one_line(searched, bad, message):
+    from promptsearch.errors import PromptSearchError
+
+    _, model, task, result = searched
+    with pytest.raises(PromptSearchError, match=message):
+        result.best.predict(["fine", bad], model)
+
+
 def test_the_winner_matches_the_logged_test_results_one_by_one(searched, tmp_path):
     root, model, task, result = searched
     logged = {rec["candidate"]["id"]: rec for rec in RunStore.open(root / "run").read("test.jsonl")}
@@ -189,7 +199,8 @@ def test_cli_predict_stdin_file_and_json(searched, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [([], "no inputs: give them as arguments"),
-                                           (["a film", "--input-file", "-"], "as arguments or as --input-file")])
+                                           (["a film", "--input-file", "-"], "as arguments or as --input-file"),
+                                           (["a film", "caf\udce9"], "input argument 2: holds text that is not valid")])
 def test_cli_predict_takes_arguments_or_a_file_not_both(searched, tmp_path, args, message):
     searched[3].export(tmp_path / "p.json")
     r = CliRunner().invoke(main, ["predict", "--artifact", str(tmp_path / "p.json"), *args], input="\"x\"\n")

@@ -74,6 +74,10 @@ def predict(artifact_file, inputs, input_file, out, allow_other_model, model, mo
         raise PromptSearchError("--chat: the artifact records its chat mode; drop --chat")
     art = artifact.read(artifact_file)
     texts = list(inputs) if inputs else read_inputs(input_file)
+    from ..files import check_text
+
+    for n, text in enumerate(inputs, 1):  # bytes that are not UTF-8 on the command line: before the model loads
+        check_text(text, f"input argument {n}")
     spec = model if model is not None else art.model["spec"]
     from ..api import load_model
 
