@@ -198,6 +198,14 @@ def test_cli_predict_stdin_file_and_json(searched, tmp_path):
         assert list(a["label_scores"].values()) == pytest.approx(list(b["label_scores"].values()), abs=1e-4)
 
 
+def test_cli_predict_plain_text_on_stdin_names_the_arguments(searched, tmp_path):
+    searched[3].export(tmp_path / "p.json")
+    r = CliRunner().invoke(main, ["predict", "--artifact", str(tmp_path / "p.json"), "--input-file", "-"],
+                           input="a gripping film\n")
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "stdin:1: bad JSON" in r.stderr and "(or give the inputs as arguments, or in a *.txt file" in r.stderr
+
+
 @pytest.mark.parametrize("args, message", [([], "no inputs: give them as arguments"),
                                            (["a film", "--input-file", "-"], "as arguments or as --input-file"),
                                            (["a film", "caf\udce9"], "input argument 2: holds text that is not valid")])

@@ -33,9 +33,10 @@ def read_inputs(path: str) -> list[str]:
             continue
         try:
             row = parse_json(line, f"{where}:{lineno}")
-        except PromptSearchError as e:  # most often a plain text file: say what a line must be
-            raise PromptSearchError(f"{e}; {LINE_FORM}, such as {{\"input\": \"a gripping film\"}} (or name the file "
-                                    "*.txt: a line an input, as it is)") from None
+        except PromptSearchError as e:  # most often plain text: say what a line must be, and where plain text goes
+            other = ("give the inputs as arguments, or in a *.txt file" if path == "-" else "name the file *.txt")
+            raise PromptSearchError(f"{e}; {LINE_FORM}, such as {{\"input\": \"a gripping film\"}} (or {other}: "
+                                    "a line an input, as it is)") from None
         text = row.get("input") if isinstance(row, dict) else row
         if not isinstance(text, str):
             raise PromptSearchError(f"{where}:{lineno}: {LINE_FORM}")
