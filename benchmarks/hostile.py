@@ -76,9 +76,11 @@ class Corpus:
             (t / "task.json").write_text(json.dumps({**data, **meta}))
         return t
 
-    def cli(self, *args, cwd=None) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "promptsearch", *map(str, args)], capture_output=True, text=True,
-                              env=self.env, cwd=cwd, timeout=300)
+    def cli(self, *args, cwd=None, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+        """``promptsearch ARGS`` in a fresh process; a bytes argument goes as it is (bytes that are not UTF-8)."""
+        argv = [a if isinstance(a, bytes) else str(a) for a in args]
+        return subprocess.run([sys.executable, "-m", "promptsearch", *argv], capture_output=True, text=True,
+                              input=stdin, env={**self.env, **(env or {})}, cwd=cwd, timeout=300, check=False)
 
     def run_dir(self, d: Path, **config) -> Path:
         """A run set up (config.json) but not started, as `run` leaves it before its first rung."""
@@ -676,7 +678,6 @@ CASES += [
 ]
 
 
-
 # ---- what a reader is handed: a device instead of a file, a stream past the cap, an artifact's verbalizer of letters
 def case_device_input(c: Corpus):
     d = c.fresh("device-input")
@@ -687,9 +688,8 @@ def case_device_input(c: Corpus):
 def case_stdin_past_cap(c: Corpus):
     d = c.fresh("stdin-cap")
     (d / "a.json").write_text(c.artifact())
-    proc = subprocess.run([sys.executable, "-m", "promptsearch", "predict", "--artifact", str(d / "a.json"),
-                           "--input-file", "-"], input='"x"\n' * 600_000, capture_output=True, text=True,
-                          env={**c.env, "PROMPTSEARCH_MAX_FILE_MB": "1"}, timeout=300, check=False)
+    proc = c.cli("predict", "--artifact", d / "a.json", "--input-file", "-", stdin='"x"\n' * 600_000,
+                 env={"PROMPTSEARCH_MAX_FILE_MB": "1"})
     return refused(c, proc, expect="larger than 1 MB")
 
 
@@ -703,9 +703,7 @@ def case_artifact_verbalizer(c: Corpus):
 def case_argument_not_utf8(c: Corpus):
     d = c.fresh("argument-bytes")
     (d / "a.json").write_text(c.artifact())
-    proc = subprocess.run([sys.executable, "-m", "promptsearch", "predict", "--artifact", str(d / "a.json"), "fine",
-                           b"caf\xe9"], capture_output=True, text=True, env=c.env, timeout=300, check=False)
-    return refused(c, proc, expect="input argument 2")
+    return refused(c, c.cli("predict", "--artifact", d / "a.json", "fine", b"caf\xe9"), expect="input argument 2")
 
 
 CASES += [
@@ -714,6 +712,7 @@ CASES += [
     ("16 reads", "predict stdin past the cap", case_stdin_past_cap),
     ("15 settings", "artifact verbalizer a string: eval", case_artifact_verbalizer),
 ]
+
 
 def run_corpus(work: Path, model: str, task: str, env: dict) -> list[dict]:
     corpus = Corpus(work, model, task, env)

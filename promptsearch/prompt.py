@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .candidate import Candidate
 from .errors import PromptSearchError
+from .files import check_text
 from .metrics import softmax
 from .plain import is_plain, lacks
 from .scoring import demos as demo_rules
@@ -201,7 +202,5 @@ class Prompt:
 def _text(x, i: int) -> str:
     if not isinstance(x, str):
         raise PromptSearchError(f"input {i}: must be a string, not {type(x).__name__}")
-    from .files import check_text
-
     check_text(x, f"input {i}")  # command-line bytes that are not UTF-8: one line, not the tokenizer's TypeError
     return x

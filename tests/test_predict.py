@@ -98,7 +98,7 @@ def test_a_prompt_keeps_its_calibration_between_predict_calls(searched):
 def test_predict_refuses_an_input_no_tokenizer_takes_in_one_line(searched, bad, message):
     from promptsearch.errors import PromptSearchError
 
-    _, model, task, result = searched
+    _, model, _, result = searched
     with pytest.raises(PromptSearchError, match=message):
         result.best.predict(["fine", bad], model)
 

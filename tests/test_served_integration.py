@@ -160,9 +160,10 @@ def test_a_verbalizer_mined_and_scored_on_the_server_agrees_with_llama_cpp(llama
     log of its words' summed probability, with the values llama_cpp gives in process."""
     import math
 
+    from promptsearch.strategies.templates import TemplateEnumeration, _is_label_word
+
     from promptsearch.candidate import Candidate
     from promptsearch.scoring import continuation
-    from promptsearch.strategies.templates import TemplateEnumeration, _is_label_word
     from promptsearch.strategy import SearchContext
     from promptsearch.testing import llama_cpp_loglik
 
