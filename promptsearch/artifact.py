@@ -87,6 +87,9 @@ class Artifact:
 
 
 # ---- validation: every field the code reads, with its type -------------------------------------
+BIAS_NOTE = ("the label bias each calibrated member's scores were corrected by in the search (by a digest of the "
+             "model, dtype, chat mode, prompt, label words and pool); a prediction on that model uses it, on any "
+             "other reads it again from the pool's inputs")
 OPTIONAL = ("options", "demo_pool", "scoring")  # newer fields, absent from older artifacts
 NUMBER, TEXT, OPT_TEXT = (int, float), (str,), (str, type(None))
 SCORE = {"metric": TEXT, "score": NUMBER, "n": (int,), "ci_low": NUMBER, "ci_high": NUMBER}
@@ -150,6 +153,7 @@ def _validate(data: dict, where: str) -> None:
     limit = (data.get("scoring", {}).get("generation") or {}).get("max_new_tokens")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise PromptSearchError(f"{where}: field 'scoring.generation.max_new_tokens' must be a positive integer")
+    _validate_bias(data.get("scoring", {}).get("calibration_bias"), where)
     if data["soft"] is not None:
         _check_fields(data["soft"], {"file": TEXT, "sha256": TEXT}, where, "soft.")
         from .files import check_file_name
@@ -162,6 +166,24 @@ def _validate(data: dict, where: str) -> None:
         validate(data["prompt"])
     except PromptSearchError as e:
         raise PromptSearchError(f"{where}: field 'prompt': {e}") from None
+
+
+def is_bias(value, n: int) -> bool:
+    """A bias row: ``n`` finite numbers (a label's log-probability or log-likelihood)."""
+    return (isinstance(value, list) and len(value) == n
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in value))
+
+
+def _validate_bias(record, where: str) -> None:
+    """``scoring.calibration_bias`` (export.stored_biases): absent, or the model it was read on and its rows."""
+    if record is None:
+        return
+    if not isinstance(record, dict) or not isinstance(record.get("model"), str) or not isinstance(record.get("biases"), dict):
+        raise PromptSearchError(f"{where}: field 'scoring.calibration_bias' must be an object with a 'model' string and "
+                                "'biases' (an object of bias rows)")
+    for bias in record["biases"].values():
+        if not (isinstance(bias, list) and bias and is_bias(bias, len(bias))):
+            raise PromptSearchError(f"{where}: field 'scoring.calibration_bias.biases' must hold lists of finite numbers")
 
 
 def _validate_options(options, where: str) -> None:

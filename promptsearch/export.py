@@ -17,7 +17,7 @@ from .candidate import Candidate
 from .errors import PromptSearchError
 from .metrics import summarize
 from .prompt import scoring_rule
-from .scoring import ExampleResult, demos
+from .scoring import ExampleResult, calibration, demos
 from .stats import outcomes, paired_test
 from .store import RunStore
 
@@ -105,10 +105,29 @@ def export_run(run_dir: str | Path, out: str | Path, rank: int | None = None, pa
         promptsearch_version=metadata.version("promptsearch"),
         options=best.options(),
         demo_pool=demos.pool_rows(task) if demos.uses_pool(best) else None,
-        scoring=scoring_rule(task.kind, task.metric, best, bool(config["chat"]), summary.get("max_new_tokens")),
+        scoring={**scoring_rule(task.kind, task.metric, best, bool(config["chat"]), summary.get("max_new_tokens")),
+                 **stored_biases(summary, bool(config["chat"]), task, best)},
     )
     artifact.write(made, out, soft_bytes)
     return made
+
+
+def stored_biases(summary: dict, chat: bool, task, candidate) -> dict:
+    """``{"calibration_bias": ...}``: the bias rows the run read for the candidate's calibrated members (runner.py
+    keeps them in its summary), so a prediction corrects by the same numbers without reading 32 pool inputs per
+    member again (prompt.py takes them where the model, dtype and pool are the run's). Empty where the run kept
+    none (a run from before, workers that read them, a resumed run that replayed the member from its log)."""
+    found, fingerprint = summary.get("calibration_biases"), summary.get("model_fingerprint")
+    if not isinstance(found, dict) or not isinstance(fingerprint, str):
+        return {}
+    layer, kept = demos.Demonstrations(), {}
+    for c in candidate.members or (candidate,):
+        if c.calibrate:
+            entry = calibration.bias_entry(fingerprint, chat, task, c, layer)
+            bias = found.get(calibration.digest(entry))
+            if artifact.is_bias(bias, len(entry[3])):  # a hand-edited summary's other value: read again at predict
+                kept[calibration.digest(entry)] = bias
+    return {"calibration_bias": {"model": fingerprint, "biases": kept, "note": artifact.BIAS_NOTE}} if kept else {}
 
 
 def _task_and_scorer(config: dict, parts):

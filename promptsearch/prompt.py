@@ -79,6 +79,10 @@ class Prompt:
     task_name: str = "prompt"
     soft_vectors: object = None  # a soft prompt's tensor, when it has one
     scores: dict = field(default_factory=dict)  # as recorded: dev, test (with n and CI)
+    # An artifact's: the bias rows its calibrated members were corrected by in the search (export.stored_biases), and
+    # the weights they were read on (artifact.model_fingerprint); used where predict's model is those weights.
+    stored_biases: dict = field(default_factory=dict, repr=False)
+    weights: str | None = None
     # Calibration bias rows computed by earlier predict calls, keyed by model fingerprint (calibration.py): batch
     # calibration averages 32 pool inputs per member, which dominated a predict call of a few inputs (17 s for 2
     # inputs of a 3-member ensemble on a 2-core CPU) and is the same floats every time on the same model.
@@ -126,7 +130,9 @@ class Prompt:
             raise PromptSearchError("a soft-prompt artifact needs its file path to find its vectors")
         return cls(art.candidate(), art.task["kind"], art.metric, tuple(art.label_words or ()), art.chat,
                    art.demo_pool, (scoring.get("generation") or {}).get("max_new_tokens"), art.task["name"],
-                   vectors, {k: art.scores[k] for k in ("dev", "holdout", "test") if k in art.scores})
+                   vectors, {k: art.scores[k] for k in ("dev", "holdout", "test") if k in art.scores},
+                   stored_biases=dict((scoring.get("calibration_bias") or {}).get("biases") or {}),
+                   weights=art.model["fingerprint"])
 
     @classmethod
     def from_candidate(cls, candidate: Candidate, task: Task, chat: bool = False, max_new_tokens: int | None = None,
@@ -181,6 +187,8 @@ class Prompt:
             raise PromptSearchError("a loglik task scores given answers; it has no prediction for a new input")
         examples = [Example(t, "", id=str(i)) for i, t in enumerate(texts)]
         scorer.calibration.biases.update(self._biases)
+        if self.stored_biases and not self._biases and self._on_its_weights(model):
+            scorer.calibration.adopt(scorer, task, self.candidate, self.stored_biases)
         results = []
         with tqdm(total=len(examples), disable=not progress, unit="ex", leave=False) as bar:
             for start in range(0, len(examples), PREDICT_CHUNK):
@@ -197,6 +205,18 @@ class Prompt:
             else:
                 out.append(Prediction(text, r.prediction))
         return out
+
+    def _on_its_weights(self, model) -> bool:
+        """Whether ``model`` has the weights the artifact was scored with (a model loaded by ``load_model`` knows
+        its spec; another is not trusted with the stored biases). The dtype and chat mode are in each bias's key."""
+        from .artifact import model_fingerprint
+
+        if self.weights is None or not hasattr(model, "spec"):
+            return False
+        try:
+            return model_fingerprint(model.spec, loaded=model) == self.weights
+        except PromptSearchError:  # weights that cannot be read: the biases are read again, as for any model
+            return False
 
 
 def _text(x, i: int) -> str:

@@ -500,6 +500,9 @@ def _run(config, run_dir, store, task, model, scorer, strategies, resume, progre
         summary["data_warnings"] = list(gaps)
     summary["model"] = model.name
     summary["model_fingerprint"] = model.fingerprint
+    biases = scorer.calibration.recorded(model.fingerprint)
+    if biases and not config.get("multitask"):  # what an exported prompt's calibration reads (export.py)
+        summary["calibration_biases"] = biases
     summary["config_sha256"] = config_hash(store.config)  # what the run finished with (check_same_data)
     if getattr(model, "dtype_name", None):  # what it computed in, whatever was asked (#33)
         summary["dtype"] = model.dtype_name

@@ -364,7 +364,7 @@ SUMMARY_SHAPES = {
     **{key: (str, "a string") for key in ("task", "metric", "model", "dtype", "scoring", "stop_reason", "stop_detail",
                                           "run_dir", "model_fingerprint", "config_sha256", "schedule")},
     **{key: (dict, "an object") for key in ("estimate", "paired_test", "paired_holdout", "improvement", "budget",
-                                            "racing", "served", "multitask")},
+                                            "racing", "served", "multitask", "calibration_biases")},
     **{key: (list, "a list") for key in ("leaderboard", "stages", "strategies_run", "tasks", "final_notes")},
     "search_evals": ((int, float), "a number"),
 }

@@ -117,6 +117,10 @@ def _broken(data, **changes):
     ({"scores__holdout": {"score": 0.5}}, "missing field 'scores.holdout.metric'"),
     ({"scores__seed_holdout": [0.5]}, "missing field 'scores.seed_holdout.metric'"),
     ({"test_outcomes__preds": ["positive"] * 200}, "'test_outcomes.preds' must hold only int"),
+    ({"scoring__calibration_bias": [0.1]}, "'scoring.calibration_bias' must be an object with a 'model' string"),
+    ({"scoring__calibration_bias": {"model": "m", "biases": {"k": [0.1, "x"]}}}, "must hold lists of finite numbers"),
+    ({"scoring__calibration_bias": {"model": "m", "biases": {"k": [float("nan")]}}}, "must hold lists of finite numbers"),
+    ({"scoring__calibration_bias": {"model": "m", "biases": {"k": []}}}, "must hold lists of finite numbers"),
 ])
 def test_bad_artifact_is_one_clear_line(exported, change, message):
     data = json.loads(exported[1].read_text())

@@ -93,6 +93,60 @@ def test_a_prompt_keeps_its_calibration_between_predict_calls(searched):
         assert list(b.label_scores.values()) == pytest.approx(list(a.label_scores.values()), abs=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["contextual", "domain", "ensemble"])
+def test_an_artifact_carries_the_bias_its_prompt_was_corrected_by(searched, kind, tmp_path):
+    """The run keeps the bias rows it read; the artifact carries its members'; a prediction on the same weights uses
+    them (it scores its own inputs only) and gives the same floats as reading them again; other weights read them."""
+    root, model, task, result = searched
+    result.export(tmp_path / "prompt.json", rank=_rank(root / "run", kind))
+    art = json.loads((tmp_path / "prompt.json").read_text())
+    members = art["options"].get("members") or [art["options"]]
+    calibrated = sum(bool(m.get("calibrate")) for m in members)
+    assert calibrated and len(art["scoring"]["calibration_bias"]["biases"]) == calibrated
+    inputs = [ex.input for ex in task.test[:6]]
+
+    def rows_run(prompt):
+        before = model.batching.stats["rows"]
+        out = prompt.predict(inputs, model)
+        return out, model.batching.stats["rows"] - before
+
+    stored, cost_stored = rows_run(ps.load_prompt(tmp_path / "prompt.json"))
+    other = dataclasses.replace(ps.load_prompt(tmp_path / "prompt.json"), weights="sha256:" + "0" * 64)
+    fresh, cost_fresh = rows_run(other)
+    assert cost_stored < cost_fresh  # the bias rows: 3 content-free inputs, 1 premise or 32 pool inputs a member
+    assert [p.prediction for p in stored] == [p.prediction for p in fresh]
+    for a, b in zip(stored, fresh):
+        assert list(a.label_scores.values()) == pytest.approx(list(b.label_scores.values()), abs=1e-6)
+    words = art["label_words"]  # and the run's own test predictions, as before
+    assert [p.prediction for p in ps.load_prompt(tmp_path / "prompt.json").predict([ex.input for ex in task.test], model)] \
+        == [words[i] for i in art["test_outcomes"]["preds"]]
+
+
+def test_a_stored_bias_is_for_its_model_and_pool_only(searched, tmp_path):
+    """A bias is keyed by model (weights and dtype), chat mode, prompt, words and pool: a prompt loaded without the
+    artifact's weights, or with another pool, reads its bias again; one that was edited in is refused in one line."""
+    from promptsearch import artifact
+    from promptsearch.errors import PromptSearchError
+
+    root, model, task, result = searched
+    result.export(tmp_path / "prompt.json", rank=_rank(root / "run", "contextual"))
+    prompt = ps.load_prompt(tmp_path / "prompt.json")
+    assert prompt._on_its_weights(model)
+    assert not dataclasses.replace(prompt, weights=None)._on_its_weights(model)
+    bare = type("Bare", (), {"fingerprint": model.fingerprint})()  # no spec: not known to be the scored weights
+    assert not prompt._on_its_weights(bare)
+    from promptsearch.scoring import Scorer
+
+    scorer = Scorer(model)
+    moved = dataclasses.replace(prompt, demo_pool=(prompt.demo_pool or [])[1:] or None)
+    taken = scorer.calibration.adopt(scorer, moved.task(), moved.candidate, moved.stored_biases)
+    assert taken == (0 if prompt.candidate.demos else 1)  # a demos rule's bias depends on its pool
+    data = json.loads((tmp_path / "prompt.json").read_text())
+    data["scoring"]["calibration_bias"]["biases"] = {"x": "0.5"}
+    with pytest.raises(PromptSearchError, match="must hold lists of finite numbers"):
+        artifact.parse(json.dumps(data).encode(), "a.json")
+
+
 @pytest.mark.parametrize("bad, message", [(5, "input 1: must be a string, not int"),
                                           ("caf\udce9", "input 1: holds text that is not valid Unicode")])
 def test_predict_refuses_an_input_no_tokenizer_takes_in_one_line(searched, bad, message):

@@ -30,6 +30,8 @@ whether cached or not, so a resumed run counts exactly as the uninterrupted one.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import replace
 
@@ -114,6 +116,25 @@ def bias_key(candidate) -> tuple:
             candidate.verbalizer)
 
 
+def bias_entry(fingerprint: str, chat: bool, task, candidate, demonstrations) -> tuple:
+    """What a bias row depends on: the model (weights and dtype), chat mode, the candidate's ``bias_key``, its label
+    words, and for a demonstrations rule or batch calibration the pool's hash (``Demonstrations.fingerprint``)."""
+    words = tuple(candidate.label_words or task.label_words)
+    # a balanced rule's rows are in the prompt; batch calibration reads the pool's inputs
+    pool = demonstrations.fingerprint(task) if candidate.demos or candidate.calibrate == "batch" else None
+    return (fingerprint, chat, bias_key(candidate), words, pool)
+
+
+def digest(entry: tuple) -> str:
+    """A bias entry as one string (an artifact's key for the bias it stores). The label words are the entry's
+    fourth part, the ones scored; the candidate's own field is left out, as an artifact's candidate names the
+    task's words where the search's left them to the task."""
+    fingerprint, chat, (mode, prompt, _, soft, rule, verbalizer), words, pool = entry
+    text = json.dumps([fingerprint, chat, [mode, prompt, soft, rule, verbalizer], words, pool], ensure_ascii=False,
+                      separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def domain_premise(prompt: str) -> str:
     """The text the label's prior is read after: the template after its last ``{input}`` slot."""
     tail = template.parse(prompt)[-1].lstrip()
@@ -147,6 +168,26 @@ class Calibration:
         for key in [k for k in self.biases if k[2][3] == soft_id]:  # bias_key: (mode, prompt, words, soft, demos, verbalizer)
             del self.biases[key]
 
+    def recorded(self, fingerprint: str) -> dict[str, list[float]]:
+        """The bias rows read for ``fingerprint``'s model, by ``digest``: what a run's summary keeps, so an artifact
+        can carry the biases its prompt was scored with."""
+        return {digest(key): list(bias) for key, bias in self.biases.items() if key[0] == fingerprint}
+
+    def adopt(self, scorer, task, candidate, stored: dict) -> int:
+        """Take the biases ``stored`` holds (``recorded``'s form) for the candidate's calibrated members on this
+        scorer; returns how many it took. An entry matches only the same model, dtype, chat mode, prompt, label
+        words and pool: for anything else it is absent and the bias is read again."""
+        taken = 0
+        for c in candidate.members or (candidate,):
+            if not c.calibrate:
+                continue
+            key = bias_entry(scorer.model.fingerprint, scorer.chat, task, c, scorer.demos)
+            found = stored.get(digest(key))
+            if key not in self.biases and found is not None and len(found) == len(key[3]):
+                self.biases[key] = list(found)
+                taken += 1
+        return taken
+
     def once_costs(self, candidate) -> dict[tuple, int]:
         # an ensemble's calibrated members each (a member raced alone before has paid its key already)
         return {("calibration",) + bias_key(c): extra_rows(c) for c in candidate.members or (candidate,) if c.calibrate}
@@ -156,9 +197,7 @@ class Calibration:
         first inputs; domain: log P(y | premise)."""
 
         mode, words = candidate.calibrate, tuple(candidate.label_words or task.label_words)
-        # a balanced rule's rows are in the prompt; batch calibration reads the pool's inputs
-        pool = scorer.demos.fingerprint(task) if candidate.demos or mode == "batch" else None
-        key = (scorer.model.fingerprint, scorer.chat, bias_key(candidate), words, pool)
+        key = bias_entry(scorer.model.fingerprint, scorer.chat, task, candidate, scorer.demos)
         if key not in self.biases:
             if mode == "domain":  # the premise scored as a row of the template "{input}", as any row is classified
                 from ..task import Example

@@ -47,6 +47,7 @@ class WrappedScorer:
     chat = property(lambda self: self.inner.chat)
     batch_size = property(lambda self: self.inner.batch_size)
     stats = property(lambda self: self.inner.stats)
+    calibration = property(lambda self: self.inner.calibration)  # the driver's bias rows (workers keep their own)
 
     def evaluate(self, task, candidate, examples):
         return self.inner.evaluate(task, candidate, examples)
