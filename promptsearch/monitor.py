@@ -60,11 +60,16 @@ def check_task(art: artifact.Artifact, task) -> None:
         raise PromptSearchError(f"task {task.name} has {len(task.label_words)} labels; the artifact's prompt scores {len(art.label_words)}")
 
 
-def evaluate(art: artifact.Artifact, task, scorer, examples) -> tuple[Score, dict]:
+def evaluate(art: artifact.Artifact, task, scorer, examples, same_weights: bool = False) -> tuple[Score, dict]:
     """The artifact's score and per-example outcomes on examples (its prompt, label words, chat mode
-    and soft prompt exactly as recorded; the scorer must already hold a soft prompt's vectors)."""
+    and soft prompt exactly as recorded; the scorer must already hold a soft prompt's vectors). On the recorded
+    weights (``same_weights``) a calibrated prompt corrects by its stored bias rows, as ``predict`` does."""
     check_task(art, task)
-    results = scorer.evaluate(art.task_for_scoring(task), art.candidate(), examples)
+    scoring_task, candidate = art.task_for_scoring(task), art.candidate()
+    stored = ((art.scoring or {}).get("calibration_bias") or {}).get("biases")
+    if same_weights and stored:
+        scorer.calibration.adopt(scorer, scoring_task, candidate, stored)
+    results = scorer.evaluate(scoring_task, candidate, examples)
     words = art.label_words or task.label_words
     return summarize(art.metric, results, examples, words), outcomes(results, examples, words)
 

@@ -76,7 +76,8 @@ def eval_artifact(path, task, split, check, allow_other_model, model, device, ba
 
         require_named(spec, [], "model")  # never connect (with the API key) to a URL read from the artifact
     loaded = load_model(spec, device=device, dtype=art.model["dtype"], **(served or {})) if is_served(spec) else None
-    monitor.check_model(art, artifact.model_fingerprint(spec, loaded=loaded), allow_other_model)
+    fingerprint = artifact.model_fingerprint(spec, loaded=loaded)
+    monitor.check_model(art, fingerprint, allow_other_model)
     t = load_task(task or art.task["source"], seed=art.task["seed"])
     if ":" in art.metric:
         from ..custom_metric import renamed
@@ -101,7 +102,7 @@ def eval_artifact(path, task, split, check, allow_other_model, model, device, ba
         t, scorer = apply(art.metric, t, scorer)
     if art.soft:
         scorer.register_soft_prompt(art.candidate().soft, artifact.soft_vectors(art, path))
-    score, rows = monitor.evaluate(art, t, scorer, examples)
+    score, rows = monitor.evaluate(art, t, scorer, examples, same_weights=fingerprint == art.model["fingerprint"])
     out = {**score.to_json(), "task": t.name, "split": split, "artifact": str(path), "prompt": art.prompt,
            "recorded_test": art.scores["test"], "dtype": getattr(loaded, "dtype_name", None), "dtype_note": note}
     text = f"{t.name} {split}: {score.metric} {score}   (recorded test: {fmt_score(art.scores['test'])})"
