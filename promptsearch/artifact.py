@@ -121,8 +121,9 @@ def _check_fields(data: dict, spec: dict, where: str, path: str = "") -> None:
 
 def _validate(data: dict, where: str) -> None:
     _check_fields(data, FIELDS, where)
-    if data["label_words"] is not None and not all(isinstance(w, str) and w for w in data["label_words"]):
-        raise PromptSearchError(f"{where}: field 'label_words' must be a list of non-empty strings")
+    for name, words in (("label_words", data["label_words"]), ("task.label_words", data["task"].get("label_words"))):
+        if words is not None and not (isinstance(words, list) and all(isinstance(w, str) and w for w in words)):
+            raise PromptSearchError(f"{where}: field {name!r} must be a list of non-empty strings")
     for split, info in data["task"]["splits"].items():
         _check_fields(info if isinstance(info, dict) else {}, {"n": (int,), "sha256": TEXT}, where, f"task.splits.{split}.")
     if "test" not in data["task"]["splits"]:
@@ -305,7 +306,10 @@ def task_identity(task, seed: int) -> dict:
 
     bundled = Path(task.source).resolve().parent == BUNDLED_DIR.resolve()
     source = Path(task.source).name if bundled else task.source
-    return {"name": task.name, "kind": task.kind, "metric": task.metric, "source": source, "seed": seed,
+    # the task's own label words: an ensemble's members without words of their own are scored with them, while the
+    # artifact's top-level label_words are its first member's (ensemble.make)
+    words = {"label_words": list(task.label_words)} if task.label_words else {}
+    return {"name": task.name, "kind": task.kind, "metric": task.metric, "source": source, "seed": seed, **words,
             "splits": {s: {"n": len(task.split(s)), "sha256": split_hash(task.split(s))} for s in ("train", "dev", "test")}}
 
 

@@ -83,6 +83,9 @@ class Prompt:
     # the weights they were read on (artifact.model_fingerprint); used where predict's model is those weights.
     stored_biases: dict = field(default_factory=dict, repr=False)
     weights: str | None = None
+    # The task's own label words, which an ensemble member without words of its own is scored with; ``label_words``
+    # are the prompt's (an ensemble's: its first member's). Empty in an artifact from before they were recorded.
+    task_words: tuple[str, ...] = ()
     # Calibration bias rows computed by earlier predict calls, keyed by model fingerprint (calibration.py): batch
     # calibration averages 32 pool inputs per member, which dominated a predict call of a few inputs (17 s for 2
     # inputs of a 3-member ensemble on a 2-core CPU) and is the same floats every time on the same model.
@@ -132,20 +135,29 @@ class Prompt:
                    art.demo_pool, (scoring.get("generation") or {}).get("max_new_tokens"), art.task["name"],
                    vectors, {k: art.scores[k] for k in ("dev", "holdout", "test") if k in art.scores},
                    stored_biases=dict((scoring.get("calibration_bias") or {}).get("biases") or {}),
-                   weights=art.model["fingerprint"])
+                   weights=art.model["fingerprint"], task_words=tuple(art.task.get("label_words") or ()))
 
     @classmethod
     def from_candidate(cls, candidate: Candidate, task: Task, chat: bool = False, max_new_tokens: int | None = None,
                        scores: dict | None = None) -> Prompt:
         pool = demo_rules.pool_rows(task) if demo_rules.uses_pool(candidate) else None
         return cls(candidate, task.kind, task.metric, tuple(candidate.label_words or task.label_words), chat, pool,
-                   max_new_tokens, task.name, None, dict(scores or {}))
+                   max_new_tokens, task.name, None, dict(scores or {}), task_words=tuple(task.label_words))
 
     # ---- what is sent -----------------------------------------------------------------------------
     def task(self) -> Task:
         """The task the prompt is scored on: its kind, metric and label words, and its stored demo pool as train."""
-        task = Task(self.task_name, self.kind, (), (), (), self.metric, self.candidate.prompt, self.label_words)
+        task = Task(self.task_name, self.kind, (), (), (), self.metric, self.candidate.prompt, self._task_words())
         return demo_rules.with_pool(task, self.demo_pool) if self.demo_pool else task
+
+    def _task_words(self) -> tuple[str, ...]:
+        members = self.candidate.members
+        if self.task_words or not members or all(m.label_words for m in members):
+            return self.task_words or self.label_words
+        if members[0].label_words:  # the top-level words are that member's, not the task's the others were scored with
+            raise PromptSearchError("this artifact's ensemble has members scored with the task's label words, which it "
+                                    "does not record (an artifact from before they were); export it again from its run")
+        return self.label_words
 
     def task_on(self, task: Task) -> Task:
         """Another task's data scored as this prompt is: its demonstrations from the stored pool."""

@@ -113,6 +113,7 @@ def _broken(data, **changes):
     ({"scores__test__n": "200"}, "field 'scores.test.n' must be int, not str"),
     ({"prompt": "no slot"}, "field 'prompt'"),
     ({"label_words": ["", "x"]}, "non-empty strings"),
+    ({"task__label_words": "positive"}, "field 'task.label_words' must be a list of non-empty strings"),
     ({"test_outcomes__scores": [1.0]}, "'test_outcomes' lists must all hold scores.test.n = 200 entries"),
     ({"scores__holdout": {"score": 0.5}}, "missing field 'scores.holdout.metric'"),
     ({"scores__seed_holdout": [0.5]}, "missing field 'scores.seed_holdout.metric'"),

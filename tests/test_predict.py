@@ -122,6 +122,49 @@ def test_an_artifact_carries_the_bias_its_prompt_was_corrected_by(searched, kind
         == [words[i] for i in art["test_outcomes"]["preds"]]
 
 
+def test_eval_artifact_corrects_by_the_stored_bias_and_reproduces(searched, tmp_path, monkeypatch):
+    """`eval --artifact --check` scores as predict predicts: on the recorded weights it takes the stored bias."""
+    from promptsearch.scoring.calibration import Calibration
+
+    root, _, _, result = searched
+    result.export(tmp_path / "prompt.json", rank=_rank(root / "run", "ensemble"))
+    taken, adopt = [], Calibration.adopt
+    monkeypatch.setattr(Calibration, "adopt", lambda self, *a: taken.append(adopt(self, *a)) or taken[-1])
+    r = CliRunner().invoke(main, ["eval", "--artifact", str(tmp_path / "prompt.json"), "--device", "cpu", "--check"])
+    assert r.exit_code == 0 and r.output.startswith("reproduced: accuracy"), r.output
+    members = json.loads((tmp_path / "prompt.json").read_text())["options"]["members"]
+    assert taken == [sum(bool(m.get("calibrate")) for m in members)] and taken[0] > 0
+
+
+def test_an_ensemble_led_by_its_own_label_words_scores_the_others_with_the_tasks(searched, tmp_path):
+    """An ensemble reads as its first member, label words included (ensemble.make); a member without words of its
+    own was scored with the task's, and so it is in a prediction (from the artifact's `task.label_words`, and from
+    `Prompt.from_candidate`). An artifact from before that field, where this matters, is one line."""
+    from promptsearch.candidate import Candidate
+    from promptsearch.errors import PromptSearchError
+    from promptsearch.prompt import Prompt
+    from promptsearch.scoring.ensemble import make
+
+    root, model, task, result = searched
+    found = make([Candidate(PROMPT, label_words=("bad", "great")), Candidate("Text: {input}\nLabel:"),
+                  Candidate(PROMPT, calibrate="contextual")])
+    scored = Scorer(model).evaluate(task, found, task.test)  # the search's path: the task's words for members 2, 3
+    assert Prompt.from_candidate(found, task).predict([ex.input for ex in task.test], model)[0].prediction in ("bad", "great")
+    assert [p.prediction for p in Prompt.from_candidate(found, task).predict([ex.input for ex in task.test], model)] \
+        == [r.prediction for r in scored]
+    result.export(tmp_path / "prompt.json", rank=_rank(root / "run", "ensemble"))
+    data = json.loads((tmp_path / "prompt.json").read_text())
+    assert data["task"]["label_words"] == list(task.label_words)
+    data.update(prompt=found.prompt, label_words=["bad", "great"], options=found.options())
+    (tmp_path / "led.json").write_text(json.dumps(data))
+    predicted = ps.load_prompt(tmp_path / "led.json").predict([ex.input for ex in task.test], model)
+    assert [p.prediction for p in predicted] == [r.prediction for r in scored]
+    del data["task"]["label_words"]
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    with pytest.raises(PromptSearchError, match="does not record .* export it again from its run"):
+        ps.load_prompt(tmp_path / "old.json").predict(["a fine film"], model)
+
+
 def test_a_stored_bias_is_for_its_model_and_pool_only(searched, tmp_path):
     """A bias is keyed by model (weights and dtype), chat mode, prompt, words and pool: a prompt loaded without the
     artifact's weights, or with another pool, reads its bias again; one that was edited in is refused in one line."""
