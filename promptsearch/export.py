@@ -18,6 +18,7 @@ from .errors import PromptSearchError
 from .metrics import summarize
 from .prompt import scoring_rule
 from .scoring import ExampleResult, calibration, demos
+from .scoring.scorer import evaluate_fitting
 from .stats import outcomes, paired_test
 from .store import RunStore
 
@@ -74,13 +75,14 @@ def export_run(run_dir: str | Path, out: str | Path, rank: int | None = None, pa
             from safetensors.torch import load
 
             scorer.register_soft_prompt(best.soft, load(soft_bytes)["prompt_embeddings"])
-    results = {c.id: logged.get(c.id) or scorer.evaluate(task, c, task.test) for c in (best, seed)}
+    # a test row too long for the model's context with the prompt scores as wrong, as in the run (objective.py)
+    results = {c.id: logged.get(c.id) or evaluate_fitting(scorer, task, c, task.test)[0] for c in (best, seed)}
     words = {c.id: c.label_words or task.label_words for c in (best, seed)}
     from .selection import kept
 
     def on_dev(c):  # as the search scored it: without the train rows the prompt shows (selection.py)
         rows = [task.dev[i] for i in kept(task, c, task.dev)]
-        return summarize(task.metric, scorer.evaluate(task, c, rows), rows, words[c.id]).to_json()
+        return summarize(task.metric, evaluate_fitting(scorer, task, c, rows)[0], rows, words[c.id]).to_json()
 
     dev = {c.id: on_dev(c) for c in (best, seed)} if refined else {best.id: row["dev"], seed.id: summary["seed"]["dev"]}
     score = {c.id: summarize(task.metric, results[c.id], task.test, words[c.id]).to_json() for c in (best, seed)}

@@ -92,13 +92,15 @@ class PlainOnly(Strategy):
 
 
 def text_alone_score(task, scorer, best: Candidate) -> dict:
-    """What the winner's text alone scores on test (reported only: it steers nothing)."""
+    """What the winner's text alone scores on test (reported only: it steers nothing); a test row too long for
+    the model's context with that text is scored as wrong, and counted (``too_long``)."""
     from .metrics import summarize
+    from .scoring.scorer import evaluate_fitting
 
     alone = text_alone(best)
-    results = scorer.evaluate(task, alone, task.test)
-    return {"prompt": alone.prompt, "test": summarize(task.metric, results, task.test,
-                                                      alone.label_words or task.label_words).to_json()}
+    results, too_long = evaluate_fitting(scorer, task, alone, task.test)
+    return {"prompt": alone.prompt, **({"too_long": len(too_long)} if too_long else {}),
+            "test": summarize(task.metric, results, task.test, alone.label_words or task.label_words).to_json()}
 
 
 def best_prompt_text(best: dict) -> str:

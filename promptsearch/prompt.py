@@ -50,15 +50,20 @@ def scoring_rule(kind: str, metric: str, candidate: Candidate, chat: bool, max_n
 @dataclass(frozen=True)
 class Prediction:
     """One input's answer: the predicted label word or generated answer, and for classification each label's
-    probability (softmax of the label scores as scored) and the label scores themselves."""
+    probability (softmax of the label scores as scored) and the label scores themselves. An input the prompt
+    cannot be scored on has no answer (``prediction`` None) and says why (``error``), as a run scores such a
+    row wrong, while the other inputs of the call are answered."""
 
     input: str
-    prediction: str
+    prediction: str | None
     label_probs: dict[str, float] | None = None
     label_scores: dict[str, float] | None = None
+    error: str | None = None
 
     def to_json(self) -> dict:
         out = {"input": self.input, "prediction": self.prediction}
+        if self.error is not None:
+            out["error"] = self.error
         if self.label_scores is not None:
             out["label_probs"] = self.label_probs
             out["label_scores"] = {k: (None if math.isinf(v) else v) for k, v in self.label_scores.items()}
@@ -184,6 +189,7 @@ class Prompt:
         from tqdm.auto import tqdm
 
         from .scoring import Scorer
+        from .scoring.scorer import evaluate_fitting
 
         texts = [_text(x, i) for i, x in enumerate(inputs)]
         scorer = Scorer(model, batch_size=batch_size, chat=self.chat)
@@ -201,17 +207,23 @@ class Prompt:
         scorer.calibration.biases.update(self._biases)
         if self.stored_biases and not self._biases and self._on_its_weights(model):
             scorer.calibration.adopt(scorer, task, self.candidate, self.stored_biases)
-        results = []
+        results, too_long = [], set()
         with tqdm(total=len(examples), disable=not progress, unit="ex", leave=False) as bar:
             for start in range(0, len(examples), PREDICT_CHUNK):
                 chunk = examples[start : start + PREDICT_CHUNK]
-                results += scorer.evaluate(task, self.candidate, chunk)
+                got, over = evaluate_fitting(scorer, task, self.candidate, chunk)
+                results += got
+                too_long.update(id(ex) for ex in over)
                 bar.update(len(chunk))
         self._biases.update(scorer.calibration.biases)
         words = self.candidate.label_words or self.label_words
         out = []
-        for text, r in zip(texts, results):
-            if self.kind == "classification":
+        for ex, text, r in zip(examples, texts, results):
+            if id(ex) in too_long:
+                limit = getattr(model, "max_length", None)
+                out.append(Prediction(text, None, error="with this prompt the input does not fit the model's context"
+                                      + (f" of {limit} tokens" if limit else "")))
+            elif self.kind == "classification":
                 scores = dict(zip(words, r.label_logprobs))
                 out.append(Prediction(text, r.prediction, dict(zip(words, softmax(r.label_logprobs))), scores))
             else:

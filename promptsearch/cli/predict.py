@@ -92,9 +92,13 @@ def predict(artifact_file, inputs, input_file, out, allow_other_model, model, mo
     lines = [json.dumps(p.to_json(), ensure_ascii=False) for p in predictions]
     if out:
         artifact.atomic_write(Path(out), ("\n".join(lines) + "\n").encode("utf-8"))
+    unanswered = sum(p.error is not None for p in predictions)
     report = {"artifact": str(artifact_file), "n": len(texts), "seconds": round(seconds, 3),
               "examples_per_second": round(len(texts) / seconds, 2) if seconds else None, "output": out,
-              "text_alone": prompt.plain}
+              "text_alone": prompt.plain, "unanswered": unanswered}
+    if unanswered and not quiet and not as_json:
+        click.echo(f"note: {unanswered} of {len(texts)} inputs have no prediction: with this prompt they do not fit "
+                   "the model's context (their lines say so)", err=True)
     if as_json:
         emit(True, report if out else {**report, "predictions": [p.to_json() for p in predictions]}, "")
     elif out:

@@ -344,10 +344,13 @@ def render_single(s: dict) -> str:
     elif best.get("strategy") == "final":  # the winner calibrated after the search (search/loop.py)
         lines.append(f"    the search's winner with its label scores calibrated ({best.get('edit', '')}) after the search "
                      "(--final-calibration none keeps the winner as found)")
-    for note in s.get("final_notes", ()):  # an after-search step a limit left out (search/loop.py)
-        lines.append(f"    after the search: {note} (raise the limit to have it)")
+    for note in s.get("final_notes", ()):  # an after-search step a limit left out, rows too long (search/loop.py)
+        limited = "--max-" in note or "the limit" in note
+        lines.append(f"    after the search: {note}" + (" (raise the limit to have it)" if limited else ""))
     if best.get("text_alone"):  # what pasting the text without its options would score (plain.py)
-        lines.append(f"    the text alone: test {fmt_score(best['text_alone']['test'])}")
+        too_long = best["text_alone"].get("too_long")
+        lines.append(f"    the text alone: test {fmt_score(best['text_alone']['test'])}"
+                     + (f"; {too_long} rows too long for the model's context, scored as wrong" if too_long else ""))
     # Say which estimate the dev line is: with nothing held out it is the score on the rows that chose the winner
     # (summaries from before the estimate say nothing either way).
     chose = CHOSE if best.get("holdout") else (

@@ -171,7 +171,7 @@ class Scorer:
         contexts = self.contexts(prompt, examples)
         words = verbalizers.words(label_words, verbalizer)
         conts = [[continuation(c, w) for w in words] for c in contexts]
-        scores = self.loglikelihoods(contexts, conts, soft=soft, ids=[ex.id for ex in examples])
+        scores = self.loglikelihoods(contexts, conts, soft=soft, ids=list(examples))
         scores = [verbalizers.class_scores(lps, label_words, verbalizer) for lps in scores]
         out = []
         for ex, lps in zip(examples, scores):
@@ -183,7 +183,7 @@ class Scorer:
     def target_loglik(self, prompt: str | list[str], examples, soft: str | None = None) -> list[ExampleResult]:
         contexts = self.contexts(prompt, examples)
         conts = [[continuation(c, ex.output)] for c, ex in zip(contexts, examples)]
-        scores = self.loglikelihoods(contexts, conts, soft=soft, ids=[ex.id for ex in examples])
+        scores = self.loglikelihoods(contexts, conts, soft=soft, ids=list(examples))
         return [ExampleResult(s[0], "", s[0]) for s in scores]
 
     def loglikelihoods(self, contexts: list[str], continuations: list[list[str]], soft: str | None = None,
@@ -203,7 +203,7 @@ class Scorer:
         contexts = self.contexts(prompt, examples)
         self.stats["rows"] += len(contexts)
         extra = {} if soft is None else {"soft": soft}
-        with _owned([ex.id for ex in examples]):
+        with _owned(list(examples)):
             texts = self.model.generate(contexts, max_new_tokens, chat=self.chat and self._chat_by_server(), **extra)
         out = []
         for ex, text in zip(examples, texts):
@@ -238,7 +238,31 @@ class _owned:
     def __exit__(self, kind, error, tb):
         row = getattr(error, "row", None)
         if isinstance(error, TooLongError) and row is not None:
-            owner = row if self.ids is None else self.ids[row]
-            raise TooLongError(f"example {owner}: prompt and answer take {error.length} tokens, over the "
-                               f"model's context of {error.limit}") from None
+            item = row if self.ids is None else self.ids[row]  # an Example (the scorer's calls) or an id
+            named = TooLongError(f"example {getattr(item, 'id', item)}: prompt and answer take {error.length} tokens, "
+                                 f"over the model's context of {error.limit}")
+            named.example = item  # the row itself: evaluate_fitting finds it by identity (ids may repeat)
+            raise named from None
         return False
+
+
+def evaluate_fitting(scorer, task, candidate, examples) -> tuple[list[ExampleResult], list]:
+    """``scorer.evaluate``, except that a row whose prompt (its demonstrations, the input, the answer) does not fit
+    the model's context is scored as wrong -- score 0, no answer -- instead of ending the call: where a run reports
+    (test, held-out rows) or an export scores a prompt, one long input must not lose a finished search. Returns
+    the results, in order, and the rows that did not fit. A loglik task has no "wrong" score: it still raises, as
+    does a row that is not one of ``examples`` (a calibration's bias rows)."""
+    mine, too_long = {id(ex) for ex in examples}, set()
+    while True:
+        todo = [ex for ex in examples if id(ex) not in too_long]
+        try:
+            got = scorer.evaluate(task, candidate, todo) if todo else []
+            break
+        except TooLongError as e:
+            owner = id(getattr(e, "example", None))
+            if task.metric == "loglik" or owner not in mine or owner in too_long:
+                raise
+            too_long.add(owner)  # checked before any row of the call is scored: the retry scores the rest once
+    rest = iter(got)
+    return [ExampleResult(0.0, "") if id(ex) in too_long else next(rest) for ex in examples], \
+        [ex for ex in examples if id(ex) in too_long]

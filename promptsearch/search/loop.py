@@ -35,6 +35,7 @@ from .racing import Racing
 from .summary import build, describe, finish
 
 log = logging.getLogger(__name__)
+TOO_LONG_NOTE = "its bias rows, with its demonstrations, do not fit the model's context"
 SCHEDULES = ("even", "adaptive", "bandit")
 # The adaptive schedule: a stage that has not raised the run's best over its last STALL_SHARE of the budget's
 # example-evaluations (and at least STALL_MIN_CANDIDATES first rungs) hands over; every later stage keeps
@@ -102,7 +103,7 @@ class Search:
         self.rejected: set[str] = set()  # candidates dropped as too long for the model
         self._logged: set[tuple[str, int]] = set()  # (candidate id, size) already in the run log
         self._partial = 0  # examples of the rung being scored that are done (for the speed estimate)
-        self.final_notes: list[str] = []  # the after-search steps a limit left out, for the summary to say
+        self.final_notes: list[str] = []  # after-search steps a limit left out, rows too long to score: for the summary to say
         self.arms_stop: str | None = None  # the limit the bandit's arms stopped at (stopping.stop_reason), if any
 
     # ---- accounting ---------------------------------------------------------------------------
@@ -245,11 +246,7 @@ class Search:
                     del self.trials[c.id]
                 break
             except TooLongError as e:
-                if c.strategy == "seed":
-                    raise
-                log.warning("dropped a %s candidate: %s", c.strategy, e)
-                del self.trials[c.id]
-                self.rejected.add(c.id)
+                self._drop_too_long(c, e)
                 continue
             out.append(trial)
         return sorted(out, key=lambda t: t.sort_key(), reverse=True)
@@ -398,12 +395,30 @@ class Search:
     def _arm_limits(self, finals: list[Strategy]) -> tuple[float, float, float, float]:
         return bandit.arm_limits(self, finals)  # kept for callers of the old name (bandit.py owns it)
 
+    def _drop_too_long(self, c: Candidate, error: TooLongError) -> None:
+        """A candidate with a dev row too long for the model's context: out of the search, as if never proposed
+        (the seed, which every run reports, is an error)."""
+        if c.strategy == "seed":
+            raise error
+        log.warning("dropped a %s candidate: %s", c.strategy, error)
+        del self.trials[c.id]
+        self.rejected.add(c.id)
+
     def _top_k_on_all_dev(self) -> list[Trial]:
-        """The final check: the top-k scored on all of dev; the leaderboard after it."""
-        full = len(self.task.dev)
-        for trial in self.leaderboard()[: self.top_k]:
+        """The final check: the top-k scored on all of dev; the leaderboard after it. A prompt with a dev row its
+        rungs had not reached that does not fit the model's context leaves it, as in racing (the next one is
+        checked in its place)."""
+        full, kept = len(self.task.dev), 0
+        for trial in self.leaderboard():
+            if kept == self.top_k:
+                break
             if full not in trial.rungs:
-                self._score(trial, full)
+                try:
+                    self._score(trial, full)
+                except TooLongError as e:
+                    self._drop_too_long(trial.candidate, e)
+                    continue
+            kept += 1
         return self.leaderboard()
 
     def _final_best(self, board: list[Trial]) -> Candidate | None:
@@ -417,10 +432,11 @@ class Search:
         best = self._calibrated_winner(group)
         if best is not None or group is board[0].candidate:
             return best
-        refused = bool(self.final_notes[before:])  # a limit refused the ensemble's calibration (said below instead)
+        refused = self.final_notes[before:]  # a limit or the context refused the ensemble's calibration (said below)
         del self.final_notes[before:]
         if refused:  # the ensemble is only ever shipped calibrated: without it, the winner alone
-            self._skip("the final ensemble is not built: calibrating its members would pass the limit")
+            why = TOO_LONG_NOTE if any(TOO_LONG_NOTE in n for n in refused) else "calibrating its members would pass the limit"
+            self._skip(f"the final ensemble is not built: {why}")
         return self._calibrated_winner(board[0].candidate)
 
     def _final_group(self, board: list[Trial]) -> Candidate:
@@ -496,7 +512,12 @@ class Search:
         if trial is None:
             trial = self.trials[found.id] = Trial(found, order=len(self.trials))
         if len(task.dev) not in trial.rungs:
-            self._score(trial, len(task.dev))
+            try:
+                self._score(trial, len(task.dev))
+            except TooLongError as e:  # its bias rows: pool inputs shown with the winner's demonstrations
+                del self.trials[found.id]
+                self._skip(f"the winner is not calibrated: {TOO_LONG_NOTE} ({e})")
+                return None
         return found
 
     def _skip(self, note: str) -> None:

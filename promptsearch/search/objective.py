@@ -9,11 +9,16 @@ some rows (``__call__``; racing ranks by it), what the final check adds, and the
 
 from __future__ import annotations
 
+import logging
+
 from ..candidate import Candidate
 from ..metrics import summarize
+from ..scoring.scorer import evaluate_fitting
 from ..selection import Shown, kept
 from ..stats import outcomes, paired_test
 from .racing import dev_order
+
+log = logging.getLogger(__name__)
 
 
 class SingleTask:
@@ -65,7 +70,21 @@ class SingleTask:
     def on_test(self, c: Candidate):
         """The score on the test rows (reported, never used to choose)."""
         task = self.search.task
-        return self(c, self.search.scorer.evaluate(task, c, task.test), task.test)
+        return self(c, self.reported(c, task.test, "test"), task.test)
+
+    def reported(self, c: Candidate, rows, split: str) -> list:
+        """A candidate's results on rows it is reported on (test, held-out), where a row too long for the model's
+        context with this prompt is scored as wrong and the summary says so (``final_notes``): it was chosen on
+        dev rows that fit, and one long input must not lose the finished search."""
+        search = self.search
+        results, too_long = evaluate_fitting(search.scorer, search.task, c, rows)
+        if too_long:
+            which = {"seed": "the seed prompt", "final": "the winner"}.get(c.strategy, f"prompt {c.id} ({c.strategy})")
+            note = f"{len(too_long)} of {len(rows)} {split} rows do not fit the model's context with {which}: scored as wrong"
+            if note not in search.final_notes:
+                log.warning(note)
+                search.final_notes.append(note)
+        return results
 
     def final_extra_evals(self) -> int:
         """Evaluations the final check spends beyond the top-k on dev and best and seed on test: best and seed
@@ -98,12 +117,12 @@ class SingleTask:
         """The score on rows outside the search (held-out), counted like the final check's."""
         search = self.search
         search.tokens_used += search._tokens(c, rows)
-        return self(c, search.scorer.evaluate(search.task, c, rows), rows)
+        return self(c, self.reported(c, rows, "held-out"), rows)
 
     def outcomes_on(self, c: Candidate, rows) -> dict:
         """A candidate's per-example results on ``rows`` (cached where on_rows scored them: nothing is sent again)."""
         task = self.search.task
-        return outcomes(self.search.scorer.evaluate(task, c, rows), rows, c.label_words or task.label_words)
+        return outcomes(self.reported(c, rows, "held-out"), rows, c.label_words or task.label_words)
 
     def paired_test(self, best: Candidate, seed: Candidate) -> dict | None:
         task = self.search.task
@@ -113,7 +132,7 @@ class SingleTask:
         """A candidate's per-example test results, logged to ``test.jsonl`` so an export can carry them
         (a paired comparison needs them, not just the mean)."""
         search, task = self.search, self.search.task
-        results = search.scorer.evaluate(task, c, task.test)
+        results = self.reported(c, task.test, "test")
         if search.store is not None:
             search.store.append("test.jsonl", {"candidate": c.to_json(), "keys": [ex.key for ex in task.test],
                                                "results": [r.to_json() for r in results]})
