@@ -95,6 +95,7 @@ class EvalResult:
     ci_low: float
     ci_high: float
     results: list[dict] = field(default_factory=list, repr=False)
+    too_long: int = 0  # rows that with this prompt do not fit the model's context: scored as wrong
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -112,6 +113,7 @@ def evaluate(task: Task | str | None, model, prompt: str | Prompt | Candidate | 
     from .limits import check as check_rule
     from .limits import check_given
     from .scoring import Scorer
+    from .scoring.scorer import evaluate_fitting
     from .template import validate
 
     # every argument checked before a model is loaded or a row scored (limits.py: the rules of eval's flags)
@@ -150,18 +152,19 @@ def evaluate(task: Task | str | None, model, prompt: str | Prompt | Candidate | 
 
         task, scorer = apply(metric, task, scorer)
     examples = task.split(split)[:limit]
-    results = []
+    results, too_long = [], 0
     with tqdm(total=len(examples), disable=not progress, unit="ex", leave=False) as bar:
         for start in range(0, len(examples), 64):
             chunk = examples[start : start + 64]
-            results += scorer.evaluate(task, candidate, chunk)
+            got, over = evaluate_fitting(scorer, task, candidate, chunk)  # a row too long: wrong, as a run scores it
+            results, too_long = results + got, too_long + len(over)
             bar.update(len(chunk))
     words = candidate.label_words or task.label_words
     score = summarize(task.metric, results, examples, words)
     rows = [{"id": ex.id, "input": ex.input, "prediction": r.prediction, "score": r.score,
              **({"label_scores": dict(zip(words, r.label_logprobs))} if task.kind == "classification" else {})}
             for ex, r in zip(examples, results)]
-    return EvalResult(score.metric, score.score, score.n, score.ci_low, score.ci_high, rows)
+    return EvalResult(score.metric, score.score, score.n, score.ci_low, score.ci_high, rows, too_long)
 
 
 def _check_options(task: Task, candidate: Candidate) -> None:

@@ -155,3 +155,17 @@ def test_a_winner_whose_bias_rows_do_not_fit_is_shipped_uncalibrated_and_the_sum
     assert s["final_notes"][1].startswith("the winner is not calibrated: its bias rows, with its demonstrations, do "
                                           "not fit the model's context (example train-3: prompt and answer take 2051")
     assert "raise the limit" not in render_summary(s)
+
+
+def test_eval_scores_a_row_too_long_as_wrong_and_counts_it(long_inputs, tiny_dir):
+    root, model, task, _ = long_inputs
+    found = ps.evaluate(task, model, split="test")  # the seed prompt: only row 1 is past the context
+    assert found.too_long == 1 and found.results[1]["prediction"] == "" and found.results[1]["score"] == 0.0
+    assert found.score == pytest.approx(sum(r["score"] for r in found.results) / 30)
+    args = ["eval", "--task", str(root / "task"), "--split", "test", "--model", tiny_dir, "--device", "cpu",
+            "--dtype", "float32"]
+    r = CliRunner().invoke(main, args + ["--json"])
+    out = json.loads(r.stdout)
+    assert r.exit_code == 0 and out["too_long"] == 1 and out["score"] == pytest.approx(found.score)
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0 and "note: 1 of 30 rows do not fit the model's context with this prompt: scored as wrong" in r.stdout

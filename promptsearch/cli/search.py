@@ -135,13 +135,16 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
         from ..custom_metric import apply
 
         t, scorer = apply(metric, t, scorer)
-    results = []
+    results, too_long = [], 0
     from tqdm.auto import tqdm
+
+    from ..scoring.scorer import evaluate_fitting
 
     with tqdm(total=len(examples), disable=quiet or as_json, unit="ex", leave=False) as bar:
         for i in range(0, len(examples), 64):
             chunk = examples[i : i + 64]
-            results += scorer.evaluate(t, cand, chunk)
+            got, over = evaluate_fitting(scorer, t, cand, chunk)  # a row too long: wrong, as a run scores it
+            results, too_long = results + got, too_long + len(over)
             bar.update(len(chunk))
     score = summarize(t.metric, results, examples, words or t.label_words)
     seconds = time.monotonic() - loaded
@@ -150,7 +153,7 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
            "model": scorer.model.name, "dtype": getattr(loaded_model, "dtype_name", None), "seconds": round(seconds, 3), "load_seconds": round(loaded - started, 3),
            "examples_per_second": round(len(examples) / seconds, 2) if seconds else None,
            "scoring": scoring_note.describe(loaded_model),
-           "results": example_rows(t, examples, results, words or t.label_words)}  # every task kind (#30)
+           "too_long": too_long, "results": example_rows(t, examples, results, words or t.label_words)}  # every task kind (#30)
     if getattr(loaded_model, "stats", None) is not None:
         out["served"] = dict(loaded_model.stats)
     if scoring_note.note(loaded_model):
@@ -158,6 +161,8 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
     text = f"{t.name} {split}: {score.metric} {score}\nprompt: {one_line(prompt)}{options_note(out)}"
     if out.get("scoring_note"):
         text += f"\nnote: {out['scoring_note']}"
+    if too_long:
+        text += f"\nnote: {too_long} of {len(examples)} rows do not fit the model's context with this prompt: scored as wrong"
     if n_examples is not None or errors:
         text += "\n\n" + render(out["results"], pick(out["results"], n_examples, errors), f"{split} outputs")
     emit(as_json, out, text)
