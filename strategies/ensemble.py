@@ -82,7 +82,7 @@ class EnsembleSelection(Strategy):
         for trial in ctx.leaderboard():
             if len(pool) >= self.pool:
                 break
-            if trial.candidate.members or not trial.rungs:
+            if trial.candidate.members or trial.candidate.soft or not trial.rungs:  # soft: not exportable in an ensemble
                 continue
             extra = n_dev - trial.rung
             if extra and charge + extra > left:

@@ -230,3 +230,24 @@ def test_reregistering_other_vectors_under_a_name_drops_their_cached_scores(tiny
     scorer.register_soft_prompt("v", torch.ones(2, hidden))
     second = scorer.evaluate(task, Candidate(PROMPT, soft="v"), task.dev[:4])
     assert scorer.stats["cache_hits"] == 4 and [r.label_logprobs for r in second] != [r.label_logprobs for r in first]
+
+
+def test_a_soft_prompt_runs_winner_is_an_artifact_that_predicts_as_scored(tiny_dir, small_task_dir, tmp_path):
+    """An artifact carries one soft prompt's vectors, not an ensemble member's: the final ensemble and the ensemble
+    strategy leave soft prompts out, so the winner of a soft-prompt run always exports (it was refused when the
+    final ensemble took the soft prompt in) and predicts its recorded test answers one by one."""
+    import promptsearch as ps
+    from promptsearch.store import RunStore
+
+    model = ps.load_model(tiny_dir, device="cpu", dtype="float32")
+    task = ps.load_task(small_task_dir)
+    result = ps.search(task, model, budget=ps.Budget(max_evals=400), run_dir=tmp_path / "run", seed=0, selection="dev",
+                       strategies=["soft-prompt", "ensemble"], options={"soft-prompt": {"n_virtual_tokens": 3, "epochs": 2}})
+    board = RunStore.open(tmp_path / "run").leaderboard()
+    assert any(row["soft"] for row in board)
+    assert not any(m.get("soft") for row in board for m in row.get("members") or [])
+    for rank in range(1, len(board) + 1):
+        result.export(tmp_path / f"p{rank}.json", rank=rank)
+        art = json.loads((tmp_path / f"p{rank}.json").read_text())
+        predicted = ps.load_prompt(tmp_path / f"p{rank}.json").predict([ex.input for ex in task.test], model)
+        assert [p.prediction for p in predicted] == [art["label_words"][i] for i in art["test_outcomes"]["preds"]]

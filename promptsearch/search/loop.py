@@ -446,14 +446,15 @@ class Search:
         top prompts are seldom apart by more than luck, and their calibrated label distributions averaged gained
         on the development split (docs/decisions.md, 2026-12-03 evening)."""
         winner = board[0].candidate
-        if self.final_ensemble < 2 or self._twin(winner) is None:
+        # a soft prompt is left out: an artifact carries one soft prompt's vectors, not an ensemble member's (export.py)
+        if self.final_ensemble < 2 or self._twin(winner) is None or any(m.soft for m in winner.members or (winner,)):
             return winner
         full, members, seen = len(self.task.dev), [], set()
         for trial in board:
             if full not in trial.rungs or trial.candidate.strategy == "final":
                 continue
             for m in trial.candidate.members or (trial.candidate,):
-                if m.id not in seen and len(members) < self.final_ensemble:
+                if m.id not in seen and len(members) < self.final_ensemble and not m.soft:
                     seen.add(m.id)
                     members.append(m)
         if len(members) < 2 or (winner.members and {m.id for m in winner.members} == seen):
