@@ -205,3 +205,22 @@ def test_retry_after_values(value, expected):
     from promptsearch.models.http_pool import retry_after
 
     assert retry_after(value) == expected
+
+
+@pytest.mark.parametrize("detail, length, limit", [
+    # llama-cpp-python and vLLM (OpenAI's wording), SGLang's
+    ("This model's maximum context length is 2048 tokens, however you requested 3019 tokens (3018 in your prompt; "
+     "1 for the completion).", 3019, 2048),
+    ("This model's maximum context length is 4096 tokens. However, you requested 5000 tokens (4999 in the messages, "
+     "1 in the completion).", 5000, 4096),
+    ("The input (9000 tokens) is longer than the model's context length (8192 tokens).", 9000, 8192),
+    ('{"error": {"code": "context_length_exceeded", "message": "too long"}}', None, None),
+])
+def test_a_servers_refusal_of_a_long_prompt_is_a_row_too_long(detail, length, limit):
+    from promptsearch.models.http_pool import ServerError
+    from promptsearch.models.served import too_long
+
+    named = too_long(ServerError("http://h/v1", f"HTTP 400 on /completions: {detail}"), 3)
+    assert (named.row, named.length, named.limit) == (3, length, limit)
+    assert too_long(ServerError("http://h/v1", f"HTTP 500 on /completions: {detail}"), 3) is None
+    assert too_long(ServerError("http://h/v1", "HTTP 400 on /completions: unknown field 'echo'"), 3) is None

@@ -187,3 +187,30 @@ def test_a_verbalizer_mined_and_scored_on_the_server_agrees_with_llama_cpp(llama
             expected.append(math.log(sum(math.exp(x) for x in each)))
         assert list(r.label_logprobs) == pytest.approx(expected, abs=1e-4)
         assert r.prediction == task.label_words[max(range(2), key=expected.__getitem__)]
+
+
+def test_a_prompt_past_the_servers_context_is_a_row_too_long_not_a_lost_run(llama_server, tmp_cache):
+    """llama-cpp-python answers HTTP 400 ("This model's maximum context length is 2048 tokens, however you requested
+    ..."): the row is the scorer's TooLongError, named and scored wrong where a run reports, as in process; generation
+    too. Other rows of the call are answered."""
+    import promptsearch as ps
+    from promptsearch.errors import TooLongError
+
+    model = ps.load_model(llama_server.url)
+    task = load_task("sst2-mini")
+    long_prompt = "Review: " + "a very long and winding review " * 500 + "{input}\nSentiment:"
+    found = ps.evaluate(task, model, long_prompt, split="test", limit=2)
+    assert found.too_long == 2 and found.score == 0.0
+    rows = [ex if i != 1 else type(ex)(ex.input * 400, ex.output, label=ex.label, id=ex.id) for i, ex in enumerate(task.test[:3])]
+    from promptsearch.candidate import Candidate
+    from promptsearch.scoring.scorer import evaluate_fitting
+
+    scorer = Scorer(model)
+    with pytest.raises(TooLongError, match=r"example \S+: prompt and answer take \d+ tokens, over the model's context of 2048"):
+        scorer.evaluate(task, Candidate("Review: {input}\nSentiment:"), rows)
+    results, over = evaluate_fitting(scorer, task, Candidate("Review: {input}\nSentiment:"), rows)
+    assert over == [rows[1]] and results[0].prediction in task.label_words and results[2].prediction in task.label_words
+    answers = model.generate(["Q: 2+2?\nA:", "Q: " + "word " * 3000 + "\nA:"][:1], 4)
+    assert len(answers) == 1
+    with pytest.raises(TooLongError, match="row 1: the server refused the prompt: over its context of 2048"):
+        model.generate(["Q: 2+2?\nA:", "Q: " + "word " * 3000 + "\nA:"], 4)

@@ -16,15 +16,41 @@ prompt is sent as it is -- no start text in front that would change what is meas
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 
-from ..errors import PromptSearchError
+from ..errors import PromptSearchError, TooLongError
 from . import dialects as d
 from .base import Capabilities, Model
 from .http_pool import HttpPool, ServerError
 from .response_cache import ResponseCache, request_key
 
 log = logging.getLogger(__name__)
+
+# How servers refuse a prompt past their context (HTTP 400): OpenAI's wording, which vLLM and llama-cpp-python
+# follow ("This model's maximum context length is 2048 tokens, however you requested 3019 tokens"), its error
+# code, and SGLang's ("The input (3019 tokens) is longer than the model's context length (2048 tokens)").
+CONTEXT_REFUSAL = re.compile(r"maximum context length|context_length_exceeded|longer than the model's context length"
+                             r"|exceeds? (the )?context window", re.IGNORECASE)
+_LIMIT = re.compile(r"maximum context length is (\d+)|context length \((\d+)|context window of (\d+)", re.IGNORECASE)
+_ASKED = re.compile(r"requested (\d+) tokens|input \((\d+) tokens", re.IGNORECASE)
+
+
+def too_long(error: ServerError, row: int) -> TooLongError | None:
+    """The server's refusal of a prompt past its context as the scorer's TooLongError for ``row`` (the scorer
+    names the example, and scores it wrong where a run reports); None for any other error."""
+    text = str(error)
+    if "HTTP 400" not in text or not CONTEXT_REFUSAL.search(text):
+        return None
+
+    def number(pattern):
+        found = pattern.search(text)
+        return int(next(g for g in found.groups() if g)) if found else None
+
+    length, limit = number(_ASKED), number(_LIMIT)
+    named = TooLongError(f"row {row}: the server refused the prompt: over its context" + (f" of {limit}" if limit else ""))
+    named.row, named.length, named.limit = row, length, limit
+    return named
 
 PROBE = " red green blue" * 4
 # Every token here differs from the next and is easy to predict, so a position whose listed most-likely token
@@ -161,6 +187,22 @@ class ServedModel(Model):
         """An estimate (the server's tokenizer is not here): about 3 characters a token, rounded up."""
         return max(1, -(-len(text.encode("utf-8")) // 3))
 
+    def _map_rows(self, fn, items: list, contexts: list) -> list:
+        """``pool.map`` where each item is one of ``contexts`` (or starts with it): a refusal of a context past
+        the server's context is the scorer's TooLongError naming that row, as a local model's is."""
+        row = {c: i for i, c in reversed(list(enumerate(contexts)))}
+
+        def one(item):
+            try:
+                return fn(item)
+            except ServerError as e:
+                named = too_long(e, row.get(item if isinstance(item, str) else item[0], 0))
+                if named is None:
+                    raise
+                raise named from None
+
+        return self.pool.map(one, items)
+
     def loglikelihoods(self, contexts, continuations):
         pairs = [(c, k) for c, ks in zip(contexts, continuations) for k in ks]
         if self.dialect == "echo":
@@ -171,13 +213,13 @@ class ServedModel(Model):
             for c, k in pairs:
                 words.setdefault(c, []).append(k)
             asks = list(words.items())
-            tops = dict(zip(words, self.pool.map(lambda a: self._top(*a), asks) if self.top_k else [{}] * len(asks)))
+            tops = dict(zip(words, self._map_rows(lambda a: self._top(*a), asks, contexts) if self.top_k else [{}] * len(asks)))
             rest = self._forced if self.late_echo else self._exact
-            values = self.pool.map(lambda p: tops[p[0]].get(p[1]) if p[1] in tops[p[0]] else rest(*p), pairs)
+            values = self._map_rows(lambda p: tops[p[0]].get(p[1]) if p[1] in tops[p[0]] else rest(*p), pairs, contexts)
         elif self.dialect in d.EXACT:
-            values = self.pool.map(lambda p: self._exact(*p), pairs)
+            values = self._map_rows(lambda p: self._exact(*p), pairs, contexts)
         elif self.dialect in d.TOPK:
-            values = self.pool.map(lambda p: self._topk(*p), pairs)
+            values = self._map_rows(lambda p: self._topk(*p), pairs, contexts)
         else:
             raise PromptSearchError(f"{self.name} gives no log-probabilities (generation only): it can score "
                                     "generation tasks, not label words or log-likelihoods")
@@ -207,7 +249,7 @@ class ServedModel(Model):
             path, body, root = d.generate_request(self.model_id, text, max_new_tokens, chat)
             return self._ask(path, body, root, lambda a: d.generated_text(a, chat))
 
-        return self.pool.map(one, texts)
+        return self._map_rows(one, texts, texts)
 
     # ---- internals -------------------------------------------------------------------------------
     def _exact(self, context: str, cont: str) -> float:

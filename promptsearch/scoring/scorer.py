@@ -239,8 +239,9 @@ class _owned:
         row = getattr(error, "row", None)
         if isinstance(error, TooLongError) and row is not None:
             item = row if self.ids is None else self.ids[row]  # an Example (the scorer's calls) or an id
-            named = TooLongError(f"example {getattr(item, 'id', item)}: prompt and answer take {error.length} tokens, "
-                                 f"over the model's context of {error.limit}")
+            took = f"take {error.length} tokens" if error.length else "take more tokens than fit"  # a server may not say
+            named = TooLongError(f"example {getattr(item, 'id', item)}: prompt and answer {took}, over the model's "
+                                 f"context" + (f" of {error.limit}" if error.limit else ""))
             named.example = item  # the row itself: evaluate_fitting finds it by identity (ids may repeat)
             raise named from None
         return False
