@@ -213,13 +213,13 @@ class Prompt:
                 chunk = examples[start : start + PREDICT_CHUNK]
                 got, over = evaluate_fitting(scorer, task, self.candidate, chunk)
                 results += got
-                too_long.update(id(ex) for ex in over)
+                too_long.update(ex.key for ex in over)
                 bar.update(len(chunk))
         self._biases.update(scorer.calibration.biases)
         words = self.candidate.label_words or self.label_words
         out = []
         for ex, text, r in zip(examples, texts, results):
-            if id(ex) in too_long:
+            if ex.key in too_long:
                 limit = getattr(model, "max_length", None)
                 out.append(Prediction(text, None, error="with this prompt the input does not fit the model's context"
                                       + (f" of {limit} tokens" if limit else "")))

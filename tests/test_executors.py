@@ -184,3 +184,25 @@ def test_executors_fit_the_model_kind(tiny):
     assert make_executor({"model": "http://a/v1,http://b/v1", "executor": {"kind": "http"}}, scorer) is scorer
     with pytest.raises(PromptSearchError, match="unknown executor 'gpu'"):
         make_executor({"model": None, "executor": {"kind": "gpu"}}, scorer)
+
+
+@pytest.mark.integration
+def test_a_row_too_long_on_a_ray_worker_is_scored_wrong_as_in_process(ray_cluster, tiny, tiny_dir, small_task_dir):
+    """A worker's TooLongError reaches the driver with a copy of its row: reporting still finds the row (by its
+    content key) and scores it wrong, the rest as in process."""
+    from dataclasses import replace
+
+    from promptsearch.scoring.executors import make_executor
+    from promptsearch.scoring.scorer import evaluate_fitting
+
+    task = load_task(small_task_dir)
+    rows = [task.test[0], replace(task.test[1], input=task.test[1].input * 400), task.test[2]]
+    cand = Candidate("Review: {input}\nSentiment:")
+    chunked = make_executor(config_for(small_task_dir, tiny_dir, RAY), Scorer(tiny))
+    try:
+        results, over = evaluate_fitting(chunked, task, cand, rows)
+    finally:
+        chunked.close()
+    local, local_over = evaluate_fitting(Scorer(tiny), task, cand, rows)
+    assert [ex.key for ex in over] == [ex.key for ex in local_over] == [rows[1].key]
+    assert [r.prediction for r in results] == [r.prediction for r in local] and results[1].prediction == ""

@@ -242,7 +242,7 @@ class _owned:
             took = f"take {error.length} tokens" if error.length else "take more tokens than fit"  # a server may not say
             named = TooLongError(f"example {getattr(item, 'id', item)}: prompt and answer {took}, over the model's "
                                  f"context" + (f" of {error.limit}" if error.limit else ""))
-            named.example = item  # the row itself: evaluate_fitting finds it by identity (ids may repeat)
+            named.example = item  # the row itself: evaluate_fitting finds it by its key (ids may repeat)
             raise named from None
         return False
 
@@ -253,17 +253,18 @@ def evaluate_fitting(scorer, task, candidate, examples) -> tuple[list[ExampleRes
     (test, held-out rows) or an export scores a prompt, one long input must not lose a finished search. Returns
     the results, in order, and the rows that did not fit. A loglik task has no "wrong" score: it still raises, as
     does a row that is not one of ``examples`` (a calibration's bias rows)."""
-    mine, too_long = {id(ex) for ex in examples}, set()
+    # by content key: a Ray worker's error holds a copy of the row, and identical rows fit or not alike
+    mine, too_long = {ex.key for ex in examples}, set()
     while True:
-        todo = [ex for ex in examples if id(ex) not in too_long]
+        todo = [ex for ex in examples if ex.key not in too_long]
         try:
             got = scorer.evaluate(task, candidate, todo) if todo else []
             break
         except TooLongError as e:
-            owner = id(getattr(e, "example", None))
+            owner = getattr(getattr(e, "example", None), "key", None)
             if task.metric == "loglik" or owner not in mine or owner in too_long:
                 raise
             too_long.add(owner)  # checked before any row of the call is scored: the retry scores the rest once
     rest = iter(got)
-    return [ExampleResult(0.0, "") if id(ex) in too_long else next(rest) for ex in examples], \
-        [ex for ex in examples if id(ex) in too_long]
+    return [ExampleResult(0.0, "") if ex.key in too_long else next(rest) for ex in examples], \
+        [ex for ex in examples if ex.key in too_long]
