@@ -150,6 +150,20 @@ def test_run_page_best_prompt_paired_test_leaderboard_and_curve(server, root):
     assert "<polyline" in body and ">overall " in body
     for st in s["stages"]:
         assert f"<td>{st['strategy']}</td><td>{st['evals']}</td>" in body
+    from promptsearch.search.stopping import stop_line
+
+    assert f'<p class="meta">{html.escape(stop_line(s))}</p>' in body  # why it stopped, as `promptsearch run` ends
+    path = root["runs"] / "real" / "summary.json"  # and what a limit or the context left out after the search
+    kept = path.read_text()
+    try:
+        path.write_text(json.dumps({**json.loads(kept), "final_notes": ["2 of 30 test rows do not fit <b>", 7]}))
+        _, noted, _ = get(server.url + "/run/real")
+        assert '<p class="notice">After the search: 2 of 30 test rows do not fit &lt;b&gt;</p>' in noted
+        path.write_text(json.dumps({**json.loads(kept), "stages": [1, 2]}))
+        status, odd, _ = get(server.url + "/run/real")
+        assert status in (200, 400) and "stopped:" not in odd  # a damaged summary: one line, never a traceback
+    finally:
+        path.write_text(kept)
 
 
 def test_prompt_page_rows_errors_and_confusion_match_the_log(server, root):

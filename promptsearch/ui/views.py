@@ -126,7 +126,15 @@ def _run_view(run: Run) -> dict:
             cid = parents[0] if parents else None
     summary = run.summary or {}
     paired, held = summary.get("paired_test"), summary.get("paired_holdout")
-    return {"best": candidate_view(best) if best else None, "best_scores": best,
+    from ..search.stopping import stop_line
+
+    try:  # why it stopped, as `promptsearch run` ends; a summary.json edited into other shapes shows nothing here
+        stopped = stop_line(summary) if isinstance(summary.get("stop_reason"), str) else ""
+    except (TypeError, KeyError, AttributeError):
+        stopped = ""
+    notes = summary.get("final_notes")
+    return {"stopped": stopped, "notes": [n for n in notes if isinstance(n, str)] if isinstance(notes, list) else [],
+            "best": candidate_view(best) if best else None, "best_scores": best,
             "seed": run.seed or {}, "paired": paired and {**paired, "p": format_p(paired["p_value"])},
             "paired_holdout": held and {**held, "p": format_p(held["p_value"])},
             "improvement": summary.get("improvement"), "board": leaderboard(run), "chart": chart,
