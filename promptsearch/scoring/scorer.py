@@ -255,16 +255,28 @@ def evaluate_fitting(scorer, task, candidate, examples) -> tuple[list[ExampleRes
     does a row that is not one of ``examples`` (a calibration's bias rows)."""
     # by content key: a Ray worker's error holds a copy of the row, and identical rows fit or not alike
     mine, too_long = {ex.key for ex in examples}, set()
-    while True:
-        todo = [ex for ex in examples if ex.key not in too_long]
-        try:
-            got = scorer.evaluate(task, candidate, todo) if todo else []
-            break
-        except TooLongError as e:
-            owner = getattr(getattr(e, "example", None), "key", None)
-            if task.metric == "loglik" or owner not in mine or owner in too_long:
-                raise
-            too_long.add(owner)  # checked before any row of the call is scored: the retry scores the rest once
-    rest = iter(got)
-    return [ExampleResult(0.0, "") if ex.key in too_long else next(rest) for ex in examples], \
+
+    def fits(rows) -> list:
+        """The rows' results, the ones that do not fit left out (added to ``too_long``); a call's lengths are
+        checked before any of its rows is scored, so each retry scores the rest once."""
+        while True:
+            todo = [ex for ex in rows if ex.key not in too_long]
+            try:
+                return list(zip(todo, scorer.evaluate(task, candidate, todo))) if todo else []
+            except TooLongError as e:
+                owner = getattr(getattr(e, "example", None), "key", None)
+                if task.metric == "loglik" or owner not in mine or owner in too_long:
+                    raise
+                too_long.add(owner)
+
+    try:  # the common case: one call, batched as always
+        return scorer.evaluate(task, candidate, examples), []
+    except TooLongError as e:
+        if task.metric == "loglik" or getattr(getattr(e, "example", None), "key", None) not in mine:
+            raise
+    # some row does not fit: the rest a batch at a time, so many long rows cost a few short retries each
+    size, found = max(1, int(getattr(scorer, "batch_size", 16) or 16)), {}
+    for start in range(0, len(examples), size):
+        found.update((ex.key, r) for ex, r in fits(examples[start: start + size]))
+    return [ExampleResult(0.0, "") if ex.key in too_long else found[ex.key] for ex in examples], \
         [ex for ex in examples if ex.key in too_long]
