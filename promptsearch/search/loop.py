@@ -407,7 +407,7 @@ class Search:
     def _top_k_on_all_dev(self) -> list[Trial]:
         """The final check: the top-k scored on all of dev; the leaderboard after it. A prompt with a dev row its
         rungs had not reached that does not fit the model's context leaves it, as in racing (the next one is
-        checked in its place)."""
+        checked in its place); the seed, which the summary reports, stays at the rung it reached."""
         full, kept = len(self.task.dev), 0
         for trial in self.leaderboard():
             if kept == self.top_k:
@@ -416,7 +416,10 @@ class Search:
                 try:
                     self._score(trial, full)
                 except TooLongError as e:
-                    self._drop_too_long(trial.candidate, e)
+                    if trial.candidate.strategy == "seed":  # reported whatever happens: kept at the rung it reached
+                        log.warning("the seed prompt is not checked on all of dev: %s", e)
+                    else:
+                        self._drop_too_long(trial.candidate, e)
                     continue
             kept += 1
         return self.leaderboard()
