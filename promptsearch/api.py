@@ -207,9 +207,13 @@ class SearchResult:
         self.summary, self.run_dir, self._task, self._model, self._scorer, self._chat = summary, run_dir, task, model, scorer, chat
 
     def _prompt(self, record: dict) -> Prompt:
-        return Prompt.from_candidate(Candidate.from_json(record), self._task, self._chat,
-                                     self.summary.get("max_new_tokens"),
-                                     {k: record[k] for k in ("dev", "holdout", "test") if k in record})
+        prompt = Prompt.from_candidate(Candidate.from_json(record), self._task, self._chat,
+                                       self.summary.get("max_new_tokens"),
+                                       {k: record[k] for k in ("dev", "holdout", "test") if k in record})
+        # the bias rows the search read, keyed by model and pool as predict keys them: its first call corrects by
+        # the very numbers the search did, without reading them again
+        prompt._biases.update(getattr(getattr(self._scorer, "calibration", None), "biases", None) or {})
+        return prompt
 
     @property
     def best(self) -> Prompt:

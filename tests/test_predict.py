@@ -122,6 +122,26 @@ def test_an_artifact_carries_the_bias_its_prompt_was_corrected_by(searched, kind
         == [words[i] for i in art["test_outcomes"]["preds"]]
 
 
+def test_the_search_results_best_predicts_with_the_bias_the_search_read(searched):
+    """`SearchResult.best` carries the search's bias rows: its first predict call scores only its own inputs."""
+    _, model, task, result = searched
+    best = result.best
+    calibrated = sum(bool(m.calibrate) for m in best.candidate.members or (best.candidate,))
+    assert calibrated
+    inputs = [ex.input for ex in task.test[:4]]
+    from promptsearch.prompt import Prompt
+
+    before = model.batching.stats["rows"]
+    first = best.predict(inputs, model)
+    seeded = model.batching.stats["rows"] - before
+    before = model.batching.stats["rows"]
+    Prompt.from_candidate(best.candidate, task).predict(inputs, model)  # the same prompt, its bias read afresh
+    members = len(best.candidate.members or (best.candidate,))
+    assert seeded <= len(inputs) * members and seeded < model.batching.stats["rows"] - before  # afresh: bias rows too
+    logged = {rec["candidate"]["id"]: rec for rec in RunStore.open(result.run_dir).read("test.jsonl")}
+    assert [p.prediction for p in first] == [r[1] for r in logged[result.summary["best"]["id"]]["results"][:4]]
+
+
 def test_eval_artifact_corrects_by_the_stored_bias_and_reproduces(searched, tmp_path, monkeypatch):
     """`eval --artifact --check` scores as predict predicts: on the recorded weights it takes the stored bias."""
     from promptsearch.scoring.calibration import Calibration
