@@ -69,7 +69,9 @@ def evaluate(art: artifact.Artifact, task, scorer, examples, same_weights: bool 
     stored = ((art.scoring or {}).get("calibration_bias") or {}).get("biases")
     if same_weights and stored:
         scorer.calibration.adopt(scorer, scoring_task, candidate, stored)
-    results = scorer.evaluate(scoring_task, candidate, examples)
+    from .scoring.scorer import evaluate_fitting
+
+    results = evaluate_fitting(scorer, scoring_task, candidate, examples)[0]  # a row too long: wrong, as recorded
     words = art.label_words or task.label_words
     return summarize(art.metric, results, examples, words), outcomes(results, examples, words)
 

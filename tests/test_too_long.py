@@ -78,6 +78,8 @@ def test_predict_answers_every_input_that_fits_and_says_which_do_not(long_inputs
     r = CliRunner().invoke(main, ["predict", "--artifact", str(tmp_path / "prompt.json"), "--device", "cpu",
                                   task.test[1].input, task.test[2].input])
     assert "note: 1 of 2 inputs have no prediction: with this prompt they do not fit the model's context" in r.stderr
+    r = CliRunner().invoke(main, ["eval", "--artifact", str(tmp_path / "prompt.json"), "--device", "cpu", "--check"])
+    assert r.exit_code == 0 and r.output.startswith("reproduced: accuracy"), r.output  # the long rows wrong, as recorded
 
 
 def test_evaluate_fitting_scores_only_the_rows_it_was_given_as_wrong(long_inputs):
