@@ -171,3 +171,34 @@ def test_eval_scores_a_row_too_long_as_wrong_and_counts_it(long_inputs, tiny_dir
     assert r.exit_code == 0 and out["too_long"] == 1 and out["score"] == pytest.approx(found.score)
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0 and "note: 1 of 30 rows do not fit the model's context with this prompt: scored as wrong" in r.stdout
+
+
+def test_the_final_check_keeps_the_seed_at_its_rung_where_a_late_dev_row_does_not_fit(tiny_dir, tmp_path, monkeypatch,
+                                                                                      caplog):
+    """The summary reports the seed whatever happens: a dev row past the context at the final check leaves it at
+    the rung it reached, with a warning, and the run ends as usual (a budget this small leaves the seed short of
+    all of dev)."""
+    from promptsearch.search import loop
+
+    (tmp_path / "task").mkdir()
+    task = ps.load_task(sst2_slice(tmp_path / "task", 40, 100, 10))
+    score, top_k = loop.Search._score, loop.Search._top_k_on_all_dev
+
+    def in_final(self):
+        self._final = True
+        return top_k(self)
+
+    def seed_too_long(self, trial, size):
+        if getattr(self, "_final", False) and trial.candidate.strategy == "seed":
+            raise TooLongError("example dev-9: prompt and answer take 2049 tokens, over the model's context of 2048")
+        return score(self, trial, size)
+
+    monkeypatch.setattr(loop.Search, "_top_k_on_all_dev", in_final)
+    monkeypatch.setattr(loop.Search, "_score", seed_too_long)
+    model = ps.load_model(tiny_dir, device="cpu", dtype="float32")
+    with one_thread(), caplog.at_level("WARNING"):
+        result = ps.search(task, model, budget=ps.Budget(max_evals=100), run_dir=tmp_path / "run", seed=0,
+                           selection="dev", final_calibration=None, top_k=3)
+    assert "the seed prompt is not checked on all of dev: example dev-9" in caplog.text
+    s = result.summary
+    assert s["seed"]["dev"]["n"] < 100 and s["seed"]["test"]["n"] == 10 and s["best"]["strategy"] != "seed"
