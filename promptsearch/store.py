@@ -173,13 +173,14 @@ class RunStore:
         for key, (kinds, what) in SUMMARY_SHAPES.items():
             if summary.get(key) is not None and not isinstance(summary[key], kinds):
                 raise PromptSearchError(f"{where}: field {key!r} must be {what}")
-        for key in ("leaderboard", "stages", "tasks"):
+        for key, name in ROW_NAMES.items():
             for i, row in enumerate(summary.get(key) or ()):
-                if not isinstance(row, dict) or (key != "stages" and not isinstance(row.get("name" if key == "tasks" else "prompt"), str)):
-                    raise PromptSearchError(f"{where}: field {key!r} entry {i + 1} must be an object"
-                                            + ("" if key == "stages" else f" with a {'name' if key == 'tasks' else 'prompt'}"))
+                if not isinstance(row, dict) or not isinstance(row.get(name), str):
+                    raise PromptSearchError(f"{where}: field {key!r} entry {i + 1} must be an object with a {name}")
         if not all(isinstance(n, str) for n in summary.get("strategies_run") or ()):
             raise PromptSearchError(f"{where}: field 'strategies_run' must list strategy names")
+        if not all(isinstance(n, str) for n in summary.get("final_notes") or ()):
+            raise PromptSearchError(f"{where}: field 'final_notes' must list notes (text)")
         for key in ("estimate", "paired_test", "paired_holdout"):
             part = summary.get(key)
             if part is not None and not all(isinstance(v, (str, int, float, bool, type(None))) for v in part.values()):
@@ -359,6 +360,8 @@ def _test_problem(rec) -> str | None:
 
 RECORD_CHECKS = {"candidates.jsonl": _candidate_problem, "test.jsonl": _test_problem}
 
+# summary.json's lists of rows (checked_summary): each row an object with this text field, which the reports read
+ROW_NAMES = {"leaderboard": "prompt", "tasks": "name", "stages": "strategy"}
 # summary.json's fields beyond best, seed and budget_used (checked_summary): each absent, null, or of these types
 SUMMARY_SHAPES = {
     **{key: (str, "a string") for key in ("task", "metric", "model", "dtype", "scoring", "stop_reason", "stop_detail",

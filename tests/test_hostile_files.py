@@ -346,7 +346,8 @@ def test_config_json_field_of_each_wrong_type(work, key):
 
 
 SUMMARY_KEYS = ["best", "seed", "leaderboard", "budget_used", "model", "dtype", "estimate", "paired_test", "improvement",
-                "stop_reason", "task", "metric", "stages", "strategies_run", "multitask", "tasks"]
+                "stop_reason", "task", "metric", "stages", "strategies_run", "multitask", "tasks", "final_notes",
+                "calibration_biases"]
 
 
 @pytest.mark.parametrize("key", SUMMARY_KEYS)

@@ -156,12 +156,13 @@ def test_run_page_best_prompt_paired_test_leaderboard_and_curve(server, root):
     path = root["runs"] / "real" / "summary.json"  # and what a limit or the context left out after the search
     kept = path.read_text()
     try:
-        path.write_text(json.dumps({**json.loads(kept), "final_notes": ["2 of 30 test rows do not fit <b>", 7]}))
+        path.write_text(json.dumps({**json.loads(kept), "final_notes": ["2 of 30 test rows do not fit <b>"]}))
         _, noted, _ = get(server.url + "/run/real")
         assert '<p class="notice">After the search: 2 of 30 test rows do not fit &lt;b&gt;</p>' in noted
-        path.write_text(json.dumps({**json.loads(kept), "stages": [1, 2]}))
-        status, odd, _ = get(server.url + "/run/real")
-        assert status in (200, 400) and "stopped:" not in odd  # a damaged summary: one line, never a traceback
+        for damaged in ({"final_notes": ["a note", 7]}, {"stages": [1, 2]}, {"stages": [{}]}):  # one line, no traceback
+            path.write_text(json.dumps({**json.loads(kept), **damaged}))
+            status, odd, _ = get(server.url + "/run/real")
+            assert status == 400 and "stopped:" not in odd and "summary.json: field" in odd
     finally:
         path.write_text(kept)
 

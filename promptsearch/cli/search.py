@@ -349,7 +349,7 @@ def render_single(s: dict) -> str:
     elif best.get("strategy") == "final":  # the winner calibrated after the search (search/loop.py)
         lines.append(f"    the search's winner with its label scores calibrated ({best.get('edit', '')}) after the search "
                      "(--final-calibration none keeps the winner as found)")
-    for note in s.get("final_notes", ()):  # an after-search step a limit left out, rows too long (search/loop.py)
+    for note in s.get("final_notes") or ():  # an after-search step a limit left out, rows too long (search/loop.py)
         limited = "--max-" in note or "the limit" in note
         lines.append(f"    after the search: {note}" + (" (raise the limit to have it)" if limited else ""))
     if best.get("text_alone"):  # what pasting the text without its options would score (plain.py)

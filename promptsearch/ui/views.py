@@ -128,12 +128,8 @@ def _run_view(run: Run) -> dict:
     paired, held = summary.get("paired_test"), summary.get("paired_holdout")
     from ..search.stopping import stop_line
 
-    try:  # why it stopped, as `promptsearch run` ends; a summary.json edited into other shapes shows nothing here
-        stopped = stop_line(summary) if isinstance(summary.get("stop_reason"), str) else ""
-    except (TypeError, KeyError, AttributeError):
-        stopped = ""
-    notes = summary.get("final_notes")
-    return {"stopped": stopped, "notes": [n for n in notes if isinstance(n, str)] if isinstance(notes, list) else [],
+    # why it stopped, as `promptsearch run` ends, and what was left out after the search (checked_summary: text)
+    return {"stopped": stop_line(summary), "notes": summary.get("final_notes") or [],
             "best": candidate_view(best) if best else None, "best_scores": best,
             "seed": run.seed or {}, "paired": paired and {**paired, "p": format_p(paired["p_value"])},
             "paired_holdout": held and {**held, "p": format_p(held["p_value"])},
