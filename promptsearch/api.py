@@ -108,12 +108,10 @@ def evaluate(task: Task | str | None, model, prompt: str | Prompt | Candidate | 
     """Score a prompt (text with an ``{input}`` slot, a loaded ``Prompt``, or a ``Candidate``; default: the
     task's seed prompt) on a split, as a search scores it. ``metric``: a callable ``(prediction, example) ->
     [0, 1]`` or its ``module:function`` path, replacing the task's metric."""
-    from tqdm.auto import tqdm
-
     from .limits import check as check_rule
     from .limits import check_given
     from .scoring import Scorer
-    from .scoring.scorer import evaluate_fitting
+    from .scoring.scorer import evaluate_rows
     from .template import validate
 
     # every argument checked before a model is loaded or a row scored (limits.py: the rules of eval's flags)
@@ -152,19 +150,13 @@ def evaluate(task: Task | str | None, model, prompt: str | Prompt | Candidate | 
 
         task, scorer = apply(metric, task, scorer)
     examples = task.split(split)[:limit]
-    results, too_long = [], 0
-    with tqdm(total=len(examples), disable=not progress, unit="ex", leave=False) as bar:
-        for start in range(0, len(examples), 64):
-            chunk = examples[start : start + 64]
-            got, over = evaluate_fitting(scorer, task, candidate, chunk)  # a row too long: wrong, as a run scores it
-            results, too_long = results + got, too_long + len(over)
-            bar.update(len(chunk))
+    results, too_long = evaluate_rows(scorer, task, candidate, examples, progress)  # a row too long: wrong, as a run scores it
     words = candidate.label_words or task.label_words
     score = summarize(task.metric, results, examples, words)
     rows = [{"id": ex.id, "input": ex.input, "prediction": r.prediction, "score": r.score,
              **({"label_scores": dict(zip(words, r.label_logprobs))} if task.kind == "classification" else {})}
             for ex, r in zip(examples, results)]
-    return EvalResult(score.metric, score.score, score.n, score.ci_low, score.ci_high, rows, too_long)
+    return EvalResult(score.metric, score.score, score.n, score.ci_low, score.ci_high, rows, len(too_long))
 
 
 def _check_options(task: Task, candidate: Candidate) -> None:

@@ -20,8 +20,6 @@ from .plain import is_plain, lacks
 from .scoring import demos as demo_rules
 from .task import Example, Task
 
-PREDICT_CHUNK = 64  # inputs per scorer call: the progress bar moves between them
-
 
 def scoring_rule(kind: str, metric: str, candidate: Candidate, chat: bool, max_new_tokens: int | None) -> dict:
     """How an answer follows the prompt and is read, in words and numbers (what an artifact records)."""
@@ -186,10 +184,8 @@ class Prompt:
     # ---- predictions ------------------------------------------------------------------------------
     def predict(self, inputs, model, batch_size: int = 16, progress: bool = False) -> list[Prediction]:
         """Answers for unlabelled inputs (strings), batched through the scorer the search used."""
-        from tqdm.auto import tqdm
-
         from .scoring import Scorer
-        from .scoring.scorer import evaluate_fitting
+        from .scoring.scorer import evaluate_rows
 
         texts = [_text(x, i) for i, x in enumerate(inputs)]
         scorer = Scorer(model, batch_size=batch_size, chat=self.chat)
@@ -207,14 +203,8 @@ class Prompt:
         scorer.calibration.biases.update(self._biases)
         if self.stored_biases and not self._biases and self._on_its_weights(model):
             scorer.calibration.adopt(scorer, task, self.candidate, self.stored_biases)
-        results, too_long = [], set()
-        with tqdm(total=len(examples), disable=not progress, unit="ex", leave=False) as bar:
-            for start in range(0, len(examples), PREDICT_CHUNK):
-                chunk = examples[start : start + PREDICT_CHUNK]
-                got, over = evaluate_fitting(scorer, task, self.candidate, chunk)
-                results += got
-                too_long.update(ex.key for ex in over)
-                bar.update(len(chunk))
+        results, over = evaluate_rows(scorer, task, self.candidate, examples, progress)
+        too_long = {ex.key for ex in over}
         self._biases.update(scorer.calibration.biases)
         words = self.candidate.label_words or self.label_words
         out = []

@@ -135,17 +135,10 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
         from ..custom_metric import apply
 
         t, scorer = apply(metric, t, scorer)
-    results, too_long = [], 0
-    from tqdm.auto import tqdm
+    from ..scoring.scorer import evaluate_rows
 
-    from ..scoring.scorer import evaluate_fitting
-
-    with tqdm(total=len(examples), disable=quiet or as_json, unit="ex", leave=False) as bar:
-        for i in range(0, len(examples), 64):
-            chunk = examples[i : i + 64]
-            got, over = evaluate_fitting(scorer, t, cand, chunk)  # a row too long: wrong, as a run scores it
-            results, too_long = results + got, too_long + len(over)
-            bar.update(len(chunk))
+    results, over = evaluate_rows(scorer, t, cand, examples, progress=not (quiet or as_json))  # too long: wrong, as in a run
+    too_long = len(over)
     score = summarize(t.metric, results, examples, words or t.label_words)
     seconds = time.monotonic() - loaded
     out = {**score.to_json(), "task": t.name, "split": split, "prompt": prompt, "label_words": list(words or t.label_words),

@@ -256,6 +256,13 @@ def evaluate_fitting(scorer, task, candidate, examples) -> tuple[list[ExampleRes
     # by content key: a Ray worker's error holds a copy of the row, and identical rows fit or not alike
     mine, too_long = {ex.key for ex in examples}, set()
 
+    def row_of(error: TooLongError) -> str:
+        """The key of the row the error names, where it is one of ours to score as wrong; else the error stands."""
+        owner = getattr(getattr(error, "example", None), "key", None)
+        if task.metric == "loglik" or owner not in mine or owner in too_long:
+            raise error
+        return owner
+
     def fits(rows) -> list:
         """The rows' results, the ones that do not fit left out (added to ``too_long``); a call's lengths are
         checked before any of its rows is scored, so each retry scores the rest once."""
@@ -264,19 +271,33 @@ def evaluate_fitting(scorer, task, candidate, examples) -> tuple[list[ExampleRes
             try:
                 return list(zip(todo, scorer.evaluate(task, candidate, todo))) if todo else []
             except TooLongError as e:
-                owner = getattr(getattr(e, "example", None), "key", None)
-                if task.metric == "loglik" or owner not in mine or owner in too_long:
-                    raise
-                too_long.add(owner)
+                too_long.add(row_of(e))
 
     try:  # the common case: one call, batched as always
         return scorer.evaluate(task, candidate, examples), []
     except TooLongError as e:
-        if task.metric == "loglik" or getattr(getattr(e, "example", None), "key", None) not in mine:
-            raise
+        too_long.add(row_of(e))
     # some row does not fit: the rest a batch at a time, so many long rows cost a few short retries each
     size, found = max(1, int(getattr(scorer, "batch_size", 16) or 16)), {}
     for start in range(0, len(examples), size):
         found.update((ex.key, r) for ex, r in fits(examples[start: start + size]))
     return [ExampleResult(0.0, "") if ex.key in too_long else found[ex.key] for ex in examples], \
         [ex for ex in examples if ex.key in too_long]
+
+
+CHUNK = 64  # rows per scorer call where a progress bar is shown: it moves between them
+
+
+def evaluate_rows(scorer, task, candidate, examples, progress: bool = False) -> tuple[list[ExampleResult], list]:
+    """``evaluate_fitting`` over many rows (eval, predict) in chunks, with a progress bar when ``progress``:
+    the results in order and the rows too long for the model's context."""
+    from tqdm.auto import tqdm
+
+    results, too_long = [], []
+    with tqdm(total=len(examples), disable=not progress, unit="ex", leave=False) as bar:
+        for start in range(0, len(examples), CHUNK):
+            chunk = examples[start: start + CHUNK]
+            got, over = evaluate_fitting(scorer, task, candidate, chunk)
+            results, too_long = results + got, too_long + over
+            bar.update(len(chunk))
+    return results, too_long
