@@ -191,7 +191,7 @@ def test_a_stored_bias_is_for_its_model_and_pool_only(searched, tmp_path):
     from promptsearch import artifact
     from promptsearch.errors import PromptSearchError
 
-    root, model, task, result = searched
+    root, model, _, result = searched
     result.export(tmp_path / "prompt.json", rank=_rank(root / "run", "contextual"))
     prompt = ps.load_prompt(tmp_path / "prompt.json")
     assert prompt._on_its_weights(model)

@@ -209,10 +209,10 @@ def test_retry_after_values(value, expected):
 
 @pytest.mark.parametrize("detail, length, limit", [
     # llama-cpp-python and vLLM (OpenAI's wording), SGLang's
-    ("This model's maximum context length is 2048 tokens, however you requested 3019 tokens (3018 in your prompt; "
-     "1 for the completion).", 3019, 2048),
-    ("This model's maximum context length is 4096 tokens. However, you requested 5000 tokens (4999 in the messages, "
-     "1 in the completion).", 5000, 4096),
+    (("This model's maximum context length is 2048 tokens, however you requested 3019 tokens (3018 in your prompt; "
+      "1 for the completion)."), 3019, 2048),
+    (("This model's maximum context length is 4096 tokens. However, you requested 5000 tokens (4999 in the messages, "
+      "1 in the completion)."), 5000, 4096),
     ("The input (9000 tokens) is longer than the model's context length (8192 tokens).", 9000, 8192),
     ('{"error": {"code": "context_length_exceeded", "message": "too long"}}', None, None),
 ])

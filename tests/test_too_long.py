@@ -44,7 +44,7 @@ def long_inputs(tiny_dir, tmp_path_factory):
 
 
 def test_a_run_with_test_rows_too_long_finishes_and_scores_them_wrong(long_inputs):
-    root, _, task, result = long_inputs
+    root, _, _, result = long_inputs
     s = result.summary
     assert "1 of 30 test rows do not fit the model's context with the seed prompt: scored as wrong" in s["final_notes"]
     logged = {rec["candidate"]["id"]: rec["results"] for rec in RunStore.open(root / "run").read("test.jsonl")}
@@ -62,7 +62,7 @@ def test_a_run_with_test_rows_too_long_finishes_and_scores_them_wrong(long_input
 
 
 def test_predict_answers_every_input_that_fits_and_says_which_do_not(long_inputs, tmp_path):
-    root, model, task, result = long_inputs
+    _, model, task, result = long_inputs
     result.export(tmp_path / "prompt.json")
     art = json.loads((tmp_path / "prompt.json").read_text())
     predicted = ps.load_prompt(tmp_path / "prompt.json").predict([ex.input for ex in task.test], model)
@@ -98,34 +98,47 @@ def test_evaluate_fitting_scores_only_the_rows_it_was_given_as_wrong(long_inputs
         evaluate_fitting(scorer, loglik, Candidate("Q: {input}\nA:"), rows)
 
 
-def test_the_final_check_drops_a_prompt_too_long_for_a_dev_row_and_checks_the_next(tiny_dir, tmp_path, monkeypatch,
-                                                                                  caplog):
-    """As racing does: the run goes on with the next prompt of the leaderboard in its place. (The first prompt the
-    final check scores past its last rung is made to fail: a budget this small stops racing before all of dev.)"""
+def _search_failing_at_the_final_check(tiny_dir, tmp_path, monkeypatch, fails, max_evals: int):
+    """A search on 100 dev rows whose final check raises TooLongError for each prompt ``fails(candidate)`` picks
+    (racing untouched): a budget this small stops racing before all of dev, so the final check scores past the
+    last rung."""
     from promptsearch.search import loop
 
     (tmp_path / "task").mkdir()
     task = ps.load_task(sst2_slice(tmp_path / "task", 40, 100, 10))
-
-    dropped, score = [], loop.Search._score
-    top_k = loop.Search._top_k_on_all_dev
+    score, top_k = loop.Search._score, loop.Search._top_k_on_all_dev
 
     def in_final(self):
         self._final = True
         return top_k(self)
 
-    def too_long_once(self, trial, size):
-        if getattr(self, "_final", False) and not dropped and trial.candidate.strategy != "seed":
-            dropped.append(trial.candidate.id)
+    def failing(self, trial, size):
+        if getattr(self, "_final", False) and fails(trial.candidate):
             raise TooLongError("example dev-7: prompt and answer take 2049 tokens, over the model's context of 2048")
         return score(self, trial, size)
 
     monkeypatch.setattr(loop.Search, "_top_k_on_all_dev", in_final)
-    monkeypatch.setattr(loop.Search, "_score", too_long_once)
+    monkeypatch.setattr(loop.Search, "_score", failing)
     model = ps.load_model(tiny_dir, device="cpu", dtype="float32")
-    with one_thread(), caplog.at_level("WARNING"):
-        result = ps.search(task, model, budget=ps.Budget(max_evals=250), run_dir=tmp_path / "run", seed=0,
-                           selection="dev", final_calibration=None, top_k=3)
+    with one_thread():
+        return ps.search(task, model, budget=ps.Budget(max_evals=max_evals), run_dir=tmp_path / "run", seed=0,
+                         selection="dev", final_calibration=None, top_k=3)
+
+
+def test_the_final_check_drops_a_prompt_too_long_for_a_dev_row_and_checks_the_next(tiny_dir, tmp_path, monkeypatch,
+                                                                                  caplog):
+    """As racing does: the run goes on with the next prompt of the leaderboard in its place (the first prompt but
+    the seed that the final check scores past its last rung is made to fail)."""
+    dropped = []
+
+    def first_but_the_seed(c):
+        if dropped or c.strategy == "seed":
+            return False
+        dropped.append(c.id)
+        return True
+
+    with caplog.at_level("WARNING"):
+        result = _search_failing_at_the_final_check(tiny_dir, tmp_path, monkeypatch, first_but_the_seed, 250)
     assert dropped and "dropped a" in caplog.text and "2049 tokens" in caplog.text
     board = result.summary["leaderboard"]
     assert dropped[0] not in [row["id"] for row in board]
@@ -176,29 +189,9 @@ def test_eval_scores_a_row_too_long_as_wrong_and_counts_it(long_inputs, tiny_dir
 def test_the_final_check_keeps_the_seed_at_its_rung_where_a_late_dev_row_does_not_fit(tiny_dir, tmp_path, monkeypatch,
                                                                                       caplog):
     """The summary reports the seed whatever happens: a dev row past the context at the final check leaves it at
-    the rung it reached, with a warning, and the run ends as usual (a budget this small leaves the seed short of
-    all of dev)."""
-    from promptsearch.search import loop
-
-    (tmp_path / "task").mkdir()
-    task = ps.load_task(sst2_slice(tmp_path / "task", 40, 100, 10))
-    score, top_k = loop.Search._score, loop.Search._top_k_on_all_dev
-
-    def in_final(self):
-        self._final = True
-        return top_k(self)
-
-    def seed_too_long(self, trial, size):
-        if getattr(self, "_final", False) and trial.candidate.strategy == "seed":
-            raise TooLongError("example dev-9: prompt and answer take 2049 tokens, over the model's context of 2048")
-        return score(self, trial, size)
-
-    monkeypatch.setattr(loop.Search, "_top_k_on_all_dev", in_final)
-    monkeypatch.setattr(loop.Search, "_score", seed_too_long)
-    model = ps.load_model(tiny_dir, device="cpu", dtype="float32")
-    with one_thread(), caplog.at_level("WARNING"):
-        result = ps.search(task, model, budget=ps.Budget(max_evals=100), run_dir=tmp_path / "run", seed=0,
-                           selection="dev", final_calibration=None, top_k=3)
-    assert "the seed prompt is not checked on all of dev: example dev-9" in caplog.text
+    the rung it reached, with a warning, and the run ends as usual."""
+    with caplog.at_level("WARNING"):
+        result = _search_failing_at_the_final_check(tiny_dir, tmp_path, monkeypatch, lambda c: c.strategy == "seed", 100)
+    assert "the seed prompt is not checked on all of dev: example dev-7" in caplog.text
     s = result.summary
     assert s["seed"]["dev"]["n"] < 100 and s["seed"]["test"]["n"] == 10 and s["best"]["strategy"] != "seed"
