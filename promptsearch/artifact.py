@@ -336,6 +336,17 @@ def weights_fingerprint(spec: str | None) -> str:
         p for p in directory.iterdir() if p.suffix in (".safetensors", ".bin", ".gguf", ".pt", ".pth"))
     if not files:
         raise PromptSearchError(f"model {spec!r}: no weight files to fingerprint")
+    # the same files unchanged hash the same: `predict` checks the weights, then its Prompt checks them again
+    seen = tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    if seen not in _FINGERPRINTS:
+        _FINGERPRINTS[seen] = _hash_weights(files)
+    return _FINGERPRINTS[seen]
+
+
+_FINGERPRINTS: dict[tuple, str] = {}  # (path, size, mtime) of each weight file -> its fingerprint, in this process
+
+
+def _hash_weights(files) -> str:
     total, sampled = hashlib.sha256(), False
     for f in files:
         size = f.stat().st_size
