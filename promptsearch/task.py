@@ -78,12 +78,14 @@ class Task:
         return replace(self, seed_prompt=validate(prompt))
 
     @classmethod
-    def from_records(cls, rows, label_words=(), name: str = "custom", input: str = "input", output: str = "output",
+    def from_records(cls, rows, label_words=(), name: str = "custom", input="input", output: str = "output",
                      split: str | None = None, split_ratios=(0.6, 0.2, 0.2), seed: int = 0, metric: str | None = None,
                      seed_prompt: str | None = None, instruction: str | None = None) -> Task:
         """A task from rows in memory (dicts with an input and an output column; ``split`` names a column of
         train/dev/test, else seeded splits by ``split_ratios``, stratified by label). Label words make it a
-        classification task. Checked as ``promptsearch tasks import`` checks a file (task_import.py)."""
+        classification task. ``input`` may name several columns (joined a line each, "col: value"); a generation
+        answer may be a list of accepted answers. Checked as ``promptsearch tasks import`` checks a file
+        (task_import.py)."""
         from . import task_import
 
         words = tuple(label_words or ())
@@ -93,7 +95,7 @@ class Task:
         meta = task_import.task_meta(name, words, metric, seed_prompt, instruction)
         task_import.check_meta(meta)
         kind = meta["kind"]
-        made = {s: tuple(Example(r["input"], r["output"], label=r.get("label"), id=f"{s}-{i}")
+        made = {s: tuple(Example(r["input"], r["output"], tuple(r.get("outputs", ())), r.get("label"), f"{s}-{i}")
                          for i, r in enumerate(splits[s], 1)) for s in task_import.SPLITS}
         if not made["dev"]:
             raise PromptSearchError("the dev split is empty; give more rows or other split ratios")
@@ -102,7 +104,7 @@ class Task:
                    label_words=words, description=instruction or "", source="")
 
     @classmethod
-    def from_pandas(cls, frame, input: str = "input", output: str = "output", **options) -> Task:
+    def from_pandas(cls, frame, input="input", output: str = "output", **options) -> Task:
         """A task from a pandas DataFrame's columns (see ``from_records`` for the options)."""
         from .task_import import rows_from_table
 

@@ -78,37 +78,55 @@ def _need(module: str):
         raise PromptSearchError(f"reading tables needs {module}: pip install 'promptsearch[data]'") from None
 
 
-def rows_from_table(table, input_col: str, output_col: str, split_col: str | None = None) -> list[dict]:
-    """The table's rows as {"input", "output"[, "split"]} dicts, columns checked by name."""
+def input_columns(input_col) -> tuple[str, ...]:
+    """One input column's name, or several (a pair of sentences, a question and its passage), as a tuple."""
+    cols = (input_col,) if isinstance(input_col, str) else tuple(input_col)
+    if not cols or not all(isinstance(c, str) and c for c in cols) or len(set(cols)) != len(cols):
+        raise PromptSearchError(f"input columns {list(cols)!r}: give one or more distinct column names")
+    return cols
+
+
+def rows_from_table(table, input_col, output_col: str, split_col: str | None = None) -> list[dict]:
+    """The table's rows as dicts of the named columns (input, output, split), columns checked by name."""
     columns = [str(c) for c in table.columns]
-    for what, col in (("--input", input_col), ("--output", output_col), ("--split-column", split_col)):
+    named = [("--input", c) for c in input_columns(input_col)] + [("--output", output_col), ("--split-column", split_col)]
+    for what, col in named:
         if col is not None and col not in columns:
             # "--input 'input'" also when the default was taken: the flag to give is named either way
             raise PromptSearchError(f"{what} {col!r}: no such column (name it with {what} COLUMN); the table has "
                                     f"{', '.join(columns)}")
-    keep = [c for c in (input_col, output_col, split_col) if c is not None]
+    keep = list(dict.fromkeys(c for _, c in named if c is not None))
     return [dict(zip(keep, values)) for values in table[keep].itertuples(index=False, name=None)]
 
 
-def make_splits(rows: list[dict], label_words: tuple[str, ...] = (), input_col: str = "input",
+def make_splits(rows: list[dict], label_words: tuple[str, ...] = (), input_col="input",
                 output_col: str = "output", split_col: str | None = None, ratios=DEFAULT_RATIOS,
                 seed: int = 0) -> dict[str, list[dict]]:
-    """Checked rows ({"input", "output", "label"?}) in train / dev / test. Row numbers in errors count from 1."""
+    """Checked rows ({"input", "output", "outputs"?, "label"?}) in train / dev / test. Several input columns are
+    joined into one text, a line each ("question: ...\npassage: ..."); a generation answer may be a list of
+    accepted answers (the first is the output). Row numbers in errors count from 1."""
+    inputs = input_columns(input_col)
     clean, seen = [], {}
     for i, row in enumerate(rows, 1):
         if not isinstance(row, dict):
             raise PromptSearchError(f"row {i}: must be a mapping of column to value")
-        for col in (input_col, output_col) + ((split_col,) if split_col else ()):
+        for col in inputs + (output_col,) + ((split_col,) if split_col else ()):
             if col not in row:
                 raise PromptSearchError(f"row {i}: no column {col!r}")
-        text, answer = _cell(row[input_col]), _cell(row[output_col])
-        if not text.strip() or not answer.strip():
-            raise PromptSearchError(f"row {i}: empty {input_col if not text.strip() else output_col!r}")
+        texts = [_text(row[col], col, i) for col in inputs]
+        answers = _answers(row[output_col], output_col, i, bool(label_words))
+        for col, value in zip(inputs + (output_col,), texts + [answers[0] if answers else ""]):
+            if not value.strip():
+                raise PromptSearchError(f"row {i}: empty {col!r}")
+        text = texts[0] if len(inputs) == 1 else "\n".join(f"{col}: {value}" for col, value in zip(inputs, texts))
         if text in seen:
             raise PromptSearchError(f"row {i}: repeats the input of row {seen[text]} (duplicate rows would leak "
                                     "between splits); remove one")
         seen[text] = i
+        answer = answers[0]
         out = {"input": text, "output": answer}
+        if len(answers) > 1:
+            out["outputs"] = answers
         if label_words:
             out["label"] = _label(answer, label_words, i)
             out["output"] = label_words[out["label"]]
@@ -131,6 +149,33 @@ def _cell(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return value if isinstance(value, str) else str(value)
+
+
+def _listlike(value) -> bool:
+    """A list cell as JSON, Parquet or datasets give it (a list, a tuple, a numpy array), never a string."""
+    return isinstance(value, (list, tuple)) or type(value).__name__ == "ndarray"
+
+
+def _text(value, col: str, i: int) -> str:
+    """An input cell as text; a list or a mapping would become its Python repr, never what the user meant."""
+    if _listlike(value) or isinstance(value, dict):
+        raise PromptSearchError(f"row {i}: column {col!r} holds a {'mapping' if isinstance(value, dict) else 'list'}, "
+                                "not text; give a column of text (several input columns: name each)")
+    return _cell(value)
+
+
+def _answers(value, col: str, i: int, classification: bool) -> list[str]:
+    """A row's answers: one cell's text, or a generation row's list of accepted answers (duplicates dropped)."""
+    if isinstance(value, dict):
+        raise PromptSearchError(f"row {i}: column {col!r} holds a mapping, not an answer")
+    if not _listlike(value):
+        return [_cell(value)]
+    if classification:
+        raise PromptSearchError(f"row {i}: column {col!r} holds a list; a classification row has one label")
+    answers = [_text(v, col, i) for v in list(value)]
+    if not answers or any(not a.strip() for a in answers):
+        raise PromptSearchError(f"row {i}: column {col!r} holds an empty list or an empty answer")
+    return list(dict.fromkeys(answers))
 
 
 def _label(answer: str, words: tuple[str, ...], i: int) -> int:
@@ -215,7 +260,7 @@ def write_task_dir(out: str | Path, splits: dict[str, list[dict]], meta: dict) -
     return out
 
 
-def import_file(path, out, input_col: str, output_col: str, label_words: tuple[str, ...] = (),
+def import_file(path, out, input_col, output_col: str, label_words: tuple[str, ...] = (),
                 split_col: str | None = None, ratios=DEFAULT_RATIOS, seed: int = 0, name: str | None = None,
                 metric: str | None = None, seed_prompt: str | None = None):
     """``promptsearch tasks import``: a table file into a task folder; returns the folder (load it with

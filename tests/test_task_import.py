@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 import promptsearch as ps
 from promptsearch.cli import main
+from promptsearch.metrics import score_prediction
 from promptsearch.task import label_gaps, load_task
 
 pd = pytest.importorskip("pandas")
@@ -183,3 +184,52 @@ def test_class_like_answers_without_label_words_are_warned(tmp_path, tiny_dir, a
     assert json.loads(out.stdout)["data_warnings"][0].startswith(f"every answer is one of {said}")
     distinct = [{"input": s, "output": f"answer {i}"} for i, s in enumerate(frame["sentence"])]
     assert label_gaps(ps.Task.from_records(distinct)) == []
+
+
+def pairs(n=40):
+    """A two-sentence task (a question and its passage, as NLI or reading tasks come) with generation answers
+    that are lists of accepted answers, as QA datasets store them."""
+    return pd.DataFrame({"question": [f"question {i}?" for i in range(n)], "passage": [f"passage {i}." for i in range(n)],
+                         "answers": [[f"answer {i}", f"ans {i}", f"answer {i}"] for i in range(n)],
+                         "label": ["yes" if i % 2 else "no" for i in range(n)]})
+
+
+@pytest.mark.parametrize("fmt, name", [("jsonl", "t.jsonl"), ("parquet", "t.parquet"), ("datasets", "saved")])
+def test_several_input_columns_and_lists_of_accepted_answers(tmp_path, fmt, name):
+    source = write(pairs(), tmp_path / name, fmt)
+    r = run(source, "--input", "question", "--input", "passage", "--output", "answers", "--out", tmp_path / "g")
+    assert r.exit_code == 0, r.stderr
+    gen = load_task(str(tmp_path / "g"))
+    ex = next(e for e in gen.train + gen.dev + gen.test if e.input.startswith("question: question 7?"))
+    # joined a line each, named; the answers a list (duplicates dropped), the first the output, never a repr
+    assert ex.input == "question: question 7?\npassage: passage 7."
+    assert ex.output == "answer 7" and ex.answers == ("answer 7", "ans 7")
+    assert score_prediction(gen, ex, "ans 7") == 1.0  # any accepted answer scores
+    r = run(source, "--input", "question", "--input", "passage", "--output", "label", "--label-words", "no,yes",
+            "--out", tmp_path / "c")
+    assert r.exit_code == 0, r.stderr
+    task = load_task(str(tmp_path / "c"))
+    assert {ex.input.splitlines()[0] for ex in task.test if ex.label == 1} <= {f"question: question {i}?" for i in range(1, 40, 2)}
+
+
+@pytest.mark.parametrize("change, args, message", [
+    (lambda f: f, ["--output", "answers", "--label-words", "no,yes"], "row 1: column 'answers' holds a list"),
+    (lambda f: f.assign(question=[["a", "b"]] * len(f)), ["--output", "label"], "row 1: column 'question' holds a list, not text"),
+    (lambda f: f.assign(answers=[[] if i == 4 else a for i, a in enumerate(f["answers"])]), ["--output", "answers"],
+     "row 5: column 'answers' holds an empty list or an empty answer"),
+    (lambda f: f.assign(passage=["" if i == 2 else p for i, p in enumerate(f["passage"])]), ["--output", "label"],
+     "row 3: empty 'passage'"),
+    (lambda f: f, ["--output", "label", "--input", "question"], "give one or more distinct column names"),
+])
+def test_bad_answer_lists_and_input_columns_are_one_line(tmp_path, change, args, message):
+    source = write(change(pairs()), tmp_path / "t.jsonl", "jsonl")
+    r = run(source, "--input", "question", "--input", "passage", *args, "--out", tmp_path / "task")
+    assert r.exit_code == 2 and message in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "task").exists()
+
+
+def test_python_rows_take_several_input_columns_and_answer_lists():
+    rows = [{"q": f"q{i}", "p": f"p{i}", "a": (f"x{i}", "y")} for i in range(20)]
+    task = ps.Task.from_records(rows, input=("q", "p"), output="a")
+    ex = task.train[0]
+    assert ex.input.startswith("q: q") and "\np: p" in ex.input and ex.answers == (ex.output, "y")

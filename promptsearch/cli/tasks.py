@@ -42,10 +42,11 @@ def describe(t) -> dict:
 
 @tasks.command("import")
 @click.argument("file", type=click.Path())
-@click.option("--input", "input_col", default="input", show_default=True,
-              help="The column holding each example's input text.")
+@click.option("--input", "input_col", multiple=True, help="The column holding each example's input text "
+              "[default: input]; give it again for several columns (joined a line each, \"column: text\").")
 @click.option("--output", "output_col", default="output", show_default=True,
-              help="The column holding the answer (a label word or class index).")
+              help="The column holding the answer (a label word or class index; for generation, a list of "
+              "accepted answers may be given).")
 @click.option("--label-words", default=None, help="Comma-separated label words: a classification task (else generation).")
 @click.option("--split-ratios", default=None, help="train,dev,test shares of a seeded split [default: 0.6,0.2,0.2; "
               "stratified by label for classification].")
@@ -69,7 +70,7 @@ def import_(file, input_col, output_col, label_words, split_ratios, split_column
     words = tuple(w.strip() for w in label_words.split(",")) if label_words else ()
     from ..task import label_gaps, load_task
 
-    folder = import_file(file, out, input_col, output_col, words, split_column,
+    folder = import_file(file, out, input_col or ("input",), output_col, words, split_column,
                          parse_ratios(split_ratios) if split_ratios else DEFAULT_RATIOS, seed, name, metric,
                          unescape(seed_prompt) if seed_prompt else None)
     task = load_task(str(folder), seed=seed)
