@@ -599,6 +599,8 @@ CASES = [
     ("12 parser", "a row with 'output' twice", case_duplicate_key),
     ("12 parser", "tasks import: JSONL with a null line", lambda c: case_import_jsonl(c, b'{"input": "a", "output": "b"}\nnull\n', "JSON object")),
     ("12 parser", "tasks import: JSONL 100k deep", lambda c: case_import_jsonl(c, b"[" * 100_000 + b"]" * 100_000 + b"\n", "nested too deeply")),
+    ("12 parser", "tasks import: an input that is a list", lambda c: case_import_jsonl(c, b'{"input": ["a", "b"], "output": "c"}\n', "holds a list, not text")),
+    ("12 parser", "tasks import: an answer that is a mapping", lambda c: case_import_jsonl(c, b'{"input": "a", "output": {"x": 1}}\n', "holds a mapping")),
     ("12 parser", "summary.json a dangling link: show", case_summary_link),
     ("11 data loss", "ratings.jsonl linked outside: rate", lambda c: case_linked_run_file(c, "ratings.jsonl")),
     ("11 data loss", "lock linked outside: resume", lambda c: case_linked_run_file(c, "lock")),

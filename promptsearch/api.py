@@ -7,7 +7,7 @@
     result = ps.search(task, model, budget=ps.Budget(max_evals=2000), run_dir="runs/sst2", seed=0)
     result.export("prompt.json")
     prompt = ps.load_prompt("prompt.json")
-    prompt.predict(["a gripping film", "dull"], model)
+    prompt.predict(["a gripping film", "dull"])      # on the model it was scored with; or pass one
 
 The CLI is a layer over the same pieces and the same defaults (``runner.make_config``): a search from here and
 ``promptsearch run`` with the same settings and seed run the same search and pick the same winner.
@@ -205,6 +205,7 @@ class SearchResult:
         # the bias rows the search read, keyed by model and pool as predict keys them: its first call corrects by
         # the very numbers the search did, without reading them again
         prompt._biases.update(getattr(getattr(self._scorer, "calibration", None), "biases", None) or {})
+        prompt._model = self._model  # predict without a model: the one the search scored with, already loaded
         return prompt
 
     @property

@@ -93,6 +93,10 @@ class Prompt:
     # calibration averages 32 pool inputs per member, which dominated a predict call of a few inputs (17 s for 2
     # inputs of a 3-member ensemble on a 2-core CPU) and is the same floats every time on the same model.
     _biases: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    # The model predict uses when given none: an artifact's recorded one ({"spec", "dtype", "name"}), loaded on
+    # first use; a search's best gets the search's own loaded model (api.SearchResult).
+    recorded_model: dict = field(default_factory=dict, repr=False, compare=False)
+    _model: object = field(default=None, init=False, repr=False, compare=False)
 
     def __repr__(self) -> str:
         """What decides its score, short: the text, its scoring options and its recorded scores (the generated
@@ -138,7 +142,8 @@ class Prompt:
                    art.demo_pool, (scoring.get("generation") or {}).get("max_new_tokens"), art.task["name"],
                    vectors, {k: art.scores[k] for k in ("dev", "holdout", "test") if k in art.scores},
                    stored_biases=dict((scoring.get("calibration_bias") or {}).get("biases") or {}),
-                   weights=art.model["fingerprint"], task_words=tuple(art.task.get("label_words") or ()))
+                   weights=art.model["fingerprint"], task_words=tuple(art.task.get("label_words") or ()),
+                   recorded_model=dict(art.model))
 
     @classmethod
     def from_candidate(cls, candidate: Candidate, task: Task, chat: bool = False, max_new_tokens: int | None = None,
@@ -182,12 +187,15 @@ class Prompt:
         return [found] * len(texts) if isinstance(found, str) else found
 
     # ---- predictions ------------------------------------------------------------------------------
-    def predict(self, inputs, model, batch_size: int = 16, progress: bool = False) -> list[Prediction]:
-        """Answers for unlabelled inputs (strings), batched through the scorer the search used."""
+    def predict(self, inputs, model=None, batch_size: int = 16, progress: bool = False) -> list[Prediction]:
+        """Answers for unlabelled inputs (strings), batched through the scorer the search used. Without ``model``,
+        the model it was scored with, as ``promptsearch predict`` does without ``--model``: a search's own, or the
+        weights and dtype an artifact records (a URL read from a file is never connected to: pass that model)."""
         from .scoring import Scorer
         from .scoring.scorer import evaluate_rows
 
         texts = [_text(x, i) for i, x in enumerate(inputs)]
+        model = self._recorded() if model is None else model
         scorer = Scorer(model, batch_size=batch_size, chat=self.chat)
         task = self.task()
         if self.soft_vectors is not None:
@@ -219,6 +227,29 @@ class Prompt:
             else:
                 out.append(Prediction(text, r.prediction))
         return out
+
+    def _recorded(self):
+        """The model this prompt was scored with, loaded once and kept."""
+        if self._model is None:
+            from .artifact import model_fingerprint
+            from .models import is_served
+
+            if not self.recorded_model:
+                raise PromptSearchError("predict: no model recorded with this prompt; pass one "
+                                        "(prompt.predict(inputs, ps.load_model(...)))")
+            spec = self.recorded_model.get("spec")
+            if is_served(spec):
+                raise PromptSearchError(f"predict: this prompt was scored on a served model ({self.recorded_model.get('name')}); "
+                                        "a URL read from a file is never connected to: pass prompt.predict(inputs, "
+                                        "ps.load_model(URL))")
+            from .api import load_model
+
+            loaded = load_model(spec, dtype=self.recorded_model.get("dtype") or "auto")
+            if self.weights and model_fingerprint(spec, loaded=loaded) != self.weights:
+                raise PromptSearchError(f"predict: the weights at {spec or 'the embedded model'} differ from the ones "
+                                        "this prompt was scored with; pass a model to predict with other weights")
+            self._model = loaded
+        return self._model
 
     def _on_its_weights(self, model) -> bool:
         """Whether ``model`` has the weights the artifact was scored with (a model loaded by ``load_model`` knows

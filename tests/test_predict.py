@@ -387,3 +387,27 @@ def test_predict_on_smollm_reproduces_the_logged_test_predictions(tmp_path):
     assert [p.prediction for p in predictions] == [r.prediction for r in expected]
     for p, r in zip(predictions, expected):
         assert list(p.label_scores.values()) == pytest.approx(list(r.label_logprobs), abs=1e-4)
+
+
+def test_predict_without_a_model_uses_the_one_it_was_scored_with(searched, tmp_path):
+    """As `promptsearch predict` without --model: a search's best predicts on the search's own loaded model, an
+    artifact on the weights and dtype it records (loaded once); a recorded URL is never connected to, and other
+    weights at the recorded path are refused, each in one line."""
+    _, model, task, result = searched
+    inputs = [ex.input for ex in task.test[:6]]
+    expected = [p.prediction for p in result.best.predict(inputs, model)]
+    best = result.best
+    assert [p.prediction for p in best.predict(inputs)] == expected and best._model is model
+    result.export(tmp_path / "prompt.json")
+    prompt = ps.load_prompt(tmp_path / "prompt.json")
+    assert [p.prediction for p in prompt.predict(inputs)] == expected
+    loaded = prompt._model
+    assert loaded is not model and str(loaded.dtype) == "torch.float32"
+    prompt.predict(inputs[:1])
+    assert prompt._model is loaded  # kept, not loaded again
+    art = json.loads((tmp_path / "prompt.json").read_text())
+    for change, message in (({"spec": "http://127.0.0.1:9/v1"}, "a URL read from a file is never connected to"),
+                            ({"fingerprint": "sha256:" + "0" * 64}, "differ from the ones this prompt was scored with")):
+        (tmp_path / "edited.json").write_text(json.dumps({**art, "model": {**art["model"], **change}}))
+        with pytest.raises(ps.errors.PromptSearchError, match=message):
+            ps.load_prompt(tmp_path / "edited.json").predict(inputs)

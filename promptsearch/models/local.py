@@ -7,6 +7,7 @@ tokenizer under the cache directory and later loads read that folder instead.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import logging
@@ -239,7 +240,8 @@ class FrozenModel(Model):
             tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
             if gguf is not None:
                 kwargs["config"] = _plain_config(source)
-            model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+            with _no_load_bar(gguf is not None):
+                model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
         except PromptSearchError:
             raise
         except Exception as e:  # noqa: BLE001 -- a user's folder can fail in any way transformers has (a config field
@@ -248,6 +250,23 @@ class FrozenModel(Model):
             raise PromptSearchError(f"could not load model {spec or 'default'!r}: {first}") from None
         model.to(device)
         return cls(model, tokenizer, name=str(spec or f"embedded:{gguf}"), dtype_why=why)
+
+
+@contextlib.contextmanager
+def _no_load_bar(quiet: bool):
+    """transformers' "Loading weights" bar off for a GGUF's cached copy, which loads in under a second: it printed
+    through ``ps.search(progress=False)`` (the CLI turns it off for every command). A model folder of the user's
+    can take minutes, and keeps its bar."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    if quiet:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if quiet and was:
+            hf_logging.enable_progress_bar()
 
 
 def _plain_config(cached: Path):
