@@ -202,11 +202,7 @@ class SearchResult:
         prompt = Prompt.from_candidate(Candidate.from_json(record), self._task, self._chat,
                                        self.summary.get("max_new_tokens"),
                                        {k: record[k] for k in ("dev", "holdout", "test") if k in record})
-        # the bias rows the search read, keyed by model and pool as predict keys them: its first call corrects by
-        # the very numbers the search did, without reading them again
-        prompt._biases.update(getattr(getattr(self._scorer, "calibration", None), "biases", None) or {})
-        prompt._model = self._model  # predict without a model: the one the search scored with, already loaded
-        return prompt
+        return prompt.attach(self._model, getattr(getattr(self._scorer, "calibration", None), "biases", None) or {})
 
     @property
     def best(self) -> Prompt:

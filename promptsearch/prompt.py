@@ -228,6 +228,14 @@ class Prompt:
                 out.append(Prediction(text, r.prediction))
         return out
 
+    def attach(self, model, biases: dict) -> Prompt:
+        """A search's own state, for its best: the loaded model (predict's default) and the bias rows the search
+        read, keyed by model and pool as predict keys them, so the first call corrects by the very numbers the
+        search did without reading them again."""
+        self._model = model
+        self._biases.update(biases)
+        return self
+
     def _recorded(self):
         """The model this prompt was scored with, loaded once and kept."""
         if self._model is None:

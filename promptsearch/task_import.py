@@ -184,7 +184,7 @@ def _label(answer: str, words: tuple[str, ...], i: int) -> int:
     if answer.strip().isdigit() and int(answer) < len(words):  # a class index, as many datasets store labels
         return int(answer)
     raise PromptSearchError(f"row {i}: label {answer!r} is none of the label words {list(words)} "
-                            f"(nor an index 0..{len(words) - 1})")
+                            f"(nor a class index 0..{len(words) - 1}; indices count from 0)")
 
 
 def _by_column(rows: list[dict]) -> dict[str, list[dict]]:
