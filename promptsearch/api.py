@@ -108,6 +108,33 @@ def evaluate(task: Task | str | None, model, prompt: str | Prompt | Candidate | 
     """Score a prompt (text with an ``{input}`` slot, a loaded ``Prompt``, or a ``Candidate``; default: the
     task's seed prompt) on a split, as a search scores it. ``metric``: a callable ``(prediction, example) ->
     [0, 1]`` or its ``module:function`` path, replacing the task's metric."""
+    done = score_on_split(task, model, prompt, split, label_words, calibrate, demos, chat, batch_size, limit, metric,
+                          progress)
+    words = done.candidate.label_words or done.task.label_words
+    rows = [{"id": ex.id, "input": ex.input, "prediction": r.prediction, "score": r.score,
+             **({"label_scores": dict(zip(words, r.label_logprobs))} if done.task.kind == "classification" else {})}
+            for ex, r in zip(done.examples, done.results)]
+    score = done.score
+    return EvalResult(score.metric, score.score, score.n, score.ci_low, score.ci_high, rows, done.too_long)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One prompt scored on a split, with what scored it: ``evaluate``'s result and `promptsearch eval`'s."""
+
+    task: Task  # as scored: the custom metric applied, a Prompt's demonstration pool in place
+    examples: list
+    candidate: Candidate
+    results: list
+    too_long: int
+    score: object  # metrics.Score
+    scorer: object
+
+
+def score_on_split(task, model, prompt=None, split: str = "dev", label_words=None, calibrate=None, demos=None,
+                   chat: bool = False, batch_size: int = 16, limit: int | None = None, metric=None,
+                   progress: bool = False) -> Scored:
+    """``evaluate``'s work, shared with the CLI's `eval` (which loads the model with its served options first)."""
     from .limits import check as check_rule
     from .limits import check_given
     from .scoring import Scorer
@@ -151,12 +178,8 @@ def evaluate(task: Task | str | None, model, prompt: str | Prompt | Candidate | 
         task, scorer = apply(metric, task, scorer)
     examples = task.split(split)[:limit]
     results, too_long = evaluate_rows(scorer, task, candidate, examples, progress)  # a row too long: wrong, as a run scores it
-    words = candidate.label_words or task.label_words
-    score = summarize(task.metric, results, examples, words)
-    rows = [{"id": ex.id, "input": ex.input, "prediction": r.prediction, "score": r.score,
-             **({"label_scores": dict(zip(words, r.label_logprobs))} if task.kind == "classification" else {})}
-            for ex, r in zip(examples, results)]
-    return EvalResult(score.metric, score.score, score.n, score.ci_low, score.ci_high, rows, len(too_long))
+    score = summarize(task.metric, results, examples, candidate.label_words or task.label_words)
+    return Scored(task, examples, candidate, results, len(too_long), score, scorer)
 
 
 def _check_options(task: Task, candidate: Candidate) -> None:

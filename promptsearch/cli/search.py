@@ -91,10 +91,8 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
     if check or allow_other_model or cached:
         raise PromptSearchError("--check, --allow-other-model and --cached go with --artifact FILE")
     split = split or "dev"
-    from ..candidate import Candidate
-    from ..metrics import summarize
+    from ..api import score_on_split
     from ..models import load_model, scoring_note
-    from ..scoring import Scorer
     from ..task import load_task
     from ..template import validate
 
@@ -112,38 +110,18 @@ def eval_(prompt, prompt_file, task, split, limit, label_words, calibrate, demos
     words = label_words or None
     if words and (t.kind != "classification" or len(words) != len(t.label_words)):
         raise PromptSearchError(f"--label-words needs {len(t.label_words)} comma-separated words for task {t.name}")
-    examples = t.split(split)[:limit]
     started = time.monotonic()
     loaded_model = load_model(model, device=device, dtype=dtype, model_name=model_name, concurrency=concurrency,
                               scoring=scoring, timeout=timeout)
-    if chat:
-        from ..models import require_chat_template
-
-        require_chat_template(loaded_model)
-    scorer = Scorer(loaded_model, batch_size=batch_size, chat=chat)
     loaded = time.monotonic()
-    cand = Candidate(prompt, label_words=words, calibrate=calibrate, demos=demos)
-    if demos:
-        from ..scoring.demos import parse
-
-        parse(demos)
-    if calibrate:
-        from ..scoring.calibration import check as check_calibration
-
-        check_calibration(t, cand)
-    if metric:  # the user's per-example metric (custom_metric.py)
-        from ..custom_metric import apply
-
-        t, scorer = apply(metric, t, scorer)
-    from ..scoring.scorer import evaluate_rows
-
-    results, over = evaluate_rows(scorer, t, cand, examples, progress=not (quiet or as_json))  # too long: wrong, as in a run
-    too_long = len(over)
-    score = summarize(t.metric, results, examples, words or t.label_words)
+    # the API's evaluate does the rest (the checks of --chat, --demos and --calibrate, the custom metric, the rows)
+    done = score_on_split(t, loaded_model, prompt, split, words, calibrate, demos, chat, batch_size, limit, metric,
+                          progress=not (quiet or as_json))
+    t, examples, results, too_long, score = done.task, done.examples, done.results, done.too_long, done.score
     seconds = time.monotonic() - loaded
     out = {**score.to_json(), "task": t.name, "split": split, "prompt": prompt, "label_words": list(words or t.label_words),
-           **cand.options(),
-           "model": scorer.model.name, "dtype": getattr(loaded_model, "dtype_name", None), "seconds": round(seconds, 3), "load_seconds": round(loaded - started, 3),
+           **done.candidate.options(),
+           "model": done.scorer.model.name, "dtype": getattr(loaded_model, "dtype_name", None), "seconds": round(seconds, 3), "load_seconds": round(loaded - started, 3),
            "examples_per_second": round(len(examples) / seconds, 2) if seconds else None,
            "scoring": scoring_note.describe(loaded_model),
            "too_long": too_long, "results": example_rows(t, examples, results, words or t.label_words)}  # every task kind (#30)
