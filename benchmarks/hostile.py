@@ -322,6 +322,10 @@ def case_task_edit(c: Corpus, kind: str):
     elif kind == "deep":
         with open(t / "dev.jsonl", "a") as f:
             f.write('{"input": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    elif kind in ("huge-label", "many-labels"):  # scored once per class: minutes a row before the cap
+        data = json.loads((t / "task.json").read_text())
+        words = ["negative", "x" * 20_000] if kind == "huge-label" else [f"w{i}" for i in range(5000)]
+        (t / "task.json").write_text(json.dumps({**data, "label_words": words}))
     elif kind == "surrogate":
         with open(t / "dev.jsonl", "a") as f:
             f.write('{"input": "\\ud800", "output": "positive"}\n')
@@ -569,6 +573,8 @@ CASES = [
     ("10 data checks", "NaN log-probability", lambda c: case_bad_logprob(c, "NaN")),
     ("10 data checks", "output contradicts label", lambda c: case_task_edit(c, "contradiction")),
     ("10 data checks", "label word with white space", lambda c: case_task_edit(c, "white-space")),
+    ("10 data checks", "a label word of 20,000 characters", lambda c: case_task_edit(c, "huge-label")),
+    ("10 data checks", "5,000 label words", lambda c: case_task_edit(c, "many-labels")),
     ("10 data checks", "--label-words good,good", lambda c: case_label_words_flag(c, "good,good")),
     ("10 data checks", "--label-words ,", lambda c: case_label_words_flag(c, ",")),
     ("10 data checks", "dangling task.json", lambda c: case_task_edit(c, "dangling")),

@@ -54,10 +54,8 @@ def load_model(spec: str | None = None, device: str = "auto", dtype: str = DEFAU
     the model (``model.spec``) so a run's config names it and ``--resume`` or ``export`` can load it again."""
     from .models import load_model as load
 
-    model = load(spec, device=device, dtype=dtype, model_name=model_name, concurrency=concurrency,
-                 scoring=scoring, timeout=timeout)
-    model.spec = str(spec) if spec is not None else None
-    return model
+    return load(spec, device=device, dtype=dtype, model_name=model_name, concurrency=concurrency, scoring=scoring,
+                timeout=timeout)
 
 
 def load_prompt(path: str | Path) -> Prompt:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .errors import PromptSearchError
+from .limits import MAX_CLASSES, MAX_LABEL_CHARS
 
 SCHEMA = "promptsearch.prompt-artifact"
 SCHEMA_VERSION = 1
@@ -124,6 +125,9 @@ def _validate(data: dict, where: str) -> None:
     for name, words in (("label_words", data["label_words"]), ("task.label_words", data["task"].get("label_words"))):
         if words is not None and not (isinstance(words, list) and all(isinstance(w, str) and w for w in words)):
             raise PromptSearchError(f"{where}: field {name!r} must be a list of non-empty strings")
+        if words and (len(words) > MAX_CLASSES or max(map(len, words)) > MAX_LABEL_CHARS):  # as a task's (limits.py)
+            raise PromptSearchError(f"{where}: field {name!r}: at most {MAX_CLASSES} label words of at most "
+                                    f"{MAX_LABEL_CHARS} characters each")
     for split, info in data["task"]["splits"].items():
         _check_fields(info if isinstance(info, dict) else {}, {"n": (int,), "sha256": TEXT}, where, f"task.splits.{split}.")
     if "test" not in data["task"]["splits"]:

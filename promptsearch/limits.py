@@ -9,6 +9,12 @@ import math
 
 from .errors import PromptSearchError
 
+# Label words (task.check_label_words, an artifact's): each row is scored once per class whose word is several
+# tokens, on the prompt and the word, so a 20,000-character word took minutes a row and thousands of classes as
+# long. Label words are short answers; long or open ones are a generation task's.
+MAX_CLASSES = 1000
+MAX_LABEL_CHARS = 200
+
 # name -> (whole number?, least, most); None: no bound
 RULES = {
     "batch_size": (True, 1, 1024),

@@ -250,7 +250,7 @@ class Prompt:
                 raise PromptSearchError(f"predict: this prompt was scored on a served model ({self.recorded_model.get('name')}); "
                                         "a URL read from a file is never connected to: pass prompt.predict(inputs, "
                                         "ps.load_model(URL))")
-            from .api import load_model
+            from .models import load_model
 
             loaded = load_model(spec, dtype=self.recorded_model.get("dtype") or "auto")
             if self.weights and model_fingerprint(spec, loaded=loaded) != self.weights:

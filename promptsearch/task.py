@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .errors import PromptSearchError
 from .files import check_fields, parse_json, present, read_json, read_lines
+from .limits import MAX_CLASSES, MAX_LABEL_CHARS
 from .metrics import METRICS
 from .template import validate
 
@@ -191,6 +192,13 @@ def check_label_words(words, where: str) -> tuple[str, ...]:
     if len(words) < 2:
         raise PromptSearchError(f"{where}: a classification task needs at least two label words, got {len(words)}"
                                 " (for a generation task, remove the label words)")
+    if len(words) > MAX_CLASSES:  # limits.py says why
+        raise PromptSearchError(f"{where}: {len(words)} label words; at most {MAX_CLASSES} classes (for open answers, "
+                                "make it a generation task)")
+    for w in words:
+        if len(w) > MAX_LABEL_CHARS:
+            raise PromptSearchError(f"{where}: label word {w[:40]!r}... is {len(w)} characters; at most "
+                                    f"{MAX_LABEL_CHARS} (for long answers, make it a generation task)")
     seen = set()
     for w in words:
         if w in seen:

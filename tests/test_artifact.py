@@ -114,6 +114,8 @@ def _broken(data, **changes):
     ({"prompt": "no slot"}, "field 'prompt'"),
     ({"label_words": ["", "x"]}, "non-empty strings"),
     ({"task__label_words": "positive"}, "field 'task.label_words' must be a list of non-empty strings"),
+    ({"label_words": ["x" * 201, "y"]}, "field 'label_words': at most 1000 label words of at most 200 characters each"),
+    ({"task__label_words": [f"w{i}" for i in range(1001)]}, "field 'task.label_words': at most 1000 label words"),
     ({"test_outcomes__scores": [1.0]}, "'test_outcomes' lists must all hold scores.test.n = 200 entries"),
     ({"scores__holdout": {"score": 0.5}}, "missing field 'scores.holdout.metric'"),
     ({"scores__seed_holdout": [0.5]}, "missing field 'scores.seed_holdout.metric'"),

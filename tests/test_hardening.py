@@ -56,6 +56,10 @@ def test_task_file_not_utf8_names_file_and_line(task, tmp_path, tiny_dir):
     (["only"], "a classification task needs at least two label words, got 1 (for a generation task, remove the label words)"),
     (["good", 3], "label words must be a list of non-empty strings"),
     ({"good": 1}, "must be a JSON list, not an object"),
+    # scored once per class on the prompt and the word: a huge word or thousands of classes took minutes a row
+    (["good", "x" * 20_000], ("label word 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... is 20000 characters; at most 200 "
+                              "(for long answers, make it a generation task)")),
+    ([f"w{i}" for i in range(1001)], "1001 label words; at most 1000 classes (for open answers, make it a generation task)"),
 ])
 def test_bad_labels_json(task, tmp_path, tiny_dir, labels, problem):
     meta = json.loads((task / "task.json").read_text())

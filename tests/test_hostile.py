@@ -504,6 +504,7 @@ def test_an_output_that_contradicts_its_label_is_refused(task):
 @pytest.mark.parametrize("words, problem", [
     ("good,good", "--label-words: label word 'good' is listed twice"),
     (",", "--label-words: label words must be a list of non-empty strings"),
+    ("good," + "x" * 201, "--label-words: label word 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... is 201 characters"),
 ])
 def test_label_words_flag_keeps_the_file_rules(task, tiny_dir, words, problem):
     msg = one_line_error("eval", "--task", task, "--model", tiny_dir, "--label-words", words, "--limit", "2")

@@ -30,10 +30,14 @@ def load_model(spec: str | None = None, device: str = "auto", dtype: str = DEFAU
         from .served import ServedModel
         from .urls import split_urls
 
-        return ServedModel.connect(split_urls(spec), model_name=model_name,
-                                   concurrency=concurrency, scoring=scoring, timeout=timeout, use_cache=cache)
-    from .local import FrozenModel
+        model = ServedModel.connect(split_urls(spec), model_name=model_name,
+                                    concurrency=concurrency, scoring=scoring, timeout=timeout, use_cache=cache)
+    else:
+        from .local import FrozenModel
 
-    if model_name:
-        raise PromptSearchError("--model-name picks a model on a server; it needs --model http://HOST:PORT/v1")
-    return FrozenModel.load(spec, device=device, dtype=dtype)
+        if model_name:
+            raise PromptSearchError("--model-name picks a model on a server; it needs --model http://HOST:PORT/v1")
+        model = FrozenModel.load(spec, device=device, dtype=dtype)
+    # kept on the model, so a run's config names it and --resume, export or an artifact's check can load it again
+    model.spec = str(spec) if spec is not None else None
+    return model
