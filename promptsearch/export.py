@@ -122,13 +122,11 @@ def stored_biases(summary: dict, chat: bool, task, candidate) -> dict:
     found, fingerprint = summary.get("calibration_biases"), summary.get("model_fingerprint")
     if not isinstance(found, dict) or not isinstance(fingerprint, str):
         return {}
-    layer, kept = demos.Demonstrations(), {}
-    for c in candidate.members or (candidate,):
-        if c.calibrate:
-            entry = calibration.bias_entry(fingerprint, chat, task, c, layer)
-            bias = found.get(calibration.digest(entry))
-            if artifact.is_bias(bias, len(entry[3])):  # a hand-edited summary's other value: read again at predict
-                kept[calibration.digest(entry)] = bias
+    kept = {}
+    for entry, key in calibration.member_entries(fingerprint, chat, task, candidate, demos.Demonstrations()):
+        bias = found.get(key)
+        if artifact.is_bias(bias, len(entry[3])):  # a hand-edited summary's other value: read again at predict
+            kept[key] = bias
     return {"calibration_bias": {"model": fingerprint, "biases": kept, "note": artifact.BIAS_NOTE}} if kept else {}
 
 

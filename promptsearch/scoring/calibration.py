@@ -135,6 +135,15 @@ def digest(entry: tuple) -> str:
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def member_entries(fingerprint: str, chat: bool, task, candidate, demonstrations):
+    """Each calibrated member's bias entry and its digest (an ensemble's members, else the candidate itself): the
+    biases an artifact stores (export.stored_biases) and a prediction takes back (``Calibration.adopt``)."""
+    for c in candidate.members or (candidate,):
+        if c.calibrate:
+            entry = bias_entry(fingerprint, chat, task, c, demonstrations)
+            yield entry, digest(entry)
+
+
 def domain_premise(prompt: str) -> str:
     """The text the label's prior is read after: the template after its last ``{input}`` slot."""
     tail = template.parse(prompt)[-1].lstrip()
@@ -178,11 +187,8 @@ class Calibration:
         scorer; returns how many it took. An entry matches only the same model, dtype, chat mode, prompt, label
         words and pool: for anything else it is absent and the bias is read again."""
         taken = 0
-        for c in candidate.members or (candidate,):
-            if not c.calibrate:
-                continue
-            key = bias_entry(scorer.model.fingerprint, scorer.chat, task, c, scorer.demos)
-            found = stored.get(digest(key))
+        for key, stored_as in member_entries(scorer.model.fingerprint, scorer.chat, task, candidate, scorer.demos):
+            found = stored.get(stored_as)
             if key not in self.biases and found is not None and len(found) == len(key[3]):
                 self.biases[key] = list(found)
                 taken += 1
