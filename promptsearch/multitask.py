@@ -217,7 +217,7 @@ def check_section(section, where: str, strategies: list[str]) -> None:
     refused = [s for s in strategies if s in REFUSED]
     if refused:
         raise PromptSearchError(f"strategy {refused[0]!r} does not run on several tasks at once (it reads one task's "
-                                f"label words or loss); use {', '.join(('templates', 'clarify', 'evolution'))}")
+                                "label words or loss); use templates, clarify, evolution")
 
 
 def load_multitask(config: dict) -> MultiTask:

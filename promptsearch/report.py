@@ -17,6 +17,7 @@ one of its candidates first reaches a larger rung (its best is then judged on mo
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from dataclasses import dataclass, field
@@ -106,7 +107,7 @@ def curves(run: RunData) -> dict[str, list[tuple[int, float]]]:
 def drops(points: list[tuple[int, float, int]]) -> list[tuple[int, float, float, int, int]]:
     """Where a best-so-far line falls: (evaluations, from, to, dev rows before, dev rows now). It falls only
     when its best is judged on more dev rows; the plot marks each fall and says so (#30)."""
-    return [(x, y0, y, n0, n) for (_, y0, n0), (x, y, n) in zip(points, points[1:]) if y < y0]
+    return [(x, y0, y, n0, n) for (_, y0, n0), (x, y, n) in itertools.pairwise(points) if y < y0]
 
 
 def sized_curves(run: RunData) -> dict[str, list[tuple[int, float, int]]]:

@@ -338,7 +338,7 @@ def load_configured_model(config: dict, spec, model_name):
 def make_strategies(config: dict) -> list:
     unused = set(config["options"]) - set(config["strategies"])
     if unused:
-        raise PromptSearchError(f"options given for strategy {sorted(unused)[0]!r}, which this run does not use")
+        raise PromptSearchError(f"options given for strategy {min(unused)!r}, which this run does not use")
     if config.get("plain"):  # plain.py: only prompts whose text is the whole prompt
         from .plain import plain_strategies
 

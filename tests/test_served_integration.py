@@ -149,7 +149,7 @@ def test_label_word_search_reads_the_served_top_k_lists(llama_server, in_process
     for words in options:
         assert len(words) == 2 and len({w.lower() for w in words}) == 2 and all(_is_label_word(" " + w, True) for w in words)
     assert any(w not in task.label_words for words in options for w in words)
-    context = scorer.render(prompt, [ex for ex in task.train if ex.label == 0][0].input)
+    context = scorer.render(prompt, next(ex for ex in task.train if ex.label == 0).input)
     listed, _ = model.next_token_tables([context], lambda t: _is_label_word(t, True), "label words, space=True")[0]
     word = max(listed, key=listed.get)
     assert abs(listed[word] - llama_cpp_loglik(in_process_llama, context + word, word)) < 1e-4

@@ -234,8 +234,8 @@ def run(task, objective, extend, compare, strategy_names, schedule, options, see
         task = multi["tasks"][0] if multi else (task[0] if task else None)
         if seed_prompt is not None:
             seed_prompt = validate(unescape(seed_prompt))
-        budget = {k: v for k, v in dict(max_candidates=max_candidates, max_evals=max_evals, max_seconds=max_seconds,
-                                                   max_tokens=max_tokens).items() if v}
+        budget = {k: v for k, v in {"max_candidates": max_candidates, "max_evals": max_evals,
+                                    "max_seconds": max_seconds, "max_tokens": max_tokens}.items() if v}
         racing = {"min_examples": 10**9} if no_racing else None
         config = runner.make_config(task=task, model=model, device=device, dtype=dtype, chat=chat, batch_size=batch_size,
                                     strategies=list(strategy_names) or None,  # None: the default chain (runner)
@@ -244,8 +244,8 @@ def run(task, objective, extend, compare, strategy_names, schedule, options, see
                                     final_ensemble=final_ensemble,
                                     seed_prompt=seed_prompt, top_k=top_k, budget=budget or None, racing=racing,
                                     executor=executor_config(executor or "local", workers, worker_threads, ray_address),
-                                    proposer=proposer, served=dict(model_name=model_name, concurrency=concurrency,
-                                                                   scoring=scoring, timeout=timeout),
+                                    proposer=proposer, served={"model_name": model_name, "concurrency": concurrency,
+                                                               "scoring": scoring, "timeout": timeout},
                                     multitask=multi)
         if metric:
             from ..custom_metric import load as load_metric

@@ -208,8 +208,8 @@ class HFBatching:
                     ids[b, width - len(rows[r]) :] = torch.tensor(rows[r])
                     mask[b, width - len(rows[r]) :] = 1
                 ids, mask = ids.to(lm.device), mask.to(lm.device)
-                kwargs = dict(attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                              pad_token_id=self.model.pad_id, stopping_criteria=[_LineEnd(stop_ids)])
+                kwargs = {"attention_mask": mask, "max_new_tokens": max_new_tokens, "do_sample": False,
+                          "pad_token_id": self.model.pad_id, "stopping_criteria": [_LineEnd(stop_ids)]}
                 if soft is None:
                     new = lm.generate(input_ids=ids, **kwargs)[:, width:]
                 else:

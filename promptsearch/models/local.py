@@ -228,7 +228,7 @@ class FrozenModel(Model):
         device = pick_device(device)
         dtype, why = resolve_dtype(dtype, device)
         torch_dtype = getattr(torch, dtype)
-        kwargs = dict(trust_remote_code=False, dtype=torch_dtype)
+        kwargs = {"trust_remote_code": False, "dtype": torch_dtype}
         try:
             if gguf is not None:
                 cached = _gguf_cache_dir(directory / gguf)
