@@ -205,3 +205,14 @@ def test_a_proposer_writes_the_text_as_run_proposer_does(tiny_dir, small_task_di
     ps.search(small_task_dir, model, budget=ps.Budget(max_evals=30), run_dir=tmp_path / "spec", strategies=["ape"],
               proposer=tiny_dir, final_calibration=None)
     assert seen["proposer"] is not model and seen["proposer"].name == proposer.name  # loaded from the spec
+
+
+def test_loading_the_embedded_model_prints_no_bar_and_leaves_transformers_bars_as_they_were(capfd):
+    """transformers' "Loading weights" bar printed through ps.search(progress=False); the cached embedded copy loads
+    in under a second, so it loads without one, and the user's own setting of transformers' bars is kept."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_progress_bar()
+    model = ps.load_model(device="cpu", dtype="float32")
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled() and model.spec is None
