@@ -174,6 +174,16 @@ def case_artifact_url(c: Corpus):
         elsewhere.close()
 
 
+def case_predict_url(c: Corpus):
+    d = c.fresh("predict-url")
+    elsewhere = Server(lambda p: (200, {}, listing()))
+    try:
+        (d / "a.json").write_text(c.artifact(model={"spec": elsewhere.url, "name": "x", "dtype": "float32", "fingerprint": "f"}))
+        return refused(c, c.cli("predict", "--artifact", d / "a.json", "a film"), elsewhere=elsewhere, expect="never connected")
+    finally:
+        elsewhere.close()
+
+
 def case_resume_url(c: Corpus):
     d = c.fresh("resume-url")
     elsewhere = Server(lambda p: (200, {}, listing()))
@@ -558,6 +568,7 @@ CASES = [
     ("1 path traversal", "task name /abs", lambda c: case_task_name(c, "/abs")),
     ("2 key to another host", "redirect to another host", case_redirect),
     ("2 key to another host", "eval --artifact with a recorded URL", case_artifact_url),
+    ("2 key to another host", "predict with a recorded URL", case_predict_url),
     ("2 key to another host", "resume with a recorded URL", case_resume_url),
     ("3 credentials in URLs", "user:password@", lambda c: case_credentials(c, "http://u:pa55word@127.0.0.1:9/v1")),
     ("3 credentials in URLs", "?key= in the URL", lambda c: case_credentials(c, "http://127.0.0.1:9/v1?key=pa55word")),

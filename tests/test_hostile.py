@@ -222,6 +222,17 @@ def make_run_dir(tmp_path, small_task_dir, **config):
     return d
 
 
+def test_predict_never_connects_to_the_url_its_artifact_records(elsewhere, monkeypatch, tmp_path):
+    """As eval --artifact: without --model, a recorded server URL is refused and the key never sent."""
+    monkeypatch.setenv("PROMPTSEARCH_API_KEY", "sk-secret-2")
+    data = json.loads(make_artifact())
+    data["model"]["spec"] = elsewhere.url
+    (tmp_path / "a.json").write_text(json.dumps(data))
+    msg = one_line_error("predict", "--artifact", tmp_path / "a.json", "a gripping film")
+    assert "read from a file; a URL read from a file is never connected to" in msg and f"--model {elsewhere.url}" in msg
+    assert elsewhere.seen == []
+
+
 def test_resume_never_joins_a_ray_address_from_config(tmp_path, small_task_dir):
     d = make_run_dir(tmp_path, small_task_dir, executor={"kind": "ray", "workers": 2, "threads": 1, "address": "10.9.9.9:6379"})
     before = snapshot(d)

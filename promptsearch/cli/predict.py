@@ -80,6 +80,10 @@ def predict(artifact_file, inputs, input_file, out, allow_other_model, model, mo
     for n, text in enumerate(inputs, 1):  # bytes that are not UTF-8 on the command line: before the model loads
         check_text(text, f"input argument {n}")
     spec = model if model is not None else art.model["spec"]
+    if model is None:
+        from ..runner import require_named
+
+        require_named(spec, [], "model")  # never connect (with the API key) to a URL read from the artifact
     from ..api import load_model
 
     loaded = load_model(spec, device=device, dtype=art.model["dtype"] if model is None else dtype,
