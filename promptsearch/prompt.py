@@ -93,8 +93,8 @@ class Prompt:
     # calibration averages 32 pool inputs per member, which dominated a predict call of a few inputs (17 s for 2
     # inputs of a 3-member ensemble on a 2-core CPU) and is the same floats every time on the same model.
     _biases: dict = field(default_factory=dict, init=False, repr=False, compare=False)
-    # The model predict uses when given none: an artifact's recorded one ({"spec", "dtype", "name"}), loaded on
-    # first use; a search's best gets the search's own loaded model (api.SearchResult).
+    # The model predict uses when given none: an artifact's recorded one ({"spec", "dtype", "name"}; its fingerprint
+    # is ``weights``), loaded on first use; a search's best gets the search's own loaded model (api.SearchResult).
     recorded_model: dict = field(default_factory=dict, repr=False, compare=False)
     _model: object = field(default=None, init=False, repr=False, compare=False)
 
@@ -143,7 +143,7 @@ class Prompt:
                    vectors, {k: art.scores[k] for k in ("dev", "holdout", "test") if k in art.scores},
                    stored_biases=dict((scoring.get("calibration_bias") or {}).get("biases") or {}),
                    weights=art.model["fingerprint"], task_words=tuple(art.task.get("label_words") or ()),
-                   recorded_model=dict(art.model))
+                   recorded_model={k: art.model[k] for k in ("spec", "name", "dtype")})
 
     @classmethod
     def from_candidate(cls, candidate: Candidate, task: Task, chat: bool = False, max_new_tokens: int | None = None,
@@ -239,8 +239,7 @@ class Prompt:
     def _recorded(self):
         """The model this prompt was scored with, loaded once and kept."""
         if self._model is None:
-            from .artifact import model_fingerprint
-            from .models import is_served
+            from .models import is_served, load_model
 
             if not self.recorded_model:
                 raise PromptSearchError("predict: no model recorded with this prompt; pass one "
@@ -250,10 +249,8 @@ class Prompt:
                 raise PromptSearchError(f"predict: this prompt was scored on a served model ({self.recorded_model.get('name')}); "
                                         "a URL read from a file is never connected to: pass prompt.predict(inputs, "
                                         "ps.load_model(URL))")
-            from .models import load_model
-
             loaded = load_model(spec, dtype=self.recorded_model.get("dtype") or "auto")
-            if self.weights and model_fingerprint(spec, loaded=loaded) != self.weights:
+            if self.weights and not self._on_its_weights(loaded):
                 raise PromptSearchError(f"predict: the weights at {spec or 'the embedded model'} differ from the ones "
                                         "this prompt was scored with; pass a model to predict with other weights")
             self._model = loaded

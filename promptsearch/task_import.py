@@ -115,7 +115,8 @@ def make_splits(rows: list[dict], label_words: tuple[str, ...] = (), input_col="
                 raise PromptSearchError(f"row {i}: no column {col!r}")
         texts = [_text(row[col], col, i) for col in inputs]
         answers = _answers(row[output_col], output_col, i, bool(label_words))
-        for col, value in zip(inputs + (output_col,), texts + [answers[0] if answers else ""]):
+        answer = answers[0]
+        for col, value in zip(inputs + (output_col,), texts + [answer]):
             if not value.strip():
                 raise PromptSearchError(f"row {i}: empty {col!r}")
         text = texts[0] if len(inputs) == 1 else "\n".join(f"{col}: {value}" for col, value in zip(inputs, texts))
@@ -123,7 +124,6 @@ def make_splits(rows: list[dict], label_words: tuple[str, ...] = (), input_col="
             raise PromptSearchError(f"row {i}: repeats the input of row {seen[text]} (duplicate rows would leak "
                                     "between splits); remove one")
         seen[text] = i
-        answer = answers[0]
         out = {"input": text, "output": answer}
         if len(answers) > 1:
             out["outputs"] = answers

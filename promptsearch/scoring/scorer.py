@@ -298,6 +298,7 @@ def evaluate_rows(scorer, task, candidate, examples, progress: bool = False) -> 
         for start in range(0, len(examples), CHUNK):
             chunk = examples[start: start + CHUNK]
             got, over = evaluate_fitting(scorer, task, candidate, chunk)
-            results, too_long = results + got, too_long + over
+            results += got
+            too_long += over
             bar.update(len(chunk))
     return results, too_long
