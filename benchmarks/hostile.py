@@ -164,22 +164,14 @@ def case_redirect(c: Corpus):
         elsewhere.close()
 
 
-def case_artifact_url(c: Corpus):
-    d = c.fresh("artifact-url")
+def case_artifact_url(c: Corpus, *command):
+    """eval --artifact or predict, with no --model, on an artifact that records a server URL: never connected to."""
+    d = c.fresh(f"artifact-url-{command[0]}")
     elsewhere = Server(lambda p: (200, {}, listing()))
     try:
         (d / "a.json").write_text(c.artifact(model={"spec": elsewhere.url, "name": "x", "dtype": "float32", "fingerprint": "f"}))
-        return refused(c, c.cli("eval", "--artifact", d / "a.json", "--check"), elsewhere=elsewhere, expect="never connected")
-    finally:
-        elsewhere.close()
-
-
-def case_predict_url(c: Corpus):
-    d = c.fresh("predict-url")
-    elsewhere = Server(lambda p: (200, {}, listing()))
-    try:
-        (d / "a.json").write_text(c.artifact(model={"spec": elsewhere.url, "name": "x", "dtype": "float32", "fingerprint": "f"}))
-        return refused(c, c.cli("predict", "--artifact", d / "a.json", "a film"), elsewhere=elsewhere, expect="never connected")
+        return refused(c, c.cli(command[0], "--artifact", d / "a.json", *command[1:]), elsewhere=elsewhere,
+                       expect="never connected")
     finally:
         elsewhere.close()
 
@@ -567,8 +559,8 @@ CASES = [
     ("1 path traversal", "task name ../../x", lambda c: case_task_name(c, "../../x")),
     ("1 path traversal", "task name /abs", lambda c: case_task_name(c, "/abs")),
     ("2 key to another host", "redirect to another host", case_redirect),
-    ("2 key to another host", "eval --artifact with a recorded URL", case_artifact_url),
-    ("2 key to another host", "predict with a recorded URL", case_predict_url),
+    ("2 key to another host", "eval --artifact with a recorded URL", lambda c: case_artifact_url(c, "eval", "--check")),
+    ("2 key to another host", "predict with a recorded URL", lambda c: case_artifact_url(c, "predict", "a film")),
     ("2 key to another host", "resume with a recorded URL", case_resume_url),
     ("3 credentials in URLs", "user:password@", lambda c: case_credentials(c, "http://u:pa55word@127.0.0.1:9/v1")),
     ("3 credentials in URLs", "?key= in the URL", lambda c: case_credentials(c, "http://127.0.0.1:9/v1?key=pa55word")),

@@ -169,12 +169,14 @@ def test_a_redirect_to_another_host_is_not_followed_with_the_key(elsewhere, monk
     assert mover.seen[0][1].get("Authorization") == "Bearer sk-secret-1"  # the URL given did get it
 
 
-def test_eval_artifact_never_connects_to_the_url_it_records(elsewhere, monkeypatch, tmp_path):
+@pytest.mark.parametrize("command", [["eval", "--check"], ["predict", "a gripping film"]])
+def test_an_artifact_command_never_connects_to_the_url_it_records(elsewhere, monkeypatch, tmp_path, command):
+    """eval --artifact and predict alike: without --model, a recorded server URL is refused, the key never sent."""
     monkeypatch.setenv("PROMPTSEARCH_API_KEY", "sk-secret-2")
     data = json.loads(make_artifact())
     data["model"]["spec"] = elsewhere.url
     (tmp_path / "a.json").write_text(json.dumps(data))
-    msg = one_line_error("eval", "--artifact", tmp_path / "a.json", "--check")
+    msg = one_line_error(command[0], "--artifact", tmp_path / "a.json", *command[1:])
     assert "read from a file; a URL read from a file is never connected to" in msg and f"--model {elsewhere.url}" in msg
     assert elsewhere.seen == []
 
@@ -220,17 +222,6 @@ def make_run_dir(tmp_path, small_task_dir, **config):
     d = tmp_path / "run"
     RunStore.create(d, runner.make_config(task=small_task_dir, strategies=["templates"], **config))
     return d
-
-
-def test_predict_never_connects_to_the_url_its_artifact_records(elsewhere, monkeypatch, tmp_path):
-    """As eval --artifact: without --model, a recorded server URL is refused and the key never sent."""
-    monkeypatch.setenv("PROMPTSEARCH_API_KEY", "sk-secret-2")
-    data = json.loads(make_artifact())
-    data["model"]["spec"] = elsewhere.url
-    (tmp_path / "a.json").write_text(json.dumps(data))
-    msg = one_line_error("predict", "--artifact", tmp_path / "a.json", "a gripping film")
-    assert "read from a file; a URL read from a file is never connected to" in msg and f"--model {elsewhere.url}" in msg
-    assert elsewhere.seen == []
 
 
 def test_resume_never_joins_a_ray_address_from_config(tmp_path, small_task_dir):
